@@ -1,0 +1,160 @@
+#include "app/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "adapters/tool_adapter.h"
+#include "app/ingest_service.h"
+#include "dicom/dimse_listener.h"
+#include "http/admin_server.h"
+#include "pipeline/job_engine.h"
+#include "pipeline/router.h"
+#include "pipeline/study_assembler.h"
+#include "results/deliverer.h"
+#include "results/result_intake.h"
+#include "store/index.h"
+#include "store/spool.h"
+#include "store/sqlite_index.h"
+
+namespace conduit {
+
+struct Gateway::Parts {
+  Config config;
+  SystemClock clock;
+  Metrics metrics;
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<Index> index;
+  std::unique_ptr<Router> router;
+  std::unique_ptr<ResultIntake> intake;
+  std::unique_ptr<Deliverer> deliverer;
+  std::unique_ptr<JobEngine> engine;
+  std::unique_ptr<StudyAssembler> assembler;
+  std::unique_ptr<IngestService> ingest;
+  std::unique_ptr<DimseListener> listener;
+  std::unique_ptr<AdminServer> admin;
+  std::jthread ticker;  // "assembler-tick": completes quiet studies every 250 ms
+  bool started = false;
+};
+
+Gateway::Gateway(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Gateway::~Gateway() { Stop(); }
+
+Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
+  auto p = std::make_unique<Parts>();
+  p->config = std::move(config);
+  const Config& c = p->config;
+  std::error_code ec;
+  std::filesystem::create_directories(c.node.data_dir, ec);
+  if (ec) {
+    return InvalidArgument("data dir " + c.node.data_dir.string() + ": " + ec.message());
+  }
+  ASSIGN_OR_RETURN(p->spool, Spool::Open(SpoolOptions{c.node.data_dir / "spool",
+                                                      c.dicom.min_free_bytes}));
+  ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
+  p->router = std::make_unique<Router>(c.routes);
+  p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock);
+  p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock);
+
+  std::map<std::string, std::unique_ptr<ToolAdapter>> adapters;
+  for (const ToolConfig& tool : c.tools) {
+    adapters[tool.name] = tool.kind == ToolKind::kExecutable
+                              ? MakeExecutableAdapter(tool)
+                              : MakeDimsePushAdapter(tool, c.dicom.ae_title);
+  }
+  p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
+                                          *p->deliverer, *p->intake, p->metrics);
+  JobEngine* engine = p->engine.get();
+  p->assembler = std::make_unique<StudyAssembler>(*p->index, p->clock, c,
+                                                  [engine](JobId) { engine->Wake(); });
+  p->ingest = std::make_unique<IngestService>(c, *p->spool, *p->index, *p->router, *p->assembler,
+                                              *p->intake, p->metrics, p->clock,
+                                              [engine] { engine->Wake(); });
+  p->listener = MakeDimseListener(c.dicom, *p->ingest);
+
+  Parts* raw = p.get();
+  if (c.http.port != 0) {
+    AdminContext ctx{c, *p->index, p->metrics, p->clock,
+                     [raw] {
+                       auto counts = raw->index->CountJobsByState();
+                       if (!counts.ok()) return;
+                       for (JobState s :
+                            {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults,
+                             JobState::kDelivering, JobState::kDone, JobState::kFailed,
+                             JobState::kDeadLetter}) {
+                         auto it = counts->find(s);
+                         raw->metrics.Set("conduit_jobs",
+                                          it == counts->end() ? 0 : static_cast<double>(it->second),
+                                          std::string("state=\"") + JobStateName(s) + "\"");
+                       }
+                       raw->metrics.Set("conduit_dicom_associations_active",
+                                        raw->listener->active_associations());
+                     },
+                     [raw] {
+                       return std::map<std::string, std::string>{
+                           {"node", raw->config.node.name},
+                           {"dicom_listener", raw->started ? "up" : "down"},
+                           {"dicom_ae_title", raw->config.dicom.ae_title.str()}};
+                     }};
+    p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
+    p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
+    p->admin = MakeAdminServer(std::move(ctx));
+  }
+  return std::unique_ptr<Gateway>(new Gateway(std::move(p)));
+}
+
+Status Gateway::Start() {
+  Parts& p = *parts_;
+  // Jobs first: a restart resumes what a previous process left, before new work arrives.
+  RETURN_IF_ERROR(p.engine->Start());
+  p.ticker = std::jthread([&p](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      auto jobs = p.assembler->Tick();
+      if (!jobs.ok()) {
+        spdlog::error("event=assembler_tick_failed error=\"{}\"", jobs.status().ToString());
+      }
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, stop, std::chrono::milliseconds(250), [] { return false; });
+    }
+  });
+  Status st = p.listener->Start();
+  if (!st.ok()) {
+    Stop();
+    return st;
+  }
+  if (p.admin) {
+    st = p.admin->Start();
+    if (!st.ok()) {
+      Stop();
+      return st;
+    }
+  }
+  p.started = true;
+  spdlog::info("event=started node={} ae={} dicom_port={} http_port={} routes={} tools={}",
+               p.config.node.name, p.config.dicom.ae_title.str(), dicom_port(), http_port(),
+               p.config.routes.size(), p.config.tools.size());
+  return Status::Ok();
+}
+
+void Gateway::Stop() {
+  if (!parts_) return;
+  Parts& p = *parts_;
+  if (p.admin) p.admin->Stop();
+  if (p.listener) p.listener->Stop();
+  if (p.ticker.joinable()) {
+    p.ticker.request_stop();
+    p.ticker.join();
+  }
+  if (p.engine) p.engine->Stop();
+  if (p.started) spdlog::info("event=stopped node={}", p.config.node.name);
+  p.started = false;
+}
+
+int Gateway::dicom_port() const { return parts_->listener->port(); }
+int Gateway::http_port() const { return parts_->admin ? parts_->admin->port() : 0; }
+
+}  // namespace conduit

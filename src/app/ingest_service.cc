@@ -1,0 +1,199 @@
+#include "app/ingest_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <system_error>
+
+namespace conduit {
+namespace {
+
+void RemoveQuietly(const std::filesystem::path& file) {
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+}
+
+}  // namespace
+
+AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_ae) {
+  AttributeMap attributes = meta.attributes;
+  attributes["CallingAE"] = calling_ae.str();
+  return attributes;
+}
+
+IngestService::IngestService(const Config& config, Spool& spool, Index& index,
+                             const Router& router, StudyAssembler& assembler,
+                             ResultIntake& intake, Metrics& metrics, const Clock& clock,
+                             std::function<void()> wake_jobs)
+    : config_(config),
+      spool_(spool),
+      index_(index),
+      router_(router),
+      assembler_(assembler),
+      intake_(intake),
+      metrics_(metrics),
+      clock_(clock),
+      wake_jobs_(std::move(wake_jobs)) {
+  metrics_.Describe("conduit_instances_received_total", "counter",
+                    "Instances received and made durable (duplicates included)");
+  metrics_.Describe("conduit_instances_duplicate_total", "counter",
+                    "Instances received again with a known SOP Instance UID");
+  metrics_.Describe("conduit_bytes_received_total", "counter", "Bytes of instances received");
+  metrics_.Describe("conduit_instances_rejected_total", "counter",
+                    "Objects or associations refused, by reason code");
+  metrics_.Describe("conduit_ingest_seconds", "histogram",
+                    "From dataset received to durable (spool and index)");
+}
+
+std::filesystem::path IngestService::NewIncomingPath() { return spool_.NewIncomingPath(); }
+
+Status IngestService::CheckCapacity() { return spool_.CheckSpace(); }
+
+const ToolConfig* IngestService::ToolByAe(const AeTitle& ae) const {
+  for (const auto& tool : config_.tools) {
+    if (tool.kind == ToolKind::kDimse && tool.ae_title == ae) return &tool;
+  }
+  return nullptr;
+}
+
+Status IngestService::OnInstance(const ReceivedInstance& instance) {
+  if (const ToolConfig* tool = ToolByAe(instance.association.calling_ae)) {
+    return IngestToolResult(*tool, instance);
+  }
+  return IngestStudyInstance(instance);
+}
+
+Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
+  const auto started = std::chrono::steady_clock::now();
+  const InstanceMeta& meta = instance.meta;
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(instance.file, ec);
+  auto key = spool_.Commit(instance.file, meta.sop_instance_uid);
+  if (!key.ok()) {
+    spdlog::error("event=receive_failed study={} from={} error=\"{}\"", StudyRef(meta.study_uid),
+                  instance.association.calling_ae.str(), key.status().ToString());
+    metrics_.Add("conduit_instances_rejected_total", 1,
+                 "reason=\"" + std::string(StatusCodeName(key.status().code())) + "\"");
+    return key.status();
+  }
+  InstanceRecord record;
+  record.study_uid = meta.study_uid;
+  record.series_uid = meta.series_uid;
+  record.sop_instance_uid = meta.sop_instance_uid;
+  record.sop_class_uid = meta.sop_class_uid;
+  record.transfer_syntax_uid = meta.transfer_syntax_uid;
+  record.spool_key = *key;
+  record.size_bytes = size;
+  record.calling_ae = instance.association.calling_ae;
+  record.received_at = clock_.Now();
+  record.patient_id = meta.patient_id;
+  record.patient_name = meta.patient_name;
+  record.accession_number = meta.accession_number;
+  record.study_date = meta.study_date;
+  record.study_description = meta.study_description;
+  record.modality = meta.modality;
+  record.series_description = meta.series_description;
+  record.body_part = meta.body_part;
+  record.series_number = meta.series_number;
+  record.instance_number = meta.instance_number;
+
+  AuditEvent audit;
+  audit.at = record.received_at;
+  audit.action = "receive";
+  audit.outcome = "success";
+  audit.actor = instance.association.calling_ae.str();
+  audit.study_ref = StudyRef(meta.study_uid);
+  audit.detail = nlohmann::json{{"protocol", "DIMSE"},
+                                {"sop_class", meta.sop_class_uid.str()},
+                                {"transfer_syntax", meta.transfer_syntax_uid},
+                                {"bytes", size},
+                                {"peer", instance.association.peer_host}}
+                     .dump();
+  auto outcome = index_.PutInstance(record, audit);
+  if (!outcome.ok()) {
+    // The file is in the spool but unknown to the index: the sender is told to retry, and
+    // the re-sent instance replaces the orphan under the same key.
+    spdlog::error("event=index_failed study={} error=\"{}\"", audit.study_ref,
+                  outcome.status().ToString());
+    return outcome.status();
+  }
+  metrics_.Add("conduit_instances_received_total", 1);
+  metrics_.Add("conduit_bytes_received_total", static_cast<double>(size));
+  if (*outcome == PutOutcome::kDuplicate) metrics_.Add("conduit_instances_duplicate_total", 1);
+  metrics_.Observe(
+      "conduit_ingest_seconds",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+  for (const RouteConfig* route :
+       router_.Match(RoutingAttributes(meta, instance.association.calling_ae))) {
+    Status st = assembler_.Add(*route, meta.study_uid, meta.series_uid);
+    if (!st.ok()) {
+      // The instance is durable; the unit will be refreshed by the next instance or the
+      // operator can re-send. Say so loudly rather than refusing a stored instance.
+      spdlog::error("event=assemble_failed route={} study={} error=\"{}\"", route->name,
+                    audit.study_ref, st.ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedInstance& instance) {
+  const std::string study_ref = StudyRef(instance.meta.study_uid);
+  auto jobs = index_.AwaitingJobs(tool.name, instance.meta.study_uid);
+  if (!jobs.ok()) {
+    RemoveQuietly(instance.file);
+    return jobs.status();
+  }
+  if (jobs->empty()) {
+    RemoveQuietly(instance.file);
+    AuditEvent audit{clock_.Now(), "result", "failure", tool.name, study_ref, JobId{},
+                     nlohmann::json{{"reason", "no job awaits results for this study"}}.dump()};
+    (void)index_.AppendAudit(audit);
+    spdlog::warn("event=result_refused tool={} study={} reason=\"no job awaiting results\"",
+                 tool.name, study_ref);
+    return FailedPrecondition("tool " + tool.name + ": no job awaits results for study " +
+                              study_ref);
+  }
+  // The newest awaiting job for this study and tool takes the result.
+  const JobRecord& job = jobs->back();
+  Status st = intake_.Attach(job, instance.file, instance.meta, tool.name);
+  if (st.code() == StatusCode::kInvalidArgument) {
+    // Quarantined: durable and audited, never delivered; the tool is told it was refused.
+    spdlog::warn("event=result_quarantined job={} tool={} reason=\"{}\"", job.id.value, tool.name,
+                 st.message());
+    return st;
+  }
+  if (st.ok()) {
+    spdlog::info("event=result_received job={} tool={} study={}", job.id.value, tool.name,
+                 study_ref);
+    wake_jobs_();
+  }
+  return st;
+}
+
+void IngestService::OnRejected(const AssociationInfo& association, const Status& why) {
+  metrics_.Add("conduit_instances_rejected_total", 1,
+               "reason=\"" + std::string(StatusCodeName(why.code())) + "\"");
+  spdlog::warn("event=rejected from={} peer={} reason=\"{}\"", association.calling_ae.str(),
+               association.peer_host, why.ToString());
+  AuditEvent audit{clock_.Now(), "reject", "failure", association.calling_ae.str(), "",
+                   JobId{},
+                   nlohmann::json{{"peer", association.peer_host}, {"reason", why.ToString()}}
+                       .dump()};
+  Status st = index_.AppendAudit(audit);
+  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
+}
+
+Status IngestService::OnMpps(const MppsEvent& event) {
+  MppsRecord record;
+  record.mpps_sop_instance_uid = event.mpps_sop_instance_uid;
+  record.study_uid = event.study_uid;
+  record.status = event.status;
+  record.instances = event.instances;
+  Status st = assembler_.OnMpps(record);
+  if (st.ok()) wake_jobs_();
+  return st;
+}
+
+}  // namespace conduit

@@ -1,0 +1,53 @@
+// IngestService: where every received object lands. Ordinary instances are committed to the
+// spool, recorded in the index with their audit event, and offered to the router and the
+// assembler; objects sent back by a DIMSE tool's node are attached to that tool's awaiting
+// job as results. OnInstance returns OK only once the object is durable.
+// Thread safety: called concurrently from association threads.
+#pragma once
+
+#include <functional>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "dicom/dimse_listener.h"
+#include "pipeline/router.h"
+#include "pipeline/study_assembler.h"
+#include "results/result_intake.h"
+#include "store/index.h"
+#include "store/spool.h"
+
+namespace conduit {
+
+class IngestService final : public IngestSink {
+ public:
+  IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
+                StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
+                const Clock& clock, std::function<void()> wake_jobs);
+
+  std::filesystem::path NewIncomingPath() override;
+  Status CheckCapacity() override;
+  Status OnInstance(const ReceivedInstance& instance) override;
+  void OnRejected(const AssociationInfo& association, const Status& why) override;
+  Status OnMpps(const MppsEvent& event) override;
+
+ private:
+  Status IngestStudyInstance(const ReceivedInstance& instance);
+  Status IngestToolResult(const ToolConfig& tool, const ReceivedInstance& instance);
+  const ToolConfig* ToolByAe(const AeTitle& ae) const;
+
+  const Config& config_;
+  Spool& spool_;
+  Index& index_;
+  const Router& router_;
+  StudyAssembler& assembler_;
+  ResultIntake& intake_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  std::function<void()> wake_jobs_;
+};
+
+// The attributes routes match on: the instance's text attributes plus "CallingAE".
+AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_ae);
+
+}  // namespace conduit

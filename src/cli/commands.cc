@@ -1,0 +1,188 @@
+#include "cli/commands.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "app/gateway.h"
+#include "app/ingest_service.h"
+#include "dicom/instance_meta.h"
+#include "pipeline/job_engine.h"
+#include "pipeline/router.h"
+#include "store/sqlite_index.h"
+
+namespace conduit::cli {
+namespace {
+
+std::string IsoTime(TimePoint t) {
+  if (ToUnixMillis(t) == 0) return "";
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Result<std::unique_ptr<Index>> OpenIndexOf(const Config& config) {
+  const auto path = config.node.data_dir / "index.sqlite";
+  if (!std::filesystem::exists(path)) {
+    return NotFound("no index at " + path.string() + " (has conduit serve run with this config?)");
+  }
+  return OpenSqliteIndex(path);
+}
+
+}  // namespace
+
+Result<Config> LoadConfigOrDefault(const std::optional<std::string>& path,
+                                   const std::filesystem::path& self) {
+  if (path) return LoadConfigFile(*path);
+  return EmbeddedDefaultConfig(self);
+}
+
+int Serve(const Config& config) {
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto gateway = Gateway::Create(config);
+  if (!gateway.ok()) {
+    spdlog::critical("event=start_failed error=\"{}\"", gateway.status().ToString());
+    return 1;
+  }
+  Status st = (*gateway)->Start();
+  if (!st.ok()) {
+    spdlog::critical("event=start_failed error=\"{}\"", st.ToString());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("event=stopping signal={}", sig);
+  (*gateway)->Stop();
+  return 0;
+}
+
+int RouteTest(const Config& config, const std::vector<std::string>& paths, bool json) {
+  Router router(config.routes);
+  nlohmann::json out = nlohmann::json::array();
+  int errors = 0;
+  for (const auto& path : paths) {
+    MetaScan scan = ScanInstanceMetas(path);
+    for (const auto& error : scan.errors) {
+      ++errors;
+      if (json) {
+        out.push_back({{"error", error}});
+      } else {
+        std::cout << "! " << error << "\n";
+      }
+    }
+    for (const auto& [file, meta] : scan.instances) {
+      // No calling AE on a dry run: conditions on CallingAE see an empty value.
+      auto decisions = router.Explain(RoutingAttributes(meta, AeTitle("")));
+      nlohmann::json item = {{"file", file.string()}, {"routes", nlohmann::json::array()}};
+      if (!json) std::cout << file.string() << "\n";
+      for (const auto& d : decisions) {
+        const RouteConfig& r = *d.route;
+        item["routes"].push_back({{"route", r.name},
+                                  {"matched", d.matched},
+                                  {"tool", r.tool},
+                                  {"results_to", r.results_to},
+                                  {"reasons", d.reasons}});
+        if (json) continue;
+        std::cout << "  " << (d.matched ? "FIRES " : "skips ") << r.name << " -> tool "
+                  << r.tool;
+        if (!r.results_to.empty()) {
+          std::cout << ", results to";
+          for (const auto& dest : r.results_to) std::cout << " " << dest;
+        }
+        std::cout << (r.select == RouteScope::kSeries ? " (per series)" : " (whole study)")
+                  << "\n";
+        for (const auto& reason : d.reasons) std::cout << "      " << reason << "\n";
+      }
+      if (json) out.push_back(item);
+    }
+  }
+  if (json) std::cout << out.dump(2) << "\n";
+  return errors == 0 ? 0 : 1;
+}
+
+int JobsList(const Config& config, const std::string& state, int limit, bool json) {
+  std::optional<JobState> filter;
+  if (!state.empty()) {
+    filter = ParseJobState(state);
+    if (!filter) {
+      std::cerr << "conduit: unknown job state '" << state << "'\n";
+      return 2;
+    }
+  }
+  auto index = OpenIndexOf(config);
+  if (!index.ok()) {
+    std::cerr << "conduit: " << index.status().message() << "\n";
+    return 1;
+  }
+  auto jobs = (*index)->ListJobs(filter, limit);
+  if (!jobs.ok()) {
+    std::cerr << "conduit: " << jobs.status().ToString() << "\n";
+    return 1;
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& j : *jobs) {
+      out.push_back({{"id", j.id.value},
+                     {"study_ref", StudyRef(j.study_uid)},
+                     {"route", j.route},
+                     {"tool", j.tool},
+                     {"state", JobStateName(j.state)},
+                     {"attempts", j.attempts},
+                     {"last_error", j.last_error},
+                     {"created_at", IsoTime(j.created_at)},
+                     {"updated_at", IsoTime(j.updated_at)}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-8s %-17s %-12s %-12s %-17s %-8s %-21s %s\n", "ID", "STUDY", "ROUTE", "TOOL",
+              "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR");
+  for (const auto& j : *jobs) {
+    std::printf("%-8lld %-17s %-12s %-12s %-17s %-8d %-21s %s\n",
+                static_cast<long long>(j.id.value), StudyRef(j.study_uid).c_str(),
+                j.route.c_str(), j.tool.c_str(), JobStateName(j.state), j.attempts,
+                IsoTime(j.updated_at).c_str(), j.last_error.c_str());
+  }
+  return 0;
+}
+
+int JobsRetry(const Config& config, const std::vector<int64_t>& ids) {
+  auto index = OpenIndexOf(config);
+  if (!index.ok()) {
+    std::cerr << "conduit: " << index.status().message() << "\n";
+    return 1;
+  }
+  SystemClock clock;
+  int failures = 0;
+  for (int64_t id : ids) {
+    Status st = ReplayJob(**index, clock, JobId{id}, "cli");
+    if (st.ok()) {
+      std::cout << "job " << id << ": queued again\n";
+    } else {
+      ++failures;
+      std::cerr << "job " << id << ": " << st.message() << "\n";
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+int ConfigCheck(const Config& config, const std::string& source) {
+  std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
+            << config.tools.size() << " tools, " << config.routes.size() << " routes)\n";
+  return 0;
+}
+
+}  // namespace conduit::cli

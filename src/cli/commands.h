@@ -1,0 +1,24 @@
+// The conduit command line: each subcommand is a function taking parsed options and
+// returning the process exit status (0 success, 1 failure, 2 usage or config error).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace conduit::cli {
+
+// Loads --config FILE, or the embedded default (tool found beside `self`).
+Result<Config> LoadConfigOrDefault(const std::optional<std::string>& path,
+                                   const std::filesystem::path& self);
+
+int Serve(const Config& config);
+int RouteTest(const Config& config, const std::vector<std::string>& paths, bool json);
+int JobsList(const Config& config, const std::string& state, int limit, bool json);
+int JobsRetry(const Config& config, const std::vector<int64_t>& ids);
+int ConfigCheck(const Config& config, const std::string& source);
+
+}  // namespace conduit::cli

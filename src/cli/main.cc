@@ -1,0 +1,90 @@
+// conduit: the AI deployment gateway's single binary.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace {
+
+std::filesystem::path SelfDir(const char* argv0) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) self = std::filesystem::absolute(argv0);
+  return self.parent_path();
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("conduit");
+  // One event per line, key=value fields after the level: easy to grep and to ship.
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Conduit: AI deployment gateway for imaging networks"};
+  app.require_subcommand(1);
+  std::optional<std::string> config_path;
+  app.add_option("-c,--config", config_path, "YAML configuration (default: embedded demo config)")
+      ->check(CLI::ExistingFile);
+
+  auto* serve = app.add_subcommand("serve", "Run the gateway until SIGINT/SIGTERM");
+
+  auto* route = app.add_subcommand("route", "Routing rules");
+  route->require_subcommand(1);
+  auto* route_test = route->add_subcommand(
+      "test", "Dry-run the routes on DICOM files or folders: which deployments fire and why");
+  std::vector<std::string> route_paths;
+  bool route_json = false;
+  route_test->add_option("paths", route_paths, "Files or folders")->required();
+  route_test->add_flag("--json", route_json, "Print JSON");
+
+  auto* jobs = app.add_subcommand("jobs", "Inspect and replay jobs");
+  jobs->require_subcommand(1);
+  auto* jobs_list = jobs->add_subcommand("list", "List jobs, newest first");
+  std::string jobs_state;
+  int jobs_limit = 50;
+  bool jobs_json = false;
+  jobs_list->add_option("--state", jobs_state,
+                        "queued, sending, awaiting_results, delivering, done, failed, dead_letter");
+  jobs_list->add_option("--limit", jobs_limit, "At most this many")->check(CLI::Range(1, 100000));
+  jobs_list->add_flag("--json", jobs_json, "Print JSON");
+  auto* jobs_retry = jobs->add_subcommand("retry", "Replay failed or dead-lettered jobs");
+  std::vector<int64_t> retry_ids;
+  jobs_retry->add_option("ids", retry_ids, "Job ids")->required();
+
+  auto* config_cmd = app.add_subcommand("config", "Configuration");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand("check", "Validate the configuration");
+
+  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check}) {
+    sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
+  }
+
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = conduit::cli::LoadConfigOrDefault(config_path, SelfDir(argv[0]));
+  if (!config.ok()) {
+    std::cerr << "conduit: " << config.status().message() << "\n";
+    return 2;
+  }
+  SetUpLogging(serve->parsed() ? config->node.log_level : "warn");
+
+  if (serve->parsed()) return conduit::cli::Serve(*config);
+  if (route_test->parsed()) return conduit::cli::RouteTest(*config, route_paths, route_json);
+  if (jobs_list->parsed()) {
+    return conduit::cli::JobsList(*config, jobs_state, jobs_limit, jobs_json);
+  }
+  if (jobs_retry->parsed()) return conduit::cli::JobsRetry(*config, retry_ids);
+  if (config_check->parsed()) {
+    return conduit::cli::ConfigCheck(*config, config_path.value_or("(embedded default)"));
+  }
+  return 2;
+}

@@ -1,0 +1,398 @@
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/duration.h"
+
+namespace conduit {
+namespace {
+
+// Error context: file, line (1-based) and key path.
+struct Ctx {
+  const std::string& source;
+  Status Error(const YAML::Node& node, const std::string& key, const std::string& problem) const {
+    std::string where = source;
+    if (node.IsDefined() && node.Mark().line >= 0) {
+      where += ":" + std::to_string(node.Mark().line + 1);
+    }
+    return InvalidArgument(where + ": " + key + ": " + problem);
+  }
+};
+
+Status CheckKeys(const Ctx& ctx, const YAML::Node& map, const std::string& path,
+                 const std::set<std::string>& allowed) {
+  if (!map.IsMap()) return ctx.Error(map, path, "expected a mapping");
+  for (const auto& kv : map) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return ctx.Error(kv.first, path.empty() ? key : path + "." + key,
+                       "unknown key (expected one of: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Status GetString(const Ctx& ctx, const YAML::Node& map, const std::string& path,
+                 const char* key, std::string& out) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return Status::Ok();
+  if (!n.IsScalar()) return ctx.Error(n, path + "." + key, "expected a single value");
+  out = n.as<std::string>();
+  return Status::Ok();
+}
+
+Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
+              int64_t lo, int64_t hi, auto& out) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return Status::Ok();
+  int64_t v = 0;
+  try {
+    v = n.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    return ctx.Error(n, path + "." + key, "expected a whole number");
+  }
+  if (v < lo || v > hi) {
+    return ctx.Error(n, path + "." + key,
+                     "out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+  return Status::Ok();
+}
+
+Status GetDuration(const Ctx& ctx, const YAML::Node& map, const std::string& path,
+                   const char* key, milliseconds& out) {
+  std::string text;
+  RETURN_IF_ERROR(GetString(ctx, map, path, key, text));
+  if (text.empty()) return Status::Ok();
+  auto d = ParseDuration(text);
+  if (!d.ok()) return ctx.Error(map[key], path + "." + key, d.status().message());
+  out = *d;
+  return Status::Ok();
+}
+
+Status GetStringList(const Ctx& ctx, const YAML::Node& map, const std::string& path,
+                     const char* key, std::vector<std::string>& out) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return Status::Ok();
+  out.clear();
+  if (n.IsScalar()) {
+    out.push_back(n.as<std::string>());
+    return Status::Ok();
+  }
+  if (!n.IsSequence()) return ctx.Error(n, path + "." + key, "expected a list of values");
+  for (const auto& item : n) {
+    if (!item.IsScalar()) return ctx.Error(item, path + "." + key, "expected a list of values");
+    out.push_back(item.as<std::string>());
+  }
+  return Status::Ok();
+}
+
+Status CheckAeTitle(const Ctx& ctx, const YAML::Node& node, const std::string& key,
+                    const std::string& ae) {
+  if (ae.empty() || ae.size() > 16) {
+    return ctx.Error(node, key, "an AE title has 1 to 16 characters");
+  }
+  for (char c : ae) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+      return ctx.Error(node, key, "an AE title may not contain backslashes or control characters");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseNode(const Ctx& ctx, const YAML::Node& n, NodeConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "node", {"name", "data_dir", "log_level"}));
+  RETURN_IF_ERROR(GetString(ctx, n, "node", "name", out.name));
+  std::string dir;
+  RETURN_IF_ERROR(GetString(ctx, n, "node", "data_dir", dir));
+  if (!dir.empty()) out.data_dir = dir;
+  RETURN_IF_ERROR(GetString(ctx, n, "node", "log_level", out.log_level));
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (!kLevels.count(out.log_level)) {
+    return ctx.Error(n["log_level"], "node.log_level", "expected trace, debug, info, warn or error");
+  }
+  return Status::Ok();
+}
+
+Status ParseDicom(const Ctx& ctx, const YAML::Node& n, DicomConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "dicom",
+                            {"ae_title", "bind", "port", "allowed_calling_aes", "max_associations",
+                             "acse_timeout", "dimse_timeout", "max_pdu_bytes", "min_free_bytes"}));
+  std::string ae = out.ae_title.str();
+  RETURN_IF_ERROR(GetString(ctx, n, "dicom", "ae_title", ae));
+  RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"], "dicom.ae_title", ae));
+  out.ae_title = AeTitle(ae);
+  RETURN_IF_ERROR(GetString(ctx, n, "dicom", "bind", out.bind));
+  RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "port", 0, 65535, out.port));
+  RETURN_IF_ERROR(GetStringList(ctx, n, "dicom", "allowed_calling_aes", out.allowed_calling_aes));
+  RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "max_associations", 1, 1000, out.max_associations));
+  RETURN_IF_ERROR(GetDuration(ctx, n, "dicom", "acse_timeout", out.acse_timeout));
+  RETURN_IF_ERROR(GetDuration(ctx, n, "dicom", "dimse_timeout", out.dimse_timeout));
+  RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "max_pdu_bytes", 4096, 1 << 24, out.max_pdu_bytes));
+  RETURN_IF_ERROR(
+      GetInt(ctx, n, "dicom", "min_free_bytes", 0, int64_t{1} << 50, out.min_free_bytes));
+  return Status::Ok();
+}
+
+Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "http", {"bind", "port", "threads"}));
+  RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
+  RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
+  RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
+  return Status::Ok();
+}
+
+Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+                        DestinationConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"name", "ae_title", "host", "port", "timeout"}));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
+  if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
+  std::string ae;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ae_title", ae));
+  RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n,
+                               path + ".ae_title", ae));
+  out.ae_title = AeTitle(ae);
+  RETURN_IF_ERROR(GetString(ctx, n, path, "host", out.host));
+  if (out.host.empty()) return ctx.Error(n, path + ".host", "is required");
+  RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
+  return Status::Ok();
+}
+
+Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"name", "kind", "command", "ae_title", "host", "port",
+                             "max_concurrent", "timeout", "results_stable_after"}));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
+  if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
+  std::string kind;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "kind", kind));
+  if (kind == "executable") {
+    out.kind = ToolKind::kExecutable;
+  } else if (kind == "dimse") {
+    out.kind = ToolKind::kDimse;
+  } else {
+    return ctx.Error(n["kind"].IsDefined() ? n["kind"] : n, path + ".kind",
+                     "expected 'executable' or 'dimse'");
+  }
+  RETURN_IF_ERROR(GetStringList(ctx, n, path, "command", out.command));
+  std::string ae;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ae_title", ae));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "host", out.host));
+  RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
+  if (out.kind == ToolKind::kExecutable && out.command.empty()) {
+    return ctx.Error(n, path + ".command", "an executable tool needs a command");
+  }
+  if (out.kind == ToolKind::kDimse) {
+    RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n,
+                                 path + ".ae_title", ae));
+    if (out.host.empty()) return ctx.Error(n, path + ".host", "a dimse tool needs a host");
+  }
+  out.ae_title = AeTitle(ae);
+  RETURN_IF_ERROR(GetInt(ctx, n, path, "max_concurrent", 1, 256, out.max_concurrent));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "results_stable_after", out.results_stable_after));
+  return Status::Ok();
+}
+
+Status ParseRoute(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+                  RouteConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"name", "when", "tool", "results_to", "stable_after", "select",
+                             "on_late"}));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
+  if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
+  const YAML::Node when = n["when"];
+  if (when.IsDefined() && !when.IsNull()) {
+    if (!when.IsMap()) return ctx.Error(when, path + ".when", "expected attribute: pattern(s)");
+    for (const auto& kv : when) {
+      RouteCondition cond;
+      cond.attribute = kv.first.as<std::string>();
+      const std::string key = path + ".when." + cond.attribute;
+      if (kv.second.IsScalar()) {
+        cond.patterns.push_back(kv.second.as<std::string>());
+      } else if (kv.second.IsSequence() && kv.second.size() > 0) {
+        for (const auto& p : kv.second) {
+          if (!p.IsScalar()) return ctx.Error(p, key, "expected a pattern or a list of patterns");
+          cond.patterns.push_back(p.as<std::string>());
+        }
+      } else {
+        return ctx.Error(kv.second, key, "expected a pattern or a list of patterns");
+      }
+      out.when.push_back(std::move(cond));
+    }
+  }
+  RETURN_IF_ERROR(GetString(ctx, n, path, "tool", out.tool));
+  if (out.tool.empty()) return ctx.Error(n, path + ".tool", "is required");
+  RETURN_IF_ERROR(GetStringList(ctx, n, path, "results_to", out.results_to));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "stable_after", out.stable_after));
+  std::string select;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "select", select));
+  if (select.empty() || select == "study") {
+    out.select = RouteScope::kStudy;
+  } else if (select == "series") {
+    out.select = RouteScope::kSeries;
+  } else {
+    return ctx.Error(n["select"], path + ".select", "expected 'study' or 'series'");
+  }
+  std::string late;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "on_late", late));
+  if (late.empty() || late == "ignore") {
+    out.on_late = LateInstancePolicy::kIgnore;
+  } else if (late == "rerun") {
+    out.on_late = LateInstancePolicy::kRerun;
+  } else {
+    return ctx.Error(n["on_late"], path + ".on_late", "expected 'ignore' or 'rerun'");
+  }
+  return Status::Ok();
+}
+
+template <typename T, typename F>
+Status ParseList(const Ctx& ctx, const YAML::Node& root, const char* key, std::vector<T>& out,
+                 F parse_one) {
+  const YAML::Node list = root[key];
+  if (!list.IsDefined() || list.IsNull()) return Status::Ok();
+  if (!list.IsSequence()) return ctx.Error(list, key, "expected a list");
+  out.clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    T item;
+    RETURN_IF_ERROR(parse_one(ctx, list[i], std::string(key) + "[" + std::to_string(i) + "]", item));
+    out.push_back(std::move(item));
+  }
+  return Status::Ok();
+}
+
+Status ParseRetry(const Ctx& ctx, const YAML::Node& n, RetryConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "retry", {"max_attempts", "initial_backoff", "max_backoff"}));
+  RETURN_IF_ERROR(GetInt(ctx, n, "retry", "max_attempts", 1, 1000, out.max_attempts));
+  RETURN_IF_ERROR(GetDuration(ctx, n, "retry", "initial_backoff", out.initial_backoff));
+  RETURN_IF_ERROR(GetDuration(ctx, n, "retry", "max_backoff", out.max_backoff));
+  return Status::Ok();
+}
+
+}  // namespace
+
+const ToolConfig* Config::FindTool(std::string_view name) const {
+  for (const auto& t : tools) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+const DestinationConfig* Config::FindDestination(std::string_view name) const {
+  for (const auto& d : destinations) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+const RouteConfig* Config::FindRoute(std::string_view name) const {
+  for (const auto& r : routes) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
+  Ctx ctx{source};
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  Config config;
+  if (root.IsNull()) return config;
+  try {
+    RETURN_IF_ERROR(CheckKeys(ctx, root, "",
+                              {"node", "dicom", "http", "destinations", "tools", "routes",
+                               "retry"}));
+    if (root["node"]) RETURN_IF_ERROR(ParseNode(ctx, root["node"], config.node));
+    if (root["dicom"]) RETURN_IF_ERROR(ParseDicom(ctx, root["dicom"], config.dicom));
+    if (root["http"]) RETURN_IF_ERROR(ParseHttp(ctx, root["http"], config.http));
+    if (root["retry"]) RETURN_IF_ERROR(ParseRetry(ctx, root["retry"], config.retry));
+    RETURN_IF_ERROR(ParseList(ctx, root, "destinations", config.destinations, ParseDestination));
+    RETURN_IF_ERROR(ParseList(ctx, root, "tools", config.tools, ParseTool));
+    RETURN_IF_ERROR(ParseList(ctx, root, "routes", config.routes, ParseRoute));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  RETURN_IF_ERROR(ValidateConfig(config, source));
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("config " + path.string() + ": cannot be read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path.string());
+}
+
+Status ValidateConfig(const Config& config, const std::string& source) {
+  auto unique = [&](const std::string& kind, const std::vector<std::string>& names) -> Status {
+    std::set<std::string> seen;
+    for (const auto& n : names) {
+      if (!seen.insert(n).second) {
+        return InvalidArgument(source + ": " + kind + " '" + n + "' is defined twice");
+      }
+    }
+    return Status::Ok();
+  };
+  std::vector<std::string> names;
+  for (const auto& d : config.destinations) names.push_back(d.name);
+  RETURN_IF_ERROR(unique("destination", names));
+  names.clear();
+  for (const auto& t : config.tools) names.push_back(t.name);
+  RETURN_IF_ERROR(unique("tool", names));
+  names.clear();
+  for (const auto& r : config.routes) names.push_back(r.name);
+  RETURN_IF_ERROR(unique("route", names));
+  for (const auto& r : config.routes) {
+    if (!config.FindTool(r.tool)) {
+      return InvalidArgument(source + ": route '" + r.name + "' names tool '" + r.tool +
+                             "', which is not among tools");
+    }
+    for (const auto& d : r.results_to) {
+      if (!config.FindDestination(d)) {
+        return InvalidArgument(source + ": route '" + r.name + "' sends results to '" + d +
+                               "', which is not among destinations");
+      }
+    }
+  }
+  if (config.node.name.empty()) return InvalidArgument(source + ": node.name is empty");
+  return Status::Ok();
+}
+
+Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir) {
+  Config c;
+  c.node.name = "conduit-demo";
+  c.node.data_dir = "./var";
+  c.dicom.ae_title = AeTitle("CONDUIT");
+  c.dicom.port = 11112;
+  c.http.port = 8080;
+  c.destinations.push_back(
+      DestinationConfig{"pacs", AeTitle("ORTHANC"), "127.0.0.1", 4242, milliseconds(30'000)});
+  ToolConfig tool;
+  tool.name = "reference";
+  tool.kind = ToolKind::kExecutable;
+  tool.command = {(binary_dir / "conduit-reference-tool").string()};
+  tool.timeout = milliseconds(300'000);
+  c.tools.push_back(tool);
+  RouteConfig route;
+  route.name = "ct";
+  route.when.push_back(RouteCondition{"Modality", {"CT"}});
+  route.tool = "reference";
+  route.results_to = {"pacs"};
+  route.stable_after = milliseconds(5'000);
+  c.routes.push_back(route);
+  return c;
+}
+
+}  // namespace conduit

@@ -1,0 +1,127 @@
+// Config: the gateway's whole configuration, loaded from YAML (conduit serve --config FILE)
+// or the embedded default. Loading validates everything up front; errors name the file,
+// the line and the key, so a wrong config never starts a half-working gateway.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace conduit {
+
+using std::chrono::milliseconds;
+
+struct NodeConfig {
+  std::string name = "conduit";
+  std::filesystem::path data_dir = "./var";
+  std::string log_level = "info";  // trace, debug, info, warn, error
+};
+
+struct DicomConfig {
+  AeTitle ae_title{"CONDUIT"};
+  std::string bind = "0.0.0.0";
+  int port = 11112;
+  // Calling AE titles allowed to associate; empty means any.
+  std::vector<std::string> allowed_calling_aes;
+  // Concurrent associations; one more is rejected (transient, local limit exceeded).
+  int max_associations = 32;
+  milliseconds acse_timeout{30'000};
+  milliseconds dimse_timeout{60'000};
+  uint32_t max_pdu_bytes = 131072;
+  // Below this much free space in data_dir, C-STORE is refused (out of resources).
+  uint64_t min_free_bytes = 512ull << 20;
+};
+
+struct HttpConfig {
+  std::string bind = "127.0.0.1";
+  int port = 8080;  // 0 disables the HTTP front end
+  int threads = 4;
+};
+
+// A DICOM peer that results are delivered to (usually PACS).
+struct DestinationConfig {
+  std::string name;
+  AeTitle ae_title;
+  std::string host;
+  int port = 104;
+  milliseconds timeout{30'000};
+};
+
+enum class ToolKind { kExecutable, kDimse };
+
+struct ToolConfig {
+  std::string name;
+  ToolKind kind = ToolKind::kExecutable;
+  // kExecutable: argv; the adapter appends --input DIR --output DIR.
+  std::vector<std::string> command;
+  // kDimse: the tool's node, which receives the study and sends results back to our AE.
+  AeTitle ae_title;
+  std::string host;
+  int port = 104;
+  // Jobs running on this tool at once; others wait, without delaying other tools.
+  int max_concurrent = 2;
+  // From dispatch to all results received.
+  milliseconds timeout{600'000};
+  // kDimse: results are complete when none arrived for this long.
+  milliseconds results_stable_after{5'000};
+};
+
+// One condition of a route: the attribute (DICOM keyword, or CallingAE) must match one of
+// the patterns. Patterns are case-insensitive globs (* and ?); a leading '!' negates.
+struct RouteCondition {
+  std::string attribute;
+  std::vector<std::string> patterns;
+};
+
+enum class RouteScope { kStudy, kSeries };
+enum class LateInstancePolicy { kIgnore, kRerun };
+
+// A route selects studies (or series) for a deployment: a tool plus where its results go.
+struct RouteConfig {
+  std::string name;
+  std::vector<RouteCondition> when;  // all must hold
+  std::string tool;
+  std::vector<std::string> results_to;
+  milliseconds stable_after{60'000};
+  RouteScope select = RouteScope::kStudy;
+  LateInstancePolicy on_late = LateInstancePolicy::kIgnore;
+};
+
+struct RetryConfig {
+  int max_attempts = 6;
+  milliseconds initial_backoff{2'000};
+  milliseconds max_backoff{300'000};
+};
+
+struct Config {
+  NodeConfig node;
+  DicomConfig dicom;
+  HttpConfig http;
+  std::vector<DestinationConfig> destinations;
+  std::vector<ToolConfig> tools;
+  std::vector<RouteConfig> routes;
+  RetryConfig retry;
+
+  const ToolConfig* FindTool(std::string_view name) const;
+  const DestinationConfig* FindDestination(std::string_view name) const;
+  const RouteConfig* FindRoute(std::string_view name) const;
+};
+
+// Parses and validates YAML. `source` names the text in error messages (a file path).
+// Errors: kInvalidArgument with "<source>:<line>: <key>: <problem>".
+Result<Config> ParseConfig(const std::string& yaml, const std::string& source);
+Result<Config> LoadConfigFile(const std::filesystem::path& path);
+
+// The configuration `conduit serve` runs with no --config: local data dir, the reference
+// tool next to the conduit binary, a PACS at ORTHANC@127.0.0.1:4242.
+Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir);
+
+// Cross-reference checks: routes name known tools and destinations, names are unique,
+// ports in range. ParseConfig already calls it.
+Status ValidateConfig(const Config& config, const std::string& source);
+
+}  // namespace conduit

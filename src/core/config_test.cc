@@ -1,0 +1,135 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+namespace conduit {
+namespace {
+
+// The shape the acceptance checks use (issue #2); it must keep parsing.
+constexpr const char* kIssueExample = R"(node: {name: demo-trust, data_dir: ./var}
+dicom: {ae_title: CONDUIT, port: 11112}
+http: {port: 8080}
+destinations:
+  - {name: pacs, ae_title: ORTHANC, host: 127.0.0.1, port: 4242}
+tools:
+  - {name: reference, kind: executable, command: [build/conduit-reference-tool]}
+routes:
+  - {name: ct, when: {Modality: CT}, tool: reference, results_to: [pacs], stable_after: 5s}
+)";
+
+TEST(ConfigTest, ParsesTheIssueExample) {
+  auto config = ParseConfig(kIssueExample, "example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->node.name, "demo-trust");
+  EXPECT_EQ(config->node.data_dir, "./var");
+  EXPECT_EQ(config->dicom.ae_title.str(), "CONDUIT");
+  EXPECT_EQ(config->dicom.port, 11112);
+  EXPECT_EQ(config->http.port, 8080);
+  ASSERT_EQ(config->destinations.size(), 1u);
+  EXPECT_EQ(config->destinations[0].ae_title.str(), "ORTHANC");
+  EXPECT_EQ(config->destinations[0].port, 4242);
+  ASSERT_EQ(config->tools.size(), 1u);
+  EXPECT_EQ(config->tools[0].kind, ToolKind::kExecutable);
+  EXPECT_EQ(config->tools[0].command, std::vector<std::string>{"build/conduit-reference-tool"});
+  ASSERT_EQ(config->routes.size(), 1u);
+  const RouteConfig& route = config->routes[0];
+  EXPECT_EQ(route.stable_after, std::chrono::seconds(5));
+  ASSERT_EQ(route.when.size(), 1u);
+  EXPECT_EQ(route.when[0].attribute, "Modality");
+  EXPECT_EQ(route.when[0].patterns, std::vector<std::string>{"CT"});
+  EXPECT_EQ(route.results_to, std::vector<std::string>{"pacs"});
+  EXPECT_EQ(route.select, RouteScope::kStudy);
+  EXPECT_EQ(route.on_late, LateInstancePolicy::kIgnore);
+}
+
+TEST(ConfigTest, ParsesListsOfPatternsAndOptions) {
+  auto config = ParseConfig(R"(
+tools:
+  - name: node
+    kind: dimse
+    ae_title: AITOOL
+    host: 127.0.0.1
+    port: 4000
+    max_concurrent: 3
+    results_stable_after: 2s
+routes:
+  - name: chest
+    when: {Modality: [CR, DX], BodyPartExamined: "CHEST*", StudyDescription: "!*PAED*"}
+    tool: node
+    select: series
+    on_late: rerun
+retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->tools[0].kind, ToolKind::kDimse);
+  EXPECT_EQ(config->tools[0].max_concurrent, 3);
+  EXPECT_EQ(config->routes[0].when.size(), 3u);
+  EXPECT_EQ(config->routes[0].select, RouteScope::kSeries);
+  EXPECT_EQ(config->routes[0].on_late, LateInstancePolicy::kRerun);
+  EXPECT_EQ(config->retry.max_attempts, 3);
+  EXPECT_EQ(config->retry.max_backoff, std::chrono::minutes(1));
+}
+
+struct BadConfig {
+  const char* name;
+  const char* yaml;
+  const char* expected;  // substring of the error
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigErrorTest, IsRefusedWithFileLineAndKey) {
+  auto config = ParseConfig(GetParam().yaml, "bad.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find(GetParam().expected), std::string::npos)
+      << config.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ConfigErrorTest,
+    ::testing::Values(
+        BadConfig{"unknown_key", "dicom: {ae_title: X, prot: 1}\n", "bad.yaml:1: dicom.prot"},
+        BadConfig{"port_range", "dicom:\n  port: 70000\n", "bad.yaml:2: dicom.port: out of range"},
+        BadConfig{"port_text", "http: {port: eighty}\n", "http.port: expected a whole number"},
+        BadConfig{"long_ae", "dicom: {ae_title: ABCDEFGHIJKLMNOPQ}\n", "1 to 16 characters"},
+        BadConfig{"bad_duration",
+                  "tools: [{name: t, kind: executable, command: [x]}]\n"
+                  "routes: [{name: r, tool: t, stable_after: soon}]\n",
+                  "bad.yaml:2: routes[0].stable_after"},
+        BadConfig{"unknown_tool", "routes: [{name: r, tool: nope}]\n", "names tool 'nope'"},
+        BadConfig{"unknown_destination",
+                  "tools: [{name: t, kind: executable, command: [x]}]\n"
+                  "routes: [{name: r, tool: t, results_to: [pacs]}]\n",
+                  "sends results to 'pacs'"},
+        BadConfig{"bad_kind", "tools: [{name: t, kind: magic}]\n", "tools[0].kind"},
+        BadConfig{"exec_without_command", "tools: [{name: t, kind: executable}]\n",
+                  "needs a command"},
+        BadConfig{"duplicate_tool",
+                  "tools: [{name: t, kind: executable, command: [x]},"
+                  " {name: t, kind: executable, command: [y]}]\n",
+                  "tool 't' is defined twice"},
+        BadConfig{"syntax", "dicom: {ae_title: [\n", "bad.yaml:"},
+        BadConfig{"bad_select",
+                  "tools: [{name: t, kind: executable, command: [x]}]\n"
+                  "routes: [{name: r, tool: t, select: image}]\n",
+                  "routes[0].select"}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(ConfigTest, EmbeddedDefaultIsValidAndRoutesCtToTheReferenceTool) {
+  Config c = EmbeddedDefaultConfig("/opt/conduit/bin");
+  EXPECT_TRUE(ValidateConfig(c, "embedded").ok());
+  ASSERT_EQ(c.tools.size(), 1u);
+  EXPECT_EQ(c.tools[0].command[0], "/opt/conduit/bin/conduit-reference-tool");
+  EXPECT_EQ(c.routes[0].tool, "reference");
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  auto config = LoadConfigFile("/nonexistent/conduit.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace conduit

@@ -1,0 +1,608 @@
+#include "dicom/dimse_listener.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
+#include "dicom/dimse_status.h"
+
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/ofstd/ofstd.h>
+
+namespace conduit {
+namespace {
+
+// How often blocked waits wake to check for Stop().
+constexpr int kPollSeconds = 1;
+
+const char* kUncompressedTransferSyntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+};
+
+// Stored as received, never transcoded. Uncompressed first: if a sender offers a choice in
+// one context, the instance stays readable by every downstream peer.
+const char* kStorageTransferSyntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_JPEGProcess14SV1TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,
+    UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,
+    UID_RLELosslessTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEG2000TransferSyntax,
+    UID_JPEG2000Part2MulticomponentImageCompressionLosslessOnlyTransferSyntax,
+    UID_JPEG2000Part2MulticomponentImageCompressionTransferSyntax,
+    UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+    UID_MPEG2MainProfileAtHighLevelTransferSyntax,
+    UID_MPEG4HighProfileLevel4_1TransferSyntax,
+    UID_MPEG4BDcompatibleHighProfileLevel4_1TransferSyntax,
+    UID_MPEG4HighProfileLevel4_2_For2DVideoTransferSyntax,
+    UID_MPEG4HighProfileLevel4_2_For3DVideoTransferSyntax,
+    UID_MPEG4StereoHighProfileLevel4_2TransferSyntax,
+    UID_HEVCMainProfileLevel5_1TransferSyntax,
+    UID_HEVCMain10ProfileLevel5_1TransferSyntax,
+};
+
+const char* kVerificationSopClasses[] = {UID_VerificationSOPClass};
+const char* kMppsSopClasses[] = {UID_ModalityPerformedProcedureStepSOPClass};
+
+template <size_t N>
+int Count(const char* (&)[N]) {
+  return static_cast<int>(N);
+}
+
+Result<int> OpenListenSocket(const std::string& bind, int port) {
+  const std::string what = "dimse listener bind " + bind + ":" + std::to_string(port);
+  in_addr address{};
+  if (bind.empty() || bind == "0.0.0.0") {
+    address.s_addr = htonl(INADDR_ANY);
+  } else if (bind == "localhost") {
+    address.s_addr = htonl(INADDR_LOOPBACK);
+  } else if (inet_pton(AF_INET, bind.c_str(), &address) != 1) {
+    return InvalidArgument(what + ": not an IPv4 address");
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Unavailable(what + ": socket: " + std::strerror(errno));
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr = address;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
+    const int err = errno;
+    close(fd);
+    return Unavailable(what + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_in addr{};
+  socklen_t length = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return 0;
+  return ntohs(addr.sin_port);
+}
+
+std::string Field(const char* text) {
+  std::string s(text);
+  const auto begin = s.find_first_not_of(' ');
+  if (begin == std::string::npos) return {};
+  return s.substr(begin, s.find_last_not_of(' ') - begin + 1);
+}
+
+std::string Text(DcmItem& item, const DcmTagKey& tag) {
+  OFString value;
+  if (item.findAndGetOFString(tag, value).good()) return value.c_str();
+  return {};
+}
+
+// Every Referenced SOP Instance UID under PerformedSeriesSequence.
+std::vector<SopInstanceUid> PerformedInstances(DcmDataset& dataset) {
+  std::vector<SopInstanceUid> instances;
+  DcmSequenceOfItems* series = nullptr;
+  if (dataset.findAndGetSequence(DCM_PerformedSeriesSequence, series).bad() || !series) {
+    return instances;
+  }
+  for (unsigned long i = 0; i < series->card(); ++i) {
+    DcmItem* one_series = series->getItem(i);
+    for (const DcmTagKey& tag :
+         {DCM_ReferencedImageSequence, DCM_ReferencedNonImageCompositeSOPInstanceSequence}) {
+      DcmSequenceOfItems* refs = nullptr;
+      if (one_series->findAndGetSequence(tag, refs).bad() || !refs) continue;
+      for (unsigned long j = 0; j < refs->card(); ++j) {
+        std::string uid = Text(*refs->getItem(j), DCM_ReferencedSOPInstanceUID);
+        if (!uid.empty()) instances.emplace_back(std::move(uid));
+      }
+    }
+  }
+  return instances;
+}
+
+MppsEvent ParseMpps(std::string sop_instance_uid, DcmDataset* dataset,
+                    const AssociationInfo& association) {
+  MppsEvent event;
+  event.mpps_sop_instance_uid = std::move(sop_instance_uid);
+  event.association = association;
+  if (dataset == nullptr) return event;
+  event.status = Text(*dataset, DCM_PerformedProcedureStepStatus);
+  DcmItem* scheduled = nullptr;
+  if (dataset->findAndGetSequenceItem(DCM_ScheduledStepAttributesSequence, scheduled, 0).good() &&
+      scheduled != nullptr) {
+    event.study_uid = StudyUid(Text(*scheduled, DCM_StudyInstanceUID));
+  }
+  event.instances = PerformedInstances(*dataset);
+  return event;
+}
+
+class Listener final : public DimseListener {
+ public:
+  Listener(const DicomConfig& config, IngestSink& sink) : config_(config), sink_(sink) {}
+  ~Listener() override { Stop(); }
+
+  Status Start() override;
+  void Stop() override;
+  int port() const override { return port_.load(); }
+  int active_associations() const override { return active_.load(); }
+
+ private:
+  struct Worker {
+    std::jthread thread;
+    int socket = -1;  // guarded by mu_; -1 once the association is closing
+    bool finished = false;
+  };
+
+  void AcceptLoop(std::stop_token stop);
+  void Admit(T_ASC_Association* assoc);
+  void Reject(T_ASC_Association* assoc, const AssociationInfo& info, T_ASC_RejectParameters why,
+              const Status& status);
+  void RunAssociation(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info,
+                      Worker* self);
+  void Serve(std::stop_token stop, T_ASC_Association* assoc, const AssociationInfo& info);
+  // Handlers return false when the association can no longer be used (and must be aborted).
+  bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                   T_DIMSE_C_StoreRQ& request, const AssociationInfo& info);
+  bool ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                    T_DIMSE_C_StoreRQ& request, const AssociationInfo& info, Status& outcome);
+  bool HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                  T_DIMSE_Message& message, const AssociationInfo& info);
+  bool SendStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                         T_DIMSE_C_StoreRQ& request, const Status& outcome);
+  bool DrainDataset(T_ASC_Association* assoc);
+  void ReapFinishedWorkers();
+
+  const DicomConfig config_;
+  IngestSink& sink_;
+  const int dimse_timeout_s_ = TimeoutSeconds(config_.dimse_timeout);
+
+  T_ASC_Network* network_ = nullptr;
+  std::jthread accept_thread_;
+  std::atomic<int> port_{0};
+  std::atomic<int> active_{0};
+
+  std::mutex mu_;
+  std::list<Worker> workers_;  // guarded by mu_; nodes are stable while their thread runs
+};
+
+Status Listener::Start() {
+  if (network_ != nullptr) return FailedPrecondition("dimse listener: already started");
+  PrepareDcmtkNetwork();
+  // DCMTK binds every interface; it listens on an ephemeral port here and its socket is then
+  // replaced by one bound to the configured address and port.
+  OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, 0,
+                                           TimeoutSeconds(config_.acse_timeout), &network_);
+  if (cond.bad()) {
+    network_ = nullptr;
+    return Unavailable(std::string("dimse listener: initialize network: ") + cond.text());
+  }
+  Result<int> listen_fd = OpenListenSocket(config_.bind, config_.port);
+  const int dcmtk_fd = static_cast<int>(DUL_networkSocket(network_->network));
+  if (listen_fd.ok() && dup2(*listen_fd, dcmtk_fd) < 0) {
+    listen_fd = Unavailable("dimse listener: dup2: " + std::string(std::strerror(errno)));
+  }
+  if (!listen_fd.ok()) {
+    ASC_dropNetwork(&network_);
+    network_ = nullptr;
+    return listen_fd.status();
+  }
+  close(*listen_fd);
+  port_ = BoundPort(dcmtk_fd);
+  accept_thread_ = std::jthread([this](std::stop_token stop) { AcceptLoop(stop); });
+  pthread_setname_np(accept_thread_.native_handle(), "dimse-accept");
+  spdlog::info("dimse listener {} on {}:{}", config_.ae_title.str(), config_.bind, port_.load());
+  return Status::Ok();
+}
+
+void Listener::Stop() {
+  if (network_ == nullptr) return;
+  accept_thread_.request_stop();
+  if (accept_thread_.joinable()) accept_thread_.join();
+  std::list<Worker> stopping;
+  {
+    std::lock_guard lock(mu_);
+    for (Worker& worker : workers_) {
+      worker.thread.request_stop();
+      // Wakes a thread blocked in a read; the thread aborts and closes the association.
+      if (worker.socket >= 0) shutdown(worker.socket, SHUT_RDWR);
+    }
+    stopping.splice(stopping.end(), workers_);
+  }
+  for (Worker& worker : stopping) {
+    if (worker.thread.joinable()) worker.thread.join();
+  }
+  ASC_dropNetwork(&network_);
+  network_ = nullptr;
+  spdlog::info("dimse listener {} stopped", config_.ae_title.str());
+}
+
+void Listener::AcceptLoop(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    ReapFinishedWorkers();
+    T_ASC_Association* assoc = nullptr;
+    OFCondition cond = ASC_receiveAssociation(network_, &assoc, config_.max_pdu_bytes, nullptr,
+                                              nullptr, OFFalse, DUL_NOBLOCK, kPollSeconds);
+    if (cond.bad()) {
+      if (cond != DUL_NOASSOCIATIONREQUEST) {
+        spdlog::warn("dimse listener: receive association: {}", cond.text());
+      }
+      if (assoc != nullptr) {
+        ASC_dropSCPAssociation(assoc, kPollSeconds);
+        ASC_destroyAssociation(&assoc);
+      }
+      continue;
+    }
+    Admit(assoc);
+  }
+}
+
+void Listener::ReapFinishedWorkers() {
+  std::list<Worker> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      auto next = std::next(it);
+      if (it->finished) finished.splice(finished.end(), workers_, it);
+      it = next;
+    }
+  }
+  // Joined outside the lock: each thread has only its return left to do.
+}
+
+void Listener::Admit(T_ASC_Association* assoc) {
+  AssociationInfo info;
+  info.calling_ae = AeTitle(Field(assoc->params->DULparams.callingAPTitle));
+  info.called_ae = AeTitle(Field(assoc->params->DULparams.calledAPTitle));
+  info.peer_host = Field(assoc->params->DULparams.callingPresentationAddress);
+  const int socket = DisableNagle(assoc);
+
+  const auto& allowed = config_.allowed_calling_aes;
+  if (!allowed.empty() &&
+      std::find(allowed.begin(), allowed.end(), info.calling_ae.str()) == allowed.end()) {
+    Reject(assoc, info,
+           {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+            ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
+           PermissionDenied("association from " + info.calling_ae.str() + " at " +
+                            info.peer_host + ": calling AE title not allowed"));
+    return;
+  }
+  if (active_.load() >= std::max(1, config_.max_associations)) {
+    Reject(assoc, info,
+           {ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+            ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED},
+           ResourceExhausted("association from " + info.calling_ae.str() + " at " +
+                             info.peer_host + ": " + std::to_string(config_.max_associations) +
+                             " associations already open"));
+    return;
+  }
+  ++active_;
+  std::lock_guard lock(mu_);
+  Worker& worker = workers_.emplace_back();
+  worker.socket = socket;
+  // The thread takes mu_ before touching `worker`, so it waits for this assignment.
+  worker.thread = std::jthread([this, assoc, info, self = &worker](std::stop_token stop) {
+    RunAssociation(stop, assoc, info, self);
+  });
+  pthread_setname_np(worker.thread.native_handle(), "dimse-assoc");
+}
+
+void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
+                      T_ASC_RejectParameters why, const Status& status) {
+  spdlog::warn("dimse listener: rejected {}", status.message());
+  sink_.OnRejected(info, status);  // before the peer learns of it: tests and audit see order
+  ASC_rejectAssociation(assoc, &why);
+  ASC_dropSCPAssociation(assoc, kPollSeconds);
+  ASC_destroyAssociation(&assoc);
+}
+
+void Listener::RunAssociation(std::stop_token stop, T_ASC_Association* assoc,
+                              AssociationInfo info, Worker* self) {
+  Serve(stop, assoc, info);
+  {
+    std::lock_guard lock(mu_);
+    self->socket = -1;  // from here on Stop() must not touch the descriptor
+  }
+  ASC_dropSCPAssociation(assoc, kPollSeconds);
+  ASC_destroyAssociation(&assoc);
+  --active_;
+  std::lock_guard lock(mu_);
+  self->finished = true;
+}
+
+void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc,
+                     const AssociationInfo& info) {
+  T_ASC_Parameters* params = assoc->params;
+  ASC_acceptContextsWithPreferredTransferSyntaxes(
+      params, kVerificationSopClasses, Count(kVerificationSopClasses),
+      kUncompressedTransferSyntaxes, Count(kUncompressedTransferSyntaxes));
+  ASC_acceptContextsWithPreferredTransferSyntaxes(
+      params, dcmAllStorageSOPClassUIDs, numberOfDcmAllStorageSOPClassUIDs,
+      kStorageTransferSyntaxes, Count(kStorageTransferSyntaxes));
+  ASC_acceptContextsWithPreferredTransferSyntaxes(
+      params, kMppsSopClasses, Count(kMppsSopClasses), kUncompressedTransferSyntaxes,
+      Count(kUncompressedTransferSyntaxes));
+  // Answer with the title the peer called us by.
+  ASC_setAPTitles(params, nullptr, nullptr, info.called_ae.str().c_str());
+  OFCondition cond = ASC_acknowledgeAssociation(assoc);
+  if (cond.bad()) {
+    spdlog::warn("dimse listener: acknowledge association from {}: {}", info.calling_ae.str(),
+                 cond.text());
+    return;
+  }
+  spdlog::debug("dimse listener: association from {} at {} ({} contexts accepted)",
+                info.calling_ae.str(), info.peer_host,
+                ASC_countAcceptedPresentationContexts(params));
+
+  int idle_s = 0;
+  while (!stop.stop_requested()) {
+    if (!ASC_dataWaiting(assoc, kPollSeconds)) {
+      idle_s += kPollSeconds;
+      if (idle_s >= dimse_timeout_s_) {
+        spdlog::warn("dimse listener: association from {} idle for {} s, aborting",
+                     info.calling_ae.str(), idle_s);
+        ASC_abortAssociation(assoc);
+        return;
+      }
+      continue;
+    }
+    idle_s = 0;
+    T_DIMSE_Message message;
+    T_ASC_PresentationContextID pres_id = 0;
+    DcmDataset* command_detail = nullptr;
+    cond = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, &message,
+                                &command_detail);
+    delete command_detail;
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      ASC_acknowledgeRelease(assoc);
+      return;
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION) return;
+    if (cond.bad()) {
+      if (!stop.stop_requested()) {
+        spdlog::warn("dimse listener: association from {}: receive command: {}",
+                     info.calling_ae.str(), cond.text());
+      }
+      ASC_abortAssociation(assoc);
+      return;
+    }
+    bool usable = true;
+    switch (message.CommandField) {
+      case DIMSE_C_ECHO_RQ:
+        usable = DIMSE_sendEchoResponse(assoc, pres_id, &message.msg.CEchoRQ, STATUS_Success,
+                                        nullptr)
+                     .good();
+        break;
+      case DIMSE_C_STORE_RQ:
+        usable = HandleStore(assoc, pres_id, message.msg.CStoreRQ, info);
+        break;
+      case DIMSE_N_CREATE_RQ:
+      case DIMSE_N_SET_RQ:
+        usable = HandleMpps(assoc, pres_id, message, info);
+        break;
+      default:
+        spdlog::warn("dimse listener: association from {}: unsupported DIMSE command 0x{:04x}",
+                     info.calling_ae.str(), static_cast<unsigned>(message.CommandField));
+        usable = false;
+    }
+    if (!usable) {
+      ASC_abortAssociation(assoc);
+      return;
+    }
+  }
+  ASC_abortAssociation(assoc);
+}
+
+bool Listener::DrainDataset(T_ASC_Association* assoc) {
+  DIC_UL bytes = 0;
+  DIC_UL pdvs = 0;
+  return DIMSE_ignoreDataSet(assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &bytes, &pdvs).good();
+}
+
+bool Listener::HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                           T_DIMSE_C_StoreRQ& request, const AssociationInfo& info) {
+  Status outcome;
+  if (!ReceiveStore(assoc, pres_id, request, info, outcome)) return false;
+  if (!outcome.ok()) sink_.OnRejected(info, outcome);
+  return SendStoreResponse(assoc, pres_id, request, outcome);
+}
+
+// Receives the dataset of one C-STORE into a file and hands it to the sink; `outcome` is what
+// the response reports. Returns false if the association broke.
+bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                            T_DIMSE_C_StoreRQ& request, const AssociationInfo& info,
+                            Status& outcome) {
+  const std::string what = "C-STORE from " + info.calling_ae.str();
+  if (request.DataSetType == DIMSE_DATASET_NULL) {
+    outcome = InvalidArgument(what + ": request has no dataset");
+    return true;
+  }
+  if (Status capacity = sink_.CheckCapacity(); !capacity.ok()) {
+    outcome = capacity;
+    return DrainDataset(assoc);
+  }
+  const std::filesystem::path file = sink_.NewIncomingPath();
+  DcmOutputFileStream* stream = nullptr;
+  OFCondition cond = DIMSE_createFilestream(file.c_str(), &request, assoc, pres_id,
+                                            /*writeMetaheader=*/OFTrue, &stream);
+  if (cond.bad()) {
+    delete stream;
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+    outcome = ResourceExhausted(what + ": create " + file.string() + ": " + cond.text());
+    return DrainDataset(assoc);
+  }
+  // Streams the PDVs to the file as they arrive: never the whole dataset in memory.
+  cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, stream,
+                                    nullptr, nullptr);
+  const bool written = stream->status().good();
+  delete stream;  // closes the file
+  std::error_code ec;
+  if (cond.bad()) {
+    std::filesystem::remove(file, ec);
+    spdlog::warn("dimse listener: {}: receive dataset: {}", what, cond.text());
+    return false;
+  }
+  if (!written) {
+    std::filesystem::remove(file, ec);
+    outcome = ResourceExhausted(what + ": write " + file.string() + " failed");
+    return true;
+  }
+  Result<InstanceMeta> meta = ReadInstanceMeta(file);
+  if (!meta.ok()) {
+    std::filesystem::remove(file, ec);
+    outcome = meta.status().WithContext(what);
+    return true;
+  }
+  if (meta->sop_instance_uid.str() != Field(request.AffectedSOPInstanceUID) ||
+      meta->sop_class_uid.str() != Field(request.AffectedSOPClassUID)) {
+    std::filesystem::remove(file, ec);
+    outcome = InvalidArgument(
+        what + ": dataset SOP Instance/Class UID differ from the C-STORE request's");
+    return true;
+  }
+  outcome = sink_.OnInstance(ReceivedInstance{file, std::move(meta).value(), info});
+  return true;
+}
+
+bool Listener::SendStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                                 T_DIMSE_C_StoreRQ& request, const Status& outcome) {
+  T_DIMSE_C_StoreRSP response{};
+  response.MessageIDBeingRespondedTo = request.MessageID;
+  OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                      sizeof response.AffectedSOPClassUID);
+  OFStandard::strlcpy(response.AffectedSOPInstanceUID, request.AffectedSOPInstanceUID,
+                      sizeof response.AffectedSOPInstanceUID);
+  response.DataSetType = DIMSE_DATASET_NULL;
+  response.DimseStatus = StoreResponseStatus(outcome);
+  response.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+  if (request.opts & O_STORE_RQ_BLANK_PADDING) response.opts |= O_STORE_RSP_BLANK_PADDING;
+  DcmDataset detail;
+  if (!outcome.ok()) {
+    const std::string comment = "conduit: " + std::string(StatusCodeName(outcome.code()));
+    detail.putAndInsertString(DCM_ErrorComment, comment.substr(0, 64).c_str());
+    spdlog::warn("dimse listener: refused instance ({}): {}", DimseStatusText(response.DimseStatus),
+                 StatusCodeName(outcome.code()));
+  }
+  OFCondition cond = DIMSE_sendStoreResponse(assoc, pres_id, &request, &response,
+                                             outcome.ok() ? nullptr : &detail);
+  return cond.good();
+}
+
+bool Listener::HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                          T_DIMSE_Message& message, const AssociationInfo& info) {
+  const bool create = message.CommandField == DIMSE_N_CREATE_RQ;
+  const char* sop_class = create ? message.msg.NCreateRQ.AffectedSOPClassUID
+                                 : message.msg.NSetRQ.RequestedSOPClassUID;
+  const T_DIMSE_DataSetType dataset_type =
+      create ? message.msg.NCreateRQ.DataSetType : message.msg.NSetRQ.DataSetType;
+  std::string instance_uid;
+  if (!create) {
+    instance_uid = Field(message.msg.NSetRQ.RequestedSOPInstanceUID);
+  } else if (message.msg.NCreateRQ.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID) {
+    instance_uid = Field(message.msg.NCreateRQ.AffectedSOPInstanceUID);
+  } else {
+    char uid[100];
+    instance_uid = dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
+  }
+
+  DcmDataset* dataset = nullptr;
+  if (dataset_type != DIMSE_DATASET_NULL) {
+    OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, dimse_timeout_s_,
+                                                    &pres_id, &dataset, nullptr, nullptr);
+    if (cond.bad()) {
+      delete dataset;
+      spdlog::warn("dimse listener: MPPS from {}: receive dataset: {}", info.calling_ae.str(),
+                   cond.text());
+      return false;
+    }
+  }
+  uint16_t status = 0x0118;  // No such SOP Class
+  if (Field(sop_class) == UID_ModalityPerformedProcedureStepSOPClass) {
+    const Status outcome = sink_.OnMpps(ParseMpps(instance_uid, dataset, info));
+    if (!outcome.ok()) {
+      spdlog::warn("dimse listener: MPPS from {} refused: {}", info.calling_ae.str(),
+                   StatusCodeName(outcome.code()));
+    }
+    status = NResponseStatus(outcome);
+  }
+  delete dataset;
+
+  T_DIMSE_Message response{};
+  if (create) {
+    response.CommandField = DIMSE_N_CREATE_RSP;
+    T_DIMSE_N_CreateRSP& rsp = response.msg.NCreateRSP;
+    rsp.MessageIDBeingRespondedTo = message.msg.NCreateRQ.MessageID;
+    OFStandard::strlcpy(rsp.AffectedSOPClassUID, sop_class, sizeof rsp.AffectedSOPClassUID);
+    OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, instance_uid.c_str(),
+                        sizeof rsp.AffectedSOPInstanceUID);
+    rsp.DimseStatus = status;
+    rsp.DataSetType = DIMSE_DATASET_NULL;
+    rsp.opts = O_NCREATE_AFFECTEDSOPCLASSUID | O_NCREATE_AFFECTEDSOPINSTANCEUID;
+  } else {
+    response.CommandField = DIMSE_N_SET_RSP;
+    T_DIMSE_N_SetRSP& rsp = response.msg.NSetRSP;
+    rsp.MessageIDBeingRespondedTo = message.msg.NSetRQ.MessageID;
+    OFStandard::strlcpy(rsp.AffectedSOPClassUID, sop_class, sizeof rsp.AffectedSOPClassUID);
+    OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, instance_uid.c_str(),
+                        sizeof rsp.AffectedSOPInstanceUID);
+    rsp.DimseStatus = status;
+    rsp.DataSetType = DIMSE_DATASET_NULL;
+    rsp.opts = O_NSET_AFFECTEDSOPCLASSUID | O_NSET_AFFECTEDSOPINSTANCEUID;
+  }
+  return DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &response, nullptr, nullptr, nullptr,
+                                          nullptr)
+      .good();
+}
+
+}  // namespace
+
+std::unique_ptr<DimseListener> MakeDimseListener(const DicomConfig& config, IngestSink& sink) {
+  return std::make_unique<Listener>(config, sink);
+}
+
+}  // namespace conduit

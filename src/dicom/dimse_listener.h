@@ -1,0 +1,80 @@
+// DimseListener: Conduit's DICOM upper-layer front end. Owns its accept loop and one thread
+// per association (bounded by max_associations; one more is rejected as transient, local
+// limit exceeded). Serves C-ECHO, C-STORE for every storage SOP class and common transfer
+// syntax (stored as received, never transcoded) and MPPS N-CREATE/N-SET. TCP_NODELAY is on.
+// The bind address must be IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any called AE title is
+// accepted (the A-ASSOCIATE-AC echoes it); only calling AE titles are checked.
+// Thread safety: Start/Stop from one thread; the sink is called from association threads.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/ids.h"
+#include "core/status.h"
+#include "dicom/instance_meta.h"
+
+namespace conduit {
+
+struct AssociationInfo {
+  AeTitle calling_ae;
+  AeTitle called_ae;
+  std::string peer_host;
+};
+
+// A C-STORE whose dataset has been written, with a Part 10 meta header, to `file`
+// (a path the sink chose with NewIncomingPath()). Not yet fsync'd.
+struct ReceivedInstance {
+  std::filesystem::path file;
+  InstanceMeta meta;
+  AssociationInfo association;
+};
+
+// An MPPS N-CREATE or N-SET. `instances` lists every Referenced SOP Instance UID in the
+// Performed Series Sequence (present on N-SET COMPLETED).
+struct MppsEvent {
+  std::string mpps_sop_instance_uid;
+  std::string status;  // "IN PROGRESS", "COMPLETED", "DISCONTINUED", or empty on a partial N-SET
+  StudyUid study_uid;  // from Scheduled Step Attributes Sequence; may be empty on N-SET
+  std::vector<SopInstanceUid> instances;
+  AssociationInfo association;
+};
+
+// What the listener hands received objects to. The listener answers the sender with
+// success only if OnInstance returned OK, so OK must mean durable.
+class IngestSink {
+ public:
+  virtual ~IngestSink() = default;
+  // A fresh path where the listener may write one incoming instance.
+  virtual std::filesystem::path NewIncomingPath() = 0;
+  // Free-space check before receiving: kResourceExhausted refuses the C-STORE.
+  virtual Status CheckCapacity() = 0;
+  // Takes ownership of the file (moves or removes it). Errors become DIMSE failure statuses:
+  // kResourceExhausted -> A700 (out of resources), kInvalidArgument -> C000 (cannot
+  // understand), kPermissionDenied -> 0124 (not authorized), others -> 0110 (processing failure).
+  virtual Status OnInstance(const ReceivedInstance& instance) = 0;
+  // An instance the listener refused (malformed, not allowed); for logs, metrics and audit.
+  virtual void OnRejected(const AssociationInfo& association, const Status& why) = 0;
+  virtual Status OnMpps(const MppsEvent& event) = 0;
+};
+
+class DimseListener {
+ public:
+  virtual ~DimseListener() = default;
+  // Binds and starts the accept thread. Errors: kUnavailable if the port cannot be bound.
+  virtual Status Start() = 0;
+  // Stops accepting, aborts open associations, joins every thread; within about a second
+  // (longer only while a peer that has connected but not yet sent its A-ASSOCIATE-RQ is
+  // waited for, bounded by acse_timeout).
+  virtual void Stop() = 0;
+  // The bound port (useful when config asked for port 0).
+  virtual int port() const = 0;
+  virtual int active_associations() const = 0;
+};
+
+std::unique_ptr<DimseListener> MakeDimseListener(const DicomConfig& config, IngestSink& sink);
+
+}  // namespace conduit

@@ -1,0 +1,728 @@
+#include "http/admin_server.h"
+
+#include <httplib.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pipeline/job_engine.h"
+#include "store/records.h"
+
+#ifndef CONDUIT_VERSION
+#define CONDUIT_VERSION "unknown"
+#endif
+
+namespace conduit {
+namespace {
+
+using nlohmann::json;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Limits of the admin API: its requests are small; anything bigger is hostile or a mistake.
+constexpr size_t kMaxPayloadBytes = 1 << 20;
+// A worker blocked on a silent client notices Stop() only when these expire, so they bound
+// how long Stop() takes. They apply to each read or write, not to a whole request.
+constexpr auto kReadTimeout = std::chrono::seconds(1);
+constexpr auto kWriteTimeout = std::chrono::seconds(1);
+constexpr time_t kKeepAliveTimeoutSeconds = 1;
+constexpr size_t kKeepAliveMaxCount = 100;
+constexpr int kDefaultLimit = 100;
+constexpr int kMaxLimit = 1000;
+constexpr int64_t kMaxOffset = 1'000'000'000;
+// How many recent jobs /api/studies/{uid} looks through for the study's jobs.
+constexpr int kStudyJobsScan = 10'000;
+constexpr size_t kMaxEchoedInput = 64;
+
+// A response: status, media type and body.
+struct Payload {
+  std::string content_type;
+  std::string body;
+  int status = 200;
+};
+
+// Invalid UTF-8 (e.g. a Latin-1 study description) is replaced, never thrown.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Payload Json(const json& j) { return {"application/json", Dump(j)}; }
+
+// Outside input echoed in an error message is clipped so an 8 KB parameter stays out.
+std::string Echo(std::string_view input) {
+  if (input.size() <= kMaxEchoedInput) return std::string(input);
+  return std::string(input.substr(0, kMaxEchoedInput)) + "...";
+}
+
+// The one place Status codes become HTTP statuses.
+int HttpStatusOf(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kUnavailable:
+    case StatusCode::kResourceExhausted:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+std::string ReasonOf(int status) {
+  switch (status) {
+    case 400:
+      return "bad request";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not found";
+    case 405:
+      return "method not allowed";
+    case 408:
+      return "request timeout";
+    case 413:
+      return "payload too large";
+    case 414:
+      return "uri too long";
+    case 415:
+      return "unsupported media type";
+    case 416:
+      return "range not satisfiable";
+    case 431:
+      return "request header fields too large";
+    case 500:
+      return "internal error";
+    case 503:
+      return "unavailable";
+  }
+  return "http status " + std::to_string(status);
+}
+
+void SetError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(Dump(json{{"error", message}}), "application/json");
+}
+
+// ISO 8601 UTC with milliseconds, e.g. "2023-11-14T22:13:20.000Z"; null for an unset time.
+json IsoTime(TimePoint t) {
+  if (t.time_since_epoch().count() == 0) return nullptr;
+  using namespace std::chrono;
+  auto ms = floor<milliseconds>(t);
+  auto day = floor<days>(ms);
+  year_month_day ymd(day);
+  hh_mm_ss hms(ms - day);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()), static_cast<long long>(hms.hours().count()),
+                static_cast<long long>(hms.minutes().count()),
+                static_cast<long long>(hms.seconds().count()),
+                static_cast<long long>(hms.subseconds().count()));
+  return std::string(buf);
+}
+
+json ModalitiesJson(const std::string& modalities) {
+  json out = json::array();
+  size_t start = 0;
+  while (start <= modalities.size()) {
+    size_t comma = modalities.find(',', start);
+    if (comma == std::string::npos) comma = modalities.size();
+    std::string m = modalities.substr(start, comma - start);
+    if (!m.empty()) out.push_back(m);
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A study without patient names, IDs or accession numbers: StudySummary holds none.
+json StudyJson(const StudySummary& s) {
+  return json{{"study_uid", s.study_uid.str()},
+              {"study_ref", StudyRef(s.study_uid)},
+              {"study_date", s.study_date},
+              {"description", s.study_description},
+              {"modalities", ModalitiesJson(s.modalities)},
+              {"series_count", s.series_count},
+              {"instance_count", s.instance_count},
+              {"size_bytes", s.size_bytes},
+              {"first_received_at", IsoTime(s.first_received_at)},
+              {"last_received_at", IsoTime(s.last_received_at)}};
+}
+
+json JobJson(const JobRecord& j) {
+  json series = json::array();
+  for (const SeriesUid& s : j.series) series.push_back(s.str());
+  return json{{"id", j.id.value},
+              {"study_ref", StudyRef(j.study_uid)},
+              {"study_uid", j.study_uid.str()},
+              {"route", j.route},
+              {"tool", j.tool},
+              {"destinations", j.destinations},
+              {"series", series},
+              {"generation", j.generation},
+              {"state", JobStateName(j.state)},
+              {"attempts", j.attempts},
+              {"next_attempt_at", IsoTime(j.next_attempt_at)},
+              {"last_error", j.last_error},
+              {"created_at", IsoTime(j.created_at)},
+              {"updated_at", IsoTime(j.updated_at)},
+              {"dispatched_at", IsoTime(j.dispatched_at)},
+              {"last_result_at", IsoTime(j.last_result_at)}};
+}
+
+json AuditJson(const AuditEvent& e) {
+  json detail = e.detail.empty() ? json(nullptr) : json::parse(e.detail, nullptr, false);
+  if (detail.is_discarded()) detail = e.detail;
+  return json{{"at", IsoTime(e.at)},
+              {"action", e.action},
+              {"outcome", e.outcome},
+              {"actor", e.actor},
+              {"study_ref", e.study_ref},
+              {"job_id", e.job_id.value > 0 ? json(e.job_id.value) : json(nullptr)},
+              {"detail", detail}};
+}
+
+// Parses a whole decimal integer in [min, max]; anything else is kInvalidArgument.
+Result<int64_t> ParseBoundedInt(std::string_view what, std::string_view text, int64_t min,
+                                int64_t max) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return InvalidArgument(std::string(what) + ": '" + Echo(text) + "' is not an integer in [" +
+                           std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return value;
+}
+
+Result<int64_t> QueryInt(const httplib::Request& req, const char* key, int64_t fallback,
+                         int64_t min, int64_t max) {
+  if (!req.has_param(key)) return fallback;
+  return ParseBoundedInt(key, req.get_param_value(key), min, max);
+}
+
+Result<JobId> ParseJobId(std::string_view text) {
+  ASSIGN_OR_RETURN(int64_t id,
+                   ParseBoundedInt("job id", text, 1, std::numeric_limits<int64_t>::max()));
+  return JobId{id};
+}
+
+// DICOM UIDs: 1..64 characters of digits and dots.
+Result<StudyUid> ParseStudyUid(std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 64;
+  for (char c : text) ok = ok && ((c >= '0' && c <= '9') || c == '.');
+  if (!ok) return InvalidArgument("study uid: not a DICOM UID");
+  return StudyUid(std::string(text));
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t start = 0;
+  if (!path.empty() && path.front() == '/') start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    parts.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// The fixed pool that serves connections: httplib's ThreadPool, with named threads.
+class WorkerPool final : public httplib::TaskQueue {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      workers_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "http-worker");
+        Work();
+      });
+    }
+  }
+  ~WorkerPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+  // Runs what is queued, then joins the workers (httplib calls it when listen ends).
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (shutdown_) return;
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (std::jthread& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return shutdown_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // shut down and drained
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();  // serves one connection; closes its socket
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;  // accepted connections waiting for a worker
+  bool shutdown_ = false;
+  std::vector<std::jthread> workers_;
+};
+
+std::string MethodLabel(const std::string& method) {
+  static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST", "PUT",
+                                                "DELETE", "OPTIONS", "PATCH"};
+  for (std::string_view m : kKnown) {
+    if (method == m) return method;
+  }
+  return "other";
+}
+
+class HttpAdminServer final : public AdminServer {
+ public:
+  explicit HttpAdminServer(AdminContext context) : ctx_(std::move(context)) {
+    ctx_.metrics.Describe("conduit_http_requests_total", "counter",
+                          "HTTP requests served by the admin server, by method, route and code.");
+    ctx_.metrics.Describe("conduit_http_request_duration_seconds", "histogram",
+                          "Time to serve an admin HTTP request, by route.");
+    AddRoute("GET", "/api/health", &HttpAdminServer::Health);
+    AddRoute("GET", "/api/studies", &HttpAdminServer::Studies);
+    AddRoute("GET", "/api/studies/{uid}", &HttpAdminServer::Study);
+    AddRoute("GET", "/api/jobs", &HttpAdminServer::Jobs);
+    AddRoute("GET", "/api/jobs/{id}", &HttpAdminServer::Job);
+    AddRoute("POST", "/api/jobs/{id}/retry", &HttpAdminServer::Retry);
+    AddRoute("GET", "/api/audit", &HttpAdminServer::Audit);
+    AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
+  }
+
+  ~HttpAdminServer() override { Stop(); }
+
+  Status Start() override;
+  void Stop() override;
+  int port() const override { return port_.load(); }
+
+ private:
+  using Args = std::vector<std::string>;
+  using Handler = Result<Payload> (HttpAdminServer::*)(const httplib::Request&, const Args&);
+  struct Route {
+    std::string method;
+    std::string pattern;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  // What the logger needs to know about the request its thread is serving.
+  struct Trace {
+    SteadyTime start;
+    std::string route;
+  };
+
+  void AddRoute(std::string method, std::string pattern, Handler handler) {
+    std::vector<std::string> segments = SplitPath(pattern);
+    routes_.push_back({std::move(method), std::move(pattern), std::move(segments), handler});
+  }
+
+  void Configure(httplib::Server& server);
+  void Dispatch(const httplib::Request& req, httplib::Response& res);
+  void Log(const httplib::Request& req, const httplib::Response& res);
+  void SetTraceRoute(const std::string& route);
+
+  Result<Payload> Health(const httplib::Request& req, const Args& args);
+  Result<Payload> Studies(const httplib::Request& req, const Args& args);
+  Result<Payload> Study(const httplib::Request& req, const Args& args);
+  Result<Payload> Jobs(const httplib::Request& req, const Args& args);
+  Result<Payload> Job(const httplib::Request& req, const Args& args);
+  Result<Payload> Retry(const httplib::Request& req, const Args& args);
+  Result<Payload> Audit(const httplib::Request& req, const Args& args);
+  Result<Payload> MetricsText(const httplib::Request& req, const Args& args);
+
+  AdminContext ctx_;
+  std::vector<Route> routes_;
+  std::unique_ptr<httplib::Server> server_;
+  std::jthread listener_;
+  std::atomic<int> port_{0};
+
+  std::mutex traces_mu_;
+  std::map<std::thread::id, Trace> traces_;  // one entry per pool thread at most
+};
+
+void HttpAdminServer::Configure(httplib::Server& server) {
+  int threads = std::max(1, ctx_.config.http.threads);
+  server.new_task_queue = [threads] { return new WorkerPool(threads); };
+  server.set_payload_max_length(kMaxPayloadBytes);
+  server.set_read_timeout(kReadTimeout);
+  server.set_write_timeout(kWriteTimeout);
+  server.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
+  server.set_keep_alive_max_count(kKeepAliveMaxCount);
+  // httplib's default also sets SO_REUSEPORT, which would let a second gateway share the
+  // port silently; only SO_REUSEADDR (fast restart) is wanted.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  server.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                              {"Cache-Control", "no-store"},
+                              {"X-Frame-Options", "DENY"},
+                              {"Content-Security-Policy", "default-src 'none'"}});
+
+  auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
+    Dispatch(req, res);
+  };
+  // Every method reaches Dispatch, which tells an unknown path (404) from a known path with
+  // the wrong method (405). Bodies are read (and limited) by httplib before it.
+  server.Get(".*", dispatch);
+  server.Post(".*", dispatch);
+  server.Put(".*", dispatch);
+  server.Patch(".*", dispatch);
+  server.Delete(".*", dispatch);
+  server.Options(".*", dispatch);
+
+  server.set_pre_routing_handler([this](const httplib::Request&, httplib::Response&) {
+    std::lock_guard lock(traces_mu_);
+    traces_[std::this_thread::get_id()] = Trace{std::chrono::steady_clock::now(), "unmatched"};
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Errors httplib raises itself (400 unparsable, 413, 414, ...) get a JSON body too; a body a
+  // handler already wrote is kept.
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        SetError(res, res.status, ReasonOf(res.status));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("http: request failed: {}", what);
+        SetError(res, 500, "internal error: " + what);
+      });
+  server.set_logger(
+      [this](const httplib::Request& req, const httplib::Response& res) { Log(req, res); });
+}
+
+Status HttpAdminServer::Start() {
+  if (server_) return FailedPrecondition("http admin server: already started");
+  const std::string& host = ctx_.config.http.bind;
+  const int requested = ctx_.config.http.port;
+  auto server = std::make_unique<httplib::Server>();
+  Configure(*server);
+
+  int bound = -1;
+  if (requested == 0) {
+    bound = server->bind_to_any_port(host);
+  } else if (server->bind_to_port(host, requested)) {
+    bound = requested;
+  }
+  if (bound <= 0) {
+    return Unavailable("http admin server: bind " + host + ":" + std::to_string(requested) +
+                       ": cannot bind (in use, or not a local address)");
+  }
+  server_ = std::move(server);
+  port_ = bound;
+  httplib::Server* s = server_.get();
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  listener_ = std::jthread([s, ended] {
+    pthread_setname_np(pthread_self(), "http-accept");
+    if (!s->listen_after_bind()) spdlog::error("http admin server: accept loop failed");
+    *ended = true;
+  });
+  // stop() is a no-op until the accept loop runs: wait for it (or its failure), so that
+  // Stop() always ends it. Both come within moments of the thread starting.
+  while (!s->is_running() && !*ended) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (*ended) {
+    Stop();
+    return Unavailable("http admin server: accept loop on " + host + ":" + std::to_string(bound) +
+                       " ended at once");
+  }
+  spdlog::info("http admin server listening on {}:{} ({} threads)", host, bound,
+               std::max(1, ctx_.config.http.threads));
+  return Status::Ok();
+}
+
+void HttpAdminServer::Stop() {
+  if (!server_) return;
+  server_->stop();
+  if (listener_.joinable()) listener_.join();
+  server_.reset();
+  port_ = 0;
+}
+
+void HttpAdminServer::SetTraceRoute(const std::string& route) {
+  std::lock_guard lock(traces_mu_);
+  auto it = traces_.find(std::this_thread::get_id());
+  if (it != traces_.end()) it->second.route = route;
+}
+
+void HttpAdminServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  const std::vector<std::string> parts = SplitPath(req.path);
+  const Route* match = nullptr;
+  const Route* path_match = nullptr;  // a route with this path, whatever its method
+  std::vector<std::string> allowed;
+  Args args;
+  for (const Route& route : routes_) {
+    if (route.segments.size() != parts.size()) continue;
+    Args candidate;
+    bool same = true;
+    for (size_t i = 0; i < parts.size() && same; ++i) {
+      const std::string& seg = route.segments[i];
+      if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
+        same = !parts[i].empty();
+        candidate.push_back(parts[i]);
+      } else {
+        same = seg == parts[i];
+      }
+    }
+    if (!same) continue;
+    if (path_match == nullptr) path_match = &route;
+    bool method_ok = route.method == req.method || (route.method == "GET" && req.method == "HEAD");
+    if (method_ok) {
+      match = &route;
+      args = std::move(candidate);
+      break;
+    }
+    allowed.push_back(route.method);
+    if (route.method == "GET") allowed.push_back("HEAD");
+  }
+
+  if (match == nullptr) {
+    if (allowed.empty()) {
+      SetError(res, 404, "no such resource");
+      return;
+    }
+    SetTraceRoute(path_match->pattern);
+    std::string allow;
+    for (const std::string& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+    res.set_header("Allow", allow);
+    SetError(res, 405, "method " + Echo(req.method) + " not allowed; allowed: " + allow);
+    return;
+  }
+  SetTraceRoute(match->pattern);
+
+  if (req.method == "POST" && req.has_header("Origin")) {
+    // A browser on another origin must not drive the admin API (CSRF).
+    std::string origin = req.get_header_value("Origin");
+    std::string host = req.get_header_value("Host");
+    if (origin != "http://" + host && origin != "https://" + host) {
+      SetError(res, 403, "cross-origin request refused");
+      return;
+    }
+  }
+
+  Result<Payload> payload = (this->*match->handler)(req, args);
+  if (!payload.ok()) {
+    const Status& st = payload.status();
+    int status = HttpStatusOf(st.code());
+    // The code only: a store's message may name a study, and logs never do.
+    if (status >= 500) {
+      spdlog::warn("http {} {}: {}", MethodLabel(req.method), match->pattern,
+                   StatusCodeName(st.code()));
+    }
+    SetError(res, status, st.message());
+    return;
+  }
+  res.status = payload->status;
+  res.set_content(std::move(payload->body), payload->content_type.c_str());
+}
+
+// Logs the route pattern, never the path: paths and queries may carry Study UIDs.
+void HttpAdminServer::Log(const httplib::Request& req, const httplib::Response& res) {
+  std::optional<Trace> trace;
+  {
+    std::lock_guard lock(traces_mu_);
+    auto it = traces_.find(std::this_thread::get_id());
+    if (it != traces_.end()) {
+      trace = std::move(it->second);
+      traces_.erase(it);
+    }
+  }
+  std::string route = trace ? trace->route : "unparsed";
+  std::string method = MethodLabel(req.method);
+  double seconds =
+      trace ? std::chrono::duration<double>(std::chrono::steady_clock::now() - trace->start).count()
+            : 0.0;
+  ctx_.metrics.Add("conduit_http_requests_total", 1,
+                   "method=\"" + method + "\",route=\"" + route + "\",code=\"" +
+                       std::to_string(res.status) + "\"");
+  if (trace) {
+    ctx_.metrics.Observe("conduit_http_request_duration_seconds", seconds,
+                         "route=\"" + route + "\"");
+  }
+  spdlog::debug("http {} {} {} {:.1f}ms", method, route, res.status, seconds * 1000);
+}
+
+Result<Payload> HttpAdminServer::Health(const httplib::Request&, const Args&) {
+  json body{{"node", ctx_.config.node.name},
+            {"version", CONDUIT_VERSION},
+            {"time", IsoTime(ctx_.clock.Now())}};
+  bool ready = true;
+  Result<std::map<JobState, int64_t>> counts = ctx_.index.CountJobsByState();
+  if (counts.ok()) {
+    body["index"] = "up";
+    json jobs = json::object();
+    for (const auto& [state, n] : *counts) jobs[JobStateName(state)] = n;
+    body["jobs"] = jobs;
+  } else {
+    ready = false;
+    body["index"] = "down";
+    body["index_error"] = counts.status().message();
+  }
+  if (ctx_.health_facts) {
+    for (const auto& [key, value] : ctx_.health_facts()) {
+      if (body.contains(key)) continue;
+      body[key] = value;
+      if (value == "down") ready = false;
+    }
+  }
+  body["status"] = ready ? "ok" : "unavailable";
+  // Readiness is the status code: a load balancer needs no JSON.
+  Payload payload = Json(body);
+  if (!ready) payload.status = 503;
+  return payload;
+}
+
+Result<Payload> HttpAdminServer::Studies(const httplib::Request& req, const Args&) {
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultLimit, 1, kMaxLimit));
+  ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, kMaxOffset));
+  ASSIGN_OR_RETURN(std::vector<StudySummary> studies,
+                   ctx_.index.ListStudies(static_cast<int>(limit), static_cast<int>(offset)));
+  json list = json::array();
+  for (const StudySummary& s : studies) list.push_back(StudyJson(s));
+  return Json(json{{"studies", list}, {"limit", limit}, {"offset", offset}});
+}
+
+Result<Payload> HttpAdminServer::Study(const httplib::Request&, const Args& args) {
+  ASSIGN_OR_RETURN(StudyUid uid, ParseStudyUid(args.at(0)));
+  ASSIGN_OR_RETURN(std::optional<StudySummary> study, ctx_.index.GetStudy(uid));
+  if (!study) return NotFound("study " + StudyRef(uid) + ": not found");
+  ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ctx_.index.ListJobs(std::nullopt, kStudyJobsScan));
+  json body = StudyJson(*study);
+  json list = json::array();
+  for (const JobRecord& j : jobs) {
+    if (j.study_uid == uid) list.push_back(JobJson(j));
+  }
+  body["jobs"] = list;
+  return Json(body);
+}
+
+Result<Payload> HttpAdminServer::Jobs(const httplib::Request& req, const Args&) {
+  std::optional<JobState> state;
+  if (req.has_param("state")) {
+    std::string name = req.get_param_value("state");
+    state = ParseJobState(name);
+    if (!state) return InvalidArgument("state: unknown job state '" + Echo(name) + "'");
+  }
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultLimit, 1, kMaxLimit));
+  ASSIGN_OR_RETURN(std::vector<JobRecord> jobs,
+                   ctx_.index.ListJobs(state, static_cast<int>(limit)));
+  json list = json::array();
+  for (const JobRecord& j : jobs) list.push_back(JobJson(j));
+  return Json(json{{"jobs", list},
+                   {"state", state ? json(JobStateName(*state)) : json(nullptr)},
+                   {"limit", limit}});
+}
+
+Result<Payload> HttpAdminServer::Job(const httplib::Request&, const Args& args) {
+  ASSIGN_OR_RETURN(JobId id, ParseJobId(args.at(0)));
+  ASSIGN_OR_RETURN(std::optional<JobRecord> job, ctx_.index.GetJob(id));
+  if (!job) return NotFound("job " + std::to_string(id.value) + ": not found");
+  ASSIGN_OR_RETURN(std::vector<ResultRecord> results, ctx_.index.ListResults(id));
+  ASSIGN_OR_RETURN(auto delivered, ctx_.index.ListDelivered(id));
+  json body = JobJson(*job);
+  json result_list = json::array();
+  for (const ResultRecord& r : results) {
+    result_list.push_back(json{{"sop_instance_uid", r.sop_instance_uid.str()},
+                               {"sop_class_uid", r.sop_class_uid.str()},
+                               {"series_uid", r.series_uid.str()},
+                               {"size_bytes", r.size_bytes},
+                               {"received_at", IsoTime(r.received_at)}});
+  }
+  json delivery_list = json::array();
+  for (const auto& [sop, destination] : delivered) {
+    delivery_list.push_back(json{{"sop_instance_uid", sop}, {"destination", destination}});
+  }
+  body["results"] = result_list;
+  body["deliveries"] = delivery_list;
+  return Json(body);
+}
+
+Result<Payload> HttpAdminServer::Retry(const httplib::Request&, const Args& args) {
+  ASSIGN_OR_RETURN(JobId id, ParseJobId(args.at(0)));
+  RETURN_IF_ERROR(ReplayJob(ctx_.index, ctx_.clock, id, "http"));
+  ASSIGN_OR_RETURN(std::optional<JobRecord> job, ctx_.index.GetJob(id));
+  if (!job) return NotFound("job " + std::to_string(id.value) + ": not found after replay");
+  spdlog::info("http: job {} of study {} replayed", id.value, StudyRef(job->study_uid));
+  return Json(JobJson(*job));
+}
+
+Result<Payload> HttpAdminServer::Audit(const httplib::Request& req, const Args&) {
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultLimit, 1, kMaxLimit));
+  ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, kMaxOffset));
+  ASSIGN_OR_RETURN(std::vector<AuditEvent> events,
+                   ctx_.index.ListAudit(static_cast<int>(limit), static_cast<int>(offset)));
+  json list = json::array();
+  for (const AuditEvent& e : events) list.push_back(AuditJson(e));
+  return Json(json{{"events", list}, {"limit", limit}, {"offset", offset}});
+}
+
+Result<Payload> HttpAdminServer::MetricsText(const httplib::Request&, const Args&) {
+  if (ctx_.refresh_gauges) ctx_.refresh_gauges();
+  return Payload{"text/plain; version=0.0.4; charset=utf-8", ctx_.metrics.RenderPrometheus()};
+}
+
+}  // namespace
+
+std::unique_ptr<AdminServer> MakeAdminServer(AdminContext context) {
+  return std::make_unique<HttpAdminServer>(std::move(context));
+}
+
+}  // namespace conduit

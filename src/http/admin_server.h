@@ -1,0 +1,48 @@
+// AdminServer: the HTTP front end for operators — JSON admin API and Prometheus /metrics.
+//   GET  /api/health              liveness and readiness: node, version, listener state
+//   GET  /api/studies             ?limit=&offset= ; no patient names or IDs
+//   GET  /api/studies/{uid}       one study with its jobs
+//   GET  /api/jobs                ?state=&limit= ; GET /api/jobs/{id} with results, deliveries
+//   POST /api/jobs/{id}/retry     replays a failed or dead-lettered job
+//   GET  /api/audit               ?limit=&offset=
+//   GET  /metrics                 Prometheus text format
+// Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error.
+// Thread safety: Start/Stop from one thread; requests are served by a fixed pool.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "store/index.h"
+
+namespace conduit {
+
+struct AdminContext {
+  const Config& config;
+  Index& index;
+  Metrics& metrics;
+  const Clock& clock;
+  // Called before /metrics renders, to refresh gauges (queue depths, job states).
+  std::function<void()> refresh_gauges;
+  // Extra health facts, e.g. {"dicom_listener":"up"}; merged into /api/health.
+  std::function<std::map<std::string, std::string>()> health_facts;
+};
+
+class AdminServer {
+ public:
+  virtual ~AdminServer() = default;
+  // Binds http.bind:http.port (0 picks a free port) and starts serving.
+  // Errors: kUnavailable if the port cannot be bound.
+  virtual Status Start() = 0;
+  virtual void Stop() = 0;
+  virtual int port() const = 0;
+};
+
+std::unique_ptr<AdminServer> MakeAdminServer(AdminContext context);
+
+}  // namespace conduit

@@ -1,0 +1,470 @@
+#include "pipeline/job_engine.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "dicom/instance_meta.h"
+
+namespace conduit {
+namespace {
+
+// DueJobs batch per scheduler pass. Jobs awaiting results stay due in the index while they
+// wait (their next look is kept in memory), so the batch is generous.
+constexpr int kDueBatch = 1000;
+constexpr auto kSchedulerPeriod = std::chrono::milliseconds(250);
+
+std::string Detail(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string StateLabel(JobState state) { return std::string("to=\"") + JobStateName(state) + "\""; }
+
+double Seconds(std::chrono::system_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
+
+std::string JobName(const JobRecord& job) { return "job " + std::to_string(job.id.value); }
+
+}  // namespace
+
+JobEngine::JobEngine(const Config& config, Index& index, Spool& spool, const Clock& clock,
+                     std::map<std::string, std::unique_ptr<ToolAdapter>> adapters,
+                     Deliverer& deliverer, ResultIntake& intake, Metrics& metrics)
+    : config_(config),
+      index_(index),
+      spool_(spool),
+      clock_(clock),
+      adapters_(std::move(adapters)),
+      deliverer_(deliverer),
+      intake_(intake),
+      metrics_(metrics),
+      rng_(std::random_device{}()) {
+  metrics_.Describe("conduit_jobs_transitions_total", "counter",
+                    "Job state transitions, by the state entered.");
+  metrics_.Describe("conduit_job_step_seconds", "histogram",
+                    "Time to run one step of a job, by the state it started in.");
+  metrics_.Describe("conduit_job_latency_seconds", "histogram",
+                    "Time from a job's creation to its results being delivered.");
+}
+
+JobEngine::~JobEngine() { Stop(); }
+
+Status JobEngine::Start() {
+  if (scheduler_.joinable()) return FailedPrecondition("job engine start: already running");
+  scheduler_ = std::jthread([this](std::stop_token stop) { SchedulerLoop(stop); });
+  spdlog::info("job engine: started ({} tools)", config_.tools.size());
+  return Status::Ok();
+}
+
+void JobEngine::Stop() {
+  if (scheduler_.joinable()) {
+    scheduler_.request_stop();
+    wake_cv_.notify_all();
+    scheduler_.join();
+  }
+  // No new steps start now; wait for the ones in flight. They take mu_ as they finish, so
+  // join them outside it.
+  std::list<Worker> workers;
+  {
+    std::lock_guard lock(mu_);
+    workers.swap(workers_);
+  }
+  for (auto& w : workers) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+}
+
+void JobEngine::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+    // A result may just have arrived: jobs awaiting results are looked at again.
+    next_check_.clear();
+  }
+  wake_cv_.notify_all();
+}
+
+void JobEngine::SchedulerLoop(std::stop_token stop) {
+  NameThisThread("conduit-jobs");
+  while (!stop.stop_requested()) {
+    const TimePoint now = clock_.Now();
+    auto due = index_.DueJobs(now, kDueBatch);
+    std::unique_lock lock(mu_);
+    ReapWorkers();
+    if (due.ok()) {
+      LaunchDue(std::move(*due), now);
+    } else {
+      spdlog::error("job engine: listing due jobs: {}", due.status().ToString());
+    }
+    wake_cv_.wait_for(lock, stop, kSchedulerPeriod, [this] { return wake_; });
+    wake_ = false;
+  }
+}
+
+bool JobEngine::CheckDue(const JobRecord& job, TimePoint now) const {
+  if (job.state != JobState::kAwaitingResults) return true;
+  auto it = next_check_.find(job.id.value);
+  return it == next_check_.end() || it->second <= now;
+}
+
+void JobEngine::LaunchDue(std::vector<JobRecord> due, TimePoint now) {
+  for (const auto& job : due) {
+    if (in_flight_.count(job.id.value) || !CheckDue(job, now)) continue;
+    const ToolConfig* tool = config_.FindTool(job.tool);
+    const int cap = tool != nullptr ? std::max(1, tool->max_concurrent) : 1;
+    int& running = running_per_tool_[job.tool];
+    if (running >= cap) continue;  // this tool is saturated; others go on
+    ++running;
+    in_flight_.insert(job.id.value);
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::jthread thread([this, id = job.id, tool_name = job.tool, done] {
+      NameThisThread("conduit-step");
+      Status st = StepIfStillDue(id);
+      if (!st.ok()) {
+        spdlog::error("job engine: job {}: step not recorded: {}", id.value,
+                      StatusCodeName(st.code()));
+      }
+      {
+        std::lock_guard lock(mu_);
+        in_flight_.erase(id.value);
+        --running_per_tool_[tool_name];
+        wake_ = true;
+      }
+      wake_cv_.notify_all();
+      done->store(true);
+    });
+    workers_.push_back(Worker{std::move(thread), std::move(done)});
+  }
+}
+
+void JobEngine::ReapWorkers() {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->done->load()) {
+      // `done` is set after the worker released mu_, so this join cannot wait on us.
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status JobEngine::StepIfStillDue(JobId id) {
+  ASSIGN_OR_RETURN(std::optional<JobRecord> job, index_.GetJob(id));
+  if (!job || IsTerminal(job->state) || job->next_attempt_at > clock_.Now()) return Status::Ok();
+  return Step(std::move(*job));
+}
+
+Status JobEngine::RunDueSteps() {
+  const TimePoint now = clock_.Now();
+  ASSIGN_OR_RETURN(std::vector<JobRecord> due, index_.DueJobs(now, kDueBatch));
+  Status first_error;
+  for (const auto& job : due) {
+    {
+      std::lock_guard lock(mu_);
+      if (in_flight_.count(job.id.value) || !CheckDue(job, now)) continue;
+      in_flight_.insert(job.id.value);
+    }
+    Status st = StepIfStillDue(job.id);
+    {
+      std::lock_guard lock(mu_);
+      in_flight_.erase(job.id.value);
+    }
+    if (!st.ok() && first_error.ok()) first_error = st;
+  }
+  return first_error;
+}
+
+Status JobEngine::Step(JobRecord job) {
+  const auto started = std::chrono::steady_clock::now();
+  const JobState entry = job.state;
+  Status st;
+  switch (job.state) {
+    case JobState::kQueued:
+      RETURN_IF_ERROR(Transition(job, JobState::kSending, "dispatch", "started",
+                                 Detail({{"attempt", job.attempts + 1}})));
+      st = Dispatch(job);
+      break;
+    case JobState::kSending:
+      // A previous process died mid-dispatch: dispatch again (tools must be idempotent).
+      st = Dispatch(job);
+      break;
+    case JobState::kAwaitingResults:
+      st = Await(job);
+      break;
+    case JobState::kDelivering:
+      st = DeliverResults(job);
+      break;
+    case JobState::kDone:
+    case JobState::kFailed:
+    case JobState::kDeadLetter:
+      return Status::Ok();
+  }
+  metrics_.Observe("conduit_job_step_seconds", Seconds(std::chrono::steady_clock::now() - started),
+                   std::string("step=\"") + JobStateName(entry) + "\"");
+  return st;
+}
+
+Status JobEngine::Dispatch(JobRecord& job) {
+  const std::string step = "sending";
+  const ToolConfig* tool = config_.FindTool(job.tool);
+  auto adapter = adapters_.find(job.tool);
+  if (tool == nullptr || adapter == adapters_.end() || adapter->second == nullptr) {
+    return Fail(job,
+                FailedPrecondition(JobName(job) + ": tool '" + job.tool + "' is not configured"),
+                step);
+  }
+  auto instances = index_.ListInstances(job.study_uid, job.series);
+  if (!instances.ok()) {
+    return Fail(job, instances.status().WithContext(JobName(job) + ": listing inputs"), step);
+  }
+  if (instances->empty()) {
+    return Fail(job, FailedPrecondition(JobName(job) + ": no input instances in the index"), step);
+  }
+  DispatchRequest request;
+  request.job = job;
+  for (const auto& instance : *instances)
+    request.inputs.push_back(spool_.PathOf(instance.spool_key));
+  auto dir = spool_.JobDir(job.id.value);
+  if (!dir.ok()) return Fail(job, dir.status().WithContext(JobName(job) + ": work folder"), step);
+  request.work_dir = *dir;
+  // Beside the work folder, so the tool's output outlives the job for whoever investigates.
+  request.log_file = dir->parent_path() / (std::to_string(job.id.value) + ".log");
+
+  spdlog::info("job {}: dispatching study {} ({} instances) to tool '{}'", job.id.value,
+               StudyRef(job.study_uid), request.inputs.size(), job.tool);
+  auto outcome = adapter->second->Dispatch(request);
+  if (!outcome.ok()) return Fail(job, outcome.status(), step);
+
+  int attached = 0, quarantined = 0, unreadable = 0;
+  for (const auto& file : outcome->result_files) {
+    auto meta = ReadInstanceMeta(file);
+    if (!meta.ok()) {
+      ++unreadable;
+      spdlog::warn("job {}: a result file of tool '{}' is not readable DICOM ({})", job.id.value,
+                   job.tool, StatusCodeName(meta.status().code()));
+      continue;
+    }
+    Status st = intake_.Attach(job, file, *meta, job.tool);
+    if (st.ok()) {
+      ++attached;
+    } else if (st.code() == StatusCode::kInvalidArgument) {
+      ++quarantined;  // audited by the intake; the job goes on with the valid results
+    } else {
+      return Fail(job, st.WithContext(JobName(job) + ": attaching a result"), step);
+    }
+  }
+  nlohmann::json detail{{"inputs", request.inputs.size()},
+                        {"results", attached},
+                        {"quarantined", quarantined},
+                        {"unreadable", unreadable},
+                        {"results_pending", outcome->results_pending}};
+  const TimePoint now = clock_.Now();
+  if (outcome->results_pending) {
+    job.dispatched_at = now;
+    return Transition(job, JobState::kAwaitingResults, "dispatch", "success", Detail(detail));
+  }
+  if (attached > 0) job.last_result_at = now;
+  return Transition(job, JobState::kDelivering, "dispatch", "success", Detail(detail));
+}
+
+Status JobEngine::Await(JobRecord& job) {
+  const std::string step = "awaiting_results";
+  const ToolConfig* tool = config_.FindTool(job.tool);
+  if (tool == nullptr) {
+    return Fail(job,
+                FailedPrecondition(JobName(job) + ": tool '" + job.tool + "' is not configured"),
+                step);
+  }
+  auto results = index_.ListResults(job.id);
+  if (!results.ok()) {
+    return Fail(job, results.status().WithContext(JobName(job) + ": listing results"), step);
+  }
+  const TimePoint now = clock_.Now();
+  // The latest arrival, from the results themselves: the intake may attach one at any time.
+  TimePoint last = job.last_result_at;
+  for (const auto& r : *results) last = std::max(last, r.received_at);
+  const size_t count = results->size();
+  const TimePoint deadline = job.dispatched_at + tool->timeout;
+
+  auto forget = [&] {
+    std::lock_guard lock(mu_);
+    next_check_.erase(job.id.value);
+  };
+  if (count > 0 && now - last >= tool->results_stable_after) {
+    forget();
+    job.last_result_at = last;
+    return Transition(job, JobState::kDelivering, "result", "success",
+                      Detail({{"results", count}}));
+  }
+  if (now > deadline) {
+    forget();
+    if (count > 0) {
+      // Documented choice: what arrived before the timeout is delivered.
+      job.last_result_at = last;
+      return Transition(job, JobState::kDelivering, "result", "partial",
+                        Detail({{"results", count}, {"timed_out", true}}));
+    }
+    return Fail(job,
+                DeadlineExceeded(JobName(job) + ": no result from tool '" + job.tool +
+                                 "' within its timeout"),
+                step);
+  }
+  TimePoint next = deadline + std::chrono::milliseconds(1);
+  next = std::min(next, (count > 0 ? last : now) + tool->results_stable_after);
+  std::lock_guard lock(mu_);
+  next_check_[job.id.value] = next;
+  return Status::Ok();
+}
+
+Status JobEngine::DeliverResults(JobRecord& job) {
+  Status st = deliverer_.Deliver(job);
+  if (!st.ok()) return Fail(job, st, "delivering");
+  auto results = index_.ListResults(job.id);
+  const size_t count = results.ok() ? results->size() : 0;
+  Status removed = spool_.RemoveJobDir(job.id.value);
+  if (!removed.ok()) {
+    spdlog::warn("job {}: removing its work folder: {}", job.id.value,
+                 StatusCodeName(removed.code()));
+  }
+  return Transition(job, JobState::kDone, "done", "success",
+                    Detail({{"results", count}, {"destinations", job.destinations.size()}}));
+}
+
+Status JobEngine::Fail(JobRecord job, const Status& why, const std::string& step) {
+  const TimePoint now = clock_.Now();
+  const JobState from = job.state;
+  job.last_error = why.ToString();
+  job.updated_at = now;
+  {
+    std::lock_guard lock(mu_);
+    next_check_.erase(job.id.value);
+  }
+  nlohmann::json detail{{"step", step}, {"code", std::string(StatusCodeName(why.code()))}};
+  std::string action;
+  if (IsRetryable(why.code())) {
+    job.attempts += 1;
+    detail["attempts"] = job.attempts;
+    if (job.attempts >= config_.retry.max_attempts) {
+      job.state = JobState::kDeadLetter;
+      action = "dead_letter";
+      spdlog::warn("job {} (study {}): {} failed {} times ({}); dead-lettered", job.id.value,
+                   StudyRef(job.study_uid), step, job.attempts, StatusCodeName(why.code()));
+    } else {
+      const auto delay = Backoff(config_.retry, job.attempts, UnitRandom());
+      job.next_attempt_at = now + delay;
+      // A failed or timed-out dispatch starts over from the queue.
+      if (from == JobState::kSending || from == JobState::kAwaitingResults) {
+        job.state = JobState::kQueued;
+      }
+      action = "retry";
+      detail["retry_in_ms"] = delay.count();
+      spdlog::info("job {} (study {}): {} failed ({}), attempt {} of {}; retrying in {} ms",
+                   job.id.value, StudyRef(job.study_uid), step, StatusCodeName(why.code()),
+                   job.attempts, config_.retry.max_attempts, delay.count());
+    }
+  } else {
+    job.state = JobState::kFailed;
+    action = "fail";
+    spdlog::warn("job {} (study {}): {} failed for good ({})", job.id.value,
+                 StudyRef(job.study_uid), step, StatusCodeName(why.code()));
+  }
+  return Record(job, from, action, "failure", Detail(detail));
+}
+
+Status JobEngine::Transition(JobRecord& job, JobState next, const std::string& action,
+                             const std::string& outcome, const std::string& detail) {
+  const TimePoint now = clock_.Now();
+  const JobState from = job.state;
+  job.state = next;
+  job.updated_at = now;
+  job.next_attempt_at = now;
+  // `attempts` counts failures of the current phase: getting results (sending, awaiting),
+  // then delivering them. It restarts once results are in hand.
+  if (next == JobState::kDelivering || next == JobState::kDone) {
+    job.attempts = 0;
+    job.last_error.clear();
+  }
+  return Record(job, from, action, outcome, detail);
+}
+
+Status JobEngine::Record(JobRecord& job, JobState from, const std::string& action,
+                         const std::string& outcome, const std::string& detail) {
+  const TimePoint now = clock_.Now();
+  AuditEvent audit;
+  audit.at = now;
+  audit.action = action;
+  audit.outcome = outcome;
+  audit.actor = job.tool;
+  audit.study_ref = StudyRef(job.study_uid);
+  audit.job_id = job.id;
+  audit.detail = detail;
+  Status st = index_.UpdateJob(job, audit);
+  if (!st.ok()) return st.WithContext(JobName(job) + ": recording " + JobStateName(job.state));
+  if (job.state != from) {
+    metrics_.Add("conduit_jobs_transitions_total", 1, StateLabel(job.state));
+    spdlog::debug("job {}: {} -> {} ({})", job.id.value, JobStateName(from),
+                  JobStateName(job.state), action);
+  }
+  if (job.state == JobState::kDone) {
+    metrics_.Observe("conduit_job_latency_seconds", Seconds(now - job.created_at));
+    spdlog::info("job {} (study {}): done", job.id.value, StudyRef(job.study_uid));
+  }
+  return Status::Ok();
+}
+
+double JobEngine::UnitRandom() {
+  std::lock_guard lock(mu_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+Status ReplayJob(Index& index, const Clock& clock, JobId id, const std::string& actor) {
+  ASSIGN_OR_RETURN(std::optional<JobRecord> found, index.GetJob(id));
+  if (!found) return NotFound("replay job " + std::to_string(id.value) + ": no such job");
+  JobRecord job = std::move(*found);
+  if (job.state != JobState::kFailed && job.state != JobState::kDeadLetter) {
+    return FailedPrecondition("replay job " + std::to_string(id.value) + ": job is " +
+                              JobStateName(job.state) + ", not failed or dead_letter");
+  }
+  ASSIGN_OR_RETURN(std::vector<ResultRecord> results, index.ListResults(id));
+  const JobState from = job.state;
+  const TimePoint now = clock.Now();
+  // Results in hand are kept and delivered (the deliverer skips what already went out);
+  // without results the tool is asked again.
+  job.state = results.empty() ? JobState::kQueued : JobState::kDelivering;
+  job.attempts = 0;
+  job.last_error.clear();
+  job.next_attempt_at = now;
+  job.updated_at = now;
+  AuditEvent audit;
+  audit.at = now;
+  audit.action = "replay";
+  audit.outcome = "success";
+  audit.actor = actor;
+  audit.study_ref = StudyRef(job.study_uid);
+  audit.job_id = job.id;
+  audit.detail = Detail(
+      {{"from", JobStateName(from)}, {"to", JobStateName(job.state)}, {"results", results.size()}});
+  RETURN_IF_ERROR(index.UpdateJob(job, audit));
+  spdlog::info("job {} (study {}): replayed by {} from {} to {}", id.value, StudyRef(job.study_uid),
+               actor, JobStateName(from), JobStateName(job.state));
+  return Status::Ok();
+}
+
+std::chrono::milliseconds Backoff(const RetryConfig& retry, int attempt, double unit_random) {
+  const double max_ms = static_cast<double>(std::max<int64_t>(0, retry.max_backoff.count()));
+  double base = static_cast<double>(std::max<int64_t>(0, retry.initial_backoff.count()));
+  for (int i = 1; i < attempt && base < max_ms; ++i) base *= 2;
+  base = std::min(base, max_ms);
+  const double u = std::clamp(unit_random, 0.0, 1.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(std::floor(base * (0.5 + 0.5 * u))));
+}
+
+}  // namespace conduit

@@ -1,0 +1,119 @@
+// JobEngine runs jobs as persisted state machines:
+//   queued -> sending -> (awaiting_results ->) delivering -> done
+// with failed (not retryable) and dead_letter (retries exhausted) as replayable ends.
+// Each transition is written to the index before the next step begins; Start() resumes
+// whatever a previous process left unfinished. Retryable errors back off exponentially with
+// jitter (RetryConfig). Each tool has its own concurrency cap, so a slow or dead tool never
+// holds up another.
+// Thread safety: Start/Stop from one thread; Wake from any.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapters/tool_adapter.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "results/deliverer.h"
+#include "results/result_intake.h"
+#include "store/index.h"
+#include "store/spool.h"
+
+namespace conduit {
+
+class JobEngine {
+ public:
+  JobEngine(const Config& config, Index& index, Spool& spool, const Clock& clock,
+            std::map<std::string, std::unique_ptr<ToolAdapter>> adapters, Deliverer& deliverer,
+            ResultIntake& intake, Metrics& metrics);
+  ~JobEngine();
+
+  // Starts the scheduler thread and per-tool workers.
+  Status Start();
+  // Stops taking new steps and joins workers; a step in flight finishes or is abandoned and
+  // resumed by the next Start (its state was persisted before it began).
+  void Stop();
+  // Asks the scheduler to look for due jobs now, including jobs awaiting results (call it
+  // when a result was attached).
+  void Wake();
+
+  // Runs every due step once on the calling thread (tests drive the engine with a FakeClock).
+  Status RunDueSteps();
+
+  // Advances one job by one step. Exposed for tests. OK when the outcome (including a
+  // retry, dead letter or failure of the job) was recorded; an error only when the index
+  // could not record it.
+  Status Step(JobRecord job);
+
+ private:
+  // A step running on its own thread; `done` is set as the thread's last act.
+  struct Worker {
+    std::jthread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  void SchedulerLoop(std::stop_token stop);
+  // Launches due jobs on workers within each tool's cap. Caller holds mu_.
+  void LaunchDue(std::vector<JobRecord> due, TimePoint now);
+  // Joins workers that have finished. Caller holds mu_.
+  void ReapWorkers();
+  // Re-reads the job and steps it if it is still due (a DueJobs snapshot can be stale).
+  Status StepIfStillDue(JobId id);
+  // False for a job awaiting results that was looked at and is not to be looked at again
+  // yet. Caller holds mu_.
+  bool CheckDue(const JobRecord& job, TimePoint now) const;
+  // The per-state step bodies.
+  Status Dispatch(JobRecord& job);
+  Status Await(JobRecord& job);
+  Status DeliverResults(JobRecord& job);
+  // Handles an error of a step: retry with backoff, dead letter or fail, as the code says.
+  Status Fail(JobRecord job, const Status& why, const std::string& step);
+  // Moves the job to `next` (attempts reset, due now) and records it with an audit event.
+  Status Transition(JobRecord& job, JobState next, const std::string& action,
+                    const std::string& outcome, const std::string& detail);
+  // Writes the job row and its audit event; counts the transition from `from`.
+  Status Record(JobRecord& job, JobState from, const std::string& action,
+                const std::string& outcome, const std::string& detail);
+  double UnitRandom();
+
+  const Config& config_;
+  Index& index_;
+  Spool& spool_;
+  const Clock& clock_;
+  std::map<std::string, std::unique_ptr<ToolAdapter>> adapters_;
+  Deliverer& deliverer_;
+  ResultIntake& intake_;
+  Metrics& metrics_;
+
+  std::mutex mu_;
+  std::condition_variable_any wake_cv_;
+  bool wake_ = false;
+  std::set<int64_t> in_flight_;
+  std::map<std::string, int> running_per_tool_;
+  std::list<Worker> workers_;
+  // Jobs awaiting results: when to look again (in memory; after a restart, at once).
+  std::map<int64_t, TimePoint> next_check_;
+  std::mt19937_64 rng_;
+  std::jthread scheduler_;
+};
+
+// Puts a failed or dead-lettered job back in the queue from the step where it stopped
+// (results already received are kept; deliveries already made are not repeated).
+// Errors: kNotFound; kFailedPrecondition if the job is not failed or dead-lettered.
+Status ReplayJob(Index& index, const Clock& clock, JobId id, const std::string& actor);
+
+// The delay before retry number `attempt` (1-based): initial * 2^(attempt-1), capped at max,
+// with full jitter in [50%, 100%] of it. `unit_random` in [0,1) for determinism in tests.
+std::chrono::milliseconds Backoff(const RetryConfig& retry, int attempt, double unit_random);
+
+}  // namespace conduit

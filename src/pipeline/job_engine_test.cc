@@ -1,0 +1,562 @@
+#include "pipeline/job_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "results/test_support.h"
+#include "store/sqlite_index.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::StorescpPeer;
+using testing::TempDir;
+using testing::WriteTestDicom;
+
+constexpr const char* kStudy = "1.2.826.0.1.3680043.10.543.1";
+
+// What a test tool does, shared between the test and the adapter the engine owns.
+struct ToolScript {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Status> errors;  // returned by the next dispatches, in order; then success
+  bool results_pending = false;
+  int results_per_job = 1;
+  bool wrong_study = false;  // results claim another study (the intake quarantines them)
+  bool gate_open = true;     // while closed, Dispatch blocks (bounded)
+  int calls = 0;
+  int running = 0;
+  int max_running = 0;
+
+  void SetGate(bool open) {
+    {
+      std::lock_guard lock(mu);
+      gate_open = open;
+    }
+    cv.notify_all();
+  }
+  int Calls() {
+    std::lock_guard lock(mu);
+    return calls;
+  }
+  int Running() {
+    std::lock_guard lock(mu);
+    return running;
+  }
+};
+
+// A real ToolAdapter: writes one DICOM result per job (deterministic UIDs, as the reference
+// tool does) into the work folder, or fails as scripted.
+class ScriptedTool final : public ToolAdapter {
+ public:
+  explicit ScriptedTool(std::shared_ptr<ToolScript> script) : script_(std::move(script)) {}
+
+  Result<DispatchOutcome> Dispatch(const DispatchRequest& request) override {
+    std::unique_lock lock(script_->mu);
+    ++script_->calls;
+    ++script_->running;
+    script_->max_running = std::max(script_->max_running, script_->running);
+    script_->cv.wait_for(lock, 60s, [&] { return script_->gate_open; });
+    --script_->running;
+    for (const auto& input : request.inputs) {
+      if (!fs::exists(input)) return InvalidArgument("test tool: input missing");
+    }
+    if (!script_->errors.empty()) {
+      Status st = script_->errors.front();
+      script_->errors.pop_front();
+      return st;
+    }
+    DispatchOutcome outcome;
+    outcome.results_pending = script_->results_pending;
+    const std::string id = std::to_string(request.job.id.value);
+    for (int i = 0; i < script_->results_per_job; ++i) {
+      const fs::path file = request.work_dir / ("result-" + std::to_string(i) + ".dcm");
+      const std::string study = script_->wrong_study ? "1.2.3.999" : request.job.study_uid.str();
+      Status st =
+          WriteTestDicom(file, study, "2.25.7700" + id, "2.25.7800" + id + "." + std::to_string(i),
+                         testing::kSecondaryCaptureStorage);
+      if (!st.ok()) return st;
+      outcome.result_files.push_back(file);
+    }
+    return outcome;
+  }
+
+ private:
+  std::shared_ptr<ToolScript> script_;
+};
+
+class JobEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto spool = Spool::Open(SpoolOptions{tmp_.path() / "spool", 0});
+    ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+    spool_ = std::move(spool).value();
+    auto index = OpenSqliteIndex(tmp_.path() / "index.db");
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    index_ = std::move(index).value();
+
+    config_.dicom.ae_title = AeTitle("CONDUIT");
+    DestinationConfig pacs;
+    pacs.name = "pacs";
+    pacs.ae_title = AeTitle("PACS");
+    pacs.host = "127.0.0.1";
+    pacs.port = testing::FreePort();  // nothing listens until a test starts storescp
+    pacs.timeout = 10s;
+    config_.destinations.push_back(pacs);
+    for (const char* name : {"fast", "slow", "dimse"}) {
+      ToolConfig tool;
+      tool.name = name;
+      tool.max_concurrent = 1;
+      tool.timeout = 600s;
+      tool.results_stable_after = 5s;
+      config_.tools.push_back(tool);
+    }
+    config_.retry.max_attempts = 3;
+    config_.retry.initial_backoff = 2s;
+    config_.retry.max_backoff = 60s;
+
+    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_);
+    deliverer_ = std::make_unique<Deliverer>(config_, *index_, *spool_, clock_);
+    scripts_["dimse"]->results_pending = true;
+    scripts_["dimse"]->results_per_job = 0;
+    MakeEngine();
+  }
+
+  void TearDown() override { engine_.reset(); }
+
+  // A new engine on the same index and spool: what a restart sees.
+  void MakeEngine() {
+    engine_.reset();
+    std::map<std::string, std::unique_ptr<ToolAdapter>> adapters;
+    for (auto& [name, script] : scripts_) adapters[name] = std::make_unique<ScriptedTool>(script);
+    engine_ = std::make_unique<JobEngine>(config_, *index_, *spool_, clock_, std::move(adapters),
+                                          *deliverer_, *intake_, metrics_);
+  }
+
+  // An input instance of kStudy in the spool and the index.
+  void AddInput(const std::string& sop) {
+    const fs::path incoming = spool_->NewIncomingPath();
+    fs::create_directories(incoming.parent_path());
+    ASSERT_TRUE(WriteTestDicom(incoming, kStudy, std::string(kStudy) + ".1", sop).ok());
+    auto key = spool_->Commit(incoming, SopInstanceUid(sop));
+    ASSERT_TRUE(key.ok()) << key.status().ToString();
+    InstanceRecord r;
+    r.study_uid = StudyUid(kStudy);
+    r.series_uid = SeriesUid(std::string(kStudy) + ".1");
+    r.sop_instance_uid = SopInstanceUid(sop);
+    r.sop_class_uid = SopClassUid(testing::kCtImageStorage);
+    r.spool_key = *key;
+    r.received_at = clock_.Now();
+    ASSERT_TRUE(index_->PutInstance(r, Audit("receive")).ok());
+  }
+
+  JobId CreateJob(const std::string& tool) {
+    JobRecord job;
+    job.study_uid = StudyUid(kStudy);
+    job.route = "route-" + std::to_string(++routes_);
+    job.tool = tool;
+    job.destinations = {"pacs"};
+    job.state = JobState::kQueued;
+    job.next_attempt_at = clock_.Now();
+    job.created_at = clock_.Now();
+    job.updated_at = clock_.Now();
+    auto id = index_->CreateJob(job, Audit("assemble"));
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : JobId{};
+  }
+
+  AuditEvent Audit(const std::string& action) {
+    return AuditEvent{clock_.Now(), action, "success", "test", StudyRef(StudyUid(kStudy)),
+                      JobId{},      "{}"};
+  }
+
+  JobRecord Job(JobId id) {
+    auto job = index_->GetJob(id);
+    EXPECT_TRUE(job.ok() && job->has_value());
+    return job.ok() && job->has_value() ? **job : JobRecord{};
+  }
+
+  void RunDueSteps() {
+    Status st = engine_->RunDueSteps();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  // Waits (bounded) until the job is in `state`; for tests with the scheduler threads.
+  bool WaitForState(JobId id, JobState state, std::chrono::seconds timeout = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Job(id).state == state) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  std::vector<std::string> AuditActions(JobId id) {
+    auto audit = index_->ListAudit(1000, 0);
+    EXPECT_TRUE(audit.ok());
+    std::vector<std::string> actions;
+    if (!audit.ok()) return actions;
+    for (auto it = audit->rbegin(); it != audit->rend(); ++it) {
+      if (it->job_id == id) actions.push_back(it->action);
+    }
+    return actions;
+  }
+
+  // The state a process leaves behind when it dies after recording "sending", then a restart.
+  void CrashWhileSending(JobId id) {
+    JobRecord job = Job(id);
+    job.state = JobState::kSending;
+    ASSERT_TRUE(index_->UpdateJob(job, Audit("dispatch")).ok());
+    MakeEngine();
+  }
+
+  size_t ResultCount(JobId id) {
+    auto results = index_->ListResults(id);
+    EXPECT_TRUE(results.ok());
+    return results.ok() ? results->size() : 0;
+  }
+
+  // A DIMSE tool stores a result back to our listener; ingest attaches it to the job.
+  void ToolReturnsResult(JobId id) {
+    const fs::path file = tmp_.path() / "returned.dcm";
+    ASSERT_TRUE(
+        WriteTestDicom(file, kStudy, "2.25.990", "2.25.990.1", testing::kSecondaryCaptureStorage)
+            .ok());
+    auto meta = ReadInstanceMeta(file);
+    ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+    ASSERT_TRUE(intake_->Attach(Job(id), file, *meta, "dimse").ok());
+  }
+
+  std::unique_ptr<StorescpPeer> StartPacs() {
+    auto peer = StorescpPeer::Start(tmp_.path() / "pacs", "PACS");
+    EXPECT_TRUE(peer.ok()) << peer.status().ToString();
+    if (!peer.ok()) return nullptr;
+    config_.destinations[0].port = (*peer)->port();
+    return std::move(peer).value();
+  }
+
+  TempDir tmp_;
+  FakeClock clock_;
+  Config config_;
+  Metrics metrics_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<Index> index_;
+  std::unique_ptr<ResultIntake> intake_;
+  std::unique_ptr<Deliverer> deliverer_;
+  std::map<std::string, std::shared_ptr<ToolScript>> scripts_ = {
+      {"fast", std::make_shared<ToolScript>()},
+      {"slow", std::make_shared<ToolScript>()},
+      {"dimse", std::make_shared<ToolScript>()}};
+  std::unique_ptr<JobEngine> engine_;
+  int routes_ = 0;
+};
+
+TEST_F(JobEngineTest, DeliversTheToolsResultsToPacs) {
+  fs::create_directories(tmp_.path() / "pacs");
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  AddInput("2.25.100.1");
+  AddInput("2.25.100.2");
+  const JobId id = CreateJob("fast");
+
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  EXPECT_EQ(ResultCount(id), 1u);
+
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDone);
+  EXPECT_EQ(pacs->WaitForReceived(1), 1);
+  EXPECT_FALSE(fs::exists(spool_->root() / "jobs" / std::to_string(id.value)))
+      << "the work folder goes once the job is done";
+
+  const std::vector<std::string> expected = {"assemble", "dispatch", "result",
+                                             "dispatch", "deliver",  "done"};
+  EXPECT_EQ(AuditActions(id), expected);
+  EXPECT_EQ(metrics_.Value("conduit_jobs_transitions_total", R"(to="sending")"), 1);
+  EXPECT_EQ(metrics_.Value("conduit_jobs_transitions_total", R"(to="delivering")"), 1);
+  EXPECT_EQ(metrics_.Value("conduit_jobs_transitions_total", R"(to="done")"), 1);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1);
+
+  RunDueSteps();
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1) << "a done job is not stepped again";
+}
+
+TEST_F(JobEngineTest, RetryableErrorsBackOffThenDeadLetter) {
+  AddInput("2.25.100.1");
+  for (int i = 0; i < 3; ++i) scripts_["fast"]->errors.push_back(Unavailable("tool down"));
+  const JobId id = CreateJob("fast");
+
+  RunDueSteps();
+  JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kQueued) << "a failed dispatch goes back to the queue";
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_GE(job.next_attempt_at, clock_.Now() + 1s) << "first backoff is 1-2 s";
+  EXPECT_LE(job.next_attempt_at, clock_.Now() + 2s);
+  EXPECT_NE(job.last_error.find("tool down"), std::string::npos);
+
+  RunDueSteps();
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1) << "not due before the backoff has passed";
+
+  clock_.Advance(2s);
+  RunDueSteps();
+  job = Job(id);
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_GE(job.next_attempt_at, clock_.Now() + 2s);
+  EXPECT_LE(job.next_attempt_at, clock_.Now() + 4s);
+
+  clock_.Advance(4s);
+  RunDueSteps();
+  job = Job(id);
+  EXPECT_EQ(job.state, JobState::kDeadLetter);
+  EXPECT_EQ(job.attempts, 3);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 3);
+  const auto actions = AuditActions(id);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "retry"), 2);
+  EXPECT_EQ(actions.back(), "dead_letter");
+
+  clock_.Advance(1h);
+  RunDueSteps();
+  EXPECT_EQ(scripts_["fast"]->Calls(), 3) << "a dead-lettered job waits for a replay";
+}
+
+TEST_F(JobEngineTest, NonRetryableErrorFailsAtOnce) {
+  AddInput("2.25.100.1");
+  scripts_["fast"]->errors.push_back(InvalidArgument("tool rejects the study"));
+  const JobId id = CreateJob("fast");
+  RunDueSteps();
+  const JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kFailed);
+  EXPECT_EQ(AuditActions(id).back(), "fail");
+  EXPECT_EQ(metrics_.Value("conduit_jobs_transitions_total", R"(to="failed")"), 1);
+}
+
+TEST_F(JobEngineTest, ReplayRunsADeadLetteredJobAgain) {
+  AddInput("2.25.100.1");
+  for (int i = 0; i < 3; ++i) scripts_["fast"]->errors.push_back(Unavailable("tool down"));
+  const JobId id = CreateJob("fast");
+  for (int i = 0; i < 3; ++i) {
+    RunDueSteps();
+    clock_.Advance(1min);
+  }
+  ASSERT_EQ(Job(id).state, JobState::kDeadLetter);
+
+  Status st = ReplayJob(*index_, clock_, id, "cli");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kQueued) << "no results yet: the tool is asked again";
+  EXPECT_EQ(job.attempts, 0);
+  EXPECT_EQ(AuditActions(id).back(), "replay");
+
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+
+  EXPECT_EQ(ReplayJob(*index_, clock_, id, "cli").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReplayJob(*index_, clock_, JobId{9999}, "cli").code(), StatusCode::kNotFound);
+}
+
+TEST_F(JobEngineTest, ReplayAfterFailedDeliveryKeepsTheResults) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("fast");
+  RunDueSteps();  // dispatched; pacs is not listening
+  ASSERT_EQ(Job(id).state, JobState::kDelivering);
+  for (int i = 0; i < 3; ++i) {
+    RunDueSteps();
+    clock_.Advance(1min);
+  }
+  ASSERT_EQ(Job(id).state, JobState::kDeadLetter);
+
+  fs::create_directories(tmp_.path() / "pacs");
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  ASSERT_TRUE(ReplayJob(*index_, clock_, id, "cli").ok());
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDone);
+  EXPECT_EQ(pacs->WaitForReceived(1), 1);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1) << "the tool was not asked again";
+}
+
+TEST_F(JobEngineTest, ResumesASendingJobAfterACrash) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("fast");
+  // The previous process persisted "sending" and died before the tool answered.
+  CrashWhileSending(id);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1);
+  EXPECT_EQ(ResultCount(id), 1u);
+}
+
+TEST_F(JobEngineTest, RedispatchAfterACrashDoesNotDuplicateResults) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("fast");
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kDelivering);
+  // As if the process died after attaching results but before recording "delivering".
+  CrashWhileSending(id);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 2);
+  EXPECT_EQ(ResultCount(id), 1u) << "the tool's UIDs are deterministic: same result replaced";
+}
+
+TEST_F(JobEngineTest, QuarantinedResultsAreCountedAndDoNotFailTheJob) {
+  AddInput("2.25.100.1");
+  scripts_["fast"]->wrong_study = true;
+  const JobId id = CreateJob("fast");
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  EXPECT_EQ(ResultCount(id), 0u);
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  bool counted = false;
+  for (const auto& e : *audit) {
+    if (e.job_id == id && e.action == "dispatch" && e.outcome == "success") {
+      counted = e.detail.find("\"quarantined\":1") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(counted);
+}
+
+TEST_F(JobEngineTest, AwaitsResultsUntilTheyAreStable) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("dimse");
+  RunDueSteps();
+  JobRecord job = Job(id);
+  ASSERT_EQ(job.state, JobState::kAwaitingResults);
+  EXPECT_EQ(job.dispatched_at, clock_.Now());
+
+  clock_.Advance(10s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults) << "no result yet";
+
+  ToolReturnsResult(id);
+  engine_->Wake();
+
+  clock_.Advance(2s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults) << "results_stable_after is 5 s";
+  clock_.Advance(3s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+}
+
+TEST_F(JobEngineTest, AwaitingWithoutResultsPastTheTimeoutRetriesTheDispatch) {
+  AddInput("2.25.100.1");
+  config_.tools[2].timeout = 30s;
+  const JobId id = CreateJob("dimse");
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+  clock_.Advance(31s);
+  RunDueSteps();
+  JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_NE(job.last_error.find("timeout"), std::string::npos) << job.last_error;
+  clock_.Advance(1min);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults);
+  EXPECT_EQ(scripts_["dimse"]->Calls(), 2);
+  EXPECT_EQ(Job(id).attempts, 1) << "attempts count until results are in hand";
+}
+
+TEST_F(JobEngineTest, AwaitingPastTheTimeoutDeliversWhatArrived) {
+  AddInput("2.25.100.1");
+  config_.tools[2].timeout = 30s;
+  config_.tools[2].results_stable_after = 60s;
+  const JobId id = CreateJob("dimse");
+  RunDueSteps();
+  ToolReturnsResult(id);
+  clock_.Advance(31s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+}
+
+TEST_F(JobEngineTest, ASaturatedToolDoesNotHoldUpAnotherTool) {
+  AddInput("2.25.100.1");
+  scripts_["slow"]->results_per_job = 0;
+  scripts_["fast"]->results_per_job = 0;
+  scripts_["slow"]->SetGate(false);
+  const JobId slow1 = CreateJob("slow");
+  const JobId slow2 = CreateJob("slow");
+  const JobId fast = CreateJob("fast");
+
+  ASSERT_TRUE(engine_->Start().ok());
+  EXPECT_TRUE(WaitForState(fast, JobState::kDone)) << "the fast tool's job went through";
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (scripts_["slow"]->Running() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(scripts_["slow"]->Running(), 1);
+  EXPECT_EQ(scripts_["slow"]->Calls(), 1) << "slow has max_concurrent 1: its second job waits";
+  EXPECT_EQ(Job(slow2).state, JobState::kQueued);
+
+  scripts_["slow"]->SetGate(true);
+  engine_->Wake();
+  EXPECT_TRUE(WaitForState(slow1, JobState::kDone));
+  EXPECT_TRUE(WaitForState(slow2, JobState::kDone));
+  EXPECT_EQ(scripts_["slow"]->max_running, 1);
+  engine_->Stop();
+}
+
+TEST_F(JobEngineTest, StopWaitsForAStepInFlightAndTheNextStartResumes) {
+  AddInput("2.25.100.1");
+  scripts_["fast"]->results_per_job = 0;
+  scripts_["fast"]->SetGate(false);
+  const JobId id = CreateJob("fast");
+  ASSERT_TRUE(engine_->Start().ok());
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (scripts_["fast"]->Running() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(scripts_["fast"]->Running(), 1);
+  std::thread opener([&] {
+    std::this_thread::sleep_for(200ms);
+    scripts_["fast"]->SetGate(true);
+  });
+  engine_->Stop();  // returns once the step in flight has finished
+  opener.join();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+
+  MakeEngine();
+  ASSERT_TRUE(engine_->Start().ok());
+  EXPECT_TRUE(WaitForState(id, JobState::kDone));
+  engine_->Stop();
+}
+
+TEST(BackoffTest, DoublesWithJitterAndStaysWithinBounds) {
+  RetryConfig retry;
+  retry.initial_backoff = 2s;
+  retry.max_backoff = 300s;
+  struct Case {
+    int attempt;
+    double u;
+    std::chrono::milliseconds want;
+  };
+  const std::vector<Case> cases = {
+      {1, 0.0, 1000ms},   {1, 0.999999, 1999ms}, {2, 0.0, 2000ms},        {3, 0.5, 6000ms},
+      {8, 0.0, 128000ms}, {9, 0.0, 150000ms},    {9, 0.999999, 299999ms}, {1000, 0.0, 150000ms},
+      {0, 0.0, 1000ms},   {1, -1.0, 1000ms},     {1, 7.0, 2000ms},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(Backoff(retry, c.attempt, c.u), c.want) << "attempt " << c.attempt << " u " << c.u;
+  }
+  for (int attempt = 1; attempt < 40; ++attempt) {
+    for (double u : {0.0, 0.25, 0.5, 0.75, 0.99}) {
+      const auto d = Backoff(retry, attempt, u);
+      EXPECT_GE(d, 1000ms);
+      EXPECT_LE(d, 300s);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace conduit

@@ -1,0 +1,203 @@
+// Deliverer against real storescp destinations, a real SqliteIndex and Spool.
+#include "results/deliverer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "results/test_support.h"
+#include "store/sqlite_index.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::StorescpPeer;
+using testing::TempDir;
+using testing::WriteTestDicom;
+
+constexpr const char* kStudy = "1.2.826.0.1.3680043.9.7.400";
+constexpr const char* kResultSeries = "1.2.826.0.1.3680043.9.7.400.9";
+constexpr const char* kUnknownSopClass = "1.2.826.0.1.3680043.9.7.999.1";
+
+class DelivererTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto spool = Spool::Open(SpoolOptions{tmp_.path() / "spool", 0});
+    ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+    spool_ = std::move(spool).value();
+    auto index = OpenSqliteIndex(tmp_.path() / "index.db");
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    index_ = std::move(index).value();
+    config_.dicom.ae_title = AeTitle("CONDUIT");
+  }
+
+  // Adds a destination named `name` at `port` on 127.0.0.1 (AE title PACS).
+  void AddDestination(const std::string& name, int port) {
+    DestinationConfig dest;
+    dest.name = name;
+    dest.ae_title = AeTitle("PACS");
+    dest.host = "127.0.0.1";
+    dest.port = port;
+    dest.timeout = 10s;
+    config_.destinations.push_back(dest);
+  }
+
+  JobRecord CreateJob(std::vector<std::string> destinations) {
+    JobRecord job;
+    job.study_uid = StudyUid(kStudy);
+    job.route = "route";
+    job.tool = "tool";
+    job.destinations = std::move(destinations);
+    job.state = JobState::kDelivering;
+    job.created_at = clock_.Now();
+    job.updated_at = clock_.Now();
+    auto id = index_->CreateJob(job, AuditEvent{clock_.Now(), "create", "success", "test",
+                                                StudyRef(job.study_uid), JobId{}, "{}"});
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    job.id = id.ok() ? *id : JobId{};
+    return job;
+  }
+
+  // A result in the spool, attached to `job` as ResultIntake would.
+  void AddResult(const JobRecord& job, int n,
+                 const std::string& sop_class = testing::kSecondaryCaptureStorage) {
+    const SopInstanceUid sop(std::string(kResultSeries) + "." + std::to_string(n));
+    const fs::path incoming = spool_->NewIncomingPath();
+    fs::create_directories(incoming.parent_path());
+    ASSERT_TRUE(WriteTestDicom(incoming, kStudy, kResultSeries, sop.str(), sop_class).ok());
+    const uint64_t size = fs::file_size(incoming);
+    auto key = spool_->Commit(incoming, sop);
+    ASSERT_TRUE(key.ok()) << key.status().ToString();
+    ResultRecord r{job.id, sop,         SopClassUid(sop_class), SeriesUid(kResultSeries), *key,
+                   size,   clock_.Now()};
+    ASSERT_TRUE(index_
+                    ->PutResult(r, AuditEvent{clock_.Now(), "result", "success", "tool",
+                                              StudyRef(job.study_uid), job.id, "{}"})
+                    .ok());
+  }
+
+  size_t DeliveredTo(const JobRecord& job, const std::string& destination) {
+    auto delivered = index_->ListDelivered(job.id);
+    EXPECT_TRUE(delivered.ok());
+    size_t n = 0;
+    for (const auto& [sop, dest] : *delivered) n += dest == destination ? 1 : 0;
+    return n;
+  }
+
+  std::unique_ptr<StorescpPeer> StartPacs(const std::string& folder) {
+    auto peer = StorescpPeer::Start(tmp_.path() / folder, "PACS");
+    EXPECT_TRUE(peer.ok()) << peer.status().ToString();
+    return peer.ok() ? std::move(peer).value() : nullptr;
+  }
+
+  TempDir tmp_;
+  FakeClock clock_;
+  Config config_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<Index> index_;
+};
+
+TEST_F(DelivererTest, DeliversEveryResultAndRecordsEachDelivery) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  AddResult(job, 2);
+
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Status st = deliverer.Deliver(job);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(pacs->WaitForReceived(2), 2);
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 2u);
+  auto audit = index_->ListAudit(50, 0);
+  ASSERT_TRUE(audit.ok());
+  int delivers = 0;
+  for (const AuditEvent& e : *audit) {
+    if (e.action == "deliver" && e.outcome == "success" && e.actor == "pacs") ++delivers;
+  }
+  EXPECT_EQ(delivers, 2);
+}
+
+TEST_F(DelivererTest, AlreadyDeliveredResultsAreNotSentAgain) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  AddResult(job, 2);
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  ASSERT_TRUE(deliverer.Deliver(job).ok());
+  ASSERT_EQ(pacs->WaitForReceived(2), 2);
+
+  AddResult(job, 3);
+  ASSERT_TRUE(deliverer.Deliver(job).ok());  // a resumed job: only the new result goes
+  ASSERT_TRUE(deliverer.Deliver(job).ok());  // nothing left: no association at all
+  EXPECT_EQ(pacs->WaitForReceived(3), 3);
+  EXPECT_EQ(pacs->ReceivedCount(), 3) << "results 1 and 2 were re-sent";
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 3u);
+}
+
+TEST_F(DelivererTest, DestinationDownIsUnavailableAndNothingIsMarked) {
+  AddDestination("pacs", testing::FreePort());  // nothing listens there
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Status st = deliverer.Deliver(job);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 0u);
+}
+
+TEST_F(DelivererTest, OneDestinationDownStillDeliversToTheOtherAndResumes) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  const int archive_port = testing::FreePort();
+  AddDestination("archive", archive_port);
+  JobRecord job = CreateJob({"pacs", "archive"});
+  AddResult(job, 1);
+  AddResult(job, 2);
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  EXPECT_EQ(deliverer.Deliver(job).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 2u);
+  EXPECT_EQ(DeliveredTo(job, "archive"), 0u);
+
+  auto archive = StartPacs("archive");
+  ASSERT_NE(archive, nullptr);
+  config_.destinations[1].port = archive->port();
+  Status st = deliverer.Deliver(job);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(archive->WaitForReceived(2), 2);
+  EXPECT_EQ(pacs->ReceivedCount(), 2) << "the retry re-sent to the destination that had them";
+  EXPECT_EQ(DeliveredTo(job, "archive"), 2u);
+}
+
+TEST_F(DelivererTest, RefusedResultIsInvalidArgumentNamingTheDestination) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  AddResult(job, 2, kUnknownSopClass);  // storescp accepts no context for it
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Status st = deliverer.Deliver(job);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("pacs"), std::string::npos) << st.message();
+  EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
+      << "no UIDs in messages: " << st.message();
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 1u) << "the accepted result counts as delivered";
+}
+
+TEST_F(DelivererTest, UnknownDestinationIsNotFound) {
+  JobRecord job = CreateJob({"nowhere"});
+  AddResult(job, 1);
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  EXPECT_EQ(deliverer.Deliver(job).code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace conduit

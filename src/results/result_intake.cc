@@ -1,0 +1,135 @@
+#include "results/result_intake.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <system_error>
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Moves `from` to `to`: a rename, or copy and remove across filesystems.
+Status MoveFile(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (!ec) return Status::Ok();
+  if (ec != std::errc::cross_device_link) {
+    return ErrnoStatus(ec.value(), "move " + from.string() + " to " + to.string());
+  }
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    fs::remove(to, ec);
+    return ErrnoStatus(ec.value(), "copy " + from.string() + " to " + to.string());
+  }
+  fs::remove(from, ec);
+  return Status::Ok();
+}
+
+// A name in `dir` like `name` that no file has yet.
+fs::path UnusedName(const fs::path& dir, const fs::path& name) {
+  fs::path candidate = dir / name;
+  for (int n = 1; fs::exists(candidate); ++n) {
+    candidate = dir / (name.stem().string() + "-" + std::to_string(n) + name.extension().string());
+  }
+  return candidate;
+}
+
+}  // namespace
+
+ResultIntake::ResultIntake(Index& index, Spool& spool, const Clock& clock)
+    : index_(index), spool_(spool), clock_(clock) {}
+
+Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const InstanceMeta& meta,
+                            const std::string& actor) {
+  const std::string what = "result intake job " + std::to_string(job.id.value);
+  if (meta.study_uid != job.study_uid) {
+    return Quarantine(job, file, "result for another study", actor);
+  }
+  // A result must be a new object: a tool echoing an input back would otherwise be
+  // delivered to PACS as a result, and share the input's spool key.
+  ASSIGN_OR_RETURN(std::optional<InstanceRecord> input, index_.FindInstance(meta.sop_instance_uid));
+  if (input.has_value()) {
+    return Quarantine(job, file,
+                      input->study_uid == job.study_uid
+                          ? "result repeats an input instance of the study"
+                          : "result reuses the SOP Instance UID of a received instance",
+                      actor);
+  }
+
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  if (ec) return ErrnoStatus(ec.value(), what + ": size of " + file.string());
+
+  const fs::path incoming = spool_.NewIncomingPath();
+  fs::create_directories(incoming.parent_path(), ec);
+  RETURN_IF_ERROR(MoveFile(file, incoming).WithContext(what));
+  ASSIGN_OR_RETURN(std::string key, spool_.Commit(incoming, meta.sop_instance_uid));
+
+  const TimePoint now = clock_.Now();
+  ResultRecord record;
+  record.job_id = job.id;
+  record.sop_instance_uid = meta.sop_instance_uid;
+  record.sop_class_uid = meta.sop_class_uid;
+  record.series_uid = meta.series_uid;
+  record.spool_key = key;
+  record.size_bytes = size;
+  record.received_at = now;
+
+  AuditEvent audit;
+  audit.at = now;
+  audit.action = "result";
+  audit.outcome = "success";
+  audit.actor = actor;
+  audit.study_ref = StudyRef(job.study_uid);
+  audit.job_id = job.id;
+  audit.detail =
+      nlohmann::json{{"sop_class", meta.sop_class_uid.str()}, {"size_bytes", size}}.dump();
+
+  ASSIGN_OR_RETURN(PutOutcome outcome, index_.PutResult(record, audit));
+  spdlog::info("{}: {} result ({} bytes) from {} for study {}", what,
+               outcome == PutOutcome::kDuplicate ? "replaced" : "attached", size, actor,
+               audit.study_ref);
+  return Status::Ok();
+}
+
+Status ResultIntake::Quarantine(const JobRecord& job, const fs::path& file, const std::string& why,
+                                const std::string& actor) {
+  const std::string what = "quarantine result of job " + std::to_string(job.id.value);
+  const fs::path dir = spool_.root() / "quarantine" / std::to_string(job.id.value);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return ErrnoStatus(ec.value(), what + ": create " + dir.string());
+
+  fs::path name = file.filename();
+  if (name.empty()) name = "result.dcm";
+  const fs::path target = UnusedName(dir, name);
+  RETURN_IF_ERROR(MoveFile(file, target).WithContext(what));
+  {
+    std::ofstream reason(target.string() + ".reason.txt", std::ios::trunc);
+    reason << why << "\nactor: " << actor << "\njob: " << job.id.value << "\n";
+    if (!reason.flush()) {
+      return ErrnoStatus(errno != 0 ? errno : EIO, what + ": write reason for " + target.string());
+    }
+  }
+
+  AuditEvent audit;
+  audit.at = clock_.Now();
+  audit.action = "quarantine";
+  audit.outcome = "failure";
+  audit.actor = actor;
+  audit.study_ref = StudyRef(job.study_uid);
+  audit.job_id = job.id;
+  audit.detail = nlohmann::json{{"reason", why}}.dump();
+  RETURN_IF_ERROR(index_.AppendAudit(audit));
+
+  spdlog::warn("result from {} for job {} (study {}) quarantined: {}", actor, job.id.value,
+               audit.study_ref, why);
+  return InvalidArgument("result for job " + std::to_string(job.id.value) + " quarantined: " + why);
+}
+
+}  // namespace conduit

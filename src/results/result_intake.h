@@ -1,0 +1,35 @@
+// ResultIntake: accepts an object a tool returned for a job — from an executable's output
+// folder or stored back to our listener by a DIMSE tool — checks that it belongs to the job
+// (same study, a result SOP Instance UID that is not one of the inputs), commits it to the
+// spool and attaches it to the job in the index. Objects that fail the checks are moved to
+// quarantine/ under the spool root with the reason, audited, and never delivered.
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "core/clock.h"
+#include "dicom/instance_meta.h"
+#include "store/index.h"
+#include "store/spool.h"
+
+namespace conduit {
+
+class ResultIntake {
+ public:
+  ResultIntake(Index& index, Spool& spool, const Clock& clock);
+  // Takes ownership of `file`. Errors: kInvalidArgument when quarantined (the message says
+  // why); storage errors as Spool::Commit and Index report them.
+  Status Attach(const JobRecord& job, const std::filesystem::path& file,
+                const InstanceMeta& meta, const std::string& actor);
+
+ private:
+  Status Quarantine(const JobRecord& job, const std::filesystem::path& file,
+                    const std::string& why, const std::string& actor);
+  Index& index_;
+  Spool& spool_;
+  const Clock& clock_;
+};
+
+}  // namespace conduit

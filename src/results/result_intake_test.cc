@@ -1,0 +1,179 @@
+// ResultIntake against a real SqliteIndex and Spool in a temp dir.
+#include "results/result_intake.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "results/test_support.h"
+#include "store/sqlite_index.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+using testing::WriteTestDicom;
+
+constexpr const char* kStudy = "1.2.826.0.1.3680043.9.7.200";
+constexpr const char* kSeries = "1.2.826.0.1.3680043.9.7.200.1";
+constexpr const char* kInputSop = "1.2.826.0.1.3680043.9.7.200.1.1";
+constexpr const char* kResultSeries = "1.2.826.0.1.3680043.9.7.200.2";
+constexpr const char* kResultSop = "1.2.826.0.1.3680043.9.7.200.2.1";
+
+std::string ReadAll(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class ResultIntakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto spool = Spool::Open(SpoolOptions{tmp_.path() / "spool", 0});
+    ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+    spool_ = std::move(spool).value();
+    auto index = OpenSqliteIndex(tmp_.path() / "index.db");
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    index_ = std::move(index).value();
+    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_);
+
+    // The study's one input instance, received and indexed as ingest would.
+    const fs::path incoming = spool_->NewIncomingPath();
+    fs::create_directories(incoming.parent_path());
+    ASSERT_TRUE(WriteTestDicom(incoming, kStudy, kSeries, kInputSop).ok());
+    input_bytes_ = ReadAll(incoming);
+    auto key = spool_->Commit(incoming, SopInstanceUid(kInputSop));
+    ASSERT_TRUE(key.ok()) << key.status().ToString();
+    input_key_ = *key;
+    InstanceRecord input;
+    input.study_uid = StudyUid(kStudy);
+    input.series_uid = SeriesUid(kSeries);
+    input.sop_instance_uid = SopInstanceUid(kInputSop);
+    input.sop_class_uid = SopClassUid(testing::kCtImageStorage);
+    input.spool_key = input_key_;
+    input.size_bytes = input_bytes_.size();
+    input.received_at = clock_.Now();
+    input.calling_ae = AeTitle("MODALITY");
+    AuditEvent receive{clock_.Now(), "receive", "success", "MODALITY", StudyRef(input.study_uid),
+                       JobId{},      "{}"};
+    ASSERT_TRUE(index_->PutInstance(input, receive).ok());
+
+    job_.study_uid = StudyUid(kStudy);
+    job_.route = "ct-route";
+    job_.tool = "tool";
+    job_.destinations = {"pacs"};
+    job_.state = JobState::kAwaitingResults;
+    job_.created_at = clock_.Now();
+    job_.updated_at = clock_.Now();
+    auto id = index_->CreateJob(job_, AuditEvent{clock_.Now(), "create", "success", "test",
+                                                 StudyRef(job_.study_uid), JobId{}, "{}"});
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    job_.id = *id;
+    fs::create_directories(tmp_.path() / "out");
+  }
+
+  // A result file as a tool would return it, and its meta read back from disk.
+  std::pair<fs::path, InstanceMeta> ToolResult(const std::string& name, const std::string& study,
+                                               const std::string& series, const std::string& sop) {
+    const fs::path file = tmp_.path() / "out" / name;
+    EXPECT_TRUE(WriteTestDicom(file, study, series, sop, testing::kSecondaryCaptureStorage).ok());
+    Result<InstanceMeta> meta = ReadInstanceMeta(file);
+    EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+    return {file, meta.ok() ? *meta : InstanceMeta{}};
+  }
+
+  bool AuditHas(const std::string& action, const std::string& outcome) {
+    auto audit = index_->ListAudit(100, 0);
+    if (!audit.ok()) return false;
+    for (const AuditEvent& e : *audit) {
+      if (e.action == action && e.outcome == outcome && e.job_id == job_.id) return true;
+    }
+    return false;
+  }
+
+  fs::path QuarantineDir() const {
+    return tmp_.path() / "spool" / "quarantine" / std::to_string(job_.id.value);
+  }
+
+  TempDir tmp_;
+  FakeClock clock_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<Index> index_;
+  std::unique_ptr<ResultIntake> intake_;
+  JobRecord job_;
+  std::string input_key_;
+  std::string input_bytes_;
+};
+
+TEST_F(ResultIntakeTest, AcceptedResultIsCommittedAndAttachedToTheJob) {
+  auto [file, meta] = ToolResult("sc.dcm", kStudy, kResultSeries, kResultSop);
+  const std::string bytes = ReadAll(file);
+  ASSERT_TRUE(intake_->Attach(job_, file, meta, "tool").ok());
+
+  EXPECT_FALSE(fs::exists(file)) << "the intake takes ownership of the file";
+  auto results = index_->ListResults(job_.id);
+  ASSERT_TRUE(results.ok());
+  ASSERT_EQ(results->size(), 1u);
+  const ResultRecord& r = results->front();
+  EXPECT_EQ(r.sop_instance_uid.str(), kResultSop);
+  EXPECT_EQ(r.sop_class_uid.str(), testing::kSecondaryCaptureStorage);
+  EXPECT_EQ(r.series_uid.str(), kResultSeries);
+  EXPECT_EQ(r.size_bytes, bytes.size());
+  EXPECT_EQ(ReadAll(spool_->PathOf(r.spool_key)), bytes);
+  EXPECT_TRUE(AuditHas("result", "success"));
+  EXPECT_FALSE(fs::exists(QuarantineDir()));
+}
+
+TEST_F(ResultIntakeTest, ResultForAnotherStudyIsQuarantinedWithItsReason) {
+  auto [file, meta] =
+      ToolResult("other.dcm", "1.2.826.0.1.3680043.9.7.300", "1.2.826.0.1.3680043.9.7.300.1",
+                 "1.2.826.0.1.3680043.9.7.300.1.1");
+  Status st = intake_->Attach(job_, file, meta, "tool");
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("result for another study"), std::string::npos) << st.message();
+
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_TRUE(fs::exists(QuarantineDir() / "other.dcm"));
+  EXPECT_NE(ReadAll(QuarantineDir() / "other.dcm.reason.txt").find("result for another study"),
+            std::string::npos);
+  auto results = index_->ListResults(job_.id);
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->empty());
+  EXPECT_TRUE(AuditHas("quarantine", "failure"));
+}
+
+TEST_F(ResultIntakeTest, ToolEchoingAnInputIsQuarantinedAndTheInputKept) {
+  auto [file, meta] = ToolResult("echo.dcm", kStudy, kSeries, kInputSop);
+  Status st = intake_->Attach(job_, file, meta, "tool");
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("input"), std::string::npos) << st.message();
+
+  EXPECT_TRUE(fs::exists(QuarantineDir() / "echo.dcm"));
+  EXPECT_TRUE(fs::exists(QuarantineDir() / "echo.dcm.reason.txt"));
+  EXPECT_EQ(ReadAll(spool_->PathOf(input_key_)), input_bytes_) << "input bytes untouched";
+  auto results = index_->ListResults(job_.id);
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->empty());
+}
+
+TEST_F(ResultIntakeTest, TwoQuarantinedFilesOfTheSameNameAreBothKept) {
+  for (int i = 0; i < 2; ++i) {
+    auto [file, meta] =
+        ToolResult("same.dcm", "1.2.826.0.1.3680043.9.7.300", "1.2.826.0.1.3680043.9.7.300.1",
+                   "1.2.826.0.1.3680043.9.7.300.1." + std::to_string(i + 1));
+    EXPECT_EQ(intake_->Attach(job_, file, meta, "tool").code(), StatusCode::kInvalidArgument);
+  }
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(QuarantineDir())) {
+    if (e.path().extension() == ".dcm") ++files;
+  }
+  EXPECT_EQ(files, 2);
+}
+
+}  // namespace
+}  // namespace conduit

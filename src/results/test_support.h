@@ -1,0 +1,67 @@
+// Test support for adapters and results tests: DICOM files made with DCMTK, a real storescp
+// peer on 127.0.0.1, and temporary folders. Linked into tests only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace conduit::testing {
+
+inline constexpr const char* kCtImageStorage = "1.2.840.10008.5.1.4.1.1.2";
+inline constexpr const char* kSecondaryCaptureStorage = "1.2.840.10008.5.1.4.1.1.7";
+
+// A fresh folder under the system temp dir, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes a small Part 10 file (explicit VR little endian) with the given UIDs and a
+// 4x4 8-bit image; no patient data beyond a fixed test name.
+Status WriteTestDicom(const std::filesystem::path& file, const std::string& study_uid,
+                      const std::string& series_uid, const std::string& sop_instance_uid,
+                      const std::string& sop_class_uid = kCtImageStorage);
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// storescp listening on 127.0.0.1 as `ae_title`, writing what it receives to `output_dir`.
+// The process runs with TCP_NODELAY=1 and is killed (and reaped) on destruction.
+class StorescpPeer {
+ public:
+  // Starts storescp and waits (up to 15 s) until it accepts connections.
+  // `extra_args` go before the port (e.g. "--refuse").
+  static Result<std::unique_ptr<StorescpPeer>> Start(const std::filesystem::path& output_dir,
+                                                     const std::string& ae_title,
+                                                     std::vector<std::string> extra_args = {});
+  ~StorescpPeer();
+  int port() const { return port_; }
+  // Regular files storescp has written so far.
+  int ReceivedCount() const;
+  // Waits (up to `timeout`) until at least `n` files were received; returns the count.
+  int WaitForReceived(int n, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  void Stop();
+
+ private:
+  StorescpPeer(pid_t pid, int port, std::filesystem::path output_dir)
+      : pid_(pid), port_(port), output_dir_(std::move(output_dir)) {}
+  pid_t pid_;
+  int port_;
+  std::filesystem::path output_dir_;
+};
+
+}  // namespace conduit::testing

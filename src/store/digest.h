@@ -1,0 +1,13 @@
+// SHA-256 as lower-case hex, the one digest the store derives names and references from.
+// Internal to store: spool keys and StudyRef() both use it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace conduit {
+
+// 64 lower-case hex digits of SHA-256(`data`).
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace conduit

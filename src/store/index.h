@@ -1,0 +1,82 @@
+// Index: the catalogue of what Conduit holds and does — instances, assembly units, MPPS,
+// jobs, results, deliveries and the audit trail. SQLite embedded (sqlite_index.h); a
+// PostgreSQL backend implements the same interface for several nodes.
+// Every mutating call is durable when it returns OK (committed, synced).
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "store/records.h"
+
+namespace conduit {
+
+class Index {
+ public:
+  virtual ~Index() = default;
+
+  // --- instances ---
+  // Records a received instance and its audit event in one transaction. Concurrent callers
+  // may be grouped into one commit. kDuplicate if the SOP Instance UID is known (the row is
+  // then updated to the new spool key and size: a re-sent instance replaces the old bytes).
+  virtual Result<PutOutcome> PutInstance(const InstanceRecord& instance,
+                                         const AuditEvent& audit) = 0;
+  virtual Result<std::optional<InstanceRecord>> FindInstance(const SopInstanceUid& sop) = 0;
+  // In series number, then instance number order. Empty `series` means every series.
+  virtual Result<std::vector<InstanceRecord>> ListInstances(
+      const StudyUid& study, const std::vector<SeriesUid>& series = {}) = 0;
+  // Most recently received first.
+  virtual Result<std::vector<StudySummary>> ListStudies(int limit, int offset) = 0;
+  virtual Result<std::optional<StudySummary>> GetStudy(const StudyUid& study) = 0;
+
+  // --- assembly ---
+  virtual Status PutUnit(const AssemblyUnit& unit) = 0;  // insert or replace
+  virtual Result<std::vector<AssemblyUnit>> ListUnits(std::optional<UnitState> state) = 0;
+  virtual Result<std::vector<AssemblyUnit>> UnitsOfStudy(const StudyUid& study) = 0;
+  virtual Status PutMpps(const MppsRecord& mpps) = 0;  // insert or merge (status, instances)
+  virtual Result<std::optional<MppsRecord>> GetMpps(const std::string& mpps_uid) = 0;
+  virtual Result<std::vector<MppsRecord>> MppsOfStudy(const StudyUid& study) = 0;
+
+  // --- jobs ---
+  // Creates a job unless one exists for (study, route, series, generation), in which case
+  // that job's id is returned unchanged: completing a unit twice never makes two jobs.
+  virtual Result<JobId> CreateJob(const JobRecord& job, const AuditEvent& audit) = 0;
+  // Replaces the job row (by id) and appends the audit event, in one transaction.
+  virtual Status UpdateJob(const JobRecord& job, const AuditEvent& audit) = 0;
+  virtual Result<std::optional<JobRecord>> GetJob(JobId id) = 0;
+  // Newest first; nullopt state means all.
+  virtual Result<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit) = 0;
+  // Non-terminal jobs whose next_attempt_at <= now, oldest first.
+  virtual Result<std::vector<JobRecord>> DueJobs(TimePoint now, int limit) = 0;
+  // Non-terminal jobs awaiting results from `tool` for `study`.
+  virtual Result<std::vector<JobRecord>> AwaitingJobs(const std::string& tool,
+                                                      const StudyUid& study) = 0;
+  virtual Result<std::map<JobState, int64_t>> CountJobsByState() = 0;
+
+  // --- results and deliveries ---
+  // Attaches a result to its job; kDuplicate if the job already has this SOP Instance UID
+  // (the row is updated to the new spool key).
+  virtual Result<PutOutcome> PutResult(const ResultRecord& result, const AuditEvent& audit) = 0;
+  virtual Result<std::vector<ResultRecord>> ListResults(JobId job) = 0;
+  virtual Status MarkDelivered(JobId job, const SopInstanceUid& sop, const std::string& destination,
+                               const AuditEvent& audit) = 0;
+  // The (sop, destination) pairs already delivered for a job.
+  virtual Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) = 0;
+
+  // --- audit ---
+  virtual Status AppendAudit(const AuditEvent& event) = 0;
+  // Newest first.
+  virtual Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) = 0;
+};
+
+// A short, stable, non-reversible reference for a study in logs and audit: the first 16 hex
+// digits of SHA-256 of the Study Instance UID.
+std::string StudyRef(const StudyUid& study);
+
+}  // namespace conduit

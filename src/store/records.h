@@ -1,0 +1,123 @@
+// Rows of the index, in Conduit's own types. Patient identifiers live only in InstanceRecord
+// and StudySummary; nothing here is ever logged as is.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ids.h"
+
+namespace conduit {
+
+struct InstanceRecord {
+  StudyUid study_uid;
+  SeriesUid series_uid;
+  SopInstanceUid sop_instance_uid;
+  SopClassUid sop_class_uid;
+  std::string transfer_syntax_uid;
+  std::string spool_key;
+  uint64_t size_bytes = 0;
+  AeTitle calling_ae;
+  TimePoint received_at;
+  // Descriptive, for the admin API and routing explanations.
+  std::string patient_id;
+  std::string patient_name;
+  std::string accession_number;
+  std::string study_date;
+  std::string study_description;
+  std::string modality;
+  std::string series_description;
+  std::string body_part;
+  int series_number = 0;
+  int instance_number = 0;
+};
+
+enum class PutOutcome { kInserted, kDuplicate };
+
+struct StudySummary {
+  StudyUid study_uid;
+  std::string study_date;
+  std::string study_description;
+  std::string modalities;  // distinct, comma-separated
+  int64_t series_count = 0;
+  int64_t instance_count = 0;
+  uint64_t size_bytes = 0;
+  TimePoint first_received_at;
+  TimePoint last_received_at;
+};
+
+// A unit of assembly: a study (or one series) that one route waits on until it is complete.
+enum class UnitState { kOpen, kComplete };
+struct AssemblyUnit {
+  std::string route;
+  StudyUid study_uid;
+  SeriesUid series_uid;  // empty when the route selects whole studies
+  UnitState state = UnitState::kOpen;
+  TimePoint last_instance_at;
+  int generation = 0;  // incremented each time a late instance re-opens a completed unit
+};
+
+struct MppsRecord {
+  std::string mpps_sop_instance_uid;
+  StudyUid study_uid;
+  std::string status;
+  std::vector<SopInstanceUid> instances;
+};
+
+enum class JobState {
+  kQueued,
+  kSending,
+  kAwaitingResults,
+  kDelivering,
+  kDone,
+  kFailed,      // a non-retryable error; replayable
+  kDeadLetter,  // retries exhausted; replayable
+};
+const char* JobStateName(JobState state);  // "queued", "sending", "awaiting_results", ...
+std::optional<JobState> ParseJobState(std::string_view name);
+bool IsTerminal(JobState state);  // done, failed, dead_letter
+
+struct JobRecord {
+  JobId id;
+  StudyUid study_uid;
+  std::string route;
+  std::string tool;
+  std::vector<std::string> destinations;
+  std::vector<SeriesUid> series;  // empty: the whole study
+  int generation = 0;
+  JobState state = JobState::kQueued;
+  int attempts = 0;  // failed attempts of the current step
+  TimePoint next_attempt_at;
+  std::string last_error;  // never contains patient identifiers
+  TimePoint created_at;
+  TimePoint updated_at;
+  TimePoint dispatched_at;   // when the tool was handed the study (kAwaitingResults)
+  TimePoint last_result_at;  // when the latest result arrived
+};
+
+// A result object returned by a tool for a job, held in the spool until delivered.
+struct ResultRecord {
+  JobId job_id;
+  SopInstanceUid sop_instance_uid;
+  SopClassUid sop_class_uid;
+  SeriesUid series_uid;
+  std::string spool_key;
+  uint64_t size_bytes = 0;
+  TimePoint received_at;
+};
+
+// One line of the audit trail: who did what to which object, and how it ended.
+struct AuditEvent {
+  TimePoint at;
+  std::string action;     // receive, reject, dispatch, result, deliver, retry, dead_letter, ...
+  std::string outcome;    // success, failure
+  std::string actor;      // AE title, tool or destination name, "cli"
+  std::string study_ref;  // StudyRef() of the study, never the UID itself
+  JobId job_id;
+  std::string detail;  // JSON object text; no patient identifiers
+};
+
+}  // namespace conduit

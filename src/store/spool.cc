@@ -1,0 +1,261 @@
+#include "store/spool.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+#include <system_error>
+
+#include "store/digest.h"
+#include "store/file_ops.h"
+
+namespace conduit {
+namespace fs = std::filesystem;
+
+namespace {
+
+// open + fsync + close; 0 or errno.
+int SyncByPath(const fs::path& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  return err;
+}
+
+class PosixFileOps final : public FileOps {
+ public:
+  int SyncFile(const fs::path& file) override { return SyncByPath(file, O_RDONLY); }
+  int SyncDirectory(const fs::path& dir) override {
+    return SyncByPath(dir, O_RDONLY | O_DIRECTORY);
+  }
+  int MakeDirectory(const fs::path& dir) override {
+    return ::mkdir(dir.c_str(), 0750) == 0 ? 0 : errno;
+  }
+  int Rename(const fs::path& from, const fs::path& to) override {
+    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+  }
+  int Unlink(const fs::path& file) override { return ::unlink(file.c_str()) == 0 ? 0 : errno; }
+  int FreeBytes(const fs::path& dir, uint64_t* free_bytes) override {
+    struct statvfs st;
+    if (::statvfs(dir.c_str(), &st) != 0) return errno;
+    *free_bytes = static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+    return 0;
+  }
+};
+
+bool IsValidKey(const std::string& key) {
+  if (key.size() != 64) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string Hex64(uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = kHex[v & 0xf];
+  return out;
+}
+
+class SpoolImpl final : public Spool {
+ public:
+  SpoolImpl(SpoolOptions options, std::unique_ptr<FileOps> ops)
+      : options_(std::move(options)),
+        ops_(std::move(ops)),
+        incoming_(options_.root / "incoming"),
+        instances_(options_.root / "instances"),
+        jobs_(options_.root / "jobs"),
+        rng_(std::random_device{}()) {}
+
+  fs::path NewIncomingPath() override {
+    uint64_t nonce;
+    {
+      std::lock_guard lock(rng_mu_);
+      nonce = rng_();
+    }
+    return incoming_ / (std::to_string(::getpid()) + "-" + std::to_string(counter_++) + "-" +
+                        Hex64(nonce) + ".part");
+  }
+
+  Status CheckSpace() const override {
+    uint64_t free_bytes = 0;
+    if (int err = ops_->FreeBytes(options_.root, &free_bytes); err != 0) {
+      return ErrnoStatus(err, "spool check space: statvfs " + options_.root.string());
+    }
+    if (free_bytes < options_.min_free_bytes) {
+      return ResourceExhausted("spool " + options_.root.string() + ": " +
+                               std::to_string(free_bytes) + " bytes free, below the minimum of " +
+                               std::to_string(options_.min_free_bytes));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> Commit(const fs::path& incoming, const SopInstanceUid& sop) override {
+    const std::string key = Sha256Hex(sop.str());
+    const std::string what = "spool commit " + key.substr(0, 16);
+    std::error_code ec;
+    if (!fs::is_regular_file(incoming, ec)) {
+      return NotFound(what + ": no incoming file " + incoming.filename().string());
+    }
+    Status st = CommitSteps(incoming, key, what);
+    if (!st.ok()) {
+      int err = ops_->Unlink(incoming);
+      if (err != 0 && err != ENOENT) {
+        spdlog::warn("{}: removing incoming file after failure: {}", what, std::strerror(err));
+      }
+      return st;
+    }
+    return key;
+  }
+
+  fs::path PathOf(const std::string& key) const override {
+    // Keys come from Commit; anything else maps to a path that never exists, so a corrupt
+    // key can never name a file outside the spool.
+    if (!IsValidKey(key)) return instances_ / "invalid-key";
+    return instances_ / key.substr(0, 2) / key.substr(2, 2) / (key + ".dcm");
+  }
+
+  Status Remove(const std::string& key) override {
+    if (!IsValidKey(key)) return InvalidArgument("spool remove: malformed key");
+    int err = ops_->Unlink(PathOf(key));
+    if (err != 0 && err != ENOENT) return ErrnoStatus(err, "spool remove " + key.substr(0, 16));
+    return Status::Ok();
+  }
+
+  Result<fs::path> JobDir(int64_t job_id) override {
+    if (job_id <= 0)
+      return InvalidArgument("spool job dir: invalid job id " + std::to_string(job_id));
+    fs::path dir = jobs_ / std::to_string(job_id);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (ec) return ErrnoStatus(ec.value(), "spool job dir " + std::to_string(job_id) + ": empty");
+    fs::create_directories(dir, ec);
+    if (ec) return ErrnoStatus(ec.value(), "spool job dir " + std::to_string(job_id) + ": create");
+    return dir;
+  }
+
+  Status RemoveJobDir(int64_t job_id) override {
+    if (job_id <= 0)
+      return InvalidArgument("spool remove job dir: invalid job id " + std::to_string(job_id));
+    std::error_code ec;
+    fs::remove_all(jobs_ / std::to_string(job_id), ec);
+    if (ec) return ErrnoStatus(ec.value(), "spool remove job dir " + std::to_string(job_id));
+    return Status::Ok();
+  }
+
+  const fs::path& root() const override { return options_.root; }
+
+  // Creates the spool's directories and removes what a crash left in incoming/.
+  Status Prepare() {
+    const std::string what = "spool open " + options_.root.string();
+    for (const fs::path& dir :
+         {options_.root, incoming_, instances_, jobs_, options_.root / "quarantine"}) {
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) return InvalidArgument(what + ": create " + dir.string() + ": " + ec.message());
+      if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        return InvalidArgument(what + ": " + dir.string() +
+                               " is not writable: " + std::strerror(errno));
+      }
+    }
+    int removed = 0;
+    std::error_code ec;
+    for (fs::directory_iterator it(incoming_, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code rm_ec;
+      fs::remove_all(it->path(), rm_ec);
+      if (rm_ec) return InvalidArgument(what + ": remove partial file: " + rm_ec.message());
+      ++removed;
+    }
+    if (ec) return InvalidArgument(what + ": list incoming: " + ec.message());
+    if (removed > 0) spdlog::info("spool: removed {} partial file(s) left in incoming/", removed);
+    return Status::Ok();
+  }
+
+ private:
+  Status CommitSteps(const fs::path& incoming, const std::string& key, const std::string& what) {
+    RETURN_IF_ERROR(CheckSpace().WithContext(what));
+    if (int err = ops_->SyncFile(incoming); err != 0) return ErrnoStatus(err, what + ": fsync");
+    const fs::path outer = instances_ / key.substr(0, 2);
+    const fs::path inner = outer / key.substr(2, 2);
+    RETURN_IF_ERROR(EnsureDirectory(outer, instances_, what));
+    RETURN_IF_ERROR(EnsureDirectory(inner, outer, what));
+    if (int err = ops_->Rename(incoming, PathOf(key)); err != 0) {
+      return ErrnoStatus(err, what + ": rename");
+    }
+    if (int err = ops_->SyncDirectory(inner); err != 0) {
+      return ErrnoStatus(err, what + ": fsync directory");
+    }
+    return Status::Ok();
+  }
+
+  // Makes `dir` exist durably: created if missing and its entry in `parent` synced. A
+  // directory another thread is creating is synced here too, so no commit returns before
+  // its directory entry is durable; each directory is synced once per process.
+  Status EnsureDirectory(const fs::path& dir, const fs::path& parent, const std::string& what) {
+    {
+      std::lock_guard lock(dirs_mu_);
+      if (durable_dirs_.contains(dir.string())) return Status::Ok();
+    }
+    int err = ops_->MakeDirectory(dir);
+    if (err != 0 && err != EEXIST) return ErrnoStatus(err, what + ": mkdir");
+    if (int sync_err = ops_->SyncDirectory(parent); sync_err != 0) {
+      return ErrnoStatus(sync_err, what + ": fsync directory");
+    }
+    std::lock_guard lock(dirs_mu_);
+    durable_dirs_.insert(dir.string());
+    return Status::Ok();
+  }
+
+  const SpoolOptions options_;
+  const std::unique_ptr<FileOps> ops_;
+  const fs::path incoming_;
+  const fs::path instances_;
+  const fs::path jobs_;
+  std::atomic<uint64_t> counter_{0};
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+  std::mutex dirs_mu_;
+  std::set<std::string> durable_dirs_;  // at most 256 + 65536 entries
+};
+
+}  // namespace
+
+std::unique_ptr<FileOps> NewPosixFileOps() { return std::make_unique<PosixFileOps>(); }
+
+Result<std::unique_ptr<Spool>> OpenSpoolWithFileOps(const SpoolOptions& options,
+                                                    std::unique_ptr<FileOps> ops) {
+  if (options.root.empty()) return InvalidArgument("spool open: empty root");
+  auto spool = std::make_unique<SpoolImpl>(options, std::move(ops));
+  RETURN_IF_ERROR(spool->Prepare());
+  return std::unique_ptr<Spool>(std::move(spool));
+}
+
+Result<std::unique_ptr<Spool>> Spool::Open(const SpoolOptions& options) {
+  return OpenSpoolWithFileOps(options, NewPosixFileOps());
+}
+
+Status FsyncPath(const fs::path& path) {
+  if (int err = SyncByPath(path, O_RDONLY); err != 0) {
+    return ErrnoStatus(err, "fsync " + path.string());
+  }
+  return Status::Ok();
+}
+
+Status FsyncDirectory(const fs::path& dir) {
+  if (int err = SyncByPath(dir, O_RDONLY | O_DIRECTORY); err != 0) {
+    return ErrnoStatus(err, "fsync directory " + dir.string());
+  }
+  return Status::Ok();
+}
+
+}  // namespace conduit

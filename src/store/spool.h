@@ -1,0 +1,64 @@
+// Spool holds received instances and tool results on disk until every job that needs them
+// is done. It is the durability point: once Commit() returns OK the bytes survive a crash
+// (file and directory fsync'd), and only then may a front end acknowledge the sender.
+// Layout under root: incoming/ (partial files, removed on Open), instances/<aa>/<bb>/<key>.dcm,
+// jobs/<job id>/ (work folders of adapters).
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace conduit {
+
+struct SpoolOptions {
+  std::filesystem::path root;
+  // Commit and CheckSpace refuse with kResourceExhausted below this much free space.
+  uint64_t min_free_bytes = 512ull << 20;
+};
+
+class Spool {
+ public:
+  virtual ~Spool() = default;
+
+  // Opens (creating) the spool at options.root and removes partial files left by a crash.
+  // Errors: kInvalidArgument if root cannot be created or is not writable.
+  static Result<std::unique_ptr<Spool>> Open(const SpoolOptions& options);
+
+  // A fresh unique path under incoming/ for a file being written. Nothing is created.
+  virtual std::filesystem::path NewIncomingPath() = 0;
+
+  // kResourceExhausted if free space is below min_free_bytes.
+  virtual Status CheckSpace() const = 0;
+
+  // Makes `incoming` durable under a key derived from `sop` (stable: the same SOP Instance
+  // UID always has the same key) and returns the key: fsync file, rename, fsync directory.
+  // An existing file with the same key is replaced atomically.
+  // Errors: kResourceExhausted on ENOSPC/EDQUOT; kDataLoss on EIO; kNotFound if incoming
+  // is missing. On error `incoming` is removed.
+  virtual Result<std::string> Commit(const std::filesystem::path& incoming,
+                                     const SopInstanceUid& sop) = 0;
+
+  // The absolute path of a committed key.
+  virtual std::filesystem::path PathOf(const std::string& key) const = 0;
+
+  // Removes a committed file. Missing is OK.
+  virtual Status Remove(const std::string& key) = 0;
+
+  // A work folder for a job's adapter (created, emptied if it existed).
+  virtual Result<std::filesystem::path> JobDir(int64_t job_id) = 0;
+  virtual Status RemoveJobDir(int64_t job_id) = 0;
+
+  virtual const std::filesystem::path& root() const = 0;
+};
+
+// fsync helpers, shared by everything that must make bytes durable.
+Status FsyncPath(const std::filesystem::path& path);      // a file
+Status FsyncDirectory(const std::filesystem::path& dir);  // a directory's entries
+
+}  // namespace conduit

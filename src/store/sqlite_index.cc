@@ -1,0 +1,691 @@
+// The embedded Index: writes go through SqliteWriter (group commit on one thread), reads
+// through a small pool of query-only connections, which WAL lets run beside the writer.
+#include "store/sqlite_index.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "store/sqlite_db.h"
+#include "store/sqlite_index_internal.h"
+#include "store/sqlite_schema.h"
+#include "store/sqlite_writer.h"
+
+namespace conduit {
+namespace {
+
+using json = nlohmann::json;
+
+// ---- row <-> record ----
+
+constexpr const char* kInstanceColumns =
+    "sop_instance_uid, study_uid, series_uid, sop_class_uid, transfer_syntax_uid, spool_key, "
+    "size_bytes, calling_ae, received_at, patient_id, patient_name, accession_number, "
+    "study_date, study_description, modality, series_description, body_part, series_number, "
+    "instance_number";
+
+InstanceRecord ReadInstance(const SqliteStatement& s) {
+  InstanceRecord r;
+  r.sop_instance_uid = SopInstanceUid(s.Text(0));
+  r.study_uid = StudyUid(s.Text(1));
+  r.series_uid = SeriesUid(s.Text(2));
+  r.sop_class_uid = SopClassUid(s.Text(3));
+  r.transfer_syntax_uid = s.Text(4);
+  r.spool_key = s.Text(5);
+  r.size_bytes = static_cast<uint64_t>(s.Int(6));
+  r.calling_ae = AeTitle(s.Text(7));
+  r.received_at = FromUnixMillis(s.Int(8));
+  r.patient_id = s.Text(9);
+  r.patient_name = s.Text(10);
+  r.accession_number = s.Text(11);
+  r.study_date = s.Text(12);
+  r.study_description = s.Text(13);
+  r.modality = s.Text(14);
+  r.series_description = s.Text(15);
+  r.body_part = s.Text(16);
+  r.series_number = static_cast<int>(s.Int(17));
+  r.instance_number = static_cast<int>(s.Int(18));
+  return r;
+}
+
+constexpr const char* kStudyColumns =
+    "study_uid, max(study_date), max(study_description), "
+    "group_concat(DISTINCT nullif(modality, '')), count(DISTINCT series_uid), count(*), "
+    "sum(size_bytes), min(received_at), max(received_at)";
+
+StudySummary ReadStudy(const SqliteStatement& s) {
+  StudySummary r;
+  r.study_uid = StudyUid(s.Text(0));
+  r.study_date = s.Text(1);
+  r.study_description = s.Text(2);
+  std::vector<std::string> modalities;
+  std::stringstream in(s.Text(3));
+  for (std::string m; std::getline(in, m, ',');) modalities.push_back(m);
+  std::sort(modalities.begin(), modalities.end());
+  for (const auto& m : modalities) r.modalities += (r.modalities.empty() ? "" : ",") + m;
+  r.series_count = s.Int(4);
+  r.instance_count = s.Int(5);
+  r.size_bytes = static_cast<uint64_t>(s.Int(6));
+  r.first_received_at = FromUnixMillis(s.Int(7));
+  r.last_received_at = FromUnixMillis(s.Int(8));
+  return r;
+}
+
+const char* UnitStateName(UnitState state) {
+  return state == UnitState::kComplete ? "complete" : "open";
+}
+
+constexpr const char* kUnitColumns =
+    "route, study_uid, series_uid, state, last_instance_at, generation";
+
+AssemblyUnit ReadUnit(const SqliteStatement& s) {
+  AssemblyUnit u;
+  u.route = s.Text(0);
+  u.study_uid = StudyUid(s.Text(1));
+  u.series_uid = SeriesUid(s.Text(2));
+  u.state = s.Text(3) == "complete" ? UnitState::kComplete : UnitState::kOpen;
+  u.last_instance_at = FromUnixMillis(s.Int(4));
+  u.generation = static_cast<int>(s.Int(5));
+  return u;
+}
+
+// A JSON array of strings; a damaged value reads as empty rather than throwing.
+std::vector<std::string> ParseStringArray(const std::string& text) {
+  std::vector<std::string> out;
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return out;
+  for (const auto& v : j) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+template <typename Id>
+std::string IdsToJson(const std::vector<Id>& ids) {
+  json j = json::array();
+  for (const auto& id : ids) j.push_back(id.str());
+  return j.dump();
+}
+
+MppsRecord ReadMpps(const SqliteStatement& s) {
+  MppsRecord m;
+  m.mpps_sop_instance_uid = s.Text(0);
+  m.study_uid = StudyUid(s.Text(1));
+  m.status = s.Text(2);
+  for (auto& uid : ParseStringArray(s.Text(3))) m.instances.emplace_back(std::move(uid));
+  return m;
+}
+
+constexpr const char* kJobColumns =
+    "id, study_uid, route, tool, destinations, series, generation, state, attempts, "
+    "next_attempt_at, last_error, created_at, updated_at, dispatched_at, last_result_at";
+
+JobRecord ReadJob(const SqliteStatement& s) {
+  JobRecord j;
+  j.id = JobId{s.Int(0)};
+  j.study_uid = StudyUid(s.Text(1));
+  j.route = s.Text(2);
+  j.tool = s.Text(3);
+  j.destinations = ParseStringArray(s.Text(4));
+  for (auto& uid : ParseStringArray(s.Text(5))) j.series.emplace_back(std::move(uid));
+  j.generation = static_cast<int>(s.Int(6));
+  // A state this build does not know (written by a newer one) reads as failed: it is then
+  // neither retried nor lost, and an operator can replay it.
+  j.state = ParseJobState(s.Text(7)).value_or(JobState::kFailed);
+  j.attempts = static_cast<int>(s.Int(8));
+  j.next_attempt_at = FromUnixMillis(s.Int(9));
+  j.last_error = s.Text(10);
+  j.created_at = FromUnixMillis(s.Int(11));
+  j.updated_at = FromUnixMillis(s.Int(12));
+  j.dispatched_at = FromUnixMillis(s.Int(13));
+  j.last_result_at = FromUnixMillis(s.Int(14));
+  return j;
+}
+
+// Binds every column of a job but id, as ?2 .. ?15.
+void BindJob(SqliteStatement& s, const JobRecord& j) {
+  s.Bind(2, j.study_uid.str())
+      .Bind(3, j.route)
+      .Bind(4, j.tool)
+      .Bind(5, json(j.destinations).dump())
+      .Bind(6, IdsToJson(j.series))
+      .Bind(7, int64_t{j.generation})
+      .Bind(8, JobStateName(j.state))
+      .Bind(9, int64_t{j.attempts})
+      .Bind(10, ToUnixMillis(j.next_attempt_at))
+      .Bind(11, j.last_error)
+      .Bind(12, ToUnixMillis(j.created_at))
+      .Bind(13, ToUnixMillis(j.updated_at))
+      .Bind(14, ToUnixMillis(j.dispatched_at))
+      .Bind(15, ToUnixMillis(j.last_result_at));
+}
+
+constexpr const char* kResultColumns =
+    "job_id, sop_instance_uid, sop_class_uid, series_uid, spool_key, size_bytes, received_at";
+
+ResultRecord ReadResult(const SqliteStatement& s) {
+  ResultRecord r;
+  r.job_id = JobId{s.Int(0)};
+  r.sop_instance_uid = SopInstanceUid(s.Text(1));
+  r.sop_class_uid = SopClassUid(s.Text(2));
+  r.series_uid = SeriesUid(s.Text(3));
+  r.spool_key = s.Text(4);
+  r.size_bytes = static_cast<uint64_t>(s.Int(5));
+  r.received_at = FromUnixMillis(s.Int(6));
+  return r;
+}
+
+AuditEvent ReadAudit(const SqliteStatement& s) {
+  AuditEvent e;
+  e.at = FromUnixMillis(s.Int(0));
+  e.action = s.Text(1);
+  e.outcome = s.Text(2);
+  e.actor = s.Text(3);
+  e.study_ref = s.Text(4);
+  e.job_id = JobId{s.Int(5)};
+  e.detail = s.Text(6);
+  return e;
+}
+
+// ---- statements run inside a write transaction ----
+
+Status InsertAudit(SqliteConnection& c, const AuditEvent& e) {
+  ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO audit (at, action, outcome, actor, study_ref, "
+                                     "job_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  s.Bind(1, ToUnixMillis(e.at))
+      .Bind(2, e.action)
+      .Bind(3, e.outcome)
+      .Bind(4, e.actor)
+      .Bind(5, e.study_ref)
+      .Bind(6, e.job_id.value)
+      .Bind(7, e.detail.empty() ? std::string("{}") : e.detail);
+  return s.Run().WithContext("audit");
+}
+
+Result<bool> RowExists(SqliteConnection& c, const std::string& sql,
+                       const std::function<void(SqliteStatement&)>& bind) {
+  ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
+  bind(s);
+  return s.Step();
+}
+
+Result<bool> JobExists(SqliteConnection& c, JobId id) {
+  return RowExists(c, "SELECT 1 FROM jobs WHERE id = ?1",
+                   [&](SqliteStatement& s) { s.Bind(1, id.value); });
+}
+
+// ---- the index ----
+
+class SqliteIndex final : public Index {
+ public:
+  SqliteIndex(const std::filesystem::path& path, const SqliteIndexOptions& options,
+              std::unique_ptr<SqliteConnection> writer)
+      : options_(options),
+        readers_(path, options.max_readers),
+        writer_(std::move(writer), options.max_batch, options.queue_capacity) {}
+
+  SqliteIndexStats Stats() const { return {writer_.commits(), writer_.writes()}; }
+
+  // --- instances ---
+
+  Result<PutOutcome> PutInstance(const InstanceRecord& r, const AuditEvent& audit) override {
+    PutOutcome outcome = PutOutcome::kInserted;
+    Status written = writer_.Write("index put instance", [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(bool exists,
+                       RowExists(c, "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
+                                 [&](SqliteStatement& s) { s.Bind(1, r.sop_instance_uid.str()); }));
+      outcome = exists ? PutOutcome::kDuplicate : PutOutcome::kInserted;
+      ASSIGN_OR_RETURN(
+          auto s,
+          c.Prepare(std::string("INSERT INTO instances (") + kInstanceColumns +
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                    "?16, ?17, ?18, ?19) ON CONFLICT (sop_instance_uid) DO UPDATE SET "
+                    "study_uid = excluded.study_uid, series_uid = excluded.series_uid, "
+                    "sop_class_uid = excluded.sop_class_uid, "
+                    "transfer_syntax_uid = excluded.transfer_syntax_uid, "
+                    "spool_key = excluded.spool_key, size_bytes = excluded.size_bytes, "
+                    "calling_ae = excluded.calling_ae, received_at = excluded.received_at, "
+                    "patient_id = excluded.patient_id, patient_name = excluded.patient_name, "
+                    "accession_number = excluded.accession_number, "
+                    "study_date = excluded.study_date, "
+                    "study_description = excluded.study_description, "
+                    "modality = excluded.modality, "
+                    "series_description = excluded.series_description, "
+                    "body_part = excluded.body_part, series_number = excluded.series_number, "
+                    "instance_number = excluded.instance_number"));
+      s.Bind(1, r.sop_instance_uid.str())
+          .Bind(2, r.study_uid.str())
+          .Bind(3, r.series_uid.str())
+          .Bind(4, r.sop_class_uid.str())
+          .Bind(5, r.transfer_syntax_uid)
+          .Bind(6, r.spool_key)
+          .Bind(7, static_cast<int64_t>(r.size_bytes))
+          .Bind(8, r.calling_ae.str())
+          .Bind(9, ToUnixMillis(r.received_at))
+          .Bind(10, r.patient_id)
+          .Bind(11, r.patient_name)
+          .Bind(12, r.accession_number)
+          .Bind(13, r.study_date)
+          .Bind(14, r.study_description)
+          .Bind(15, r.modality)
+          .Bind(16, r.series_description)
+          .Bind(17, r.body_part)
+          .Bind(18, int64_t{r.series_number})
+          .Bind(19, int64_t{r.instance_number});
+      RETURN_IF_ERROR(s.Run());
+      return InsertAudit(c, audit);
+    });
+    if (!written.ok()) return written;
+    return outcome;
+  }
+
+  Result<std::optional<InstanceRecord>> FindInstance(const SopInstanceUid& sop) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kInstanceColumns +
+                                              " FROM instances WHERE sop_instance_uid = ?1"));
+    s.Bind(1, sop.str());
+    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index find instance"));
+    if (!row) return std::optional<InstanceRecord>();
+    return std::optional<InstanceRecord>(ReadInstance(s));
+  }
+
+  Result<std::vector<InstanceRecord>> ListInstances(const StudyUid& study,
+                                                    const std::vector<SeriesUid>& series) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s,
+                     (*lease).Prepare(std::string("SELECT ") + kInstanceColumns +
+                                      " FROM instances WHERE study_uid = ?1 AND (?2 IS NULL OR "
+                                      "series_uid IN (SELECT value FROM json_each(?2))) "
+                                      "ORDER BY series_number, series_uid, instance_number, "
+                                      "sop_instance_uid"));
+    s.Bind(1, study.str());
+    if (series.empty()) {
+      s.BindNull(2);
+    } else {
+      s.Bind(2, IdsToJson(series));
+    }
+    return Collect<InstanceRecord>(s, ReadInstance, "index list instances");
+  }
+
+  Result<std::vector<StudySummary>> ListStudies(int limit, int offset) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kStudyColumns +
+                                              " FROM instances GROUP BY study_uid ORDER BY "
+                                              "max(received_at) DESC, study_uid LIMIT ?1 "
+                                              "OFFSET ?2"));
+    s.Bind(1, int64_t{limit}).Bind(2, int64_t{std::max(0, offset)});
+    return Collect<StudySummary>(s, ReadStudy, "index list studies");
+  }
+
+  Result<std::optional<StudySummary>> GetStudy(const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kStudyColumns +
+                                              " FROM instances WHERE study_uid = ?1 "
+                                              "GROUP BY study_uid"));
+    s.Bind(1, study.str());
+    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get study"));
+    if (!row) return std::optional<StudySummary>();
+    return std::optional<StudySummary>(ReadStudy(s));
+  }
+
+  // --- assembly ---
+
+  Status PutUnit(const AssemblyUnit& u) override {
+    return writer_.Write("index put unit", [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(auto s, c.Prepare(std::string("INSERT OR REPLACE INTO units (") +
+                                         kUnitColumns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+      s.Bind(1, u.route)
+          .Bind(2, u.study_uid.str())
+          .Bind(3, u.series_uid.str())
+          .Bind(4, UnitStateName(u.state))
+          .Bind(5, ToUnixMillis(u.last_instance_at))
+          .Bind(6, int64_t{u.generation});
+      return s.Run();
+    });
+  }
+
+  Result<std::vector<AssemblyUnit>> ListUnits(std::optional<UnitState> state) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kUnitColumns +
+                                              " FROM units WHERE ?1 IS NULL OR state = ?1 "
+                                              "ORDER BY last_instance_at, route, study_uid, "
+                                              "series_uid"));
+    if (state) {
+      s.Bind(1, UnitStateName(*state));
+    } else {
+      s.BindNull(1);
+    }
+    return Collect<AssemblyUnit>(s, ReadUnit, "index list units");
+  }
+
+  Result<std::vector<AssemblyUnit>> UnitsOfStudy(const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kUnitColumns +
+                                              " FROM units WHERE study_uid = ?1 "
+                                              "ORDER BY route, series_uid"));
+    s.Bind(1, study.str());
+    return Collect<AssemblyUnit>(s, ReadUnit, "index units of study");
+  }
+
+  Status PutMpps(const MppsRecord& m) override {
+    return writer_.Write("index put mpps", [&](SqliteConnection& c) -> Status {
+      MppsRecord merged = m;
+      {
+        ASSIGN_OR_RETURN(auto s, c.Prepare("SELECT mpps_uid, study_uid, status, instances "
+                                           "FROM mpps WHERE mpps_uid = ?1"));
+        s.Bind(1, m.mpps_sop_instance_uid);
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) {
+          merged = ReadMpps(s);
+          if (!m.study_uid.empty()) merged.study_uid = m.study_uid;
+          if (!m.status.empty()) merged.status = m.status;
+          for (const auto& sop : m.instances) {
+            if (std::find(merged.instances.begin(), merged.instances.end(), sop) ==
+                merged.instances.end()) {
+              merged.instances.push_back(sop);
+            }
+          }
+        }
+      }
+      ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT OR REPLACE INTO mpps (mpps_uid, study_uid, "
+                                         "status, instances) VALUES (?1, ?2, ?3, ?4)"));
+      s.Bind(1, merged.mpps_sop_instance_uid)
+          .Bind(2, merged.study_uid.str())
+          .Bind(3, merged.status)
+          .Bind(4, IdsToJson(merged.instances));
+      return s.Run();
+    });
+  }
+
+  Result<std::optional<MppsRecord>> GetMpps(const std::string& mpps_uid) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT mpps_uid, study_uid, status, instances "
+                                              "FROM mpps WHERE mpps_uid = ?1"));
+    s.Bind(1, mpps_uid);
+    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get mpps"));
+    if (!row) return std::optional<MppsRecord>();
+    return std::optional<MppsRecord>(ReadMpps(s));
+  }
+
+  Result<std::vector<MppsRecord>> MppsOfStudy(const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT mpps_uid, study_uid, status, instances "
+                                              "FROM mpps WHERE study_uid = ?1 ORDER BY mpps_uid"));
+    s.Bind(1, study.str());
+    return Collect<MppsRecord>(s, ReadMpps, "index mpps of study");
+  }
+
+  // --- jobs ---
+
+  Result<JobId> CreateJob(const JobRecord& job, const AuditEvent& audit) override {
+    JobId id;
+    Status written = writer_.Write("index create job", [&](SqliteConnection& c) -> Status {
+      {
+        ASSIGN_OR_RETURN(auto s, c.Prepare("SELECT id FROM jobs WHERE study_uid = ?1 AND "
+                                           "route = ?2 AND generation = ?3 AND series = ?4"));
+        s.Bind(1, job.study_uid.str())
+            .Bind(2, job.route)
+            .Bind(3, int64_t{job.generation})
+            .Bind(4, IdsToJson(job.series));
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) {
+          id = JobId{s.Int(0)};
+          return Status::Ok();
+        }
+      }
+      ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO jobs (study_uid, route, tool, "
+                                         "destinations, series, generation, state, attempts, "
+                                         "next_attempt_at, last_error, created_at, updated_at, "
+                                         "dispatched_at, last_result_at) VALUES (?2, ?3, ?4, ?5, "
+                                         "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"));
+      BindJob(s, job);
+      RETURN_IF_ERROR(s.Run());
+      id = JobId{c.LastInsertRowId()};
+      AuditEvent event = audit;
+      if (event.job_id.value == 0) event.job_id = id;
+      return InsertAudit(c, event);
+    });
+    if (!written.ok()) return written;
+    return id;
+  }
+
+  Status UpdateJob(const JobRecord& job, const AuditEvent& audit) override {
+    return writer_.Write(
+        "index update job " + std::to_string(job.id.value), [&](SqliteConnection& c) -> Status {
+          ASSIGN_OR_RETURN(auto s,
+                           c.Prepare("UPDATE jobs SET study_uid = ?2, route = ?3, tool = ?4, "
+                                     "destinations = ?5, series = ?6, generation = ?7, state = ?8, "
+                                     "attempts = ?9, next_attempt_at = ?10, last_error = ?11, "
+                                     "created_at = ?12, updated_at = ?13, dispatched_at = ?14, "
+                                     "last_result_at = ?15 WHERE id = ?1"));
+          s.Bind(1, job.id.value);
+          BindJob(s, job);
+          RETURN_IF_ERROR(s.Run());
+          if (c.Changes() == 0) return NotFound("no such job");
+          return InsertAudit(c, audit);
+        });
+  }
+
+  Result<std::optional<JobRecord>> GetJob(JobId id) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
+                                              " FROM jobs WHERE id = ?1"));
+    s.Bind(1, id.value);
+    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get job"));
+    if (!row) return std::optional<JobRecord>();
+    return std::optional<JobRecord>(ReadJob(s));
+  }
+
+  Result<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
+                                              " FROM jobs WHERE ?1 IS NULL OR state = ?1 "
+                                              "ORDER BY id DESC LIMIT ?2"));
+    if (state) {
+      s.Bind(1, JobStateName(*state));
+    } else {
+      s.BindNull(1);
+    }
+    s.Bind(2, int64_t{limit});
+    return Collect<JobRecord>(s, ReadJob, "index list jobs");
+  }
+
+  Result<std::vector<JobRecord>> DueJobs(TimePoint now, int limit) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
+                                              " FROM jobs WHERE state NOT IN ('done', "
+                                              "'failed', 'dead_letter') AND next_attempt_at <= "
+                                              "?1 ORDER BY next_attempt_at, id LIMIT ?2"));
+    s.Bind(1, ToUnixMillis(now)).Bind(2, int64_t{limit});
+    return Collect<JobRecord>(s, ReadJob, "index due jobs");
+  }
+
+  // Jobs that have begun sending to the tool and are not finished: sending (a fast tool may
+  // answer before the last instance is sent), awaiting_results, delivering (a tool may send
+  // results in several parts). Oldest first.
+  Result<std::vector<JobRecord>> AwaitingJobs(const std::string& tool,
+                                              const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
+                                              " FROM jobs WHERE tool = ?1 AND study_uid = ?2 "
+                                              "AND state IN ('sending', 'awaiting_results', "
+                                              "'delivering') ORDER BY id"));
+    s.Bind(1, tool).Bind(2, study.str());
+    return Collect<JobRecord>(s, ReadJob, "index awaiting jobs");
+  }
+
+  Result<std::map<JobState, int64_t>> CountJobsByState() override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT state, count(*) FROM jobs GROUP BY state"));
+    std::map<JobState, int64_t> counts;
+    for (JobState st :
+         {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults, JobState::kDelivering,
+          JobState::kDone, JobState::kFailed, JobState::kDeadLetter}) {
+      counts[st] = 0;
+    }
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index count jobs"));
+      if (!row) break;
+      counts[ParseJobState(s.Text(0)).value_or(JobState::kFailed)] += s.Int(1);
+    }
+    return counts;
+  }
+
+  // --- results and deliveries ---
+
+  Result<PutOutcome> PutResult(const ResultRecord& r, const AuditEvent& audit) override {
+    PutOutcome outcome = PutOutcome::kInserted;
+    auto put = [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(bool job_exists, JobExists(c, r.job_id));
+      if (!job_exists) return NotFound("no such job");
+      auto bind_key = [&](SqliteStatement& s) {
+        s.Bind(1, r.job_id.value).Bind(2, r.sop_instance_uid.str());
+      };
+      ASSIGN_OR_RETURN(
+          bool exists,
+          RowExists(c, "SELECT 1 FROM results WHERE job_id = ?1 AND sop_instance_uid = ?2",
+                    bind_key));
+      outcome = exists ? PutOutcome::kDuplicate : PutOutcome::kInserted;
+      ASSIGN_OR_RETURN(
+          auto s, c.Prepare(std::string("INSERT INTO results (") + kResultColumns +
+                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job_id, "
+                            "sop_instance_uid) DO UPDATE SET sop_class_uid = "
+                            "excluded.sop_class_uid, series_uid = excluded.series_uid, "
+                            "spool_key = excluded.spool_key, size_bytes = excluded.size_bytes, "
+                            "received_at = excluded.received_at"));
+      bind_key(s);
+      s.Bind(3, r.sop_class_uid.str())
+          .Bind(4, r.series_uid.str())
+          .Bind(5, r.spool_key)
+          .Bind(6, static_cast<int64_t>(r.size_bytes))
+          .Bind(7, ToUnixMillis(r.received_at));
+      RETURN_IF_ERROR(s.Run());
+      return InsertAudit(c, audit);
+    };
+    Status written =
+        writer_.Write("index put result for job " + std::to_string(r.job_id.value), put);
+    if (!written.ok()) return written;
+    return outcome;
+  }
+
+  Result<std::vector<ResultRecord>> ListResults(JobId job) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kResultColumns +
+                                              " FROM results WHERE job_id = ?1 "
+                                              "ORDER BY received_at, sop_instance_uid"));
+    s.Bind(1, job.value);
+    return Collect<ResultRecord>(s, ReadResult, "index list results");
+  }
+
+  Status MarkDelivered(JobId job, const SopInstanceUid& sop, const std::string& destination,
+                       const AuditEvent& audit) override {
+    return writer_.Write("index mark delivered for job " + std::to_string(job.value),
+                         [&](SqliteConnection& c) -> Status {
+                           ASSIGN_OR_RETURN(bool job_exists, JobExists(c, job));
+                           if (!job_exists) return NotFound("no such job");
+                           ASSIGN_OR_RETURN(auto s,
+                                            c.Prepare("INSERT OR IGNORE INTO deliveries "
+                                                      "(job_id, sop_instance_uid, destination, "
+                                                      "delivered_at) VALUES (?1, ?2, ?3, ?4)"));
+                           s.Bind(1, job.value)
+                               .Bind(2, sop.str())
+                               .Bind(3, destination)
+                               .Bind(4, ToUnixMillis(audit.at));
+                           RETURN_IF_ERROR(s.Run());
+                           return InsertAudit(c, audit);
+                         });
+  }
+
+  Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT sop_instance_uid, destination FROM "
+                                              "deliveries WHERE job_id = ?1"));
+    s.Bind(1, job.value);
+    std::set<std::pair<std::string, std::string>> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index list delivered"));
+      if (!row) break;
+      out.emplace(s.Text(0), s.Text(1));
+    }
+    return out;
+  }
+
+  // --- audit ---
+
+  Status AppendAudit(const AuditEvent& event) override {
+    return writer_.Write("index append audit",
+                         [&](SqliteConnection& c) -> Status { return InsertAudit(c, event); });
+  }
+
+  Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT at, action, outcome, actor, study_ref, "
+                                              "job_id, detail FROM audit ORDER BY at DESC, "
+                                              "id DESC LIMIT ?1 OFFSET ?2"));
+    s.Bind(1, int64_t{limit}).Bind(2, int64_t{std::max(0, offset)});
+    return Collect<AuditEvent>(s, ReadAudit, "index list audit");
+  }
+
+ private:
+  template <typename T>
+  static Result<T> Context(Result<T> r, std::string_view what) {
+    if (!r.ok()) return r.status().WithContext(what);
+    return r;
+  }
+
+  template <typename T, typename ReadRow>
+  static Result<std::vector<T>> Collect(SqliteStatement& s, ReadRow read, std::string_view what) {
+    std::vector<T> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), what));
+      if (!row) return out;
+      out.push_back(read(s));
+    }
+  }
+
+  const SqliteIndexOptions options_;
+  SqliteReaderPool readers_;
+  SqliteWriter writer_;  // last: stopped first, while the pool is still there
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Index>> OpenSqliteIndexWithOptions(const std::filesystem::path& path,
+                                                          const SqliteIndexOptions& options) {
+  const std::string what = "index open " + path.string();
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) return InvalidArgument(what + ": create directory: " + ec.message());
+  }
+  auto writer = SqliteConnection::Open(path, /*create=*/true, /*query_only=*/false);
+  if (!writer.ok()) return InvalidArgument(what + ": " + writer.status().message());
+  if (options.max_page_count > 0) {
+    RETURN_IF_ERROR(
+        (*writer)->Exec("PRAGMA max_page_count = " + std::to_string(options.max_page_count)));
+  }
+  Status migrated = MigrateSqliteSchema(**writer);
+  if (!migrated.ok()) {
+    if (migrated.code() == StatusCode::kInvalidArgument ||
+        migrated.code() == StatusCode::kDataLoss) {
+      return InvalidArgument(what + ": " + migrated.message());
+    }
+    return migrated.WithContext(what);
+  }
+  return std::unique_ptr<Index>(
+      std::make_unique<SqliteIndex>(path, options, std::move(writer).value()));
+}
+
+Result<std::unique_ptr<Index>> OpenSqliteIndex(const std::filesystem::path& path) {
+  return OpenSqliteIndexWithOptions(path, SqliteIndexOptions{});
+}
+
+SqliteIndexStats GetSqliteIndexStats(const Index& index) {
+  const auto* sqlite = dynamic_cast<const SqliteIndex*>(&index);
+  return sqlite != nullptr ? sqlite->Stats() : SqliteIndexStats{};
+}
+
+}  // namespace conduit

@@ -1,0 +1,659 @@
+#include "store/sqlite_index.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "store/sqlite_index_internal.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("conduit-index-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+class SqliteIndexTest : public testing::Test {
+ protected:
+  SqliteIndexTest() { Reopen(); }
+
+  void Reopen() {
+    index_.reset();
+    auto index = OpenSqliteIndex(db_path());
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    index_ = std::move(index).value();
+  }
+  fs::path db_path() const { return tmp_.path() / "index" / "conduit.db"; }
+
+  InstanceRecord Instance(const std::string& study, const std::string& series,
+                          const std::string& sop, int series_number, int instance_number,
+                          const std::string& modality = "CT") {
+    InstanceRecord r;
+    r.study_uid = StudyUid(study);
+    r.series_uid = SeriesUid(series);
+    r.sop_instance_uid = SopInstanceUid(sop);
+    r.sop_class_uid = SopClassUid("1.2.840.10008.5.1.4.1.1.2");
+    r.transfer_syntax_uid = "1.2.840.10008.1.2.1";
+    r.spool_key = "key-" + sop;
+    r.size_bytes = 1000;
+    r.calling_ae = AeTitle("MODALITY1");
+    r.received_at = clock_.Now();
+    r.patient_id = "PID1";
+    r.patient_name = "DOE^JANE";
+    r.accession_number = "ACC1";
+    r.study_date = "20240102";
+    r.study_description = "CT HEAD";
+    r.modality = modality;
+    r.series_description = "AXIAL";
+    r.body_part = "HEAD";
+    r.series_number = series_number;
+    r.instance_number = instance_number;
+    return r;
+  }
+
+  AuditEvent Audit(const std::string& action, JobId job = {}) {
+    AuditEvent e;
+    e.at = clock_.Now();
+    e.action = action;
+    e.outcome = "success";
+    e.actor = "test";
+    e.study_ref = StudyRef(StudyUid("1.2.3"));
+    e.job_id = job;
+    e.detail = R"({"n":1})";
+    return e;
+  }
+
+  JobRecord Job(const std::string& study, const std::string& route, int generation,
+                JobState state = JobState::kQueued, const std::string& tool = "tool-a") {
+    JobRecord j;
+    j.study_uid = StudyUid(study);
+    j.route = route;
+    j.tool = tool;
+    j.destinations = {"PACS1", "PACS2"};
+    j.series = {SeriesUid("1.2.3.1")};
+    j.generation = generation;
+    j.state = state;
+    j.next_attempt_at = clock_.Now();
+    j.created_at = clock_.Now();
+    j.updated_at = clock_.Now();
+    return j;
+  }
+
+  JobId MustCreate(const JobRecord& job) {
+    auto id = index_->CreateJob(job, Audit("create"));
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : JobId{};
+  }
+
+  TempDir tmp_;
+  FakeClock clock_;
+  std::unique_ptr<Index> index_;
+};
+
+void ExpectSameInstance(const InstanceRecord& a, const InstanceRecord& b) {
+  EXPECT_EQ(a.study_uid, b.study_uid);
+  EXPECT_EQ(a.series_uid, b.series_uid);
+  EXPECT_EQ(a.sop_instance_uid, b.sop_instance_uid);
+  EXPECT_EQ(a.sop_class_uid, b.sop_class_uid);
+  EXPECT_EQ(a.transfer_syntax_uid, b.transfer_syntax_uid);
+  EXPECT_EQ(a.spool_key, b.spool_key);
+  EXPECT_EQ(a.size_bytes, b.size_bytes);
+  EXPECT_EQ(a.calling_ae, b.calling_ae);
+  EXPECT_EQ(a.received_at, b.received_at);
+  EXPECT_EQ(a.patient_id, b.patient_id);
+  EXPECT_EQ(a.patient_name, b.patient_name);
+  EXPECT_EQ(a.accession_number, b.accession_number);
+  EXPECT_EQ(a.study_date, b.study_date);
+  EXPECT_EQ(a.study_description, b.study_description);
+  EXPECT_EQ(a.modality, b.modality);
+  EXPECT_EQ(a.series_description, b.series_description);
+  EXPECT_EQ(a.body_part, b.body_part);
+  EXPECT_EQ(a.series_number, b.series_number);
+  EXPECT_EQ(a.instance_number, b.instance_number);
+}
+
+TEST_F(SqliteIndexTest, PutInstanceInsertsThenReportsDuplicateAndUpdates) {
+  InstanceRecord r = Instance("1.2.3", "1.2.3.1", "1.2.3.1.1", 1, 1);
+  auto first = index_->PutInstance(r, Audit("receive"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, PutOutcome::kInserted);
+  auto found = index_->FindInstance(r.sop_instance_uid);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameInstance(**found, r);
+
+  r.spool_key = "new-key";
+  r.size_bytes = 2222;
+  auto second = index_->PutInstance(r, Audit("receive"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*second, PutOutcome::kDuplicate);
+  found = index_->FindInstance(r.sop_instance_uid);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->spool_key, "new-key");
+  EXPECT_EQ((*found)->size_bytes, 2222u);
+
+  auto missing = index_->FindInstance(SopInstanceUid("9.9.9"));
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(index_->ListAudit(10, 0)->size(), 2u) << "each put appends its audit event";
+}
+
+TEST_F(SqliteIndexTest, ListInstancesInSeriesThenInstanceOrder) {
+  // Inserted out of order on purpose.
+  for (const auto& [series, sop, sn, in] :
+       std::vector<std::tuple<std::string, std::string, int, int>>{
+           {"1.2.3.2", "s2i2", 2, 2},
+           {"1.2.3.1", "s1i10", 1, 10},
+           {"1.2.3.2", "s2i1", 2, 1},
+           {"1.2.3.1", "s1i2", 1, 2},
+           {"1.2.3.3", "s3i1", 3, 1},
+       }) {
+    ASSERT_TRUE(index_->PutInstance(Instance("1.2.3", series, sop, sn, in), Audit("r")).ok());
+  }
+  ASSERT_TRUE(index_->PutInstance(Instance("9.9", "9.9.1", "other", 1, 1), Audit("r")).ok());
+
+  struct Case {
+    std::vector<SeriesUid> series;
+    std::vector<std::string> want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{}, {"s1i2", "s1i10", "s2i1", "s2i2", "s3i1"}},
+           {{SeriesUid("1.2.3.2")}, {"s2i1", "s2i2"}},
+           {{SeriesUid("1.2.3.3"), SeriesUid("1.2.3.1")}, {"s1i2", "s1i10", "s3i1"}},
+           {{SeriesUid("nope")}, {}},
+       }) {
+    auto list = index_->ListInstances(StudyUid("1.2.3"), c.series);
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    std::vector<std::string> got;
+    for (const auto& r : *list) got.push_back(r.sop_instance_uid.str());
+    EXPECT_EQ(got, c.want) << "series filter of " << c.series.size();
+  }
+}
+
+TEST_F(SqliteIndexTest, ListStudiesSummarisesMostRecentFirst) {
+  ASSERT_TRUE(index_->PutInstance(Instance("A", "A.1", "a1", 1, 1, "CT"), Audit("r")).ok());
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(index_->PutInstance(Instance("B", "B.1", "b1", 1, 1, "MR"), Audit("r")).ok());
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(index_->PutInstance(Instance("A", "A.2", "a2", 2, 1, "PR"), Audit("r")).ok());
+  ASSERT_TRUE(index_->PutInstance(Instance("A", "A.2", "a3", 2, 2, "CT"), Audit("r")).ok());
+  const TimePoint last = clock_.Now();
+
+  auto studies = index_->ListStudies(10, 0);
+  ASSERT_TRUE(studies.ok()) << studies.status().ToString();
+  ASSERT_EQ(studies->size(), 2u);
+  const StudySummary& a = (*studies)[0];
+  EXPECT_EQ(a.study_uid, StudyUid("A")) << "A received most recently";
+  EXPECT_EQ(a.modalities, "CT,PR");
+  EXPECT_EQ(a.series_count, 2);
+  EXPECT_EQ(a.instance_count, 3);
+  EXPECT_EQ(a.size_bytes, 3000u);
+  EXPECT_EQ(a.first_received_at, last - seconds(20));
+  EXPECT_EQ(a.last_received_at, last);
+  EXPECT_EQ(a.study_date, "20240102");
+  EXPECT_EQ(a.study_description, "CT HEAD");
+  EXPECT_EQ((*studies)[1].study_uid, StudyUid("B"));
+
+  auto page = index_->ListStudies(1, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].study_uid, StudyUid("B"));
+
+  auto b = index_->GetStudy(StudyUid("B"));
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->instance_count, 1);
+  EXPECT_EQ((*b)->modalities, "MR");
+  EXPECT_FALSE(index_->GetStudy(StudyUid("none"))->has_value());
+}
+
+TEST_F(SqliteIndexTest, UnitsAreReplacedAndListedByState) {
+  AssemblyUnit u{"route-ct", StudyUid("S1"), SeriesUid(""), UnitState::kOpen, clock_.Now(), 0};
+  ASSERT_TRUE(index_->PutUnit(u).ok());
+  AssemblyUnit series_unit{"route-series",   StudyUid("S1"), SeriesUid("S1.1"),
+                           UnitState::kOpen, clock_.Now(),   0};
+  ASSERT_TRUE(index_->PutUnit(series_unit).ok());
+  AssemblyUnit other{"route-ct", StudyUid("S2"), SeriesUid(""), UnitState::kOpen, clock_.Now(), 0};
+  ASSERT_TRUE(index_->PutUnit(other).ok());
+
+  u.state = UnitState::kComplete;
+  u.generation = 1;
+  u.last_instance_at = clock_.Now() + seconds(5);
+  ASSERT_TRUE(index_->PutUnit(u).ok());
+
+  EXPECT_EQ(index_->ListUnits(std::nullopt)->size(), 3u);
+  EXPECT_EQ(index_->ListUnits(UnitState::kOpen)->size(), 2u);
+  auto complete = index_->ListUnits(UnitState::kComplete);
+  ASSERT_TRUE(complete.ok());
+  ASSERT_EQ(complete->size(), 1u);
+  EXPECT_EQ((*complete)[0].route, "route-ct");
+  EXPECT_EQ((*complete)[0].generation, 1);
+  EXPECT_EQ((*complete)[0].last_instance_at, clock_.Now() + seconds(5));
+
+  auto of_study = index_->UnitsOfStudy(StudyUid("S1"));
+  ASSERT_TRUE(of_study.ok());
+  ASSERT_EQ(of_study->size(), 2u);
+  EXPECT_EQ((*of_study)[1].series_uid, SeriesUid("S1.1"));
+}
+
+TEST_F(SqliteIndexTest, MppsMergesStatusAndInstances) {
+  MppsRecord m{"mpps.1", StudyUid("S1"), "IN PROGRESS", {SopInstanceUid("a"), SopInstanceUid("b")}};
+  ASSERT_TRUE(index_->PutMpps(m).ok());
+  MppsRecord update{
+      "mpps.1", StudyUid(""), "COMPLETED", {SopInstanceUid("b"), SopInstanceUid("c")}};
+  ASSERT_TRUE(index_->PutMpps(update).ok());
+
+  auto got = index_->GetMpps("mpps.1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->status, "COMPLETED");
+  EXPECT_EQ((*got)->study_uid, StudyUid("S1")) << "an empty study in an update keeps the old";
+  EXPECT_EQ((*got)->instances, (std::vector<SopInstanceUid>{
+                                   SopInstanceUid("a"), SopInstanceUid("b"), SopInstanceUid("c")}));
+  EXPECT_FALSE(index_->GetMpps("nope")->has_value());
+  ASSERT_TRUE(index_->PutMpps({"mpps.2", StudyUid("S1"), "IN PROGRESS", {}}).ok());
+  EXPECT_EQ(index_->MppsOfStudy(StudyUid("S1"))->size(), 2u);
+  EXPECT_TRUE(index_->MppsOfStudy(StudyUid("S2"))->empty());
+}
+
+TEST_F(SqliteIndexTest, CreateJobIsIdempotentPerStudyRouteGeneration) {
+  JobId first = MustCreate(Job("S1", "route-a", 0));
+  EXPECT_GT(first.value, 0);
+  EXPECT_EQ(MustCreate(Job("S1", "route-a", 0)), first) << "completing a unit twice";
+  JobId next_generation = MustCreate(Job("S1", "route-a", 1));
+  JobId other_route = MustCreate(Job("S1", "route-b", 0));
+  JobId other_study = MustCreate(Job("S2", "route-a", 0));
+  EXPECT_EQ(
+      (std::set<int64_t>{first.value, next_generation.value, other_route.value, other_study.value})
+          .size(),
+      4u);
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->size(), 4u) << "the repeated create appends nothing";
+  for (const auto& e : *audit) EXPECT_GT(e.job_id.value, 0) << "audit carries the new id";
+}
+
+TEST_F(SqliteIndexTest, UpdateJobReplacesEveryField) {
+  JobId id = MustCreate(Job("S1", "route-a", 0));
+  JobRecord j = *index_->GetJob(id).value();
+  EXPECT_EQ(j.destinations, (std::vector<std::string>{"PACS1", "PACS2"}));
+  EXPECT_EQ(j.series, std::vector<SeriesUid>{SeriesUid("1.2.3.1")});
+
+  j.state = JobState::kAwaitingResults;
+  j.attempts = 3;
+  j.tool = "tool-b";
+  j.destinations = {"PACS3"};
+  j.series = {};
+  j.next_attempt_at = clock_.Now() + seconds(60);
+  j.last_error = "peer refused association";
+  j.updated_at = clock_.Now() + seconds(1);
+  j.dispatched_at = clock_.Now() + seconds(2);
+  j.last_result_at = clock_.Now() + seconds(3);
+  ASSERT_TRUE(index_->UpdateJob(j, Audit("dispatch", id)).ok());
+
+  auto got = index_->GetJob(id);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  const JobRecord& g = **got;
+  EXPECT_EQ(g.id, id);
+  EXPECT_EQ(g.study_uid, StudyUid("S1"));
+  EXPECT_EQ(g.route, "route-a");
+  EXPECT_EQ(g.tool, "tool-b");
+  EXPECT_EQ(g.destinations, std::vector<std::string>{"PACS3"});
+  EXPECT_TRUE(g.series.empty());
+  EXPECT_EQ(g.state, JobState::kAwaitingResults);
+  EXPECT_EQ(g.attempts, 3);
+  EXPECT_EQ(g.next_attempt_at, j.next_attempt_at);
+  EXPECT_EQ(g.last_error, "peer refused association");
+  EXPECT_EQ(g.created_at, j.created_at);
+  EXPECT_EQ(g.updated_at, j.updated_at);
+  EXPECT_EQ(g.dispatched_at, j.dispatched_at);
+  EXPECT_EQ(g.last_result_at, j.last_result_at);
+  EXPECT_EQ(index_->ListAudit(1, 0).value()[0].action, "dispatch");
+
+  JobRecord unknown = j;
+  unknown.id = JobId{9999};
+  EXPECT_EQ(index_->UpdateJob(unknown, Audit("x")).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(index_->GetJob(JobId{9999})->has_value());
+}
+
+TEST_F(SqliteIndexTest, ListDueAwaitingAndCountJobs) {
+  const TimePoint now = clock_.Now();
+  struct Row {
+    const char* study;
+    JobState state;
+    int next_in_s;
+    const char* tool;
+  };
+  const std::vector<Row> rows = {
+      {"S1", JobState::kQueued, -10, "tool-a"},          // due, oldest
+      {"S2", JobState::kSending, 0, "tool-a"},           // due now
+      {"S3", JobState::kAwaitingResults, 30, "tool-a"},  // not yet due
+      {"S4", JobState::kDelivering, -5, "tool-b"},       // due
+      {"S5", JobState::kDone, -100, "tool-a"},           // terminal
+      {"S6", JobState::kFailed, -100, "tool-a"},         // terminal
+      {"S7", JobState::kDeadLetter, -100, "tool-a"},     // terminal
+      {"S3", JobState::kQueued, -1, "tool-a"},           // due, awaits nothing yet
+  };
+  std::vector<JobId> ids;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    JobRecord j = Job(rows[i].study, "route", static_cast<int>(i), rows[i].state, rows[i].tool);
+    j.next_attempt_at = now + seconds(rows[i].next_in_s);
+    ids.push_back(MustCreate(j));
+  }
+
+  auto due = index_->DueJobs(now, 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  std::vector<int64_t> due_ids;
+  for (const auto& j : *due) due_ids.push_back(j.id.value);
+  EXPECT_EQ(due_ids,
+            (std::vector<int64_t>{ids[0].value, ids[3].value, ids[7].value, ids[1].value}));
+  EXPECT_EQ(index_->DueJobs(now, 2)->size(), 2u);
+
+  auto awaiting = index_->AwaitingJobs("tool-a", StudyUid("S3"));
+  ASSERT_TRUE(awaiting.ok());
+  ASSERT_EQ(awaiting->size(), 1u);
+  EXPECT_EQ((*awaiting)[0].id, ids[2]);
+  EXPECT_TRUE(index_->AwaitingJobs("tool-b", StudyUid("S3"))->empty());
+  EXPECT_EQ(index_->AwaitingJobs("tool-b", StudyUid("S4"))->size(), 1u);
+  EXPECT_TRUE(index_->AwaitingJobs("tool-a", StudyUid("S5"))->empty()) << "terminal";
+
+  auto all = index_->ListJobs(std::nullopt, 100);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), rows.size());
+  EXPECT_EQ(all->front().id, ids.back()) << "newest first";
+  auto queued = index_->ListJobs(JobState::kQueued, 100);
+  ASSERT_EQ(queued->size(), 2u);
+  EXPECT_EQ((*queued)[0].id, ids[7]);
+  EXPECT_EQ(index_->ListJobs(std::nullopt, 3)->size(), 3u);
+
+  auto counts = index_->CountJobsByState();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)[JobState::kQueued], 2);
+  EXPECT_EQ((*counts)[JobState::kSending], 1);
+  EXPECT_EQ((*counts)[JobState::kAwaitingResults], 1);
+  EXPECT_EQ((*counts)[JobState::kDelivering], 1);
+  EXPECT_EQ((*counts)[JobState::kDone], 1);
+  EXPECT_EQ((*counts)[JobState::kFailed], 1);
+  EXPECT_EQ((*counts)[JobState::kDeadLetter], 1);
+}
+
+TEST_F(SqliteIndexTest, ResultsReportDuplicatesAndNeedTheirJob) {
+  JobId id = MustCreate(Job("S1", "route", 0));
+  ResultRecord r{id,
+                 SopInstanceUid("r.1"),
+                 SopClassUid("1.2.840.10008.5.1.4.1.1.88.22"),
+                 SeriesUid("r"),
+                 "key1",
+                 10,
+                 clock_.Now()};
+  EXPECT_EQ(index_->PutResult(r, Audit("result", id)).value(), PutOutcome::kInserted);
+  r.spool_key = "key2";
+  EXPECT_EQ(index_->PutResult(r, Audit("result", id)).value(), PutOutcome::kDuplicate);
+  clock_.Advance(seconds(1));
+  ResultRecord r2{id,
+                  SopInstanceUid("r.2"),
+                  SopClassUid("1.2.840.10008.5.1.4.1.1.66.4"),
+                  SeriesUid("r"),
+                  "key3",
+                  20,
+                  clock_.Now()};
+  ASSERT_TRUE(index_->PutResult(r2, Audit("result", id)).ok());
+
+  auto list = index_->ListResults(id);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].spool_key, "key2");
+  EXPECT_EQ((*list)[0].sop_class_uid, r.sop_class_uid);
+  EXPECT_EQ((*list)[1].sop_instance_uid, SopInstanceUid("r.2"));
+  EXPECT_EQ((*list)[1].size_bytes, 20u);
+
+  ResultRecord orphan = r;
+  orphan.job_id = JobId{777};
+  auto put = index_->PutResult(orphan, Audit("result"));
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteIndexTest, DeliveriesAreRecordedOnce) {
+  JobId id = MustCreate(Job("S1", "route", 0));
+  ASSERT_TRUE(index_->MarkDelivered(id, SopInstanceUid("r.1"), "PACS1", Audit("deliver")).ok());
+  ASSERT_TRUE(index_->MarkDelivered(id, SopInstanceUid("r.1"), "PACS1", Audit("deliver")).ok());
+  ASSERT_TRUE(index_->MarkDelivered(id, SopInstanceUid("r.1"), "PACS2", Audit("deliver")).ok());
+  auto delivered = index_->ListDelivered(id);
+  ASSERT_TRUE(delivered.ok());
+  EXPECT_EQ(*delivered,
+            (std::set<std::pair<std::string, std::string>>{{"r.1", "PACS1"}, {"r.1", "PACS2"}}));
+  EXPECT_TRUE(index_->ListDelivered(JobId{id.value + 1})->empty());
+  EXPECT_EQ(index_->MarkDelivered(JobId{555}, SopInstanceUid("x"), "P", Audit("d")).code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(SqliteIndexTest, AuditIsNewestFirst) {
+  for (int i = 0; i < 5; ++i) {
+    AuditEvent e = Audit("action" + std::to_string(i));
+    ASSERT_TRUE(index_->AppendAudit(e).ok());
+    clock_.Advance(seconds(1));
+  }
+  auto events = index_->ListAudit(3, 0);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].action, "action4");
+  EXPECT_EQ((*events)[2].action, "action2");
+  EXPECT_EQ((*events)[0].detail, R"({"n":1})");
+  EXPECT_EQ((*events)[0].study_ref, StudyRef(StudyUid("1.2.3")));
+  auto rest = index_->ListAudit(10, 3);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[1].action, "action0");
+}
+
+TEST_F(SqliteIndexTest, EverythingSurvivesReopen) {
+  InstanceRecord inst = Instance("S1", "S1.1", "S1.1.1", 1, 1);
+  ASSERT_TRUE(index_->PutInstance(inst, Audit("receive")).ok());
+  ASSERT_TRUE(
+      index_
+          ->PutUnit({"route", StudyUid("S1"), SeriesUid(""), UnitState::kComplete, clock_.Now(), 2})
+          .ok());
+  ASSERT_TRUE(
+      index_->PutMpps({"mpps.1", StudyUid("S1"), "COMPLETED", {inst.sop_instance_uid}}).ok());
+  JobId id = MustCreate(Job("S1", "route", 2));
+  ASSERT_TRUE(index_
+                  ->PutResult({id, SopInstanceUid("r.1"), SopClassUid("c"), SeriesUid("r"), "k", 1,
+                               clock_.Now()},
+                              Audit("result", id))
+                  .ok());
+  ASSERT_TRUE(index_->MarkDelivered(id, SopInstanceUid("r.1"), "PACS1", Audit("deliver")).ok());
+
+  Reopen();
+  ASSERT_TRUE(index_);
+
+  auto found = index_->FindInstance(inst.sop_instance_uid);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameInstance(**found, inst);
+  EXPECT_EQ(index_->ListUnits(UnitState::kComplete)->size(), 1u);
+  EXPECT_EQ(index_->GetMpps("mpps.1").value()->status, "COMPLETED");
+  EXPECT_EQ(index_->GetJob(id).value()->generation, 2);
+  EXPECT_EQ(index_->ListResults(id)->size(), 1u);
+  EXPECT_EQ(index_->ListDelivered(id)->size(), 1u);
+  EXPECT_EQ(index_->ListAudit(100, 0)->size(), 4u);
+  EXPECT_EQ(MustCreate(Job("S1", "route", 2)), id) << "idempotence holds across restarts";
+  EXPECT_GT(MustCreate(Job("S1", "route", 3)).value, id.value);
+}
+
+TEST_F(SqliteIndexTest, SchemaVersionIsRecorded) {
+  index_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST(SqliteIndexOpenTest, RefusesFilesThatAreNotAConduitIndex) {
+  TempDir tmp;
+  const fs::path foreign = tmp.path() / "foreign.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(foreign.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t (x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto opened = OpenSqliteIndex(foreign);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+
+  const fs::path garbage = tmp.path() / "garbage.db";
+  {
+    std::ofstream out(garbage);
+    out << std::string(8192, 'x');
+  }
+  auto garbage_opened = OpenSqliteIndex(garbage);
+  ASSERT_FALSE(garbage_opened.ok());
+  EXPECT_EQ(garbage_opened.status().code(), StatusCode::kInvalidArgument)
+      << garbage_opened.status().ToString();
+}
+
+TEST_F(SqliteIndexTest, ConcurrentPutsAreAllStoredAndShareCommits) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  const SqliteIndexStats before = GetSqliteIndexStats(*index_);
+  std::atomic<int> failures{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string sop = "1.2.3." + std::to_string(t) + "." + std::to_string(i);
+          auto put = index_->PutInstance(Instance("1.2.3", "1.2.3." + std::to_string(t), sop, t, i),
+                                         Audit("receive"));
+          if (!put.ok() || *put != PutOutcome::kInserted) ++failures;
+        }
+      });
+    }
+  }
+  EXPECT_EQ(failures.load(), 0);
+  auto all = index_->ListInstances(StudyUid("1.2.3"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), size_t{kThreads * kPerThread});
+  EXPECT_EQ(index_->ListAudit(kThreads * kPerThread + 10, 0)->size(),
+            size_t{kThreads * kPerThread});
+
+  const SqliteIndexStats after = GetSqliteIndexStats(*index_);
+  const int64_t commits = after.commits - before.commits;
+  RecordProperty("commits", std::to_string(commits));
+  EXPECT_EQ(after.writes - before.writes, kThreads * kPerThread);
+  EXPECT_GT(commits, 0);
+  EXPECT_LT(commits, kThreads * kPerThread) << "group commit should batch concurrent writes";
+}
+
+TEST_F(SqliteIndexTest, AFailingWriteFailsOnlyItsCaller) {
+  JobId id = MustCreate(Job("S1", "route", 0));
+  JobRecord unknown = *index_->GetJob(id).value();
+  unknown.id = JobId{424242};
+  std::atomic<int> put_failures{0};
+  std::atomic<int> not_found{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 100; ++i) {
+          if (t % 2 == 0) {
+            if (index_->UpdateJob(unknown, Audit("x")).code() == StatusCode::kNotFound) {
+              ++not_found;
+            }
+          } else {
+            auto put = index_->PutInstance(
+                Instance("S9", "S9.1", "S9." + std::to_string(t) + "." + std::to_string(i), 1, i),
+                Audit("receive"));
+            if (!put.ok()) ++put_failures;
+          }
+        }
+      });
+    }
+  }
+  EXPECT_EQ(not_found.load(), 300);
+  EXPECT_EQ(put_failures.load(), 0);
+  EXPECT_EQ(index_->ListInstances(StudyUid("S9"))->size(), 300u);
+  EXPECT_EQ(index_->ListAudit(1000, 0)->size(), 301u) << "failed updates left no audit";
+}
+
+TEST(SqliteIndexFullTest, DiskFullIsResourceExhaustedAndKeepsEarlierWrites) {
+  TempDir tmp;
+  SqliteIndexOptions options;
+  options.max_page_count = 64;  // a tiny database: fills after a few hundred rows
+  auto opened = OpenSqliteIndexWithOptions(tmp.path() / "full.db", options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Index> index = std::move(opened).value();
+
+  InstanceRecord r;
+  r.study_uid = StudyUid("S1");
+  r.series_uid = SeriesUid("S1.1");
+  r.study_description = std::string(500, 'd');
+  AuditEvent audit;
+  audit.action = "receive";
+  Status failure;
+  int stored = 0;
+  for (int i = 0; i < 10000 && failure.ok(); ++i) {
+    r.sop_instance_uid = SopInstanceUid("S1.1." + std::to_string(i));
+    auto put = index->PutInstance(r, audit);
+    if (put.ok()) {
+      ++stored;
+    } else {
+      failure = put.status();
+    }
+  }
+  ASSERT_FALSE(failure.ok()) << "the database never filled";
+  EXPECT_EQ(failure.code(), StatusCode::kResourceExhausted) << failure.ToString();
+  EXPECT_GT(stored, 0);
+  auto list = index->ListInstances(StudyUid("S1"));
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), static_cast<size_t>(stored)) << "committed writes survive";
+  EXPECT_TRUE(index->FindInstance(SopInstanceUid("S1.1.0"))->has_value());
+}
+
+TEST(JobStateTest, NamesRoundTrip) {
+  struct Case {
+    JobState state;
+    const char* name;
+    bool terminal;
+  };
+  for (const Case& c : std::vector<Case>{
+           {JobState::kQueued, "queued", false},
+           {JobState::kSending, "sending", false},
+           {JobState::kAwaitingResults, "awaiting_results", false},
+           {JobState::kDelivering, "delivering", false},
+           {JobState::kDone, "done", true},
+           {JobState::kFailed, "failed", true},
+           {JobState::kDeadLetter, "dead_letter", true},
+       }) {
+    EXPECT_STREQ(JobStateName(c.state), c.name);
+    EXPECT_EQ(ParseJobState(c.name), c.state);
+    EXPECT_EQ(IsTerminal(c.state), c.terminal) << c.name;
+  }
+  EXPECT_FALSE(ParseJobState("bogus").has_value());
+}
+
+}  // namespace
+}  // namespace conduit

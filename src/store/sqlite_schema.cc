@@ -1,0 +1,171 @@
+#include "store/sqlite_schema.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <string>
+
+namespace conduit {
+namespace {
+
+// Migration i brings the schema from version i to i + 1. Never edit a released migration:
+// append a new one.
+constexpr std::array<const char*, 1> kMigrations = {
+    R"sql(
+CREATE TABLE instances (
+  sop_instance_uid TEXT PRIMARY KEY NOT NULL,
+  study_uid TEXT NOT NULL,
+  series_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  transfer_syntax_uid TEXT NOT NULL,
+  spool_key TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  calling_ae TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  patient_id TEXT NOT NULL,
+  patient_name TEXT NOT NULL,
+  accession_number TEXT NOT NULL,
+  study_date TEXT NOT NULL,
+  study_description TEXT NOT NULL,
+  modality TEXT NOT NULL,
+  series_description TEXT NOT NULL,
+  body_part TEXT NOT NULL,
+  series_number INTEGER NOT NULL,
+  instance_number INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX instances_by_study ON instances (study_uid, series_number, instance_number);
+CREATE INDEX instances_by_received ON instances (received_at);
+
+CREATE TABLE units (
+  route TEXT NOT NULL,
+  study_uid TEXT NOT NULL,
+  series_uid TEXT NOT NULL,
+  state TEXT NOT NULL,
+  last_instance_at INTEGER NOT NULL,
+  generation INTEGER NOT NULL,
+  PRIMARY KEY (route, study_uid, series_uid)
+);
+CREATE INDEX units_by_study ON units (study_uid);
+CREATE INDEX units_by_state ON units (state);
+
+CREATE TABLE mpps (
+  mpps_uid TEXT PRIMARY KEY NOT NULL,
+  study_uid TEXT NOT NULL,
+  status TEXT NOT NULL,
+  instances TEXT NOT NULL
+);
+CREATE INDEX mpps_by_study ON mpps (study_uid);
+
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  study_uid TEXT NOT NULL,
+  route TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  destinations TEXT NOT NULL,
+  series TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  dispatched_at INTEGER NOT NULL,
+  last_result_at INTEGER NOT NULL,
+  UNIQUE (study_uid, route, series, generation)
+);
+CREATE INDEX jobs_by_state ON jobs (state, next_attempt_at);
+CREATE INDEX jobs_by_tool ON jobs (tool, study_uid);
+
+CREATE TABLE results (
+  job_id INTEGER NOT NULL REFERENCES jobs (id),
+  sop_instance_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL,
+  series_uid TEXT NOT NULL,
+  spool_key TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sop_instance_uid)
+);
+
+CREATE TABLE deliveries (
+  job_id INTEGER NOT NULL REFERENCES jobs (id),
+  sop_instance_uid TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  delivered_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sop_instance_uid, destination)
+);
+
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  study_ref TEXT NOT NULL,
+  job_id INTEGER NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit (at);
+)sql",
+};
+
+Result<bool> TableExists(SqliteConnection& conn, const char* name) {
+  ASSIGN_OR_RETURN(auto stmt,
+                   conn.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"));
+  stmt.Bind(1, name);
+  return stmt.Step();
+}
+
+Result<int> CurrentVersion(SqliteConnection& conn) {
+  ASSIGN_OR_RETURN(bool has_version, TableExists(conn, "schema_version"));
+  if (!has_version) {
+    ASSIGN_OR_RETURN(auto any, conn.Prepare("SELECT count(*) FROM sqlite_master"));
+    ASSIGN_OR_RETURN(bool row, any.Step());
+    if (row && any.Int(0) > 0) {
+      return InvalidArgument("holds tables but no schema_version: not a Conduit index");
+    }
+    return 0;
+  }
+  ASSIGN_OR_RETURN(auto stmt, conn.Prepare("SELECT max(version) FROM schema_version"));
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? static_cast<int>(stmt.Int(0)) : 0;
+}
+
+}  // namespace
+
+int SqliteSchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+Status MigrateSqliteSchema(SqliteConnection& conn) {
+  // One migration per transaction; the version is read inside it, so two processes opening
+  // the same file never apply a migration twice.
+  for (;;) {
+    RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
+    Result<int> version = CurrentVersion(conn);
+    if (!version.ok() || *version >= SqliteSchemaVersion()) {
+      (void)conn.Exec("ROLLBACK");
+      if (!version.ok()) return version.status();
+      if (*version > SqliteSchemaVersion()) {
+        return InvalidArgument("schema version " + std::to_string(*version) +
+                               " is newer than this build's " +
+                               std::to_string(SqliteSchemaVersion()));
+      }
+      return Status::Ok();
+    }
+    const int next = *version + 1;
+    Status st = conn.Exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY NOT NULL)");
+    if (st.ok()) st = conn.Exec(kMigrations[*version]);
+    if (st.ok()) {
+      st = conn.Exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(next) + ")");
+    }
+    if (st.ok()) st = conn.Exec("COMMIT");
+    if (!st.ok()) {
+      (void)conn.Exec("ROLLBACK");
+      return st.WithContext("migration to schema version " + std::to_string(next));
+    }
+    spdlog::info("index: schema migrated to version {}", next);
+  }
+}
+
+}  // namespace conduit

@@ -1,0 +1,246 @@
+"""Harness for end-to-end tests against real peers: Conduit's own binary, Orthanc as the PACS,
+DCMTK's command-line tools as modalities. Everything listens on 127.0.0.1 on free ports, lives
+in a temporary folder, and is stopped at the end of each test; every wait is bounded."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("CONDUIT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+BUILD = os.path.abspath(BUILD)
+CONDUIT = os.path.join(BUILD, "conduit")
+MAKE_STUDY = os.path.join(BUILD, "conduit-make-study")
+REFERENCE_TOOL = os.path.join(BUILD, "conduit-reference-tool")
+ENV = dict(os.environ, TCP_NODELAY="1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, predicate, timeout=60.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as e:  # the peer may not be up yet
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http_json(url, method="GET", body=None, timeout=10):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+def run(cmd, check=True, timeout=300, **kw):
+    return subprocess.run(cmd, env=ENV, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+def make_study(out_dir, modality="CT", slices=12, rows=None, cols=None, extra=()):
+    cmd = [MAKE_STUDY, "--out", out_dir, "--modality", modality]
+    if modality in ("CT", "MR"):
+        cmd += ["--slices", str(slices)]
+    if rows:
+        cmd += ["--rows", str(rows)]
+    if cols:
+        cmd += ["--cols", str(cols)]
+    run(cmd + list(extra))
+    return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
+
+
+def read_uids(path):
+    import pydicom
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+def storescu(port, files, calling="MODALITY", called="CONDUIT", check=True):
+    return run(["storescu", "-aet", calling, "-aec", called, "-nh", "127.0.0.1", str(port)] + list(files),
+               check=check)
+
+
+class Orthanc:
+    """A private Orthanc acting as the PACS (and, when asked, as a sender to Conduit)."""
+
+    def __init__(self, root, aet="ORTHANC", modalities=None):
+        self.root = os.path.join(root, "orthanc")
+        os.makedirs(os.path.join(self.root, "db"), exist_ok=True)
+        self.aet = aet
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.modalities = modalities or {}
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self):
+        cfg = {
+            "Name": "test-pacs", "StorageDirectory": os.path.join(self.root, "db"),
+            "IndexDirectory": os.path.join(self.root, "db"), "DicomAet": self.aet,
+            "DicomPort": self.dicom_port, "HttpPort": self.http_port, "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True, "Plugins": [],
+            "DicomModalities": self.modalities, "StableAge": 1,
+        }
+        path = os.path.join(self.root, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.log = open(os.path.join(self.root, "orthanc.log"), "a")
+        self.proc = subprocess.Popen(["Orthanc", path], stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
+        wait_until("Orthanc", lambda: http_json(self.url + "/system"), timeout=60)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def series_of(self, study_uid):
+        return http_json(self.url + "/tools/find", "POST",
+                         {"Level": "Series", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
+
+    def instances_of_study(self, study_uid):
+        return http_json(self.url + "/tools/find", "POST",
+                         {"Level": "Instance", "Query": {"StudyInstanceUID": study_uid}, "Expand": True})
+
+    def upload(self, path):
+        with open(path, "rb") as f:
+            return http_json(self.url + "/instances", "POST", f.read())
+
+
+class Conduit:
+    """A Conduit gateway process with a config written from a dict (JSON is valid YAML)."""
+
+    def __init__(self, root, config=None, wrap=()):
+        self.root = root
+        self.data_dir = os.path.join(root, "conduit-data")
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.wrap = list(wrap)
+        base = {
+            "node": {"name": "e2e", "data_dir": self.data_dir, "log_level": "debug"},
+            "dicom": {"ae_title": "CONDUIT", "port": self.dicom_port, "bind": "127.0.0.1",
+                      "min_free_bytes": 0},
+            "http": {"port": self.http_port},
+            "retry": {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "1s"},
+        }
+        for k, v in (config or {}).items():
+            if isinstance(v, dict) and isinstance(base.get(k), dict):
+                base[k].update(v)
+            else:
+                base[k] = v
+        self.config = base
+        self.config_path = os.path.join(root, "conduit.yaml")
+        with open(self.config_path, "w") as f:
+            json.dump(base, f, indent=2)
+        self.log_path = os.path.join(root, "conduit.log")
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.wrap + [CONDUIT, "serve", "--config", self.config_path],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
+        wait_until("Conduit's DICOM listener",
+                   lambda: self._alive() and run(["echoscu", "-aec", "CONDUIT", "127.0.0.1",
+                                                  str(self.dicom_port)], check=False).returncode == 0,
+                   timeout=60)
+        return self
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"conduit exited with {self.proc.returncode}; log:\n{self.logs()[-3000:]}")
+        return True
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def api(self, path, method="GET"):
+        return http_json(self.url + path, method)
+
+    def jobs(self, state=None):
+        return self.api("/api/jobs" + (f"?state={state}" if state else ""))
+
+    def cli(self, *args, check=True):
+        return run([CONDUIT] + list(args) + ["--config", self.config_path], check=check)
+
+    def logs(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+
+class E2ETest(unittest.TestCase):
+    """Gives each test a temporary folder and stops whatever it started."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="conduit-e2e-")
+        self._stoppables = []
+
+    def tearDown(self):
+        for s in reversed(self._stoppables):
+            try:
+                s.stop()
+            except Exception:
+                pass
+        if os.environ.get("KEEP_E2E_TMP"):
+            print("kept", self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def started(self, thing):
+        self._stoppables.append(thing)
+        return thing.start()
+
+    def dir(self, name):
+        path = os.path.join(self.tmp, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def reference_tool(self, **overrides):
+        tool = {"name": "reference", "kind": "executable", "command": [REFERENCE_TOOL], "timeout": "120s"}
+        tool.update(overrides)
+        return tool
+
+    def wait_job_state(self, conduit, state, count=1, timeout=120):
+        return wait_until(f"{count} job(s) {state}",
+                          lambda: (lambda j: j if len(j) >= count else None)(conduit.jobs(state)["jobs"]),
+                          timeout=timeout)

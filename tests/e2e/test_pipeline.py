@@ -1,0 +1,120 @@
+"""A study travels the whole spine: modality -> Conduit (DIMSE) -> reference AI tool -> PACS."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
+                     http_json, run)
+
+
+class PipelineTest(E2ETest):
+    def gateway(self, pacs, routes=None, tools=None, **extra):
+        config = {
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port}],
+            "tools": tools or [self.reference_tool()],
+            "routes": routes or [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
+                                  "results_to": ["pacs"], "stable_after": "1s"}],
+        }
+        config.update(extra)
+        return self.started(Conduit(self.tmp, config))
+
+    def test_ct_study_results_reach_the_pacs_on_the_original_study(self):
+        pacs = self.started(Orthanc(self.tmp))
+        conduit = self.gateway(pacs)
+        files = make_study(self.dir("study"), "CT", slices=16, rows=128, cols=128,
+                           extra=["--patient-name", "PLANTED^NAME", "--patient-id", "PLANTEDID123"])
+        study_uid = read_uids(files[0])[0]
+        storescu(conduit.dicom_port, files)
+
+        job = self.wait_job_state(conduit, "done")[0]
+        self.assertEqual(job["route"], "ct")
+        series = pacs.series_of(study_uid)
+        modalities = sorted(s["MainDicomTags"].get("Modality", "") for s in series)
+        self.assertIn("SEG", modalities)
+        self.assertIn("SR", modalities)
+        self.assertEqual(len(series), 3, f"SEG, SR and SC expected in PACS, got {modalities}")
+        # Every result was filed on the original study (same Study Instance UID) and the
+        # original images themselves were not sent to PACS by Conduit.
+        self.assertEqual(sum(len(s["Instances"]) for s in series), 3)
+
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertEqual(len(detail["results"]), 3)
+        self.assertEqual(len(detail["deliveries"]), 3)
+
+        audit = conduit.api("/api/audit?limit=500")["events"]
+        actions = {e["action"] for e in audit}
+        for action in ("receive", "dispatch", "deliver"):
+            self.assertIn(action, actions)
+        metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
+        self.assertIn("conduit_instances_received_total 16", metrics)
+
+        # No patient identifier in the logs or in the admin API's study list.
+        logs = conduit.logs()
+        self.assertNotIn("PLANTED", logs)
+        self.assertNotIn("PLANTEDID123", logs)
+        self.assertNotIn("PLANTED", str(conduit.api("/api/studies")))
+
+    def test_resent_instances_are_deduplicated_and_do_not_make_a_second_job(self):
+        pacs = self.started(Orthanc(self.tmp))
+        conduit = self.gateway(pacs)
+        files = make_study(self.dir("study"), "CT", slices=6, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+        storescu(conduit.dicom_port, files)
+        self.wait_job_state(conduit, "done")
+        studies = conduit.api("/api/studies")["studies"]
+        self.assertEqual(len(studies), 1)
+        self.assertEqual(studies[0]["instance_count"], 6)
+        self.assertEqual(len(conduit.jobs()["jobs"]), 1)
+
+    def test_routes_choose_by_attribute_and_series_scope_makes_one_job_per_series(self):
+        pacs = self.started(Orthanc(self.tmp))
+        routes = [
+            {"name": "ct-series", "when": {"Modality": "CT"}, "tool": "reference",
+             "results_to": ["pacs"], "stable_after": "1s", "select": "series"},
+            {"name": "mr-only", "when": {"Modality": "MR"}, "tool": "reference",
+             "results_to": ["pacs"], "stable_after": "1s"},
+        ]
+        conduit = self.gateway(pacs, routes=routes)
+        files = make_study(self.dir("ct"), "CT", slices=5, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+        jobs = self.wait_job_state(conduit, "done")
+        self.assertEqual([j["route"] for j in jobs], ["ct-series"])
+
+    def test_calling_ae_not_on_the_allow_list_is_refused_and_audited(self):
+        pacs = self.started(Orthanc(self.tmp))
+        conduit = self.gateway(pacs, dicom={"allowed_calling_aes": ["TRUSTED"]})
+        files = make_study(self.dir("study"), "CT", slices=2, rows=64, cols=64)
+        refused = storescu(conduit.dicom_port, files, calling="STRANGER", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        storescu(conduit.dicom_port, files, calling="TRUSTED")
+        studies = conduit.api("/api/studies")["studies"]
+        self.assertEqual(studies[0]["instance_count"], 2)
+        audit = conduit.api("/api/audit?limit=100")["events"]
+        self.assertTrue(any(e["action"] == "reject" and e["actor"] == "STRANGER" for e in audit))
+
+    def test_orthanc_as_a_sender_stores_a_study_into_conduit(self):
+        sender_root = self.dir("sender")
+        conduit_port_holder = {}
+        # Orthanc must know Conduit as a modality: start Conduit first, then the sender.
+        pacs = self.started(Orthanc(self.tmp))
+        conduit = self.gateway(pacs)
+        conduit_port_holder["port"] = conduit.dicom_port
+        sender = self.started(Orthanc(sender_root, aet="SENDER",
+                                      modalities={"conduit": ["CONDUIT", "127.0.0.1", conduit.dicom_port]}))
+        files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
+        for f in files:
+            sender.upload(f)
+        study_uid = read_uids(files[0])[0]
+        found = http_json(sender.url + "/tools/find", "POST", {"Level": "Study", "Query": {"StudyInstanceUID": study_uid}})
+        http_json(sender.url + "/modalities/conduit/store", "POST", {"Resources": found, "Synchronous": True},
+                  timeout=60)
+        studies = conduit.api("/api/studies")["studies"]
+        self.assertEqual(studies[0]["instance_count"], 4)
+        self.wait_job_state(conduit, "done")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
