@@ -45,6 +45,14 @@ Gateway::~Gateway() { Stop(); }
 Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   auto p = std::make_unique<Parts>();
   p->config = std::move(config);
+  // Paths in the config are relative to where conduit was started; tools run in their job's
+  // work folder, so everything is made absolute once, here.
+  p->config.node.data_dir = std::filesystem::absolute(p->config.node.data_dir);
+  for (ToolConfig& tool : p->config.tools) {
+    if (!tool.command.empty() && tool.command[0].find('/') != std::string::npos) {
+      tool.command[0] = std::filesystem::absolute(tool.command[0]).string();
+    }
+  }
   const Config& c = p->config;
   std::error_code ec;
   std::filesystem::create_directories(c.node.data_dir, ec);

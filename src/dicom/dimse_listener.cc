@@ -12,6 +12,8 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -354,15 +356,39 @@ void Listener::RunAssociation(std::stop_token stop, T_ASC_Association* assoc,
   self->finished = true;
 }
 
+// Accepts each storage context with the first transfer syntax the *sender* proposed that we
+// support. Senders list the encoding their file already has first, so the instance is stored
+// as the modality encoded it rather than re-encoded to suit a preference of ours.
+void AcceptStorageContexts(T_ASC_Parameters* params) {
+  static const std::set<std::string> kStorageClasses(
+      dcmAllStorageSOPClassUIDs, dcmAllStorageSOPClassUIDs + numberOfDcmAllStorageSOPClassUIDs);
+  static const std::set<std::string> kSyntaxes(std::begin(kStorageTransferSyntaxes),
+                                               std::end(kStorageTransferSyntaxes));
+  const int count = ASC_countPresentationContexts(params);
+  for (int i = 0; i < count; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
+    if (!kStorageClasses.count(pc.abstractSyntax)) continue;
+    const char* chosen = nullptr;
+    for (int t = 0; t < pc.transferSyntaxCount && chosen == nullptr; ++t) {
+      if (kSyntaxes.count(pc.proposedTransferSyntaxes[t])) chosen = pc.proposedTransferSyntaxes[t];
+    }
+    if (chosen != nullptr) {
+      ASC_acceptPresentationContext(params, pc.presentationContextID, chosen);
+    } else {
+      ASC_refusePresentationContext(params, pc.presentationContextID,
+                                    ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+    }
+  }
+}
+
 void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc,
                      const AssociationInfo& info) {
   T_ASC_Parameters* params = assoc->params;
   ASC_acceptContextsWithPreferredTransferSyntaxes(
       params, kVerificationSopClasses, Count(kVerificationSopClasses),
       kUncompressedTransferSyntaxes, Count(kUncompressedTransferSyntaxes));
-  ASC_acceptContextsWithPreferredTransferSyntaxes(
-      params, dcmAllStorageSOPClassUIDs, numberOfDcmAllStorageSOPClassUIDs,
-      kStorageTransferSyntaxes, Count(kStorageTransferSyntaxes));
+  AcceptStorageContexts(params);
   ASC_acceptContextsWithPreferredTransferSyntaxes(
       params, kMppsSopClasses, Count(kMppsSopClasses), kUncompressedTransferSyntaxes,
       Count(kUncompressedTransferSyntaxes));

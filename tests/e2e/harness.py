@@ -118,6 +118,8 @@ class Orthanc:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
 
     def series_of(self, study_uid):
         return http_json(self.url + "/tools/find", "POST",
@@ -168,9 +170,11 @@ class Conduit:
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.wrap + [CONDUIT, "serve", "--config", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
+        allowed = self.config["dicom"].get("allowed_calling_aes") or ["ECHOSCU"]
         wait_until("Conduit's DICOM listener",
-                   lambda: self._alive() and run(["echoscu", "-aec", "CONDUIT", "127.0.0.1",
-                                                  str(self.dicom_port)], check=False).returncode == 0,
+                   lambda: self._alive() and run(["echoscu", "-aet", allowed[0], "-aec", "CONDUIT",
+                                                  "127.0.0.1", str(self.dicom_port)],
+                                                 check=False).returncode == 0,
                    timeout=60)
         return self
 
@@ -183,6 +187,7 @@ class Conduit:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.proc = None
+        self.log.close()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -193,6 +198,8 @@ class Conduit:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
 
     def api(self, path, method="GET"):
         return http_json(self.url + path, method)

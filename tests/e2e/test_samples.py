@@ -32,6 +32,25 @@ def dataset_bytes(path):
     return data[pos:]
 
 
+# storescu's option that proposes a transfer syntax first, so that the file travels as it is.
+PROPOSE = {
+    "1.2.840.10008.1.2": "-xi", "1.2.840.10008.1.2.1": "-xe", "1.2.840.10008.1.2.2": "-xb",
+    "1.2.840.10008.1.2.1.99": "-xd", "1.2.840.10008.1.2.4.50": "-xy", "1.2.840.10008.1.2.4.51": "-xx",
+    "1.2.840.10008.1.2.4.57": "-xs", "1.2.840.10008.1.2.4.70": "-xs", "1.2.840.10008.1.2.4.80": "-xt",
+    "1.2.840.10008.1.2.4.81": "-xu", "1.2.840.10008.1.2.4.90": "-xv", "1.2.840.10008.1.2.4.91": "-xw",
+    "1.2.840.10008.1.2.5": "-xr",
+}
+
+
+def propose_option(path):
+    import pydicom
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        return [PROPOSE[str(ds.file_meta.TransferSyntaxUID)]]
+    except Exception:
+        return []
+
+
 def sop_uid(path):
     import pydicom
     return str(pydicom.dcmread(path, stop_before_pixels=True, force=True).SOPInstanceUID)
@@ -45,7 +64,7 @@ class SampleFilesTest(E2ETest):
         reference_dir = self.dir("storescp")
         port = free_port()
         storescp = subprocess.Popen(["storescp", "--bit-preserving", "-od", reference_dir, "-aet", "REFERENCE",
-                                     "-uf", "+xa", str(port)], env=ENV, stdout=subprocess.DEVNULL,
+                                     "+uf", "+xa", str(port)], env=ENV, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         try:
             wait_until("storescp", lambda: run(["echoscu", "127.0.0.1", str(port)], check=False).returncode == 0)
@@ -54,13 +73,14 @@ class SampleFilesTest(E2ETest):
             for path in samples:
                 # "Valid" means DCMTK can read and send it to a plain storescp.
                 before = set(os.listdir(reference_dir))
-                sent = run(["storescu", "-aec", "REFERENCE", "-nh", "127.0.0.1", str(port), path],
+                options = ["-R"] + propose_option(path)
+                sent = run(["storescu"] + options + ["-aec", "REFERENCE", "-nh", "127.0.0.1", str(port), path],
                            check=False)
                 after = set(os.listdir(reference_dir)) - before
                 if sent.returncode != 0 or len(after) != 1:
                     continue
                 valid.append(os.path.basename(path))
-                to_conduit = run(["storescu", "-aec", "CONDUIT", "-nh", "127.0.0.1",
+                to_conduit = run(["storescu"] + options + ["-aec", "CONDUIT", "-nh", "127.0.0.1",
                                   str(conduit.dicom_port), path], check=False)
                 self.assertEqual(to_conduit.returncode, 0, f"{path}: {to_conduit.stdout}{to_conduit.stderr}")
                 self.assertNotIn("Status: ", to_conduit.stderr.replace("Status: Success", ""),
