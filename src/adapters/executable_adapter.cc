@@ -123,11 +123,11 @@ bool HasExited(pid_t pid) {
   return info.si_pid == pid;
 }
 
-// Polls until the child exits or `deadline` passes; true if it exited.
-bool WaitForExit(pid_t pid, steady_clock::time_point deadline) {
+// Polls until the child exits, `deadline` passes or `stop` is requested; true if it exited.
+bool WaitForExit(pid_t pid, steady_clock::time_point deadline, std::stop_token stop = {}) {
   auto pause = std::chrono::milliseconds(2);
   while (!HasExited(pid)) {
-    if (steady_clock::now() >= deadline) return false;
+    if (steady_clock::now() >= deadline || stop.stop_requested()) return false;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
@@ -207,8 +207,8 @@ class ExecutableAdapter final : public ToolAdapter {
 
     const auto deadline = steady_clock::now() + tool_.timeout;
     bool timed_out = false;
-    if (!WaitForExit(pid, deadline)) {
-      timed_out = true;
+    if (!WaitForExit(pid, deadline, request.stop)) {
+      timed_out = !request.stop.stop_requested();
       ::kill(-pid, SIGTERM);
       WaitForExit(pid, steady_clock::now() + kTermGrace);
     }
@@ -218,6 +218,10 @@ class ExecutableAdapter final : public ToolAdapter {
     const int wstatus = Reap(pid);
     KillGroup(pid);
 
+    if (request.stop.stop_requested()) {
+      Note(log.get(), "tool " + tool_.name + " stopped: the gateway is shutting down");
+      return Unavailable(what + ": stopped because the gateway is shutting down");
+    }
     if (timed_out) {
       Note(log.get(), "tool " + tool_.name + " timed out and was stopped");
       return DeadlineExceeded(what + ": timed out after " + std::to_string(tool_.timeout.count()) +

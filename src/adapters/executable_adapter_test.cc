@@ -132,6 +132,28 @@ TEST_F(ExecutableAdapterTest, ToolPastItsTimeoutIsStoppedWithItsProcessGroup) {
   EXPECT_FALSE(Running(child)) << "the tool's child survived the timeout";
 }
 
+TEST_F(ExecutableAdapterTest, ShutdownStopsARunningToolWithoutWaitingForItsTimeout) {
+  const fs::path pid_file = root_ / "tool.pid";
+  auto adapter = MakeExecutableAdapter(
+      ScriptTool("echo $$ > \"" + pid_file.string() + "\"\nexec sleep 60\n", 600s));
+  std::stop_source shutdown;
+  request_.stop = shutdown.get_token();
+  std::jthread stopper([&] {
+    for (int i = 0; i < 500 && !fs::exists(pid_file); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    shutdown.request_stop();
+  });
+  Result<DispatchOutcome> outcome = adapter->Dispatch(request_);
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.status().code(), StatusCode::kUnavailable) << outcome.status().ToString();
+  EXPECT_NE(outcome.status().message().find("shutting down"), std::string::npos);
+  pid_t tool = 0;
+  std::istringstream(ReadAll(pid_file)) >> tool;
+  ASSERT_GT(tool, 0);
+  EXPECT_FALSE(Running(tool));
+}
+
 TEST_F(ExecutableAdapterTest, ToolIgnoringSigtermIsKilled) {
   const fs::path pids = root_ / "tool.pids";
   auto adapter = MakeExecutableAdapter(

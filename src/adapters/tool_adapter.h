@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct DispatchRequest {
   std::filesystem::path work_dir;
   // Where the job's log goes (tool stdout/stderr, adapter notes).
   std::filesystem::path log_file;
+  // Requested when the gateway shuts down: a long-running adapter stops its tool and returns
+  // kUnavailable promptly; the job resumes on the next start.
+  std::stop_token stop;
 };
 
 struct DispatchOutcome {

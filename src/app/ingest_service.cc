@@ -146,14 +146,12 @@ Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedIns
     return jobs.status();
   }
   if (jobs->empty()) {
-    RemoveQuietly(instance.file);
-    AuditEvent audit{clock_.Now(), "result", "failure", tool.name, study_ref, JobId{},
-                     nlohmann::json{{"reason", "no job awaits results for this study"}}.dump()};
-    (void)index_.AppendAudit(audit);
-    spdlog::warn("event=result_refused tool={} study={} reason=\"no job awaiting results\"",
-                 tool.name, study_ref);
-    return FailedPrecondition("tool " + tool.name + ": no job awaits results for study " +
-                              study_ref);
+    // Results for a study no job of this tool awaits (another study, or too late): kept in
+    // quarantine as evidence, audited, and refused to the tool.
+    Status st = intake_.QuarantineUnmatched(tool.name, instance.file, instance.meta,
+                                            "no job of this tool awaits results for this study");
+    if (st.code() != StatusCode::kInvalidArgument) RemoveQuietly(instance.file);
+    return st;
   }
   // The newest awaiting job for this study and tool takes the result.
   const JobRecord& job = jobs->back();

@@ -9,6 +9,7 @@
 
 #include "app/gateway.h"
 #include "app/ingest_service.h"
+#include "dicom/dimse_sender.h"
 #include "dicom/instance_meta.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
@@ -182,6 +183,37 @@ int JobsRetry(const Config& config, const std::vector<int64_t>& ids) {
 int ConfigCheck(const Config& config, const std::string& source) {
   std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
             << config.tools.size() << " tools, " << config.routes.size() << " routes)\n";
+  return 0;
+}
+
+int EchoPeer(const Config& config, const std::string& name) {
+  DicomPeer peer;
+  peer.calling_ae = config.dicom.ae_title;
+  if (const DestinationConfig* d = config.FindDestination(name)) {
+    peer.called_ae = d->ae_title;
+    peer.host = d->host;
+    peer.port = d->port;
+    peer.timeout = d->timeout;
+  } else if (const ToolConfig* t = config.FindTool(name); t && t->kind == ToolKind::kDimse) {
+    peer.called_ae = t->ae_title;
+    peer.host = t->host;
+    peer.port = t->port;
+  } else {
+    std::cerr << "conduit: no destination or DIMSE tool named '" << name << "'\n";
+    return 2;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  Status st = Echo(peer);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  if (!st.ok()) {
+    std::cerr << name << " (" << peer.called_ae.str() << "@" << peer.host << ":" << peer.port
+              << "): " << st.message() << "\n";
+    return 1;
+  }
+  std::cout << name << " (" << peer.called_ae.str() << "@" << peer.host << ":" << peer.port
+            << "): C-ECHO OK in " << ms << " ms\n";
   return 0;
 }
 

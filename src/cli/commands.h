@@ -20,5 +20,7 @@ int RouteTest(const Config& config, const std::vector<std::string>& paths, bool 
 int JobsList(const Config& config, const std::string& state, int limit, bool json);
 int JobsRetry(const Config& config, const std::vector<int64_t>& ids);
 int ConfigCheck(const Config& config, const std::string& source);
+// C-ECHO to a destination or DIMSE tool named in the config.
+int EchoPeer(const Config& config, const std::string& name);
 
 }  // namespace conduit::cli

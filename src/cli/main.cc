@@ -64,7 +64,11 @@ int main(int argc, char** argv) {
   config_cmd->require_subcommand(1);
   auto* config_check = config_cmd->add_subcommand("check", "Validate the configuration");
 
-  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check}) {
+  auto* echo = app.add_subcommand("echo", "C-ECHO a destination or DIMSE tool from the config");
+  std::string echo_name;
+  echo->add_option("name", echo_name, "Destination or tool name")->required();
+
+  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check, echo}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -86,5 +90,6 @@ int main(int argc, char** argv) {
   if (config_check->parsed()) {
     return conduit::cli::ConfigCheck(*config, config_path.value_or("(embedded default)"));
   }
+  if (echo->parsed()) return conduit::cli::EchoPeer(*config, echo_name);
   return 2;
 }

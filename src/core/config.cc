@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -363,6 +364,18 @@ Status ValidateConfig(const Config& config, const std::string& source) {
       if (!config.FindDestination(d)) {
         return InvalidArgument(source + ": route '" + r.name + "' sends results to '" + d +
                                "', which is not among destinations");
+      }
+    }
+  }
+  if (!config.dicom.allowed_calling_aes.empty()) {
+    for (const auto& t : config.tools) {
+      if (t.kind != ToolKind::kDimse) continue;
+      const auto& allowed = config.dicom.allowed_calling_aes;
+      if (std::find(allowed.begin(), allowed.end(), t.ae_title.str()) == allowed.end()) {
+        return InvalidArgument(source + ": tool '" + t.name + "' sends its results from AE '" +
+                               t.ae_title.str() +
+                               "', which dicom.allowed_calling_aes does not list: its results "
+                               "would be refused");
       }
     }
   }

@@ -111,6 +111,10 @@ INSTANTIATE_TEST_SUITE_P(
                   " {name: t, kind: executable, command: [y]}]\n",
                   "tool 't' is defined twice"},
         BadConfig{"syntax", "dicom: {ae_title: [\n", "bad.yaml:"},
+        BadConfig{"dimse_tool_not_allowed",
+                  "dicom: {allowed_calling_aes: [MODALITY]}\n"
+                  "tools: [{name: t, kind: dimse, ae_title: AITOOL, host: 127.0.0.1}]\n",
+                  "tool 't' sends its results from AE 'AITOOL'"},
         BadConfig{"bad_select",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, select: image}]\n",

@@ -42,8 +42,8 @@ const char* kUncompressedTransferSyntaxes[] = {
     UID_BigEndianExplicitTransferSyntax,
 };
 
-// Stored as received, never transcoded. Uncompressed first: if a sender offers a choice in
-// one context, the instance stays readable by every downstream peer.
+// Transfer syntaxes accepted for storage; stored as received, never transcoded. Within a
+// context the sender's order decides (AcceptStorageContexts), not this list's.
 const char* kStorageTransferSyntaxes[] = {
     UID_LittleEndianExplicitTransferSyntax,
     UID_LittleEndianImplicitTransferSyntax,

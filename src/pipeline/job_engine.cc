@@ -58,12 +58,14 @@ JobEngine::~JobEngine() { Stop(); }
 
 Status JobEngine::Start() {
   if (scheduler_.joinable()) return FailedPrecondition("job engine start: already running");
+  stopping_ = std::stop_source();
   scheduler_ = std::jthread([this](std::stop_token stop) { SchedulerLoop(stop); });
   spdlog::info("job engine: started ({} tools)", config_.tools.size());
   return Status::Ok();
 }
 
 void JobEngine::Stop() {
+  stopping_.request_stop();
   if (scheduler_.joinable()) {
     scheduler_.request_stop();
     wake_cv_.notify_all();
@@ -240,7 +242,14 @@ Status JobEngine::Dispatch(JobRecord& job) {
 
   spdlog::info("job {}: dispatching study {} ({} instances) to tool '{}'", job.id.value,
                StudyRef(job.study_uid), request.inputs.size(), job.tool);
+  request.stop = stopping_.get_token();
   auto outcome = adapter->second->Dispatch(request);
+  if (!outcome.ok() && request.stop.stop_requested()) {
+    // Not the tool's fault: the job stays in "sending" and is dispatched again at next start.
+    spdlog::info("job {}: dispatch abandoned on shutdown; it resumes at the next start",
+                 job.id.value);
+    return Status::Ok();
+  }
   if (!outcome.ok()) return Fail(job, outcome.status(), step);
 
   int attached = 0, quarantined = 0, unreadable = 0;

@@ -105,6 +105,8 @@ class JobEngine {
   std::map<int64_t, TimePoint> next_check_;
   std::mt19937_64 rng_;
   std::jthread scheduler_;
+  // Requested by Stop(): running tools are stopped and their jobs resume on the next Start.
+  std::stop_source stopping_;
 };
 
 // Puts a failed or dead-lettered job back in the queue from the step where it stopped

@@ -99,8 +99,20 @@ Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const In
 
 Status ResultIntake::Quarantine(const JobRecord& job, const fs::path& file, const std::string& why,
                                 const std::string& actor) {
-  const std::string what = "quarantine result of job " + std::to_string(job.id.value);
-  const fs::path dir = spool_.root() / "quarantine" / std::to_string(job.id.value);
+  return QuarantineInto(std::to_string(job.id.value), job.id, job.study_uid, file, why, actor);
+}
+
+Status ResultIntake::QuarantineUnmatched(const std::string& tool, const fs::path& file,
+                                         const InstanceMeta& meta, const std::string& why) {
+  return QuarantineInto("unmatched-" + tool, JobId{}, meta.study_uid, file, why, tool);
+}
+
+Status ResultIntake::QuarantineInto(const std::string& folder, JobId job, const StudyUid& study,
+                                    const fs::path& file, const std::string& why,
+                                    const std::string& actor) {
+  const std::string owner = job.value != 0 ? "job " + std::to_string(job.value) : folder;
+  const std::string what = "quarantine result of " + owner;
+  const fs::path dir = spool_.root() / "quarantine" / folder;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return ErrnoStatus(ec.value(), what + ": create " + dir.string());
@@ -111,7 +123,8 @@ Status ResultIntake::Quarantine(const JobRecord& job, const fs::path& file, cons
   RETURN_IF_ERROR(MoveFile(file, target).WithContext(what));
   {
     std::ofstream reason(target.string() + ".reason.txt", std::ios::trunc);
-    reason << why << "\nactor: " << actor << "\njob: " << job.id.value << "\n";
+    reason << why << "\nactor: " << actor << "\n";
+    if (job.value != 0) reason << "job: " << job.value << "\n";
     if (!reason.flush()) {
       return ErrnoStatus(errno != 0 ? errno : EIO, what + ": write reason for " + target.string());
     }
@@ -122,14 +135,14 @@ Status ResultIntake::Quarantine(const JobRecord& job, const fs::path& file, cons
   audit.action = "quarantine";
   audit.outcome = "failure";
   audit.actor = actor;
-  audit.study_ref = StudyRef(job.study_uid);
-  audit.job_id = job.id;
+  audit.study_ref = StudyRef(study);
+  audit.job_id = job;
   audit.detail = nlohmann::json{{"reason", why}}.dump();
   RETURN_IF_ERROR(index_.AppendAudit(audit));
 
-  spdlog::warn("result from {} for job {} (study {}) quarantined: {}", actor, job.id.value,
-               audit.study_ref, why);
-  return InvalidArgument("result for job " + std::to_string(job.id.value) + " quarantined: " + why);
+  spdlog::warn("result from {} for {} (study {}) quarantined: {}", actor, owner, audit.study_ref,
+               why);
+  return InvalidArgument("result for " + owner + " quarantined: " + why);
 }
 
 }  // namespace conduit

@@ -24,9 +24,19 @@ class ResultIntake {
   Status Attach(const JobRecord& job, const std::filesystem::path& file,
                 const InstanceMeta& meta, const std::string& actor);
 
+  // Quarantines an object a tool sent when no job of that tool awaits results for its study
+  // (under quarantine/unmatched-<tool>/). Returns kInvalidArgument with the reason, or the
+  // storage error if the file could not be kept.
+  Status QuarantineUnmatched(const std::string& tool, const std::filesystem::path& file,
+                             const InstanceMeta& meta, const std::string& why);
+
  private:
   Status Quarantine(const JobRecord& job, const std::filesystem::path& file,
                     const std::string& why, const std::string& actor);
+  // Moves `file` into quarantine/<folder>/ with a reason file and audits it.
+  Status QuarantineInto(const std::string& folder, JobId job, const StudyUid& study,
+                        const std::filesystem::path& file, const std::string& why,
+                        const std::string& actor);
   Index& index_;
   Spool& spool_;
   const Clock& clock_;

@@ -54,7 +54,8 @@ class Index {
   virtual Result<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit) = 0;
   // Non-terminal jobs whose next_attempt_at <= now, oldest first.
   virtual Result<std::vector<JobRecord>> DueJobs(TimePoint now, int limit) = 0;
-  // Non-terminal jobs awaiting results from `tool` for `study`.
+  // Jobs of `tool` for `study` that can still take results (sending, awaiting_results),
+  // oldest first. A result arriving once delivery began finds none.
   virtual Result<std::vector<JobRecord>> AwaitingJobs(const std::string& tool,
                                                       const StudyUid& study) = 0;
   virtual Result<std::map<JobState, int64_t>> CountJobsByState() = 0;

@@ -503,16 +503,16 @@ class SqliteIndex final : public Index {
     return Collect<JobRecord>(s, ReadJob, "index due jobs");
   }
 
-  // Jobs that have begun sending to the tool and are not finished: sending (a fast tool may
-  // answer before the last instance is sent), awaiting_results, delivering (a tool may send
-  // results in several parts). Oldest first.
+  // Jobs that can still take results: sending (a fast tool may answer before the last instance
+  // is sent) and awaiting_results. Once delivery has begun a late result would never be
+  // delivered, so it finds no job and is quarantined. Oldest first.
   Result<std::vector<JobRecord>> AwaitingJobs(const std::string& tool,
                                               const StudyUid& study) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
                                               " FROM jobs WHERE tool = ?1 AND study_uid = ?2 "
-                                              "AND state IN ('sending', 'awaiting_results', "
-                                              "'delivering') ORDER BY id"));
+                                              "AND state IN ('sending', 'awaiting_results') "
+                                              "ORDER BY id"));
     s.Bind(1, tool).Bind(2, study.str());
     return Collect<JobRecord>(s, ReadJob, "index awaiting jobs");
   }

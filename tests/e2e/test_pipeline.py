@@ -57,6 +57,33 @@ class PipelineTest(E2ETest):
         self.assertNotIn("PLANTEDID123", logs)
         self.assertNotIn("PLANTED", str(conduit.api("/api/studies")))
 
+    def test_route_test_and_echo_commands_explain_and_check_without_sending(self):
+        pacs = self.started(Orthanc(self.tmp))
+        routes = [
+            {"name": "ct", "when": {"Modality": "CT"}, "tool": "reference", "results_to": ["pacs"]},
+            {"name": "chest-mr", "when": {"Modality": "MR", "BodyPartExamined": "CHEST*"},
+             "tool": "reference", "results_to": ["pacs"]},
+        ]
+        conduit = Conduit(self.tmp, {
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port}],
+            "tools": [self.reference_tool()], "routes": routes})
+        study = self.dir("ct")
+        make_study(study, "CT", slices=2, rows=64, cols=64)
+        out = conduit.cli("route", "test", study).stdout
+        self.assertIn("FIRES ct", out)
+        self.assertIn("skips chest-mr", out)
+        self.assertIn("Modality", out)
+        self.assertIn("C-ECHO OK", conduit.cli("echo", "pacs").stdout)
+        pacs.stop()
+        self.assertEqual(conduit.cli("echo", "pacs", check=False).returncode, 1)
+        bad = os.path.join(self.tmp, "not-dicom.txt")
+        with open(bad, "w") as f:
+            f.write("hello")
+        failed = conduit.cli("route", "test", bad, check=False)
+        self.assertEqual(failed.returncode, 1)
+        self.assertIn("not-dicom.txt", failed.stdout + failed.stderr)
+
     def test_resent_instances_are_deduplicated_and_do_not_make_a_second_job(self):
         pacs = self.started(Orthanc(self.tmp))
         conduit = self.gateway(pacs)

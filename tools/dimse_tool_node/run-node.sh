@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A real DICOM node standing in for an AI tool, for Conduit's tests and demos (NON-CLINICAL).
+# DCMTK's storescp receives studies on PORT as AE; once a study has been quiet for
+# --quiet seconds, storescp runs on-study.sh on the study's folder, which runs
+# conduit-reference-tool and C-STOREs the results back to Conduit FROM the node's AE title.
+#
+#   run-node.sh --port 11112 --aet AITOOL --conduit-port 4242 --work /tmp/node \
+#               [--conduit-aet CONDUIT] [--conduit-host 127.0.0.1] [--quiet 1] \
+#               [--build DIR] [--mode normal|silent|wrong-study|echo]
+#
+# NODE_MODE (or --mode) makes the node misbehave on purpose:
+#   normal       results (SEG, SR, SC) are sent back
+#   silent       nothing is ever sent back
+#   wrong-study  a 1-slice image of another study is sent back, then the results
+#   echo         one of the received inputs is sent back, then the results
+# NODE_BAD_ONLY=1 leaves the results out in wrong-study and echo modes.
+# The node runs in the foreground (storescp is exec'd: its pid is this script's pid); its log
+# and each study's on-study log are under WORK/. TCP_NODELAY=1 is set for every DCMTK tool.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+port=""
+aet="AITOOL"
+conduit_aet="CONDUIT"
+conduit_host="127.0.0.1"
+conduit_port=""
+work=""
+quiet=1
+build="${CONDUIT_BUILD_DIR:-$here/../../build}"
+mode="${NODE_MODE:-normal}"
+
+usage() {
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --port) port="$2"; shift 2 ;;
+    --aet) aet="$2"; shift 2 ;;
+    --conduit-aet) conduit_aet="$2"; shift 2 ;;
+    --conduit-host) conduit_host="$2"; shift 2 ;;
+    --conduit-port) conduit_port="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
+    --quiet) quiet="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    --mode) mode="$2"; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "run-node.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+
+[[ -n "$port" && -n "$conduit_port" && -n "$work" ]] || usage
+case "$mode" in
+  normal|silent|wrong-study|echo) ;;
+  *) echo "run-node.sh: unknown mode '$mode'" >&2; exit 2 ;;
+esac
+if ! [[ "$quiet" =~ ^[0-9]+$ && "$quiet" -ge 1 ]]; then
+  echo "run-node.sh: --quiet must be a whole number of seconds >= 1" >&2
+  exit 2
+fi
+build="$(cd "$build" && pwd)"
+for tool in storescp storescu; do
+  command -v "$tool" >/dev/null || { echo "run-node.sh: $tool (DCMTK) not found" >&2; exit 1; }
+done
+for prog in conduit-reference-tool conduit-make-study; do
+  [[ -x "$build/$prog" ]] || { echo "run-node.sh: $build/$prog not built" >&2; exit 1; }
+done
+
+mkdir -p "$work/incoming" "$work/results"
+work="$(cd "$work" && pwd)"
+
+# on-study.sh reads its settings from the environment storescp passes on.
+export NODE_MODE="$mode" NODE_AET="$aet" NODE_WORK="$work" NODE_BUILD="$build"
+export NODE_CONDUIT_AET="$conduit_aet" NODE_CONDUIT_HOST="$conduit_host"
+export NODE_CONDUIT_PORT="$conduit_port" TCP_NODELAY=1
+
+echo "$(date -u +%FT%TZ) node $aet on port $port, mode $mode, results to" \
+     "$conduit_aet@$conduit_host:$conduit_port" >>"$work/node.log"
+
+# -su: one folder per Study Instance UID; -xcs/-tos: run on-study.sh on a study's folder once
+# no association has arrived for `quiet` seconds (or another study begins). #p is the folder.
+exec storescp --aetitle "$aet" --output-directory "$work/incoming" \
+  --sort-on-study-uid study --exec-on-eostudy "$here/on-study.sh #p" \
+  --eostudy-timeout "$quiet" --disable-host-lookup --log-level info \
+  "$port" >>"$work/storescp.log" 2>&1
