@@ -6,7 +6,7 @@
 #include <string>
 
 #include "adapters/tool_adapter.h"
-#include "results/test_support.h"
+#include "testing/testing.h"
 
 namespace conduit {
 namespace {

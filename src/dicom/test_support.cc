@@ -11,7 +11,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -25,18 +24,6 @@
 extern char** environ;
 
 namespace conduit::testing {
-
-TempDir::TempDir() {
-  std::random_device random;
-  path_ = std::filesystem::temp_directory_path() /
-          ("conduit-dicom-test-" + std::to_string(getpid()) + "-" + std::to_string(random()));
-  std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 void WriteCtImage(const std::filesystem::path& file, const CtSpec& spec) {
   DcmFileFormat format;
@@ -166,19 +153,6 @@ std::vector<Status> CommittingSink::rejected() const {
 std::vector<MppsEvent> CommittingSink::mpps() const {
   std::lock_guard lock(mu_);
   return mpps_;
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t length = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 namespace {

@@ -13,21 +13,9 @@
 #include <vector>
 
 #include "dicom/dimse_listener.h"
+#include "testing/testing.h"
 
 namespace conduit::testing {
-
-// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 enum class Syntax { kExplicitLittle, kImplicitLittle, kJpegLsLossless };
 
@@ -78,9 +66,6 @@ class CommittingSink : public IngestSink {
   std::vector<Status> rejected_;
   std::vector<MppsEvent> mpps_;
 };
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort();
 
 // Runs a command (argv[0] looked up in PATH) with TCP_NODELAY=1; returns its exit code and
 // its combined output. Aborts the test if it runs longer than `timeout`.

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "results/test_support.h"
+#include "testing/testing.h"
 #include "store/sqlite_index.h"
 
 namespace conduit {

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "results/test_support.h"
+#include "testing/testing.h"
 #include "store/sqlite_index.h"
 
 namespace conduit {

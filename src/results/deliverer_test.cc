@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "results/test_support.h"
+#include "testing/testing.h"
 #include "store/sqlite_index.h"
 
 namespace conduit {

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "results/test_support.h"
+#include "testing/testing.h"
 #include "store/sqlite_index.h"
 
 namespace conduit {

@@ -1,4 +1,4 @@
-#include "results/test_support.h"
+#include "testing/testing.h"
 
 #include <arpa/inet.h>
 #include <dcmtk/dcmdata/dcdeftag.h>

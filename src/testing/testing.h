@@ -1,5 +1,5 @@
-// Test support for adapters and results tests: DICOM files made with DCMTK, a real storescp
-// peer on 127.0.0.1, and temporary folders. Linked into tests only.
+// Test support shared by every component's tests: temporary folders, free ports, small DICOM
+// files made with DCMTK, and a real storescp peer on 127.0.0.1. Linked into tests only.
 #pragma once
 
 #include <sys/types.h>
