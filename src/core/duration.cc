@@ -1,6 +1,7 @@
 #include "core/duration.h"
 
 #include <charconv>
+#include <cmath>
 
 namespace conduit {
 
@@ -11,7 +12,8 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   if (text.empty()) return InvalidArgument("empty duration");
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end == text.data() || value < 0) {
+  // from_chars accepts "nan" and "inf"; neither is a duration (NaN would not convert to ms).
+  if (ec != std::errc() || end == text.data() || !std::isfinite(value) || value < 0) {
     return InvalidArgument("'" + original + "' is not a duration (e.g. 500ms, 5s, 2m, 1h)");
   }
   std::string_view unit(end, text.data() + text.size() - end);

@@ -22,7 +22,7 @@ TEST(ParseDurationTest, AcceptsEveryUnit) {
 }
 
 TEST(ParseDurationTest, RefusesWhatIsNotADuration) {
-  for (const char* text : {"", "s", "five", "-1s", "5 weeks", "5y", "1e30h"}) {
+  for (const char* text : {"", "s", "five", "-1s", "5 weeks", "5y", "1e30h", "nan", "infs", "inf"}) {
     auto d = ParseDuration(text);
     EXPECT_FALSE(d.ok()) << text;
     if (!d.ok()) {

@@ -34,9 +34,11 @@ struct InstanceMeta {
   std::map<std::string, std::string> attributes;
 };
 
-// Reads a DICOM Part 10 file without loading pixel data (no value over 4 KiB is loaded).
+// Reads a DICOM Part 10 file without loading pixel data (no value over 4 KiB is loaded; a
+// deflated dataset is first inflated to a temporary file, at most 1 GiB).
 // Errors: kNotFound if missing; kInvalidArgument if not DICOM, truncated anywhere (pixel data
-// included), or missing Study/Series/SOP Instance UID or SOP Class UID.
+// included), inflating to over 1 GiB, or missing (or over 1 KiB) Study/Series/SOP Instance UID
+// or SOP Class UID.
 Result<InstanceMeta> ReadInstanceMeta(const std::filesystem::path& file);
 
 // Reads every regular file under `path` (a file or a directory, recursively).

@@ -67,12 +67,13 @@ TEST_F(InstanceMetaTest, AttributesHoldTopLevelTextElementsByKeyword) {
   EXPECT_FALSE(a.contains("PixelData"));
 }
 
-TEST_F(InstanceMetaTest, ReadsImplicitLittleEndianAndJpegLsFiles) {
+TEST_F(InstanceMetaTest, ReadsImplicitLittleEndianDeflatedAndJpegLsFiles) {
   struct Case {
     Syntax syntax;
     std::string transfer_syntax_uid;
   };
   for (const Case& c : {Case{Syntax::kImplicitLittle, "1.2.840.10008.1.2"},
+                        Case{Syntax::kDeflated, "1.2.840.10008.1.2.1.99"},
                         Case{Syntax::kJpegLsLossless, "1.2.840.10008.1.2.4.80"}}) {
     const auto file = dir_.path() / ("ct-" + c.transfer_syntax_uid + ".dcm");
     CtSpec spec;

@@ -61,6 +61,7 @@ void WriteCtImage(const std::filesystem::path& file, const CtSpec& spec) {
 
   E_TransferSyntax syntax = EXS_LittleEndianExplicit;
   if (spec.syntax == Syntax::kImplicitLittle) syntax = EXS_LittleEndianImplicit;
+  if (spec.syntax == Syntax::kDeflated) syntax = EXS_DeflatedLittleEndianExplicit;
   if (spec.syntax == Syntax::kJpegLsLossless) {
     DJLSEncoderRegistration::registerCodecs();
     syntax = EXS_JPEGLSLossless;

@@ -17,7 +17,7 @@
 
 namespace conduit::testing {
 
-enum class Syntax { kExplicitLittle, kImplicitLittle, kJpegLsLossless };
+enum class Syntax { kExplicitLittle, kImplicitLittle, kDeflated, kJpegLsLossless };
 
 struct CtSpec {
   std::string study_uid = "1.2.826.0.1.3680043.10.1137.1";

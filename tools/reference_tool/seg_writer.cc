@@ -76,7 +76,7 @@ Status AddSegment(DcmSegmentation& seg, const SegmentSpec& spec, const std::stri
 
 SegmentationBuilder::SegmentationBuilder(const SourceSeries& source, const ResultUids& uids,
                                          std::unique_ptr<DcmSegmentation> seg)
-    : source_(source), uids_(uids), seg_(std::move(seg)) {}
+    : source_(source), seg_(std::move(seg)) {}
 
 SegmentationBuilder::~SegmentationBuilder() = default;
 

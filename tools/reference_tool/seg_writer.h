@@ -38,7 +38,6 @@ class SegmentationBuilder {
   SegmentationBuilder(const SourceSeries& source, const ResultUids& uids,
                       std::unique_ptr<DcmSegmentation> seg);
   const SourceSeries& source_;
-  const ResultUids& uids_;
   std::unique_ptr<DcmSegmentation> seg_;
   size_t next_slice_ = 0;
 };

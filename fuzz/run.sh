@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang into build-fuzz/ and runs each for a bounded time on a
+# copy of its seed corpus (plus every committed regression input). Fails on any crash, leak,
+# sanitizer report, timeout or out-of-memory; the input that caused it is kept and named.
+# Idempotent. Environment: FUZZ_SECONDS (per target, default 30; 0 replays the seeds only),
+# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all three).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+seconds=${FUZZ_SECONDS:-30}
+jobs=${FUZZ_JOBS:-2}
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_instance_meta fuzz_config fuzz_route_glob}"
+build=$root/build-fuzz
+work=$build/fuzz-work
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCONDUIT_FUZZ=ON -DCONDUIT_TESTS=OFF >/dev/null
+cmake --build "$build" --target "${targets[@]}" -j"$jobs" >"$build/fuzz-build.log" 2>&1 || {
+  tail -n 60 "$build/fuzz-build.log"
+  echo "fuzz: build failed (log: $build/fuzz-build.log)" >&2
+  exit 1
+}
+
+# Seeds for one target into $2: committed seeds, plus generated or system ones.
+seed() {
+  local target=$1 dir=$2
+  cp "$root/fuzz/corpus/$target/"* "$dir/"
+  case $target in
+    fuzz_instance_meta)
+      # pydicom's small samples cover big endian, implicit VR, no meta header, deflate, bad VRs.
+      local samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
+      if [ -d "$samples" ]; then
+        find "$samples" -maxdepth 1 -name '*.dcm' -size -20k -exec cp {} "$dir/" \;
+      fi
+      ;;
+    fuzz_config)
+      cp "$root/examples/"*.yaml "$dir/"
+      ;;
+  esac
+}
+
+status=0
+passed=0
+failed=0
+for target in "${targets[@]}"; do
+  binary=$build/fuzz/$target
+  corpus=$work/$target/corpus
+  artifacts=$work/$target/artifacts
+  log=$work/$target/fuzz.log
+  rm -rf "${work:?}/$target"
+  mkdir -p "$corpus" "$artifacts"
+  seed "$target" "$corpus"
+
+  # Every committed regression input must pass on its own first.
+  regressions=("$root/fuzz/regressions/$target/"*)
+  if [ -e "${regressions[0]}" ]; then
+    if ! "$binary" "${regressions[@]}" >"$work/$target/regressions.log" 2>&1; then
+      tail -n 40 "$work/$target/regressions.log"
+      echo "fuzz: $target: a regression input fails again (log: $work/$target/regressions.log)" >&2
+      status=1
+      failed=$((failed + 1))
+      continue
+    fi
+    cp "${regressions[@]}" "$corpus/"
+  fi
+
+  extra=()
+  [ -f "$root/fuzz/$target.dict" ] && extra+=(-dict="$root/fuzz/$target.dict")
+  case $target in
+    fuzz_instance_meta) extra+=(-max_len=20000) ;;
+    fuzz_config) extra+=(-max_len=4096) ;;
+    fuzz_route_glob) extra+=(-max_len=600) ;;
+  esac
+  # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
+  if [ "$seconds" -gt 0 ]; then budget=(-max_total_time="$seconds"); else budget=(-runs=0); fi
+  if "$binary" "$corpus" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="$artifacts/" "${extra[@]}" >"$log" 2>&1; then
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+    echo "fuzz: $target: ok, ${seconds}s, ${runs:-?} inputs, ${rate:-?} exec/s, ${cov:-cov: ?}"
+    passed=$((passed + 1))
+  else
+    tail -n 60 "$log"
+    echo "fuzz: $target: FAILED; reproducer(s): $(find "$artifacts" -type f | tr '\n' ' ')" >&2
+    echo "fuzz: reproduce with: $binary <file>; keep it under fuzz/regressions/$target/" >&2
+    status=1
+    failed=$((failed + 1))
+  fi
+done
+echo "fuzz: $passed passed, $failed failed"
+exit $status
