@@ -25,46 +25,85 @@ StudyAssembler::StudyAssembler(Index& index, const Clock& clock, const Config& c
                                std::function<void(JobId)> on_job)
     : index_(index), clock_(clock), config_(config), on_job_(std::move(on_job)) {}
 
+StudyAssembler::UnitKey StudyAssembler::KeyOf(const AssemblyUnit& unit) {
+  return {unit.route, unit.study_uid.str(), unit.series_uid.str()};
+}
+
+Status StudyAssembler::LoadOpenUnits() {
+  if (loaded_) return Status::Ok();
+  ASSIGN_OR_RETURN(std::vector<AssemblyUnit> open, index_.ListUnits(UnitState::kOpen));
+  for (AssemblyUnit& unit : open) {
+    // The unit row holds the time it was opened; the index knows when its last instance came.
+    if (unit.series_uid.empty()) {
+      ASSIGN_OR_RETURN(std::optional<StudySummary> study, index_.GetStudy(unit.study_uid));
+      if (study) unit.last_instance_at = std::max(unit.last_instance_at, study->last_received_at);
+    } else {
+      ASSIGN_OR_RETURN(std::vector<InstanceRecord> instances,
+                       index_.ListInstances(unit.study_uid, {unit.series_uid}));
+      for (const auto& i : instances) {
+        unit.last_instance_at = std::max(unit.last_instance_at, i.received_at);
+      }
+    }
+    ASSIGN_OR_RETURN(std::vector<MppsRecord> mpps, index_.MppsOfStudy(unit.study_uid));
+    for (const auto& m : mpps) {
+      if (IsCompleted(m.status)) studies_with_mpps_completed_.insert(unit.study_uid);
+    }
+    open_[KeyOf(unit)] = unit;
+  }
+  loaded_ = true;
+  return Status::Ok();
+}
+
 Status StudyAssembler::Add(const RouteConfig& route, const StudyUid& study,
                            const SeriesUid& series) {
   std::vector<JobId> created;
   {
     std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(LoadOpenUnits());
     const SeriesUid unit_series = route.select == RouteScope::kSeries ? series : SeriesUid{};
-    ASSIGN_OR_RETURN(std::vector<AssemblyUnit> units, index_.UnitsOfStudy(study));
-    auto it = std::find_if(units.begin(), units.end(), [&](const AssemblyUnit& u) {
-      return u.route == route.name && u.series_uid == unit_series;
-    });
-    AssemblyUnit unit;
-    if (it == units.end()) {
-      unit.route = route.name;
-      unit.study_uid = study;
-      unit.series_uid = unit_series;
-      unit.state = UnitState::kOpen;
-      unit.generation = 0;
+    const UnitKey key{route.name, study.str(), unit_series.str()};
+    const TimePoint now = clock_.Now();
+    if (auto open = open_.find(key); open != open_.end()) {
+      open->second.last_instance_at = now;  // the common case: no index write
     } else {
-      unit = *it;
-      if (unit.state == UnitState::kComplete) {
-        if (route.on_late == LateInstancePolicy::kIgnore) {
-          spdlog::info(
-              "assembler: late instance for study {} on route '{}' ignored "
-              "(unit already complete, on_late: ignore)",
-              StudyRef(study), route.name);
-          return Status::Ok();
-        }
-        unit.generation += 1;
+      ASSIGN_OR_RETURN(std::vector<AssemblyUnit> units, index_.UnitsOfStudy(study));
+      auto it = std::find_if(units.begin(), units.end(), [&](const AssemblyUnit& u) {
+        return u.route == route.name && u.series_uid == unit_series;
+      });
+      AssemblyUnit unit;
+      if (it == units.end()) {
+        unit.route = route.name;
+        unit.study_uid = study;
+        unit.series_uid = unit_series;
         unit.state = UnitState::kOpen;
-        spdlog::info("assembler: late instance re-opens study {} on route '{}' as generation {}",
-                     StudyRef(study), route.name, unit.generation);
+        unit.generation = 0;
+      } else {
+        unit = *it;
+        if (unit.state == UnitState::kComplete) {
+          if (route.on_late == LateInstancePolicy::kIgnore) {
+            spdlog::info(
+                "assembler: late instance for study {} on route '{}' ignored "
+                "(unit already complete, on_late: ignore)",
+                StudyRef(study), route.name);
+            return Status::Ok();
+          }
+          unit.generation += 1;
+          unit.state = UnitState::kOpen;
+          spdlog::info("assembler: late instance re-opens study {} on route '{}' as generation {}",
+                       StudyRef(study), route.name, unit.generation);
+        }
       }
+      unit.last_instance_at = now;
+      RETURN_IF_ERROR(index_.PutUnit(unit));
+      open_[key] = unit;
     }
-    unit.last_instance_at = clock_.Now();
-    RETURN_IF_ERROR(index_.PutUnit(unit));
 
     // An MPPS COMPLETED may have arrived before its last instance: this may be that instance.
-    ASSIGN_OR_RETURN(bool mpps_done, MppsSatisfied(study));
-    if (mpps_done) {
-      ASSIGN_OR_RETURN(created, CompleteOpenUnitsOfStudy(study, "mpps completed"));
+    if (studies_with_mpps_completed_.count(study)) {
+      ASSIGN_OR_RETURN(bool mpps_done, MppsSatisfied(study));
+      if (mpps_done) {
+        ASSIGN_OR_RETURN(created, CompleteOpenUnitsOfStudy(study, "mpps completed"));
+      }
     }
   }
   for (JobId id : created) {
@@ -77,6 +116,7 @@ Status StudyAssembler::OnMpps(const MppsRecord& mpps) {
   std::vector<JobId> created;
   {
     std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(LoadOpenUnits());
     MppsRecord record = mpps;
     // N-SET usually lacks the study: keep the link made by the N-CREATE.
     ASSIGN_OR_RETURN(std::optional<MppsRecord> stored, index_.GetMpps(mpps.mpps_sop_instance_uid));
@@ -87,6 +127,7 @@ Status StudyAssembler::OnMpps(const MppsRecord& mpps) {
     if (!merged) merged = record;
     if (merged->study_uid.empty()) merged->study_uid = record.study_uid;
     if (!IsCompleted(merged->status) || merged->study_uid.empty()) return Status::Ok();
+    studies_with_mpps_completed_.insert(merged->study_uid);
 
     ASSIGN_OR_RETURN(bool all_arrived, AllArrived(*merged));
     if (!all_arrived) {
@@ -109,8 +150,10 @@ Result<std::vector<JobId>> StudyAssembler::Tick() {
   Status first_error;
   {
     std::lock_guard lock(mu_);
-    ASSIGN_OR_RETURN(std::vector<AssemblyUnit> open, index_.ListUnits(UnitState::kOpen));
+    RETURN_IF_ERROR(LoadOpenUnits());
     const TimePoint now = clock_.Now();
+    std::vector<AssemblyUnit> open;
+    for (const auto& [key, unit] : open_) open.push_back(unit);
     for (auto& unit : open) {
       const RouteConfig* route = config_.FindRoute(unit.route);
       if (route != nullptr && now - unit.last_instance_at < route->stable_after) continue;
@@ -158,9 +201,11 @@ Result<bool> StudyAssembler::MppsSatisfied(const StudyUid& study) {
 Result<std::vector<JobId>> StudyAssembler::CompleteOpenUnitsOfStudy(const StudyUid& study,
                                                                     const std::string& why) {
   std::vector<JobId> created;
-  ASSIGN_OR_RETURN(std::vector<AssemblyUnit> units, index_.UnitsOfStudy(study));
+  std::vector<AssemblyUnit> units;
+  for (const auto& [key, unit] : open_) {
+    if (unit.study_uid == study) units.push_back(unit);
+  }
   for (auto& unit : units) {
-    if (unit.state != UnitState::kOpen) continue;
     ASSIGN_OR_RETURN(JobId id, Complete(unit, why));
     if (id.value > 0) created.push_back(id);
   }
@@ -212,6 +257,7 @@ Result<JobId> StudyAssembler::Complete(AssemblyUnit unit, const std::string& why
   }
   unit.state = UnitState::kComplete;
   RETURN_IF_ERROR(index_.PutUnit(unit));
+  open_.erase(KeyOf(unit));
   return id;
 }
 

@@ -2,13 +2,19 @@
 // quiet period since its last instance, or at once when an MPPS COMPLETED lists instances
 // that have all arrived. Each completion creates one job (study x route x generation) in the
 // index. Late instances after completion are ignored or re-open the unit (a new generation),
-// as the route says. State lives in the index, so it survives restart.
+// as the route says. Units are written to the index when they open, re-open and complete;
+// the time of a unit's last instance is kept in memory (the index already records every
+// instance's receipt time, from which a restart restores it), so an instance of an open unit
+// costs no index write here.
 // Thread safety: Add/OnMpps/Tick may be called from any thread (internally serialised).
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/clock.h"
@@ -45,12 +51,21 @@ class StudyAssembler {
   Result<bool> AllArrived(const MppsRecord& mpps);
   // True if the study has an MPPS COMPLETED whose listed instances have all arrived.
   Result<bool> MppsSatisfied(const StudyUid& study);
+  // Loads the open units from the index once, restoring each one's last instance time from
+  // the index's receipt times. Caller holds mu_.
+  Status LoadOpenUnits();
+
+  using UnitKey = std::tuple<std::string, std::string, std::string>;  // route, study, series
+  static UnitKey KeyOf(const AssemblyUnit& unit);
 
   Index& index_;
   const Clock& clock_;
   const Config& config_;
   std::function<void(JobId)> on_job_;
   std::mutex mu_;
+  bool loaded_ = false;
+  std::map<UnitKey, AssemblyUnit> open_;           // open units, last_instance_at current
+  std::set<StudyUid> studies_with_mpps_completed_;  // worth checking on each new instance
 };
 
 }  // namespace conduit

@@ -229,6 +229,19 @@ TEST_F(StudyAssemblerTest, OpenUnitsSurviveARestartAndCompleteOnTick) {
   EXPECT_EQ(ready_.size(), 2u);
 }
 
+TEST_F(StudyAssemblerTest, ARestartKeepsTheQuietPeriodFromTheLastInstanceReceived) {
+  Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
+  Receive("per-series", "1.2.3", "1.2.3.9", "1.2.3.1");
+  clock_.Advance(50s);
+  Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.2");
+  Receive("per-series", "1.2.3", "1.2.3.9", "1.2.3.2");
+  Reopen();
+  clock_.Advance(20s);
+  EXPECT_TRUE(Tick().empty()) << "the last instance arrived 20 s ago; stable_after is 60 s";
+  clock_.Advance(40s);
+  EXPECT_EQ(Tick().size(), 2u);
+}
+
 TEST_F(StudyAssemblerTest, UnitOfARemovedRouteCompletesWithoutAJob) {
   Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
   config_.routes.erase(config_.routes.begin());  // "chest" is gone from the config

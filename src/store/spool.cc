@@ -122,7 +122,7 @@ class SpoolImpl final : public Spool {
     // Keys come from Commit; anything else maps to a path that never exists, so a corrupt
     // key can never name a file outside the spool.
     if (!IsValidKey(key)) return instances_ / "invalid-key";
-    return instances_ / key.substr(0, 2) / key.substr(2, 2) / (key + ".dcm");
+    return instances_ / key.substr(0, 2) / (key + ".dcm");
   }
 
   Status Remove(const std::string& key) override {
@@ -178,6 +178,21 @@ class SpoolImpl final : public Spool {
     }
     if (ec) return InvalidArgument(what + ": list incoming: " + ec.message());
     if (removed > 0) spdlog::info("spool: removed {} partial file(s) left in incoming/", removed);
+
+    // The 256 buckets exist, durably, before the first commit: a commit then syncs only the
+    // bucket it renames into (one directory fsync per instance).
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; ++i) {
+      const fs::path bucket = instances_ / std::string{kHex[i >> 4], kHex[i & 15]};
+      fs::create_directories(bucket, ec);
+      if (ec) return InvalidArgument(what + ": create " + bucket.string() + ": " + ec.message());
+      durable_dirs_.insert(bucket.string());
+    }
+    for (const fs::path& dir : {instances_, options_.root}) {
+      if (int err = ops_->SyncDirectory(dir); err != 0) {
+        return InvalidArgument(what + ": fsync " + dir.string() + ": " + std::strerror(err));
+      }
+    }
     return Status::Ok();
   }
 
@@ -185,14 +200,13 @@ class SpoolImpl final : public Spool {
   Status CommitSteps(const fs::path& incoming, const std::string& key, const std::string& what) {
     RETURN_IF_ERROR(CheckSpace().WithContext(what));
     if (int err = ops_->SyncFile(incoming); err != 0) return ErrnoStatus(err, what + ": fsync");
-    const fs::path outer = instances_ / key.substr(0, 2);
-    const fs::path inner = outer / key.substr(2, 2);
-    RETURN_IF_ERROR(EnsureDirectory(outer, instances_, what));
-    RETURN_IF_ERROR(EnsureDirectory(inner, outer, what));
+    const fs::path bucket = instances_ / key.substr(0, 2);
+    // Created and synced at open: normally only a cache look-up here.
+    RETURN_IF_ERROR(EnsureDirectory(bucket, instances_, what));
     if (int err = ops_->Rename(incoming, PathOf(key)); err != 0) {
       return ErrnoStatus(err, what + ": rename");
     }
-    if (int err = ops_->SyncDirectory(inner); err != 0) {
+    if (int err = ops_->SyncDirectory(bucket); err != 0) {
       return ErrnoStatus(err, what + ": fsync directory");
     }
     return Status::Ok();
@@ -225,7 +239,7 @@ class SpoolImpl final : public Spool {
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   std::mutex dirs_mu_;
-  std::set<std::string> durable_dirs_;  // at most 256 + 65536 entries
+  std::set<std::string> durable_dirs_;  // the 256 buckets
 };
 
 }  // namespace

@@ -136,8 +136,7 @@ TEST(SpoolTest, CommitMovesTheFileUnderAKeyStableForTheSopInstanceUid) {
   EXPECT_FALSE(fs::exists(first));
   EXPECT_EQ(ReadFile(spool->PathOf(*key)), "first bytes");
   EXPECT_EQ(*key, Sha256Hex(sop.str()));
-  EXPECT_EQ(spool->PathOf(*key).parent_path().parent_path().parent_path(),
-            tmp.path() / "instances");
+  EXPECT_EQ(spool->PathOf(*key).parent_path().parent_path(), tmp.path() / "instances");
 
   fs::path again = spool->NewIncomingPath();
   WriteFile(again, "resent bytes");
@@ -231,7 +230,13 @@ TEST_P(SpoolFaultTest, CommitFailsWithTheMappedCodeAndLeavesNoFile) {
   EXPECT_EQ(key.status().message().find(sop.str()), std::string::npos)
       << "messages must not carry the UID: " << key.status().message();
   EXPECT_FALSE(fs::exists(incoming)) << "the incoming file must be removed on error";
-  EXPECT_EQ(CountFiles(tmp.path()), 0u) << "no partial file may remain anywhere";
+  if (c.step == Step::kSyncDirectory) {
+    // The rename happened: the complete file may stand under its key (it may replace an
+    // acknowledged earlier copy, so it is not removed), but nothing partial remains.
+    EXPECT_TRUE(fs::is_empty(tmp.path() / "incoming"));
+  } else {
+    EXPECT_EQ(CountFiles(tmp.path()), 0u) << "no partial file may remain anywhere";
+  }
 
   faults->FailAt(Step::kNone, 0);
   fs::path retry = spool->NewIncomingPath();
@@ -247,7 +252,6 @@ INSTANTIATE_TEST_SUITE_P(
         FaultCase{"FsyncEnospc", Step::kSyncFile, ENOSPC, StatusCode::kResourceExhausted},
         FaultCase{"FsyncEdquot", Step::kSyncFile, EDQUOT, StatusCode::kResourceExhausted},
         FaultCase{"FsyncEio", Step::kSyncFile, EIO, StatusCode::kDataLoss},
-        FaultCase{"MkdirEnospc", Step::kMakeDirectory, ENOSPC, StatusCode::kResourceExhausted},
         FaultCase{"DirectoryFsyncEio", Step::kSyncDirectory, EIO, StatusCode::kDataLoss},
         FaultCase{"RenameEnospc", Step::kRename, ENOSPC, StatusCode::kResourceExhausted},
         FaultCase{"RenameEio", Step::kRename, EIO, StatusCode::kDataLoss}),
