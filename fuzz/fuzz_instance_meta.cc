@@ -2,6 +2,8 @@
 // parses every received instance. It must return an error value for bad input, never crash,
 // and an OK result must carry the four UIDs its contract promises.
 
+#include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
+#include <dcmtk/oflog/oflog.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -11,9 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
-#include <dcmtk/oflog/oflog.h>
 
 #include "dicom/instance_meta.h"
 

@@ -59,8 +59,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   if (ec) {
     return InvalidArgument("data dir " + c.node.data_dir.string() + ": " + ec.message());
   }
-  ASSIGN_OR_RETURN(p->spool, Spool::Open(SpoolOptions{c.node.data_dir / "spool",
-                                                      c.dicom.min_free_bytes}));
+  ASSIGN_OR_RETURN(p->spool,
+                   Spool::Open(SpoolOptions{c.node.data_dir / "spool", c.dicom.min_free_bytes}));
   ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
   p->router = std::make_unique<Router>(c.routes);
   p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock);
@@ -75,8 +75,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
                                           *p->deliverer, *p->intake, p->metrics);
   JobEngine* engine = p->engine.get();
-  p->assembler = std::make_unique<StudyAssembler>(*p->index, p->clock, c,
-                                                  [engine](JobId) { engine->Wake(); });
+  p->assembler =
+      std::make_unique<StudyAssembler>(*p->index, p->clock, c, [engine](JobId) { engine->Wake(); });
   p->ingest = std::make_unique<IngestService>(c, *p->spool, *p->index, *p->router, *p->assembler,
                                               *p->intake, p->metrics, p->clock,
                                               [engine] { engine->Wake(); });
@@ -84,28 +84,31 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
 
   Parts* raw = p.get();
   if (c.http.port != 0) {
-    AdminContext ctx{c, *p->index, p->metrics, p->clock,
-                     [raw] {
-                       auto counts = raw->index->CountJobsByState();
-                       if (!counts.ok()) return;
-                       for (JobState s :
-                            {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults,
-                             JobState::kDelivering, JobState::kDone, JobState::kFailed,
-                             JobState::kDeadLetter}) {
-                         auto it = counts->find(s);
-                         raw->metrics.Set("conduit_jobs",
-                                          it == counts->end() ? 0 : static_cast<double>(it->second),
-                                          std::string("state=\"") + JobStateName(s) + "\"");
-                       }
-                       raw->metrics.Set("conduit_dicom_associations_active",
-                                        raw->listener->active_associations());
-                     },
-                     [raw] {
-                       return std::map<std::string, std::string>{
-                           {"node", raw->config.node.name},
-                           {"dicom_listener", raw->started ? "up" : "down"},
-                           {"dicom_ae_title", raw->config.dicom.ae_title.str()}};
-                     }};
+    AdminContext ctx{
+        c,
+        *p->index,
+        p->metrics,
+        p->clock,
+        [raw] {
+          auto counts = raw->index->CountJobsByState();
+          if (!counts.ok()) return;
+          for (JobState s :
+               {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults,
+                JobState::kDelivering, JobState::kDone, JobState::kFailed, JobState::kDeadLetter}) {
+            auto it = counts->find(s);
+            raw->metrics.Set("conduit_jobs",
+                             it == counts->end() ? 0 : static_cast<double>(it->second),
+                             std::string("state=\"") + JobStateName(s) + "\"");
+          }
+          raw->metrics.Set("conduit_dicom_associations_active",
+                           raw->listener->active_associations());
+        },
+        [raw] {
+          return std::map<std::string, std::string>{
+              {"node", raw->config.node.name},
+              {"dicom_listener", raw->started ? "up" : "down"},
+              {"dicom_ae_title", raw->config.dicom.ae_title.str()}};
+        }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
     p->admin = MakeAdminServer(std::move(ctx));

@@ -22,10 +22,9 @@ AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_
   return attributes;
 }
 
-IngestService::IngestService(const Config& config, Spool& spool, Index& index,
-                             const Router& router, StudyAssembler& assembler,
-                             ResultIntake& intake, Metrics& metrics, const Clock& clock,
-                             std::function<void()> wake_jobs)
+IngestService::IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
+                             StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
+                             const Clock& clock, std::function<void()> wake_jobs)
     : config_(config),
       spool_(spool),
       index_(index),
@@ -175,10 +174,14 @@ void IngestService::OnRejected(const AssociationInfo& association, const Status&
                "reason=\"" + std::string(StatusCodeName(why.code())) + "\"");
   spdlog::warn("event=rejected from={} peer={} reason=\"{}\"", association.calling_ae.str(),
                association.peer_host, why.ToString());
-  AuditEvent audit{clock_.Now(), "reject", "failure", association.calling_ae.str(), "",
-                   JobId{},
-                   nlohmann::json{{"peer", association.peer_host}, {"reason", why.ToString()}}
-                       .dump()};
+  AuditEvent audit{
+      clock_.Now(),
+      "reject",
+      "failure",
+      association.calling_ae.str(),
+      "",
+      JobId{},
+      nlohmann::json{{"peer", association.peer_host}, {"reason", why.ToString()}}.dump()};
   Status st = index_.AppendAudit(audit);
   if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
 }

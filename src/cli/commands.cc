@@ -97,14 +97,12 @@ int RouteTest(const Config& config, const std::vector<std::string>& paths, bool 
                                   {"results_to", r.results_to},
                                   {"reasons", d.reasons}});
         if (json) continue;
-        std::cout << "  " << (d.matched ? "FIRES " : "skips ") << r.name << " -> tool "
-                  << r.tool;
+        std::cout << "  " << (d.matched ? "FIRES " : "skips ") << r.name << " -> tool " << r.tool;
         if (!r.results_to.empty()) {
           std::cout << ", results to";
           for (const auto& dest : r.results_to) std::cout << " " << dest;
         }
-        std::cout << (r.select == RouteScope::kSeries ? " (per series)" : " (whole study)")
-                  << "\n";
+        std::cout << (r.select == RouteScope::kSeries ? " (per series)" : " (whole study)") << "\n";
         for (const auto& reason : d.reasons) std::cout << "      " << reason << "\n";
       }
       if (json) out.push_back(item);
@@ -153,9 +151,9 @@ int JobsList(const Config& config, const std::string& state, int limit, bool jso
               "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR");
   for (const auto& j : *jobs) {
     std::printf("%-8lld %-17s %-12s %-12s %-17s %-8d %-21s %s\n",
-                static_cast<long long>(j.id.value), StudyRef(j.study_uid).c_str(),
-                j.route.c_str(), j.tool.c_str(), JobStateName(j.state), j.attempts,
-                IsoTime(j.updated_at).c_str(), j.last_error.c_str());
+                static_cast<long long>(j.id.value), StudyRef(j.study_uid).c_str(), j.route.c_str(),
+                j.tool.c_str(), JobStateName(j.state), j.attempts, IsoTime(j.updated_at).c_str(),
+                j.last_error.c_str());
   }
   return 0;
 }

@@ -1,9 +1,9 @@
 // conduit: the AI deployment gateway's single binary.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -20,7 +20,8 @@ std::filesystem::path SelfDir(const char* argv0) {
 void SetUpLogging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("conduit");
   // One event per line, key=value fields after the level: easy to grep and to ship.
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v", spdlog::pattern_time_type::utc);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l thread=%t %v",
+                      spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

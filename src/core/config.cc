@@ -39,8 +39,8 @@ Status CheckKeys(const Ctx& ctx, const YAML::Node& map, const std::string& path,
   return Status::Ok();
 }
 
-Status GetString(const Ctx& ctx, const YAML::Node& map, const std::string& path,
-                 const char* key, std::string& out) {
+Status GetString(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
+                 std::string& out) {
   const YAML::Node n = map[key];
   if (!n.IsDefined() || n.IsNull()) return Status::Ok();
   if (!n.IsScalar()) return ctx.Error(n, path + "." + key, "expected a single value");
@@ -66,8 +66,8 @@ Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, co
   return Status::Ok();
 }
 
-Status GetDuration(const Ctx& ctx, const YAML::Node& map, const std::string& path,
-                   const char* key, milliseconds& out) {
+Status GetDuration(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
+                   milliseconds& out) {
   std::string text;
   RETURN_IF_ERROR(GetString(ctx, map, path, key, text));
   if (text.empty()) return Status::Ok();
@@ -116,7 +116,8 @@ Status ParseNode(const Ctx& ctx, const YAML::Node& n, NodeConfig& out) {
   RETURN_IF_ERROR(GetString(ctx, n, "node", "log_level", out.log_level));
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(out.log_level)) {
-    return ctx.Error(n["log_level"], "node.log_level", "expected trace, debug, info, warn or error");
+    return ctx.Error(n["log_level"], "node.log_level",
+                     "expected trace, debug, info, warn or error");
   }
   return Status::Ok();
 }
@@ -156,8 +157,8 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string ae;
   RETURN_IF_ERROR(GetString(ctx, n, path, "ae_title", ae));
-  RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n,
-                               path + ".ae_title", ae));
+  RETURN_IF_ERROR(
+      CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n, path + ".ae_title", ae));
   out.ae_title = AeTitle(ae);
   RETURN_IF_ERROR(GetString(ctx, n, path, "host", out.host));
   if (out.host.empty()) return ctx.Error(n, path + ".host", "is required");
@@ -191,8 +192,8 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
     return ctx.Error(n, path + ".command", "an executable tool needs a command");
   }
   if (out.kind == ToolKind::kDimse) {
-    RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n,
-                                 path + ".ae_title", ae));
+    RETURN_IF_ERROR(
+        CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n, path + ".ae_title", ae));
     if (out.host.empty()) return ctx.Error(n, path + ".host", "a dimse tool needs a host");
   }
   out.ae_title = AeTitle(ae);
@@ -202,11 +203,9 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
   return Status::Ok();
 }
 
-Status ParseRoute(const Ctx& ctx, const YAML::Node& n, const std::string& path,
-                  RouteConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
-                            {"name", "when", "tool", "results_to", "stable_after", "select",
-                             "on_late"}));
+Status ParseRoute(const Ctx& ctx, const YAML::Node& n, const std::string& path, RouteConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, path, {"name", "when", "tool", "results_to", "stable_after", "select", "on_late"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   const YAML::Node when = n["when"];
@@ -263,7 +262,8 @@ Status ParseList(const Ctx& ctx, const YAML::Node& root, const char* key, std::v
   out.clear();
   for (size_t i = 0; i < list.size(); ++i) {
     T item;
-    RETURN_IF_ERROR(parse_one(ctx, list[i], std::string(key) + "[" + std::to_string(i) + "]", item));
+    RETURN_IF_ERROR(
+        parse_one(ctx, list[i], std::string(key) + "[" + std::to_string(i) + "]", item));
     out.push_back(std::move(item));
   }
   return Status::Ok();
@@ -311,9 +311,8 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
   Config config;
   if (root.IsNull()) return config;
   try {
-    RETURN_IF_ERROR(CheckKeys(ctx, root, "",
-                              {"node", "dicom", "http", "destinations", "tools", "routes",
-                               "retry"}));
+    RETURN_IF_ERROR(CheckKeys(
+        ctx, root, "", {"node", "dicom", "http", "destinations", "tools", "routes", "retry"}));
     if (root["node"]) RETURN_IF_ERROR(ParseNode(ctx, root["node"], config.node));
     if (root["dicom"]) RETURN_IF_ERROR(ParseDicom(ctx, root["dicom"], config.dicom));
     if (root["http"]) RETURN_IF_ERROR(ParseHttp(ctx, root["http"], config.http));

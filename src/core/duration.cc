@@ -18,13 +18,19 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   }
   std::string_view unit(end, text.data() + text.size() - end);
   double ms_per_unit = 0;
-  if (unit.empty() || unit == "s") ms_per_unit = 1000;
-  else if (unit == "ms") ms_per_unit = 1;
-  else if (unit == "m" || unit == "min") ms_per_unit = 60'000;
-  else if (unit == "h") ms_per_unit = 3'600'000;
-  else if (unit == "d") ms_per_unit = 86'400'000;
-  else return InvalidArgument("'" + original + "': unknown unit '" + std::string(unit) +
-                              "' (use ms, s, m, h or d)");
+  if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "m" || unit == "min")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return InvalidArgument("'" + original + "': unknown unit '" + std::string(unit) +
+                           "' (use ms, s, m, h or d)");
   const double ms = value * ms_per_unit;
   if (ms > 1e15) return InvalidArgument("'" + original + "' is too long");
   return std::chrono::milliseconds(static_cast<int64_t>(ms + 0.5));

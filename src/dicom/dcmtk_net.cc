@@ -1,15 +1,14 @@
 #include "dicom/dcmtk_net.h"
 
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
+#include <dcmtk/dcmnet/dul.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstdlib>
 #include <mutex>
-
-#include <dcmtk/dcmdata/dcuid.h>
-#include <dcmtk/dcmnet/dcmtrans.h>
-#include <dcmtk/dcmnet/dul.h>
 
 namespace conduit {
 

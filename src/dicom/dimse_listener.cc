@@ -1,8 +1,17 @@
 #include "dicom/dimse_listener.h"
 
 #include <arpa/inet.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/ofstd/ofstd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,19 +25,8 @@
 #include <string>
 #include <thread>
 
-#include <spdlog/spdlog.h>
-
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
 #include "dicom/dimse_status.h"
-
-#include <dcmtk/dcmdata/dcdatset.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcostrmf.h>
-#include <dcmtk/dcmdata/dcsequen.h>
-#include <dcmtk/dcmdata/dcuid.h>
-#include <dcmtk/dcmnet/dimse.h>
-#include <dcmtk/dcmnet/dul.h>
-#include <dcmtk/ofstd/ofstd.h>
 
 namespace conduit {
 namespace {
@@ -217,8 +215,8 @@ Status Listener::Start() {
   PrepareDcmtkNetwork();
   // DCMTK binds every interface; it listens on an ephemeral port here and its socket is then
   // replaced by one bound to the configured address and port.
-  OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, 0,
-                                           TimeoutSeconds(config_.acse_timeout), &network_);
+  OFCondition cond =
+      ASC_initializeNetwork(NET_ACCEPTOR, 0, TimeoutSeconds(config_.acse_timeout), &network_);
   if (cond.bad()) {
     network_ = nullptr;
     return Unavailable(std::string("dimse listener: initialize network: ") + cond.text());
@@ -309,16 +307,16 @@ void Listener::Admit(T_ASC_Association* assoc) {
     Reject(assoc, info,
            {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
             ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
-           PermissionDenied("association from " + info.calling_ae.str() + " at " +
-                            info.peer_host + ": calling AE title not allowed"));
+           PermissionDenied("association from " + info.calling_ae.str() + " at " + info.peer_host +
+                            ": calling AE title not allowed"));
     return;
   }
   if (active_.load() >= std::max(1, config_.max_associations)) {
     Reject(assoc, info,
            {ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
             ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED},
-           ResourceExhausted("association from " + info.calling_ae.str() + " at " +
-                             info.peer_host + ": " + std::to_string(config_.max_associations) +
+           ResourceExhausted("association from " + info.calling_ae.str() + " at " + info.peer_host +
+                             ": " + std::to_string(config_.max_associations) +
                              " associations already open"));
     return;
   }
@@ -342,8 +340,8 @@ void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
   ASC_destroyAssociation(&assoc);
 }
 
-void Listener::RunAssociation(std::stop_token stop, T_ASC_Association* assoc,
-                              AssociationInfo info, Worker* self) {
+void Listener::RunAssociation(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info,
+                              Worker* self) {
   Serve(stop, assoc, info);
   {
     std::lock_guard lock(mu_);
@@ -382,16 +380,15 @@ void AcceptStorageContexts(T_ASC_Parameters* params) {
   }
 }
 
-void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc,
-                     const AssociationInfo& info) {
+void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const AssociationInfo& info) {
   T_ASC_Parameters* params = assoc->params;
   ASC_acceptContextsWithPreferredTransferSyntaxes(
       params, kVerificationSopClasses, Count(kVerificationSopClasses),
       kUncompressedTransferSyntaxes, Count(kUncompressedTransferSyntaxes));
   AcceptStorageContexts(params);
-  ASC_acceptContextsWithPreferredTransferSyntaxes(
-      params, kMppsSopClasses, Count(kMppsSopClasses), kUncompressedTransferSyntaxes,
-      Count(kUncompressedTransferSyntaxes));
+  ASC_acceptContextsWithPreferredTransferSyntaxes(params, kMppsSopClasses, Count(kMppsSopClasses),
+                                                  kUncompressedTransferSyntaxes,
+                                                  Count(kUncompressedTransferSyntaxes));
   // Answer with the title the peer called us by.
   ASC_setAPTitles(params, nullptr, nullptr, info.called_ae.str().c_str());
   OFCondition cond = ASC_acknowledgeAssociation(assoc);
@@ -439,9 +436,9 @@ void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc,
     bool usable = true;
     switch (message.CommandField) {
       case DIMSE_C_ECHO_RQ:
-        usable = DIMSE_sendEchoResponse(assoc, pres_id, &message.msg.CEchoRQ, STATUS_Success,
-                                        nullptr)
-                     .good();
+        usable =
+            DIMSE_sendEchoResponse(assoc, pres_id, &message.msg.CEchoRQ, STATUS_Success, nullptr)
+                .good();
         break;
       case DIMSE_C_STORE_RQ:
         usable = HandleStore(assoc, pres_id, message.msg.CStoreRQ, info);
@@ -527,8 +524,8 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
   if (meta->sop_instance_uid.str() != Field(request.AffectedSOPInstanceUID) ||
       meta->sop_class_uid.str() != Field(request.AffectedSOPClassUID)) {
     std::filesystem::remove(file, ec);
-    outcome = InvalidArgument(
-        what + ": dataset SOP Instance/Class UID differ from the C-STORE request's");
+    outcome = InvalidArgument(what +
+                              ": dataset SOP Instance/Class UID differ from the C-STORE request's");
     return true;
   }
   outcome = sink_.OnInstance(ReceivedInstance{file, std::move(meta).value(), info});
@@ -562,8 +559,8 @@ bool Listener::SendStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationCon
 bool Listener::HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
                           T_DIMSE_Message& message, const AssociationInfo& info) {
   const bool create = message.CommandField == DIMSE_N_CREATE_RQ;
-  const char* sop_class = create ? message.msg.NCreateRQ.AffectedSOPClassUID
-                                 : message.msg.NSetRQ.RequestedSOPClassUID;
+  const char* sop_class =
+      create ? message.msg.NCreateRQ.AffectedSOPClassUID : message.msg.NSetRQ.RequestedSOPClassUID;
   const T_DIMSE_DataSetType dataset_type =
       create ? message.msg.NCreateRQ.DataSetType : message.msg.NSetRQ.DataSetType;
   std::string instance_uid;

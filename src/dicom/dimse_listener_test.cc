@@ -1,13 +1,5 @@
 #include "dicom/dimse_listener.h"
 
-#include <chrono>
-#include <fstream>
-
-#include <gtest/gtest.h>
-
-#include "dicom/dimse_sender.h"
-#include "dicom/test_support.h"
-
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -17,6 +9,13 @@
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/ofstd/ofstd.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "dicom/dimse_sender.h"
+#include "dicom/test_support.h"
 
 namespace conduit {
 namespace {
@@ -99,8 +98,7 @@ class TestScu {
       T_DIMSE_N_CreateRQ& rq = request.msg.NCreateRQ;
       rq.MessageID = assoc_->nextMsgID++;
       OFStandard::strlcpy(rq.AffectedSOPClassUID, kMpps, sizeof rq.AffectedSOPClassUID);
-      OFStandard::strlcpy(rq.AffectedSOPInstanceUID, uid.c_str(),
-                          sizeof rq.AffectedSOPInstanceUID);
+      OFStandard::strlcpy(rq.AffectedSOPInstanceUID, uid.c_str(), sizeof rq.AffectedSOPInstanceUID);
       rq.DataSetType = DIMSE_DATASET_PRESENT;
       rq.opts = O_NCREATE_AFFECTEDSOPINSTANCEUID;
     } else {
@@ -112,8 +110,8 @@ class TestScu {
                           sizeof rq.RequestedSOPInstanceUID);
       rq.DataSetType = DIMSE_DATASET_PRESENT;
     }
-    const OFCondition cond = DIMSE_sendMessageUsingMemoryData(assoc_, 1, &request, nullptr,
-                                                              &dataset, nullptr, nullptr);
+    const OFCondition cond =
+        DIMSE_sendMessageUsingMemoryData(assoc_, 1, &request, nullptr, &dataset, nullptr, nullptr);
     EXPECT_TRUE(cond.good()) << cond.text();
     return ReceiveStatus(create ? DIMSE_N_CREATE_RSP : DIMSE_N_SET_RSP);
   }
@@ -156,10 +154,14 @@ class TestScu {
     EXPECT_TRUE(cond.good()) << cond.text();
     EXPECT_EQ(response.CommandField, expected);
     switch (response.CommandField) {
-      case DIMSE_C_STORE_RSP: return response.msg.CStoreRSP.DimseStatus;
-      case DIMSE_N_CREATE_RSP: return response.msg.NCreateRSP.DimseStatus;
-      case DIMSE_N_SET_RSP: return response.msg.NSetRSP.DimseStatus;
-      default: return 0xFFFF;
+      case DIMSE_C_STORE_RSP:
+        return response.msg.CStoreRSP.DimseStatus;
+      case DIMSE_N_CREATE_RSP:
+        return response.msg.NCreateRSP.DimseStatus;
+      case DIMSE_N_SET_RSP:
+        return response.msg.NSetRSP.DimseStatus;
+      default:
+        return 0xFFFF;
     }
   }
 
@@ -184,8 +186,8 @@ class DimseListenerTest : public ::testing::Test {
   }
 
   std::vector<std::string> Tool(const std::string& name, const std::string& calling = "TESTSCU") {
-    return {name, "-aet", calling, "-aec", "CONDUIT", "127.0.0.1",
-            std::to_string(listener_->port())};
+    return {
+        name, "-aet", calling, "-aec", "CONDUIT", "127.0.0.1", std::to_string(listener_->port())};
   }
 
   size_t IncomingFiles() const {
@@ -230,12 +232,12 @@ TEST_F(DimseListenerTest, StorescuInstancesAreWrittenWithMetaHeaderAndHandedToTh
     EXPECT_EQ(instance.association.called_ae.str(), "CONDUIT");
     EXPECT_EQ(instance.association.peer_host, "127.0.0.1");
     // An independent reader agrees that the file is a valid Part 10 file.
-    const auto checked = RunCommand(
-        {"/usr/bin/python3", "-c",
-         "import sys, pydicom; d = pydicom.dcmread(sys.argv[1]); "
-         "assert d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID; "
-         "assert len(d.PixelData) == 512",
-         instance.file.string()});
+    const auto checked =
+        RunCommand({"/usr/bin/python3", "-c",
+                    "import sys, pydicom; d = pydicom.dcmread(sys.argv[1]); "
+                    "assert d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID; "
+                    "assert len(d.PixelData) == 512",
+                    instance.file.string()});
     EXPECT_EQ(checked.exit_code, 0) << checked.output;
   }
   EXPECT_TRUE(sink_.rejected().empty());
@@ -343,8 +345,7 @@ std::string DatasetBytes(const std::filesystem::path& file) {
   DcmOutputBufferStream out(buffer.data(), buffer.size());
   DcmDataset* dataset = format.getDataset();
   dataset->transferInit();
-  EXPECT_TRUE(
-      dataset->write(out, EXS_LittleEndianExplicit, EET_ExplicitLength, nullptr).good());
+  EXPECT_TRUE(dataset->write(out, EXS_LittleEndianExplicit, EET_ExplicitLength, nullptr).good());
   dataset->transferEnd();
   void* data = nullptr;
   offile_off_t length = 0;
@@ -416,10 +417,9 @@ TEST_F(DimseListenerTest, MppsCreateAndSetReachTheSinkWithPerformedInstances) {
                               ("1.2.826.0.1.3680043.10.5.1." + std::to_string(i + 1)).c_str());
   }
   DcmItem* other = nullptr;
-  ASSERT_TRUE(series
-                  ->findOrCreateSequenceItem(DCM_ReferencedNonImageCompositeSOPInstanceSequence,
-                                             other, 0)
-                  .good());
+  ASSERT_TRUE(
+      series->findOrCreateSequenceItem(DCM_ReferencedNonImageCompositeSOPInstanceSequence, other, 0)
+          .good());
   other->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.826.0.1.3680043.10.5.1.9");
   EXPECT_EQ(scu.SendMpps(false, mpps_uid, set), 0x0000);
   scu.Release();

@@ -1,21 +1,20 @@
 #include "dicom/dimse_sender.h"
 
-#include <map>
-#include <memory>
-#include <system_error>
-#include <utility>
-
-#include <spdlog/spdlog.h>
-
-#include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
-#include "dicom/dimse_status.h"
-#include "dicom/instance_meta.h"
-
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/ofstd/ofstd.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
+#include "dicom/dimse_status.h"
+#include "dicom/instance_meta.h"
 
 namespace conduit {
 namespace {
@@ -82,8 +81,8 @@ class Association {
         T_ASC_RejectParameters rejection;
         ASC_getRejectParameters(params, &rejection);
         OFString text;
-        message = what + ": association rejected: " +
-                  ASC_printRejectParameters(text, &rejection).c_str();
+        message =
+            what + ": association rejected: " + ASC_printRejectParameters(text, &rejection).c_str();
       }
       // Once an association exists it owns the parameters.
       if (assoc_ == nullptr) ASC_destroyAssociationParameters(&params);
@@ -184,8 +183,9 @@ Result<std::vector<Status>> StoreFiles(const DicomPeer& peer,
     }
     if (!fallback_ids.contains(sop_class) && contexts.size() < kMaxPresentationContexts) {
       fallback_ids[sop_class] = next_id();
-      contexts.push_back({sop_class, {std::begin(kUncompressedTransferSyntaxes),
-                                      std::end(kUncompressedTransferSyntaxes)}});
+      contexts.push_back(
+          {sop_class,
+           {std::begin(kUncompressedTransferSyntaxes), std::end(kUncompressedTransferSyntaxes)}});
     }
     if (auto it = exact_ids.find(key); it != exact_ids.end()) plan.exact = it->second;
     if (auto it = fallback_ids.find(sop_class); it != fallback_ids.end()) {
@@ -214,17 +214,16 @@ Result<std::vector<Status>> StoreFiles(const DicomPeer& peer,
       pres_id = plan.fallback;
     }
     if (pres_id == 0) {
-      results[plan.index] = FailedPrecondition(
-          what + ": peer accepted no presentation context for SOP class " +
-          plan.meta.sop_class_uid.str() + " in transfer syntax " + syntax);
+      results[plan.index] =
+          FailedPrecondition(what + ": peer accepted no presentation context for SOP class " +
+                             plan.meta.sop_class_uid.str() + " in transfer syntax " + syntax);
       continue;
     }
     T_DIMSE_C_StoreRQ request{};
     request.MessageID = assoc->nextMsgID++;
     OFStandard::strlcpy(request.AffectedSOPClassUID, plan.meta.sop_class_uid.str().c_str(),
                         sizeof request.AffectedSOPClassUID);
-    OFStandard::strlcpy(request.AffectedSOPInstanceUID,
-                        plan.meta.sop_instance_uid.str().c_str(),
+    OFStandard::strlcpy(request.AffectedSOPInstanceUID, plan.meta.sop_instance_uid.str().c_str(),
                         sizeof request.AffectedSOPInstanceUID);
     request.DataSetType = DIMSE_DATASET_PRESENT;
     request.Priority = DIMSE_PRIORITY_MEDIUM;

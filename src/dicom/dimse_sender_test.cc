@@ -1,8 +1,8 @@
 #include "dicom/dimse_sender.h"
 
-#include <chrono>
-
 #include <gtest/gtest.h>
+
+#include <chrono>
 
 #include "dicom/dimse_listener.h"
 #include "dicom/test_support.h"
@@ -41,7 +41,7 @@ class DimseSenderTest : public ::testing::Test {
 
   // storescp on a free port writing into <dir>/<name>; extra options before the port.
   std::pair<std::unique_ptr<Process>, int> StartStorescp(const std::string& name,
-                                                          std::vector<std::string> options) {
+                                                         std::vector<std::string> options) {
     const auto out = dir_.path() / name;
     std::filesystem::create_directories(out);
     const int port = testing::FreePort();

@@ -1,8 +1,8 @@
 #include "dicom/instance_meta.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "dicom/test_support.h"
 

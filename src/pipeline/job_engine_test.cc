@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include "testing/testing.h"
 #include "store/sqlite_index.h"
+#include "testing/testing.h"
 
 namespace conduit {
 namespace {

@@ -64,7 +64,7 @@ class StudyAssembler {
   std::function<void(JobId)> on_job_;
   std::mutex mu_;
   bool loaded_ = false;
-  std::map<UnitKey, AssemblyUnit> open_;           // open units, last_instance_at current
+  std::map<UnitKey, AssemblyUnit> open_;            // open units, last_instance_at current
   std::set<StudyUid> studies_with_mpps_completed_;  // worth checking on each new instance
 };
 

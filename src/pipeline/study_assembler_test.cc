@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <memory>
 
-#include "testing/testing.h"
 #include "store/sqlite_index.h"
+#include "testing/testing.h"
 
 namespace conduit {
 namespace {

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "testing/testing.h"
 #include "store/sqlite_index.h"
+#include "testing/testing.h"
 
 namespace conduit {
 namespace {

@@ -21,8 +21,8 @@ class ResultIntake {
   ResultIntake(Index& index, Spool& spool, const Clock& clock);
   // Takes ownership of `file`. Errors: kInvalidArgument when quarantined (the message says
   // why); storage errors as Spool::Commit and Index report them.
-  Status Attach(const JobRecord& job, const std::filesystem::path& file,
-                const InstanceMeta& meta, const std::string& actor);
+  Status Attach(const JobRecord& job, const std::filesystem::path& file, const InstanceMeta& meta,
+                const std::string& actor);
 
   // Quarantines an object a tool sent when no job of that tool awaits results for its study
   // (under quarantine/unmatched-<tool>/). Returns kInvalidArgument with the reason, or the
@@ -31,8 +31,8 @@ class ResultIntake {
                              const InstanceMeta& meta, const std::string& why);
 
  private:
-  Status Quarantine(const JobRecord& job, const std::filesystem::path& file,
-                    const std::string& why, const std::string& actor);
+  Status Quarantine(const JobRecord& job, const std::filesystem::path& file, const std::string& why,
+                    const std::string& actor);
   // Moves `file` into quarantine/<folder>/ with a reason file and audits it.
   Status QuarantineInto(const std::string& folder, JobId job, const StudyUid& study,
                         const std::filesystem::path& file, const std::string& why,

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "testing/testing.h"
 #include "store/sqlite_index.h"
+#include "testing/testing.h"
 
 namespace conduit {
 namespace {

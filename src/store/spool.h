@@ -1,9 +1,9 @@
 // Spool holds received instances and tool results on disk until every job that needs them
 // is done. It is the durability point: once Commit() returns OK the bytes survive a crash
 // (file and directory fsync'd), and only then may a front end acknowledge the sender.
-// Layout under root: incoming/ (partial files, removed on Open), instances/<aa>/<key>.dcm (256 buckets made at Open),
-// jobs/<job id>/ (work folders of adapters).
-// Thread safety: all methods may be called concurrently.
+// Layout under root: incoming/ (partial files, removed on Open), instances/<aa>/<key>.dcm (256
+// buckets made at Open), jobs/<job id>/ (work folders of adapters). Thread safety: all methods may
+// be called concurrently.
 #pragma once
 
 #include <cstdint>
