@@ -7,6 +7,7 @@
 
 #include "adapters/tool_adapter.h"
 #include "app/ingest_service.h"
+#include "app/recovery.h"
 #include "dicom/dimse_listener.h"
 #include "http/admin_server.h"
 #include "pipeline/job_engine.h"
@@ -19,6 +20,12 @@
 #include "store/sqlite_index.h"
 
 namespace conduit {
+namespace {
+
+// How far back a start looks for instances stored but never routed (see recovery.h).
+constexpr auto kRecoveryWindow = std::chrono::hours(6);
+
+}  // namespace
 
 struct Gateway::Parts {
   Config config;
@@ -118,6 +125,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
 
 Status Gateway::Start() {
   Parts& p = *parts_;
+  // A crash between storing an instance and routing it loses only the routing decision:
+  // studies received in the last hours are routed again where no unit exists.
+  auto reopened = OpenUnitsLostInACrash(*p.index, *p.spool, *p.router, *p.assembler,
+                                        p.clock.Now() - kRecoveryWindow);
+  if (!reopened.ok()) return reopened.status().WithContext("start: recovery of routing");
   // Jobs first: a restart resumes what a previous process left, before new work arrives.
   RETURN_IF_ERROR(p.engine->Start());
   p.ticker = std::jthread([&p](std::stop_token stop) {
