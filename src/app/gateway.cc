@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -41,8 +42,8 @@ struct Gateway::Parts {
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<DimseListener> listener;
   std::unique_ptr<AdminServer> admin;
-  std::jthread ticker;  // "assembler-tick": completes quiet studies every 250 ms
-  bool started = false;
+  std::jthread ticker;               // "assembler-tick": completes quiet studies every 250 ms
+  std::atomic<bool> started{false};  // read by HTTP threads (health)
 };
 
 Gateway::Gateway(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
