@@ -32,20 +32,8 @@ class RecoveryTest : public ::testing::Test {
     ASSERT_TRUE(testing::WriteTestDicom(incoming, study, series, sop).ok());
     auto key = spool_->Commit(incoming, SopInstanceUid(sop));
     ASSERT_TRUE(key.ok()) << key.status().ToString();
-    InstanceRecord r;
-    r.study_uid = StudyUid(study);
-    r.series_uid = SeriesUid(series);
-    r.sop_instance_uid = SopInstanceUid(sop);
-    r.sop_class_uid = SopClassUid(testing::kCtImageStorage);
-    r.spool_key = *key;
-    r.received_at = clock_.Now();
-    r.modality = "CT";
-    AuditEvent audit;
-    audit.at = clock_.Now();
-    audit.action = "receive";
-    audit.outcome = "success";
-    audit.study_ref = StudyRef(r.study_uid);
-    ASSERT_TRUE(index_->PutInstance(r, audit).ok());
+    Status put = testing::PutTestInstance(*index_, study, series, sop, clock_.Now(), *key);
+    ASSERT_TRUE(put.ok()) << put.ToString();
   }
 
   testing::TempDir tmp_;

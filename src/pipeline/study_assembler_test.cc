@@ -49,20 +49,8 @@ class StudyAssemblerTest : public ::testing::Test {
   // Records the instance in the index (as ingest does) and tells the assembler.
   void Receive(const std::string& route, const std::string& study, const std::string& series,
                const std::string& sop) {
-    InstanceRecord r;
-    r.study_uid = StudyUid(study);
-    r.series_uid = SeriesUid(series);
-    r.sop_instance_uid = SopInstanceUid(sop);
-    r.sop_class_uid = SopClassUid("1.2.840.10008.5.1.4.1.1.2");
-    r.spool_key = "key-" + sop;
-    r.received_at = clock_.Now();
-    r.modality = "CT";
-    AuditEvent audit;
-    audit.at = clock_.Now();
-    audit.action = "receive";
-    audit.outcome = "success";
-    audit.study_ref = StudyRef(r.study_uid);
-    ASSERT_TRUE(index_->PutInstance(r, audit).ok());
+    Status put = testing::PutTestInstance(*index_, study, series, sop, clock_.Now(), "key-" + sop);
+    ASSERT_TRUE(put.ok()) << put.ToString();
     Status st = assembler_->Add(Route(route), StudyUid(study), SeriesUid(series));
     ASSERT_TRUE(st.ok()) << st.ToString();
   }

@@ -67,6 +67,26 @@ Status WriteTestDicom(const fs::path& file, const std::string& study_uid,
   return Status::Ok();
 }
 
+Status PutTestInstance(Index& index, const std::string& study_uid, const std::string& series_uid,
+                       const std::string& sop_instance_uid, TimePoint at,
+                       const std::string& spool_key) {
+  InstanceRecord r;
+  r.study_uid = StudyUid(study_uid);
+  r.series_uid = SeriesUid(series_uid);
+  r.sop_instance_uid = SopInstanceUid(sop_instance_uid);
+  r.sop_class_uid = SopClassUid(kCtImageStorage);
+  r.spool_key = spool_key;
+  r.received_at = at;
+  r.modality = "CT";
+  AuditEvent audit;
+  audit.at = at;
+  audit.action = "receive";
+  audit.outcome = "success";
+  audit.study_ref = StudyRef(r.study_uid);
+  auto put = index.PutInstance(r, audit);
+  return put.ok() ? Status::Ok() : put.status();
+}
+
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

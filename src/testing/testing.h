@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
+#include "store/index.h"
 
 namespace conduit::testing {
 
@@ -35,6 +37,12 @@ class TempDir {
 Status WriteTestDicom(const std::filesystem::path& file, const std::string& study_uid,
                       const std::string& series_uid, const std::string& sop_instance_uid,
                       const std::string& sop_class_uid = kCtImageStorage);
+
+// Records a CT instance of `study`/`series` in the index as ingest does (with its "receive"
+// audit event), received at `at`, stored under `spool_key`.
+Status PutTestInstance(Index& index, const std::string& study_uid, const std::string& series_uid,
+                       const std::string& sop_instance_uid, TimePoint at,
+                       const std::string& spool_key);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();

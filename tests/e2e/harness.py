@@ -42,6 +42,17 @@ def wait_until(what, predicate, timeout=60.0, interval=0.2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def stop_process(proc, timeout=20):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; always reaped."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def http_json(url, method="GET", body=None, timeout=10):
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method)
@@ -110,13 +121,7 @@ class Orthanc:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()
@@ -190,13 +195,7 @@ class Conduit:
         self.log.close()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()

@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
+from harness import (E2ETest, stop_process, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
                      free_port, http_json, run, BUILD, ENV)
 
 NODE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "tools",
@@ -48,13 +48,7 @@ class DimseToolNode:
         return True
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc:
             self.proc.stderr.close()
         self.proc = None
