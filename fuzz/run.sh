@@ -3,13 +3,13 @@
 # copy of its seed corpus (plus every committed regression input). Fails on any crash, leak,
 # sanitizer report, timeout or out-of-memory; the input that caused it is kept and named.
 # Idempotent. Environment: FUZZ_SECONDS (per target, default 30; 0 replays the seeds only),
-# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all three).
+# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
-read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_instance_meta fuzz_config fuzz_route_glob}"
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid}"
 build=$root/build-fuzz
 work=$build/fuzz-work
 
@@ -36,6 +36,16 @@ seed() {
       ;;
     fuzz_config)
       cp "$root/examples/"*.yaml "$dir/"
+      ;;
+    fuzz_deid)
+      # pydicom's small samples, each behind two option bytes: basic profile and everything on.
+      local samples=/usr/lib/python3/dist-packages/pydicom/data/test_files f
+      if [ -d "$samples" ]; then
+        for f in $(find "$samples" -maxdepth 1 -name '*.dcm' -size -20k); do
+          { printf '\x00\x04'; cat "$f"; } >"$dir/basic-$(basename "$f")"
+          { printf '\xff\x07'; cat "$f"; } >"$dir/all-$(basename "$f")"
+        done
+      fi
       ;;
   esac
 }

@@ -7,13 +7,16 @@
 #include <mutex>
 
 #include "adapters/tool_adapter.h"
+#include "app/governance_setup.h"
 #include "app/ingest_service.h"
 #include "app/recovery.h"
+#include "app/retention.h"
 #include "dicom/dimse_listener.h"
 #include "http/admin_server.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
+#include "pipeline/transfer_guard.h"
 #include "results/deliverer.h"
 #include "results/result_intake.h"
 #include "store/index.h"
@@ -37,7 +40,9 @@ struct Gateway::Parts {
   std::unique_ptr<Router> router;
   std::unique_ptr<ResultIntake> intake;
   std::unique_ptr<Deliverer> deliverer;
+  std::unique_ptr<TransferGuard> guard;
   std::unique_ptr<JobEngine> engine;
+  std::unique_ptr<RetentionSweeper> retention;  // "retention": hourly, per the policy
   std::unique_ptr<StudyAssembler> assembler;
   std::unique_ptr<IngestService> ingest;
   std::unique_ptr<DimseListener> listener;
@@ -70,6 +75,20 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   ASSIGN_OR_RETURN(p->spool,
                    Spool::Open(SpoolOptions{c.node.data_dir / "spool", c.dicom.min_free_bytes}));
   ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
+  // The policy governs every transfer to a tool; a tool it forbids stops the start here.
+  ASSIGN_OR_RETURN(Policy policy, LoadPolicyFor(c));
+  p->index->SetPolicyHash(policy.hash);
+  std::map<std::string, DeidSettings> deid_settings;
+  for (const ToolConfig& tool : c.tools) {
+    if (tool.Deidentified()) deid_settings[tool.name] = SettingsForTool(policy, tool);
+  }
+  ASSIGN_OR_RETURN(PseudonymKey key, LoadOrCreateKey(c));
+  spdlog::info("policy '{} {}' ({}) in force; {} of {} tools get de-identified data; key {}",
+               policy.name, policy.version, policy.hash.substr(0, 16), deid_settings.size(),
+               c.tools.size(), key.id);
+  p->guard =
+      std::make_unique<TransferGuard>(*p->index, *p->spool, p->clock, p->metrics,
+                                      Pseudonymiser(std::move(key)), std::move(deid_settings));
   p->router = std::make_unique<Router>(c.routes);
   p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock);
   p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock);
@@ -81,13 +100,15 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                               : MakeDimsePushAdapter(tool, c.dicom.ae_title);
   }
   p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
-                                          *p->deliverer, *p->intake, p->metrics);
+                                          *p->deliverer, *p->intake, p->metrics, p->guard.get());
+  p->retention = std::make_unique<RetentionSweeper>(*p->index, *p->spool, p->clock, p->metrics,
+                                                    policy.retention);
   JobEngine* engine = p->engine.get();
   p->assembler =
       std::make_unique<StudyAssembler>(*p->index, p->clock, c, [engine](JobId) { engine->Wake(); });
-  p->ingest = std::make_unique<IngestService>(c, *p->spool, *p->index, *p->router, *p->assembler,
-                                              *p->intake, p->metrics, p->clock,
-                                              [engine] { engine->Wake(); });
+  p->ingest = std::make_unique<IngestService>(
+      c, *p->spool, *p->index, *p->router, *p->assembler, *p->intake, p->metrics, p->clock,
+      [engine] { engine->Wake(); }, p->guard.get());
   p->listener = MakeDimseListener(c.dicom, *p->ingest);
 
   Parts* raw = p.get();
@@ -133,6 +154,7 @@ Status Gateway::Start() {
   if (!reopened.ok()) return reopened.status().WithContext("start: recovery of routing");
   // Jobs first: a restart resumes what a previous process left, before new work arrives.
   RETURN_IF_ERROR(p.engine->Start());
+  RETURN_IF_ERROR(p.retention->Start());
   p.ticker = std::jthread([&p](std::stop_token stop) {
     std::mutex mu;
     std::condition_variable_any cv;
@@ -173,6 +195,7 @@ void Gateway::Stop() {
     p.ticker.request_stop();
     p.ticker.join();
   }
+  if (p.retention) p.retention->Stop();
   if (p.engine) p.engine->Stop();
   if (p.started) spdlog::info("event=stopped node={}", p.config.node.name);
   p.started = false;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <shared_mutex>
 #include <system_error>
 
 namespace conduit {
@@ -24,7 +25,8 @@ AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_
 
 IngestService::IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                              StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
-                             const Clock& clock, std::function<void()> wake_jobs)
+                             const Clock& clock, std::function<void()> wake_jobs,
+                             TransferGuard* guard)
     : config_(config),
       spool_(spool),
       index_(index),
@@ -33,7 +35,8 @@ IngestService::IngestService(const Config& config, Spool& spool, Index& index, c
       intake_(intake),
       metrics_(metrics),
       clock_(clock),
-      wake_jobs_(std::move(wake_jobs)) {
+      wake_jobs_(std::move(wake_jobs)),
+      guard_(guard) {
   metrics_.Describe("conduit_instances_received_total", "counter",
                     "Instances received and made durable (duplicates included)");
   metrics_.Describe("conduit_instances_duplicate_total", "counter",
@@ -68,6 +71,8 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
   const InstanceMeta& meta = instance.meta;
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(instance.file, ec);
+  // Retention must not expire the study between this commit and its index row.
+  std::shared_lock expiry(spool_.expiry_lock());
   auto key = spool_.Commit(instance.file, meta.sop_instance_uid);
   if (!key.ok()) {
     spdlog::error("event=receive_failed study={} from={} error=\"{}\"", StudyRef(meta.study_uid),
@@ -138,8 +143,23 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
 }
 
 Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedInstance& instance) {
-  const std::string study_ref = StudyRef(instance.meta.study_uid);
-  auto jobs = index_.AwaitingJobs(tool.name, instance.meta.study_uid);
+  InstanceMeta meta = instance.meta;
+  const bool deidentified = guard_ != nullptr && guard_->Deidentifies(tool.name);
+  if (deidentified) {
+    // The result names the pseudonymous study; its job is found by the original one.
+    auto original = guard_->OriginalStudyOf(instance.file);
+    if (!original.ok() || !*original) {
+      Status st = intake_.QuarantineUnmatched(
+          tool.name, instance.file, meta,
+          original.ok() ? "the result's study is not one this trust sent to the tool"
+                        : original.status().message());
+      if (st.code() != StatusCode::kInvalidArgument) RemoveQuietly(instance.file);
+      return st;
+    }
+    meta.study_uid = **original;
+  }
+  const std::string study_ref = StudyRef(meta.study_uid);
+  auto jobs = index_.AwaitingJobs(tool.name, meta.study_uid);
   if (!jobs.ok()) {
     RemoveQuietly(instance.file);
     return jobs.status();
@@ -147,14 +167,26 @@ Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedIns
   if (jobs->empty()) {
     // Results for a study no job of this tool awaits (another study, or too late): kept in
     // quarantine as evidence, audited, and refused to the tool.
-    Status st = intake_.QuarantineUnmatched(tool.name, instance.file, instance.meta,
+    Status st = intake_.QuarantineUnmatched(tool.name, instance.file, meta,
                                             "no job of this tool awaits results for this study");
     if (st.code() != StatusCode::kInvalidArgument) RemoveQuietly(instance.file);
     return st;
   }
   // The newest awaiting job for this study and tool takes the result.
   const JobRecord& job = jobs->back();
-  Status st = intake_.Attach(job, instance.file, instance.meta, tool.name);
+  Status st;
+  if (deidentified) {
+    st = guard_->Reidentify(job, instance.file);
+    if (st.code() == StatusCode::kInvalidArgument) {
+      st = intake_.Quarantine(job, instance.file, st.message(), tool.name);
+    } else if (st.ok()) {
+      auto mapped = ReadInstanceMeta(instance.file);
+      if (mapped.ok()) meta = std::move(*mapped);
+      st = mapped.status();
+    }
+    if (!st.ok() && st.code() != StatusCode::kInvalidArgument) RemoveQuietly(instance.file);
+  }
+  if (st.ok()) st = intake_.Attach(job, instance.file, meta, tool.name);
   if (st.code() == StatusCode::kInvalidArgument) {
     // Quarantined: durable and audited, never delivered; the tool is told it was refused.
     spdlog::warn("event=result_quarantined job={} tool={} reason=\"{}\"", job.id.value, tool.name,
@@ -181,7 +213,8 @@ void IngestService::OnRejected(const AssociationInfo& association, const Status&
       association.calling_ae.str(),
       "",
       JobId{},
-      nlohmann::json{{"peer", association.peer_host}, {"reason", why.ToString()}}.dump()};
+      nlohmann::json{{"peer", association.peer_host}, {"reason", why.ToString()}}.dump(),
+      ""};
   Status st = index_.AppendAudit(audit);
   if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
 }

@@ -13,6 +13,7 @@
 #include "dicom/dimse_listener.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
+#include "pipeline/transfer_guard.h"
 #include "results/result_intake.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -23,7 +24,8 @@ class IngestService final : public IngestSink {
  public:
   IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                 StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
-                const Clock& clock, std::function<void()> wake_jobs);
+                const Clock& clock, std::function<void()> wake_jobs,
+                TransferGuard* guard = nullptr);
 
   std::filesystem::path NewIncomingPath() override;
   Status CheckCapacity() override;
@@ -45,6 +47,7 @@ class IngestService final : public IngestSink {
   Metrics& metrics_;
   const Clock& clock_;
   std::function<void()> wake_jobs_;
+  TransferGuard* guard_;  // maps results of de-identified tools back; may be null
 };
 
 // The attributes routes match on: the instance's text attributes plus "CallingAE".

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/gateway.h"
+#include "app/governance_setup.h"
 #include "app/ingest_service.h"
 #include "dicom/dimse_sender.h"
 #include "dicom/instance_meta.h"
@@ -40,8 +41,14 @@ Result<std::unique_ptr<Index>> OpenIndexOf(const Config& config) {
 
 Result<Config> LoadConfigOrDefault(const std::optional<std::string>& path,
                                    const std::filesystem::path& self) {
-  if (path) return LoadConfigFile(*path);
-  return EmbeddedDefaultConfig(self);
+  Result<Config> config =
+      path ? LoadConfigFile(*path) : Result<Config>(EmbeddedDefaultConfig(self));
+  if (!config.ok()) return config;
+  // A tool the policy forbids (hosting region, retain options) is refused here, before
+  // anything runs.
+  auto policy = LoadPolicyFor(*config);
+  if (!policy.ok()) return policy.status();
+  return config;
 }
 
 int Serve(const Config& config) {
@@ -179,8 +186,10 @@ int JobsRetry(const Config& config, const std::vector<int64_t>& ids) {
 }
 
 int ConfigCheck(const Config& config, const std::string& source) {
+  auto policy = LoadPolicyFor(config);  // already checked on loading; here for its name
   std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
-            << config.tools.size() << " tools, " << config.routes.size() << " routes)\n";
+            << config.tools.size() << " tools, " << config.routes.size() << " routes; policy '"
+            << (policy.ok() ? policy->name + " " + policy->version : "?") << "')\n";
   return 0;
 }
 

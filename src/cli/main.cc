@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/deid_command.h"
 
 namespace {
 
@@ -69,11 +70,61 @@ int main(int argc, char** argv) {
   std::string echo_name;
   echo->add_option("name", echo_name, "Destination or tool name")->required();
 
+  auto* deid = app.add_subcommand(
+      "deid", "De-identify a folder tree with the policy (research or evaluation data)");
+  conduit::cli::DeidCommand deid_command;
+  std::string deid_policy, deid_report;
+  deid->add_option("--policy", deid_policy, "Policy YAML (default: built-in national default)")
+      ->check(CLI::ExistingFile);
+  deid->add_option("--key-file", deid_command.key_file, "Pseudonymisation key (>= 32 bytes)")
+      ->required();
+  deid->add_option("--in", deid_command.in, "Input folder")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  deid->add_option("--out", deid_command.out, "Output folder (mirrors the input's paths)")
+      ->required();
+  deid->add_option("--report", deid_report, "Write a JSON report here");
+  deid->add_option("--jobs", deid_command.jobs, "Parallel workers (default: one per core)")
+      ->check(CLI::Range(1, 256));
+
+  auto* keygen = app.add_subcommand("keygen", "Write a new random pseudonymisation key (0600)");
+  std::string keygen_file;
+  keygen->add_option("file", keygen_file, "Key file to create")->required();
+
+  auto* policy_cmd = app.add_subcommand("policy", "The information-governance policy");
+  policy_cmd->require_subcommand(1);
+  auto* policy_show = policy_cmd->add_subcommand(
+      "show", "Print the policy (the file, or the built-in national default) and its hash");
+  std::string policy_file;
+  policy_show->add_option("--policy", policy_file, "Policy YAML (default: built-in)")
+      ->check(CLI::ExistingFile);
+
   for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check, echo}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the problem and the usage
+    return 2;     // usage error, as every conduit command documents
+  }
+
+  // These work on files alone: no gateway configuration needed.
+  if (keygen->parsed()) return conduit::cli::KeyGen(keygen_file);
+  if (policy_show->parsed()) {
+    return conduit::cli::PolicyShow(
+        policy_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(policy_file));
+  }
+  if (deid->parsed()) {
+    if (!deid_policy.empty()) deid_command.policy = deid_policy;
+    if (!deid_report.empty()) deid_command.report = deid_report;
+    return conduit::cli::Deidentify(deid_command);
+  }
 
   auto config = conduit::cli::LoadConfigOrDefault(config_path, SelfDir(argv[0]));
   if (!config.ok()) {

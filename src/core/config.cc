@@ -8,45 +8,16 @@
 #include <sstream>
 
 #include "core/duration.h"
+#include "core/yaml_fields.h"
 
 namespace conduit {
 namespace {
 
-// Error context: file, line (1-based) and key path.
-struct Ctx {
-  const std::string& source;
-  Status Error(const YAML::Node& node, const std::string& key, const std::string& problem) const {
-    std::string where = source;
-    if (node.IsDefined() && node.Mark().line >= 0) {
-      where += ":" + std::to_string(node.Mark().line + 1);
-    }
-    return InvalidArgument(where + ": " + key + ": " + problem);
-  }
-};
-
-Status CheckKeys(const Ctx& ctx, const YAML::Node& map, const std::string& path,
-                 const std::set<std::string>& allowed) {
-  if (!map.IsMap()) return ctx.Error(map, path, "expected a mapping");
-  for (const auto& kv : map) {
-    const std::string key = kv.first.as<std::string>();
-    if (!allowed.count(key)) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      return ctx.Error(kv.first, path.empty() ? key : path + "." + key,
-                       "unknown key (expected one of: " + list + ")");
-    }
-  }
-  return Status::Ok();
-}
-
-Status GetString(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
-                 std::string& out) {
-  const YAML::Node n = map[key];
-  if (!n.IsDefined() || n.IsNull()) return Status::Ok();
-  if (!n.IsScalar()) return ctx.Error(n, path + "." + key, "expected a single value");
-  out = n.as<std::string>();
-  return Status::Ok();
-}
+using Ctx = yaml::Context;
+using yaml::CheckKeys;
+using yaml::Child;
+using yaml::GetBool;
+using yaml::GetString;
 
 Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
               int64_t lo, int64_t hi, auto& out) {
@@ -56,10 +27,10 @@ Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, co
   try {
     v = n.as<int64_t>();
   } catch (const YAML::Exception&) {
-    return ctx.Error(n, path + "." + key, "expected a whole number");
+    return ctx.Error(n, Child(path, key), "expected a whole number");
   }
   if (v < lo || v > hi) {
-    return ctx.Error(n, path + "." + key,
+    return ctx.Error(n, Child(path, key),
                      "out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
   out = static_cast<std::remove_reference_t<decltype(out)>>(v);
@@ -72,7 +43,7 @@ Status GetDuration(const Ctx& ctx, const YAML::Node& map, const std::string& pat
   RETURN_IF_ERROR(GetString(ctx, map, path, key, text));
   if (text.empty()) return Status::Ok();
   auto d = ParseDuration(text);
-  if (!d.ok()) return ctx.Error(map[key], path + "." + key, d.status().message());
+  if (!d.ok()) return ctx.Error(map[key], Child(path, key), d.status().message());
   out = *d;
   return Status::Ok();
 }
@@ -86,9 +57,9 @@ Status GetStringList(const Ctx& ctx, const YAML::Node& map, const std::string& p
     out.push_back(n.as<std::string>());
     return Status::Ok();
   }
-  if (!n.IsSequence()) return ctx.Error(n, path + "." + key, "expected a list of values");
+  if (!n.IsSequence()) return ctx.Error(n, Child(path, key), "expected a list of values");
   for (const auto& item : n) {
-    if (!item.IsScalar()) return ctx.Error(item, path + "." + key, "expected a list of values");
+    if (!item.IsScalar()) return ctx.Error(item, Child(path, key), "expected a list of values");
     out.push_back(item.as<std::string>());
   }
   return Status::Ok();
@@ -168,9 +139,10 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
 }
 
 Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
-                            {"name", "kind", "command", "ae_title", "host", "port",
-                             "max_concurrent", "timeout", "results_stable_after"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path,
+                {"name", "kind", "command", "ae_title", "host", "port", "max_concurrent", "timeout",
+                 "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string kind;
@@ -200,6 +172,28 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
   RETURN_IF_ERROR(GetInt(ctx, n, path, "max_concurrent", 1, 256, out.max_concurrent));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "results_stable_after", out.results_stable_after));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "hosting_region", out.hosting_region));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "category", out.category));
+  RETURN_IF_ERROR(GetStringList(ctx, n, path, "retain", out.retain));
+  for (const auto& option : out.retain) {
+    if (option.empty()) return ctx.Error(n["retain"], path + ".retain", "empty option name");
+  }
+  RETURN_IF_ERROR(GetBool(ctx, n, path, "deidentify", out.deidentify));
+  if (out.IsRemote() && n["deidentify"].IsDefined() && !out.deidentify) {
+    return ctx.Error(n["deidentify"], path + ".deidentify",
+                     "a dimse tool runs outside the trust and is always de-identified; remove "
+                     "this key or set it to true");
+  }
+  return Status::Ok();
+}
+
+Status ParseGovernance(const Ctx& ctx, const YAML::Node& n, GovernanceConfig& out) {
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "governance", {"policy", "key_file"}));
+  std::string policy, key_file;
+  RETURN_IF_ERROR(GetString(ctx, n, "governance", "policy", policy));
+  RETURN_IF_ERROR(GetString(ctx, n, "governance", "key_file", key_file));
+  out.policy_file = policy;
+  out.key_file = key_file;
   return Status::Ok();
 }
 
@@ -312,8 +306,12 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
   if (root.IsNull()) return config;
   try {
     RETURN_IF_ERROR(CheckKeys(
-        ctx, root, "", {"node", "dicom", "http", "destinations", "tools", "routes", "retry"}));
+        ctx, root, "",
+        {"node", "governance", "dicom", "http", "destinations", "tools", "routes", "retry"}));
     if (root["node"]) RETURN_IF_ERROR(ParseNode(ctx, root["node"], config.node));
+    if (root["governance"]) {
+      RETURN_IF_ERROR(ParseGovernance(ctx, root["governance"], config.governance));
+    }
     if (root["dicom"]) RETURN_IF_ERROR(ParseDicom(ctx, root["dicom"], config.dicom));
     if (root["http"]) RETURN_IF_ERROR(ParseHttp(ctx, root["http"], config.http));
     if (root["retry"]) RETURN_IF_ERROR(ParseRetry(ctx, root["retry"], config.retry));
@@ -332,7 +330,13 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   if (!in) return NotFound("config " + path.string() + ": cannot be read");
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseConfig(ss.str(), path.string());
+  ASSIGN_OR_RETURN(Config config, ParseConfig(ss.str(), path.string()));
+  // The policy and key files are named relative to the config file's folder.
+  const std::filesystem::path folder = path.parent_path();
+  for (std::filesystem::path* p : {&config.governance.policy_file, &config.governance.key_file}) {
+    if (!p->empty() && p->is_relative()) *p = folder / *p;
+  }
+  return config;
 }
 
 Status ValidateConfig(const Config& config, const std::string& source) {
@@ -396,6 +400,9 @@ Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir) {
   tool.kind = ToolKind::kExecutable;
   tool.command = {(binary_dir / "conduit-reference-tool").string()};
   tool.timeout = milliseconds(300'000);
+  // The demo shows the policy at work: the tool sees a pseudonymised study, and its results
+  // are re-identified onto the original one before they reach PACS.
+  tool.deidentify = true;
   c.tools.push_back(tool);
   RouteConfig route;
   route.name = "ct";

@@ -68,6 +68,19 @@ struct ToolConfig {
   milliseconds timeout{600'000};
   // kDimse: results are complete when none arrived for this long.
   milliseconds results_stable_after{5'000};
+  // Information governance (checked against the policy at load):
+  // where the tool runs (e.g. "UK"); required for tools outside the trust.
+  std::string hosting_region;
+  // its category in the policy (e.g. "triage"): decides which retain options it may have.
+  std::string category;
+  // profile options it asks for beyond the policy's (names as in the policy file).
+  std::vector<std::string> retain;
+  // Whether transfers to it are de-identified. Always for remote tools (IsRemote), whatever
+  // this says; for a local executable, inside the trust, only when true.
+  bool deidentify = false;
+
+  bool IsRemote() const { return kind != ToolKind::kExecutable; }
+  bool Deidentified() const { return IsRemote() || deidentify; }
 };
 
 // One condition of a route: the attribute (DICOM keyword, or CallingAE) must match one of
@@ -97,8 +110,17 @@ struct RetryConfig {
   milliseconds max_backoff{300'000};
 };
 
+// Information governance: the policy file and the pseudonymisation key.
+struct GovernanceConfig {
+  // Empty: the built-in national default policy.
+  std::filesystem::path policy_file;
+  // Empty: <data_dir>/keys/pseudonym.key, created (0600) at first start if absent.
+  std::filesystem::path key_file;
+};
+
 struct Config {
   NodeConfig node;
+  GovernanceConfig governance;
   DicomConfig dicom;
   HttpConfig http;
   std::vector<DestinationConfig> destinations;

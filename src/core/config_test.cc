@@ -1,6 +1,9 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
 
 namespace conduit {
 namespace {
@@ -71,6 +74,63 @@ retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
   EXPECT_EQ(config->retry.max_backoff, std::chrono::minutes(1));
 }
 
+TEST(ConfigTest, ParsesGovernanceAndToolGovernanceFields) {
+  auto config = ParseConfig(R"(
+governance: {policy: /etc/conduit/policy.yaml, key_file: /etc/conduit/trust.key}
+tools:
+  - name: acme-cxr
+    kind: dimse
+    ae_title: ACMECXR
+    host: 10.0.0.5
+    hosting_region: UK
+    category: triage
+    retain: [retain_patient_characteristics]
+  - name: local
+    kind: executable
+    command: [/opt/tool]
+    deidentify: true
+  - name: inside
+    kind: executable
+    command: [/opt/tool2]
+)",
+                            "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->governance.policy_file, "/etc/conduit/policy.yaml");
+  EXPECT_EQ(config->governance.key_file, "/etc/conduit/trust.key");
+  const ToolConfig& remote = config->tools[0];
+  EXPECT_EQ(remote.hosting_region, "UK");
+  EXPECT_EQ(remote.category, "triage");
+  EXPECT_EQ(remote.retain, std::vector<std::string>{"retain_patient_characteristics"});
+  EXPECT_TRUE(remote.Deidentified()) << "a dimse tool is outside the trust";
+  EXPECT_TRUE(config->tools[1].deidentify);
+  EXPECT_TRUE(config->tools[1].Deidentified());
+  EXPECT_FALSE(config->tools[2].Deidentified()) << "a local executable by default is not";
+  EXPECT_TRUE(config->tools[2].retain.empty());
+}
+
+TEST(ConfigTest, NoGovernanceSectionMeansBuiltInPolicyAndDefaultKey) {
+  auto config = ParseConfig(kIssueExample, "example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->governance.policy_file.empty());
+  EXPECT_TRUE(config->governance.key_file.empty());
+}
+
+TEST(ConfigTest, RelativeGovernancePathsAreResolvedAgainstTheConfigFilesFolder) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("conduit-config-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  const auto file = dir / "etc" / "conduit.yaml";
+  {
+    std::ofstream out(file);
+    out << "governance: {policy: policies/national.yaml, key_file: /srv/keys/trust.key}\n";
+  }
+  auto config = LoadConfigFile(file);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->governance.policy_file, dir / "etc" / "policies" / "national.yaml");
+  EXPECT_EQ(config->governance.key_file, "/srv/keys/trust.key") << "absolute paths stay";
+}
+
 struct BadConfig {
   const char* name;
   const char* yaml;
@@ -115,6 +175,29 @@ INSTANTIATE_TEST_SUITE_P(
                   "dicom: {allowed_calling_aes: [MODALITY]}\n"
                   "tools: [{name: t, kind: dimse, ae_title: AITOOL, host: 127.0.0.1}]\n",
                   "tool 't' sends its results from AE 'AITOOL'"},
+        BadConfig{"unknown_governance_key", "governance:\n  policy: p.yaml\n  keyfile: k\n",
+                  "bad.yaml:3: governance.keyfile: unknown key"},
+        BadConfig{"governance_not_a_map", "governance: policy.yaml\n",
+                  "bad.yaml:1: governance: expected a mapping"},
+        BadConfig{"policy_list", "governance: {policy: [a, b]}\n",
+                  "bad.yaml:1: governance.policy: expected a single value"},
+        BadConfig{"deidentify_not_bool",
+                  "tools: [{name: t, kind: executable, command: [x], deidentify: sometimes}]\n",
+                  "bad.yaml:1: tools[0].deidentify: expected true or false"},
+        BadConfig{"remote_not_deidentified",
+                  "tools:\n  - {name: t, kind: dimse, ae_title: AI, host: h,\n"
+                  "     deidentify: false}\n",
+                  "bad.yaml:3: tools[0].deidentify: a dimse tool runs outside the trust"},
+        BadConfig{"retain_nested",
+                  "tools: [{name: t, kind: executable, command: [x], retain: [[a]]}]\n",
+                  "tools[0].retain: expected a list of values"},
+        BadConfig{"region_list",
+                  "tools:\n  - name: t\n    kind: dimse\n    ae_title: AI\n    host: h\n"
+                  "    hosting_region: [UK, US]\n",
+                  "bad.yaml:6: tools[0].hosting_region: expected a single value"},
+        BadConfig{"unknown_tool_key",
+                  "tools: [{name: t, kind: executable, command: [x], region: UK}]\n",
+                  "tools[0].region: unknown key"},
         BadConfig{"bad_select",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, select: image}]\n",

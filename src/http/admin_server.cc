@@ -206,7 +206,8 @@ json AuditJson(const AuditEvent& e) {
               {"actor", e.actor},
               {"study_ref", e.study_ref},
               {"job_id", e.job_id.value > 0 ? json(e.job_id.value) : json(nullptr)},
-              {"detail", detail}};
+              {"detail", detail},
+              {"policy_hash", e.policy_hash}};
 }
 
 // Parses a whole decimal integer in [min, max]; anything else is kInvalidArgument.

@@ -67,6 +67,8 @@ std::string RawExchange(int port, const std::string& bytes) {
   return reply;
 }
 
+constexpr const char* kPolicyHash = "5f3c9a0e7b21d4c8";
+
 class AdminServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -78,6 +80,7 @@ class AdminServerTest : public ::testing::Test {
     config_.http.bind = "127.0.0.1";
     config_.http.port = 0;
     config_.http.threads = 2;
+    index_->SetPolicyHash(kPolicyHash);
     Seed();
     metrics_.Describe("conduit_instances_received_total", "counter", "Instances received.");
     metrics_.Add("conduit_instances_received_total", 3, R"(calling_ae="MODALITY1")");
@@ -161,7 +164,8 @@ class AdminServerTest : public ::testing::Test {
                       .actor = "MODALITY1",
                       .study_ref = StudyRef(study),
                       .job_id = job,
-                      .detail = R"({"note":"seeded"})"};
+                      .detail = R"({"note":"seeded"})",
+                      .policy_hash = ""};
   }
 
   void Seed() {
@@ -572,6 +576,7 @@ TEST_F(AdminServerTest, AuditIsListedNewestFirst) {
   EXPECT_EQ(newest["study_ref"], StudyRef(kStudyB));
   EXPECT_EQ(newest["job_id"], job_b_.value);
   EXPECT_EQ(newest["detail"]["note"], "seeded");
+  EXPECT_EQ(newest["policy_hash"], kPolicyHash) << "the index stamps the policy in force";
 }
 
 TEST_F(AdminServerTest, ServesConcurrentClients) {

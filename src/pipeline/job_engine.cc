@@ -36,7 +36,8 @@ std::string JobName(const JobRecord& job) { return "job " + std::to_string(job.i
 
 JobEngine::JobEngine(const Config& config, Index& index, Spool& spool, const Clock& clock,
                      std::map<std::string, std::unique_ptr<ToolAdapter>> adapters,
-                     Deliverer& deliverer, ResultIntake& intake, Metrics& metrics)
+                     Deliverer& deliverer, ResultIntake& intake, Metrics& metrics,
+                     TransferGuard* guard)
     : config_(config),
       index_(index),
       spool_(spool),
@@ -45,6 +46,7 @@ JobEngine::JobEngine(const Config& config, Index& index, Spool& spool, const Clo
       deliverer_(deliverer),
       intake_(intake),
       metrics_(metrics),
+      guard_(guard),
       rng_(std::random_device{}()) {
   metrics_.Describe("conduit_jobs_transitions_total", "counter",
                     "Job state transitions, by the state entered.");
@@ -239,6 +241,13 @@ Status JobEngine::Dispatch(JobRecord& job) {
   request.work_dir = *dir;
   // Beside the work folder, so the tool's output outlives the job for whoever investigates.
   request.log_file = dir->parent_path() / (std::to_string(job.id.value) + ".log");
+  const bool deidentified = guard_ != nullptr && guard_->Deidentifies(job.tool);
+  if (deidentified) {
+    // Nothing leaves for this tool but what the policy made of it.
+    auto prepared = guard_->Prepare(job, request.inputs, *dir / "deidentified");
+    if (!prepared.ok()) return Fail(job, prepared.status(), step);
+    request.inputs = std::move(*prepared);
+  }
 
   spdlog::info("job {}: dispatching study {} ({} instances) to tool '{}'", job.id.value,
                StudyRef(job.study_uid), request.inputs.size(), job.tool);
@@ -260,6 +269,18 @@ Status JobEngine::Dispatch(JobRecord& job) {
       spdlog::warn("job {}: a result file of tool '{}' is not readable DICOM ({})", job.id.value,
                    job.tool, StatusCodeName(meta.status().code()));
       continue;
+    }
+    if (deidentified) {
+      Status reid = guard_->Reidentify(job, file);
+      if (reid.code() == StatusCode::kInvalidArgument) {
+        Status q = intake_.Quarantine(job, file, reid.message(), job.tool);
+        if (q.code() != StatusCode::kInvalidArgument) return Fail(job, q, step);
+        ++quarantined;
+        continue;
+      }
+      if (!reid.ok()) return Fail(job, reid.WithContext(JobName(job) + ": re-identifying"), step);
+      meta = ReadInstanceMeta(file);
+      if (!meta.ok()) return Fail(job, meta.status().WithContext(JobName(job) + ": result"), step);
     }
     Status st = intake_.Attach(job, file, *meta, job.tool);
     if (st.ok()) {

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/metrics.h"
+#include "pipeline/transfer_guard.h"
 #include "results/deliverer.h"
 #include "results/result_intake.h"
 #include "store/index.h"
@@ -35,7 +36,7 @@ class JobEngine {
  public:
   JobEngine(const Config& config, Index& index, Spool& spool, const Clock& clock,
             std::map<std::string, std::unique_ptr<ToolAdapter>> adapters, Deliverer& deliverer,
-            ResultIntake& intake, Metrics& metrics);
+            ResultIntake& intake, Metrics& metrics, TransferGuard* guard = nullptr);
   ~JobEngine();
 
   // Starts the scheduler thread and per-tool workers.
@@ -94,6 +95,9 @@ class JobEngine {
   Deliverer& deliverer_;
   ResultIntake& intake_;
   Metrics& metrics_;
+  // De-identifies inputs and re-identifies results of tools the policy covers; may be null
+  // (no tool is de-identified).
+  TransferGuard* guard_;
 
   std::mutex mu_;
   std::condition_variable_any wake_cv_;

@@ -175,7 +175,7 @@ class JobEngineTest : public ::testing::Test {
 
   AuditEvent Audit(const std::string& action) {
     return AuditEvent{clock_.Now(), action, "success", "test", StudyRef(StudyUid(kStudy)),
-                      JobId{},      "{}"};
+                      JobId{},      "{}",   ""};
   }
 
   JobRecord Job(JobId id) {

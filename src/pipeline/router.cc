@@ -106,28 +106,6 @@ bool Evaluate(const RouteCondition& condition, const AttributeMap& attributes,
 
 }  // namespace
 
-bool GlobMatch(std::string_view pattern, std::string_view text) {
-  // Iterative matching with backtracking to the last '*': linear in practice, no recursion.
-  size_t p = 0, t = 0;
-  size_t star = std::string_view::npos, star_text = 0;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      star_text = t;
-    } else if (p < pattern.size() && (pattern[p] == '?' || Lower(pattern[p]) == Lower(text[t]))) {
-      ++p;
-      ++t;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      t = ++star_text;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
 Router::Router(std::vector<RouteConfig> routes) : routes_(std::move(routes)) {}
 
 std::vector<RouteDecision> Router::Explain(const AttributeMap& attributes) const {

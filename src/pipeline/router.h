@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/glob.h"
 
 namespace conduit {
 
@@ -32,8 +33,5 @@ class Router {
  private:
   std::vector<RouteConfig> routes_;
 };
-
-// Case-insensitive glob with * and ?. Exposed for tests.
-bool GlobMatch(std::string_view pattern, std::string_view text);
 
 }  // namespace conduit

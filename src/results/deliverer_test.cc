@@ -56,7 +56,7 @@ class DelivererTest : public ::testing::Test {
     job.created_at = clock_.Now();
     job.updated_at = clock_.Now();
     auto id = index_->CreateJob(job, AuditEvent{clock_.Now(), "create", "success", "test",
-                                                StudyRef(job.study_uid), JobId{}, "{}"});
+                                                StudyRef(job.study_uid), JobId{}, "{}", ""});
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     job.id = id.ok() ? *id : JobId{};
     return job;
@@ -76,7 +76,7 @@ class DelivererTest : public ::testing::Test {
                    size,   clock_.Now()};
     ASSERT_TRUE(index_
                     ->PutResult(r, AuditEvent{clock_.Now(), "result", "success", "tool",
-                                              StudyRef(job.study_uid), job.id, "{}"})
+                                              StudyRef(job.study_uid), job.id, "{}", ""})
                     .ok());
   }
 

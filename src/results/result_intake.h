@@ -30,9 +30,12 @@ class ResultIntake {
   Status QuarantineUnmatched(const std::string& tool, const std::filesystem::path& file,
                              const InstanceMeta& meta, const std::string& why);
 
- private:
+  // Quarantines a result of `job` that failed a check made elsewhere (re-identification),
+  // under quarantine/<job>/. Returns kInvalidArgument with the reason, or the storage error.
   Status Quarantine(const JobRecord& job, const std::filesystem::path& file, const std::string& why,
                     const std::string& actor);
+
+ private:
   // Moves `file` into quarantine/<folder>/ with a reason file and audits it.
   Status QuarantineInto(const std::string& folder, JobId job, const StudyUid& study,
                         const std::filesystem::path& file, const std::string& why,

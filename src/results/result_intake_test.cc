@@ -60,7 +60,7 @@ class ResultIntakeTest : public ::testing::Test {
     input.received_at = clock_.Now();
     input.calling_ae = AeTitle("MODALITY");
     AuditEvent receive{clock_.Now(), "receive", "success", "MODALITY", StudyRef(input.study_uid),
-                       JobId{},      "{}"};
+                       JobId{},      "{}",      ""};
     ASSERT_TRUE(index_->PutInstance(input, receive).ok());
 
     job_.study_uid = StudyUid(kStudy);
@@ -71,7 +71,7 @@ class ResultIntakeTest : public ::testing::Test {
     job_.created_at = clock_.Now();
     job_.updated_at = clock_.Now();
     auto id = index_->CreateJob(job_, AuditEvent{clock_.Now(), "create", "success", "test",
-                                                 StudyRef(job_.study_uid), JobId{}, "{}"});
+                                                 StudyRef(job_.study_uid), JobId{}, "{}", ""});
     ASSERT_TRUE(id.ok()) << id.status().ToString();
     job_.id = *id;
     fs::create_directories(tmp_.path() / "out");

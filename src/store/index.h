@@ -60,6 +60,21 @@ class Index {
                                                       const StudyUid& study) = 0;
   virtual Result<std::map<JobState, int64_t>> CountJobsByState() = 0;
 
+  // --- retention ---
+  // Up to `limit` studies whose newest instance was received before `received_before`, that
+  // have no job in a non-terminal state (queued, sending, awaiting_results, delivering) and
+  // no open assembly unit: their data may be expired. Oldest first.
+  virtual Result<std::vector<StudyUid>> StudiesToExpire(TimePoint received_before, int limit) = 0;
+  // In one transaction: deletes the study's instance rows, the result rows of its jobs, its
+  // assembly units and MPPS rows (job rows, deliveries and audit are kept as history), and
+  // appends `audit` with "instances" and "results" counts added to its detail. Returns the
+  // spool keys (instances, results) no remaining row refers to: the caller removes those
+  // files afterwards (a crash in between leaves orphan files, never rows without files).
+  // Errors: kFailedPrecondition if the study has a non-terminal job or an open unit (work
+  // began since StudiesToExpire); kNotFound if nothing of the study is left to expire.
+  virtual Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
+                                                       const AuditEvent& audit) = 0;
+
   // --- results and deliveries ---
   // Attaches a result to its job; kDuplicate if the job already has this SOP Instance UID
   // (the row is updated to the new spool key).
@@ -70,8 +85,22 @@ class Index {
   // The (sop, destination) pairs already delivered for a job.
   virtual Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) = 0;
 
+  // --- crosswalk (pseudonym -> original), inside the trust ---
+  // Records substitutes made for a transfer. A pseudonym already known keeps its first row.
+  virtual Status PutPseudonyms(const std::vector<CrosswalkRecord>& records) = 0;
+  // The originals of those pseudonyms the crosswalk knows; unknown ones are absent.
+  virtual Result<std::map<std::string, std::string>> FindOriginals(
+      const std::vector<std::string>& pseudonyms) = 0;
+  // Deletes rows created before `cutoff` (retention); returns how many.
+  virtual Result<int64_t> PurgePseudonymsBefore(TimePoint cutoff) = 0;
+
   // --- audit ---
+  // The policy hash stamped on audit events that carry none.
+  virtual void SetPolicyHash(const std::string& hash) = 0;
   virtual Status AppendAudit(const AuditEvent& event) = 0;
+  // Deletes audit rows dated before `cutoff` (retention), in batches so other writes are not
+  // held up; returns how many.
+  virtual Result<int64_t> PurgeAuditBefore(TimePoint cutoff) = 0;
   // Newest first.
   virtual Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) = 0;
 };

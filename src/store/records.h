@@ -118,6 +118,19 @@ struct AuditEvent {
   std::string study_ref;  // StudyRef() of the study, never the UID itself
   JobId job_id;
   std::string detail;  // JSON object text; no patient identifiers
+  // SHA-256 of the policy in force; the index stamps its own (SetPolicyHash) when empty.
+  std::string policy_hash;
+};
+
+// A substitute made when de-identifying for a transfer, kept inside the trust so results can
+// be re-identified. Never leaves the index; never logged.
+struct CrosswalkRecord {
+  std::string pseudonym;
+  std::string original;
+  std::string kind;    // "uid", "patient_id", "accession_number"
+  StudyUid study_uid;  // the original study it was made for
+  std::string key_id;  // PseudonymKey::id of the key that made it
+  TimePoint created_at;
 };
 
 }  // namespace conduit

@@ -12,9 +12,10 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <system_error>
 
-#include "store/digest.h"
+#include "core/sha256.h"
 #include "store/file_ops.h"
 
 namespace conduit {
@@ -155,6 +156,8 @@ class SpoolImpl final : public Spool {
 
   const fs::path& root() const override { return options_.root; }
 
+  std::shared_mutex& expiry_lock() override { return expiry_lock_; }
+
   // Creates the spool's directories and removes what a crash left in incoming/.
   Status Prepare() {
     const std::string what = "spool open " + options_.root.string();
@@ -239,6 +242,7 @@ class SpoolImpl final : public Spool {
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   std::mutex dirs_mu_;
+  std::shared_mutex expiry_lock_;
   std::set<std::string> durable_dirs_;  // the 256 buckets
 };
 

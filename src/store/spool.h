@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 #include "core/ids.h"
@@ -55,6 +56,11 @@ class Spool {
   virtual Status RemoveJobDir(int64_t job_id) = 0;
 
   virtual const std::filesystem::path& root() const = 0;
+
+  // Held shared while an instance is committed and recorded in the index, and exclusively
+  // while retention deletes an expired study's rows and files: an instance re-sent at that
+  // moment is stored after the expiry, never half-deleted by it.
+  virtual std::shared_mutex& expiry_lock() = 0;
 };
 
 // fsync helpers, shared by everything that must make bytes durable.

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/digest.h"
+#include "core/sha256.h"
 #include "store/file_ops.h"
 #include "store/index.h"
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <initializer_list>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -187,21 +189,25 @@ AuditEvent ReadAudit(const SqliteStatement& s) {
   e.study_ref = s.Text(4);
   e.job_id = JobId{s.Int(5)};
   e.detail = s.Text(6);
+  e.policy_hash = s.Text(7);
   return e;
 }
 
 // ---- statements run inside a write transaction ----
 
-Status InsertAudit(SqliteConnection& c, const AuditEvent& e) {
+// `policy_hash` is the index's own, used when the event carries none.
+Status InsertAudit(SqliteConnection& c, const AuditEvent& e, const std::string& policy_hash) {
   ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO audit (at, action, outcome, actor, study_ref, "
-                                     "job_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+                                     "job_id, detail, policy_hash) VALUES (?1, ?2, ?3, ?4, ?5, "
+                                     "?6, ?7, ?8)"));
   s.Bind(1, ToUnixMillis(e.at))
       .Bind(2, e.action)
       .Bind(3, e.outcome)
       .Bind(4, e.actor)
       .Bind(5, e.study_ref)
       .Bind(6, e.job_id.value)
-      .Bind(7, e.detail.empty() ? std::string("{}") : e.detail);
+      .Bind(7, e.detail.empty() ? std::string("{}") : e.detail)
+      .Bind(8, e.policy_hash.empty() ? policy_hash : e.policy_hash);
   return s.Run().WithContext("audit");
 }
 
@@ -216,6 +222,25 @@ Result<bool> JobExists(SqliteConnection& c, JobId id) {
   return RowExists(c, "SELECT 1 FROM jobs WHERE id = ?1",
                    [&](SqliteStatement& s) { s.Bind(1, id.value); });
 }
+
+// The non-terminal job states as an SQL list ('queued', 'sending', ...), from IsTerminal.
+const std::string& ActiveJobStatesSql() {
+  static const std::string list = [] {
+    std::string out;
+    for (JobState st :
+         {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults, JobState::kDelivering,
+          JobState::kDone, JobState::kFailed, JobState::kDeadLetter}) {
+      if (IsTerminal(st)) continue;
+      out += (out.empty() ? "'" : ", '") + std::string(JobStateName(st)) + "'";
+    }
+    return out;
+  }();
+  return list;
+}
+
+// Rows deleted per transaction by the retention purges, so that a large purge (a shortened
+// period) never holds the writer, and with it every receipt, for long.
+constexpr int64_t kPurgeBatchRows = 5000;
 
 // ---- the index ----
 
@@ -276,7 +301,7 @@ class SqliteIndex final : public Index {
           .Bind(18, int64_t{r.series_number})
           .Bind(19, int64_t{r.instance_number});
       RETURN_IF_ERROR(s.Run());
-      return InsertAudit(c, audit);
+      return Audit(c, audit);
     });
     if (!written.ok()) return written;
     return outcome;
@@ -446,7 +471,7 @@ class SqliteIndex final : public Index {
       id = JobId{c.LastInsertRowId()};
       AuditEvent event = audit;
       if (event.job_id.value == 0) event.job_id = id;
-      return InsertAudit(c, event);
+      return Audit(c, event);
     });
     if (!written.ok()) return written;
     return id;
@@ -465,7 +490,7 @@ class SqliteIndex final : public Index {
           BindJob(s, job);
           RETURN_IF_ERROR(s.Run());
           if (c.Changes() == 0) return NotFound("no such job");
-          return InsertAudit(c, audit);
+          return Audit(c, audit);
         });
   }
 
@@ -517,6 +542,105 @@ class SqliteIndex final : public Index {
     return Collect<JobRecord>(s, ReadJob, "index awaiting jobs");
   }
 
+  // --- retention ---
+
+  Result<std::vector<StudyUid>> StudiesToExpire(TimePoint received_before, int limit) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    // Only instances older than the cutoff are read (INDEXED BY: without statistics SQLite
+    // would rather scan every instance in study order); each of their studies is then
+    // checked for a newer instance, an active job or an open unit.
+    ASSIGN_OR_RETURN(
+        auto s,
+        (*lease).Prepare("WITH old AS (SELECT study_uid, max(received_at) AS newest FROM "
+                         "instances INDEXED BY instances_by_received WHERE received_at < ?1 "
+                         "GROUP BY study_uid) "
+                         "SELECT o.study_uid FROM old o WHERE NOT EXISTS (SELECT 1 FROM "
+                         "instances n WHERE n.study_uid = o.study_uid AND n.received_at >= ?1) "
+                         "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_uid = o.study_uid "
+                         "AND j.state IN (" +
+                         ActiveJobStatesSql() +
+                         ")) AND NOT EXISTS (SELECT 1 FROM units u WHERE u.study_uid = "
+                         "o.study_uid AND u.state = 'open') "
+                         "ORDER BY o.newest, o.study_uid LIMIT ?2"));
+    s.Bind(1, ToUnixMillis(received_before)).Bind(2, int64_t{std::max(0, limit)});
+    return Collect<StudyUid>(
+        s, [](const SqliteStatement& row) { return StudyUid(row.Text(0)); },
+        "index studies to expire");
+  }
+
+  Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
+                                               const AuditEvent& audit) override {
+    std::vector<std::string> keys;
+    auto expire = [&](SqliteConnection& c) -> Status {
+      keys.clear();  // a write may run again after SQLite abandoned its transaction
+      auto bind_study = [&](SqliteStatement& s) { s.Bind(1, study.str()); };
+      ASSIGN_OR_RETURN(bool active,
+                       RowExists(c,
+                                 "SELECT 1 FROM jobs WHERE study_uid = ?1 AND state IN (" +
+                                     ActiveJobStatesSql() +
+                                     ") UNION ALL SELECT 1 FROM units WHERE study_uid = ?1 "
+                                     "AND state = 'open' LIMIT 1",
+                                 bind_study));
+      if (active) return FailedPrecondition("the study has a job in progress or an open unit");
+
+      // Spool files of the rows about to go: (key, sop) of instances, then of results.
+      std::vector<std::pair<std::string, std::string>> files;
+      for (const char* sql :
+           {"SELECT spool_key, sop_instance_uid FROM instances WHERE study_uid = ?1",
+            "SELECT spool_key, sop_instance_uid FROM results WHERE job_id IN (SELECT id FROM "
+            "jobs WHERE study_uid = ?1)"}) {
+        ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
+        bind_study(s);
+        for (;;) {
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) break;
+          files.emplace_back(s.Text(0), s.Text(1));
+        }
+      }
+      std::map<std::string, int64_t> deleted;
+      for (const auto& [what, sql] : std::initializer_list<std::pair<const char*, const char*>>{
+               {"instances", "DELETE FROM instances WHERE study_uid = ?1"},
+               {"results",
+                "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE study_uid = ?1)"},
+               {"units", "DELETE FROM units WHERE study_uid = ?1"},
+               {"mpps", "DELETE FROM mpps WHERE study_uid = ?1"}}) {
+        ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
+        bind_study(s);
+        RETURN_IF_ERROR(s.Run().WithContext(std::string("delete ") + what));
+        deleted[what] = c.Changes();
+      }
+      if (deleted["instances"] + deleted["results"] + deleted["units"] + deleted["mpps"] == 0) {
+        return NotFound("nothing of the study is left to expire");
+      }
+
+      // A file another row still names (a result stored under the same key for a job of
+      // another study, or an instance with a result's SOP Instance UID) stays.
+      std::set<std::string> seen;
+      for (const auto& [key, sop] : files) {
+        if (!seen.insert(key).second) continue;
+        ASSIGN_OR_RETURN(bool referenced,
+                         RowExists(c,
+                                   "SELECT 1 FROM results WHERE spool_key = ?1 UNION ALL "
+                                   "SELECT 1 FROM instances WHERE sop_instance_uid = ?2 AND "
+                                   "spool_key = ?1 LIMIT 1",
+                                   [&](SqliteStatement& s) { s.Bind(1, key).Bind(2, sop); }));
+        if (!referenced) keys.push_back(key);
+      }
+
+      AuditEvent event = audit;
+      json detail = json::parse(audit.detail.empty() ? std::string("{}") : audit.detail, nullptr,
+                                /*allow_exceptions=*/false);
+      if (!detail.is_object()) detail = json::object();
+      detail["instances"] = deleted["instances"];
+      detail["results"] = deleted["results"];
+      event.detail = detail.dump();
+      return Audit(c, event);
+    };
+    Status written = writer_.Write("index expire study " + StudyRef(study), expire);
+    if (!written.ok()) return written;
+    return keys;
+  }
+
   Result<std::map<JobState, int64_t>> CountJobsByState() override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT state, count(*) FROM jobs GROUP BY state"));
@@ -563,7 +687,7 @@ class SqliteIndex final : public Index {
           .Bind(6, static_cast<int64_t>(r.size_bytes))
           .Bind(7, ToUnixMillis(r.received_at));
       RETURN_IF_ERROR(s.Run());
-      return InsertAudit(c, audit);
+      return Audit(c, audit);
     };
     Status written =
         writer_.Write("index put result for job " + std::to_string(r.job_id.value), put);
@@ -595,7 +719,7 @@ class SqliteIndex final : public Index {
                                .Bind(3, destination)
                                .Bind(4, ToUnixMillis(audit.at));
                            RETURN_IF_ERROR(s.Run());
-                           return InsertAudit(c, audit);
+                           return Audit(c, audit);
                          });
   }
 
@@ -613,23 +737,112 @@ class SqliteIndex final : public Index {
     return out;
   }
 
+  // --- crosswalk ---
+
+  // One transaction for the whole batch. Records without a pseudonym (an empty original
+  // gives an empty substitute) have nothing to look up and are skipped.
+  Status PutPseudonyms(const std::vector<CrosswalkRecord>& records) override {
+    if (records.empty()) return Status::Ok();
+    return writer_.Write("index put pseudonyms", [&](SqliteConnection& c) -> Status {
+      for (const CrosswalkRecord& r : records) {
+        if (r.pseudonym.empty()) continue;
+        ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT OR IGNORE INTO crosswalk (pseudonym, "
+                                           "original, kind, study_uid, key_id, created_at) "
+                                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+        s.Bind(1, r.pseudonym)
+            .Bind(2, r.original)
+            .Bind(3, r.kind)
+            .Bind(4, r.study_uid.str())
+            .Bind(5, r.key_id)
+            .Bind(6, ToUnixMillis(r.created_at));
+        RETURN_IF_ERROR(s.Run());
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<std::map<std::string, std::string>> FindOriginals(
+      const std::vector<std::string>& pseudonyms) override {
+    // One cached statement probing the primary key per pseudonym: exact for any bytes, and
+    // a few microseconds each.
+    std::map<std::string, std::string> found;
+    if (pseudonyms.empty()) return found;
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    for (const std::string& pseudonym : pseudonyms) {
+      ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT original FROM crosswalk "
+                                                "WHERE pseudonym = ?1"));
+      s.Bind(1, pseudonym);
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index find originals"));
+      if (row) found.emplace(pseudonym, s.Text(0));
+    }
+    return found;
+  }
+
+  Result<int64_t> PurgePseudonymsBefore(TimePoint cutoff) override {
+    return PurgeInBatches("index purge pseudonyms",
+                          "DELETE FROM crosswalk WHERE pseudonym IN (SELECT pseudonym FROM "
+                          "crosswalk WHERE created_at < ?1 LIMIT ?2)",
+                          cutoff);
+  }
+
   // --- audit ---
+
+  void SetPolicyHash(const std::string& hash) override {
+    std::lock_guard lock(policy_mu_);
+    policy_hash_ = hash;
+  }
 
   Status AppendAudit(const AuditEvent& event) override {
     return writer_.Write("index append audit",
-                         [&](SqliteConnection& c) -> Status { return InsertAudit(c, event); });
+                         [&](SqliteConnection& c) -> Status { return Audit(c, event); });
+  }
+
+  Result<int64_t> PurgeAuditBefore(TimePoint cutoff) override {
+    return PurgeInBatches(
+        "index purge audit",
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 LIMIT ?2)", cutoff);
   }
 
   Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT at, action, outcome, actor, study_ref, "
-                                              "job_id, detail FROM audit ORDER BY at DESC, "
-                                              "id DESC LIMIT ?1 OFFSET ?2"));
+                                              "job_id, detail, policy_hash FROM audit ORDER BY "
+                                              "at DESC, id DESC LIMIT ?1 OFFSET ?2"));
     s.Bind(1, int64_t{limit}).Bind(2, int64_t{std::max(0, offset)});
     return Collect<AuditEvent>(s, ReadAudit, "index list audit");
   }
 
  private:
+  // Runs `delete_sql` (?1 the cutoff in Unix ms, ?2 the batch size) one transaction at a
+  // time until a batch deletes fewer rows than its size; returns the rows deleted.
+  Result<int64_t> PurgeInBatches(const std::string& what, const std::string& delete_sql,
+                                 TimePoint cutoff) {
+    int64_t purged = 0;
+    for (;;) {
+      int64_t batch = 0;
+      Status written = writer_.Write(what, [&](SqliteConnection& c) -> Status {
+        ASSIGN_OR_RETURN(auto s, c.Prepare(delete_sql));
+        s.Bind(1, ToUnixMillis(cutoff)).Bind(2, kPurgeBatchRows);
+        RETURN_IF_ERROR(s.Run());
+        batch = c.Changes();
+        return Status::Ok();
+      });
+      if (!written.ok()) return written;
+      purged += batch;
+      if (batch < kPurgeBatchRows) return purged;
+    }
+  }
+
+  // Inserts an audit row stamped with the index's policy hash when the event carries none.
+  Status Audit(SqliteConnection& c, const AuditEvent& e) {
+    std::string hash;
+    {
+      std::lock_guard lock(policy_mu_);
+      hash = policy_hash_;
+    }
+    return InsertAudit(c, e, hash);
+  }
+
   template <typename T>
   static Result<T> Context(Result<T> r, std::string_view what) {
     if (!r.ok()) return r.status().WithContext(what);
@@ -647,6 +860,8 @@ class SqliteIndex final : public Index {
   }
 
   const SqliteIndexOptions options_;
+  std::mutex policy_mu_;
+  std::string policy_hash_;  // guarded by policy_mu_
   SqliteReaderPool readers_;
   SqliteWriter writer_;  // last: stopped first, while the pool is still there
 };

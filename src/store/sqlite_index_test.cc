@@ -4,14 +4,17 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
 #include "store/sqlite_index_internal.h"
+#include "store/sqlite_schema.h"
 
 namespace conduit {
 namespace {
@@ -510,7 +513,8 @@ TEST_F(SqliteIndexTest, SchemaVersionIsRecorded) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &stmt, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), SqliteSchemaVersion());
+  EXPECT_GE(SqliteSchemaVersion(), 2) << "version 2 added the crosswalk and audit policy_hash";
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }
@@ -633,6 +637,404 @@ TEST(SqliteIndexFullTest, DiskFullIsResourceExhaustedAndKeepsEarlierWrites) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->size(), static_cast<size_t>(stored)) << "committed writes survive";
   EXPECT_TRUE(index->FindInstance(SopInstanceUid("S1.1.0"))->has_value());
+}
+
+// ---- crosswalk ----
+
+CrosswalkRecord Pseudonym(const std::string& pseudonym, const std::string& original,
+                          TimePoint created_at, const std::string& kind = "uid") {
+  CrosswalkRecord r;
+  r.pseudonym = pseudonym;
+  r.original = original;
+  r.kind = kind;
+  r.study_uid = StudyUid("1.2.3");
+  r.key_id = "0123456789abcdef";
+  r.created_at = created_at;
+  return r;
+}
+
+TEST_F(SqliteIndexTest, CrosswalkRoundTripsAndSurvivesReopen) {
+  ASSERT_TRUE(
+      index_
+          ->PutPseudonyms({Pseudonym("2.25.1", "1.2.3", clock_.Now()),
+                           Pseudonym("PABCDEFGHIJKLMNO", "PID1", clock_.Now(), "patient_id"),
+                           Pseudonym("AABCDEFGHIJKLMNO", "ACC1", clock_.Now(), "accession_number")})
+          .ok());
+  Reopen();
+  auto found = index_->FindOriginals({"2.25.1", "PABCDEFGHIJKLMNO", "AABCDEFGHIJKLMNO"});
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found,
+            (std::map<std::string, std::string>{
+                {"2.25.1", "1.2.3"}, {"PABCDEFGHIJKLMNO", "PID1"}, {"AABCDEFGHIJKLMNO", "ACC1"}}));
+}
+
+TEST_F(SqliteIndexTest, CrosswalkKeepsTheFirstOriginalOfAPseudonym) {
+  ASSERT_TRUE(index_->PutPseudonyms({Pseudonym("2.25.7", "first", clock_.Now())}).ok());
+  ASSERT_TRUE(index_
+                  ->PutPseudonyms({Pseudonym("2.25.7", "second", clock_.Now()),
+                                   Pseudonym("2.25.8", "other", clock_.Now())})
+                  .ok())
+      << "a known pseudonym is not an error, and the rest of the batch is recorded";
+  auto found = index_->FindOriginals({"2.25.7", "2.25.8"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->at("2.25.7"), "first");
+  EXPECT_EQ(found->at("2.25.8"), "other");
+}
+
+TEST_F(SqliteIndexTest, CrosswalkLeavesUnknownPseudonymsOut) {
+  ASSERT_TRUE(index_->PutPseudonyms({Pseudonym("2.25.1", "1.2.3", clock_.Now())}).ok());
+  auto found = index_->FindOriginals({"2.25.404", "2.25.1", ""});
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->size(), 1u);
+  EXPECT_EQ(found->count("2.25.404"), 0u);
+  EXPECT_TRUE(index_->FindOriginals({})->empty());
+  EXPECT_TRUE(index_->PutPseudonyms({}).ok());
+}
+
+TEST_F(SqliteIndexTest, CrosswalkTakesALargeBatchInOneCommit) {
+  std::vector<CrosswalkRecord> batch;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i) {
+    batch.push_back(
+        Pseudonym("2.25." + std::to_string(i), "1.2." + std::to_string(i), clock_.Now()));
+    keys.push_back(batch.back().pseudonym);
+  }
+  const int64_t commits_before = GetSqliteIndexStats(*index_).commits;
+  ASSERT_TRUE(index_->PutPseudonyms(batch).ok());
+  EXPECT_EQ(GetSqliteIndexStats(*index_).commits, commits_before + 1);
+  auto found = index_->FindOriginals(keys);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 5000u);
+  EXPECT_EQ(found->at("2.25.4999"), "1.2.4999");
+}
+
+TEST_F(SqliteIndexTest, PurgeDeletesOnlyRowsCreatedBeforeTheCutoff) {
+  const TimePoint old_time = clock_.Now();
+  ASSERT_TRUE(
+      index_
+          ->PutPseudonyms({Pseudonym("old.1", "o1", old_time), Pseudonym("old.2", "o2", old_time)})
+          .ok());
+  clock_.Advance(seconds(3600));
+  const TimePoint cutoff = clock_.Now();
+  ASSERT_TRUE(index_->PutPseudonyms({Pseudonym("new.1", "n1", cutoff)}).ok());
+  auto purged = index_->PurgePseudonymsBefore(cutoff);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(*purged, 2);
+  auto found = index_->FindOriginals({"old.1", "old.2", "new.1"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(*found, (std::map<std::string, std::string>{{"new.1", "n1"}}))
+      << "a row created exactly at the cutoff is kept";
+  EXPECT_EQ(index_->PurgePseudonymsBefore(cutoff).value(), 0);
+}
+
+// ---- audit policy hash ----
+
+TEST_F(SqliteIndexTest, AuditWithoutAPolicyHashIsStampedWithTheIndexOne) {
+  ASSERT_TRUE(index_->AppendAudit(Audit("before")).ok());
+  index_->SetPolicyHash("aaaa");
+  ASSERT_TRUE(index_->AppendAudit(Audit("stamped")).ok());
+  AuditEvent explicit_hash = Audit("explicit");
+  explicit_hash.policy_hash = "bbbb";
+  ASSERT_TRUE(index_->AppendAudit(explicit_hash).ok());
+  ASSERT_TRUE(
+      index_->PutInstance(Instance("1.2.3", "1.2.3.1", "sop", 1, 1), Audit("receive")).ok());
+  index_->SetPolicyHash("cccc");
+  ASSERT_TRUE(index_->AppendAudit(Audit("changed")).ok());
+
+  auto events = index_->ListAudit(10, 0);
+  ASSERT_TRUE(events.ok());
+  std::map<std::string, std::string> hash_of;
+  for (const AuditEvent& e : *events) hash_of[e.action] = e.policy_hash;
+  EXPECT_EQ(hash_of, (std::map<std::string, std::string>{{"before", ""},
+                                                         {"stamped", "aaaa"},
+                                                         {"explicit", "bbbb"},
+                                                         {"receive", "aaaa"},
+                                                         {"changed", "cccc"}}))
+      << "rows already written keep the hash they were written with";
+}
+
+// The complete schema of version 1 (the release before the crosswalk), as it was shipped.
+constexpr const char* kVersion1Schema = R"sql(
+CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL);
+INSERT INTO schema_version (version) VALUES (1);
+CREATE TABLE instances (
+  sop_instance_uid TEXT PRIMARY KEY NOT NULL, study_uid TEXT NOT NULL,
+  series_uid TEXT NOT NULL, sop_class_uid TEXT NOT NULL, transfer_syntax_uid TEXT NOT NULL,
+  spool_key TEXT NOT NULL, size_bytes INTEGER NOT NULL, calling_ae TEXT NOT NULL,
+  received_at INTEGER NOT NULL, patient_id TEXT NOT NULL, patient_name TEXT NOT NULL,
+  accession_number TEXT NOT NULL, study_date TEXT NOT NULL, study_description TEXT NOT NULL,
+  modality TEXT NOT NULL, series_description TEXT NOT NULL, body_part TEXT NOT NULL,
+  series_number INTEGER NOT NULL, instance_number INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX instances_by_study ON instances (study_uid, series_number, instance_number);
+CREATE INDEX instances_by_received ON instances (received_at);
+CREATE TABLE units (
+  route TEXT NOT NULL, study_uid TEXT NOT NULL, series_uid TEXT NOT NULL, state TEXT NOT NULL,
+  last_instance_at INTEGER NOT NULL, generation INTEGER NOT NULL,
+  PRIMARY KEY (route, study_uid, series_uid)
+);
+CREATE INDEX units_by_study ON units (study_uid);
+CREATE INDEX units_by_state ON units (state);
+CREATE TABLE mpps (
+  mpps_uid TEXT PRIMARY KEY NOT NULL, study_uid TEXT NOT NULL, status TEXT NOT NULL,
+  instances TEXT NOT NULL
+);
+CREATE INDEX mpps_by_study ON mpps (study_uid);
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, study_uid TEXT NOT NULL, route TEXT NOT NULL,
+  tool TEXT NOT NULL, destinations TEXT NOT NULL, series TEXT NOT NULL,
+  generation INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL, last_error TEXT NOT NULL, created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL, dispatched_at INTEGER NOT NULL, last_result_at INTEGER NOT NULL,
+  UNIQUE (study_uid, route, series, generation)
+);
+CREATE INDEX jobs_by_state ON jobs (state, next_attempt_at);
+CREATE INDEX jobs_by_tool ON jobs (tool, study_uid);
+CREATE TABLE results (
+  job_id INTEGER NOT NULL REFERENCES jobs (id), sop_instance_uid TEXT NOT NULL,
+  sop_class_uid TEXT NOT NULL, series_uid TEXT NOT NULL, spool_key TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sop_instance_uid)
+);
+CREATE TABLE deliveries (
+  job_id INTEGER NOT NULL REFERENCES jobs (id), sop_instance_uid TEXT NOT NULL,
+  destination TEXT NOT NULL, delivered_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, sop_instance_uid, destination)
+);
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, action TEXT NOT NULL,
+  outcome TEXT NOT NULL, actor TEXT NOT NULL, study_ref TEXT NOT NULL,
+  job_id INTEGER NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX audit_by_time ON audit (at);
+INSERT INTO instances VALUES ('old.sop', 'old.study', 'old.series', '1.2.840.10008.5.1.4.1.1.2',
+  '1.2.840.10008.1.2.1', 'key-old', 10, 'MOD', 1000, 'PID', 'DOE^J', 'ACC', '20240101', 'CT',
+  'CT', 'AX', 'HEAD', 1, 1);
+INSERT INTO audit (at, action, outcome, actor, study_ref, job_id, detail)
+  VALUES (1000, 'receive', 'success', 'MOD', 'ref', 0, '{}');
+)sql";
+
+TEST(SqliteIndexMigrationTest, AVersion1IndexGainsTheCrosswalkAndAuditPolicyHash) {
+  TempDir tmp;
+  const fs::path path = tmp.path() / "old.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, kVersion1Schema, nullptr, nullptr, &error), SQLITE_OK) << error;
+    sqlite3_close(db);
+  }
+  auto opened = OpenSqliteIndex(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Index> index = std::move(opened).value();
+
+  auto old_instance = index->FindInstance(SopInstanceUid("old.sop"));
+  ASSERT_TRUE(old_instance.ok());
+  ASSERT_TRUE(old_instance->has_value()) << "rows of the old release are kept";
+  EXPECT_EQ((*old_instance)->spool_key, "key-old");
+
+  index->SetPolicyHash("feed");
+  AuditEvent event;
+  event.at = FromUnixMillis(2000);
+  event.action = "deid";
+  event.outcome = "success";
+  ASSERT_TRUE(index->AppendAudit(event).ok());
+  auto audit = index->ListAudit(10, 0);
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  ASSERT_EQ(audit->size(), 2u);
+  EXPECT_EQ((*audit)[0].policy_hash, "feed");
+  EXPECT_EQ((*audit)[1].action, "receive");
+  EXPECT_EQ((*audit)[1].policy_hash, "") << "old rows carry no hash";
+
+  ASSERT_TRUE(index->PutPseudonyms({Pseudonym("2.25.9", "old.study", FromUnixMillis(2000))}).ok());
+  EXPECT_EQ(index->FindOriginals({"2.25.9"})->at("2.25.9"), "old.study");
+
+  index.reset();
+  auto again = OpenSqliteIndex(path);
+  ASSERT_TRUE(again.ok()) << "a migrated index opens again: " << again.status().ToString();
+  EXPECT_EQ((*again)->FindOriginals({"2.25.9"})->size(), 1u);
+}
+
+// ---- retention ----
+
+TEST_F(SqliteIndexTest, PurgeAuditDeletesRowsBeforeTheCutoffInSeveralTransactions) {
+  // 12,001 old rows written directly (one commit each through the index would take minutes).
+  const int64_t old_ms = ToUnixMillis(clock_.Now());
+  index_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12001) "
+        "INSERT INTO audit (at, action, outcome, actor, study_ref, job_id, detail) "
+        "SELECT " +
+        std::to_string(old_ms) + ", 'receive', 'success', 'MOD', 'ref', 0, '{}' FROM n";
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << error;
+    sqlite3_close(db);
+  }
+  Reopen();
+  clock_.Advance(seconds(60));
+  const TimePoint cutoff = clock_.Now();
+  ASSERT_TRUE(index_->AppendAudit(Audit("at-cutoff")).ok());
+  clock_.Advance(seconds(60));
+  ASSERT_TRUE(index_->AppendAudit(Audit("newer")).ok());
+
+  const int64_t commits_before = GetSqliteIndexStats(*index_).commits;
+  auto purged = index_->PurgeAuditBefore(cutoff);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(*purged, 12001);
+  EXPECT_GE(GetSqliteIndexStats(*index_).commits - commits_before, 3)
+      << "5000 rows per transaction at most, so receipts are not held up";
+  auto left = index_->ListAudit(100, 0);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 2u) << "a row dated exactly at the cutoff is kept";
+  EXPECT_EQ((*left)[0].action, "newer");
+  EXPECT_EQ((*left)[1].action, "at-cutoff");
+  EXPECT_EQ(index_->PurgeAuditBefore(cutoff).value(), 0);
+}
+
+class SqliteIndexRetentionTest : public SqliteIndexTest {
+ protected:
+  // Records instance `sop` of `study` received now, stored under "key-<sop>".
+  void Receive(const std::string& study, const std::string& sop) {
+    ASSERT_TRUE(
+        index_->PutInstance(Instance(study, study + ".1", sop, 1, 1), Audit("receive")).ok());
+  }
+  JobId JobIn(const std::string& study, JobState state, const std::string& route = "route") {
+    JobRecord job = Job(study, route, 0, state);
+    job.series.clear();
+    return MustCreate(job);
+  }
+  void Result(JobId job, const std::string& sop, const std::string& key) {
+    ResultRecord r;
+    r.job_id = job;
+    r.sop_instance_uid = SopInstanceUid(sop);
+    r.sop_class_uid = SopClassUid("1.2.840.10008.5.1.4.1.1.88.22");  // Enhanced SR
+    r.series_uid = SeriesUid("r");
+    r.spool_key = key;
+    r.size_bytes = 10;
+    r.received_at = clock_.Now();
+    ASSERT_TRUE(index_->PutResult(r, Audit("result", job)).ok());
+  }
+  std::vector<StudyUid> ToExpire(TimePoint cutoff, int limit = 100) {
+    auto studies = index_->StudiesToExpire(cutoff, limit);
+    EXPECT_TRUE(studies.ok()) << studies.status().ToString();
+    return studies.ok() ? *studies : std::vector<StudyUid>{};
+  }
+  AuditEvent ExpireAudit(const std::string& study) {
+    AuditEvent e = Audit("expire");
+    e.study_ref = StudyRef(StudyUid(study));
+    e.detail = R"({"policy":"spool"})";
+    return e;
+  }
+};
+
+TEST_F(SqliteIndexRetentionTest, StudiesToExpireAreOldAndIdleOldestFirst) {
+  Receive("done", "done.1");
+  JobIn("done", JobState::kDone);
+  clock_.Advance(seconds(1));
+  Receive("failed", "failed.1");
+  JobIn("failed", JobState::kFailed);
+  JobIn("failed", JobState::kDeadLetter, "route2");
+  clock_.Advance(seconds(1));
+  Receive("no-job", "no-job.1");
+  clock_.Advance(seconds(1));
+  Receive("complete-unit", "complete-unit.1");
+  ASSERT_TRUE(index_
+                  ->PutUnit({"route", StudyUid("complete-unit"), SeriesUid(), UnitState::kComplete,
+                             clock_.Now(), 0})
+                  .ok());
+  // Kept: any non-terminal job, an open unit, an instance at or after the cutoff.
+  for (JobState active :
+       {JobState::kQueued, JobState::kSending, JobState::kAwaitingResults, JobState::kDelivering}) {
+    const std::string study = std::string("active-") + JobStateName(active);
+    Receive(study, study + ".1");
+    JobIn(study, JobState::kDone);
+    JobIn(study, active, "route2");
+  }
+  Receive("open-unit", "open-unit.1");
+  ASSERT_TRUE(index_
+                  ->PutUnit({"route", StudyUid("open-unit"), SeriesUid(), UnitState::kOpen,
+                             clock_.Now(), 0})
+                  .ok());
+  Receive("late", "late.1");
+  clock_.Advance(seconds(60));
+  const TimePoint cutoff = clock_.Now();
+  Receive("late", "late.2");
+  Receive("recent", "recent.1");
+
+  EXPECT_EQ(ToExpire(cutoff),
+            (std::vector<StudyUid>{StudyUid("done"), StudyUid("failed"), StudyUid("no-job"),
+                                   StudyUid("complete-unit")}));
+  EXPECT_EQ(ToExpire(cutoff, 2), (std::vector<StudyUid>{StudyUid("done"), StudyUid("failed")}));
+}
+
+TEST_F(SqliteIndexRetentionTest, ExpireStudyDeletesItsDataKeepsHistoryAndReturnsItsFiles) {
+  Receive("S", "S.1");
+  Receive("S", "S.2");
+  Receive("other", "other.1");
+  const JobId job = JobIn("S", JobState::kDone);
+  const JobId other_job = JobIn("other", JobState::kDone);
+  Result(job, "res.1", "key-res.1");
+  Result(job, "res.shared", "key-shared");
+  Result(other_job, "res.shared", "key-shared");
+  ASSERT_TRUE(
+      index_->MarkDelivered(job, SopInstanceUid("res.1"), "PACS1", Audit("deliver", job)).ok());
+  ASSERT_TRUE(
+      index_->PutUnit({"route", StudyUid("S"), SeriesUid(), UnitState::kComplete, clock_.Now(), 0})
+          .ok());
+  ASSERT_TRUE(
+      index_->PutMpps({"mpps.1", StudyUid("S"), "COMPLETED", {SopInstanceUid("S.1")}}).ok());
+
+  auto keys = index_->ExpireStudy(StudyUid("S"), ExpireAudit("S"));
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  std::sort(keys->begin(), keys->end());
+  EXPECT_EQ(*keys, (std::vector<std::string>{"key-S.1", "key-S.2", "key-res.1"}))
+      << "key-shared is still named by the other study's result";
+
+  EXPECT_TRUE(index_->ListInstances(StudyUid("S"))->empty());
+  EXPECT_FALSE(index_->GetStudy(StudyUid("S"))->has_value());
+  EXPECT_TRUE(index_->ListResults(job)->empty());
+  EXPECT_TRUE(index_->UnitsOfStudy(StudyUid("S"))->empty());
+  EXPECT_TRUE(index_->MppsOfStudy(StudyUid("S"))->empty());
+  auto kept_job = index_->GetJob(job);
+  ASSERT_TRUE(kept_job.ok() && kept_job->has_value()) << "jobs are history";
+  EXPECT_EQ((*kept_job)->state, JobState::kDone);
+  EXPECT_EQ(index_->ListDelivered(job)->size(), 1u) << "deliveries are history";
+  EXPECT_EQ(index_->ListInstances(StudyUid("other"))->size(), 1u);
+  EXPECT_EQ(index_->ListResults(other_job)->size(), 1u);
+
+  auto audit = index_->ListAudit(1, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].action, "expire");
+  EXPECT_EQ((*audit)[0].study_ref, StudyRef(StudyUid("S")));
+  EXPECT_EQ(nlohmann::json::parse((*audit)[0].detail),
+            nlohmann::json::parse(R"({"policy":"spool","instances":2,"results":2})"));
+
+  const size_t events = index_->ListAudit(1000, 0)->size();
+  auto again = index_->ExpireStudy(StudyUid("S"), ExpireAudit("S"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(index_->ListAudit(1000, 0)->size(), events) << "no second expire event";
+}
+
+TEST_F(SqliteIndexRetentionTest, ExpireStudyRefusesAStudyWithWorkInProgress) {
+  Receive("S", "S.1");
+  JobIn("S", JobState::kAwaitingResults);
+  auto refused = index_->ExpireStudy(StudyUid("S"), ExpireAudit("S"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(index_->ListInstances(StudyUid("S"))->size(), 1u) << "nothing deleted";
+
+  Receive("U", "U.1");
+  ASSERT_TRUE(
+      index_->PutUnit({"route", StudyUid("U"), SeriesUid(), UnitState::kOpen, clock_.Now(), 0})
+          .ok());
+  EXPECT_EQ(index_->ExpireStudy(StudyUid("U"), ExpireAudit("U")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(index_->ListInstances(StudyUid("U"))->size(), 1u);
 }
 
 TEST(JobStateTest, NamesRoundTrip) {

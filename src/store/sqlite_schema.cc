@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -107,6 +107,27 @@ CREATE TABLE audit (
   detail TEXT NOT NULL
 );
 CREATE INDEX audit_by_time ON audit (at);
+)sql",
+    // 1 -> 2: the pseudonym crosswalk (re-identification inside the trust) and the hash of
+    // the policy in force on each audit row ('' on rows written before it was recorded).
+    R"sql(
+CREATE TABLE crosswalk (
+  pseudonym TEXT PRIMARY KEY NOT NULL,
+  original TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  study_uid TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX crosswalk_by_created ON crosswalk (created_at);
+
+ALTER TABLE audit ADD COLUMN policy_hash TEXT NOT NULL DEFAULT '';
+)sql",
+    // 2 -> 3: retention finds a study's jobs, and whether another row still refers to a
+    // result's spool file, without scanning.
+    R"sql(
+CREATE INDEX jobs_by_study ON jobs (study_uid);
+CREATE INDEX results_by_spool_key ON results (spool_key);
 )sql",
 };
 

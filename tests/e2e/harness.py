@@ -28,6 +28,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+class PeerExited(AssertionError):
+    """A peer process ended while a test waited on it: waiting longer cannot help."""
+
+
 def wait_until(what, predicate, timeout=60.0, interval=0.2):
     deadline = time.monotonic() + timeout
     last = None
@@ -36,6 +40,8 @@ def wait_until(what, predicate, timeout=60.0, interval=0.2):
             last = predicate()
             if last:
                 return last
+        except PeerExited:
+            raise
         except Exception as e:  # the peer may not be up yet
             last = e
         time.sleep(interval)
@@ -185,7 +191,7 @@ class Conduit:
 
     def _alive(self):
         if self.proc.poll() is not None:
-            raise AssertionError(f"conduit exited with {self.proc.returncode}; log:\n{self.logs()[-3000:]}")
+            raise PeerExited(f"conduit exited with {self.proc.returncode}; log:\n{self.logs()[-3000:]}")
         return True
 
     def kill9(self):

@@ -8,9 +8,10 @@ import os
 import subprocess
 import sys
 import unittest
+import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (E2ETest, stop_process, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
+from harness import (E2ETest, PeerExited, stop_process, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
                      free_port, http_json, run, BUILD, ENV)
 
 NODE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "tools",
@@ -43,7 +44,7 @@ class DimseToolNode:
 
     def _alive(self):
         if self.proc.poll() is not None:
-            raise AssertionError(f"tool node exited with {self.proc.returncode}: "
+            raise PeerExited(f"tool node exited with {self.proc.returncode}: "
                                  f"{self.proc.stderr.read().decode(errors='replace')}")
         return True
 
@@ -64,7 +65,8 @@ class DimseToolNode:
 class DimseToolTest(E2ETest):
     def gateway(self, pacs, node, timeout="10s", retry=None, start=True):
         tool = {"name": "aitool", "kind": "dimse", "ae_title": TOOL_AE, "host": "127.0.0.1",
-                "port": node.port, "timeout": timeout, "results_stable_after": "1s"}
+                "port": node.port, "timeout": timeout, "results_stable_after": "1s",
+                "hosting_region": "UK"}
         config = {
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
                               "port": pacs.dicom_port, "timeout": "5s"}],
@@ -122,6 +124,26 @@ class DimseToolTest(E2ETest):
         self.assertTrue(all(e["actor"] == "aitool" for e in objects))
         self.assertTrue(any(e["action"] == "deliver" and e["outcome"] == "success"
                             for e in self.audit(conduit)))
+        # The tool is outside the trust: what it received was de-identified under the policy,
+        # and its results came back re-identified onto the original patient and study.
+        for expected in (("deidentify", "success"), ("reidentify", "success")):
+            self.assertIn(expected, actions)
+        deid = [e for e in mine if e["action"] == "deidentify"][0]
+        self.assertTrue(deid["policy_hash"])
+        original = pydicom.dcmread(files[0], stop_before_pixels=True)
+        secrets = [str(original.PatientID).encode(), str(original.PatientName).encode(),
+                   study_uid.encode(), str(original.SOPInstanceUID).encode()]
+        received = [p for p in glob.glob(os.path.join(node.work, "**", "*"), recursive=True)
+                    if os.path.isfile(p) and not p.endswith((".log", ".sh"))]
+        received = [p for p in received if open(p, "rb").read(132)[128:132] == b"DICM"]
+        self.assertGreater(len(received), 0, "the node kept what it received")
+        for path in received:
+            data = open(path, "rb").read()
+            for secret in secrets:
+                self.assertNotIn(secret, data, f"{path} carries an identifier in clear")
+        for instance in pacs.instances_of_study(study_uid):
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertEqual(tags["PatientID"], str(original.PatientID))
         self.assertIn("received 6 instance(s)", node.log())
         self.assertIn("sent results: 3 of 3 file(s) accepted", node.log())
 
@@ -160,12 +182,12 @@ class DimseToolTest(E2ETest):
         self.assertEqual(len(http_json(pacs.url + "/studies")), 1)
         self.assertEqual(len(http_json(pacs.url + "/instances")), 3)
         self.assertIn("sent an image of another study: 0 of 1 file(s) accepted", node.log())
-        # No job awaits results for the foreign study: the object is refused to the tool, kept
-        # in quarantine as evidence and audited.
+        # The foreign study is not one Conduit de-identified for this tool: the object is refused
+        # to the tool, kept in quarantine as evidence and audited.
         events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
         self.assertEqual(len(events), 1, events)
         self.assertEqual(events[0]["actor"], "aitool")
-        self.assertIn("no job of this tool awaits results", str(events[0]["detail"]))
+        self.assertIn("not one this trust sent to the tool", str(events[0]["detail"]))
         self.assertNotEqual(events[0]["study_ref"], job["study_ref"])
         kept = glob.glob(os.path.join(conduit.data_dir, "spool", "quarantine", "unmatched-aitool", "*"))
         self.assertEqual(len([k for k in kept if k.endswith(".reason.txt")]), 1, kept)

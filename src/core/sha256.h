@@ -1,5 +1,5 @@
-// SHA-256 as lower-case hex, the one digest the store derives names and references from.
-// Internal to store: spool keys and StudyRef() both use it.
+// SHA-256 as lower-case hex: the one digest Conduit derives names, references and policy
+// hashes from.
 #pragma once
 
 #include <string>
