@@ -1,5 +1,7 @@
 #include "deid/dataset_io.h"
 
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -27,12 +29,29 @@ Status ZeroPreamble(const fs::path& file) {
 
 }  // namespace
 
-Status LoadLazily(const fs::path& path, DcmFileFormat& file) {
-  OFCondition loaded = file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange,
-                                     kLazyLoadBytes, ERM_autoDetect);
-  if (loaded.bad())
-    return InvalidArgument(path.string() + ": not readable DICOM (" + loaded.text() + ")");
-  return Status::Ok();
+Result<std::unique_ptr<LoadedFile>> LoadLazily(const fs::path& path) {
+  auto loaded = std::make_unique<LoadedFile>();
+  auto inflated = InflateIfDeflated(path);
+  if (!inflated.ok()) return InvalidArgument(path.string() + ": " + inflated.status().message());
+  if (*inflated != nullptr) {
+    loaded->inflated = std::move(*inflated);
+    *loaded->file.getMetaInfo() = loaded->inflated->meta();
+    OFString syntax;
+    loaded->inflated->meta().findAndGetOFString(DCM_TransferSyntaxUID, syntax);
+    loaded->xfer = DcmXfer(syntax.c_str()).getXfer();
+    OFCondition read =
+        loaded->dataset().loadFile(OFFilename(loaded->inflated->path().c_str()),
+                                   EXS_LittleEndianExplicit, EGL_noChange, kLazyLoadBytes);
+    if (read.bad())
+      return InvalidArgument(path.string() + ": not readable DICOM (" + read.text() + ")");
+    return loaded;
+  }
+  OFCondition read = loaded->file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange,
+                                           kLazyLoadBytes, ERM_autoDetect);
+  if (read.bad())
+    return InvalidArgument(path.string() + ": not readable DICOM (" + read.text() + ")");
+  loaded->xfer = loaded->dataset().getOriginalXfer();
+  return loaded;
 }
 
 Status SaveAtomically(DcmFileFormat& file, E_TransferSyntax xfer, const fs::path& out,

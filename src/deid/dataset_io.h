@@ -8,16 +8,26 @@
 #include <dcmtk/dcmdata/dcitem.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "dicom/deflated_file.h"
 
 namespace conduit::deid_io {
 
-// Loads `path`; values over 4 KiB are read from the file only when used or written.
+// A file as loaded: values over 4 KiB stay in the file until used or written. A deflated
+// file's dataset is read from an inflated temporary copy, which lives as long as this.
+struct LoadedFile {
+  DcmFileFormat file;
+  E_TransferSyntax xfer = EXS_Unknown;  // the file's own transfer syntax (deflated included)
+  std::unique_ptr<InflatedDataset> inflated;
+  DcmDataset& dataset() { return *file.getDataset(); }
+};
+
 // Errors: kInvalidArgument "<path>: not readable DICOM (...)".
-Status LoadLazily(const std::filesystem::path& path, DcmFileFormat& file);
+Result<std::unique_ptr<LoadedFile>> LoadLazily(const std::filesystem::path& path);
 
 // Writes `file` in `xfer` to `out` (replaced atomically), with the file meta updated and no
 // group lengths; `zero_preamble` blanks the 128-byte preamble. Errors: kInvalidArgument when

@@ -691,10 +691,10 @@ Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::p
   std::error_code ec;
   outcome.bytes_in = fs::file_size(in, ec);
   if (ec) return ErrnoStatus(ec.value(), "reading " + in.string());
-  DcmFileFormat file;
-  RETURN_IF_ERROR(LoadLazily(in, file));
-  DcmDataset& dataset = *file.getDataset();
-  const E_TransferSyntax original_xfer = dataset.getOriginalXfer();
+  ASSIGN_OR_RETURN(std::unique_ptr<deid_io::LoadedFile> loaded, LoadLazily(in));
+  DcmFileFormat& file = loaded->file;
+  DcmDataset& dataset = loaded->dataset();
+  const E_TransferSyntax original_xfer = loaded->xfer;
   if (original_xfer == EXS_Unknown)
     return InvalidArgument(in.string() + ": transfer syntax not recognised");
   if (StringOf(dataset, DCM_SOPClassUID).empty() || StringOf(dataset, DCM_SOPInstanceUID).empty())

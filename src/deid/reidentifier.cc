@@ -91,9 +91,8 @@ bool IsPseudonymUid(std::string_view uid) {
 Reidentifier::Reidentifier(CrosswalkLookup lookup) : lookup_(std::move(lookup)) {}
 
 Result<std::optional<std::string>> Reidentifier::OriginalStudyOf(const fs::path& result) const {
-  DcmFileFormat file;
-  RETURN_IF_ERROR(LoadLazily(result, file));
-  std::string study = StringOf(*file.getDataset(), DCM_StudyInstanceUID);
+  ASSIGN_OR_RETURN(auto loaded, LoadLazily(result));
+  std::string study = StringOf(loaded->dataset(), DCM_StudyInstanceUID);
   if (study.empty()) return std::optional<std::string>();
   ASSIGN_OR_RETURN(auto originals, lookup_({study}));
   auto it = originals.find(study);
@@ -103,9 +102,8 @@ Result<std::optional<std::string>> Reidentifier::OriginalStudyOf(const fs::path&
 
 Result<ReidOutcome> Reidentifier::ReidentifyFile(const fs::path& in, const fs::path& out,
                                                  const fs::path& original_instance) const {
-  DcmFileFormat file;
-  RETURN_IF_ERROR(LoadLazily(in, file));
-  DcmDataset& dataset = *file.getDataset();
+  ASSIGN_OR_RETURN(auto loaded, LoadLazily(in));
+  DcmDataset& dataset = loaded->dataset();
 
   std::set<std::string> uids;
   ForEachUid(dataset, 0, [&](DcmElement& element, int) {
@@ -148,11 +146,10 @@ Result<ReidOutcome> Reidentifier::ReidentifyFile(const fs::path& in, const fs::p
   });
   RETURN_IF_ERROR(problem);
 
-  DcmFileFormat original;
-  Status original_loaded = LoadLazily(original_instance, original);
-  if (!original_loaded.ok())
-    return DataLoss("the original instance is not readable: " + original_loaded.message());
-  DcmDataset& source = *original.getDataset();
+  auto original = LoadLazily(original_instance);
+  if (!original.ok())
+    return DataLoss("the original instance is not readable: " + original.status().message());
+  DcmDataset& source = (*original)->dataset();
   for (const DcmTagKey& key : kIdentity) {
     delete dataset.remove(key);
     DcmElement* element = nullptr;
@@ -163,7 +160,7 @@ Result<ReidOutcome> Reidentifier::ReidentifyFile(const fs::path& in, const fs::p
   }
   for (const DcmTagKey& key : kDeidMarks) delete dataset.remove(key);
 
-  RETURN_IF_ERROR(SaveAtomically(file, dataset.getOriginalXfer(), out, /*zero_preamble=*/false));
+  RETURN_IF_ERROR(SaveAtomically(loaded->file, loaded->xfer, out, /*zero_preamble=*/false));
   return outcome;
 }
 

@@ -19,6 +19,8 @@
 #include <system_error>
 #include <vector>
 
+#include "dicom/deflated_file.h"
+
 namespace conduit {
 namespace {
 
@@ -26,8 +28,6 @@ namespace {
 // so memory stays bounded whatever the size of the instance.
 constexpr Uint32 kMaxLoadedValueBytes = 4096;
 constexpr unsigned long kMaxAttributeBytes = 1024;
-// A deflated dataset is inflated to a temporary file of at most this size.
-constexpr uint64_t kMaxInflatedBytes = uint64_t{1} << 30;
 
 bool IsTextVr(DcmEVR vr) {
   switch (vr) {
@@ -59,7 +59,7 @@ bool IsTextVr(DcmEVR vr) {
 std::string Text(DcmItem& item, const DcmTagKey& tag) {
   DcmElement* element = nullptr;
   if (item.findAndGetElement(tag, element).bad() || element == nullptr ||
-      element->getLength() > kMaxAttributeBytes) {
+      element->getLengthField() > kMaxAttributeBytes) {
     return {};
   }
   OFString value;
@@ -116,7 +116,7 @@ Result<InstanceMeta> Extract(DcmDataset* dataset, DcmMetaInfo* meta_info) {
     if (element == nullptr || element->getTag().isPrivate() || !IsTextVr(element->ident())) {
       continue;
     }
-    if (element->getLength() > kMaxAttributeBytes) continue;
+    if (element->getLengthField() > kMaxAttributeBytes) continue;
     DcmTag tag = element->getTag();
     const char* keyword = tag.getTagName();
     if (keyword == nullptr || tag.getVR().getEVR() == EVR_UNKNOWN ||
@@ -129,85 +129,6 @@ Result<InstanceMeta> Extract(DcmDataset* dataset, DcmMetaInfo* meta_info) {
   return meta;
 }
 
-// A temporary file removed when this goes out of scope.
-class TempFile {
- public:
-  TempFile() = default;
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  Status Create() {
-    std::error_code ec;
-    const std::filesystem::path dir = std::filesystem::temp_directory_path(ec);
-    std::string name =
-        ((ec ? std::filesystem::path("/tmp") : dir) / "conduit-inflate-XXXXXX").string();
-    fd_ = ::mkstemp(name.data());
-    if (fd_ < 0) return ErrnoStatus(errno, "create temporary file for inflated dataset");
-    path_ = name;
-    return Status::Ok();
-  }
-  Status Write(const char* data, size_t size) {
-    while (size > 0) {
-      const ssize_t n = ::write(fd_, data, size);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "write inflated dataset");
-      data += n;
-      size -= static_cast<size_t>(n);
-    }
-    return Status::Ok();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  int fd_ = -1;
-  std::string path_;
-};
-
-// Deflated Explicit VR Little Endian: the dataset after the meta header is a zlib stream, which
-// DCMTK cannot seek in, so it would load every value (pixel data included) and allocate each
-// value's declared length, up to 4 GiB, before reading it. Instead the dataset is inflated to a
-// temporary file (at most kMaxInflatedBytes) and parsed from there like any other file.
-// Returns the parsed meta header, or nullptr when the file is not deflated (or has no readable
-// meta header, which the ordinary path reports).
-Result<std::unique_ptr<DcmMetaInfo>> ReadDeflated(const std::filesystem::path& file,
-                                                  TempFile& inflated) {
-  DcmInputFileStream stream(file.c_str());
-  if (stream.status().bad()) return std::unique_ptr<DcmMetaInfo>();
-  auto meta_info = std::make_unique<DcmMetaInfo>();
-  meta_info->transferInit();
-  const OFCondition cond = meta_info->read(stream, EXS_Unknown, EGL_noChange, kMaxLoadedValueBytes);
-  meta_info->transferEnd();
-  const std::string syntax = Text(*meta_info, DCM_TransferSyntaxUID);
-  if (syntax.empty() || DcmXfer(syntax.c_str()).getStreamCompression() == ESC_none) {
-    return std::unique_ptr<DcmMetaInfo>();
-  }
-  if (cond.bad()) return InvalidArgument(std::string("not DICOM or truncated: ") + cond.text());
-  if (stream.installCompressionFilter(DcmXfer(syntax.c_str()).getStreamCompression()).bad()) {
-    return InvalidArgument("deflated dataset: cannot start inflating");
-  }
-  RETURN_IF_ERROR(inflated.Create());
-  std::vector<char> buffer(64 * 1024);
-  uint64_t total = 0;
-  while (!stream.eos() && stream.status().good()) {
-    const offile_off_t n = stream.read(buffer.data(), static_cast<offile_off_t>(buffer.size()));
-    if (n <= 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > kMaxInflatedBytes) {
-      return InvalidArgument("deflated dataset inflates to more than " +
-                             std::to_string(kMaxInflatedBytes >> 20) + " MiB");
-    }
-    RETURN_IF_ERROR(inflated.Write(buffer.data(), static_cast<size_t>(n)));
-  }
-  if (stream.status().bad()) {
-    return InvalidArgument(std::string("deflated dataset corrupt or truncated: ") +
-                           stream.status().text());
-  }
-  return meta_info;
-}
-
 // Errors name only the problem; callers prefix the file.
 Result<InstanceMeta> ReadMeta(const std::filesystem::path& file) {
   std::error_code ec;
@@ -216,16 +137,15 @@ Result<InstanceMeta> ReadMeta(const std::filesystem::path& file) {
     return InvalidArgument("not a regular file");
   }
 
-  TempFile inflated;
-  ASSIGN_OR_RETURN(std::unique_ptr<DcmMetaInfo> deflated_meta, ReadDeflated(file, inflated));
-  if (deflated_meta != nullptr) {
+  ASSIGN_OR_RETURN(std::unique_ptr<InflatedDataset> inflated, InflateIfDeflated(file));
+  if (inflated != nullptr) {
     DcmDataset dataset;
-    const OFCondition cond = dataset.loadFile(inflated.path().c_str(), EXS_LittleEndianExplicit,
+    const OFCondition cond = dataset.loadFile(inflated->path().c_str(), EXS_LittleEndianExplicit,
                                               EGL_noChange, kMaxLoadedValueBytes);
     if (cond.bad()) {
       return InvalidArgument(std::string("not DICOM or truncated: ") + cond.text());
     }
-    return Extract(&dataset, deflated_meta.get());
+    return Extract(&dataset, &inflated->meta());
   }
 
   DcmFileFormat format;
