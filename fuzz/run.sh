@@ -3,13 +3,14 @@
 # copy of its seed corpus (plus every committed regression input). Fails on any crash, leak,
 # sanitizer report, timeout or out-of-memory; the input that caused it is kept and named.
 # Idempotent. Environment: FUZZ_SECONDS (per target, default 30; 0 replays the seeds only),
-# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all four).
+# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
-read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid}"
+all_targets="fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query"
+read -r -a targets <<<"${FUZZ_TARGETS:-$all_targets}"
 build=$root/build-fuzz
 work=$build/fuzz-work
 
@@ -81,6 +82,8 @@ for target in "${targets[@]}"; do
     fuzz_instance_meta) extra+=(-max_len=20000) ;;
     fuzz_config) extra+=(-max_len=4096) ;;
     fuzz_route_glob) extra+=(-max_len=600) ;;
+    fuzz_multipart) extra+=(-max_len=4096) ;;
+    fuzz_qido_query) extra+=(-max_len=4096) ;;
   esac
   # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
   if [ "$seconds" -gt 0 ]; then budget=(-max_total_time="$seconds"); else budget=(-runs=0); fi

@@ -9,7 +9,11 @@ char Lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned 
 
 }  // namespace
 
-bool GlobMatch(std::string_view pattern, std::string_view text) {
+bool GlobMatch(std::string_view pattern, std::string_view text, GlobCase letters) {
+  const bool ignore_case = letters == GlobCase::kIgnore;
+  auto same = [ignore_case](char p, char t) {
+    return p == '?' || p == t || (ignore_case && Lower(p) == Lower(t));
+  };
   // Iterative matching with backtracking to the last '*': linear in practice, no recursion.
   size_t p = 0, t = 0;
   size_t star = std::string_view::npos, star_text = 0;
@@ -17,7 +21,7 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
     if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       star_text = t;
-    } else if (p < pattern.size() && (pattern[p] == '?' || Lower(pattern[p]) == Lower(text[t]))) {
+    } else if (p < pattern.size() && same(pattern[p], text[t])) {
       ++p;
       ++t;
     } else if (star != std::string_view::npos) {
