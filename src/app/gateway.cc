@@ -12,6 +12,7 @@
 #include "app/recovery.h"
 #include "app/retention.h"
 #include "dicom/dimse_listener.h"
+#include "evidence/tool_manifest.h"
 #include "http/admin_server.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
@@ -58,6 +59,8 @@ Gateway::~Gateway() { Stop(); }
 Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   auto p = std::make_unique<Parts>();
   p->config = std::move(config);
+  // Tools named by their manifest get their settings from it (a no-op if already done).
+  RETURN_IF_ERROR(ResolveToolManifests(p->config, "config"));
   // Paths in the config are relative to where conduit was started; tools run in their job's
   // work folder, so everything is made absolute once, here.
   p->config.node.data_dir = std::filesystem::absolute(p->config.node.data_dir);

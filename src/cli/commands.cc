@@ -12,6 +12,7 @@
 #include "app/ingest_service.h"
 #include "dicom/dimse_sender.h"
 #include "dicom/instance_meta.h"
+#include "evidence/tool_manifest.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
 #include "store/sqlite_index.h"
@@ -44,6 +45,8 @@ Result<Config> LoadConfigOrDefault(const std::optional<std::string>& path,
   Result<Config> config =
       path ? LoadConfigFile(*path) : Result<Config>(EmbeddedDefaultConfig(self));
   if (!config.ok()) return config;
+  // Tools named by their manifest get their settings from it.
+  RETURN_IF_ERROR(ResolveToolManifests(*config, path.value_or("(embedded default)")));
   // A tool the policy forbids (hosting region, retain options) is refused here, before
   // anything runs.
   auto policy = LoadPolicyFor(*config);

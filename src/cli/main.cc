@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/deid_command.h"
+#include "cli/tool_command.h"
 
 namespace {
 
@@ -99,7 +100,32 @@ int main(int argc, char** argv) {
   policy_show->add_option("--policy", policy_file, "Policy YAML (default: built-in)")
       ->check(CLI::ExistingFile);
 
-  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check, echo}) {
+  auto* tool = app.add_subcommand("tool", "The registry of AI tools, from their manifests");
+  tool->require_subcommand(1);
+  auto* tool_add = tool->add_subcommand(
+      "add", "Validate a tool manifest, check it against the policy and register it");
+  std::string tool_manifest;
+  tool_add->add_option("manifest", tool_manifest, "Tool manifest (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  auto* tool_list = tool->add_subcommand("list", "List registered tools and versions");
+  bool tool_all = false, tool_json = false;
+  tool_list->add_flag("--all", tool_all, "Include removed versions");
+  tool_list->add_flag("--json", tool_json, "Print JSON");
+  auto* tool_show = tool->add_subcommand("show", "Show a tool's manifest (latest version)");
+  std::string tool_name;
+  std::optional<std::string> tool_version;
+  tool_show->add_option("name", tool_name, "Tool name")->required();
+  tool_show->add_option("--version", tool_version, "That version instead of the latest");
+  tool_show->add_flag("--json", tool_json, "Print JSON");
+  auto* tool_remove = tool->add_subcommand(
+      "remove", "Remove a tool version from the registry (it stays in its history)");
+  std::string tool_remove_version;
+  tool_remove->add_option("name", tool_name, "Tool name")->required();
+  tool_remove->add_option("--version", tool_remove_version, "The version to remove")->required();
+
+  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check, echo, tool_add,
+                    tool_list, tool_show, tool_remove}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -143,5 +169,13 @@ int main(int argc, char** argv) {
     return conduit::cli::ConfigCheck(*config, config_path.value_or("(embedded default)"));
   }
   if (echo->parsed()) return conduit::cli::EchoPeer(*config, echo_name);
+  if (tool_add->parsed()) return conduit::cli::ToolAdd(*config, tool_manifest);
+  if (tool_list->parsed()) return conduit::cli::ToolList(*config, tool_all, tool_json);
+  if (tool_show->parsed()) {
+    return conduit::cli::ToolShow(*config, tool_name, tool_version, tool_json);
+  }
+  if (tool_remove->parsed()) {
+    return conduit::cli::ToolRemove(*config, tool_name, tool_remove_version);
+  }
   return 2;
 }

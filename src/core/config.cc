@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/duration.h"
+#include "core/text_file.h"
 #include "core/yaml_fields.h"
 
 namespace conduit {
@@ -17,6 +17,7 @@ using Ctx = yaml::Context;
 using yaml::CheckKeys;
 using yaml::Child;
 using yaml::GetBool;
+using yaml::GetDuration;
 using yaml::GetString;
 
 Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
@@ -34,17 +35,6 @@ Status GetInt(const Ctx& ctx, const YAML::Node& map, const std::string& path, co
                      "out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
   out = static_cast<std::remove_reference_t<decltype(out)>>(v);
-  return Status::Ok();
-}
-
-Status GetDuration(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
-                   milliseconds& out) {
-  std::string text;
-  RETURN_IF_ERROR(GetString(ctx, map, path, key, text));
-  if (text.empty()) return Status::Ok();
-  auto d = ParseDuration(text);
-  if (!d.ok()) return ctx.Error(map[key], Child(path, key), d.status().message());
-  out = *d;
   return Status::Ok();
 }
 
@@ -138,11 +128,36 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   return Status::Ok();
 }
 
+// A tool given by its manifest: `{manifest: FILE}`, optionally with the name routes use.
+Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+                         ToolConfig& out) {
+  for (const auto& kv : n) {
+    const std::string key = kv.first.as<std::string>();
+    if (key != "manifest" && key != "name") {
+      return ctx.Error(kv.first, path + "." + key,
+                       "comes from the manifest; a tool named by its manifest takes only "
+                       "'manifest' and 'name'");
+    }
+  }
+  std::string file;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "manifest", file, /*required=*/true));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
+  out.manifest_file = file;
+  return Status::Ok();
+}
+
 Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path,
-                {"name", "kind", "command", "ae_title", "host", "port", "max_concurrent", "timeout",
-                 "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
+  if (n.IsMap() && n["manifest"].IsDefined()) {
+    RETURN_IF_ERROR(CheckKeys(
+        ctx, n, path,
+        {"name", "manifest", "kind", "command", "ae_title", "host", "port", "max_concurrent",
+         "timeout", "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
+    return ParseManifestTool(ctx, n, path, out);
+  }
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, path,
+      {"name", "manifest", "kind", "command", "ae_title", "host", "port", "max_concurrent",
+       "timeout", "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string kind;
@@ -326,14 +341,14 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
 }
 
 Result<Config> LoadConfigFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("config " + path.string() + ": cannot be read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  ASSIGN_OR_RETURN(Config config, ParseConfig(ss.str(), path.string()));
+  ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "config"));
+  ASSIGN_OR_RETURN(Config config, ParseConfig(text, path.string()));
   // The policy and key files are named relative to the config file's folder.
   const std::filesystem::path folder = path.parent_path();
-  for (std::filesystem::path* p : {&config.governance.policy_file, &config.governance.key_file}) {
+  std::vector<std::filesystem::path*> paths = {&config.governance.policy_file,
+                                               &config.governance.key_file};
+  for (ToolConfig& tool : config.tools) paths.push_back(&tool.manifest_file);
+  for (std::filesystem::path* p : paths) {
     if (!p->empty() && p->is_relative()) *p = folder / *p;
   }
   return config;
@@ -353,13 +368,21 @@ Status ValidateConfig(const Config& config, const std::string& source) {
   for (const auto& d : config.destinations) names.push_back(d.name);
   RETURN_IF_ERROR(unique("destination", names));
   names.clear();
-  for (const auto& t : config.tools) names.push_back(t.name);
+  // A tool named by its manifest alone has its name once the manifest is read.
+  bool unnamed_tools = false;
+  for (const auto& t : config.tools) {
+    if (t.name.empty()) {
+      unnamed_tools = true;
+    } else {
+      names.push_back(t.name);
+    }
+  }
   RETURN_IF_ERROR(unique("tool", names));
   names.clear();
   for (const auto& r : config.routes) names.push_back(r.name);
   RETURN_IF_ERROR(unique("route", names));
   for (const auto& r : config.routes) {
-    if (!config.FindTool(r.tool)) {
+    if (!config.FindTool(r.tool) && !unnamed_tools) {
       return InvalidArgument(source + ": route '" + r.name + "' names tool '" + r.tool +
                              "', which is not among tools");
     }

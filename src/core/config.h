@@ -55,6 +55,10 @@ enum class ToolKind { kExecutable, kDimse };
 
 struct ToolConfig {
   std::string name;
+  // Set when the config names a tool manifest (`manifest: FILE`) instead of the settings
+  // below: the composition root fills them from it (ResolveToolManifests), keeping `name` if
+  // given. Relative to the config file's folder once loaded.
+  std::filesystem::path manifest_file;
   ToolKind kind = ToolKind::kExecutable;
   // kExecutable: argv; the adapter appends --input DIR --output DIR.
   std::vector<std::string> command;
@@ -143,7 +147,8 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path);
 Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir);
 
 // Cross-reference checks: routes name known tools and destinations, names are unique,
-// ports in range. ParseConfig already calls it.
+// ports in range. ParseConfig already calls it; while a tool named by its manifest alone is
+// unresolved (empty name), routes may name tools not yet known.
 Status ValidateConfig(const Config& config, const std::string& source);
 
 }  // namespace conduit

@@ -4,8 +4,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
+#include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -34,5 +37,27 @@ Status GetString(const Context& ctx, const YAML::Node& map, const std::string& p
 // true or false; absent or null leaves `out` unchanged.
 Status GetBool(const Context& ctx, const YAML::Node& map, const std::string& path, const char* key,
                bool& out);
+
+// An item of a list read by GetNameList: its value, its node (for errors) and its key path
+// ("outputs[2]").
+struct ListItem {
+  std::string value;
+  YAML::Node node;
+  std::string path;
+};
+// A list of non-empty single values; absent or null leaves `out` empty unless `required`
+// (then at least one item is needed).
+Status GetNameList(const Context& ctx, const YAML::Node& map, const std::string& path,
+                   const char* key, std::vector<ListItem>& out, bool required = false);
+// A whole number in [lo, hi]; absent or null leaves `out` unchanged unless `required`.
+Status GetWholeNumber(const Context& ctx, const YAML::Node& map, const std::string& path,
+                      const char* key, int64_t lo, int64_t hi, int64_t& out, bool required = false);
+// A number (decimals allowed) in [lo, hi]; absent or null leaves `out` unchanged.
+Status GetNumber(const Context& ctx, const YAML::Node& map, const std::string& path,
+                 const char* key, double lo, double hi, double& out, bool required = false);
+// A duration as core/duration.h reads it ("90s", "10m"); absent or null leaves `out`
+// unchanged unless `required`.
+Status GetDuration(const Context& ctx, const YAML::Node& map, const std::string& path,
+                   const char* key, std::chrono::milliseconds& out, bool required = false);
 
 }  // namespace conduit::yaml

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/sha256.h"
+#include "core/text_file.h"
 #include "core/yaml_fields.h"
 
 namespace conduit {
@@ -465,12 +466,8 @@ Result<Policy> ParsePolicy(const std::string& yaml, const std::string& source) {
 }
 
 Result<Policy> LoadPolicyFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("policy " + path.string() + ": cannot be read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return NotFound("policy " + path.string() + ": read failed");
-  return ParsePolicy(ss.str(), path.string());
+  ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "policy"));
+  return ParsePolicy(text, path.string());
 }
 
 std::string_view BuiltInPolicyText() { return kBuiltInPolicyText; }

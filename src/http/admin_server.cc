@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "evidence/tool_manifest.h"
+#include "evidence/tool_registry.h"
 #include "pipeline/job_engine.h"
 #include "store/records.h"
 
@@ -336,6 +339,10 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/jobs/{id}", &HttpAdminServer::Job);
     AddRoute("POST", "/api/jobs/{id}/retry", &HttpAdminServer::Retry);
     AddRoute("GET", "/api/audit", &HttpAdminServer::Audit);
+    AddRoute("GET", "/api/tools", &HttpAdminServer::Tools);
+    AddRoute("POST", "/api/tools", &HttpAdminServer::AddTool);
+    AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
+    AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
   }
 
@@ -377,6 +384,10 @@ class HttpAdminServer final : public AdminServer {
   Result<Payload> Job(const httplib::Request& req, const Args& args);
   Result<Payload> Retry(const httplib::Request& req, const Args& args);
   Result<Payload> Audit(const httplib::Request& req, const Args& args);
+  Result<Payload> Tools(const httplib::Request& req, const Args& args);
+  Result<Payload> Tool(const httplib::Request& req, const Args& args);
+  Result<Payload> AddTool(const httplib::Request& req, const Args& args);
+  Result<Payload> RemoveTool(const httplib::Request& req, const Args& args);
   Result<Payload> MetricsText(const httplib::Request& req, const Args& args);
 
   AdminContext ctx_;
@@ -549,7 +560,7 @@ void HttpAdminServer::Dispatch(const httplib::Request& req, httplib::Response& r
   }
   SetTraceRoute(match->pattern);
 
-  if (req.method == "POST" && req.has_header("Origin")) {
+  if ((req.method == "POST" || req.method == "DELETE") && req.has_header("Origin")) {
     // A browser on another origin must not drive the admin API (CSRF).
     std::string origin = req.get_header_value("Origin");
     std::string host = req.get_header_value("Host");
@@ -713,6 +724,69 @@ Result<Payload> HttpAdminServer::Audit(const httplib::Request& req, const Args&)
   json list = json::array();
   for (const AuditEvent& e : events) list.push_back(AuditJson(e));
   return Json(json{{"events", list}, {"limit", limit}, {"offset", offset}});
+}
+
+// Tool names and versions as manifests allow them (ParseToolManifest): nothing else is looked up.
+Result<std::string> ToolNameArg(std::string_view what, std::string_view text) {
+  bool ok = !text.empty() && text.size() <= 64;
+  for (char c : text) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+                c == '+');
+  }
+  if (!ok) return InvalidArgument(std::string(what) + ": '" + Echo(text) + "' is not valid");
+  return std::string(text);
+}
+
+Result<Payload> HttpAdminServer::Tools(const httplib::Request& req, const Args&) {
+  bool include_removed = false;
+  if (req.has_param("include_removed")) {
+    const std::string value = req.get_param_value("include_removed");
+    if (value != "true" && value != "false") {
+      return InvalidArgument("include_removed: expected true or false");
+    }
+    include_removed = value == "true";
+  }
+  ASSIGN_OR_RETURN(std::vector<ToolRecord> tools, ctx_.index.ListTools(include_removed));
+  json list = json::array();
+  for (const ToolRecord& t : tools) list.push_back(json::parse(ToolRecordJson(t)));
+  return Json(json{{"tools", list}, {"include_removed", include_removed}});
+}
+
+Result<Payload> HttpAdminServer::Tool(const httplib::Request& req, const Args& args) {
+  ASSIGN_OR_RETURN(std::string name, ToolNameArg("tool name", args.at(0)));
+  std::optional<std::string> version;
+  if (req.has_param("version")) {
+    ASSIGN_OR_RETURN(version, ToolNameArg("version", req.get_param_value("version")));
+  }
+  ASSIGN_OR_RETURN(std::optional<ToolRecord> tool, ctx_.index.GetTool(name, version));
+  if (!tool) {
+    return NotFound("tool " + name + (version ? " version " + *version : "") +
+                    ": not in the registry");
+  }
+  return Payload{"application/json", ToolRecordJson(*tool)};
+}
+
+// The body is the manifest's YAML; errors name its line ("request body:12: ...").
+Result<Payload> HttpAdminServer::AddTool(const httplib::Request& req, const Args&) {
+  ASSIGN_OR_RETURN(ToolManifest manifest, ParseToolManifest(req.body, "request body"));
+  ASSIGN_OR_RETURN(Policy policy, PolicyOfConfig(ctx_.config));
+  ASSIGN_OR_RETURN(PutOutcome outcome,
+                   RegisterTool(ctx_.index, policy, manifest, "http", ctx_.clock));
+  ASSIGN_OR_RETURN(std::optional<ToolRecord> tool,
+                   ctx_.index.GetTool(manifest.name, manifest.version));
+  if (!tool) return Internal("tool " + manifest.name + ": not found after adding it");
+  Payload payload{"application/json", ToolRecordJson(*tool)};
+  payload.status = outcome == PutOutcome::kInserted ? 201 : 200;
+  return payload;
+}
+
+Result<Payload> HttpAdminServer::RemoveTool(const httplib::Request&, const Args& args) {
+  ASSIGN_OR_RETURN(std::string name, ToolNameArg("tool name", args.at(0)));
+  ASSIGN_OR_RETURN(std::string version, ToolNameArg("version", args.at(1)));
+  RETURN_IF_ERROR(UnregisterTool(ctx_.index, name, version, "http", ctx_.clock));
+  ASSIGN_OR_RETURN(std::optional<ToolRecord> tool, ctx_.index.GetTool(name, version));
+  if (!tool) return Internal("tool " + name + ": not found after removing it");
+  return Payload{"application/json", ToolRecordJson(*tool)};
 }
 
 Result<Payload> HttpAdminServer::MetricsText(const httplib::Request&, const Args&) {

@@ -5,6 +5,10 @@
 //   GET  /api/jobs                ?state=&limit= ; GET /api/jobs/{id} with results, deliveries
 //   POST /api/jobs/{id}/retry     replays a failed or dead-lettered job
 //   GET  /api/audit               ?limit=&offset=
+//   GET  /api/tools               the tool registry; ?include_removed=true for its history
+//   GET  /api/tools/{name}        latest version, or ?version=V; with its manifest
+//   POST /api/tools               body: a tool manifest (YAML); 201 added, 200 already there
+//   DELETE /api/tools/{name}/{version}  dates the version removed (kept as history)
 //   GET  /metrics                 Prometheus text format
 // Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error.
 // Thread safety: Start/Stop from one thread; requests are served by a fixed pool.

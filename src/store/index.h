@@ -94,6 +94,24 @@ class Index {
   // Deletes rows created before `cutoff` (retention); returns how many.
   virtual Result<int64_t> PurgePseudonymsBefore(TimePoint cutoff) = 0;
 
+  // --- tool registry ---
+  // Registers one version of a tool with its audit event, in one transaction. kInserted for a
+  // new (name, version), or for a removed one given again with the same hash (it is restored);
+  // kDuplicate, changing nothing, if it is registered with the same hash. Errors:
+  // kAlreadyExists if (name, version) is known with another hash (a changed manifest needs a
+  // new version).
+  virtual Result<PutOutcome> AddToolVersion(const ToolRecord& tool, const AuditEvent& audit) = 0;
+  // Ordered by name, then by when each version was added.
+  virtual Result<std::vector<ToolRecord>> ListTools(bool include_removed) = 0;
+  // That version (removed or not); without one, the version of `name` added last that is not
+  // removed. Empty if there is none.
+  virtual Result<std::optional<ToolRecord>> GetTool(const std::string& name,
+                                                    const std::optional<std::string>& version) = 0;
+  // Dates the version removed at `audit.at` (the row stays, as history) and appends `audit`; a
+  // version already removed is left as it is. Errors: kNotFound if (name, version) is unknown.
+  virtual Status RemoveTool(const std::string& name, const std::string& version,
+                            const AuditEvent& audit) = 0;
+
   // --- audit ---
   // The policy hash stamped on audit events that carry none.
   virtual void SetPolicyHash(const std::string& hash) = 0;

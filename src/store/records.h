@@ -133,4 +133,15 @@ struct CrosswalkRecord {
   TimePoint created_at;
 };
 
+// One version of an AI tool in the registry, as its manifest declared it. A new version is a
+// new row; a row is never overwritten, and removing it only dates it (removed_at).
+struct ToolRecord {
+  std::string name;
+  std::string version;
+  std::string manifest_json;  // the manifest's canonical JSON form
+  std::string manifest_hash;  // SHA-256 hex of the manifest file's bytes
+  TimePoint added_at;
+  std::optional<TimePoint> removed_at;  // empty while the version is registered
+};
+
 }  // namespace conduit

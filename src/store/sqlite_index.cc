@@ -180,6 +180,20 @@ ResultRecord ReadResult(const SqliteStatement& s) {
   return r;
 }
 
+constexpr const char* kToolColumns =
+    "name, version, manifest_json, manifest_hash, added_at, removed_at";
+
+ToolRecord ReadTool(const SqliteStatement& s) {
+  ToolRecord t;
+  t.name = s.Text(0);
+  t.version = s.Text(1);
+  t.manifest_json = s.Text(2);
+  t.manifest_hash = s.Text(3);
+  t.added_at = FromUnixMillis(s.Int(4));
+  if (!s.IsNull(5)) t.removed_at = FromUnixMillis(s.Int(5));
+  return t;
+}
+
 AuditEvent ReadAudit(const SqliteStatement& s) {
   AuditEvent e;
   e.at = FromUnixMillis(s.Int(0));
@@ -783,6 +797,93 @@ class SqliteIndex final : public Index {
                           "DELETE FROM crosswalk WHERE pseudonym IN (SELECT pseudonym FROM "
                           "crosswalk WHERE created_at < ?1 LIMIT ?2)",
                           cutoff);
+  }
+
+  // --- tool registry ---
+
+  Result<PutOutcome> AddToolVersion(const ToolRecord& t, const AuditEvent& audit) override {
+    PutOutcome outcome = PutOutcome::kInserted;
+    auto add = [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(auto find, c.Prepare("SELECT manifest_hash, removed_at IS NOT NULL FROM "
+                                            "tool_registry WHERE name = ?1 AND version = ?2"));
+      find.Bind(1, t.name).Bind(2, t.version);
+      ASSIGN_OR_RETURN(bool row, find.Step());
+      if (row) {
+        if (find.Text(0) != t.manifest_hash) {
+          return AlreadyExists("version " + t.version + " is registered with another manifest (" +
+                               find.Text(0).substr(0, 16) +
+                               "); a changed manifest needs a new version");
+        }
+        if (find.Int(1) == 0) {
+          outcome = PutOutcome::kDuplicate;
+          return Status::Ok();
+        }
+        outcome = PutOutcome::kInserted;
+        ASSIGN_OR_RETURN(auto restore, c.Prepare("UPDATE tool_registry SET removed_at = NULL "
+                                                 "WHERE name = ?1 AND version = ?2"));
+        restore.Bind(1, t.name).Bind(2, t.version);
+        RETURN_IF_ERROR(restore.Run());
+        return Audit(c, audit);
+      }
+      outcome = PutOutcome::kInserted;
+      ASSIGN_OR_RETURN(auto s, c.Prepare(std::string("INSERT INTO tool_registry (") + kToolColumns +
+                                         ") VALUES (?1, ?2, ?3, ?4, ?5, NULL)"));
+      s.Bind(1, t.name)
+          .Bind(2, t.version)
+          .Bind(3, t.manifest_json)
+          .Bind(4, t.manifest_hash)
+          .Bind(5, ToUnixMillis(t.added_at));
+      RETURN_IF_ERROR(s.Run());
+      return Audit(c, audit);
+    };
+    Status written = writer_.Write("index add tool " + t.name + " " + t.version, add);
+    if (!written.ok()) return written;
+    return outcome;
+  }
+
+  Result<std::vector<ToolRecord>> ListTools(bool include_removed) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kToolColumns +
+                                              " FROM tool_registry WHERE ?1 OR removed_at IS "
+                                              "NULL ORDER BY name, id"));
+    s.Bind(1, int64_t{include_removed ? 1 : 0});
+    return Collect<ToolRecord>(s, ReadTool, "index list tools");
+  }
+
+  Result<std::optional<ToolRecord>> GetTool(const std::string& name,
+                                            const std::optional<std::string>& version) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kToolColumns +
+                                              " FROM tool_registry WHERE name = ?1 AND "
+                                              "(CASE WHEN ?2 IS NULL THEN removed_at IS NULL "
+                                              "ELSE version = ?2 END) ORDER BY id DESC LIMIT 1"));
+    s.Bind(1, name);
+    if (version) {
+      s.Bind(2, *version);
+    } else {
+      s.BindNull(2);
+    }
+    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get tool"));
+    if (!row) return std::optional<ToolRecord>();
+    return std::optional<ToolRecord>(ReadTool(s));
+  }
+
+  Status RemoveTool(const std::string& name, const std::string& version,
+                    const AuditEvent& audit) override {
+    return writer_.Write(
+        "index remove tool " + name + " " + version, [&](SqliteConnection& c) -> Status {
+          ASSIGN_OR_RETURN(auto find, c.Prepare("SELECT removed_at IS NOT NULL FROM "
+                                                "tool_registry WHERE name = ?1 AND version = ?2"));
+          find.Bind(1, name).Bind(2, version);
+          ASSIGN_OR_RETURN(bool row, find.Step());
+          if (!row) return NotFound("no such tool version");
+          if (find.Int(0) != 0) return Status::Ok();
+          ASSIGN_OR_RETURN(auto s, c.Prepare("UPDATE tool_registry SET removed_at = ?3 "
+                                             "WHERE name = ?1 AND version = ?2"));
+          s.Bind(1, name).Bind(2, version).Bind(3, ToUnixMillis(audit.at));
+          RETURN_IF_ERROR(s.Run());
+          return Audit(c, audit);
+        });
   }
 
   // --- audit ---

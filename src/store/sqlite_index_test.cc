@@ -1037,6 +1037,118 @@ TEST_F(SqliteIndexRetentionTest, ExpireStudyRefusesAStudyWithWorkInProgress) {
   EXPECT_EQ(index_->ListInstances(StudyUid("U"))->size(), 1u);
 }
 
+// ---- tool registry ----
+
+ToolRecord Tool(const std::string& name, const std::string& version, const std::string& hash,
+                TimePoint at) {
+  ToolRecord t;
+  t.name = name;
+  t.version = version;
+  t.manifest_json = R"({"name":")" + name + R"(","version":")" + version + R"("})";
+  t.manifest_hash = hash;
+  t.added_at = at;
+  return t;
+}
+
+TEST_F(SqliteIndexTest, ToolVersionsAreNewRowsAndTheLatestIsTheLastAdded) {
+  auto first = index_->AddToolVersion(Tool("acme", "1.0", "h1", clock_.Now()), Audit("tool_add"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, PutOutcome::kInserted);
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("acme", "1.1", "h2", clock_.Now()), Audit("tool_add")).ok());
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("beta", "3", "h3", clock_.Now()), Audit("tool_add")).ok());
+
+  auto latest = index_->GetTool("acme", std::nullopt);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->version, "1.1");
+  EXPECT_EQ((*latest)->manifest_hash, "h2");
+  EXPECT_EQ((*latest)->manifest_json, R"({"name":"acme","version":"1.1"})");
+  EXPECT_EQ((*latest)->added_at, clock_.Now());
+  EXPECT_FALSE((*latest)->removed_at.has_value());
+
+  auto old = index_->GetTool("acme", std::string("1.0"));
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_EQ((*old)->manifest_hash, "h1");
+
+  auto all = index_->ListTools(false);
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> rows;
+  for (const ToolRecord& t : *all) rows.push_back(t.name + "@" + t.version);
+  EXPECT_EQ(rows, (std::vector<std::string>{"acme@1.0", "acme@1.1", "beta@3"}));
+
+  auto missing = index_->GetTool("nobody", std::nullopt);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_F(SqliteIndexTest, AToolVersionIsNeverOverwritten) {
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("acme", "1.0", "h1", clock_.Now()), Audit("tool_add")).ok());
+  auto again = index_->AddToolVersion(Tool("acme", "1.0", "h1", clock_.Now()), Audit("again"));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, PutOutcome::kDuplicate) << "the same manifest twice is a no-op";
+
+  auto changed = index_->AddToolVersion(Tool("acme", "1.0", "other", clock_.Now()), Audit("x"));
+  EXPECT_EQ(changed.status().code(), StatusCode::kAlreadyExists);
+  auto kept = index_->GetTool("acme", std::string("1.0"));
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->manifest_hash, "h1");
+
+  auto audit = index_->ListAudit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u) << "only the insertion is audited";
+  EXPECT_EQ(audit->front().action, "tool_add");
+}
+
+TEST_F(SqliteIndexTest, RemovingAToolVersionDatesItAndKeepsTheRow) {
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("acme", "1.0", "h1", clock_.Now()), Audit("tool_add")).ok());
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("acme", "2.0", "h2", clock_.Now()), Audit("tool_add")).ok());
+  clock_.Advance(seconds(60));
+  ASSERT_TRUE(index_->RemoveTool("acme", "2.0", Audit("tool_remove")).ok());
+  ASSERT_TRUE(index_->RemoveTool("acme", "2.0", Audit("tool_remove_again")).ok())
+      << "removing twice is harmless";
+  EXPECT_EQ(index_->RemoveTool("acme", "9.9", Audit("x")).code(), StatusCode::kNotFound);
+
+  auto latest = index_->GetTool("acme", std::nullopt);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->version, "1.0") << "the latest version still registered";
+  auto removed = index_->GetTool("acme", std::string("2.0"));
+  ASSERT_TRUE(removed.ok() && removed->has_value());
+  ASSERT_TRUE((*removed)->removed_at.has_value());
+  EXPECT_EQ(*(*removed)->removed_at, clock_.Now());
+
+  EXPECT_EQ(index_->ListTools(false)->size(), 1u);
+  EXPECT_EQ(index_->ListTools(true)->size(), 2u);
+  auto audit = index_->ListAudit(10, 0);
+  ASSERT_TRUE(audit.ok());
+  std::vector<std::string> actions;
+  for (const AuditEvent& e : *audit) actions.push_back(e.action);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "tool_remove"), 1);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "tool_remove_again"), 0);
+
+  // The same manifest again restores the version; another one under its number is refused.
+  EXPECT_EQ(
+      index_->AddToolVersion(Tool("acme", "2.0", "h9", clock_.Now()), Audit("x")).status().code(),
+      StatusCode::kAlreadyExists);
+  auto restored = index_->AddToolVersion(Tool("acme", "2.0", "h2", clock_.Now()), Audit("r"));
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(*restored, PutOutcome::kInserted);
+  EXPECT_EQ((*index_->GetTool("acme", std::nullopt))->version, "2.0");
+}
+
+TEST_F(SqliteIndexTest, ToolRegistrySurvivesReopening) {
+  ASSERT_TRUE(
+      index_->AddToolVersion(Tool("acme", "1.0", "h1", clock_.Now()), Audit("tool_add")).ok());
+  Reopen();
+  auto tool = index_->GetTool("acme", std::nullopt);
+  ASSERT_TRUE(tool.ok() && tool->has_value());
+  EXPECT_EQ((*tool)->manifest_hash, "h1");
+}
+
 TEST(JobStateTest, NamesRoundTrip) {
   struct Case {
     JobState state;

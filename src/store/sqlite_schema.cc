@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -128,6 +128,19 @@ ALTER TABLE audit ADD COLUMN policy_hash TEXT NOT NULL DEFAULT '';
     R"sql(
 CREATE INDEX jobs_by_study ON jobs (study_uid);
 CREATE INDEX results_by_spool_key ON results (spool_key);
+)sql",
+    // 3 -> 4: the registry of AI tools, one row per (name, version), never overwritten.
+    R"sql(
+CREATE TABLE tool_registry (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  manifest_json TEXT NOT NULL,
+  manifest_hash TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  removed_at INTEGER,
+  UNIQUE (name, version)
+);
 )sql",
 };
 

@@ -1,0 +1,15 @@
+// Reading a whole (small) text file: a config, a policy, a tool manifest.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace conduit {
+
+// The file's bytes. Errors: kNotFound "<what> <path>: cannot be read" (or "read failed").
+Result<std::string> ReadTextFile(const std::filesystem::path& path, std::string_view what);
+
+}  // namespace conduit
