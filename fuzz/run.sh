@@ -9,8 +9,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
-all_targets="fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query"
-read -r -a targets <<<"${FUZZ_TARGETS:-$all_targets}"
+all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
+  fuzz_tool_manifest)
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+  read -r -a targets <<<"$FUZZ_TARGETS"
+else
+  targets=("${all_targets[@]}")
+fi
 build=$root/build-fuzz
 work=$build/fuzz-work
 
@@ -37,6 +42,9 @@ seed() {
       ;;
     fuzz_config)
       cp "$root/examples/"*.yaml "$dir/"
+      ;;
+    fuzz_tool_manifest)
+      cp "$root/examples/tools/"*.yaml "$dir/"
       ;;
     fuzz_deid)
       # pydicom's small samples, each behind two option bytes: basic profile and everything on.
@@ -84,6 +92,7 @@ for target in "${targets[@]}"; do
     fuzz_route_glob) extra+=(-max_len=600) ;;
     fuzz_multipart) extra+=(-max_len=4096) ;;
     fuzz_qido_query) extra+=(-max_len=4096) ;;
+    fuzz_tool_manifest) extra+=(-max_len=8192) ;;
   esac
   # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
   if [ "$seconds" -gt 0 ]; then budget=(-max_total_time="$seconds"); else budget=(-runs=0); fi
