@@ -6,6 +6,9 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvrat.h>
@@ -651,6 +654,55 @@ Status BlankRegions(DcmDataset& dataset, const std::vector<PixelRect>& regions) 
   return Status::Ok();
 }
 
+// DCMTK 3.6.7's JPEG decoder first walks each fragment's markers to find the bit depth, and
+// never moves past a TEM marker (FF01): such a fragment would hang it. This walks the same way
+// and says whether every fragment's walk ends (at a frame header, a bad marker or the end).
+bool JpegWalkEnds(const Uint8* data, size_t length) {
+  size_t offset = 0;
+  while (offset + 4 < length) {
+    const unsigned marker = (unsigned{data[offset]} << 8) | data[offset + 1];
+    const size_t segment = ((size_t{data[offset + 2]} << 8) | data[offset + 3]) + 2;
+    if (marker == 0xFF01) return false;
+    const bool frame_header = marker >= 0xFFC0 && marker <= 0xFFCF && marker != 0xFFC4 &&
+                              marker != 0xFFC8 && marker != 0xFFCC;
+    if (frame_header) return true;
+    if (marker == 0xFFFF) {
+      offset += 1;
+    } else if ((marker >= 0xFFD0 && marker <= 0xFFD9) ||
+               (data[offset] == 0xFF && data[offset + 1] > 2 && data[offset + 1] <= 0xBF)) {
+      offset += 2;
+    } else if (marker >= 0xFFC4) {
+      offset += segment;
+    } else {
+      return true;  // not a marker: the decoder stops with an error
+    }
+  }
+  return true;
+}
+
+bool JpegFragmentsScannable(DcmDataset& dataset, E_TransferSyntax xfer) {
+  const DcmXfer syntax(xfer);
+  if (!syntax.isEncapsulated() || syntax.getXfer() == EXS_RLELossless ||
+      syntax.getXfer() == EXS_JPEGLSLossless || syntax.getXfer() == EXS_JPEGLSLossy)
+    return true;
+  DcmElement* element = nullptr;
+  if (dataset.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) return true;
+  DcmPixelSequence* fragments = nullptr;
+  if (static_cast<DcmPixelData*>(element)
+          ->getEncapsulatedRepresentation(xfer, nullptr, fragments)
+          .bad() ||
+      fragments == nullptr)
+    return true;
+  for (unsigned long i = 1; i < fragments->card(); ++i) {
+    DcmPixelItem* item = nullptr;
+    Uint8* data = nullptr;
+    if (fragments->getItem(item, i).bad() || item == nullptr) continue;
+    if (item->getUint8Array(data).bad() || data == nullptr) continue;
+    if (!JpegWalkEnds(data, item->getLength())) return false;
+  }
+  return true;
+}
+
 void AddMethodCode(DcmItem& dataset, std::string_view code, std::string_view meaning) {
   DcmItem* item = nullptr;
   if (dataset.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, item, -2).bad() ||
@@ -737,7 +789,8 @@ Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::p
   E_TransferSyntax write_xfer = original_xfer;
   if (cleaning != nullptr && dataset.tagExists(DCM_PixelData)) {
     if (DcmXfer(original_xfer).isEncapsulated()) {
-      if (dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
+      if (!JpegFragmentsScannable(dataset, original_xfer) ||
+          dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
           !dataset.canWriteXfer(EXS_LittleEndianExplicit)) {
         outcome.refused = true;
         outcome.refusal = std::string("pixel regions must be blanked but ") +
