@@ -25,6 +25,7 @@ struct Outcome {
   std::vector<Part> parts;
   bool ok = true;  // every Feed and Finish returned OK
   int errors_reported = 0;
+  std::string error;  // the message of the first error reported
   bool operator==(const Outcome&) const = default;
 };
 
@@ -45,7 +46,9 @@ MultipartCallbacks Collect(Outcome& out) {
     if (!out.parts.empty()) out.parts.back().ended = true;
     return Status::Ok();
   };
-  callbacks.on_error = [&out](const Status&) { ++out.errors_reported; };
+  callbacks.on_error = [&out](const Status& status) {
+    if (out.errors_reported++ == 0) out.error = status.message();
+  };
   return callbacks;
 }
 
@@ -555,6 +558,12 @@ TEST(MultipartWriterTest, RoundTripOfRandomPartsThroughTheReader) {
           part.body.push_back(static_cast<char>(uniform(0, 255)));
         }
       }
+      // A body may not hold its message's delimiter (RFC 2046 §5.1.1); random bytes after a
+      // boundary prefix can complete one now and then, so such bodies are broken up.
+      for (size_t at = part.body.find(boundary); at != std::string::npos;
+           at = part.body.find(boundary)) {
+        part.body.erase(at, 1);
+      }
       part.ended = true;
       const bool typed = uniform(0, 1) == 1;
       Headers written = part.headers;
@@ -571,7 +580,7 @@ TEST(MultipartWriterTest, RoundTripOfRandomPartsThroughTheReader) {
       cuts.push_back(at);
     }
     const Outcome out = Read(boundary, message, cuts);
-    ASSERT_TRUE(out.ok) << "iteration " << iteration;
+    ASSERT_TRUE(out.ok) << "iteration " << iteration << ": " << out.error;
     ASSERT_EQ(out.parts, parts) << "iteration " << iteration;
   }
 }
