@@ -10,6 +10,7 @@
 #include "app/gateway.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
+#include "core/iso_time.h"
 #include "dicom/dimse_sender.h"
 #include "dicom/instance_meta.h"
 #include "evidence/tool_manifest.h"
@@ -20,15 +21,7 @@
 namespace conduit::cli {
 namespace {
 
-std::string IsoTime(TimePoint t) {
-  if (ToUnixMillis(t) == 0) return "";
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string IsoTime(TimePoint t) { return ToUnixMillis(t) == 0 ? "" : FormatIsoTime(t); }
 
 Result<std::unique_ptr<Index>> OpenIndexOf(const Config& config) {
   const auto path = config.node.data_dir / "index.sqlite";

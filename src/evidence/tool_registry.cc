@@ -5,25 +5,14 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "core/iso_time.h"
+
 namespace conduit {
 namespace {
 
 using json = nlohmann::json;
 
-json IsoTime(TimePoint t) {
-  using namespace std::chrono;
-  auto secs = floor<seconds>(t);
-  auto day = floor<days>(secs);
-  year_month_day ymd(day);
-  hh_mm_ss hms(secs - day);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lldZ",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<long long>(hms.hours().count()),
-                static_cast<long long>(hms.minutes().count()),
-                static_cast<long long>(hms.seconds().count()));
-  return std::string(buf);
-}
+json IsoTime(TimePoint t) { return FormatIsoTime(t); }
 
 AuditEvent ToolEvent(const char* action, const std::string& actor, TimePoint at, json detail) {
   AuditEvent event;

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/iso_time.h"
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "pipeline/job_engine.h"
@@ -137,19 +138,7 @@ void SetError(httplib::Response& res, int status, const std::string& message) {
 // ISO 8601 UTC with milliseconds, e.g. "2023-11-14T22:13:20.000Z"; null for an unset time.
 json IsoTime(TimePoint t) {
   if (t.time_since_epoch().count() == 0) return nullptr;
-  using namespace std::chrono;
-  auto ms = floor<milliseconds>(t);
-  auto day = floor<days>(ms);
-  year_month_day ymd(day);
-  hh_mm_ss hms(ms - day);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<long long>(hms.hours().count()),
-                static_cast<long long>(hms.minutes().count()),
-                static_cast<long long>(hms.seconds().count()),
-                static_cast<long long>(hms.subseconds().count()));
-  return std::string(buf);
+  return FormatIsoTime(t, IsoPrecision::kMillis);
 }
 
 json ModalitiesJson(const std::string& modalities) {
