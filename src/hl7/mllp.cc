@@ -1,0 +1,496 @@
+#include "hl7/mllp.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+
+namespace conduit {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr int kPollMillis = 100;  // how often blocked threads look at their stop token
+
+std::string Errno(int err) { return std::strerror(err); }
+
+void DisableNagle(int socket) {
+  const int one = 1;
+  setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void SetNonBlocking(int socket) {
+  const int flags = fcntl(socket, F_GETFL, 0);
+  if (flags >= 0) fcntl(socket, F_SETFL, flags | O_NONBLOCK);
+}
+
+int RemainingMillis(SteadyClock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+}
+
+// Writes all of `bytes` to a non-blocking socket before `deadline`, giving up when `stop` is
+// requested. Errors: kDeadlineExceeded, kUnavailable.
+Status WriteAll(int socket, std::string_view bytes, SteadyClock::time_point deadline,
+                const std::stop_token* stop) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = send(socket, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return Unavailable("write: " + Errno(errno));
+    }
+    if (stop != nullptr && stop->stop_requested()) return Unavailable("write: stopping");
+    const int left = RemainingMillis(deadline);
+    if (left == 0) return DeadlineExceeded("write: timed out");
+    pollfd p{socket, POLLOUT, 0};
+    poll(&p, 1, std::min(left, kPollMillis));
+  }
+  return Status::Ok();
+}
+
+std::string PeerName(const sockaddr_in& address) {
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
+  return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
+}
+
+}  // namespace
+
+std::string MllpFrame(std::string_view payload) {
+  std::string frame;
+  frame.reserve(payload.size() + 3);
+  frame += kMllpStart;
+  frame += payload;
+  frame += kMllpEnd;
+  frame += kMllpCarriageReturn;
+  return frame;
+}
+
+void MllpDecoder::Feed(std::string_view bytes, std::vector<std::string>& messages) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const char c = bytes[i];
+    switch (state_) {
+      case State::kIdle:
+        if (c == kMllpStart) {
+          state_ = State::kInFrame;
+          buffer_.clear();
+        } else {
+          ++discarded_bytes_;
+        }
+        ++i;
+        break;
+      case State::kInFrame: {
+        // Copies the run of payload bytes up to the next control byte at once.
+        size_t end = i;
+        while (end < bytes.size() && bytes[end] != kMllpStart && bytes[end] != kMllpEnd) ++end;
+        const size_t run = end - i;
+        if (buffer_.size() + run > max_message_bytes_) {
+          ++oversized_frames_;
+          buffer_.clear();
+          buffer_.shrink_to_fit();
+          state_ = State::kSkipping;
+          i = end;
+          break;
+        }
+        buffer_.append(bytes.substr(i, run));
+        i = end;
+        if (i == bytes.size()) break;
+        if (bytes[i] == kMllpStart) {
+          ++abandoned_frames_;
+          buffer_.clear();
+        } else {
+          state_ = State::kAfterEnd;
+        }
+        ++i;
+        break;
+      }
+      case State::kAfterEnd:
+        if (c == kMllpCarriageReturn) {
+          messages.push_back(std::move(buffer_));
+          buffer_.clear();
+          state_ = State::kIdle;
+        } else {
+          ++abandoned_frames_;
+          buffer_.clear();
+          if (c == kMllpStart) {
+            state_ = State::kInFrame;
+          } else {
+            ++discarded_bytes_;
+            state_ = State::kIdle;
+          }
+        }
+        ++i;
+        break;
+      case State::kSkipping:
+      case State::kSkippingAfterEnd:
+        if (c == kMllpStart) {
+          state_ = State::kInFrame;
+          buffer_.clear();
+        } else if (c == kMllpEnd) {
+          state_ = State::kSkippingAfterEnd;
+        } else if (state_ == State::kSkippingAfterEnd && c == kMllpCarriageReturn) {
+          state_ = State::kIdle;
+        } else {
+          state_ = State::kSkipping;
+        }
+        ++i;
+        break;
+    }
+  }
+}
+
+MllpListener::MllpListener(MllpListenerOptions options, Hl7Handler handler, const Clock& clock)
+    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {}
+
+MllpListener::MllpListener(MllpListenerOptions options, MllpRawHandler handler, const Clock& clock)
+    : options_(std::move(options)), raw_handler_(std::move(handler)), clock_(clock) {}
+
+MllpListener::~MllpListener() { Stop(); }
+
+Status MllpListener::Start() {
+  if (listen_socket_ >= 0) return FailedPrecondition("mllp listener: already started");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(options_.port));
+  const std::string host = options_.bind == "localhost" ? "127.0.0.1" : options_.bind;
+  if (options_.port < 0 || options_.port > 65535 ||
+      inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) {
+    return InvalidArgument("mllp listener: bind address " + options_.bind + ":" +
+                           std::to_string(options_.port) + " is not an IPv4 address and port");
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Unavailable("mllp listener: socket: " + Errno(errno));
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 64) != 0) {
+    const int err = errno;
+    close(fd);
+    return Unavailable("mllp listener: bind " + options_.bind + ":" +
+                       std::to_string(options_.port) + ": " + Errno(err));
+  }
+  SetNonBlocking(fd);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  port_ = ntohs(address.sin_port);
+  listen_socket_ = fd;
+  accept_thread_ = std::jthread([this](std::stop_token stop) { AcceptLoop(stop); });
+  pthread_setname_np(accept_thread_.native_handle(), "mllp-accept");
+  spdlog::info("mllp listener on {}:{}", options_.bind, port_.load());
+  return Status::Ok();
+}
+
+void MllpListener::Stop() {
+  if (listen_socket_ < 0) return;
+  accept_thread_.request_stop();
+  if (accept_thread_.joinable()) accept_thread_.join();
+  close(listen_socket_);
+  listen_socket_ = -1;
+  std::list<Connection> stopping;
+  {
+    std::lock_guard lock(mu_);
+    for (Connection& connection : connections_) {
+      connection.thread.request_stop();
+      if (connection.socket >= 0) shutdown(connection.socket, SHUT_RDWR);
+    }
+    stopping.splice(stopping.end(), connections_);
+  }
+  for (Connection& connection : stopping) {
+    if (connection.thread.joinable()) connection.thread.join();
+  }
+  spdlog::info("mllp listener on {}:{} stopped", options_.bind, port_.load());
+}
+
+void MllpListener::ReapFinished() {
+  std::list<Connection> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      auto next = std::next(it);
+      if (it->finished) finished.splice(finished.end(), connections_, it);
+      it = next;
+    }
+  }
+  // ~jthread joins: each finished thread has only its return left to do.
+}
+
+void MllpListener::AcceptLoop(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    ReapFinished();
+    pollfd p{listen_socket_, POLLIN, 0};
+    if (poll(&p, 1, kPollMillis) <= 0) continue;
+    sockaddr_in address{};
+    socklen_t length = sizeof address;
+    const int fd = accept4(listen_socket_, reinterpret_cast<sockaddr*>(&address), &length,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        spdlog::warn("mllp listener: accept: {}", Errno(errno));
+      }
+      continue;
+    }
+    const std::string peer = PeerName(address);
+    if (active_.load() >= std::max(1, options_.max_connections)) {
+      spdlog::warn("mllp listener: connection from {} refused: {} connections already open", peer,
+                   options_.max_connections);
+      close(fd);
+      continue;
+    }
+    DisableNagle(fd);
+    ++active_;
+    std::lock_guard lock(mu_);
+    Connection& connection = connections_.emplace_back();
+    connection.socket = fd;
+    // The thread takes mu_ before touching `connection`, so it waits for this assignment.
+    connection.thread = std::jthread(
+        [this, fd, peer, self = &connection](std::stop_token s) { Serve(s, fd, peer, self); });
+    pthread_setname_np(connection.thread.native_handle(), "mllp-conn");
+  }
+}
+
+void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Connection* self) {
+  spdlog::info("mllp listener: connection from {}", peer);
+  MllpDecoder decoder(options_.limits.max_message_bytes);
+  std::vector<std::string> messages;
+  std::string buffer(64 * 1024, '\0');
+  auto last_activity = SteadyClock::now();
+  size_t discarded_logged = 0;
+  std::string why = "peer closed the connection";
+  while (true) {
+    if (stop.stop_requested()) {
+      why = "listener stopping";
+      break;
+    }
+    pollfd p{socket, POLLIN, 0};
+    const int ready = poll(&p, 1, kPollMillis);
+    if (ready == 0) {
+      if (SteadyClock::now() - last_activity > options_.idle_timeout) {
+        why = "idle timeout";
+        break;
+      }
+      continue;
+    }
+    const ssize_t n = recv(socket, buffer.data(), buffer.size(), 0);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      why = "read: " + Errno(errno);
+      break;
+    }
+    last_activity = SteadyClock::now();
+    messages.clear();
+    decoder.Feed(std::string_view(buffer.data(), static_cast<size_t>(n)), messages);
+    if (decoder.discarded_bytes() > discarded_logged) {
+      spdlog::warn("mllp listener: {}: {} bytes outside MLLP frames discarded", peer,
+                   decoder.discarded_bytes() - discarded_logged);
+      discarded_logged = decoder.discarded_bytes();
+    }
+    if (decoder.oversized_frames() > 0) {
+      why = "a frame over " + std::to_string(options_.limits.max_message_bytes) + " bytes";
+      break;
+    }
+    bool failed = false;
+    for (const std::string& payload : messages) {
+      Result<std::string> reply = Answer(payload, peer);
+      if (!reply.ok()) {
+        why = reply.status().message();
+        failed = true;
+        break;
+      }
+      const Status written =
+          WriteAll(socket, MllpFrame(*reply), SteadyClock::now() + options_.write_timeout, &stop);
+      if (!written.ok()) {
+        why = "ack " + written.message();
+        failed = true;
+        break;
+      }
+      ++handled_;
+    }
+    if (failed) break;
+  }
+  spdlog::info("mllp listener: closing connection from {}: {}", peer, why);
+  {
+    std::lock_guard lock(mu_);
+    self->socket = -1;
+    close(socket);
+    self->finished = true;
+  }
+  --active_;
+}
+
+std::string MllpListener::NextControlId() {
+  // MSH-10 is at most 20 characters in v2.5.1: "A" + 13 digits of ms + "." + 5 digits.
+  return "A" + std::to_string(ToUnixMillis(clock_.Now())) + "." +
+         std::to_string(ack_sequence_.fetch_add(1) % 100'000);
+}
+
+Result<std::string> MllpListener::Answer(std::string_view payload, const std::string& peer) {
+  if (raw_handler_) {
+    try {
+      return raw_handler_(payload);
+    } catch (const std::exception& e) {
+      return Internal(std::string("mllp listener: raw handler threw: ") + e.what());
+    }
+  }
+  AckSender sender{options_.application, options_.facility, NextControlId(), clock_.Now()};
+  Result<Hl7Message> message = Hl7Message::Parse(payload, options_.limits);
+  if (!message.ok()) {
+    Result<Hl7Message> header = Hl7Message::ParseHeader(payload, options_.limits);
+    if (!header.ok()) {
+      return InvalidArgument("mllp listener: " + peer +
+                             ": unreadable message: " + message.status().message());
+    }
+    spdlog::warn("mllp listener: {}: message {} refused: {}", peer,
+                 header->control_id().substr(0, 20), message.status().message());
+    const std::string code =
+        message.status().code() == StatusCode::kResourceExhausted ? "207" : "102";
+    ASSIGN_OR_RETURN(
+        Hl7Message ack,
+        BuildAck(*header, {AckCode::kReject, code, message.status().message()}, sender));
+    return ack.Serialize();
+  }
+  Result<std::string> reply = Internal("handler did not run");
+  try {
+    reply = handler_(*message);
+  } catch (const std::exception& e) {
+    reply = Internal(std::string("handler threw: ") + e.what());
+  }
+  if (reply.ok()) return reply;
+  spdlog::warn("mllp listener: {}: message {} not accepted: {}", peer,
+               message->control_id().substr(0, 20), reply.status().ToString());
+  ASSIGN_OR_RETURN(Hl7Message ack, BuildAck(*message, AckDetailForStatus(reply.status()), sender));
+  return ack.Serialize();
+}
+
+void MllpSender::Close() {
+  if (socket_ >= 0) close(socket_);
+  socket_ = -1;
+}
+
+Status MllpSender::EnsureConnected() {
+  const std::string where =
+      "mllp send to " + options_.host + ":" + std::to_string(options_.port) + ": ";
+  if (socket_ >= 0) {
+    // A peer that closed an idle connection, or sent bytes nobody asked for: start afresh.
+    char byte;
+    const ssize_t n = recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0) Close();
+  }
+  if (socket_ >= 0) return Status::Ok();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc =
+      getaddrinfo(options_.host.c_str(), std::to_string(options_.port).c_str(), &hints, &found);
+  if (rc != 0) return Unavailable(where + "resolve: " + gai_strerror(rc));
+  const auto deadline = SteadyClock::now() + options_.connect_timeout;
+  std::string last_error = "no address";
+  for (addrinfo* a = found; a != nullptr && socket_ < 0; a = a->ai_next) {
+    const int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      last_error = Errno(errno);
+      continue;
+    }
+    int err = 0;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        const int ready = poll(&p, 1, RemainingMillis(deadline));
+        if (ready <= 0) {
+          err = ETIMEDOUT;
+        } else {
+          socklen_t length = sizeof err;
+          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &length);
+        }
+      }
+    }
+    if (err != 0) {
+      last_error = err == ETIMEDOUT ? "connect timed out" : "connect: " + Errno(err);
+      close(fd);
+      continue;
+    }
+    DisableNagle(fd);
+    socket_ = fd;
+  }
+  freeaddrinfo(found);
+  if (socket_ < 0) return Unavailable(where + last_error);
+  return Status::Ok();
+}
+
+Result<AckOutcome> MllpSender::Exchange(const Hl7Message& message) {
+  const std::string control_id = message.control_id();
+  const std::string where = "mllp send " + control_id + " to " + options_.host + ":" +
+                            std::to_string(options_.port) + ": ";
+  if (control_id.empty()) return InvalidArgument("mllp send: message has no control id (MSH-10)");
+  RETURN_IF_ERROR(EnsureConnected());
+  const auto deadline = SteadyClock::now() + options_.ack_timeout;
+  const Status written = WriteAll(socket_, MllpFrame(message.Serialize()), deadline, nullptr);
+  if (!written.ok()) {
+    Close();
+    return Status(written.code(), where + written.message());
+  }
+  MllpDecoder decoder(options_.max_ack_bytes);
+  std::vector<std::string> frames;
+  std::string buffer(16 * 1024, '\0');
+  while (true) {
+    const int left = RemainingMillis(deadline);
+    if (left == 0) {
+      Close();
+      return DeadlineExceeded(where + "no ACK within " +
+                              std::to_string(options_.ack_timeout.count()) + " ms");
+    }
+    pollfd p{socket_, POLLIN, 0};
+    if (poll(&p, 1, left) <= 0) continue;
+    const ssize_t n = recv(socket_, buffer.data(), buffer.size(), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (n <= 0) {
+      const std::string why = n == 0 ? "peer closed the connection" : Errno(errno);
+      Close();
+      return Unavailable(where + why + " before its ACK");
+    }
+    frames.clear();
+    decoder.Feed(std::string_view(buffer.data(), static_cast<size_t>(n)), frames);
+    if (decoder.oversized_frames() > 0) {
+      Close();
+      return Unavailable(where + "answer over " + std::to_string(options_.max_ack_bytes) +
+                         " bytes");
+    }
+    for (const std::string& frame : frames) {
+      Result<Hl7Message> ack = Hl7Message::Parse(frame);
+      Result<AckOutcome> outcome = ack.ok() ? ReadAck(*ack) : Result<AckOutcome>(ack.status());
+      if (!outcome.ok()) {
+        Close();
+        return Unavailable(where + "answer is not an ACK: " + outcome.status().message());
+      }
+      if (outcome->acknowledged_control_id != control_id) {
+        spdlog::warn("mllp send {}: skipping an ACK for another message", control_id);
+        continue;
+      }
+      return outcome;
+    }
+  }
+}
+
+Status MllpSender::Send(const Hl7Message& message) {
+  ASSIGN_OR_RETURN(AckOutcome outcome, Exchange(message));
+  return AckStatus(outcome);
+}
+
+}  // namespace conduit
