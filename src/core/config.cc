@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/http_url.h"
 #include "core/text_file.h"
 #include "core/yaml_fields.h"
 
@@ -103,11 +104,26 @@ Status ParseDicom(const Ctx& ctx, const YAML::Node& n, DicomConfig& out) {
   return Status::Ok();
 }
 
+// An http(s)://host[:port][/path] URL at `key` of `map`, kept without its trailing slashes.
+Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path, const char* key,
+                  std::string& out, bool required = false) {
+  RETURN_IF_ERROR(GetString(ctx, map, path, key, out, required));
+  if (out.empty()) return Status::Ok();
+  Result<HttpUrl> url = ParseHttpUrl(out);
+  if (!url.ok()) return ctx.Error(map[key], Child(path, key), url.status().message());
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return Status::Ok();
+}
+
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, "http", {"bind", "port", "threads"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, "http", {"bind", "port", "threads", "public_url", "max_stow_bytes"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
+  RETURN_IF_ERROR(GetHttpUrl(ctx, n, "http", "public_url", out.public_url));
+  RETURN_IF_ERROR(
+      GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));
   return Status::Ok();
 }
 
@@ -128,36 +144,86 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   return Status::Ok();
 }
 
-// A tool given by its manifest: `{manifest: FILE}`, optionally with the name routes use.
+Status ParseDicomwebSettings(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+                             ToolConfig& out) {
+  std::string token_file;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file));
+  out.auth_token_file = token_file;
+  RETURN_IF_ERROR(
+      GetInt(ctx, n, path, "chunk_bytes", int64_t{1} << 16, int64_t{1} << 40, out.chunk_bytes));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "poll_interval", out.poll_interval));
+  if (out.poll_interval.count() < 0 ||
+      (out.poll_interval.count() > 0 && out.poll_interval < std::chrono::seconds(1))) {
+    return ctx.Error(n["poll_interval"], path + ".poll_interval",
+                     "expected 0 (no polling) or at least 1s");
+  }
+  return Status::Ok();
+}
+
+// A tool given by its manifest: `{manifest: FILE}`, optionally with the name routes use and,
+// for a dicomweb tool, the trust's settings for reaching it (`dicomweb:` without `url`).
 Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                          ToolConfig& out) {
   for (const auto& kv : n) {
     const std::string key = kv.first.as<std::string>();
-    if (key != "manifest" && key != "name") {
+    if (key != "manifest" && key != "name" && key != "dicomweb") {
       return ctx.Error(kv.first, path + "." + key,
                        "comes from the manifest; a tool named by its manifest takes only "
-                       "'manifest' and 'name'");
+                       "'manifest', 'name' and, for a dicomweb tool, 'dicomweb'");
     }
   }
   std::string file;
   RETURN_IF_ERROR(GetString(ctx, n, path, "manifest", file, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   out.manifest_file = file;
+  if (n["dicomweb"].IsDefined()) {
+    const std::string section = path + ".dicomweb";
+    const YAML::Node d = n["dicomweb"];
+    if (!d.IsMap()) return ctx.Error(d, section, "expected auth_token_file, chunk_bytes, ...");
+    if (d["url"].IsDefined()) {
+      return ctx.Error(d["url"], section + ".url", "comes from the manifest's endpoint");
+    }
+    RETURN_IF_ERROR(
+        CheckKeys(ctx, d, section, {"auth_token_file", "chunk_bytes", "poll_interval"}));
+    // Marks the entry as dicomweb until the manifest, which must agree, fills it.
+    out.kind = ToolKind::kDicomweb;
+    RETURN_IF_ERROR(ParseDicomwebSettings(ctx, d, section, out));
+  }
   return Status::Ok();
 }
 
-Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
-  if (n.IsMap() && n["manifest"].IsDefined()) {
-    RETURN_IF_ERROR(CheckKeys(
-        ctx, n, path,
-        {"name", "manifest", "kind", "command", "ae_title", "host", "port", "max_concurrent",
-         "timeout", "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
-    return ParseManifestTool(ctx, n, path, out);
+// The `dicomweb:` section of a dicomweb tool: where and how Conduit reaches it.
+Status ParseDicomwebTool(const Ctx& ctx, const YAML::Node& tool, const std::string& tool_path,
+                         ToolConfig& out) {
+  const std::string path = tool_path + ".dicomweb";
+  const YAML::Node n = tool["dicomweb"];
+  if (!yaml::Present(n)) return ctx.Error(tool, path, "a dicomweb tool needs this section");
+  if (!n.IsMap()) return ctx.Error(n, path, "expected url, auth_token_file, chunk_bytes, ...");
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path, {"url", "auth_token_file", "chunk_bytes", "poll_interval"}));
+  RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.url, /*required=*/true));
+  return ParseDicomwebSettings(ctx, n, path, out);
+}
+
+const char* ToolKindName(ToolKind kind) {
+  switch (kind) {
+    case ToolKind::kExecutable:
+      return "executable";
+    case ToolKind::kDimse:
+      return "dimse";
+    case ToolKind::kDicomweb:
+      return "dicomweb";
   }
-  RETURN_IF_ERROR(CheckKeys(
-      ctx, n, path,
-      {"name", "manifest", "kind", "command", "ae_title", "host", "port", "max_concurrent",
-       "timeout", "results_stable_after", "hosting_region", "category", "retain", "deidentify"}));
+  return "?";
+}
+
+Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
+  // One key list for both forms: a key of the other form gets ParseManifestTool's message.
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"name", "manifest", "kind", "command", "ae_title", "host", "port",
+                             "dicomweb", "max_concurrent", "timeout", "results_stable_after",
+                             "hosting_region", "category", "retain", "deidentify"}));
+  if (n.IsMap() && n["manifest"].IsDefined()) return ParseManifestTool(ctx, n, path, out);
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string kind;
@@ -166,9 +232,16 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
     out.kind = ToolKind::kExecutable;
   } else if (kind == "dimse") {
     out.kind = ToolKind::kDimse;
+  } else if (kind == "dicomweb") {
+    out.kind = ToolKind::kDicomweb;
   } else {
     return ctx.Error(n["kind"].IsDefined() ? n["kind"] : n, path + ".kind",
-                     "expected 'executable' or 'dimse'");
+                     "expected 'executable', 'dimse' or 'dicomweb'");
+  }
+  if (out.kind == ToolKind::kDicomweb) {
+    RETURN_IF_ERROR(ParseDicomwebTool(ctx, n, path, out));
+  } else if (n["dicomweb"].IsDefined()) {
+    return ctx.Error(n["dicomweb"], path + ".dicomweb", "only a dicomweb tool takes this section");
   }
   RETURN_IF_ERROR(GetStringList(ctx, n, path, "command", out.command));
   std::string ae;
@@ -196,8 +269,9 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
   RETURN_IF_ERROR(GetBool(ctx, n, path, "deidentify", out.deidentify));
   if (out.IsRemote() && n["deidentify"].IsDefined() && !out.deidentify) {
     return ctx.Error(n["deidentify"], path + ".deidentify",
-                     "a dimse tool runs outside the trust and is always de-identified; remove "
-                     "this key or set it to true");
+                     std::string("a ") + ToolKindName(out.kind) +
+                         " tool runs outside the trust and is always de-identified; remove "
+                         "this key or set it to true");
   }
   return Status::Ok();
 }
@@ -347,7 +421,10 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   const std::filesystem::path folder = path.parent_path();
   std::vector<std::filesystem::path*> paths = {&config.governance.policy_file,
                                                &config.governance.key_file};
-  for (ToolConfig& tool : config.tools) paths.push_back(&tool.manifest_file);
+  for (ToolConfig& tool : config.tools) {
+    paths.push_back(&tool.manifest_file);
+    paths.push_back(&tool.auth_token_file);
+  }
   for (std::filesystem::path* p : paths) {
     if (!p->empty() && p->is_relative()) *p = folder / *p;
   }

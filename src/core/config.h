@@ -40,6 +40,11 @@ struct HttpConfig {
   std::string bind = "127.0.0.1";
   int port = 8080;  // 0 disables the HTTP front end
   int threads = 4;
+  // The base URL tools use to reach this gateway (results by STOW-RS, inputs by WADO-RS),
+  // e.g. "https://conduit.trust.nhs.uk:8443". Empty: "http://<bind>:<port>".
+  std::string public_url;
+  // Largest STOW-RS request body accepted (bytes; streamed to disk, never held in memory).
+  uint64_t max_stow_bytes = 16ull << 30;
 };
 
 // A DICOM peer that results are delivered to (usually PACS).
@@ -51,7 +56,7 @@ struct DestinationConfig {
   milliseconds timeout{30'000};
 };
 
-enum class ToolKind { kExecutable, kDimse };
+enum class ToolKind { kExecutable, kDimse, kDicomweb };
 
 struct ToolConfig {
   std::string name;
@@ -66,11 +71,22 @@ struct ToolConfig {
   AeTitle ae_title;
   std::string host;
   int port = 104;
+  // kDicomweb: the tool's DICOMweb base URL (STOW-RS goes to <url>/studies), http or https.
+  std::string url;
+  // kDicomweb: a file holding the bearer token the tool expects (kept out of the config and
+  // the logs); empty: no Authorization header.
+  std::filesystem::path auth_token_file;
+  // kDicomweb: a STOW-RS request carries at most this many bytes of instances; a larger study
+  // goes in several requests.
+  uint64_t chunk_bytes = 64ull << 20;
+  // kDicomweb: when above zero, Conduit also polls the tool (QIDO-RS on the study it sent,
+  // then WADO-RS) for results at this interval, for tools that cannot STOW back.
+  milliseconds poll_interval{0};
   // Jobs running on this tool at once; others wait, without delaying other tools.
   int max_concurrent = 2;
   // From dispatch to all results received.
   milliseconds timeout{600'000};
-  // kDimse: results are complete when none arrived for this long.
+  // kDimse, kDicomweb: results are complete when none arrived for this long.
   milliseconds results_stable_after{5'000};
   // Information governance (checked against the policy at load):
   // where the tool runs (e.g. "UK"); required for tools outside the trust.

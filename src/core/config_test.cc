@@ -131,6 +131,63 @@ TEST(ConfigTest, RelativeGovernancePathsAreResolvedAgainstTheConfigFilesFolder) 
   EXPECT_EQ(config->governance.key_file, "/srv/keys/trust.key") << "absolute paths stay";
 }
 
+TEST(ConfigTest, ParsesADicomwebToolAndTheHttpPublicUrl) {
+  auto config = ParseConfig(R"(
+http: {port: 8443, public_url: "https://conduit.trust.nhs.uk:8443/", max_stow_bytes: 1048576}
+tools:
+  - name: chest
+    kind: dicomweb
+    dicomweb:
+      url: https://ai.vendor.example/dicom-web/
+      auth_token_file: secrets/chest.token
+      chunk_bytes: 8388608
+      poll_interval: 30s
+    results_stable_after: 10s
+    hosting_region: UK
+  - name: plain
+    kind: dicomweb
+    dicomweb: {url: "http://127.0.0.1:8042"}
+)",
+                            "dicomweb.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.public_url, "https://conduit.trust.nhs.uk:8443");
+  EXPECT_EQ(config->http.max_stow_bytes, 1048576u);
+  ASSERT_EQ(config->tools.size(), 2u);
+  const ToolConfig& chest = config->tools[0];
+  EXPECT_EQ(chest.kind, ToolKind::kDicomweb);
+  EXPECT_TRUE(chest.IsRemote());
+  EXPECT_TRUE(chest.Deidentified());
+  EXPECT_EQ(chest.url, "https://ai.vendor.example/dicom-web");
+  EXPECT_EQ(chest.auth_token_file, "secrets/chest.token");
+  EXPECT_EQ(chest.chunk_bytes, 8388608u);
+  EXPECT_EQ(chest.poll_interval, std::chrono::seconds(30));
+  EXPECT_EQ(chest.results_stable_after, std::chrono::seconds(10));
+  const ToolConfig& plain = config->tools[1];
+  EXPECT_EQ(plain.url, "http://127.0.0.1:8042");
+  EXPECT_TRUE(plain.auth_token_file.empty());
+  EXPECT_EQ(plain.chunk_bytes, ToolConfig{}.chunk_bytes);
+  EXPECT_EQ(plain.poll_interval.count(), 0) << "no polling unless asked for";
+}
+
+TEST(ConfigTest, AuthTokenFileIsResolvedAgainstTheConfigFilesFolder) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("conduit-config-token-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  const auto file = dir / "etc" / "conduit.yaml";
+  {
+    std::ofstream out(file);
+    out << "tools:\n"
+           "  - {name: a, kind: dicomweb, dicomweb: {url: 'http://h', auth_token_file: t/a.tok}}\n"
+           "  - {name: b, kind: dicomweb, dicomweb: {url: 'http://h', auth_token_file: "
+           "/s/b.tok}}\n";
+  }
+  auto config = LoadConfigFile(file);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->tools[0].auth_token_file, dir / "etc" / "t" / "a.tok");
+  EXPECT_EQ(config->tools[1].auth_token_file, "/s/b.tok") << "absolute paths stay";
+}
+
 struct BadConfig {
   const char* name;
   const char* yaml;
@@ -198,6 +255,43 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"unknown_tool_key",
                   "tools: [{name: t, kind: executable, command: [x], region: UK}]\n",
                   "tools[0].region: unknown key"},
+        BadConfig{"dicomweb_without_section", "tools:\n  - {name: t, kind: dicomweb}\n",
+                  "bad.yaml:2: tools[0].dicomweb: a dicomweb tool needs this section"},
+        BadConfig{"dicomweb_without_url", "tools:\n  - {name: t, kind: dicomweb, dicomweb: {}}\n",
+                  "tools[0].dicomweb.url: is required"},
+        BadConfig{"dicomweb_bad_scheme",
+                  "tools:\n  - name: t\n    kind: dicomweb\n    dicomweb:\n"
+                  "      url: ftp://tool/x\n",
+                  "bad.yaml:5: tools[0].dicomweb.url: URL 'ftp://tool/x': expected http://"},
+        BadConfig{"dicomweb_bad_port",
+                  "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h:99999'}}]\n",
+                  "tools[0].dicomweb.url: URL 'http://h:99999': the port must be"},
+        BadConfig{"dicomweb_query",
+                  "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h/?a'}}]\n",
+                  "takes no query"},
+        BadConfig{"dicomweb_unknown_key",
+                  "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h', token: x}}]\n",
+                  "tools[0].dicomweb.token: unknown key"},
+        BadConfig{
+            "dicomweb_tiny_chunk",
+            "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h', chunk_bytes: 10}}]\n",
+            "tools[0].dicomweb.chunk_bytes: out of range"},
+        BadConfig{"dicomweb_fast_poll",
+                  "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h', "
+                  "poll_interval: 10ms}}]\n",
+                  "tools[0].dicomweb.poll_interval: expected 0 (no polling) or at least 1s"},
+        BadConfig{
+            "dicomweb_section_on_dimse",
+            "tools: [{name: t, kind: dimse, ae_title: A, host: h, dicomweb: {url: 'http://h'}}]\n",
+            "tools[0].dicomweb: only a dicomweb tool takes this section"},
+        BadConfig{"dicomweb_not_deidentified",
+                  "tools:\n  - {name: t, kind: dicomweb, dicomweb: {url: 'http://h'},\n"
+                  "     deidentify: false}\n",
+                  "bad.yaml:3: tools[0].deidentify: a dicomweb tool runs outside the trust"},
+        BadConfig{"public_url_bad", "http: {public_url: 'conduit:8080'}\n",
+                  "bad.yaml:1: http.public_url: URL 'conduit:8080'"},
+        BadConfig{"max_stow_bytes_text", "http: {max_stow_bytes: lots}\n",
+                  "http.max_stow_bytes: expected a whole number"},
         BadConfig{"bad_select",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, select: image}]\n",

@@ -23,6 +23,8 @@ struct AssociationInfo {
   AeTitle calling_ae;
   AeTitle called_ae;
   std::string peer_host;
+  // How the objects came: "DIMSE", or "DICOMweb" for STOW-RS (calling_ae is then "DICOMWEB").
+  std::string protocol = "DIMSE";
 };
 
 // A C-STORE whose dataset has been written, with a Part 10 meta header, to `file`

@@ -54,6 +54,12 @@ bool IsTextVr(DcmEVR vr) {
   }
 }
 
+// Binary numbers, kept in InstanceMeta::attributes as decimal text (Rows, BitsAllocated...).
+bool IsNumericVr(DcmEVR vr) {
+  return vr == EVR_US || vr == EVR_SS || vr == EVR_UL || vr == EVR_SL || vr == EVR_FL ||
+         vr == EVR_FD;
+}
+
 // The element's text, or "" if absent or longer than kMaxAttributeBytes: a longer value was
 // not loaded by the parser, and reading it would allocate its declared length.
 std::string Text(DcmItem& item, const DcmTagKey& tag) {
@@ -113,7 +119,8 @@ Result<InstanceMeta> Extract(DcmDataset* dataset, DcmMetaInfo* meta_info) {
 
   for (unsigned long i = 0; i < dataset->card(); ++i) {
     DcmElement* element = dataset->getElement(i);
-    if (element == nullptr || element->getTag().isPrivate() || !IsTextVr(element->ident())) {
+    if (element == nullptr || element->getTag().isPrivate() ||
+        !(IsTextVr(element->ident()) || IsNumericVr(element->ident()))) {
       continue;
     }
     if (element->getLengthField() > kMaxAttributeBytes) continue;

@@ -30,7 +30,8 @@ struct InstanceMeta {
   int series_number = 0;
   int instance_number = 0;
   // Every top-level element with a text value (at most 1 KiB), by DICOM keyword
-  // (e.g. "Modality" -> "CT", "SOPClassUID" -> "1.2..."): what routes match on.
+  // (e.g. "Modality" -> "CT", "SOPClassUID" -> "1.2..."): what routes match on. Binary
+  // numbers (US, SS, UL, SL, FL, FD) are included as decimal text ("Rows" -> "512").
   std::map<std::string, std::string> attributes;
 };
 

@@ -5,6 +5,7 @@
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,18 @@ class Index {
   // Most recently received first.
   virtual Result<std::vector<StudySummary>> ListStudies(int limit, int offset) = 0;
   virtual Result<std::optional<StudySummary>> GetStudy(const StudyUid& study) = 0;
+
+  // --- search (QIDO-RS) ---
+  // Loads the attributes (InstanceRecord::attributes) of the row being visited.
+  using AttributeLoader = std::function<Result<std::map<std::string, std::string>>()>;
+  // Visits the entities `filter` selects, until `visit` returns false. Order: studies by
+  // last receipt, newest first; series and instances likewise, except when filter.studies is
+  // given: then by study, series number (and instance number). `load_attributes` loads the
+  // row's representative instance's attributes, valid during the call only. The visitor must
+  // not call the index (it holds a read connection).
+  using EntityVisitor =
+      std::function<bool(const EntityRow& row, const AttributeLoader& load_attributes)>;
+  virtual Status ScanEntities(const EntityFilter& filter, const EntityVisitor& visit) = 0;
 
   // --- assembly ---
   virtual Status PutUnit(const AssemblyUnit& unit) = 0;  // insert or replace
@@ -84,6 +97,14 @@ class Index {
                                const AuditEvent& audit) = 0;
   // The (sop, destination) pairs already delivered for a job.
   virtual Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) = 0;
+
+  // --- findings (extracted from validated results) ---
+  // Records a result's findings, in one transaction; a result's findings given again
+  // (same job and result SOP Instance UID) replace the earlier ones.
+  virtual Status PutFindings(JobId job, const SopInstanceUid& result,
+                             const std::vector<FindingRecord>& findings) = 0;
+  // In the order recorded.
+  virtual Result<std::vector<FindingRecord>> ListFindings(JobId job) = 0;
 
   // --- crosswalk (pseudonym -> original), inside the trust ---
   // Records substitutes made for a transfer. A pseudonym already known keeps its first row.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct InstanceRecord {
   std::string body_part;
   int series_number = 0;
   int instance_number = 0;
+  // Every top-level text attribute (InstanceMeta::attributes), for QIDO-RS.
+  std::map<std::string, std::string> attributes;
 };
 
 enum class PutOutcome { kInserted, kDuplicate };
@@ -46,6 +49,39 @@ struct StudySummary {
   int64_t instance_count = 0;
   uint64_t size_bytes = 0;
   TimePoint first_received_at;
+  TimePoint last_received_at;
+};
+
+// Search (QIDO-RS) over what the index holds, one row per study, series or instance.
+enum class EntityLevel { kStudy, kSeries, kInstance };
+
+// Which entities a search scans: each non-empty list restricts to those UIDs (the study,
+// series or instance of the entity's representative instance).
+struct EntityFilter {
+  EntityLevel level = EntityLevel::kStudy;
+  std::vector<StudyUid> studies;
+  std::vector<SeriesUid> series;
+  std::vector<SopInstanceUid> instances;
+};
+
+// One study, series or instance found by a search. The descriptive values are those of its
+// representative instance: the one received last (at instance level, the instance itself).
+struct EntityRow {
+  StudyUid study_uid;
+  SeriesUid series_uid;
+  SopInstanceUid sop_instance_uid;
+  SopClassUid sop_class_uid;
+  std::string transfer_syntax_uid;
+  std::string patient_id;
+  std::string patient_name;
+  std::string accession_number;
+  std::string study_date;
+  std::string modality;
+  int series_number = 0;
+  int instance_number = 0;
+  int64_t series_count = 0;    // study level: series in the study
+  int64_t instance_count = 0;  // study and series levels: instances in the entity
+  std::string modalities;      // study level: distinct, sorted, comma-separated
   TimePoint last_received_at;
 };
 
@@ -131,6 +167,23 @@ struct CrosswalkRecord {
   StudyUid study_uid;  // the original study it was made for
   std::string key_id;  // PseudonymKey::id of the key that made it
   TimePoint created_at;
+};
+
+// One thing a tool reported in a validated result (IHE AI Results): a coded finding, a
+// measurement, a score or a triage flag, with the image it refers to (original UID, after
+// re-identification). Codes are (scheme, value, meaning) as in the object; absent parts empty.
+struct FindingRecord {
+  JobId job_id;
+  std::string tool;
+  SopInstanceUid result_sop_uid;
+  std::string kind;  // "finding", "measurement", "score", "triage", "flag" (a KOS title)
+  std::string concept_scheme, concept_value, concept_meaning;  // what was observed/measured
+  std::string value_scheme, value_code, value_meaning;         // a coded answer, if any
+  std::optional<double> numeric_value;                         // a measured or scored value
+  std::string units;                                           // UCUM code, if numeric
+  std::string tracking_id;                                     // TID 1500 Tracking Identifier
+  std::string referenced_sop_uid;                              // the image it is about
+  TimePoint recorded_at;
 };
 
 // One version of an AI tool in the registry, as its manifest declared it. A new version is a

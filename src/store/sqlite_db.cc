@@ -58,6 +58,11 @@ SqliteStatement& SqliteStatement::Bind(int index, int64_t value) {
   return *this;
 }
 
+SqliteStatement& SqliteStatement::BindDouble(int index, double value) {
+  NoteBind(sqlite3_bind_double(stmt_, index, value));
+  return *this;
+}
+
 SqliteStatement& SqliteStatement::BindNull(int index) {
   NoteBind(sqlite3_bind_null(stmt_, index));
   return *this;

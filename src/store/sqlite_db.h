@@ -35,6 +35,7 @@ class SqliteStatement {
   // Parameters are 1-based, as in SQL (?1, ?2...).
   SqliteStatement& Bind(int index, std::string_view text);
   SqliteStatement& Bind(int index, int64_t value);
+  SqliteStatement& BindDouble(int index, double value);
   SqliteStatement& BindNull(int index);
 
   // True when a row is available, false when done.
@@ -43,6 +44,7 @@ class SqliteStatement {
   Status Run();
 
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double Double(int column) const { return sqlite3_column_double(stmt_, column); }
   std::string Text(int column) const;
   bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 

@@ -27,7 +27,23 @@ constexpr const char* kInstanceColumns =
     "sop_instance_uid, study_uid, series_uid, sop_class_uid, transfer_syntax_uid, spool_key, "
     "size_bytes, calling_ae, received_at, patient_id, patient_name, accession_number, "
     "study_date, study_description, modality, series_description, body_part, series_number, "
-    "instance_number";
+    "instance_number, attributes";
+
+// InstanceRecord::attributes as stored: a JSON object of strings. A malformed value (never
+// written by this code) reads as no attributes.
+std::string AttributesToJson(const std::map<std::string, std::string>& attributes) {
+  return json(attributes).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::map<std::string, std::string> AttributesFromJson(const std::string& text) {
+  std::map<std::string, std::string> out;
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return out;
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_string()) out.emplace(key, value.get<std::string>());
+  }
+  return out;
+}
 
 InstanceRecord ReadInstance(const SqliteStatement& s) {
   InstanceRecord r;
@@ -50,6 +66,7 @@ InstanceRecord ReadInstance(const SqliteStatement& s) {
   r.body_part = s.Text(16);
   r.series_number = static_cast<int>(s.Int(17));
   r.instance_number = static_cast<int>(s.Int(18));
+  r.attributes = AttributesFromJson(s.Text(19));
   return r;
 }
 
@@ -281,7 +298,7 @@ class SqliteIndex final : public Index {
           auto s,
           c.Prepare(std::string("INSERT INTO instances (") + kInstanceColumns +
                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                    "?16, ?17, ?18, ?19) ON CONFLICT (sop_instance_uid) DO UPDATE SET "
+                    "?16, ?17, ?18, ?19, ?20) ON CONFLICT (sop_instance_uid) DO UPDATE SET "
                     "study_uid = excluded.study_uid, series_uid = excluded.series_uid, "
                     "sop_class_uid = excluded.sop_class_uid, "
                     "transfer_syntax_uid = excluded.transfer_syntax_uid, "
@@ -294,7 +311,8 @@ class SqliteIndex final : public Index {
                     "modality = excluded.modality, "
                     "series_description = excluded.series_description, "
                     "body_part = excluded.body_part, series_number = excluded.series_number, "
-                    "instance_number = excluded.instance_number"));
+                    "instance_number = excluded.instance_number, "
+                    "attributes = excluded.attributes"));
       s.Bind(1, r.sop_instance_uid.str())
           .Bind(2, r.study_uid.str())
           .Bind(3, r.series_uid.str())
@@ -313,7 +331,8 @@ class SqliteIndex final : public Index {
           .Bind(16, r.series_description)
           .Bind(17, r.body_part)
           .Bind(18, int64_t{r.series_number})
-          .Bind(19, int64_t{r.instance_number});
+          .Bind(19, int64_t{r.instance_number})
+          .Bind(20, AttributesToJson(r.attributes));
       RETURN_IF_ERROR(s.Run());
       return Audit(c, audit);
     });
@@ -368,6 +387,97 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get study"));
     if (!row) return std::optional<StudySummary>();
     return std::optional<StudySummary>(ReadStudy(s));
+  }
+
+  // --- search ---
+
+  Status ScanEntities(const EntityFilter& filter, const EntityVisitor& visit) override {
+    const bool scoped = !filter.studies.empty();
+    std::string sql =
+        "SELECT study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax_uid, "
+        "patient_id, patient_name, accession_number, study_date, modality, series_number, "
+        "instance_number, ";
+    switch (filter.level) {
+      case EntityLevel::kStudy:
+        // The bare columns come from the row of max(received_at): the instance received last.
+        sql +=
+            "max(received_at), count(DISTINCT series_uid), count(*), "
+            "group_concat(DISTINCT nullif(modality, ''))";
+        break;
+      case EntityLevel::kSeries:
+        sql += "max(received_at), 1, count(*), ''";
+        break;
+      case EntityLevel::kInstance:
+        sql += "received_at, 1, 1, ''";
+        break;
+    }
+    // Only the lists given become conditions, so SQLite can use their indexes.
+    std::vector<std::string> lists;
+    std::string where;
+    auto restrict_to = [&](const char* column, const auto& ids) {
+      if (ids.empty()) return;
+      lists.push_back(IdsToJson(ids));
+      where += std::string(where.empty() ? " WHERE " : " AND ") + column +
+               " IN (SELECT value FROM json_each(?" + std::to_string(lists.size()) + "))";
+    };
+    restrict_to("study_uid", filter.studies);
+    restrict_to("series_uid", filter.series);
+    restrict_to("sop_instance_uid", filter.instances);
+    sql += " FROM instances" + where;
+    switch (filter.level) {
+      case EntityLevel::kStudy:
+        sql += " GROUP BY study_uid ORDER BY max(received_at) DESC, study_uid";
+        break;
+      case EntityLevel::kSeries:
+        sql += scoped ? " GROUP BY study_uid, series_uid ORDER BY study_uid, "
+                        "min(series_number), series_uid"
+                      : " GROUP BY study_uid, series_uid ORDER BY max(received_at) DESC, "
+                        "series_uid";
+        break;
+      case EntityLevel::kInstance:
+        sql += scoped ? " ORDER BY study_uid, series_number, series_uid, instance_number, "
+                        "sop_instance_uid"
+                      : " ORDER BY received_at DESC, sop_instance_uid";
+        break;
+    }
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    SqliteConnection& conn = *lease;
+    ASSIGN_OR_RETURN(auto s, conn.Prepare(sql));
+    for (size_t i = 0; i < lists.size(); ++i) s.Bind(static_cast<int>(i + 1), lists[i]);
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index scan entities"));
+      if (!row) return Status::Ok();
+      EntityRow e;
+      e.study_uid = StudyUid(s.Text(0));
+      e.series_uid = SeriesUid(s.Text(1));
+      e.sop_instance_uid = SopInstanceUid(s.Text(2));
+      e.sop_class_uid = SopClassUid(s.Text(3));
+      e.transfer_syntax_uid = s.Text(4);
+      e.patient_id = s.Text(5);
+      e.patient_name = s.Text(6);
+      e.accession_number = s.Text(7);
+      e.study_date = s.Text(8);
+      e.modality = s.Text(9);
+      e.series_number = static_cast<int>(s.Int(10));
+      e.instance_number = static_cast<int>(s.Int(11));
+      e.last_received_at = FromUnixMillis(s.Int(12));
+      e.series_count = s.Int(13);
+      e.instance_count = s.Int(14);
+      std::vector<std::string> modalities;
+      std::stringstream in(s.Text(15));
+      for (std::string m; std::getline(in, m, ',');) modalities.push_back(m);
+      std::sort(modalities.begin(), modalities.end());
+      for (const auto& m : modalities) e.modalities += (e.modalities.empty() ? "" : ",") + m;
+      const AttributeLoader load = [&conn, &e]() -> Result<std::map<std::string, std::string>> {
+        ASSIGN_OR_RETURN(auto a, conn.Prepare("SELECT attributes FROM instances WHERE "
+                                              "sop_instance_uid = ?1"));
+        a.Bind(1, e.sop_instance_uid.str());
+        ASSIGN_OR_RETURN(bool found, Context(a.Step(), "index load attributes"));
+        if (!found) return std::map<std::string, std::string>();
+        return AttributesFromJson(a.Text(0));
+      };
+      if (!visit(e, load)) return Status::Ok();
+    }
   }
 
   // --- assembly ---
@@ -797,6 +907,81 @@ class SqliteIndex final : public Index {
                           "DELETE FROM crosswalk WHERE pseudonym IN (SELECT pseudonym FROM "
                           "crosswalk WHERE created_at < ?1 LIMIT ?2)",
                           cutoff);
+  }
+
+  // --- findings ---
+
+  Status PutFindings(JobId job, const SopInstanceUid& result,
+                     const std::vector<FindingRecord>& findings) override {
+    return writer_.Write("index put findings", [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(auto del, c.Prepare("DELETE FROM findings WHERE job_id = ?1 AND "
+                                           "result_sop_uid = ?2"));
+      del.Bind(1, job.value).Bind(2, result.str());
+      RETURN_IF_ERROR(del.Run());
+      for (const FindingRecord& f : findings) {
+        ASSIGN_OR_RETURN(
+            auto s, c.Prepare("INSERT INTO findings (job_id, tool, result_sop_uid, kind, "
+                              "concept_scheme, concept_value, concept_meaning, value_scheme, "
+                              "value_code, value_meaning, numeric_value, units, tracking_id, "
+                              "referenced_sop_uid, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                              "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"));
+        s.Bind(1, job.value)
+            .Bind(2, f.tool)
+            .Bind(3, result.str())
+            .Bind(4, f.kind)
+            .Bind(5, f.concept_scheme)
+            .Bind(6, f.concept_value)
+            .Bind(7, f.concept_meaning)
+            .Bind(8, f.value_scheme)
+            .Bind(9, f.value_code)
+            .Bind(10, f.value_meaning);
+        if (f.numeric_value) {
+          s.BindDouble(11, *f.numeric_value);
+        } else {
+          s.BindNull(11);
+        }
+        s.Bind(12, f.units)
+            .Bind(13, f.tracking_id)
+            .Bind(14, f.referenced_sop_uid)
+            .Bind(15, ToUnixMillis(f.recorded_at));
+        RETURN_IF_ERROR(s.Run());
+      }
+      return Status::Ok();
+    });
+  }
+
+  Result<std::vector<FindingRecord>> ListFindings(JobId job) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(
+        auto s, (*lease).Prepare("SELECT job_id, tool, result_sop_uid, kind, concept_scheme, "
+                                 "concept_value, concept_meaning, value_scheme, value_code, "
+                                 "value_meaning, numeric_value, units, tracking_id, "
+                                 "referenced_sop_uid, recorded_at FROM findings WHERE job_id = ?1 "
+                                 "ORDER BY id"));
+    s.Bind(1, job.value);
+    std::vector<FindingRecord> out;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index list findings"));
+      if (!row) break;
+      FindingRecord f;
+      f.job_id = JobId{s.Int(0)};
+      f.tool = s.Text(1);
+      f.result_sop_uid = SopInstanceUid(s.Text(2));
+      f.kind = s.Text(3);
+      f.concept_scheme = s.Text(4);
+      f.concept_value = s.Text(5);
+      f.concept_meaning = s.Text(6);
+      f.value_scheme = s.Text(7);
+      f.value_code = s.Text(8);
+      f.value_meaning = s.Text(9);
+      if (!s.IsNull(10)) f.numeric_value = s.Double(10);
+      f.units = s.Text(11);
+      f.tracking_id = s.Text(12);
+      f.referenced_sop_uid = s.Text(13);
+      f.recorded_at = FromUnixMillis(s.Int(14));
+      out.push_back(std::move(f));
+    }
+    return out;
   }
 
   // --- tool registry ---

@@ -137,6 +137,7 @@ void ExpectSameInstance(const InstanceRecord& a, const InstanceRecord& b) {
   EXPECT_EQ(a.body_part, b.body_part);
   EXPECT_EQ(a.series_number, b.series_number);
   EXPECT_EQ(a.instance_number, b.instance_number);
+  EXPECT_EQ(a.attributes, b.attributes);
 }
 
 TEST_F(SqliteIndexTest, PutInstanceInsertsThenReportsDuplicateAndUpdates) {
@@ -1169,6 +1170,201 @@ TEST(JobStateTest, NamesRoundTrip) {
     EXPECT_EQ(IsTerminal(c.state), c.terminal) << c.name;
   }
   EXPECT_FALSE(ParseJobState("bogus").has_value());
+}
+
+TEST_F(SqliteIndexTest, InstanceAttributesRoundTripAndAreReplacedOnResend) {
+  InstanceRecord r = Instance("1.2.3", "1.2.3.1", "1.2.3.1.1", 1, 1);
+  r.attributes = {{"PatientName", "DOE^JANE"}, {"StudyTime", "101500"}, {"Odd", "a\\b\"c"}};
+  ASSERT_TRUE(index_->PutInstance(r, Audit("receive")).ok());
+  auto found = index_->FindInstance(r.sop_instance_uid);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameInstance(**found, r);
+
+  r.attributes = {{"PatientName", "ROE^RICHARD"}};
+  ASSERT_TRUE(index_->PutInstance(r, Audit("receive")).ok());
+  found = index_->FindInstance(r.sop_instance_uid);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->attributes, r.attributes);
+}
+
+// Every row of a scan, with the attributes of its representative instance.
+struct ScannedEntity {
+  EntityRow row;
+  std::map<std::string, std::string> attributes;
+};
+
+std::vector<ScannedEntity> Scan(Index& index, const EntityFilter& filter, size_t stop_after = 0) {
+  std::vector<ScannedEntity> out;
+  Status st = index.ScanEntities(filter, [&](const EntityRow& row, const auto& load) {
+    auto attributes = load();
+    EXPECT_TRUE(attributes.ok()) << attributes.status().ToString();
+    out.push_back({row, attributes.ok() ? *attributes : std::map<std::string, std::string>{}});
+    return stop_after == 0 || out.size() < stop_after;
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
+TEST_F(SqliteIndexTest, ScanEntitiesCountsAndOrdersStudiesSeriesAndInstances) {
+  auto put = [&](const std::string& study, const std::string& series, const std::string& sop,
+                 int sn, int in, const std::string& modality) {
+    InstanceRecord r = Instance(study, series, sop, sn, in, modality);
+    r.attributes = {{"SOPInstanceUID", sop}, {"Modality", modality}};
+    ASSERT_TRUE(index_->PutInstance(r, Audit("r")).ok());
+    clock_.Advance(seconds(1));
+  };
+  put("A", "A.2", "a21", 2, 1, "PR");
+  put("A", "A.1", "a12", 1, 2, "CT");
+  put("B", "B.1", "b11", 1, 1, "MR");
+  put("A", "A.1", "a11", 1, 1, "CT");  // A is now the newest study
+
+  auto studies = Scan(*index_, {EntityLevel::kStudy, {}, {}, {}});
+  ASSERT_EQ(studies.size(), 2u);
+  EXPECT_EQ(studies[0].row.study_uid, StudyUid("A"));
+  EXPECT_EQ(studies[0].row.series_count, 2);
+  EXPECT_EQ(studies[0].row.instance_count, 3);
+  EXPECT_EQ(studies[0].row.modalities, "CT,PR");
+  EXPECT_EQ(studies[0].row.sop_instance_uid, SopInstanceUid("a11")) << "received last";
+  EXPECT_EQ(studies[0].attributes.at("SOPInstanceUID"), "a11");
+  EXPECT_EQ(studies[1].row.study_uid, StudyUid("B"));
+  EXPECT_EQ(studies[1].row.instance_count, 1);
+
+  auto only_b = Scan(*index_, {EntityLevel::kStudy, {StudyUid("B"), StudyUid("Z")}, {}, {}});
+  ASSERT_EQ(only_b.size(), 1u);
+  EXPECT_EQ(only_b[0].row.study_uid, StudyUid("B"));
+
+  auto series_of_a = Scan(*index_, {EntityLevel::kSeries, {StudyUid("A")}, {}, {}});
+  ASSERT_EQ(series_of_a.size(), 2u);
+  EXPECT_EQ(series_of_a[0].row.series_uid, SeriesUid("A.1")) << "series number order";
+  EXPECT_EQ(series_of_a[0].row.instance_count, 2);
+  EXPECT_EQ(series_of_a[1].row.series_uid, SeriesUid("A.2"));
+
+  auto all_series = Scan(*index_, {EntityLevel::kSeries, {}, {}, {}});
+  ASSERT_EQ(all_series.size(), 3u);
+  EXPECT_EQ(all_series[0].row.series_uid, SeriesUid("A.1")) << "newest first";
+
+  auto instances_of_a = Scan(*index_, {EntityLevel::kInstance, {StudyUid("A")}, {}, {}});
+  ASSERT_EQ(instances_of_a.size(), 3u);
+  EXPECT_EQ(instances_of_a[0].row.sop_instance_uid, SopInstanceUid("a11"));
+  EXPECT_EQ(instances_of_a[1].row.sop_instance_uid, SopInstanceUid("a12"));
+  EXPECT_EQ(instances_of_a[2].row.sop_instance_uid, SopInstanceUid("a21"));
+  EXPECT_EQ(instances_of_a[2].attributes.at("Modality"), "PR");
+
+  auto one =
+      Scan(*index_, {EntityLevel::kInstance, {}, {SeriesUid("A.1")}, {SopInstanceUid("a12")}});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].row.sop_instance_uid, SopInstanceUid("a12"));
+
+  auto first_two = Scan(*index_, {EntityLevel::kInstance, {}, {}, {}}, 2);
+  ASSERT_EQ(first_two.size(), 2u) << "the visitor stops the scan";
+  EXPECT_EQ(first_two[0].row.sop_instance_uid, SopInstanceUid("a11"));
+  EXPECT_EQ(first_two[1].row.sop_instance_uid, SopInstanceUid("b11"));
+}
+
+// --- findings (extracted from validated results by the results intake) ---
+
+FindingRecord Finding(const std::string& kind, const std::string& result, TimePoint at) {
+  FindingRecord f;
+  f.tool = "tool-a";
+  f.result_sop_uid = SopInstanceUid(result);
+  f.kind = kind;
+  f.concept_scheme = "DCM";
+  f.concept_value = "121071";
+  f.concept_meaning = "Finding";
+  f.recorded_at = at;
+  return f;
+}
+
+TEST_F(SqliteIndexTest, FindingsRoundTripInOrderAndSurviveReopen) {
+  JobId id = MustCreate(Job("S1", "route", 0));
+  FindingRecord coded = Finding("finding", "r.1", clock_.Now());
+  coded.value_scheme = "SCT";
+  coded.value_code = "27925004";
+  coded.value_meaning = "Nodule";
+  coded.tracking_id = "lesion 1";
+  coded.referenced_sop_uid = "i.1";
+  FindingRecord measured = Finding("measurement", "r.1", clock_.Now());
+  measured.concept_scheme = "SCT";
+  measured.concept_value = "103339001";
+  measured.concept_meaning = "Long Axis";
+  measured.numeric_value = 12.5;
+  measured.units = "mm";
+  FindingRecord score = Finding("score", "r.1", clock_.Now());
+  score.numeric_value = 0.0;  // a zero score is a value, not an absent one
+  score.units = "1";
+  ASSERT_TRUE(index_->PutFindings(id, SopInstanceUid("r.1"), {coded, measured, score}).ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(
+      index_->PutFindings(id, SopInstanceUid("r.2"), {Finding("flag", "r.2", clock_.Now())}).ok());
+
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "as written" : "after reopen");
+    auto list = index_->ListFindings(id);
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    ASSERT_EQ(list->size(), 4u);
+    const FindingRecord& a = (*list)[0];
+    EXPECT_EQ(a.job_id, id);
+    EXPECT_EQ(a.tool, "tool-a");
+    EXPECT_EQ(a.result_sop_uid, SopInstanceUid("r.1"));
+    EXPECT_EQ(a.kind, "finding");
+    EXPECT_EQ(a.concept_value, "121071");
+    EXPECT_EQ(a.value_scheme, "SCT");
+    EXPECT_EQ(a.value_code, "27925004");
+    EXPECT_EQ(a.value_meaning, "Nodule");
+    EXPECT_FALSE(a.numeric_value.has_value());
+    EXPECT_EQ(a.tracking_id, "lesion 1");
+    EXPECT_EQ(a.referenced_sop_uid, "i.1");
+    EXPECT_EQ(a.recorded_at, clock_.Now() - seconds(1));
+    EXPECT_EQ((*list)[1].kind, "measurement");
+    EXPECT_EQ((*list)[1].numeric_value, std::optional<double>(12.5));
+    EXPECT_EQ((*list)[1].units, "mm");
+    EXPECT_EQ((*list)[2].numeric_value, std::optional<double>(0.0));
+    EXPECT_EQ((*list)[3].kind, "flag");
+    EXPECT_EQ((*list)[3].result_sop_uid, SopInstanceUid("r.2"));
+    EXPECT_EQ((*list)[3].recorded_at, clock_.Now());
+    Reopen();
+  }
+}
+
+TEST_F(SqliteIndexTest, FindingsGivenAgainReplaceOnlyThoseOfTheSameResult) {
+  JobId id = MustCreate(Job("S1", "route", 0));
+  const TimePoint at = clock_.Now();
+  ASSERT_TRUE(index_
+                  ->PutFindings(id, SopInstanceUid("r.1"),
+                                {Finding("finding", "r.1", at), Finding("measurement", "r.1", at)})
+                  .ok());
+  ASSERT_TRUE(index_->PutFindings(id, SopInstanceUid("r.2"), {Finding("flag", "r.2", at)}).ok());
+  ASSERT_TRUE(index_->PutFindings(id, SopInstanceUid("r.1"), {Finding("score", "r.1", at)}).ok());
+
+  auto list = index_->ListFindings(id);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].kind, "flag") << "r.2's findings untouched";
+  EXPECT_EQ((*list)[1].kind, "score") << "r.1's earlier two replaced by one";
+
+  ASSERT_TRUE(index_->PutFindings(id, SopInstanceUid("r.1"), {}).ok());
+  list = index_->ListFindings(id);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u) << "none given: the result's findings are removed";
+  EXPECT_EQ((*list)[0].result_sop_uid, SopInstanceUid("r.2"));
+}
+
+TEST_F(SqliteIndexTest, FindingsAreListedPerJob) {
+  JobId a = MustCreate(Job("S1", "route", 0));
+  JobId b = MustCreate(Job("S2", "route", 0));
+  const TimePoint at = clock_.Now();
+  ASSERT_TRUE(index_->PutFindings(a, SopInstanceUid("r.1"), {Finding("finding", "r.1", at)}).ok());
+  ASSERT_TRUE(index_
+                  ->PutFindings(b, SopInstanceUid("r.1"),
+                                {Finding("finding", "r.1", at), Finding("score", "r.1", at)})
+                  .ok());
+  auto of_a = index_->ListFindings(a);
+  auto of_b = index_->ListFindings(b);
+  auto of_none = index_->ListFindings(JobId{999});
+  ASSERT_TRUE(of_a.ok() && of_b.ok() && of_none.ok());
+  EXPECT_EQ(of_a->size(), 1u);
+  EXPECT_EQ(of_b->size(), 2u) << "the same result UID under another job is another row";
+  EXPECT_TRUE(of_none->empty());
 }
 
 }  // namespace

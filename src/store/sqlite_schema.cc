@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -141,6 +141,36 @@ CREATE TABLE tool_registry (
   removed_at INTEGER,
   UNIQUE (name, version)
 );
+)sql",
+    // 4 -> 5: every top-level text attribute of an instance (JSON object, keyword -> value),
+    // so QIDO-RS matches and returns attributes without reading the spool.
+    R"sql(
+ALTER TABLE instances ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX instances_by_series ON instances (series_uid);
+)sql",
+    // 5 -> 6: what tools found (IHE AI Results), extracted from validated results for the
+    // evidence layer.
+    R"sql(
+CREATE TABLE findings (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id INTEGER NOT NULL,
+  tool TEXT NOT NULL,
+  result_sop_uid TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  concept_scheme TEXT NOT NULL,
+  concept_value TEXT NOT NULL,
+  concept_meaning TEXT NOT NULL,
+  value_scheme TEXT NOT NULL,
+  value_code TEXT NOT NULL,
+  value_meaning TEXT NOT NULL,
+  numeric_value REAL,
+  units TEXT NOT NULL,
+  tracking_id TEXT NOT NULL,
+  referenced_sop_uid TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX findings_by_job ON findings (job_id);
+CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
 )sql",
 };
 
