@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/job_token.h"
 #include "core/status.h"
 #include "store/records.h"
 
@@ -26,6 +27,9 @@ struct DispatchRequest {
   // Requested when the gateway shuts down: a long-running adapter stops its tool and returns
   // kUnavailable promptly; the job resumes on the next start.
   std::stop_token stop;
+  // PollResults only: results already received for the job (SOP Instance UIDs as the tool
+  // made them); they are not fetched again.
+  std::vector<SopInstanceUid> received_results;
 };
 
 struct DispatchOutcome {
@@ -42,11 +46,30 @@ class ToolAdapter {
   // reached (both retried with backoff); kInvalidArgument/kFailedPrecondition are not retried.
   // Must return within the tool's timeout plus a few seconds.
   virtual Result<DispatchOutcome> Dispatch(const DispatchRequest& request) = 0;
+
+  // For tools that cannot send results back: asks the tool for results of a dispatched job
+  // (`request` as for Dispatch, with the inputs as sent) and returns the new ones, as files
+  // under work_dir that the engine then takes over. Called while the job awaits results,
+  // every ToolConfig::poll_interval. Errors as Dispatch's; the job keeps waiting until its
+  // timeout. The default polls nothing.
+  virtual Result<std::vector<std::filesystem::path>> PollResults(const DispatchRequest& request) {
+    return std::vector<std::filesystem::path>{};
+  }
 };
 
 // Runs `command` with --input DIR --output DIR appended; inputs are linked into DIR.
 std::unique_ptr<ToolAdapter> MakeExecutableAdapter(const ToolConfig& tool);
 // C-STOREs the inputs to the tool's node, calling as `our_ae`; results arrive later.
 std::unique_ptr<ToolAdapter> MakeDimsePushAdapter(const ToolConfig& tool, const AeTitle& our_ae);
+
+// STOW-RS pushes the inputs to the tool's DICOMweb service; the tool STOWs its results back to
+// `results_base_url` (this gateway's public URL, HttpConfig::public_url) with the job's token
+// from `tokens`, or, with tool.poll_interval set, PollResults fetches them by QIDO-RS and
+// WADO-RS. The protocol is described in dicomweb_push_adapter.h. Dispatch refuses
+// (kFailedPrecondition) when `results_base_url` is empty and the tool is not polled. `tokens`
+// must outlive the adapter.
+std::unique_ptr<ToolAdapter> MakeDicomwebPushAdapter(const ToolConfig& tool,
+                                                     std::string results_base_url,
+                                                     const JobTokens& tokens);
 
 }  // namespace conduit

@@ -11,9 +11,11 @@
 #include "app/ingest_service.h"
 #include "app/recovery.h"
 #include "app/retention.h"
+#include "core/job_token.h"
 #include "dicom/dimse_listener.h"
 #include "evidence/tool_manifest.h"
 #include "http/admin_server.h"
+#include "http/dicomweb_context.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
@@ -29,6 +31,19 @@ namespace {
 
 // How far back a start looks for instances stored but never routed (see recovery.h).
 constexpr auto kRecoveryWindow = std::chrono::hours(6);
+
+// The base URL tools reach this gateway at: http.public_url, else the HTTP front end's own
+// address (a wildcard bind is reached on loopback); empty when there is no HTTP front end.
+std::string ResultsBaseUrl(const Config& c) {
+  std::string url = c.http.public_url;
+  if (url.empty() && c.http.port != 0) {
+    const bool wildcard = c.http.bind == "0.0.0.0" || c.http.bind == "::" || c.http.bind.empty();
+    url = "http://" + (wildcard ? std::string("127.0.0.1") : c.http.bind) + ":" +
+          std::to_string(c.http.port);
+  }
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
 
 }  // namespace
 
@@ -46,6 +61,8 @@ struct Gateway::Parts {
   std::unique_ptr<RetentionSweeper> retention;  // "retention": hourly, per the policy
   std::unique_ptr<StudyAssembler> assembler;
   std::unique_ptr<IngestService> ingest;
+  std::unique_ptr<JobTokens> tokens;          // per-job bearer tokens for tools over HTTP
+  std::unique_ptr<DicomwebContext> dicomweb;  // /dicom-web on the HTTP port
   std::unique_ptr<DimseListener> listener;
   std::unique_ptr<AdminServer> admin;
   std::jthread ticker;               // "assembler-tick": completes quiet studies every 250 ms
@@ -93,14 +110,31 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       std::make_unique<TransferGuard>(*p->index, *p->spool, p->clock, p->metrics,
                                       Pseudonymiser(std::move(key)), std::move(deid_settings));
   p->router = std::make_unique<Router>(c.routes);
-  p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock);
+  p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock, p->metrics);
   p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock);
 
+  ASSIGN_OR_RETURN(JobTokens tokens,
+                   JobTokens::LoadOrCreate(c.node.data_dir / "keys" / "job-token.key"));
+  p->tokens = std::make_unique<JobTokens>(std::move(tokens));
+  const std::string results_url = ResultsBaseUrl(c);
   std::map<std::string, std::unique_ptr<ToolAdapter>> adapters;
   for (const ToolConfig& tool : c.tools) {
-    adapters[tool.name] = tool.kind == ToolKind::kExecutable
-                              ? MakeExecutableAdapter(tool)
-                              : MakeDimsePushAdapter(tool, c.dicom.ae_title);
+    switch (tool.kind) {
+      case ToolKind::kExecutable:
+        adapters[tool.name] = MakeExecutableAdapter(tool);
+        break;
+      case ToolKind::kDimse:
+        adapters[tool.name] = MakeDimsePushAdapter(tool, c.dicom.ae_title);
+        break;
+      case ToolKind::kDicomweb:
+        if (results_url.empty() && tool.poll_interval.count() == 0) {
+          return InvalidArgument("tool '" + tool.name +
+                                 "' (dicomweb) stores its results to this gateway over HTTP: "
+                                 "set http.port (or http.public_url), or poll_interval");
+        }
+        adapters[tool.name] = MakeDicomwebPushAdapter(tool, results_url, *p->tokens);
+        break;
+    }
   }
   p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
                                           *p->deliverer, *p->intake, p->metrics, p->guard.get());
@@ -116,6 +150,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
 
   Parts* raw = p.get();
   if (c.http.port != 0) {
+    p->dicomweb = std::make_unique<DicomwebContext>(DicomwebContext{
+        c, *p->index, *p->spool, *p->ingest, *p->ingest, *p->tokens, p->metrics, p->clock});
     AdminContext ctx{
         c,
         *p->index,
@@ -143,6 +179,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
         }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
+    ctx.dicomweb = p->dicomweb.get();
     p->admin = MakeAdminServer(std::move(ctx));
   }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));

@@ -60,8 +60,11 @@ const ToolConfig* IngestService::ToolByAe(const AeTitle& ae) const {
 }
 
 Status IngestService::OnInstance(const ReceivedInstance& instance) {
-  if (const ToolConfig* tool = ToolByAe(instance.association.calling_ae)) {
-    return IngestToolResult(*tool, instance);
+  // Only a DIMSE association can come from a tool's node; STOW-RS results use OnJobResult.
+  if (instance.association.protocol == "DIMSE") {
+    if (const ToolConfig* tool = ToolByAe(instance.association.calling_ae)) {
+      return IngestToolResult(*tool, instance);
+    }
   }
   return IngestStudyInstance(instance);
 }
@@ -101,6 +104,7 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
   record.body_part = meta.body_part;
   record.series_number = meta.series_number;
   record.instance_number = meta.instance_number;
+  record.attributes = meta.attributes;
 
   AuditEvent audit;
   audit.at = record.received_at;
@@ -108,7 +112,7 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
   audit.outcome = "success";
   audit.actor = instance.association.calling_ae.str();
   audit.study_ref = StudyRef(meta.study_uid);
-  audit.detail = nlohmann::json{{"protocol", "DIMSE"},
+  audit.detail = nlohmann::json{{"protocol", instance.association.protocol},
                                 {"sop_class", meta.sop_class_uid.str()},
                                 {"transfer_syntax", meta.transfer_syntax_uid},
                                 {"bytes", size},
@@ -158,7 +162,6 @@ Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedIns
     }
     meta.study_uid = **original;
   }
-  const std::string study_ref = StudyRef(meta.study_uid);
   auto jobs = index_.AwaitingJobs(tool.name, meta.study_uid);
   if (!jobs.ok()) {
     RemoveQuietly(instance.file);
@@ -173,29 +176,74 @@ Status IngestService::IngestToolResult(const ToolConfig& tool, const ReceivedIns
     return st;
   }
   // The newest awaiting job for this study and tool takes the result.
-  const JobRecord& job = jobs->back();
+  return AttachResult(jobs->back(), instance, std::move(meta));
+}
+
+Result<JobRecord> IngestService::JobTakingResults(JobId job_id) {
+  ASSIGN_OR_RETURN(std::optional<JobRecord> job, index_.GetJob(job_id));
+  if (!job) return NotFound("job " + std::to_string(job_id.value) + ": not found");
+  if (job->state != JobState::kSending && job->state != JobState::kAwaitingResults) {
+    return FailedPrecondition("job " + std::to_string(job_id.value) + ": " +
+                              JobStateName(job->state) + ", takes no results");
+  }
+  return *job;
+}
+
+Status IngestService::OnJobResult(JobId job_id, const ReceivedInstance& instance) {
+  auto job = JobTakingResults(job_id);
+  if (!job.ok()) {
+    RemoveQuietly(instance.file);
+    return job.status();
+  }
+  return AttachResult(*job, instance, instance.meta);
+}
+
+Status IngestService::OnUnreadableJobResult(JobId job_id, const std::filesystem::path& file,
+                                            const std::string& why) {
+  auto job = JobTakingResults(job_id);
+  if (!job.ok()) {
+    RemoveQuietly(file);
+    return job.status();
+  }
+  Status st = intake_.Quarantine(*job, file, why, job->tool);
+  if (st.code() != StatusCode::kInvalidArgument) RemoveQuietly(file);
+  spdlog::warn("event=result_quarantined job={} tool={} reason=\"{}\"", job->id.value, job->tool,
+               why);
+  return st;
+}
+
+Status IngestService::AttachResult(const JobRecord& job, const ReceivedInstance& instance,
+                                   InstanceMeta meta) {
+  const std::string study_ref = StudyRef(job.study_uid);
+  const std::string& tool = job.tool;
   Status st;
-  if (deidentified) {
+  if (guard_ != nullptr && guard_->Deidentifies(tool)) {
     st = guard_->Reidentify(job, instance.file);
     if (st.code() == StatusCode::kInvalidArgument) {
-      st = intake_.Quarantine(job, instance.file, st.message(), tool.name);
+      st = intake_.Quarantine(job, instance.file, st.message(), tool);
     } else if (st.ok()) {
       auto mapped = ReadInstanceMeta(instance.file);
-      if (mapped.ok()) meta = std::move(*mapped);
-      st = mapped.status();
+      if (mapped.ok()) {
+        meta = std::move(*mapped);
+      } else if (mapped.status().code() == StatusCode::kInvalidArgument) {
+        st =
+            intake_.Quarantine(job, instance.file,
+                               "unreadable once re-identified: " + mapped.status().message(), tool);
+      } else {
+        st = mapped.status();
+      }
     }
     if (!st.ok() && st.code() != StatusCode::kInvalidArgument) RemoveQuietly(instance.file);
   }
-  if (st.ok()) st = intake_.Attach(job, instance.file, meta, tool.name);
+  if (st.ok()) st = intake_.Attach(job, instance.file, meta, tool);
   if (st.code() == StatusCode::kInvalidArgument) {
     // Quarantined: durable and audited, never delivered; the tool is told it was refused.
-    spdlog::warn("event=result_quarantined job={} tool={} reason=\"{}\"", job.id.value, tool.name,
+    spdlog::warn("event=result_quarantined job={} tool={} reason=\"{}\"", job.id.value, tool,
                  st.message());
     return st;
   }
   if (st.ok()) {
-    spdlog::info("event=result_received job={} tool={} study={}", job.id.value, tool.name,
-                 study_ref);
+    spdlog::info("event=result_received job={} tool={} study={}", job.id.value, tool, study_ref);
     wake_jobs_();
   }
   return st;

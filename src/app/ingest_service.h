@@ -1,8 +1,9 @@
-// IngestService: where every received object lands. Ordinary instances are committed to the
-// spool, recorded in the index with their audit event, and offered to the router and the
-// assembler; objects sent back by a DIMSE tool's node are attached to that tool's awaiting
-// job as results. OnInstance returns OK only once the object is durable.
-// Thread safety: called concurrently from association threads.
+// IngestService: where every received object lands. Ordinary instances (DIMSE C-STORE or
+// DICOMweb STOW-RS) are committed to the spool, recorded in the index with their audit event,
+// and offered to the router and the assembler; objects sent back by a DIMSE tool's node, or
+// stored by a tool to its job's DICOMweb results endpoint, are attached to that job as
+// results. OnInstance and OnJobResult return OK only once the object is durable.
+// Thread safety: called concurrently from association and HTTP threads.
 #pragma once
 
 #include <functional>
@@ -11,6 +12,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "dicom/dimse_listener.h"
+#include "http/dicomweb_context.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
 #include "pipeline/transfer_guard.h"
@@ -20,7 +22,7 @@
 
 namespace conduit {
 
-class IngestService final : public IngestSink {
+class IngestService final : public IngestSink, public JobResultSink {
  public:
   IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                 StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
@@ -32,10 +34,18 @@ class IngestService final : public IngestSink {
   Status OnInstance(const ReceivedInstance& instance) override;
   void OnRejected(const AssociationInfo& association, const Status& why) override;
   Status OnMpps(const MppsEvent& event) override;
+  // A result stored for `job` over DICOMweb: the job must be sending or awaiting results.
+  Status OnJobResult(JobId job, const ReceivedInstance& instance) override;
+  Status OnUnreadableJobResult(JobId job, const std::filesystem::path& file,
+                               const std::string& why) override;
 
  private:
   Status IngestStudyInstance(const ReceivedInstance& instance);
   Status IngestToolResult(const ToolConfig& tool, const ReceivedInstance& instance);
+  // Re-identifies (for a de-identified tool) and attaches a result of `job`; owns the file.
+  // The job if it takes results now; else kNotFound / kFailedPrecondition.
+  Result<JobRecord> JobTakingResults(JobId job);
+  Status AttachResult(const JobRecord& job, const ReceivedInstance& instance, InstanceMeta meta);
   const ToolConfig* ToolByAe(const AeTitle& ae) const;
 
   const Config& config_;

@@ -201,6 +201,12 @@ int EchoPeer(const Config& config, const std::string& name) {
     peer.called_ae = t->ae_title;
     peer.host = t->host;
     peer.port = t->port;
+  } else if (t && t->kind != ToolKind::kDimse) {
+    std::cerr << "conduit: tool '" << name << "' is "
+              << (t->kind == ToolKind::kDicomweb ? "a DICOMweb service (" + t->url + ")"
+                                                 : std::string("a local executable"))
+              << ", not a DICOM node: C-ECHO does not apply\n";
+    return 2;
   } else {
     std::cerr << "conduit: no destination or DIMSE tool named '" << name << "'\n";
     return 2;

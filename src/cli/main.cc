@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/deid_command.h"
 #include "cli/tool_command.h"
+#include "dicom/dcmtk_logging.h"
 
 namespace {
 
@@ -27,6 +28,7 @@ void SetUpLogging(const std::string& level) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  conduit::QuietDcmtkLogging();
 }
 
 }  // namespace

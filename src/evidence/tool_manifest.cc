@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/http_url.h"
 #include "core/sha256.h"
 #include "core/text_file.h"
 #include "core/yaml_fields.h"
@@ -238,6 +239,9 @@ Status ParseEndpoint(const Ctx& ctx, const YAML::Node& root, ToolProtocol protoc
       if (out.url.rfind("https://", 0) != 0 && out.url.rfind("http://", 0) != 0) {
         return ctx.Error(n["url"], path + ".url", "expected an http:// or https:// URL");
       }
+      if (Result<HttpUrl> url = ParseHttpUrl(out.url); !url.ok()) {
+        return ctx.Error(n["url"], path + ".url", url.status().message());
+      }
       return Status::Ok();
     }
     case ToolProtocol::kExecutable: {
@@ -442,6 +446,10 @@ Result<ToolConfig> ToToolConfig(const ToolManifest& m) {
       tool.port = m.endpoint.port;
       break;
     case ToolProtocol::kDicomweb:
+      tool.kind = ToolKind::kDicomweb;
+      tool.url = m.endpoint.url;
+      while (!tool.url.empty() && tool.url.back() == '/') tool.url.pop_back();
+      break;
     case ToolProtocol::kAiwI:
       return FailedPrecondition("tool '" + m.name + "' " + m.version + ": protocol " +
                                 ToolProtocolName(m.protocol) +
@@ -462,7 +470,9 @@ Status CheckManifestAgainstPolicy(const Policy& policy, const ToolManifest& m) {
   Config config;
   ToolConfig tool;
   tool.name = m.name;
-  tool.kind = m.protocol == ToolProtocol::kExecutable ? ToolKind::kExecutable : ToolKind::kDimse;
+  tool.kind = m.protocol == ToolProtocol::kExecutable ? ToolKind::kExecutable
+              : m.protocol == ToolProtocol::kDicomweb ? ToolKind::kDicomweb
+                                                      : ToolKind::kDimse;
   tool.hosting_region = m.hosting_region;
   tool.category = m.category;
   tool.retain = m.retain;
@@ -486,6 +496,17 @@ Status ResolveToolManifests(Config& config, const std::string& source) {
     if (!resolved.ok()) return resolved.status().WithContext(source);
     if (!tool.name.empty()) resolved->name = tool.name;
     resolved->manifest_file = tool.manifest_file;
+    // The trust's own settings for reaching a DICOMweb tool stay with the config entry.
+    if (tool.kind == ToolKind::kDicomweb) {
+      if (resolved->kind != ToolKind::kDicomweb) {
+        return InvalidArgument(source + ": tool '" + resolved->name + "' has a dicomweb section " +
+                               "but its manifest " + tool.manifest_file.string() +
+                               " says protocol " + ToolProtocolName(manifest.protocol));
+      }
+      resolved->auth_token_file = tool.auth_token_file;
+      resolved->chunk_bytes = tool.chunk_bytes;
+      resolved->poll_interval = tool.poll_interval;
+    }
     tool = std::move(resolved).value();
   }
   if (!any) return Status::Ok();

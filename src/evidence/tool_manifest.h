@@ -109,7 +109,7 @@ Result<ToolManifest> LoadToolManifestFile(const std::filesystem::path& path);
 std::string ToolManifestJson(const ToolManifest& manifest);
 
 // The settings the gateway runs the tool with. Errors: kFailedPrecondition for a protocol this
-// build has no adapter for (dicomweb, aiw-i): such a tool can be registered, not routed to.
+// build has no adapter for (aiw-i): such a tool can be registered, not routed to.
 Result<ToolConfig> ToToolConfig(const ToolManifest& manifest);
 
 // Checks the manifest against the policy as CheckToolsAgainstPolicy checks a configured tool:
@@ -122,8 +122,11 @@ Status CheckManifestAgainstPolicy(const Policy& policy, const ToolManifest& mani
 Result<Policy> PolicyOfConfig(const Config& config);
 
 // Fills every `tools:` entry that names a manifest (ToolConfig::manifest_file) from it,
-// keeping the entry's name if it has one, then checks the whole config again (routes name
-// known tools). Idempotent. Errors: the manifest's own; ToToolConfig's; ValidateConfig's.
+// keeping the entry's name if it has one and, for a dicomweb tool, its `dicomweb:` settings
+// (auth_token_file, chunk_bytes, poll_interval: the trust's, not the vendor's), then checks
+// the whole config again (routes name known tools). Idempotent. Errors: the manifest's own;
+// ToToolConfig's; ValidateConfig's; kInvalidArgument for a dicomweb section on a tool whose
+// manifest has another protocol.
 Status ResolveToolManifests(Config& config, const std::string& source);
 
 }  // namespace conduit

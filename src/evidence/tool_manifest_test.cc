@@ -249,12 +249,30 @@ TEST(ToolManifestTest, ToToolConfigPerProtocol) {
              "  url: https://ai.acme.example/dicom-web\n");
     ToolManifest m = MustParse(yaml);
     EXPECT_EQ(m.endpoint.url, "https://ai.acme.example/dicom-web");
-    auto tool = ToToolConfig(m);
-    EXPECT_EQ(tool.status().code(), StatusCode::kFailedPrecondition) << protocol;
-    EXPECT_NE(tool.status().message().find("no adapter"), std::string::npos);
     EXPECT_EQ(Error(With(yaml, "  url: https://ai.acme.example/dicom-web", "  url: ftp://x")),
               "m.yaml:26: endpoint.url: expected an http:// or https:// URL");
+    EXPECT_EQ(Error(With(yaml, "  url: https://ai.acme.example/dicom-web",
+                         "  url: https://ai.acme.example:0/x")),
+              "m.yaml:26: endpoint.url: URL 'https://ai.acme.example:0/x': the port must be a "
+              "number in 1..65535");
   }
+
+  const std::string web_yaml =
+      With(With(kDimse, "protocol: dimse", "protocol: dicomweb"),
+           "  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n",
+           "  url: https://ai.acme.example/dicom-web/\n");
+  auto web = ToToolConfig(MustParse(web_yaml));
+  ASSERT_TRUE(web.ok()) << web.status().ToString();
+  EXPECT_EQ(web->kind, ToolKind::kDicomweb);
+  EXPECT_EQ(web->url, "https://ai.acme.example/dicom-web");
+  EXPECT_TRUE(web->auth_token_file.empty()) << "the trust's config supplies the token";
+  EXPECT_EQ(web->poll_interval.count(), 0);
+  EXPECT_EQ(web->timeout, milliseconds(1'200'000));
+  EXPECT_TRUE(web->Deidentified());
+
+  auto aiw = ToToolConfig(MustParse(With(web_yaml, "protocol: dicomweb", "protocol: aiw-i")));
+  EXPECT_EQ(aiw.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(aiw.status().message().find("no adapter"), std::string::npos);
 }
 
 TEST(ToolManifestTest, CanonicalJsonAndHashAreStable) {
@@ -401,6 +419,51 @@ TEST_F(ResolveToolManifestsTest, ABadManifestIsReportedWithItsOwnLine) {
   Status resolved = ResolveToolManifests(*config, config_file.string());
   EXPECT_EQ(resolved.message().rfind((dir_ / "bad.yaml").string() + ":24: protocol:", 0), 0u)
       << resolved.message();
+}
+
+TEST_F(ResolveToolManifestsTest, ADicomwebManifestKeepsTheTrustsDicomwebSettings) {
+  Write("web.yaml", With(With(kDimse, "protocol: dimse", "protocol: dicomweb"),
+                         "  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n",
+                         "  url: https://ai.acme.example/dicom-web\n"));
+  const fs::path config_file = Write("conduit.yaml", R"(tools:
+  - manifest: web.yaml
+    dicomweb: {auth_token_file: secrets/acme.token, chunk_bytes: 1048576, poll_interval: 1m}
+  - {name: plain, manifest: web.yaml}
+)");
+  auto config = LoadConfigFile(config_file);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  Status resolved = ResolveToolManifests(*config, config_file.string());
+  ASSERT_TRUE(resolved.ok()) << resolved.ToString();
+  const ToolConfig& acme = config->tools[0];
+  EXPECT_EQ(acme.kind, ToolKind::kDicomweb);
+  EXPECT_EQ(acme.url, "https://ai.acme.example/dicom-web");
+  EXPECT_EQ(acme.auth_token_file, dir_ / "secrets" / "acme.token") << "relative to the config";
+  EXPECT_EQ(acme.chunk_bytes, 1048576u);
+  EXPECT_EQ(acme.poll_interval, std::chrono::minutes(1));
+  EXPECT_TRUE(config->tools[1].auth_token_file.empty());
+  EXPECT_EQ(config->tools[1].chunk_bytes, ToolConfig{}.chunk_bytes);
+  ASSERT_TRUE(ResolveToolManifests(*config, config_file.string()).ok());
+  EXPECT_EQ(config->tools[0].poll_interval, std::chrono::minutes(1)) << "idempotent";
+}
+
+TEST_F(ResolveToolManifestsTest, ADicomwebSectionNeedsADicomwebManifest) {
+  Write("acme.yaml", kDimse);
+  const fs::path config_file =
+      Write("conduit.yaml", "tools:\n  - {manifest: acme.yaml, dicomweb: {poll_interval: 1m}}\n");
+  auto config = LoadConfigFile(config_file);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  Status resolved = ResolveToolManifests(*config, config_file.string());
+  EXPECT_EQ(resolved.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(resolved.message().find("says protocol dimse"), std::string::npos)
+      << resolved.message();
+
+  const fs::path with_url =
+      Write("conduit2.yaml", "tools:\n  - manifest: acme.yaml\n    dicomweb: {url: 'http://x'}\n");
+  auto refused = LoadConfigFile(with_url);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(":3: tools[0].dicomweb.url: comes from the manifest"),
+            std::string::npos)
+      << refused.status().message();
 }
 
 TEST_F(ResolveToolManifestsTest, AManifestEntryTakesNoInlineSettings) {

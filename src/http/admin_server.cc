@@ -28,6 +28,9 @@
 #include "core/iso_time.h"
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
+#include "http/dicomweb_read.h"
+#include "http/dicomweb_stow.h"
+#include "http/request_body.h"
 #include "pipeline/job_engine.h"
 #include "store/records.h"
 
@@ -305,6 +308,36 @@ class WorkerPool final : public httplib::TaskQueue {
   std::vector<std::jthread> workers_;
 };
 
+constexpr std::string_view kDicomwebRoot = "/dicom-web";
+
+bool IsDicomwebPath(std::string_view path) {
+  return path == kDicomwebRoot ||
+         (path.starts_with(kDicomwebRoot) && path[kDicomwebRoot.size()] == '/');
+}
+
+// The route of a /dicom-web path for logs and metric labels: DICOMweb keywords kept, every
+// other segment (UIDs, job ids) replaced, so neither carries a UID and labels stay few.
+std::string DicomwebRouteLabel(std::string_view path) {
+  static constexpr std::string_view kKeywords[] = {
+      "studies",  "series",    "instances", "frames",    "metadata", "rendered",
+      "bulkdata", "thumbnail", "jobs",      "pixeldata", "workitems"};
+  constexpr size_t kMaxSegments = 10;
+  const std::vector<std::string> parts = SplitPath(path);
+  if (parts.size() > kMaxSegments) return std::string(kDicomwebRoot) + "/{other}";
+  std::string label(kDicomwebRoot);
+  for (size_t i = 1; i < parts.size(); ++i) {
+    bool keyword = false;
+    for (std::string_view k : kKeywords) keyword = keyword || parts[i] == k;
+    label += "/";
+    if (keyword) {
+      label += parts[i];
+    } else {
+      label += parts[i - 1] == "jobs" ? "{id}" : "{uid}";
+    }
+  }
+  return label;
+}
+
 std::string MethodLabel(const std::string& method) {
   static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST", "PUT",
                                                 "DELETE", "OPTIONS", "PATCH"};
@@ -333,6 +366,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
+    if (ctx_.dicomweb != nullptr) DescribeStowMetrics(ctx_.metrics);
   }
 
   ~HttpAdminServer() override { Stop(); }
@@ -362,6 +396,13 @@ class HttpAdminServer final : public AdminServer {
   }
 
   void Configure(httplib::Server& server);
+  // Entry points: requests without a body (GET, HEAD, OPTIONS) and with one (POST, PUT,
+  // PATCH, DELETE: the handler reads it).
+  void Serve(const httplib::Request& req, httplib::Response& res);
+  void ServeWithBody(const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& reader);
+  void ServeDicomweb(const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader* reader);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   void Log(const httplib::Request& req, const httplib::Response& res);
   void SetTraceRoute(const std::string& route);
@@ -392,7 +433,15 @@ class HttpAdminServer final : public AdminServer {
 void HttpAdminServer::Configure(httplib::Server& server) {
   int threads = std::max(1, ctx_.config.http.threads);
   server.new_task_queue = [threads] { return new WorkerPool(threads); };
-  server.set_payload_max_length(kMaxPayloadBytes);
+  // Handlers read bodies themselves (content-reader overloads below): admin routes into a
+  // string of at most kMaxPayloadBytes, STOW-RS streamed to disk up to max_stow_bytes.
+  // httplib's own limit (on Content-Length) only backs those up.
+  uint64_t max_body = kMaxPayloadBytes;
+  if (ctx_.dicomweb != nullptr) {
+    max_body = std::max<uint64_t>(max_body, ctx_.config.http.max_stow_bytes);
+  }
+  server.set_payload_max_length(
+      static_cast<size_t>(std::min<uint64_t>(max_body, std::numeric_limits<size_t>::max())));
   server.set_read_timeout(kReadTimeout);
   server.set_write_timeout(kWriteTimeout);
   server.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
@@ -408,17 +457,19 @@ void HttpAdminServer::Configure(httplib::Server& server) {
                               {"X-Frame-Options", "DENY"},
                               {"Content-Security-Policy", "default-src 'none'"}});
 
-  auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
-    Dispatch(req, res);
-  };
-  // Every method reaches Dispatch, which tells an unknown path (404) from a known path with
-  // the wrong method (405). Bodies are read (and limited) by httplib before it.
-  server.Get(".*", dispatch);
-  server.Post(".*", dispatch);
-  server.Put(".*", dispatch);
-  server.Patch(".*", dispatch);
-  server.Delete(".*", dispatch);
-  server.Options(".*", dispatch);
+  auto serve = [this](const httplib::Request& req, httplib::Response& res) { Serve(req, res); };
+  httplib::Server::HandlerWithContentReader serve_body =
+      [this](const httplib::Request& req, httplib::Response& res,
+             const httplib::ContentReader& reader) { ServeWithBody(req, res, reader); };
+  // Every method reaches Dispatch (admin) or the DICOMweb handlers; Dispatch tells an unknown
+  // path (404) from a known path with the wrong method (405). httplib reads no body for the
+  // content-reader handlers: each reads its own.
+  server.Get(".*", serve);
+  server.Post(".*", serve_body);
+  server.Put(".*", serve_body);
+  server.Patch(".*", serve_body);
+  server.Delete(".*", serve_body);
+  server.Options(".*", serve);
 
   server.set_pre_routing_handler([this](const httplib::Request&, httplib::Response&) {
     std::lock_guard lock(traces_mu_);
@@ -502,6 +553,47 @@ void HttpAdminServer::SetTraceRoute(const std::string& route) {
   std::lock_guard lock(traces_mu_);
   auto it = traces_.find(std::this_thread::get_id());
   if (it != traces_.end()) it->second.route = route;
+}
+
+void HttpAdminServer::Serve(const httplib::Request& req, httplib::Response& res) {
+  if (IsDicomwebPath(req.path)) return ServeDicomweb(req, res, nullptr);
+  Dispatch(req, res);
+}
+
+void HttpAdminServer::ServeWithBody(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader) {
+  if (IsDicomwebPath(req.path)) return ServeDicomweb(req, res, &reader);
+  Result<std::string> body = ReadSmallBody(req, reader, kMaxPayloadBytes);
+  if (!body.ok()) {
+    // The rest of the body is unread: the connection ends with this response.
+    res.set_header("Connection", "close");
+    const bool too_large = body.status().code() == StatusCode::kResourceExhausted;
+    SetError(res, too_large ? 413 : 400, body.status().message());
+    return;
+  }
+  httplib::Request with_body = req;
+  with_body.body = std::move(*body);
+  Dispatch(with_body, res);
+}
+
+void HttpAdminServer::ServeDicomweb(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader* reader) {
+  SetTraceRoute(DicomwebRouteLabel(req.path));
+  if (ctx_.dicomweb == nullptr) {
+    if (reader != nullptr && !DiscardBody(req, res, *reader, kMaxPayloadBytes)) {
+      res.set_header("Connection", "close");
+    }
+    SetError(res, 404, "no such resource");
+    return;
+  }
+  if (req.method == "GET" || req.method == "HEAD") {
+    ServeDicomwebRead(*ctx_.dicomweb, req, res);
+  } else if (reader != nullptr) {
+    ServeDicomwebStore(*ctx_.dicomweb, req, res, *reader);  // 405 for other than POST
+  } else {
+    res.set_header("Allow", IsStowResource(req.path) ? "POST" : "GET, HEAD");
+    SetError(res, 405, "method " + Echo(req.method) + " not allowed");
+  }
 }
 
 void HttpAdminServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -678,6 +770,7 @@ Result<Payload> HttpAdminServer::Job(const httplib::Request&, const Args& args) 
   if (!job) return NotFound("job " + std::to_string(id.value) + ": not found");
   ASSIGN_OR_RETURN(std::vector<ResultRecord> results, ctx_.index.ListResults(id));
   ASSIGN_OR_RETURN(auto delivered, ctx_.index.ListDelivered(id));
+  ASSIGN_OR_RETURN(std::vector<FindingRecord> findings, ctx_.index.ListFindings(id));
   json body = JobJson(*job);
   json result_list = json::array();
   for (const ResultRecord& r : results) {
@@ -691,8 +784,24 @@ Result<Payload> HttpAdminServer::Job(const httplib::Request&, const Args& args) 
   for (const auto& [sop, destination] : delivered) {
     delivery_list.push_back(json{{"sop_instance_uid", sop}, {"destination", destination}});
   }
+  // What the results report (IHE AIR findings), without the images they refer to.
+  json finding_list = json::array();
+  for (const FindingRecord& f : findings) {
+    finding_list.push_back(
+        json{{"kind", f.kind},
+             {"concept",
+              {{"scheme", f.concept_scheme},
+               {"value", f.concept_value},
+               {"meaning", f.concept_meaning}}},
+             {"value",
+              {{"scheme", f.value_scheme}, {"code", f.value_code}, {"meaning", f.value_meaning}}},
+             {"numeric_value", f.numeric_value ? json(*f.numeric_value) : json(nullptr)},
+             {"units", f.units},
+             {"tracking_id", f.tracking_id}});
+  }
   body["results"] = result_list;
   body["deliveries"] = delivery_list;
+  body["findings"] = finding_list;
   return Json(body);
 }
 

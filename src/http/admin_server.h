@@ -10,7 +10,13 @@
 //   POST /api/tools               body: a tool manifest (YAML); 201 added, 200 already there
 //   DELETE /api/tools/{name}/{version}  dates the version removed (kept as history)
 //   GET  /metrics                 Prometheus text format
-// Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error.
+//   /dicom-web/...                DICOMweb, when AdminContext::dicomweb is set (404 otherwise):
+//                                 POST to STOW-RS (http/dicomweb_stow.h), GET and HEAD to
+//                                 WADO-RS/QIDO-RS (http/dicomweb_read.h), other methods 405
+// Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error. Admin
+// request bodies are limited to 1 MiB (413); STOW-RS bodies to http.max_stow_bytes, streamed.
+// Cross-origin POST/DELETE with an Origin header is refused on admin routes (CSRF); DICOMweb
+// sends no CORS headers (see dicomweb_stow.h).
 // Thread safety: Start/Stop from one thread; requests are served by a fixed pool.
 #pragma once
 
@@ -22,6 +28,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "http/dicomweb_context.h"
 #include "store/index.h"
 
 namespace conduit {
@@ -35,6 +42,8 @@ struct AdminContext {
   std::function<void()> refresh_gauges;
   // Extra health facts, e.g. {"dicom_listener":"up"}; merged into /api/health.
   std::function<std::map<std::string, std::string>()> health_facts;
+  // What /dicom-web serves from; null: DICOMweb is not served (404). Outlives the server.
+  DicomwebContext* dicomweb = nullptr;
 };
 
 class AdminServer {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "dicom/instance_meta.h"
@@ -33,6 +34,8 @@ void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name)
 std::string JobName(const JobRecord& job) { return "job " + std::to_string(job.id.value); }
 
 }  // namespace
+
+namespace fs = std::filesystem;
 
 JobEngine::JobEngine(const Config& config, Index& index, Spool& spool, const Clock& clock,
                      std::map<std::string, std::unique_ptr<ToolAdapter>> adapters,
@@ -216,6 +219,65 @@ Status JobEngine::Step(JobRecord job) {
   return st;
 }
 
+Result<DispatchRequest> JobEngine::PrepareRequest(const JobRecord& job) {
+  auto instances = index_.ListInstances(job.study_uid, job.series);
+  if (!instances.ok()) return instances.status().WithContext(JobName(job) + ": listing inputs");
+  if (instances->empty()) {
+    return FailedPrecondition(JobName(job) + ": no input instances in the index");
+  }
+  DispatchRequest request;
+  request.job = job;
+  for (const auto& instance : *instances)
+    request.inputs.push_back(spool_.PathOf(instance.spool_key));
+  auto dir = spool_.JobDir(job.id.value);
+  if (!dir.ok()) return dir.status().WithContext(JobName(job) + ": work folder");
+  request.work_dir = *dir;
+  // Beside the work folder, so the tool's output outlives the job for whoever investigates.
+  request.log_file = dir->parent_path() / (std::to_string(job.id.value) + ".log");
+  if (guard_ != nullptr && guard_->Deidentifies(job.tool)) {
+    // Nothing leaves for this tool but what the policy made of it.
+    ASSIGN_OR_RETURN(request.inputs, guard_->Prepare(job, request.inputs, *dir / "deidentified"));
+  }
+  request.stop = stopping_.get_token();
+  return request;
+}
+
+Result<JobEngine::Attached> JobEngine::AttachResults(const JobRecord& job,
+                                                     const std::vector<fs::path>& files) {
+  const bool deidentified = guard_ != nullptr && guard_->Deidentifies(job.tool);
+  Attached counts;
+  for (const auto& file : files) {
+    auto meta = ReadInstanceMeta(file);
+    if (!meta.ok()) {
+      ++counts.unreadable;
+      spdlog::warn("job {}: a result file of tool '{}' is not readable DICOM ({})", job.id.value,
+                   job.tool, StatusCodeName(meta.status().code()));
+      continue;
+    }
+    if (deidentified) {
+      Status reid = guard_->Reidentify(job, file);
+      if (reid.code() == StatusCode::kInvalidArgument) {
+        Status q = intake_.Quarantine(job, file, reid.message(), job.tool);
+        if (q.code() != StatusCode::kInvalidArgument) return q;
+        ++counts.quarantined;
+        continue;
+      }
+      if (!reid.ok()) return reid.WithContext(JobName(job) + ": re-identifying");
+      meta = ReadInstanceMeta(file);
+      if (!meta.ok()) return meta.status().WithContext(JobName(job) + ": result");
+    }
+    Status st = intake_.Attach(job, file, *meta, job.tool);
+    if (st.ok()) {
+      ++counts.attached;
+    } else if (st.code() == StatusCode::kInvalidArgument) {
+      ++counts.quarantined;  // audited by the intake; the job goes on with the valid results
+    } else {
+      return st.WithContext(JobName(job) + ": attaching a result");
+    }
+  }
+  return counts;
+}
+
 Status JobEngine::Dispatch(JobRecord& job) {
   const std::string step = "sending";
   const ToolConfig* tool = config_.FindTool(job.tool);
@@ -225,33 +287,12 @@ Status JobEngine::Dispatch(JobRecord& job) {
                 FailedPrecondition(JobName(job) + ": tool '" + job.tool + "' is not configured"),
                 step);
   }
-  auto instances = index_.ListInstances(job.study_uid, job.series);
-  if (!instances.ok()) {
-    return Fail(job, instances.status().WithContext(JobName(job) + ": listing inputs"), step);
-  }
-  if (instances->empty()) {
-    return Fail(job, FailedPrecondition(JobName(job) + ": no input instances in the index"), step);
-  }
-  DispatchRequest request;
-  request.job = job;
-  for (const auto& instance : *instances)
-    request.inputs.push_back(spool_.PathOf(instance.spool_key));
-  auto dir = spool_.JobDir(job.id.value);
-  if (!dir.ok()) return Fail(job, dir.status().WithContext(JobName(job) + ": work folder"), step);
-  request.work_dir = *dir;
-  // Beside the work folder, so the tool's output outlives the job for whoever investigates.
-  request.log_file = dir->parent_path() / (std::to_string(job.id.value) + ".log");
-  const bool deidentified = guard_ != nullptr && guard_->Deidentifies(job.tool);
-  if (deidentified) {
-    // Nothing leaves for this tool but what the policy made of it.
-    auto prepared = guard_->Prepare(job, request.inputs, *dir / "deidentified");
-    if (!prepared.ok()) return Fail(job, prepared.status(), step);
-    request.inputs = std::move(*prepared);
-  }
+  auto prepared = PrepareRequest(job);
+  if (!prepared.ok()) return Fail(job, prepared.status(), step);
+  DispatchRequest& request = *prepared;
 
   spdlog::info("job {}: dispatching study {} ({} instances) to tool '{}'", job.id.value,
                StudyRef(job.study_uid), request.inputs.size(), job.tool);
-  request.stop = stopping_.get_token();
   auto outcome = adapter->second->Dispatch(request);
   if (!outcome.ok() && request.stop.stop_requested()) {
     // Not the tool's fault: the job stays in "sending" and is dispatched again at next start.
@@ -261,48 +302,68 @@ Status JobEngine::Dispatch(JobRecord& job) {
   }
   if (!outcome.ok()) return Fail(job, outcome.status(), step);
 
-  int attached = 0, quarantined = 0, unreadable = 0;
-  for (const auto& file : outcome->result_files) {
-    auto meta = ReadInstanceMeta(file);
-    if (!meta.ok()) {
-      ++unreadable;
-      spdlog::warn("job {}: a result file of tool '{}' is not readable DICOM ({})", job.id.value,
-                   job.tool, StatusCodeName(meta.status().code()));
-      continue;
-    }
-    if (deidentified) {
-      Status reid = guard_->Reidentify(job, file);
-      if (reid.code() == StatusCode::kInvalidArgument) {
-        Status q = intake_.Quarantine(job, file, reid.message(), job.tool);
-        if (q.code() != StatusCode::kInvalidArgument) return Fail(job, q, step);
-        ++quarantined;
-        continue;
-      }
-      if (!reid.ok()) return Fail(job, reid.WithContext(JobName(job) + ": re-identifying"), step);
-      meta = ReadInstanceMeta(file);
-      if (!meta.ok()) return Fail(job, meta.status().WithContext(JobName(job) + ": result"), step);
-    }
-    Status st = intake_.Attach(job, file, *meta, job.tool);
-    if (st.ok()) {
-      ++attached;
-    } else if (st.code() == StatusCode::kInvalidArgument) {
-      ++quarantined;  // audited by the intake; the job goes on with the valid results
-    } else {
-      return Fail(job, st.WithContext(JobName(job) + ": attaching a result"), step);
-    }
-  }
+  auto attached = AttachResults(job, outcome->result_files);
+  if (!attached.ok()) return Fail(job, attached.status(), step);
   nlohmann::json detail{{"inputs", request.inputs.size()},
-                        {"results", attached},
-                        {"quarantined", quarantined},
-                        {"unreadable", unreadable},
+                        {"results", attached->attached},
+                        {"quarantined", attached->quarantined},
+                        {"unreadable", attached->unreadable},
                         {"results_pending", outcome->results_pending}};
   const TimePoint now = clock_.Now();
   if (outcome->results_pending) {
     job.dispatched_at = now;
+    if (tool->poll_interval.count() > 0) {
+      std::lock_guard lock(mu_);
+      polls_[job.id.value] = PollState{std::move(request), now};
+    }
     return Transition(job, JobState::kAwaitingResults, "dispatch", "success", Detail(detail));
   }
-  if (attached > 0) job.last_result_at = now;
+  if (attached->attached > 0) job.last_result_at = now;
   return Transition(job, JobState::kDelivering, "dispatch", "success", Detail(detail));
+}
+
+Status JobEngine::Poll(const JobRecord& job, const ToolConfig& tool, TimePoint now) {
+  auto adapter = adapters_.find(job.tool);
+  if (adapter == adapters_.end() || adapter->second == nullptr) return Status::Ok();
+  std::optional<PollState> state;
+  {
+    std::lock_guard lock(mu_);
+    auto it = polls_.find(job.id.value);
+    if (it != polls_.end()) state = it->second;
+  }
+  if (state && now - state->last_poll < tool.poll_interval) return Status::Ok();
+  if (!state && now - job.dispatched_at < tool.poll_interval) return Status::Ok();
+  if (!state) {
+    // After a restart: the inputs as sent are made again (the pseudonyms are keyed, so they
+    // are the same), which the poll needs to tell the tool's results from our inputs.
+    auto prepared = PrepareRequest(job);
+    if (!prepared.ok()) return prepared.status();
+    state = PollState{std::move(*prepared), now};
+  }
+  state->last_poll = now;
+  DispatchRequest request = state->request;
+  request.stop = stopping_.get_token();
+  {
+    std::lock_guard lock(mu_);
+    polls_[job.id.value] = std::move(*state);
+  }
+  auto received = index_.ListResults(job.id);
+  if (!received.ok()) return received.status().WithContext(JobName(job) + ": listing results");
+  for (const auto& r : *received) request.received_results.push_back(r.sop_instance_uid);
+
+  auto polled = adapter->second->PollResults(request);
+  if (!polled.ok()) {
+    // The job waits on until its timeout; the next poll may do better.
+    spdlog::warn("job {}: polling tool '{}' for results: {}", job.id.value, job.tool,
+                 StatusCodeName(polled.status().code()));
+    return Status::Ok();
+  }
+  if (polled->empty()) return Status::Ok();
+  auto attached = AttachResults(job, *polled);
+  if (!attached.ok()) return attached.status();
+  spdlog::info("job {}: polled {} result(s) from tool '{}' ({} attached, {} quarantined)",
+               job.id.value, polled->size(), job.tool, attached->attached, attached->quarantined);
+  return Status::Ok();
 }
 
 Status JobEngine::Await(JobRecord& job) {
@@ -313,11 +374,15 @@ Status JobEngine::Await(JobRecord& job) {
                 FailedPrecondition(JobName(job) + ": tool '" + job.tool + "' is not configured"),
                 step);
   }
+  const TimePoint now = clock_.Now();
+  if (tool->poll_interval.count() > 0) {
+    Status polled = Poll(job, *tool, now);
+    if (!polled.ok()) return Fail(job, polled, step);
+  }
   auto results = index_.ListResults(job.id);
   if (!results.ok()) {
     return Fail(job, results.status().WithContext(JobName(job) + ": listing results"), step);
   }
-  const TimePoint now = clock_.Now();
   // The latest arrival, from the results themselves: the intake may attach one at any time.
   TimePoint last = job.last_result_at;
   for (const auto& r : *results) last = std::max(last, r.received_at);
@@ -327,6 +392,7 @@ Status JobEngine::Await(JobRecord& job) {
   auto forget = [&] {
     std::lock_guard lock(mu_);
     next_check_.erase(job.id.value);
+    polls_.erase(job.id.value);
   };
   if (count > 0 && now - last >= tool->results_stable_after) {
     forget();
@@ -350,6 +416,11 @@ Status JobEngine::Await(JobRecord& job) {
   TimePoint next = deadline + std::chrono::milliseconds(1);
   next = std::min(next, (count > 0 ? last : now) + tool->results_stable_after);
   std::lock_guard lock(mu_);
+  if (tool->poll_interval.count() > 0) {
+    auto it = polls_.find(job.id.value);
+    const TimePoint last_poll = it != polls_.end() ? it->second.last_poll : job.dispatched_at;
+    next = std::min(next, last_poll + tool->poll_interval);
+  }
   next_check_[job.id.value] = next;
   return Status::Ok();
 }
@@ -376,6 +447,7 @@ Status JobEngine::Fail(JobRecord job, const Status& why, const std::string& step
   {
     std::lock_guard lock(mu_);
     next_check_.erase(job.id.value);
+    polls_.erase(job.id.value);
   }
   nlohmann::json detail{{"step", step}, {"code", std::string(StatusCodeName(why.code()))}};
   std::string action;

@@ -73,6 +73,29 @@ class JobEngine {
   // False for a job awaiting results that was looked at and is not to be looked at again
   // yet. Caller holds mu_.
   bool CheckDue(const JobRecord& job, TimePoint now) const;
+  // Results attached from files a tool returned, by outcome.
+  struct Attached {
+    int attached = 0;
+    int quarantined = 0;
+    int unreadable = 0;
+  };
+  // What was sent for a job awaiting results from a tool that is polled, and when it was
+  // last asked.
+  struct PollState {
+    DispatchRequest request;
+    TimePoint last_poll;
+  };
+
+  // The inputs of the job (de-identified into its fresh work folder if the policy says so),
+  // its work folder and log.
+  Result<DispatchRequest> PrepareRequest(const JobRecord& job);
+  // Re-identifies (if the tool is de-identified) and attaches result files of the job.
+  // Errors: storage errors only; bad results are quarantined and counted.
+  Result<Attached> AttachResults(const JobRecord& job,
+                                 const std::vector<std::filesystem::path>& files);
+  // Asks a polled tool for new results if its poll_interval has passed, and attaches them.
+  // A failed poll is logged and the job waits on; errors are those of recording results.
+  Status Poll(const JobRecord& job, const ToolConfig& tool, TimePoint now);
   // The per-state step bodies.
   Status Dispatch(JobRecord& job);
   Status Await(JobRecord& job);
@@ -107,6 +130,8 @@ class JobEngine {
   std::list<Worker> workers_;
   // Jobs awaiting results: when to look again (in memory; after a restart, at once).
   std::map<int64_t, TimePoint> next_check_;
+  // Jobs awaiting results from a polled tool (in memory; rebuilt after a restart).
+  std::map<int64_t, PollState> polls_;
   std::mt19937_64 rng_;
   std::jthread scheduler_;
   // Requested by Stop(): running tools are stopped and their jobs resume on the next Start.

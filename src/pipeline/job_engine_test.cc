@@ -35,6 +35,10 @@ struct ToolScript {
   int calls = 0;
   int running = 0;
   int max_running = 0;
+  // PollResults: results returned by the next polls, in order; then none.
+  std::deque<int> poll_batches;
+  int polls = 0;
+  size_t last_received = 0;  // results the engine said it holds, at the last poll
 
   void SetGate(bool open) {
     {
@@ -50,6 +54,10 @@ struct ToolScript {
   int Running() {
     std::lock_guard lock(mu);
     return running;
+  }
+  int Polls() {
+    std::lock_guard lock(mu);
+    return polls;
   }
 };
 
@@ -89,6 +97,31 @@ class ScriptedTool final : public ToolAdapter {
     return outcome;
   }
 
+  // A tool polled for results: hands over the next scripted batch as files in work_dir.
+  Result<std::vector<fs::path>> PollResults(const DispatchRequest& request) override {
+    std::lock_guard lock(script_->mu);
+    const int poll = ++script_->polls;
+    script_->last_received = request.received_results.size();
+    if (request.inputs.empty()) return InvalidArgument("test tool: polled without inputs");
+    for (const auto& input : request.inputs) {
+      if (!fs::exists(input)) return InvalidArgument("test tool: polled input missing");
+    }
+    std::vector<fs::path> files;
+    const int count = script_->poll_batches.empty() ? 0 : script_->poll_batches.front();
+    if (!script_->poll_batches.empty()) script_->poll_batches.pop_front();
+    const std::string id = std::to_string(request.job.id.value);
+    fs::create_directories(request.work_dir / "polled");
+    for (int i = 0; i < count; ++i) {
+      const std::string n = std::to_string(poll) + "." + std::to_string(i);
+      const fs::path file = request.work_dir / "polled" / ("result-" + n + ".dcm");
+      Status st = WriteTestDicom(file, request.job.study_uid.str(), "2.25.8700" + id,
+                                 "2.25.8800" + id + "." + n, testing::kSecondaryCaptureStorage);
+      if (!st.ok()) return st;
+      files.push_back(file);
+    }
+    return files;
+  }
+
  private:
   std::shared_ptr<ToolScript> script_;
 };
@@ -111,7 +144,7 @@ class JobEngineTest : public ::testing::Test {
     pacs.port = testing::FreePort();  // nothing listens until a test starts storescp
     pacs.timeout = 10s;
     config_.destinations.push_back(pacs);
-    for (const char* name : {"fast", "slow", "dimse"}) {
+    for (const char* name : {"fast", "slow", "dimse", "polled"}) {
       ToolConfig tool;
       tool.name = name;
       tool.max_concurrent = 1;
@@ -119,14 +152,20 @@ class JobEngineTest : public ::testing::Test {
       tool.results_stable_after = 5s;
       config_.tools.push_back(tool);
     }
+    // A DICOMweb tool that cannot STOW back: asked every 30 s; results settle after 60 s.
+    config_.tools.back().kind = ToolKind::kDicomweb;
+    config_.tools.back().poll_interval = 30s;
+    config_.tools.back().results_stable_after = 60s;
     config_.retry.max_attempts = 3;
     config_.retry.initial_backoff = 2s;
     config_.retry.max_backoff = 60s;
 
-    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_);
+    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_, metrics_);
     deliverer_ = std::make_unique<Deliverer>(config_, *index_, *spool_, clock_);
     scripts_["dimse"]->results_pending = true;
     scripts_["dimse"]->results_per_job = 0;
+    scripts_["polled"]->results_pending = true;
+    scripts_["polled"]->results_per_job = 0;
     MakeEngine();
   }
 
@@ -254,7 +293,8 @@ class JobEngineTest : public ::testing::Test {
   std::map<std::string, std::shared_ptr<ToolScript>> scripts_ = {
       {"fast", std::make_shared<ToolScript>()},
       {"slow", std::make_shared<ToolScript>()},
-      {"dimse", std::make_shared<ToolScript>()}};
+      {"dimse", std::make_shared<ToolScript>()},
+      {"polled", std::make_shared<ToolScript>()}};
   std::unique_ptr<JobEngine> engine_;
   int routes_ = 0;
 };
@@ -447,6 +487,50 @@ TEST_F(JobEngineTest, AwaitsResultsUntilTheyAreStable) {
   clock_.Advance(3s);
   RunDueSteps();
   EXPECT_EQ(Job(id).state, JobState::kDelivering);
+}
+
+TEST_F(JobEngineTest, PolledToolIsAskedEveryPollIntervalAndItsResultsAreDelivered) {
+  fs::create_directories(tmp_.path() / "pacs");
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  AddInput("2.25.100.1");
+  ToolScript& tool = *scripts_["polled"];
+  tool.poll_batches = {0, 2, 0};
+  const JobId id = CreateJob("polled");
+
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+  RunDueSteps();
+  EXPECT_EQ(tool.Polls(), 0) << "the first poll comes a poll interval after the dispatch";
+
+  clock_.Advance(30s);
+  RunDueSteps();
+  EXPECT_EQ(tool.Polls(), 1);
+  EXPECT_EQ(ResultCount(id), 0u);
+  clock_.Advance(10s);
+  engine_->Wake();  // an early look (a result came by another path) does not poll
+  RunDueSteps();
+  EXPECT_EQ(tool.Polls(), 1);
+
+  MakeEngine();  // a restart: what was sent is made again for the next poll
+  clock_.Advance(20s);
+  RunDueSteps();
+  EXPECT_EQ(tool.Polls(), 2);
+  EXPECT_EQ(ResultCount(id), 2u) << "polled results are attached as dispatch results are";
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults);
+
+  clock_.Advance(30s);
+  RunDueSteps();
+  EXPECT_EQ(tool.Polls(), 3);
+  EXPECT_EQ(tool.last_received, 2u) << "the tool is told which results the job holds";
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults) << "results_stable_after is 60 s";
+
+  clock_.Advance(30s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDone);
+  EXPECT_EQ(pacs->WaitForReceived(2), 2);
 }
 
 TEST_F(JobEngineTest, AwaitingWithoutResultsPastTheTimeoutRetriesTheDispatch) {

@@ -41,8 +41,28 @@ fs::path UnusedName(const fs::path& dir, const fs::path& name) {
 
 }  // namespace
 
-ResultIntake::ResultIntake(Index& index, Spool& spool, const Clock& clock)
-    : index_(index), spool_(spool), clock_(clock) {}
+ResultIntake::ResultIntake(Index& index, Spool& spool, const Clock& clock, Metrics& metrics)
+    : index_(index), spool_(spool), clock_(clock), metrics_(metrics) {
+  metrics_.Describe("conduit_tool_results_invalid_total", "counter",
+                    "Results a tool returned for a job that failed the checks and were "
+                    "quarantined, by tool");
+}
+
+Result<ResultContext> ResultIntake::ContextOf(const JobRecord& job) {
+  ResultContext context;
+  context.study_uid = job.study_uid;
+  ASSIGN_OR_RETURN(std::vector<InstanceRecord> inputs,
+                   index_.ListInstances(job.study_uid, job.series));
+  for (const InstanceRecord& input : inputs) {
+    context.inputs.emplace(input.sop_instance_uid,
+                           ResultInput{input.sop_class_uid, input.series_uid});
+  }
+  ASSIGN_OR_RETURN(std::vector<ResultRecord> results, index_.ListResults(job.id));
+  for (const ResultRecord& result : results) {
+    context.job_results.emplace(result.sop_instance_uid, result.sop_class_uid);
+  }
+  return context;
+}
 
 Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const InstanceMeta& meta,
                             const std::string& actor) {
@@ -59,6 +79,17 @@ Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const In
                           ? "result repeats an input instance of the study"
                           : "result reuses the SOP Instance UID of a received instance",
                       actor);
+  }
+  ASSIGN_OR_RETURN(ResultContext context, ContextOf(job));
+  Result<ValidatedResult> valid = validator_.Validate(file, context);
+  if (!valid.ok()) {
+    if (valid.status().code() != StatusCode::kInvalidArgument) {
+      return valid.status().WithContext(what);
+    }
+    return Quarantine(job, file, "not a valid AI result: " + valid.status().message(), actor);
+  }
+  for (const std::string& warning : valid->warnings) {
+    spdlog::warn("{}: result from {} accepted with a warning: {}", what, actor, warning);
   }
 
   std::error_code ec;
@@ -87,18 +118,30 @@ Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const In
   audit.actor = actor;
   audit.study_ref = StudyRef(job.study_uid);
   audit.job_id = job.id;
-  audit.detail =
-      nlohmann::json{{"sop_class", meta.sop_class_uid.str()}, {"size_bytes", size}}.dump();
+  audit.detail = nlohmann::json{{"sop_class", meta.sop_class_uid.str()},
+                                {"kind", valid->kind},
+                                {"size_bytes", size},
+                                {"findings", valid->findings.size()},
+                                {"warnings", valid->warnings}}
+                     .dump();
 
   ASSIGN_OR_RETURN(PutOutcome outcome, index_.PutResult(record, audit));
-  spdlog::info("{}: {} result ({} bytes) from {} for study {}", what,
-               outcome == PutOutcome::kDuplicate ? "replaced" : "attached", size, actor,
-               audit.study_ref);
+  for (FindingRecord& finding : valid->findings) {
+    finding.job_id = job.id;
+    finding.tool = job.tool;
+    finding.recorded_at = now;
+  }
+  RETURN_IF_ERROR(index_.PutFindings(job.id, meta.sop_instance_uid, valid->findings)
+                      .WithContext(what + ": recording findings"));
+  spdlog::info("{}: {} {} result ({} bytes, {} findings) from {} for study {}", what,
+               outcome == PutOutcome::kDuplicate ? "replaced" : "attached", valid->kind, size,
+               valid->findings.size(), actor, audit.study_ref);
   return Status::Ok();
 }
 
 Status ResultIntake::Quarantine(const JobRecord& job, const fs::path& file, const std::string& why,
                                 const std::string& actor) {
+  metrics_.Add("conduit_tool_results_invalid_total", 1, "tool=\"" + job.tool + "\"");
   return QuarantineInto(std::to_string(job.id.value), job.id, job.study_uid, file, why, actor);
 }
 

@@ -1,13 +1,17 @@
 // ResultIntake against a real SqliteIndex and Spool in a temp dir.
 #include "results/result_intake.h"
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 
+#include "results/result_test_objects.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
 
@@ -40,7 +44,7 @@ class ResultIntakeTest : public ::testing::Test {
     auto index = OpenSqliteIndex(tmp_.path() / "index.db");
     ASSERT_TRUE(index.ok()) << index.status().ToString();
     index_ = std::move(index).value();
-    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_);
+    intake_ = std::make_unique<ResultIntake>(*index_, *spool_, clock_, metrics_);
 
     // The study's one input instance, received and indexed as ingest would.
     const fs::path incoming = spool_->NewIncomingPath();
@@ -100,8 +104,37 @@ class ResultIntakeTest : public ::testing::Test {
     return tmp_.path() / "spool" / "quarantine" / std::to_string(job_.id.value);
   }
 
+  // A result object built by `build` on this study's one input, saved for the tool's output.
+  std::pair<fs::path, InstanceMeta> BuiltResult(
+      const std::string& name,
+      const std::function<std::unique_ptr<DcmFileFormat>(const result_test::Inputs&)>& build) {
+    result_test::Inputs in;
+    in.study = kStudy;
+    in.series = kSeries;
+    in.sops = {kInputSop};
+    const fs::path file = tmp_.path() / "out" / name;
+    std::unique_ptr<DcmFileFormat> object = build(in);
+    EXPECT_NE(object, nullptr);
+    if (object != nullptr) {
+      EXPECT_TRUE(result_test::Save(*object, file).ok());
+    }
+    Result<InstanceMeta> meta = ReadInstanceMeta(file);
+    EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+    return {file, meta.ok() ? *meta : InstanceMeta{}};
+  }
+
+  std::string AuditDetail(const std::string& action) {
+    auto audit = index_->ListAudit(100, 0);
+    if (!audit.ok()) return {};
+    for (const AuditEvent& e : *audit) {
+      if (e.action == action && e.job_id == job_.id) return e.detail;
+    }
+    return {};
+  }
+
   TempDir tmp_;
   FakeClock clock_;
+  Metrics metrics_;
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<ResultIntake> intake_;
@@ -173,6 +206,71 @@ TEST_F(ResultIntakeTest, TwoQuarantinedFilesOfTheSameNameAreBothKept) {
     if (e.path().extension() == ".dcm") ++files;
   }
   EXPECT_EQ(files, 2);
+}
+
+TEST_F(ResultIntakeTest, ValidResultHasItsFindingsRecorded) {
+  auto [file, meta] = BuiltResult(
+      "sr.dcm", [](const result_test::Inputs& in) { return result_test::MeasurementReport(in); });
+  ASSERT_TRUE(intake_->Attach(job_, file, meta, "tool").ok());
+
+  auto findings = index_->ListFindings(job_.id);
+  ASSERT_TRUE(findings.ok()) << findings.status().ToString();
+  ASSERT_EQ(findings->size(), 4u);
+  for (const FindingRecord& f : *findings) {
+    EXPECT_EQ(f.job_id, job_.id);
+    EXPECT_EQ(f.tool, "tool");
+    EXPECT_EQ(f.result_sop_uid, meta.sop_instance_uid);
+    EXPECT_EQ(f.recorded_at, clock_.Now());
+  }
+  EXPECT_EQ((*findings)[0].kind, "finding");
+  EXPECT_EQ((*findings)[0].referenced_sop_uid, kInputSop);
+  EXPECT_NE(AuditDetail("result").find("\"findings\":4"), std::string::npos)
+      << AuditDetail("result");
+  EXPECT_EQ(metrics_.Value("conduit_tool_results_invalid_total", R"(tool="tool")"), 0);
+}
+
+TEST_F(ResultIntakeTest, ResultGivenAgainReplacesItsFindings) {
+  for (int i = 0; i < 2; ++i) {
+    auto [file, meta] = BuiltResult(
+        "seg.dcm", [](const result_test::Inputs& in) { return result_test::Segmentation(in); });
+    ASSERT_TRUE(intake_->Attach(job_, file, meta, "tool").ok());
+  }
+  auto findings = index_->ListFindings(job_.id);
+  ASSERT_TRUE(findings.ok());
+  EXPECT_EQ(findings->size(), 2u) << "one per segment, once";
+}
+
+TEST_F(ResultIntakeTest, InvalidResultIsQuarantinedCountedAndAuditedWithItsReason) {
+  auto [file, meta] = BuiltResult("sc.dcm", [](const result_test::Inputs& in) {
+    return result_test::SecondaryCapture(in, result_test::kUnknownSop);
+  });
+  Status st = intake_->Attach(job_, file, meta, "tool");
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  const std::string reason = "not one of the job's input instances";
+  EXPECT_NE(st.message().find(reason), std::string::npos) << st.message();
+
+  EXPECT_TRUE(fs::exists(QuarantineDir() / "sc.dcm"));
+  EXPECT_NE(ReadAll(QuarantineDir() / "sc.dcm.reason.txt").find(reason), std::string::npos);
+  EXPECT_NE(AuditDetail("quarantine").find(reason), std::string::npos) << AuditDetail("quarantine");
+  auto results = index_->ListResults(job_.id);
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->empty());
+  auto findings = index_->ListFindings(job_.id);
+  ASSERT_TRUE(findings.ok());
+  EXPECT_TRUE(findings->empty());
+  EXPECT_EQ(metrics_.Value("conduit_tool_results_invalid_total", R"(tool="tool")"), 1);
+}
+
+TEST_F(ResultIntakeTest, ResultInAnInputSeriesIsQuarantined) {
+  auto [file, meta] = BuiltResult("seg.dcm", [](const result_test::Inputs& in) {
+    auto seg = result_test::Segmentation(in);
+    seg->getDataset()->putAndInsertString(DCM_SeriesInstanceUID, kSeries);
+    return seg;
+  });
+  Status st = intake_->Attach(job_, file, meta, "tool");
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("input series"), std::string::npos) << st.message();
+  EXPECT_EQ(metrics_.Value("conduit_tool_results_invalid_total", R"(tool="tool")"), 1);
 }
 
 }  // namespace

@@ -1,0 +1,796 @@
+// The DICOMweb push adapter: STOW-RS of the study to the tool, results back by STOW-RS to
+// the gateway or, for tools that cannot, by polling (QIDO-RS, WADO-RS). The protocol is in
+// dicomweb_push_adapter.h.
+#include "adapters/dicomweb_push_adapter.h"
+
+#include <httplib.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "adapters/tool_adapter.h"
+#include "core/http_url.h"
+#include "core/text_file.h"
+#include "dicom/instance_meta.h"
+#include "http/multipart.h"
+#include "store/index.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using std::chrono::steady_clock;
+
+constexpr uint16_t kDuplicateSopInstance = 0x0111;
+constexpr size_t kSendBufferBytes = 256 * 1024;
+// Connecting never waits longer than this, whatever the tool's timeout.
+constexpr auto kMaxConnectTimeout = std::chrono::seconds(30);
+// Jobs whose sent-instance lists PollResults keeps (reading them again costs a header read
+// per input).
+constexpr size_t kPollCacheJobs = 64;
+
+const char* kDicomJson = "application/dicom+json";
+
+int64_t MillisSince(steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start).count();
+}
+
+std::string Hex4(uint16_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "0x%04X", static_cast<unsigned>(v));
+  return buf;
+}
+
+// A UID as it may appear in a URL path: 1 to 64 digits and dots.
+bool IsUid(std::string_view s) {
+  return !s.empty() && s.size() <= 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+// The first string Value of attribute `tag` ("0020000D") of a DICOM JSON dataset, or "".
+std::string FirstString(const json& dataset, const char* tag) {
+  auto it = dataset.find(tag);
+  if (it == dataset.end() || !it->is_object()) return "";
+  auto value = it->find("Value");
+  if (value == it->end() || !value->is_array() || value->empty()) return "";
+  const json& first = (*value)[0];
+  return first.is_string() ? first.get<std::string>() : "";
+}
+
+// Items of sequence `tag` of a DICOM JSON dataset (empty if absent).
+const json& SequenceItems(const json& dataset, const char* tag) {
+  static const json kEmpty = json::array();
+  auto it = dataset.find(tag);
+  if (it == dataset.end() || !it->is_object()) return kEmpty;
+  auto value = it->find("Value");
+  if (value == it->end() || !value->is_array()) return kEmpty;
+  return *value;
+}
+
+// Appends adapter notes to the job log (one line each); the log is for people, so a failure
+// to write is ignored. Never given UIDs or tokens.
+class JobLog {
+ public:
+  explicit JobLog(const fs::path& file) {
+    if (file.empty()) return;
+    std::error_code ec;
+    if (file.has_parent_path()) fs::create_directories(file.parent_path(), ec);
+    out_.open(file, std::ios::app);
+  }
+  void Note(const std::string& text) {
+    if (!out_.is_open()) return;
+    out_ << "conduit: " << text << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+// Ends the client's request in flight when the gateway stops or the deadline passes, so a
+// silent or trickling tool cannot hold the job beyond its timeout.
+class Watchdog {
+ public:
+  Watchdog(httplib::Client& client, std::stop_token stop, steady_clock::time_point deadline)
+      : client_(client), stop_(std::move(stop)), deadline_(deadline) {
+    thread_ = std::jthread([this](std::stop_token own) { Run(own); });
+  }
+  ~Watchdog() {
+    thread_.request_stop();
+    { std::lock_guard lock(mu_); }
+    cv_.notify_all();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  bool Stopping() const { return stop_.stop_requested(); }
+  bool Expired() const { return steady_clock::now() >= deadline_; }
+  // Shutdown or deadline: no request may start, a running one is being ended.
+  bool Cancelled() const { return Stopping() || Expired(); }
+  std::chrono::milliseconds Remaining() const {
+    return std::max(
+        std::chrono::milliseconds(1),
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady_clock::now()));
+  }
+
+ private:
+  void Run(std::stop_token own) {
+    pthread_setname_np(pthread_self(), "conduit-dweb-wd");
+    std::stop_callback wake(stop_, [this] {
+      { std::lock_guard lock(mu_); }
+      cv_.notify_all();
+    });
+    std::unique_lock lock(mu_);
+    cv_.wait_until(lock, own, deadline_, [this] { return stop_.stop_requested(); });
+    if (own.stop_requested()) return;
+    lock.unlock();
+    // Shuts the socket of the request in flight; httplib then returns an error from it.
+    client_.stop();
+  }
+
+  httplib::Client& client_;
+  std::stop_token stop_;
+  const steady_clock::time_point deadline_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::jthread thread_;
+};
+
+// One multipart/related STOW-RS body over inputs [begin, end), produced piecewise from the
+// files for httplib's content provider.
+class StowBody {
+ public:
+  StowBody(const std::vector<fs::path>& inputs, const std::vector<uint64_t>& sizes,
+           const StowChunk& chunk, const Watchdog& watchdog)
+      : watchdog_(watchdog) {
+    for (size_t i = chunk.begin; i < chunk.end; ++i) {
+      segments_.push_back(Segment{writer_.PartHeader("application/dicom"), {}, 0});
+      segments_.push_back(Segment{{}, inputs[i], sizes[i]});
+    }
+    segments_.push_back(Segment{writer_.Close(), {}, 0});
+    for (const Segment& s : segments_) length_ += s.file.empty() ? s.text.size() : s.file_bytes;
+  }
+
+  uint64_t length() const { return length_; }
+  std::string content_type() const { return writer_.ContentType("application/dicom"); }
+  // Why the body stopped short (a file changed under us), if it did.
+  const Status& error() const { return error_; }
+
+  // httplib's ContentProvider: writes the bytes from `offset` on (at most one buffer).
+  bool Provide(size_t offset, httplib::DataSink& sink) {
+    if (watchdog_.Cancelled()) return false;
+    if (offset != position_) {
+      error_ = Internal("STOW-RS body: asked for offset " + std::to_string(offset) +
+                        " at position " + std::to_string(position_));
+      return false;
+    }
+    while (segment_ < segments_.size()) {
+      Segment& s = segments_[segment_];
+      if (s.file.empty()) {
+        if (in_segment_ < s.text.size()) {
+          const size_t n = s.text.size() - in_segment_;
+          if (!sink.write(s.text.data() + in_segment_, n)) return false;
+          Advance(n);
+          return true;
+        }
+      } else if (in_segment_ < s.file_bytes) {
+        return SendFileBytes(s, sink);
+      }
+      ++segment_;
+      in_segment_ = 0;
+      file_.close();
+    }
+    return true;
+  }
+
+ private:
+  struct Segment {
+    std::string text;  // a part header or the close delimiter, or
+    fs::path file;     // an instance
+    uint64_t file_bytes;
+  };
+
+  bool SendFileBytes(const Segment& s, httplib::DataSink& sink) {
+    if (!file_.is_open()) {
+      file_.open(s.file, std::ios::binary);
+      if (!file_) {
+        error_ = DataLoss("STOW-RS body: cannot open input " + s.file.string());
+        return false;
+      }
+    }
+    buffer_.resize(kSendBufferBytes);
+    const uint64_t want = std::min<uint64_t>(buffer_.size(), s.file_bytes - in_segment_);
+    file_.read(buffer_.data(), static_cast<std::streamsize>(want));
+    if (static_cast<uint64_t>(file_.gcount()) != want) {
+      error_ = DataLoss("STOW-RS body: input " + s.file.string() + " is shorter than " +
+                        std::to_string(s.file_bytes) + " bytes");
+      return false;
+    }
+    if (!sink.write(buffer_.data(), want)) return false;
+    Advance(want);
+    return true;
+  }
+
+  void Advance(uint64_t n) {
+    in_segment_ += n;
+    position_ += n;
+  }
+
+  const Watchdog& watchdog_;
+  MultipartWriter writer_;
+  std::vector<Segment> segments_;
+  uint64_t length_ = 0;
+  size_t segment_ = 0;
+  uint64_t in_segment_ = 0;
+  uint64_t position_ = 0;
+  std::ifstream file_;
+  std::vector<char> buffer_;
+  Status error_;
+};
+
+// What the adapter sent for a job: the study (as sent) and its instances.
+struct SentStudy {
+  std::string study_uid;
+  std::set<std::string> sop_instance_uids;
+};
+
+class DicomwebPushAdapter final : public ToolAdapter {
+ public:
+  DicomwebPushAdapter(ToolConfig tool, std::string results_base_url, const JobTokens& tokens)
+      : tool_(std::move(tool)), results_base_url_(std::move(results_base_url)), tokens_(tokens) {
+    while (!results_base_url_.empty() && results_base_url_.back() == '/') {
+      results_base_url_.pop_back();
+    }
+  }
+
+  Result<DispatchOutcome> Dispatch(const DispatchRequest& request) override {
+    const std::string what = What(request);
+    if (request.inputs.empty()) return InvalidArgument(what + ": no input instances to send");
+    if (results_base_url_.empty() && tool_.poll_interval.count() <= 0) {
+      return FailedPrecondition(what +
+                                ": the tool cannot be told where to store its results: "
+                                "set http.public_url, or dicomweb.poll_interval");
+    }
+    ASSIGN_OR_RETURN(HttpUrl url, ToolUrl(what));
+    ASSIGN_OR_RETURN(std::optional<std::string> token, AuthToken(what));
+
+    std::vector<uint64_t> sizes;
+    sizes.reserve(request.inputs.size());
+    for (const fs::path& input : request.inputs) {
+      std::error_code ec;
+      const uint64_t size = fs::file_size(input, ec);
+      if (ec) return ErrnoStatus(ec.value(), what + ": size of input " + input.string());
+      sizes.push_back(size);
+    }
+    const std::vector<StowChunk> chunks = PlanStowChunks(sizes, tool_.chunk_bytes);
+
+    JobLog log(request.log_file);
+    log.Note("dicomweb: sending " + std::to_string(request.inputs.size()) +
+             " instance(s) to tool " + tool_.name + " at " + url.ToString() + " in " +
+             std::to_string(chunks.size()) + " STOW-RS request(s), timeout " +
+             std::to_string(tool_.timeout.count()) + " ms");
+    httplib::Client client(url.Origin());
+    Watchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
+    Configure(client, token, watchdog);
+
+    const std::string job = std::to_string(request.job.id.value);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const std::string chunk_name =
+          "STOW-RS " + std::to_string(i + 1) + "/" + std::to_string(chunks.size());
+      if (watchdog.Cancelled()) return Cancelled(watchdog, what + ": " + chunk_name, log);
+      StowBody body(request.inputs, sizes, chunks[i], watchdog);
+      httplib::Headers headers = {
+          {"Accept", kDicomJson},
+          {"Conduit-Job", job},
+          {"Conduit-Chunk", std::to_string(i + 1) + "/" + std::to_string(chunks.size())},
+          {"Conduit-Results-Token", tokens_.TokenFor(request.job.id)},
+      };
+      if (!results_base_url_.empty()) {
+        headers.emplace("Conduit-Results-URL", results_base_url_ + "/dicom-web/jobs/" + job);
+      }
+      const auto started = steady_clock::now();
+      httplib::Result res = client.Post(
+          url.path + "/studies", headers, static_cast<size_t>(body.length()),
+          [&body](size_t offset, size_t, httplib::DataSink& sink) {
+            return body.Provide(offset, sink);
+          },
+          body.content_type());
+      const std::string sent = chunk_name + ": " + std::to_string(chunks[i].end - chunks[i].begin) +
+                               " instance(s), " + std::to_string(body.length()) + " bytes";
+      if (!res) {
+        if (!body.error().ok() && !watchdog.Cancelled()) {
+          log.Note("dicomweb: " + sent + ": " + body.error().message());
+          return body.error().WithContext(what);
+        }
+        return TransportError(res.error(), watchdog, what + ": " + chunk_name, sent, started, log);
+      }
+      Status st = CheckStowResponse(*res, chunks[i].end - chunks[i].begin, what + ": " + chunk_name,
+                                    sent, started, log);
+      if (!st.ok()) return st;
+    }
+
+    spdlog::info("{}: sent {} instance(s) of study {} in {} STOW-RS request(s)", what,
+                 request.inputs.size(), StudyRef(request.job.study_uid), chunks.size());
+    DispatchOutcome outcome;
+    outcome.results_pending = true;
+    return outcome;
+  }
+
+  Result<std::vector<fs::path>> PollResults(const DispatchRequest& request) override {
+    const std::string what = What(request) + ": polling";
+    std::vector<fs::path> fetched;
+    if (request.inputs.empty()) return fetched;
+    ASSIGN_OR_RETURN(HttpUrl url, ToolUrl(what));
+    ASSIGN_OR_RETURN(std::optional<std::string> token, AuthToken(what));
+    ASSIGN_OR_RETURN(std::shared_ptr<const SentStudy> sent, SentStudyOf(request, what));
+    if (!IsUid(sent->study_uid)) return InvalidArgument(what + ": the inputs' study UID is odd");
+
+    JobLog log(request.log_file);
+    httplib::Client client(url.Origin());
+    Watchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
+    Configure(client, token, watchdog);
+
+    const std::string study_path = url.path + "/studies/" + sent->study_uid;
+    auto started = steady_clock::now();
+    httplib::Result res = client.Get(study_path + "/instances?includefield=0020000E",
+                                     httplib::Headers{{"Accept", kDicomJson}});
+    if (!res) {
+      return TransportError(res.error(), watchdog, what + ": QIDO-RS", "QIDO-RS", started, log);
+    }
+    if (res->status == 204 || res->status == 404) {
+      log.Note("dicomweb: poll QIDO-RS: HTTP " + std::to_string(res->status) + ", no instances, " +
+               std::to_string(MillisSince(started)) + " ms");
+      return fetched;
+    }
+    if (res->status != 200) {
+      Status st = HttpStatusError(res->status, what + ": QIDO-RS");
+      log.Note("dicomweb: poll QIDO-RS: HTTP " + std::to_string(res->status));
+      return st;
+    }
+    json listing = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+    if (!listing.is_array()) {
+      log.Note("dicomweb: poll QIDO-RS: HTTP 200 but not a DICOM JSON array");
+      return InvalidArgument(what + ": QIDO-RS answer is not a DICOM JSON array");
+    }
+
+    std::set<std::string> known;
+    for (const SopInstanceUid& uid : request.received_results) known.insert(uid.str());
+    struct Wanted {
+      std::string series;
+      std::string sop;
+    };
+    std::vector<Wanted> wanted;
+    size_t unusable = 0;
+    for (const json& item : listing) {
+      if (!item.is_object()) {
+        ++unusable;
+        continue;
+      }
+      const std::string sop = FirstString(item, "00080018");
+      const std::string series = FirstString(item, "0020000E");
+      if (sent->sop_instance_uids.count(sop) || known.count(sop)) continue;
+      if (!IsUid(sop) || !IsUid(series)) {
+        ++unusable;
+        continue;
+      }
+      known.insert(sop);
+      wanted.push_back({series, sop});
+    }
+    log.Note("dicomweb: poll QIDO-RS: HTTP 200, " + std::to_string(listing.size()) +
+             " instance(s), " + std::to_string(wanted.size()) + " new result(s)" +
+             (unusable ? ", " + std::to_string(unusable) + " without usable UIDs" : "") + ", " +
+             std::to_string(MillisSince(started)) + " ms");
+    if (wanted.empty()) return fetched;
+
+    const fs::path dir = request.work_dir / "polled";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return ErrnoStatus(ec.value(), what + ": create " + dir.string());
+    Status first_error;
+    for (const Wanted& w : wanted) {
+      if (watchdog.Cancelled()) {
+        first_error = Cancelled(watchdog, what + ": WADO-RS", log);
+        break;
+      }
+      auto file =
+          Retrieve(client, watchdog, study_path + "/series/" + w.series + "/instances/" + w.sop,
+                   dir, what, log);
+      if (!file.ok()) {
+        if (first_error.ok()) first_error = file.status();
+        if (IsRetryable(file.status().code())) break;  // the tool is in trouble: later
+        continue;
+      }
+      fetched.insert(fetched.end(), file->begin(), file->end());
+    }
+    if (fetched.empty() && !first_error.ok()) return first_error;
+    if (!first_error.ok()) {
+      spdlog::warn("{}: fetched {} result(s); the rest next time ({})", what, fetched.size(),
+                   StatusCodeName(first_error.code()));
+    }
+    return fetched;
+  }
+
+ private:
+  std::string What(const DispatchRequest& request) const {
+    return "tool " + tool_.name + " job " + std::to_string(request.job.id.value);
+  }
+
+  Result<HttpUrl> ToolUrl(const std::string& what) const {
+    Result<HttpUrl> url = ParseHttpUrl(tool_.url);
+    if (!url.ok()) return FailedPrecondition(what + ": dicomweb.url: " + url.status().message());
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (url->scheme == "https") {
+      return FailedPrecondition(what + ": this build's HTTP client has no TLS; https is refused");
+    }
+#endif
+    return url;
+  }
+
+  // The bearer token, read at each use so that a rotated token takes effect at once.
+  Result<std::optional<std::string>> AuthToken(const std::string& what) const {
+    if (tool_.auth_token_file.empty()) return std::optional<std::string>();
+    Result<std::string> text = ReadTextFile(tool_.auth_token_file, "auth token file");
+    if (!text.ok()) {
+      return FailedPrecondition(what + ": dicomweb.auth_token_file: " + text.status().message());
+    }
+    std::string token = *text;
+    const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!token.empty() && is_space(token.back())) token.pop_back();
+    size_t lead = 0;
+    while (lead < token.size() && is_space(token[lead])) ++lead;
+    token.erase(0, lead);
+    const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
+      return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+    });
+    if (token.empty() || !printable) {
+      return FailedPrecondition(what + ": dicomweb.auth_token_file " +
+                                tool_.auth_token_file.string() +
+                                " must hold one token of printable characters");
+    }
+    return std::optional<std::string>(std::move(token));
+  }
+
+  void Configure(httplib::Client& client, const std::optional<std::string>& token,
+                 const Watchdog& watchdog) const {
+    const auto remaining = watchdog.Remaining();
+    client.set_connection_timeout(
+        std::min<std::chrono::milliseconds>(remaining, kMaxConnectTimeout));
+    client.set_read_timeout(remaining);
+    client.set_write_timeout(remaining);
+    client.set_tcp_nodelay(true);
+    client.set_keep_alive(true);
+    client.set_follow_location(false);
+    if (token) client.set_bearer_token_auth(*token);
+  }
+
+  Status Cancelled(const Watchdog& watchdog, const std::string& what, JobLog& log) const {
+    if (watchdog.Stopping()) {
+      log.Note("dicomweb: stopped: the gateway is shutting down");
+      return Unavailable(what + ": stopped because the gateway is shutting down");
+    }
+    log.Note("dicomweb: timed out after " + std::to_string(tool_.timeout.count()) + " ms");
+    return DeadlineExceeded(what + ": no answer within the tool's timeout of " +
+                            std::to_string(tool_.timeout.count()) + " ms");
+  }
+
+  Status TransportError(httplib::Error error, const Watchdog& watchdog, const std::string& what,
+                        const std::string& sent, steady_clock::time_point started,
+                        JobLog& log) const {
+    if (watchdog.Cancelled()) return Cancelled(watchdog, what, log);
+    const std::string reason = httplib::to_string(error);
+    log.Note("dicomweb: " + sent + ": no response (" + reason + ") after " +
+             std::to_string(MillisSince(started)) + " ms");
+    if (error == httplib::Error::ConnectionTimeout) {
+      return DeadlineExceeded(what + ": connecting to " + tool_.url + " timed out");
+    }
+    return Unavailable(what + ": " + tool_.url + ": " + reason);
+  }
+
+  // Maps an HTTP status that is not success to a Status (see the header).
+  static Status HttpStatusError(int status, const std::string& what) {
+    const std::string http = "HTTP " + std::to_string(status);
+    if (status == 408) return DeadlineExceeded(what + ": the tool timed out (" + http + ")");
+    if (status == 429) return Unavailable(what + ": the tool is busy (" + http + ")");
+    if (status >= 500) return Unavailable(what + ": the tool failed (" + http + ")");
+    if (status == 401 || status == 403) {
+      return InvalidArgument(what + ": the tool refused our credentials (" + http +
+                             "): check dicomweb.auth_token_file");
+    }
+    if (status == 413) {
+      return InvalidArgument(what + ": the request is too large for the tool (" + http +
+                             "): lower dicomweb.chunk_bytes");
+    }
+    if (status >= 300 && status < 400) {
+      return InvalidArgument(what + ": the tool redirects (" + http +
+                             "); redirects are not followed: configure the final URL");
+    }
+    return InvalidArgument(what + ": the tool refused the request (" + http + ")");
+  }
+
+  Status CheckStowResponse(const httplib::Response& res, size_t instances, const std::string& what,
+                           const std::string& sent, steady_clock::time_point started,
+                           JobLog& log) const {
+    const std::string http = "HTTP " + std::to_string(res.status);
+    const std::string took = ", " + std::to_string(MillisSince(started)) + " ms";
+    const bool parsed_status = res.status == 200 || res.status == 202 || res.status == 409;
+    if (!parsed_status && !(res.status >= 200 && res.status < 300)) {
+      log.Note("dicomweb: " + sent + ": " + http + took);
+      return HttpStatusError(res.status, what);
+    }
+    StowResponse answer;
+    if (parsed_status) {
+      Result<StowResponse> parsed = ParseStowResponse(res.body);
+      if (parsed.ok()) {
+        answer = *parsed;
+      } else if (res.status != 200) {
+        log.Note("dicomweb: " + sent + ": " + http + " with an unreadable body" + took);
+        return InvalidArgument(what + ": the tool answered " + http +
+                               " without a readable DICOM JSON response");
+      }
+    }
+    const size_t duplicates = answer.failure_reasons.count(kDuplicateSopInstance)
+                                  ? answer.failure_reasons.at(kDuplicateSopInstance)
+                                  : 0;
+    const size_t failed = answer.failed - duplicates;
+    log.Note("dicomweb: " + sent + ": " + http + ", " + std::to_string(answer.stored) +
+             " stored, " + std::to_string(answer.failed) + " failed" +
+             (duplicates ? " (" + std::to_string(duplicates) + " already held)" : "") + took);
+    if (failed == 0 && res.status != 409) return Status::Ok();
+    if (failed == 0 && duplicates > 0) return Status::Ok();  // 409: all were already there
+    if (failed == 0) {
+      return InvalidArgument(what + ": the tool refused the request (" + http +
+                             ") without saying which instances failed");
+    }
+    std::string reasons;
+    bool all_resources = true;
+    for (const auto& [reason, count] : answer.failure_reasons) {
+      if (reason == kDuplicateSopInstance) continue;
+      if ((reason & 0xFF00) != 0xA700) all_resources = false;
+      reasons += (reasons.empty() ? "" : ", ") + DescribeFailureReason(reason) + " x" +
+                 std::to_string(count);
+    }
+    const std::string message = what + ": the tool refused " + std::to_string(failed) + " of " +
+                                std::to_string(instances) + " instance(s) (" + http +
+                                "; FailureReason " + reasons + ")";
+    spdlog::warn("{}", message);
+    if (all_resources) return ResourceExhausted(message);
+    return InvalidArgument(message);
+  }
+
+  // Fetches one instance by WADO-RS into `dir`; the files written (one per part).
+  Result<std::vector<fs::path>> Retrieve(httplib::Client& client, const Watchdog& watchdog,
+                                         const std::string& path, const fs::path& dir,
+                                         const std::string& what, JobLog& log) {
+    const auto started = steady_clock::now();
+    int status = 0;
+    std::optional<MultipartReader> reader;
+    std::ofstream out;
+    std::vector<fs::path> files;
+    Status write_error;
+    auto open_next = [&]() -> Status {
+      const fs::path file = dir / ("result-" + std::to_string(++file_counter_) + "-" +
+                                   std::to_string(::getpid()) + ".dcm");
+      out.close();
+      out.clear();
+      out.open(file, std::ios::binary | std::ios::trunc);
+      if (!out) return ErrnoStatus(errno, what + ": create " + file.string());
+      files.push_back(file);
+      return Status::Ok();
+    };
+    bool single_part = false;
+    auto on_response = [&](const httplib::Response& res) {
+      status = res.status;
+      if (status != 200) return false;
+      const std::string content_type = res.get_header_value("Content-Type");
+      Result<MediaType> media = ParseMediaType(content_type);
+      if (!media.ok()) {
+        write_error = InvalidArgument(what + ": WADO-RS answer without a valid Content-Type");
+        return false;
+      }
+      if (media->type == "application" && media->subtype == "dicom") {
+        single_part = true;  // not PS3.18, but some servers answer so
+        write_error = open_next();
+        return write_error.ok();
+      }
+      std::optional<std::string_view> boundary = media->Parameter("boundary");
+      if (media->type != "multipart" || media->subtype != "related" || !boundary) {
+        write_error = InvalidArgument(what + ": WADO-RS answer is " + media->type + "/" +
+                                      media->subtype + ", not multipart/related with a boundary");
+        return false;
+      }
+      MultipartCallbacks callbacks;
+      callbacks.on_part_begin = [&](const std::vector<HeaderField>&) { return open_next(); };
+      callbacks.on_part_data = [&](std::string_view bytes) -> Status {
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!out) return ErrnoStatus(errno, what + ": write " + files.back().string());
+        return Status::Ok();
+      };
+      callbacks.on_part_end = [&]() -> Status {
+        out.close();
+        if (!out) return ErrnoStatus(errno, what + ": close " + files.back().string());
+        return Status::Ok();
+      };
+      reader.emplace(std::string(*boundary), std::move(callbacks));
+      return true;
+    };
+    auto on_data = [&](const char* data, size_t length) {
+      if (single_part) {
+        out.write(data, static_cast<std::streamsize>(length));
+        if (!out) write_error = ErrnoStatus(errno, what + ": write " + files.back().string());
+        return write_error.ok();
+      }
+      if (!reader) return false;
+      write_error = reader->Feed(std::string_view(data, length));
+      return write_error.ok();
+    };
+    httplib::Result res =
+        client.Get(path,
+                   httplib::Headers{{"Accept",
+                                     "multipart/related; type=\"application/dicom\"; "
+                                     "transfer-syntax=*"}},
+                   on_response, on_data);
+    auto discard = [&](Status st) -> Status {
+      out.close();
+      for (const fs::path& f : files) {
+        std::error_code ec;
+        fs::remove(f, ec);
+      }
+      return st;
+    };
+    if (status != 0 && status != 200) {
+      log.Note("dicomweb: poll WADO-RS: HTTP " + std::to_string(status));
+      return discard(HttpStatusError(status, what + ": WADO-RS"));
+    }
+    if (!write_error.ok()) {
+      log.Note("dicomweb: poll WADO-RS: " + std::string(StatusCodeName(write_error.code())));
+      return discard(write_error);
+    }
+    if (!res) {
+      return discard(
+          TransportError(res.error(), watchdog, what + ": WADO-RS", "poll WADO-RS", started, log));
+    }
+    if (single_part) {
+      out.close();
+      if (!out) return discard(ErrnoStatus(errno, what + ": close " + files.back().string()));
+    } else {
+      Status st = reader ? reader->Finish() : InvalidArgument(what + ": WADO-RS: no body");
+      if (!st.ok()) {
+        log.Note("dicomweb: poll WADO-RS: malformed multipart body");
+        return discard(st.WithContext(what + ": WADO-RS"));
+      }
+    }
+    uint64_t bytes = 0;
+    for (const fs::path& f : files) {
+      std::error_code ec;
+      bytes += fs::file_size(f, ec);
+    }
+    log.Note("dicomweb: poll WADO-RS: HTTP 200, " + std::to_string(files.size()) + " part(s), " +
+             std::to_string(bytes) + " bytes, " + std::to_string(MillisSince(started)) + " ms");
+    return files;
+  }
+
+  // The study UID and instances as sent for `request`, read from its inputs once per job.
+  Result<std::shared_ptr<const SentStudy>> SentStudyOf(const DispatchRequest& request,
+                                                       const std::string& what) {
+    const int64_t job = request.job.id.value;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, count, sent] : sent_cache_) {
+        if (id == job && count == request.inputs.size()) return sent;
+      }
+    }
+    auto sent = std::make_shared<SentStudy>();
+    for (const fs::path& input : request.inputs) {
+      Result<InstanceMeta> meta = ReadInstanceMeta(input);
+      if (!meta.ok()) return meta.status().WithContext(what + ": reading an input");
+      if (sent->study_uid.empty()) sent->study_uid = meta->study_uid.str();
+      sent->sop_instance_uids.insert(meta->sop_instance_uid.str());
+    }
+    std::lock_guard lock(mu_);
+    std::erase_if(sent_cache_, [&](const auto& entry) { return std::get<0>(entry) == job; });
+    sent_cache_.emplace_back(job, request.inputs.size(), sent);
+    if (sent_cache_.size() > kPollCacheJobs) sent_cache_.pop_front();
+    return std::shared_ptr<const SentStudy>(sent);
+  }
+
+  const ToolConfig tool_;
+  std::string results_base_url_;
+  const JobTokens& tokens_;
+  std::mutex mu_;
+  // (job id, input count, what was sent), oldest first.
+  std::deque<std::tuple<int64_t, size_t, std::shared_ptr<const SentStudy>>> sent_cache_;
+  std::atomic<uint64_t> file_counter_{0};
+};
+
+}  // namespace
+
+std::vector<StowChunk> PlanStowChunks(const std::vector<uint64_t>& sizes, uint64_t chunk_bytes) {
+  std::vector<StowChunk> chunks;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    // Every chunk holds at least one instance, so an oversized one goes alone.
+    if (chunks.empty() || chunks.back().bytes + sizes[i] > chunk_bytes) {
+      chunks.push_back(StowChunk{i, i, 0});
+    }
+    chunks.back().end = i + 1;
+    chunks.back().bytes += sizes[i];
+  }
+  return chunks;
+}
+
+Result<StowResponse> ParseStowResponse(std::string_view body) {
+  StowResponse out;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
+  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_array() && doc.size() == 1) doc = doc[0];
+  if (!doc.is_object()) {
+    return InvalidArgument("STOW-RS response: not a DICOM JSON object");
+  }
+  out.stored = SequenceItems(doc, "00081199").size();
+  for (const json& item : SequenceItems(doc, "00081198")) {
+    ++out.failed;
+    uint16_t reason = 0;
+    if (item.is_object()) {
+      auto attr = item.find("00081197");
+      if (attr != item.end() && attr->is_object()) {
+        auto value = attr->find("Value");
+        if (value != attr->end() && value->is_array() && !value->empty() &&
+            (*value)[0].is_number_unsigned() && (*value)[0].get<uint64_t>() <= 0xFFFF) {
+          reason = static_cast<uint16_t>((*value)[0].get<uint64_t>());
+        }
+      }
+    }
+    ++out.failure_reasons[reason];
+  }
+  return out;
+}
+
+std::string DescribeFailureReason(uint16_t reason) {
+  const char* meaning = "unknown";
+  if (reason == 0) {
+    meaning = "not given";
+  } else if (reason == 0x0110) {
+    meaning = "processing failure";
+  } else if (reason == kDuplicateSopInstance) {
+    meaning = "duplicate SOP instance";
+  } else if (reason == 0x0122) {
+    meaning = "SOP class not supported";
+  } else if (reason == 0x0124) {
+    meaning = "not authorized";
+  } else if (reason == 0xC122) {
+    meaning = "transfer syntax not supported";
+  } else if ((reason & 0xFF00) == 0xA700) {
+    meaning = "out of resources";
+  } else if ((reason & 0xFF00) == 0xA900) {
+    meaning = "data set does not match SOP class";
+  } else if ((reason & 0xF000) == 0xC000) {
+    meaning = "cannot understand";
+  }
+  return Hex4(reason) + " (" + meaning + ")";
+}
+
+std::unique_ptr<ToolAdapter> MakeDicomwebPushAdapter(const ToolConfig& tool,
+                                                     std::string results_base_url,
+                                                     const JobTokens& tokens) {
+  return std::make_unique<DicomwebPushAdapter>(tool, std::move(results_base_url), tokens);
+}
+
+}  // namespace conduit

@@ -1,0 +1,330 @@
+// Routing of the DICOMweb read side: which resource a path names, where its instances come
+// from (the index and spool, or a job's de-identified folder behind its bearer token), and the
+// answers common to all (errors, Accept checks). Logs name route patterns, never UIDs.
+#include "http/dicomweb_read.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "http/dicomweb_read_internal.h"
+#include "http/multipart.h"
+
+namespace conduit {
+namespace {
+
+constexpr std::string_view kPrefix = "/dicom-web";
+
+std::vector<std::string> Segments(std::string_view path) {
+  std::vector<std::string> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const size_t slash = path.find('/');
+    out.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return out;
+}
+
+// PS3.5 §9.1: digits and dots, at most 64 characters.
+bool IsUid(std::string_view s) {
+  return !s.empty() && s.size() <= 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+// What a path below /studies/{study} names.
+enum class Resource { kRetrieve, kMetadata, kFrames, kSearchSeries, kSearchInstances };
+struct Target {
+  StudyUid study;
+  SeriesUid series;         // empty: the whole study
+  SopInstanceUid instance;  // empty: the whole series
+  Resource resource = Resource::kRetrieve;
+  std::string frames;   // kFrames: the frame list
+  std::string pattern;  // for logs: the route with placeholders
+};
+
+// Parses segments {"studies", s, ...}; nullopt if they name no read resource. Sets
+// `bad_uid` when the shape is right but a UID is malformed.
+std::optional<Target> ParseTarget(const std::vector<std::string>& seg, size_t from, bool& bad_uid) {
+  const size_t n = seg.size() - from;
+  auto at = [&](size_t i) -> const std::string& { return seg[from + i]; };
+  if (n < 2 || at(0) != "studies") return std::nullopt;
+  Target t;
+  t.study = StudyUid(at(1));
+  t.pattern = "/studies/{study}";
+  size_t i = 2;
+  if (n > i + 1 && at(i) == "series") {
+    t.series = SeriesUid(at(i + 1));
+    t.pattern += "/series/{series}";
+    i += 2;
+    if (n > i + 1 && at(i) == "instances") {
+      t.instance = SopInstanceUid(at(i + 1));
+      t.pattern += "/instances/{instance}";
+      i += 2;
+    }
+  }
+  if (n == i) {
+    t.resource = Resource::kRetrieve;
+  } else if (n == i + 1 && at(i) == "metadata") {
+    t.resource = Resource::kMetadata;
+    t.pattern += "/metadata";
+  } else if (n == i + 2 && at(i) == "frames" && !t.instance.empty()) {
+    t.resource = Resource::kFrames;
+    t.frames = at(i + 1);
+    t.pattern += "/frames/{frames}";
+  } else if (n == i + 1 && at(i) == "series" && t.series.empty()) {
+    t.resource = Resource::kSearchSeries;
+    t.pattern += "/series";
+  } else if (n == i + 1 && at(i) == "instances" && t.instance.empty()) {
+    t.resource = Resource::kSearchInstances;
+    t.pattern += "/instances";
+  } else {
+    return std::nullopt;
+  }
+  bad_uid = !IsUid(t.study.str()) || (!t.series.empty() && !IsUid(t.series.str())) ||
+            (!t.instance.empty() && !IsUid(t.instance.str()));
+  return t;
+}
+
+// "<public url>/dicom-web": the configured public URL, else the Host the client used.
+std::string BaseUrl(const DicomwebContext& ctx, const httplib::Request& req) {
+  std::string base = ctx.config.http.public_url;
+  if (base.empty()) {
+    std::string host = req.get_header_value("Host");
+    const bool host_ok =
+        !host.empty() && host.size() <= 255 && std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+                 c == '[' || c == ']';
+        });
+    if (!host_ok) host = ctx.config.http.bind + ":" + std::to_string(ctx.config.http.port);
+    base = "http://" + host;
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + std::string(kPrefix);
+}
+
+// Serves a retrieval of `t` over `instances` (already narrowed to the target).
+void Retrieve(const Target& t, std::vector<StoredInstance> instances, const httplib::Request& req,
+              httplib::Response& res) {
+  if (instances.empty()) {
+    SendDicomwebError(res, 404, "no such study, series or instance");
+    return;
+  }
+  switch (t.resource) {
+    case Resource::kRetrieve:
+      RetrieveInstances(std::move(instances), req, res);
+      return;
+    case Resource::kMetadata:
+      RetrieveMetadata(std::move(instances), req, res);
+      return;
+    case Resource::kFrames:
+      RetrieveFrames(instances.front(), t.frames, req, res);
+      return;
+    case Resource::kSearchSeries:
+    case Resource::kSearchInstances:
+      break;
+  }
+  SendDicomwebError(res, 404, "no such resource");
+}
+
+// The instances of `t` in the index, in series and instance number order.
+Result<std::vector<StoredInstance>> IndexedInstances(DicomwebContext& ctx, const Target& t) {
+  std::vector<StoredInstance> out;
+  if (!t.instance.empty()) {
+    ASSIGN_OR_RETURN(std::optional<InstanceRecord> found, ctx.index.FindInstance(t.instance));
+    if (found && found->study_uid == t.study && found->series_uid == t.series) {
+      out.push_back({ctx.spool.PathOf(found->spool_key), found->sop_instance_uid,
+                     found->transfer_syntax_uid});
+    }
+    return out;
+  }
+  std::vector<SeriesUid> series;
+  if (!t.series.empty()) series.push_back(t.series);
+  ASSIGN_OR_RETURN(std::vector<InstanceRecord> records, ctx.index.ListInstances(t.study, series));
+  for (const InstanceRecord& r : records) {
+    out.push_back({ctx.spool.PathOf(r.spool_key), r.sop_instance_uid, r.transfer_syntax_uid});
+  }
+  return out;
+}
+
+void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
+                  const httplib::Request& req, httplib::Response& res, std::string& pattern) {
+  const std::string base = BaseUrl(ctx, req);
+  if (seg.size() == 2 && (seg[1] == "studies" || seg[1] == "series" || seg[1] == "instances")) {
+    pattern = "/" + seg[1];
+    const QidoLevel level = seg[1] == "studies"  ? QidoLevel::kStudy
+                            : seg[1] == "series" ? QidoLevel::kSeries
+                                                 : QidoLevel::kInstance;
+    SearchIndex(ctx, req, res, level, base, StudyUid(), SeriesUid());
+    return;
+  }
+  bool bad_uid = false;
+  std::optional<Target> t = ParseTarget(seg, 1, bad_uid);
+  if (!t) {
+    SendDicomwebError(res, 404, "no such resource");
+    return;
+  }
+  pattern = t->pattern;
+  if (bad_uid) {
+    SendDicomwebError(res, 400, "a UID in the path is not a valid UID");
+    return;
+  }
+  if (t->resource == Resource::kSearchSeries) {
+    SearchIndex(ctx, req, res, QidoLevel::kSeries, base, t->study, SeriesUid());
+    return;
+  }
+  if (t->resource == Resource::kSearchInstances) {
+    SearchIndex(ctx, req, res, QidoLevel::kInstance, base, t->study, t->series);
+    return;
+  }
+  Result<std::vector<StoredInstance>> instances = IndexedInstances(ctx, *t);
+  if (!instances.ok()) {
+    spdlog::warn("dicomweb: GET {} failed: {}", pattern, StatusCodeName(instances.status().code()));
+    SendDicomwebError(res, 500, "retrieval failed");
+    return;
+  }
+  Retrieve(*t, std::move(instances).value(), req, res);
+}
+
+std::optional<JobId> ParseJobId(std::string_view s) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || id <= 0) return std::nullopt;
+  return JobId{id};
+}
+
+// The token of "Authorization: Bearer <token>"; empty if absent or of another scheme.
+std::string BearerToken(const httplib::Request& req) {
+  const std::string value = req.get_header_value("Authorization");
+  constexpr std::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size()) return {};
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return {};
+  }
+  std::string token = value.substr(kScheme.size());
+  token.erase(0, token.find_first_not_of(' '));
+  while (!token.empty() && token.back() == ' ') token.pop_back();
+  return token;
+}
+
+// /dicom-web/jobs/{job}/studies/...: the de-identified files the job engine prepared for a
+// job's tool, to whoever holds the job's token. Never the originals.
+void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
+              const httplib::Request& req, httplib::Response& res, std::string& pattern) {
+  pattern = "/jobs/{job}";
+  std::optional<JobId> job = seg.size() >= 3 ? ParseJobId(seg[2]) : std::nullopt;
+  const std::string token = BearerToken(req);
+  if (!job || token.empty() || !ctx.tokens.Verify(*job, token)) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"conduit\"");
+    SendDicomwebError(res, 401, "a valid bearer token for this job is required");
+    return;
+  }
+  bool bad_uid = false;
+  std::optional<Target> t = ParseTarget(seg, 3, bad_uid);
+  if (!t || t->resource == Resource::kSearchSeries) {
+    SendDicomwebError(res, 404, "no such resource");
+    return;
+  }
+  pattern += t->pattern;
+  if (bad_uid) {
+    SendDicomwebError(res, 400, "a UID in the path is not a valid UID");
+    return;
+  }
+  // Spool layout (spool.h): jobs/<job id>/ is the job's work folder; the job engine puts the
+  // de-identified inputs in its deidentified/ folder.
+  const std::filesystem::path dir =
+      ctx.spool.root() / "jobs" / std::to_string(job->value) / "deidentified";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    SendDicomwebError(res, 404, "this job has no de-identified instances");
+    return;
+  }
+  MetaScan scan = ScanInstanceMetas(dir);
+  if (!scan.errors.empty()) {
+    spdlog::warn("dicomweb: job {}: {} unreadable file(s) in its de-identified folder", job->value,
+                 scan.errors.size());
+  }
+  std::sort(scan.instances.begin(), scan.instances.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.second.series_number, a.second.series_uid, a.second.instance_number,
+                    a.second.sop_instance_uid) <
+           std::tie(b.second.series_number, b.second.series_uid, b.second.instance_number,
+                    b.second.sop_instance_uid);
+  });
+  if (t->resource == Resource::kSearchInstances) {
+    SearchFiles(scan.instances, req, res, BaseUrl(ctx, req) + "/jobs/" + std::to_string(job->value),
+                t->study, t->series);
+    return;
+  }
+  std::vector<StoredInstance> instances;
+  for (const auto& [path, meta] : scan.instances) {
+    if (meta.study_uid != t->study) continue;
+    if (!t->series.empty() && meta.series_uid != t->series) continue;
+    if (!t->instance.empty() && meta.sop_instance_uid != t->instance) continue;
+    instances.push_back({path, meta.sop_instance_uid, meta.transfer_syntax_uid});
+  }
+  Retrieve(*t, std::move(instances), req, res);
+}
+
+}  // namespace
+
+void SendDicomwebError(httplib::Response& res, int status, std::string_view message) {
+  res.status = status;
+  res.set_content(nlohmann::json{{"error", std::string(message)}}.dump(
+                      -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+std::string_view QueryStringOf(const httplib::Request& req) {
+  std::string_view target = req.target;
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  target.remove_prefix(q + 1);
+  const size_t fragment = target.find('#');
+  return target.substr(0, fragment);
+}
+
+bool AcceptsDicomJson(std::string_view accept) {
+  if (accept.find_first_not_of(" \t") == std::string_view::npos) return true;
+  size_t start = 0;
+  while (start <= accept.size()) {
+    size_t comma = accept.find(',', start);
+    if (comma == std::string_view::npos) comma = accept.size();
+    Result<MediaType> type = ParseMediaType(accept.substr(start, comma - start));
+    start = comma + 1;
+    if (!type.ok()) continue;
+    if (auto q = type->Parameter("q"); q && q->find_first_not_of("0.") == std::string_view::npos) {
+      continue;
+    }
+    if ((type->type == "*" && type->subtype == "*") ||
+        (type->type == "application" &&
+         (type->subtype == "*" || type->subtype == "dicom+json" || type->subtype == "json"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void ServeDicomwebRead(DicomwebContext& context, const httplib::Request& req,
+                       httplib::Response& res) {
+  std::string pattern = "(unknown)";
+  std::string_view path = req.path;
+  const std::vector<std::string> seg = Segments(path);
+  if (seg.empty() || "/" + seg[0] != kPrefix || seg.size() < 2) {
+    SendDicomwebError(res, 404, "no such resource");
+  } else if (seg[1] == "jobs") {
+    ServeJob(context, seg, req, res, pattern);
+  } else {
+    ServeIndexed(context, seg, req, res, pattern);
+  }
+  context.metrics.Add("conduit_dicomweb_read_requests_total", 1,
+                      "status=\"" + std::to_string(res.status) + "\"");
+  spdlog::debug("dicomweb: {} {}{} -> {}", req.method, kPrefix, pattern, res.status);
+}
+
+}  // namespace conduit

@@ -1,0 +1,709 @@
+#include "http/dicomweb_stow.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "dicom/instance_meta.h"
+#include "http/multipart.h"
+#include "http/request_body.h"
+
+namespace conduit {
+namespace {
+
+using nlohmann::json;
+
+// Part bytes are gathered into writes of this size: few system calls, bounded memory.
+constexpr size_t kWriteBufferBytes = 1 << 20;
+constexpr std::string_view kPrefix = "/dicom-web";
+// The body of a request refused before reading is still read (and dropped) up to this size.
+constexpr uint64_t kDiscardBytes = 1 << 20;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// DICOM UIDs: 1..64 characters of digits and dots.
+bool IsUid(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || c == '.')) return false;
+  }
+  return true;
+}
+
+// Where a STOW-RS request stores: any study, one study, or one job's results.
+struct StowTarget {
+  std::optional<StudyUid> study;  // from the path
+  std::optional<JobId> job;
+  std::string job_text;  // the job segment as given (validated later)
+};
+
+// Splits the path under /dicom-web into segments; nullopt if it is not under it.
+std::optional<std::vector<std::string_view>> DicomwebSegments(std::string_view path) {
+  if (!path.starts_with(kPrefix)) return std::nullopt;
+  path.remove_prefix(kPrefix.size());
+  if (!path.empty() && path.front() != '/') return std::nullopt;
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  std::vector<std::string_view> parts;
+  if (path.size() <= 1) return parts;
+  path.remove_prefix(1);
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+// The STOW-RS target of `path`, or nullopt if it is not one (the study is not validated).
+std::optional<StowTarget> ParseTarget(std::string_view path) {
+  auto parts = DicomwebSegments(path);
+  if (!parts) return std::nullopt;
+  for (std::string_view p : *parts) {
+    if (p.empty()) return std::nullopt;
+  }
+  StowTarget target;
+  std::vector<std::string_view> rest = *parts;
+  if (rest.size() >= 3 && rest[0] == "jobs" && rest[2] == "studies") {
+    target.job_text = std::string(rest[1]);
+    target.job = JobId{0};
+    rest.erase(rest.begin(), rest.begin() + 2);
+  }
+  if (rest.empty() || rest[0] != "studies" || rest.size() > 2) return std::nullopt;
+  if (rest.size() == 2) target.study = StudyUid(std::string(rest[1]));
+  return target;
+}
+
+std::optional<JobId> ParseJobId(std::string_view text) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || id <= 0) {
+    return std::nullopt;
+  }
+  return JobId{id};
+}
+
+// The Failure Reason for a sink's error (the IngestSink contract's mapping).
+uint16_t FailureReasonOf(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kResourceExhausted:
+      return kStowOutOfResources;
+    case StatusCode::kInvalidArgument:
+      return kStowCannotUnderstand;
+    case StatusCode::kPermissionDenied:
+      return kStowNotAuthorized;
+    default:
+      return kStowProcessingFailure;
+  }
+}
+
+void JsonError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
+}
+
+// True if the Accept field admits a DICOM JSON response (absent admits everything).
+bool AcceptsJson(std::string_view accept) {
+  if (Trim(accept).empty()) return true;
+  size_t start = 0;
+  while (start <= accept.size()) {
+    size_t comma = accept.find(',', start);
+    if (comma == std::string_view::npos) comma = accept.size();
+    std::string_view item = accept.substr(start, comma - start);
+    start = comma + 1;
+    size_t semi = item.find(';');
+    std::string media = Lower(Trim(item.substr(0, semi)));
+    bool refused = false;  // q=0 means "not acceptable"
+    while (semi != std::string_view::npos) {
+      size_t next = item.find(';', semi + 1);
+      std::string param = Lower(Trim(item.substr(semi + 1, next - semi - 1)));
+      if (param.starts_with("q=")) {
+        std::string_view q = std::string_view(param).substr(2);
+        refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+      }
+      semi = next;
+    }
+    if (refused) continue;
+    if (media == "application/dicom+json" || media == "application/json" ||
+        media == "application/*" || media == "*/*") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A part's file being written: buffered writes, removed unless released.
+class PartFile {
+ public:
+  PartFile() = default;
+  ~PartFile() { Discard(); }
+  PartFile(const PartFile&) = delete;
+  PartFile& operator=(const PartFile&) = delete;
+
+  Status Open(std::filesystem::path path) {
+    Discard();
+    if (!buffer_) buffer_.reset(new char[kWriteBufferBytes]);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd_ < 0) return ErrnoStatus(errno, "stow part " + path.filename().string() + ": open");
+    path_ = std::move(path);
+    used_ = 0;
+    size_ = 0;
+    return Status::Ok();
+  }
+
+  Status Append(std::string_view bytes) {
+    size_ += bytes.size();
+    while (!bytes.empty()) {
+      if (used_ == 0 && bytes.size() >= kWriteBufferBytes) return WriteAll(bytes);
+      size_t n = std::min(kWriteBufferBytes - used_, bytes.size());
+      std::memcpy(buffer_.get() + used_, bytes.data(), n);
+      used_ += n;
+      bytes.remove_prefix(n);
+      if (used_ == kWriteBufferBytes) RETURN_IF_ERROR(Flush());
+    }
+    return Status::Ok();
+  }
+
+  // Writes what is buffered and closes; the file stays until released or discarded.
+  Status Close() {
+    Status st = Flush();
+    if (fd_ >= 0 && ::close(fd_) != 0 && st.ok()) {
+      st = ErrnoStatus(errno, "stow part " + path_.filename().string() + ": close");
+    }
+    fd_ = -1;
+    return st;
+  }
+
+  // Hands the file to its next owner: it is no longer removed here.
+  std::filesystem::path Release() {
+    std::filesystem::path p = std::move(path_);
+    path_.clear();
+    return p;
+  }
+
+  void Discard() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    used_ = 0;
+    if (!path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(path_, ec);
+      path_.clear();
+    }
+  }
+
+  const std::filesystem::path& path() const { return path_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  Status Flush() {
+    Status st = WriteAll({buffer_.get(), used_});
+    used_ = 0;
+    return st;
+  }
+
+  Status WriteAll(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "stow part " + path_.filename().string() + ": write");
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+
+  int fd_ = -1;
+  std::filesystem::path path_;
+  std::unique_ptr<char[]> buffer_;
+  size_t used_ = 0;
+  uint64_t size_ = 0;
+};
+
+json UidValue(const std::string& uid) {
+  if (uid.empty()) return json{{"vr", "UI"}};
+  return json{{"vr", "UI"}, {"Value", json::array({uid})}};
+}
+
+json UrlValue(const std::string& url) {
+  if (url.empty()) return json{{"vr", "UR"}};
+  return json{{"vr", "UR"}, {"Value", json::array({url})}};
+}
+
+struct StoredInstance {
+  std::string study;
+  std::string series;
+  std::string sop_class;
+  std::string sop_instance;
+};
+
+struct FailedInstance {
+  std::string sop_class;  // empty when the part could not be read
+  std::string sop_instance;
+  uint16_t reason = kStowProcessingFailure;
+};
+
+// One STOW-RS request body, part by part.
+class StoreTransaction {
+ public:
+  StoreTransaction(DicomwebContext& ctx, StowTarget target, AssociationInfo association,
+                   std::string base_url, const std::string& boundary)
+      : ctx_(ctx),
+        target_(std::move(target)),
+        association_(std::move(association)),
+        base_url_(std::move(base_url)),
+        reader_(boundary, MultipartCallbacks{
+                              [this](const std::vector<HeaderField>& h) { return OnPartBegin(h); },
+                              [this](std::string_view b) { return OnPartData(b); },
+                              [this] { return OnPartEnd(); }, nullptr}) {}
+
+  // Reads the whole body (up to max_bytes); true if it was read to its end.
+  bool ReadBody(const httplib::ContentReader& content_reader, uint64_t max_bytes) {
+    bool too_large = false;
+    Status feed;
+    bool read = content_reader([&](const char* data, size_t n) {
+      bytes_ += n;
+      if (bytes_ > max_bytes) {
+        too_large = true;
+        return false;
+      }
+      feed = reader_.Feed({data, n});
+      return feed.ok();
+    });
+    ctx_.metrics.Add("conduit_stow_bytes_total", static_cast<double>(bytes_));
+    if (read) feed = reader_.Finish();
+    if (too_large) {
+      SetError(413, "request body: over the limit of " + std::to_string(max_bytes) + " bytes");
+    } else if (!feed.ok()) {
+      SetError(400, "request body: " + feed.message());
+    } else if (!read) {
+      SetError(400,
+               "request body: ended early or stalled after " + std::to_string(bytes_) + " bytes");
+    }
+    if (in_part_) {  // cut short: what was written of it goes
+      file_.Discard();
+      in_part_ = false;
+      Fail(too_large ? kStowOutOfResources : kStowCannotUnderstand, nullptr,
+           InvalidArgument("part " + std::to_string(reader_.part_count()) + ": incomplete"));
+    }
+    return read;
+  }
+
+  void Respond(httplib::Response& res) const {
+    const bool stored_any = !stored_.empty();
+    int status;
+    if (error_status_ != 0) {
+      if (!stored_any) return JsonError(res, error_status_, error_message_);
+      // A body cut short after some parts were stored: 202 like any partial store. 413, 404
+      // and 409 keep their status and list what was stored before.
+      status = error_status_ == 400 ? 202 : error_status_;
+    } else if (stored_.empty() && failed_.empty()) {
+      return JsonError(res, 400, "request body: no parts");
+    } else {
+      status = failed_.empty() ? 200 : (stored_any ? 202 : 409);
+    }
+    res.status = status;
+    res.set_content(ResponseModule().dump(-1, ' ', false, json::error_handler_t::replace),
+                    "application/dicom+json");
+  }
+
+  size_t stored() const { return stored_.size(); }
+  size_t failed() const { return failed_.size(); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  void SetError(int status, std::string message) {
+    if (error_status_ != 0) return;  // the first cause is the one reported
+    error_status_ = status;
+    error_message_ = std::move(message);
+  }
+
+  std::string PartName() const { return "part " + std::to_string(reader_.part_count()); }
+
+  // The current part is refused: its remaining bytes are ignored and it is reported failed.
+  void SkipPart(uint16_t reason, Status why) {
+    file_.Discard();
+    skip_reason_ = reason;
+    skip_status_ = std::move(why);
+  }
+
+  Status OnPartBegin(const std::vector<HeaderField>& headers) {
+    in_part_ = true;
+    skip_reason_.reset();
+    if (auto type = FindHeader(headers, "content-type")) {
+      auto media = ParseMediaType(*type);
+      if (!media.ok() || media->type != "application" || media->subtype != "dicom") {
+        SkipPart(kStowCannotUnderstand,
+                 InvalidArgument(PartName() + ": media type is not application/dicom"));
+        return Status::Ok();
+      }
+    }
+    Status st = ctx_.ingest.CheckCapacity();
+    if (st.ok()) st = file_.Open(ctx_.ingest.NewIncomingPath());
+    if (!st.ok()) SkipPart(FailureReasonOf(st), st);
+    return Status::Ok();
+  }
+
+  Status OnPartData(std::string_view bytes) {
+    if (skip_reason_) return Status::Ok();
+    Status st = file_.Append(bytes);
+    if (!st.ok()) SkipPart(FailureReasonOf(st), st);
+    return Status::Ok();
+  }
+
+  Status OnPartEnd() {
+    in_part_ = false;
+    if (skip_reason_) {
+      Refuse(*skip_reason_, nullptr, skip_status_);
+      return Status::Ok();
+    }
+    Status st = file_.Close();
+    if (!st.ok()) {
+      file_.Discard();
+      Fail(FailureReasonOf(st), nullptr, st);
+      return Status::Ok();
+    }
+    auto meta = ReadInstanceMeta(file_.path());
+    if (!meta.ok() && target_.job) {
+      // A tool's unreadable result is kept as evidence and counted against the tool.
+      st = ctx_.job_results.OnUnreadableJobResult(
+          *target_.job, file_.Release(),
+          "not readable DICOM (" + std::string(StatusCodeName(meta.status().code())) + ")");
+      if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
+        return JobTakesNoResults(nullptr, st);
+      }
+      Fail(st.code() == StatusCode::kInvalidArgument ? kStowResultQuarantined : FailureReasonOf(st),
+           nullptr, st.code() == StatusCode::kInvalidArgument ? meta.status() : st);
+      return Status::Ok();
+    }
+    if (!meta.ok()) {
+      file_.Discard();
+      Refuse(kStowCannotUnderstand, nullptr, meta.status().WithContext(PartName()));
+      return Status::Ok();
+    }
+    if (target_.study && meta->study_uid != *target_.study) {
+      file_.Discard();
+      Refuse(kStowStudyMismatch, &*meta,
+             InvalidArgument(PartName() + ": not of the study named in the request path"));
+      return Status::Ok();
+    }
+    ReceivedInstance instance{file_.Release(), std::move(*meta), association_};
+    if (!target_.job) {
+      st = ctx_.ingest.OnInstance(instance);
+      if (!st.ok()) {
+        Fail(FailureReasonOf(st), &instance.meta, st);
+        return Status::Ok();
+      }
+    } else {
+      st = ctx_.job_results.OnJobResult(*target_.job, instance);
+      if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
+        return JobTakesNoResults(&instance.meta, st);
+      }
+      if (!st.ok()) {
+        Fail(st.code() == StatusCode::kInvalidArgument ? kStowResultQuarantined
+                                                       : FailureReasonOf(st),
+             &instance.meta, st);
+        return Status::Ok();
+      }
+    }
+    ctx_.metrics.Add("conduit_stow_instances_total", 1, "outcome=\"stored\"");
+    stored_.push_back({instance.meta.study_uid.str(), instance.meta.series_uid.str(),
+                       instance.meta.sop_class_uid.str(), instance.meta.sop_instance_uid.str()});
+    return Status::Ok();
+  }
+
+  // The job cannot take results (any more): the request fails and the rest of the body is
+  // not read.
+  Status JobTakesNoResults(const InstanceMeta* meta, const Status& st) {
+    Fail(kStowProcessingFailure, meta, st);
+    SetError(st.code() == StatusCode::kNotFound ? 404 : 409,
+             "job " + std::to_string(target_.job->value) + ": " +
+                 (st.code() == StatusCode::kNotFound ? "not found" : "takes no results now"));
+    return st;
+  }
+
+  // A part refused here (not by a sink): also reported to the sink for audit and metrics.
+  void Refuse(uint16_t reason, const InstanceMeta* meta, const Status& why) {
+    ctx_.ingest.OnRejected(association_, why);
+    Fail(reason, meta, why);
+  }
+
+  void Fail(uint16_t reason, const InstanceMeta* meta, const Status& why) {
+    ctx_.metrics.Add("conduit_stow_instances_total", 1, "outcome=\"failed\"");
+    // The code only: messages may name an instance, and logs never do.
+    spdlog::warn("event=stow_part_failed job={} study={} reason=0x{:04X} code={}",
+                 target_.job ? target_.job->value : 0,
+                 meta != nullptr ? StudyRef(meta->study_uid) : "", reason,
+                 StatusCodeName(why.code()));
+    FailedInstance failed;
+    failed.reason = reason;
+    if (meta != nullptr) {
+      failed.sop_class = meta->sop_class_uid.str();
+      failed.sop_instance = meta->sop_instance_uid.str();
+    }
+    failed_.push_back(std::move(failed));
+  }
+
+  std::string StudyUrl(const std::string& study) const {
+    if (target_.job || !IsUid(study)) return "";
+    return base_url_ + std::string(kPrefix) + "/studies/" + study;
+  }
+
+  json ResponseModule() const {
+    std::string study;
+    if (target_.study) {
+      study = target_.study->str();
+    } else if (!stored_.empty()) {
+      study = stored_.front().study;
+      for (const StoredInstance& s : stored_) {
+        if (s.study != study) study.clear();
+      }
+    }
+    json module = json::object();
+    module["00081190"] = UrlValue(StudyUrl(study));
+    if (!failed_.empty()) {
+      json items = json::array();
+      for (const FailedInstance& f : failed_) {
+        items.push_back(json{{"00081150", UidValue(f.sop_class)},
+                             {"00081155", UidValue(f.sop_instance)},
+                             {"00081197", json{{"vr", "US"}, {"Value", json::array({f.reason})}}}});
+      }
+      module["00081198"] = json{{"vr", "SQ"}, {"Value", items}};
+    }
+    if (!stored_.empty()) {
+      json items = json::array();
+      for (const StoredInstance& s : stored_) {
+        std::string url;
+        if (IsUid(s.series) && IsUid(s.sop_instance) && !StudyUrl(s.study).empty()) {
+          url = StudyUrl(s.study) + "/series/" + s.series + "/instances/" + s.sop_instance;
+        }
+        items.push_back(json{{"00081150", UidValue(s.sop_class)},
+                             {"00081155", UidValue(s.sop_instance)},
+                             {"00081190", UrlValue(url)}});
+      }
+      module["00081199"] = json{{"vr", "SQ"}, {"Value", items}};
+    }
+    return module;
+  }
+
+  DicomwebContext& ctx_;
+  const StowTarget target_;
+  const AssociationInfo association_;
+  const std::string base_url_;
+  MultipartReader reader_;
+  PartFile file_;
+  bool in_part_ = false;
+  std::optional<uint16_t> skip_reason_;  // the current part is refused
+  Status skip_status_;
+  uint64_t bytes_ = 0;
+  std::vector<StoredInstance> stored_;
+  std::vector<FailedInstance> failed_;
+  int error_status_ = 0;  // a request-level error (the body could not be read through)
+  std::string error_message_;
+};
+
+// What the client reached us by: the configured public URL, else the Host it used.
+std::string BaseUrl(const Config& config, const httplib::Request& req) {
+  std::string base = config.http.public_url;
+  if (base.empty()) {
+    std::string host = req.get_header_value("Host");
+    bool ok = !host.empty() && host.size() <= 255;
+    for (char c : host) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+                  c == '[' || c == ']');
+    }
+    if (!ok) host = config.http.bind + ":" + std::to_string(config.http.port);
+    base = "http://" + host;
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
+// Refuses a result attempt on the job endpoint: 401 with the challenge, audited.
+void RefuseToken(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
+                 JobId job, bool missing) {
+  const std::string reason = missing ? "no bearer token" : "wrong token for this job";
+  AuditEvent audit;
+  audit.at = ctx.clock.Now();
+  audit.action = "result_refused";
+  audit.outcome = "failure";
+  audit.actor = std::string(kStowActor);
+  audit.job_id = job;
+  audit.detail =
+      json{{"protocol", "DICOMweb"}, {"peer", req.remote_addr}, {"reason", reason}}.dump();
+  Status st = ctx.index.AppendAudit(audit);
+  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
+  spdlog::warn("event=result_refused job={} peer={} reason=\"{}\"", job.value, req.remote_addr,
+               reason);
+  res.set_header("WWW-Authenticate", missing ? "Bearer realm=\"conduit\""
+                                             : "Bearer realm=\"conduit\", error=\"invalid_token\"");
+  JsonError(res, 401, "job " + std::to_string(job.value) + ": " + reason);
+}
+
+// The token of "Authorization: Bearer <token>", or empty.
+std::string BearerToken(const httplib::Request& req) {
+  const std::string field = req.get_header_value("Authorization");
+  std::string_view value = Trim(field);
+  constexpr std::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size() || Lower(value.substr(0, kScheme.size())) != kScheme) {
+    return "";
+  }
+  return std::string(Trim(value.substr(kScheme.size())));
+}
+
+// Checks everything that can be checked before reading the body; on failure writes the
+// response and returns false.
+bool Admit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
+           StowTarget& target, const BodyFraming& framing, std::string& boundary) {
+  if (target.job) {
+    auto job = ParseJobId(target.job_text);
+    if (!job) {
+      JsonError(res, 404, "no such job");
+      return false;
+    }
+    target.job = *job;
+    std::string token = BearerToken(req);
+    if (token.empty() || !ctx.tokens.Verify(*job, token)) {
+      RefuseToken(ctx, req, res, *job, token.empty());
+      return false;
+    }
+  }
+  if (target.study && !IsUid(target.study->str())) {
+    JsonError(res, 400, "study uid in the path: not a DICOM UID");
+    return false;
+  }
+  if (!AcceptsJson(req.get_header_value("Accept"))) {
+    JsonError(res, 406, "Accept: only application/dicom+json responses are available");
+    return false;
+  }
+  const std::string content_type = req.get_header_value("Content-Type");
+  auto media = ParseMediaType(content_type);
+  if (!media.ok() || media->type != "multipart" || media->subtype != "related") {
+    JsonError(res, 415, "Content-Type: expected multipart/related; type=\"application/dicom\"");
+    return false;
+  }
+  if (auto type = media->Parameter("type")) {
+    auto related = ParseMediaType(*type);
+    if (!related.ok() || related->type != "application" || related->subtype != "dicom") {
+      JsonError(res, 415,
+                "Content-Type: only type=\"application/dicom\" parts are supported (no "
+                "metadata and bulkdata)");
+      return false;
+    }
+  }
+  auto b = media->Parameter("boundary");
+  if (!b) {
+    JsonError(res, 400, "Content-Type: no boundary parameter");
+    return false;
+  }
+  if (Status st = CheckBoundary(*b); !st.ok()) {
+    JsonError(res, 400, "Content-Type: " + st.message());
+    return false;
+  }
+  boundary = std::string(*b);
+  const uint64_t max_bytes = ctx.config.http.max_stow_bytes;
+  if (framing.length && *framing.length > max_bytes) {
+    JsonError(res, 413, "request body: over the limit of " + std::to_string(max_bytes) + " bytes");
+    return false;
+  }
+  if (!framing.chunked && !framing.length) {
+    JsonError(res, 411, "request body: Content-Length or chunked Transfer-Encoding required");
+    return false;
+  }
+  if (target.job) {
+    auto job = ctx.index.GetJob(*target.job);
+    if (!job.ok()) {
+      JsonError(res, 503, "job " + std::to_string(target.job->value) + ": index unavailable");
+      return false;
+    }
+    if (!job->has_value()) {
+      JsonError(res, 404, "job " + std::to_string(target.job->value) + ": not found");
+      return false;
+    }
+  }
+  if (Status st = ctx.ingest.CheckCapacity(); !st.ok()) {
+    int status = st.code() == StatusCode::kResourceExhausted ? 503 : 500;
+    if (status == 503) res.set_header("Retry-After", "60");
+    JsonError(res, status, "cannot store now: " + std::string(StatusCodeName(st.code())));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsStowResource(std::string_view path) { return ParseTarget(path).has_value(); }
+
+void DescribeStowMetrics(Metrics& metrics) {
+  metrics.Describe("conduit_stow_instances_total", "counter",
+                   "STOW-RS parts (instances) stored or failed, by outcome");
+  metrics.Describe("conduit_stow_bytes_total", "counter", "STOW-RS request body bytes read");
+}
+
+void ServeDicomwebStore(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& content_reader) {
+  auto framing = FramingOf(req);
+  auto target = ParseTarget(req.path);
+  bool read_through = false;
+  bool reading_started = false;  // then whatever is left of the body is not read here
+  if (!framing.ok()) {
+    JsonError(res, 400, framing.status().message());
+  } else if (!target) {
+    res.set_header("Allow", "GET, HEAD");
+    JsonError(res, 405, "method " + req.method.substr(0, 16) + " not allowed; allowed: GET, HEAD");
+  } else if (req.method != "POST") {
+    res.set_header("Allow", "POST");
+    JsonError(res, 405, "method " + req.method.substr(0, 16) + " not allowed; allowed: POST");
+  } else {
+    std::string boundary;
+    if (Admit(ctx, req, res, *target, *framing, boundary)) {
+      AssociationInfo association;
+      association.calling_ae = AeTitle(std::string(kStowActor));
+      association.called_ae = ctx.config.dicom.ae_title;
+      association.peer_host = req.remote_addr;
+      association.protocol = "DICOMweb";
+      StoreTransaction transaction(ctx, *target, association, BaseUrl(ctx.config, req), boundary);
+      read_through = !framing->present() ||
+                     transaction.ReadBody(content_reader, ctx.config.http.max_stow_bytes);
+      reading_started = true;
+      transaction.Respond(res);
+      spdlog::info("event=stow job={} study={} status={} stored={} failed={} bytes={}",
+                   target->job ? target->job->value : 0,
+                   target->study ? StudyRef(*target->study) : "", res.status, transaction.stored(),
+                   transaction.failed(), transaction.bytes());
+    }
+  }
+  // A refused request's body is read if small; otherwise the connection ends with the
+  // response, or its unread bytes would be taken for the next request.
+  if (!read_through && (reading_started || !DiscardBody(req, res, content_reader, kDiscardBytes))) {
+    res.set_header("Connection", "close");
+  }
+}
+
+}  // namespace conduit
