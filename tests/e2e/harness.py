@@ -97,13 +97,17 @@ def storescu(port, files, calling="MODALITY", called="CONDUIT", check=True):
 class Orthanc:
     """A private Orthanc acting as the PACS (and, when asked, as a sender to Conduit)."""
 
-    def __init__(self, root, aet="ORTHANC", modalities=None):
-        self.root = os.path.join(root, "orthanc")
+    DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+    def __init__(self, root, aet="ORTHANC", modalities=None, dicomweb_servers=None, name="orthanc"):
+        """`dicomweb_servers`: {name: base URL}; loads the DICOMweb plugin when given."""
+        self.root = os.path.join(root, name)
         os.makedirs(os.path.join(self.root, "db"), exist_ok=True)
         self.aet = aet
         self.dicom_port = free_port()
         self.http_port = free_port()
         self.modalities = modalities or {}
+        self.dicomweb_servers = dicomweb_servers
         self.proc = None
 
     @property
@@ -118,6 +122,10 @@ class Orthanc:
             "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True, "Plugins": [],
             "DicomModalities": self.modalities, "StableAge": 1,
         }
+        if self.dicomweb_servers is not None:
+            cfg["Plugins"] = [self.DICOMWEB_PLUGIN]
+            cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/",
+                               "Servers": {k: [v] for k, v in self.dicomweb_servers.items()}}
         path = os.path.join(self.root, "orthanc.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

@@ -1,0 +1,297 @@
+"""DICOMweb end to end over real HTTP: the DICOMweb push adapter with the vendor simulator
+(tools/dicomweb_tool_sim: STOW-RS in, the reference algorithm, STOW-RS of the results back to
+the job's endpoint with the job's token), de-identified out and re-identified back, results in
+Orthanc; each misbehaviour of the simulator ends in a clear state. And Orthanc's own DICOMweb
+plugin storing to Conduit (STOW-RS), searching it (QIDO-RS) and retrieving from it (WADO-RS)."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import unittest
+import urllib.request
+
+import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
+                     storescu, wait_until, http_json, stop_process, BUILD, ENV)
+
+SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
+
+
+class DicomwebSim:
+    """The vendor simulator on a free port, in a folder of its own."""
+
+    def __init__(self, root, mode="none", port=0):
+        self.work = os.path.join(root, "vendor")
+        os.makedirs(self.work, exist_ok=True)
+        self.mode = mode
+        self.proc = None
+        self.port = port
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.err = open(os.path.join(self.work, "sim.log"), "a")
+        self.proc = subprocess.Popen([SIM, "--port", str(self.port), "--work", self.work,
+                                      "--misbehave", self.mode], stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            raise PeerExited(f"simulator did not start: {line!r}\n{self.log()}")
+        self.port = int(line.strip().rsplit(":", 1)[1])
+        return self
+
+    def set_mode(self, mode, count=None):
+        body = {"mode": mode}
+        if count is not None:
+            body["count"] = count
+        return http_json(self.url + "/sim/mode", "POST", body)
+
+    def status(self):
+        if self.proc.poll() is not None:
+            return {"exited": self.proc.returncode}
+        return http_json(self.url + "/sim/status")
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+        if getattr(self, "err", None):
+            self.err.close()
+
+    def log(self):
+        path = os.path.join(self.work, "sim.log")
+        return open(path, errors="replace").read() if os.path.exists(path) else ""
+
+    def received_files(self):
+        files = [p for p in glob.glob(os.path.join(self.work, "**", "*"), recursive=True) if os.path.isfile(p)]
+        return [p for p in files if open(p, "rb").read(132)[128:132] == b"DICM"]
+
+
+class DicomwebToolTest(E2ETest):
+    def gateway(self, pacs, sim, timeout="20s", retry=None):
+        tool = {"name": "vendor", "kind": "dicomweb", "dicomweb": {"url": sim.url + "/dicom-web"},
+                "timeout": timeout, "results_stable_after": "1s", "hosting_region": "UK"}
+        config = {
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port, "timeout": "5s"}],
+            "tools": [tool],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "vendor",
+                        "results_to": ["pacs"], "stable_after": "1s"}],
+            "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
+        }
+        return self.started(Conduit(self.tmp, config))
+
+    def send_study(self, conduit, slices=6):
+        files = make_study(self.dir("study"), "CT", slices=slices, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+        return files, read_uids(files[0])[0]
+
+    def audit(self, conduit):
+        return conduit.api("/api/audit?limit=1000")["events"]
+
+    def context(self, conduit, sim):
+        return f"\nsimulator log:\n{sim.log()[-3000:]}\nconduit log tail:\n{conduit.logs()[-4000:]}"
+
+    def pacs_modalities(self, pacs, study_uid):
+        return sorted(s["MainDicomTags"].get("Modality", "") for s in pacs.series_of(study_uid))
+
+    def test_the_study_goes_out_deidentified_and_results_come_back_reidentified_into_pacs(self):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp))
+        conduit = self.gateway(pacs, sim)
+        files, study_uid = self.send_study(conduit)
+
+        job = self.wait_job_state(conduit, "done", timeout=90)[0]
+        ctx = self.context(conduit, sim)
+        self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"], ctx)
+        input_sops = {read_uids(f)[2] for f in files}
+        in_pacs = {i["MainDicomTags"]["SOPInstanceUID"] for i in pacs.instances_of_study(study_uid)}
+        self.assertEqual(len(in_pacs), 3, "the three results, each once")
+        self.assertFalse(input_sops & in_pacs, "no input is sent to PACS")
+
+        original = pydicom.dcmread(files[0], stop_before_pixels=True)
+        for instance in pacs.instances_of_study(study_uid):
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertEqual(tags["PatientID"], str(original.PatientID), "re-identified")
+
+        # What the vendor received carries no identifier in clear.
+        received = sim.received_files()
+        self.assertGreaterEqual(len(received), 6, ctx)
+        secrets = [str(original.PatientID).encode(), str(original.PatientName).encode(),
+                   study_uid.encode(), str(original.SOPInstanceUID).encode()]
+        for path in received:
+            data = open(path, "rb").read()
+            for secret in secrets:
+                self.assertNotIn(secret, data, f"{path} carries an identifier in clear")
+
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertEqual(len(detail["results"]), 3)
+        self.assertEqual(len(detail["deliveries"]), 3)
+        self.assertTrue(detail.get("findings"), "findings extracted from the validated results")
+        actions = {(e["action"], e["outcome"]) for e in self.audit(conduit) if e["job_id"] == job["id"]}
+        for expected in (("deidentify", "success"), ("dispatch", "success"), ("reidentify", "success"),
+                         ("result", "success"), ("done", "success")):
+            self.assertIn(expected, actions, ctx)
+
+    def test_a_vendor_answering_503_is_retried_and_the_job_completes(self):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp))
+        sim.set_mode("error5xx", 2)
+        conduit = self.gateway(pacs, sim)
+        _, study_uid = self.send_study(conduit)
+
+        job = self.wait_job_state(conduit, "done", timeout=90)[0]
+        self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"],
+                         self.context(conduit, sim))
+        retries = [e for e in self.audit(conduit) if e["job_id"] == job["id"] and e["action"] == "retry"]
+        self.assertGreaterEqual(len(retries), 2, "each 503 was a retry with backoff")
+
+    def expect_quarantine_and_nothing_unvalidated_in_pacs(self, mode, reason_words):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, mode=mode))
+        conduit = self.gateway(pacs, sim, timeout="10s",
+                               retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
+        _, study_uid = self.send_study(conduit)
+        ctx = lambda: self.context(conduit, sim)  # noqa: E731
+        wait_until("a quarantined result",
+                   lambda: [e for e in self.audit(conduit) if e["action"] == "quarantine"], timeout=60)
+        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
+        self.assertTrue(any(any(w in str(e["detail"]) for w in reason_words) for e in events),
+                        f"{events}" + ctx())
+        # The job ends in a clear state (done with what was valid, or dead-lettered), and
+        # nothing that failed validation is in PACS.
+        wait_until("the job to end",
+                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
+                   timeout=90)
+        kept = glob.glob(os.path.join(conduit.data_dir, "spool", "quarantine", "**", "*.reason.txt"),
+                         recursive=True)
+        self.assertGreaterEqual(len(kept), 1, "the refused object is kept as evidence")
+        for instance in pacs.instances_of_study(study_uid):
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
+        return conduit, pacs, sim, study_uid
+
+    def test_a_malformed_result_is_quarantined(self):
+        self.expect_quarantine_and_nothing_unvalidated_in_pacs("malformed", ["DICOM", "parse", "read"])
+
+    def test_results_with_wrong_references_are_quarantined(self):
+        conduit, pacs, sim, study_uid = self.expect_quarantine_and_nothing_unvalidated_in_pacs(
+            "wrong-references", ["reference", "never sent", "not one of"])
+        # None of the objects with invented references reached PACS.
+        self.assertEqual(pacs.instances_of_study(study_uid), [], self.context(conduit, sim))
+
+    def test_results_sent_to_another_jobs_endpoint_are_refused_and_audited(self):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, mode="other-job"))
+        conduit = self.gateway(pacs, sim, timeout="8s",
+                               retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
+        _, study_uid = self.send_study(conduit)
+        wait_until("a refused result",
+                   lambda: [e for e in self.audit(conduit) if e["action"] == "result_refused"], timeout=60)
+        job = self.wait_job_state(conduit, "dead_letter", timeout=90)[0]
+        self.assertIn("within its timeout", job["last_error"])
+        self.assertEqual(pacs.instances_of_study(study_uid), [])
+        self.assertEqual(conduit.api(f"/api/jobs/{job['id']}")["results"], [])
+        # Nothing lost: the study is still held and the job can be replayed.
+        self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 6)
+
+    def test_a_vendor_that_crashes_mid_study_leaves_a_dead_lettered_job_that_replays(self):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, mode="crash"))
+        conduit = self.gateway(pacs, sim, timeout="5s",
+                               retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
+        _, study_uid = self.send_study(conduit)
+        job = self.wait_job_state(conduit, "dead_letter", timeout=90)[0]
+        self.assertEqual(pacs.instances_of_study(study_uid), [])
+        # The vendor comes back healthy; the operator replays the job; results reach PACS.
+        sim.stop()
+        self.started(DicomwebSim(self.tmp, port=sim.port))
+        conduit.cli("jobs", "retry", str(job["id"]))
+        wait_until("the replayed job", lambda: conduit.api(f"/api/jobs/{job['id']}")["state"] == "done",
+                   timeout=90)
+        self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"])
+
+
+class OrthancDicomwebPluginTest(E2ETest):
+    """Orthanc's DICOMweb plugin as a client of Conduit's DICOMweb server."""
+
+    def test_orthanc_stores_to_searches_and_retrieves_from_conduit(self):
+        conduit = self.started(Conduit(self.tmp, {}))
+        base = conduit.url + "/dicom-web/"
+        source = self.started(Orthanc(self.tmp, dicomweb_servers={"conduit": base}, name="source"))
+        files = make_study(self.dir("study"), "CT", slices=5, rows=64, cols=64)
+        for f in files:
+            source.upload(f)
+        study_uid, series_uid, _ = read_uids(files[0])
+        orthanc_study = http_json(source.url + "/studies")[0]
+
+        # STOW-RS from Orthanc to Conduit: durable in Conduit's index when Orthanc hears 200.
+        answer = http_json(source.url + "/dicom-web/servers/conduit/stow", "POST",
+                           {"Resources": [orthanc_study]}, timeout=60)
+        self.assertIsNotNone(answer)
+        study = conduit.api("/api/studies")["studies"]
+        self.assertEqual(len(study), 1)
+        self.assertEqual(study[0]["instance_count"], 5)
+        receipts = [e for e in conduit.api("/api/audit?limit=100")["events"] if e["action"] == "receive"]
+        self.assertEqual(len(receipts), 5)
+        self.assertIn("DICOMweb", str(receipts[0]["detail"]))
+
+        # QIDO-RS through Orthanc's client.
+        found = http_json(source.url + "/dicom-web/servers/conduit/get", "POST",
+                          {"Uri": "/studies",
+                           "Arguments": {"StudyInstanceUID": study_uid, "includefield": "all"}})
+        self.assertEqual(len(found), 1)
+        self.assertEqual(found[0]["0020000D"]["Value"][0], study_uid)
+        self.assertEqual(found[0]["00201208"]["Value"][0], 5)
+        series = http_json(source.url + "/dicom-web/servers/conduit/get", "POST",
+                           {"Uri": f"/studies/{study_uid}/series"})
+        self.assertEqual([s["0020000E"]["Value"][0] for s in series], [series_uid])
+
+        # WADO-RS: a second, empty Orthanc retrieves the study from Conduit.
+        target = self.started(Orthanc(self.tmp, dicomweb_servers={"conduit": base}, name="target"))
+        http_json(target.url + "/dicom-web/servers/conduit/retrieve", "POST",
+                  {"Resources": [{"Study": study_uid}]}, timeout=60)
+        got = target.instances_of_study(study_uid)
+        self.assertEqual(len(got), 5)
+        original = pydicom.dcmread(files[0])
+        match = [i for i in got if i["MainDicomTags"]["SOPInstanceUID"] == original.SOPInstanceUID][0]
+        with urllib.request.urlopen(f"{target.url}/instances/{match['ID']}/file", timeout=10) as r:
+            data = r.read()
+        self.assertEqual(data, open(files[0], "rb").read(), "retrieved byte for byte as stored")
+
+
+INTEROP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "interop", "dicomweb-client"))
+
+
+class DicomwebClientInteropTest(E2ETest):
+    """The npm dicomweb-client library (as used by web viewers) against Conduit."""
+
+    def test_dicomweb_client_stores_searches_and_retrieves(self):
+        if not os.path.isdir(os.path.join(INTEROP, "node_modules", "dicomweb-client")):
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=INTEROP, check=True,
+                           timeout=300, capture_output=True)
+        conduit = self.started(Conduit(self.tmp, {}))
+        files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
+        out = subprocess.run(["node", "client_check.js", conduit.url + "/dicom-web"] + files,
+                             cwd=INTEROP, capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr + conduit.logs()[-3000:])
+        seen = json.loads(out.stdout)
+        study_uid, series_uid, _ = read_uids(files[0])
+        sops = sorted(read_uids(f)[2] for f in files)
+        self.assertEqual(seen["studies"], 1)
+        self.assertEqual(seen["study"], study_uid)
+        self.assertEqual(seen["studyInstances"], 4)
+        self.assertEqual(seen["series"], [series_uid])
+        self.assertEqual(sorted(seen["instances"]), sops)
+        self.assertEqual(sorted(seen["metadata"]), sops)
+        self.assertEqual(sorted(seen["retrievedBytes"]), sorted(os.path.getsize(f) for f in files))
+        self.assertIn(seen["oneBytes"], [os.path.getsize(f) for f in files])
+        self.assertEqual(seen["limited"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
