@@ -1,6 +1,7 @@
 #include "http/dicomweb_stow.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -8,7 +9,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -31,6 +34,13 @@ constexpr size_t kWriteBufferBytes = 1 << 20;
 constexpr std::string_view kPrefix = "/dicom-web";
 // The body of a request refused before reading is still read (and dropped) up to this size.
 constexpr uint64_t kDiscardBytes = 1 << 20;
+// Parts of one request being made durable at once (each on its own short-lived thread).
+constexpr size_t kMaxCommitsInFlight = 8;
+
+void RemoveFile(const std::filesystem::path& file) {
+  std::error_code ec;
+  std::filesystem::remove(file, ec);
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -306,6 +316,8 @@ class StoreTransaction {
       SetError(400,
                "request body: ended early or stalled after " + std::to_string(bytes_) + " bytes");
     }
+    // Parts still being made durable are waited for: the response reports each one.
+    DrainCommits(0);
     if (in_part_) {  // cut short: what was written of it goes
       file_.Discard();
       in_part_ = false;
@@ -389,6 +401,14 @@ class StoreTransaction {
       Fail(FailureReasonOf(st), nullptr, st);
       return Status::Ok();
     }
+    if (!target_.job) {
+      // Made durable on a thread of its own while the next part is read, so that the fsyncs
+      // and index commits of one request overlap (the index groups concurrent commits).
+      DrainCommits(kMaxCommitsInFlight - 1);
+      commits_.push_back(std::async(std::launch::async, &StoreTransaction::CommitPart, this,
+                                    file_.Release(), PartName()));
+      return Status::Ok();
+    }
     auto meta = ReadInstanceMeta(file_.path());
     if (!meta.ok() && target_.job) {
       // A tool's unreadable result is kept as evidence and counted against the tool.
@@ -414,13 +434,7 @@ class StoreTransaction {
       return Status::Ok();
     }
     ReceivedInstance instance{file_.Release(), std::move(*meta), association_};
-    if (!target_.job) {
-      st = ctx_.ingest.OnInstance(instance);
-      if (!st.ok()) {
-        Fail(FailureReasonOf(st), &instance.meta, st);
-        return Status::Ok();
-      }
-    } else {
+    {
       st = ctx_.job_results.OnJobResult(*target_.job, instance);
       if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
         return JobTakesNoResults(&instance.meta, st);
@@ -432,10 +446,65 @@ class StoreTransaction {
         return Status::Ok();
       }
     }
-    ctx_.metrics.Add("conduit_stow_instances_total", 1, "outcome=\"stored\"");
-    stored_.push_back({instance.meta.study_uid.str(), instance.meta.series_uid.str(),
-                       instance.meta.sop_class_uid.str(), instance.meta.sop_instance_uid.str()});
+    Stored(instance.meta);
     return Status::Ok();
+  }
+
+  // What became of one part made durable off the request thread.
+  struct CommitOutcome {
+    std::optional<InstanceMeta> meta;  // absent when the part is not readable DICOM
+    Status status;
+    uint16_t reason = 0;   // failure reason when !status.ok()
+    bool refused = false;  // refused here (not by the sink): reported to OnRejected
+  };
+
+  // Reads the part's metadata and hands it to the ingest sink (which makes it durable).
+  // Runs on its own thread; touches no member but the sink and constants.
+  CommitOutcome CommitPart(std::filesystem::path file, std::string part_name) {
+    pthread_setname_np(pthread_self(), "stow-commit");
+    CommitOutcome out;
+    auto meta = ReadInstanceMeta(file);
+    if (!meta.ok()) {
+      RemoveFile(file);
+      out.status = meta.status().WithContext(part_name);
+      out.reason = kStowCannotUnderstand;
+      out.refused = true;
+      return out;
+    }
+    out.meta = std::move(*meta);
+    if (target_.study && out.meta->study_uid != *target_.study) {
+      RemoveFile(file);
+      out.status = InvalidArgument(part_name + ": not of the study named in the request path");
+      out.reason = kStowStudyMismatch;
+      out.refused = true;
+      return out;
+    }
+    out.status = ctx_.ingest.OnInstance(ReceivedInstance{std::move(file), *out.meta, association_});
+    if (!out.status.ok()) out.reason = FailureReasonOf(out.status);
+    return out;
+  }
+
+  // Waits, oldest first, until at most `keep` commits are in flight, and records each
+  // outcome (so stored and failed items stay in part order).
+  void DrainCommits(size_t keep) {
+    while (commits_.size() > keep) {
+      CommitOutcome out = commits_.front().get();
+      commits_.pop_front();
+      const InstanceMeta* meta = out.meta ? &*out.meta : nullptr;
+      if (out.status.ok()) {
+        Stored(*out.meta);
+      } else if (out.refused) {
+        Refuse(out.reason, meta, out.status);
+      } else {
+        Fail(out.reason, meta, out.status);
+      }
+    }
+  }
+
+  void Stored(const InstanceMeta& meta) {
+    ctx_.metrics.Add("conduit_stow_instances_total", 1, "outcome=\"stored\"");
+    stored_.push_back({meta.study_uid.str(), meta.series_uid.str(), meta.sop_class_uid.str(),
+                       meta.sop_instance_uid.str()});
   }
 
   // The job cannot take results (any more): the request fails and the rest of the body is
@@ -523,6 +592,8 @@ class StoreTransaction {
   Status skip_status_;
   uint64_t bytes_ = 0;
   std::vector<StoredInstance> stored_;
+  // Parts being made durable, oldest first (STOW-RS route only; job results stay in order).
+  std::deque<std::future<CommitOutcome>> commits_;
   std::vector<FailedInstance> failed_;
   int error_status_ = 0;  // a request-level error (the body could not be read through)
   std::string error_message_;
