@@ -15,19 +15,18 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, HERE)
 import fsync_limit  # noqa: E402
+from benchlib import stop, log, free_port, wait_until, http_get, vm_hwm_kib, cpu_seconds, sync_disk  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.abspath(os.environ.get("CONDUIT_BUILD_DIR", os.path.join(ROOT, "build")))
@@ -52,67 +51,17 @@ STUDIES_QUICK = [
 ]
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_until(what, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as e:  # not up yet
-            last = e
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what} (last: {last!r})")
 
-
-def http_get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def vm_hwm_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None
-
-
-def cpu_seconds(pid):
-    """User + system CPU the process has used so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def sync_disk():
-    subprocess.run(["sync"], check=True)
 
 
 def echo_ok(port, aet):
     return subprocess.run(["echoscu", "-aet", "BENCH", "-aec", aet, "127.0.0.1", str(port)],
                           env=ENV, capture_output=True, timeout=20).returncode == 0
 
-
-def stop(proc, sig_timeout=30):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=sig_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---------------------------------------------------------------- receivers
