@@ -24,10 +24,11 @@ SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
 class DicomwebSim:
     """The vendor simulator on a free port, in a folder of its own."""
 
-    def __init__(self, root, mode="none", port=0):
+    def __init__(self, root, mode="none", port=0, extra=()):
         self.work = os.path.join(root, "vendor")
         os.makedirs(self.work, exist_ok=True)
         self.mode = mode
+        self.extra = list(extra)
         self.proc = None
         self.port = port
 
@@ -38,7 +39,7 @@ class DicomwebSim:
     def start(self):
         self.err = open(os.path.join(self.work, "sim.log"), "a")
         self.proc = subprocess.Popen([SIM, "--port", str(self.port), "--work", self.work,
-                                      "--misbehave", self.mode], stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
+                                      "--misbehave", self.mode] + self.extra, stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             raise PeerExited(f"simulator did not start: {line!r}\n{self.log()}")
@@ -149,6 +150,26 @@ class DicomwebToolTest(E2ETest):
                          self.context(conduit, sim))
         retries = [e for e in self.audit(conduit) if e["job_id"] == job["id"] and e["action"] == "retry"]
         self.assertGreaterEqual(len(retries), 2, "each 503 was a retry with backoff")
+
+    def test_a_vendor_slower_than_its_timeout_is_retried_and_nothing_reaches_pacs_twice(self):
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, extra=["--slow-ms", "7000"]))
+        sim.set_mode("slow", 1)  # the first study only
+        conduit = self.gateway(pacs, sim, timeout="4s")
+        _, study_uid = self.send_study(conduit)
+
+        job = self.wait_job_state(conduit, "done", timeout=90)[0]
+        mine = [e for e in self.audit(conduit) if e["job_id"] == job["id"]]
+        retries = [e for e in mine if e["action"] == "retry"]
+        self.assertEqual(len(retries), 1, self.context(conduit, sim))
+        self.assertIn("DEADLINE_EXCEEDED", str(retries[0]["detail"]))
+        # The late answer to the first dispatch arrives after the job moved on: it is refused
+        # or replaces identical objects, never a second copy in PACS.
+        wait_until("both answers", lambda: sim.status().get("studies_processed", 0) >= 2
+                   and sim.status().get("studies_queued", 1) == 0, timeout=60)
+        sops = [i["MainDicomTags"]["SOPInstanceUID"] for i in pacs.instances_of_study(study_uid)]
+        self.assertEqual(sorted(self.pacs_modalities(pacs, study_uid)), ["OT", "SEG", "SR"])
+        self.assertEqual(len(sops), len(set(sops)))
 
     def expect_quarantine_and_nothing_unvalidated_in_pacs(self, mode, reason_words):
         pacs = self.started(Orthanc(self.tmp))
