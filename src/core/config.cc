@@ -160,18 +160,41 @@ Status ParseDicomwebSettings(const Ctx& ctx, const YAML::Node& n, const std::str
   return Status::Ok();
 }
 
+// `circuit_breaker:` of a tool: the trust's choice, for a tool given by its manifest too.
+Status ParseCircuitBreaker(const Ctx& ctx, const YAML::Node& tool, const std::string& tool_path,
+                           CircuitBreakerConfig& out) {
+  const std::string path = tool_path + ".circuit_breaker";
+  const YAML::Node n = tool["circuit_breaker"];
+  if (!yaml::Present(n)) return Status::Ok();
+  if (!n.IsMap()) return ctx.Error(n, path, "expected failure_threshold, open_for, max_open_for");
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"failure_threshold", "open_for", "max_open_for"}));
+  RETURN_IF_ERROR(GetInt(ctx, n, path, "failure_threshold", 0, 1000, out.failure_threshold));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "open_for", out.open_for));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "max_open_for", out.max_open_for));
+  if (out.open_for < std::chrono::seconds(1)) {
+    return ctx.Error(yaml::Blame(n, "open_for"), path + ".open_for", "expected at least 1s");
+  }
+  if (out.max_open_for < out.open_for) {
+    return ctx.Error(yaml::Blame(n, "max_open_for"), path + ".max_open_for",
+                     "is shorter than open_for");
+  }
+  return Status::Ok();
+}
+
 // A tool given by its manifest: `{manifest: FILE}`, optionally with the name routes use and,
 // for a dicomweb tool, the trust's settings for reaching it (`dicomweb:` without `url`).
 Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                          ToolConfig& out) {
   for (const auto& kv : n) {
     const std::string key = kv.first.as<std::string>();
-    if (key != "manifest" && key != "name" && key != "dicomweb") {
+    if (key != "manifest" && key != "name" && key != "dicomweb" && key != "circuit_breaker") {
       return ctx.Error(kv.first, path + "." + key,
                        "comes from the manifest; a tool named by its manifest takes only "
-                       "'manifest', 'name' and, for a dicomweb tool, 'dicomweb'");
+                       "'manifest', 'name', 'circuit_breaker' and, for a dicomweb tool, "
+                       "'dicomweb'");
     }
   }
+  RETURN_IF_ERROR(ParseCircuitBreaker(ctx, n, path, out.circuit_breaker));
   std::string file;
   RETURN_IF_ERROR(GetString(ctx, n, path, "manifest", file, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
@@ -219,10 +242,11 @@ const char* ToolKindName(ToolKind kind) {
 
 Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
   // One key list for both forms: a key of the other form gets ParseManifestTool's message.
-  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
-                            {"name", "manifest", "kind", "command", "ae_title", "host", "port",
-                             "dicomweb", "max_concurrent", "timeout", "results_stable_after",
-                             "hosting_region", "category", "retain", "deidentify"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path,
+                {"name", "manifest", "kind", "command", "ae_title", "host", "port", "dicomweb",
+                 "max_concurrent", "timeout", "results_stable_after", "expected_turnaround",
+                 "circuit_breaker", "hosting_region", "category", "retain", "deidentify"}));
   if (n.IsMap() && n["manifest"].IsDefined()) return ParseManifestTool(ctx, n, path, out);
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
@@ -260,6 +284,12 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
   RETURN_IF_ERROR(GetInt(ctx, n, path, "max_concurrent", 1, 256, out.max_concurrent));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "results_stable_after", out.results_stable_after));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "expected_turnaround", out.expected_turnaround));
+  if (out.expected_turnaround.count() < 0) {
+    return ctx.Error(n["expected_turnaround"], path + ".expected_turnaround",
+                     "expected 0 (no alert) or a positive duration");
+  }
+  RETURN_IF_ERROR(ParseCircuitBreaker(ctx, n, path, out.circuit_breaker));
   RETURN_IF_ERROR(GetString(ctx, n, path, "hosting_region", out.hosting_region));
   RETURN_IF_ERROR(GetString(ctx, n, path, "category", out.category));
   RETURN_IF_ERROR(GetStringList(ctx, n, path, "retain", out.retain));

@@ -58,6 +58,16 @@ struct DestinationConfig {
 
 enum class ToolKind { kExecutable, kDimse, kDicomweb };
 
+// When a tool keeps failing (unavailable, exhausted, timed out), its jobs stop being sent to
+// it for a while instead of burning their retries; one probe then tests whether it is back.
+struct CircuitBreakerConfig {
+  // Consecutive failures that open the circuit; 0 disables the breaker.
+  int failure_threshold = 5;
+  // How long it stays open before one probe; doubled each time a probe fails, up to the max.
+  milliseconds open_for{60'000};
+  milliseconds max_open_for{900'000};
+};
+
 struct ToolConfig {
   std::string name;
   // Set when the config names a tool manifest (`manifest: FILE`) instead of the settings
@@ -88,6 +98,10 @@ struct ToolConfig {
   milliseconds timeout{600'000};
   // kDimse, kDicomweb: results are complete when none arrived for this long.
   milliseconds results_stable_after{5'000};
+  // From dispatch to results, as the tool declares (its manifest); a job taking longer is
+  // reported (log, metric), not failed. 0: no alert.
+  milliseconds expected_turnaround{0};
+  CircuitBreakerConfig circuit_breaker;
   // Information governance (checked against the policy at load):
   // where the tool runs (e.g. "UK"); required for tools outside the trust.
   std::string hosting_region;

@@ -188,6 +188,43 @@ TEST(ConfigTest, AuthTokenFileIsResolvedAgainstTheConfigFilesFolder) {
   EXPECT_EQ(config->tools[1].auth_token_file, "/s/b.tok") << "absolute paths stay";
 }
 
+TEST(ConfigTest, ParsesCircuitBreakerAndExpectedTurnaround) {
+  auto config = ParseConfig(R"(
+tools:
+  - name: plain
+    kind: executable
+    command: [x]
+  - name: tuned
+    kind: executable
+    command: [y]
+    expected_turnaround: 2m
+    circuit_breaker: {failure_threshold: 3, open_for: 30s, max_open_for: 10m}
+  - name: off
+    kind: executable
+    command: [z]
+    circuit_breaker: {failure_threshold: 0}
+  - manifest: vendor.yaml
+    name: vendor
+    circuit_breaker: {open_for: 2m}
+)",
+                            "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const CircuitBreakerConfig& plain = config->tools[0].circuit_breaker;
+  EXPECT_EQ(plain.failure_threshold, 5) << "defaults";
+  EXPECT_EQ(plain.open_for, std::chrono::seconds(60));
+  EXPECT_EQ(plain.max_open_for, std::chrono::minutes(15));
+  EXPECT_EQ(config->tools[0].expected_turnaround, milliseconds(0)) << "no alert by default";
+  const ToolConfig& tuned = config->tools[1];
+  EXPECT_EQ(tuned.expected_turnaround, std::chrono::minutes(2));
+  EXPECT_EQ(tuned.circuit_breaker.failure_threshold, 3);
+  EXPECT_EQ(tuned.circuit_breaker.open_for, std::chrono::seconds(30));
+  EXPECT_EQ(tuned.circuit_breaker.max_open_for, std::chrono::minutes(10));
+  EXPECT_EQ(config->tools[2].circuit_breaker.failure_threshold, 0) << "disabled";
+  EXPECT_EQ(config->tools[3].circuit_breaker.open_for, std::chrono::minutes(2))
+      << "a tool named by its manifest takes the trust's breaker settings";
+  EXPECT_EQ(config->tools[3].circuit_breaker.failure_threshold, 5);
+}
+
 struct BadConfig {
   const char* name;
   const char* yaml;
@@ -292,6 +329,31 @@ INSTANTIATE_TEST_SUITE_P(
                   "bad.yaml:1: http.public_url: URL 'conduit:8080'"},
         BadConfig{"max_stow_bytes_text", "http: {max_stow_bytes: lots}\n",
                   "http.max_stow_bytes: expected a whole number"},
+        BadConfig{"breaker_not_a_map",
+                  "tools: [{name: t, kind: executable, command: [x], circuit_breaker: 5}]\n",
+                  "bad.yaml:1: tools[0].circuit_breaker: expected failure_threshold"},
+        BadConfig{"breaker_unknown_key",
+                  "tools:\n  - name: t\n    kind: executable\n    command: [x]\n"
+                  "    circuit_breaker: {threshold: 3}\n",
+                  "bad.yaml:5: tools[0].circuit_breaker.threshold: unknown key"},
+        BadConfig{"breaker_negative_threshold",
+                  "tools: [{name: t, kind: executable, command: [x],\n"
+                  "         circuit_breaker: {failure_threshold: -1}}]\n",
+                  "bad.yaml:2: tools[0].circuit_breaker.failure_threshold: out of range"},
+        BadConfig{"breaker_short_open_for",
+                  "tools: [{name: t, kind: executable, command: [x],\n"
+                  "         circuit_breaker: {open_for: 10ms}}]\n",
+                  "bad.yaml:2: tools[0].circuit_breaker.open_for: expected at least 1s"},
+        BadConfig{"breaker_max_below_open_for",
+                  "tools: [{name: t, kind: executable, command: [x],\n"
+                  "         circuit_breaker: {open_for: 10m, max_open_for: 5m}}]\n",
+                  "bad.yaml:2: tools[0].circuit_breaker.max_open_for: is shorter than open_for"},
+        BadConfig{"turnaround_not_duration",
+                  "tools: [{name: t, kind: executable, command: [x], expected_turnaround: soon}]\n",
+                  "bad.yaml:1: tools[0].expected_turnaround"},
+        BadConfig{"manifest_tool_other_key",
+                  "tools: [{manifest: m.yaml, expected_turnaround: 5m}]\n",
+                  "tools[0].expected_turnaround: comes from the manifest"},
         BadConfig{"bad_select",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, select: image}]\n",

@@ -457,6 +457,7 @@ Result<ToolConfig> ToToolConfig(const ToolManifest& m) {
                                 "not routed to");
   }
   tool.timeout = m.timeout ? *m.timeout : 2 * m.expected_turnaround;
+  tool.expected_turnaround = m.expected_turnaround;
   tool.hosting_region = m.hosting_region;
   tool.category = m.category;
   tool.retain = m.retain;
@@ -496,6 +497,8 @@ Status ResolveToolManifests(Config& config, const std::string& source) {
     if (!resolved.ok()) return resolved.status().WithContext(source);
     if (!tool.name.empty()) resolved->name = tool.name;
     resolved->manifest_file = tool.manifest_file;
+    // The breaker is the trust's choice of how long to spare a failing tool.
+    resolved->circuit_breaker = tool.circuit_breaker;
     // The trust's own settings for reaching a DICOMweb tool stay with the config entry.
     if (tool.kind == ToolKind::kDicomweb) {
       if (resolved->kind != ToolKind::kDicomweb) {

@@ -122,7 +122,8 @@ Status CheckManifestAgainstPolicy(const Policy& policy, const ToolManifest& mani
 Result<Policy> PolicyOfConfig(const Config& config);
 
 // Fills every `tools:` entry that names a manifest (ToolConfig::manifest_file) from it,
-// keeping the entry's name if it has one and, for a dicomweb tool, its `dicomweb:` settings
+// keeping the entry's name if it has one, its `circuit_breaker:` and, for a dicomweb tool, its
+// `dicomweb:` settings
 // (auth_token_file, chunk_bytes, poll_interval: the trust's, not the vendor's), then checks
 // the whole config again (routes name known tools). Idempotent. Errors: the manifest's own;
 // ToToolConfig's; ValidateConfig's; kInvalidArgument for a dicomweb section on a tool whose

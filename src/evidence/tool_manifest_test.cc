@@ -223,6 +223,7 @@ TEST(ToolManifestTest, ToToolConfigPerProtocol) {
   EXPECT_EQ(dimse->host, "ai.acme.example");
   EXPECT_EQ(dimse->port, 11112);
   EXPECT_EQ(dimse->timeout, milliseconds(1'200'000)) << "twice the expected turnaround";
+  EXPECT_EQ(dimse->expected_turnaround, milliseconds(600'000)) << "alerts past it";
   EXPECT_EQ(dimse->hosting_region, "UK");
   EXPECT_EQ(dimse->category, "triage");
   EXPECT_EQ(dimse->retain, std::vector<std::string>{"retain_patient_characteristics"});

@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/iso_time.h"
 #include "dicom/instance_meta.h"
 
 namespace conduit {
@@ -32,6 +33,14 @@ double Seconds(std::chrono::system_clock::duration d) {
 void NameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 std::string JobName(const JobRecord& job) { return "job " + std::to_string(job.id.value); }
+
+std::string ToolLabel(const std::string& tool) { return "tool=\"" + tool + "\""; }
+
+// Failures that are the tool's fault, which its circuit breaker counts.
+bool IsToolFault(StatusCode code) {
+  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
+         code == StatusCode::kResourceExhausted;
+}
 
 }  // namespace
 
@@ -57,6 +66,16 @@ JobEngine::JobEngine(const Config& config, Index& index, Spool& spool, const Clo
                     "Time to run one step of a job, by the state it started in.");
   metrics_.Describe("conduit_job_latency_seconds", "histogram",
                     "Time from a job's creation to its results being delivered.");
+  metrics_.Describe("conduit_tool_circuit_state", "gauge",
+                    "A tool's circuit breaker: 0 closed, 1 half-open, 2 open.");
+  metrics_.Describe("conduit_tool_circuit_opened_total", "counter",
+                    "Times a tool's circuit opened (its jobs held back after repeated failures).");
+  metrics_.Describe("conduit_tool_turnaround_exceeded_total", "counter",
+                    "Jobs that took longer than their tool's expected turnaround.");
+  for (const auto& tool : config_.tools) {
+    breakers_.emplace(tool.name, std::make_unique<CircuitBreaker>(tool.circuit_breaker, clock_));
+  }
+  PublishCircuitStates();
 }
 
 JobEngine::~JobEngine() { Stop(); }
@@ -105,7 +124,9 @@ void JobEngine::SchedulerLoop(std::stop_token stop) {
     auto due = index_.DueJobs(now, kDueBatch);
     std::unique_lock lock(mu_);
     ReapWorkers();
+    PublishCircuitStates();
     if (due.ok()) {
+      CheckTurnarounds(*due, now);
       LaunchDue(std::move(*due), now);
     } else {
       spdlog::error("job engine: listing due jobs: {}", due.status().ToString());
@@ -172,6 +193,11 @@ Status JobEngine::StepIfStillDue(JobId id) {
 Status JobEngine::RunDueSteps() {
   const TimePoint now = clock_.Now();
   ASSIGN_OR_RETURN(std::vector<JobRecord> due, index_.DueJobs(now, kDueBatch));
+  PublishCircuitStates();
+  {
+    std::lock_guard lock(mu_);
+    CheckTurnarounds(due, now);
+  }
   Status first_error;
   for (const auto& job : due) {
     {
@@ -193,18 +219,29 @@ Status JobEngine::Step(JobRecord job) {
   const auto started = std::chrono::steady_clock::now();
   const JobState entry = job.state;
   Status st;
+  ToolVerdict verdict = ToolVerdict::kNone;
   switch (job.state) {
     case JobState::kQueued:
-      RETURN_IF_ERROR(Transition(job, JobState::kSending, "dispatch", "started",
-                                 Detail({{"attempt", job.attempts + 1}})));
-      st = Dispatch(job);
+    case JobState::kSending: {
+      CircuitBreaker* breaker = BreakerOf(job.tool);
+      if (breaker != nullptr && !breaker->AllowDispatch()) return Defer(job, *breaker);
+      if (job.state == JobState::kQueued) {
+        st = Transition(job, JobState::kSending, "dispatch", "started",
+                        Detail({{"attempt", job.attempts + 1}}));
+        if (!st.ok()) {
+          Feed(job.tool, ToolVerdict::kNone);
+          return st;
+        }
+      }
+      // From kSending: a previous process died mid-dispatch: dispatch again (tools must be
+      // idempotent).
+      st = Dispatch(job, verdict);
+      Feed(job.tool, verdict);
       break;
-    case JobState::kSending:
-      // A previous process died mid-dispatch: dispatch again (tools must be idempotent).
-      st = Dispatch(job);
-      break;
+    }
     case JobState::kAwaitingResults:
-      st = Await(job);
+      st = Await(job, verdict);
+      if (verdict != ToolVerdict::kNone) Feed(job.tool, verdict);
       break;
     case JobState::kDelivering:
       st = DeliverResults(job);
@@ -278,7 +315,7 @@ Result<JobEngine::Attached> JobEngine::AttachResults(const JobRecord& job,
   return counts;
 }
 
-Status JobEngine::Dispatch(JobRecord& job) {
+Status JobEngine::Dispatch(JobRecord& job, ToolVerdict& verdict) {
   const std::string step = "sending";
   const ToolConfig* tool = config_.FindTool(job.tool);
   auto adapter = adapters_.find(job.tool);
@@ -293,7 +330,20 @@ Status JobEngine::Dispatch(JobRecord& job) {
 
   spdlog::info("job {}: dispatching study {} ({} instances) to tool '{}'", job.id.value,
                StudyRef(job.study_uid), request.inputs.size(), job.tool);
+  {
+    std::lock_guard lock(mu_);
+    sending_since_[job.id.value] = {job.tool, clock_.Now()};
+  }
   auto outcome = adapter->second->Dispatch(request);
+  {
+    std::lock_guard lock(mu_);
+    sending_since_.erase(job.id.value);
+  }
+  if (outcome.ok()) {
+    verdict = ToolVerdict::kSuccess;
+  } else if (!request.stop.stop_requested() && IsToolFault(outcome.status().code())) {
+    verdict = ToolVerdict::kFailure;
+  }
   if (!outcome.ok() && request.stop.stop_requested()) {
     // Not the tool's fault: the job stays in "sending" and is dispatched again at next start.
     spdlog::info("job {}: dispatch abandoned on shutdown; it resumes at the next start",
@@ -366,7 +416,7 @@ Status JobEngine::Poll(const JobRecord& job, const ToolConfig& tool, TimePoint n
   return Status::Ok();
 }
 
-Status JobEngine::Await(JobRecord& job) {
+Status JobEngine::Await(JobRecord& job, ToolVerdict& verdict) {
   const std::string step = "awaiting_results";
   const ToolConfig* tool = config_.FindTool(job.tool);
   if (tool == nullptr) {
@@ -394,6 +444,7 @@ Status JobEngine::Await(JobRecord& job) {
     next_check_.erase(job.id.value);
     polls_.erase(job.id.value);
   };
+  if (count > 0) verdict = ToolVerdict::kSuccess;  // the tool is answering
   if (count > 0 && now - last >= tool->results_stable_after) {
     forget();
     job.last_result_at = last;
@@ -408,6 +459,7 @@ Status JobEngine::Await(JobRecord& job) {
       return Transition(job, JobState::kDelivering, "result", "partial",
                         Detail({{"results", count}, {"timed_out", true}}));
     }
+    verdict = ToolVerdict::kFailure;
     return Fail(job,
                 DeadlineExceeded(JobName(job) + ": no result from tool '" + job.tool +
                                  "' within its timeout"),
@@ -423,6 +475,108 @@ Status JobEngine::Await(JobRecord& job) {
   }
   next_check_[job.id.value] = next;
   return Status::Ok();
+}
+
+CircuitBreaker* JobEngine::BreakerOf(const std::string& tool) const {
+  auto it = breakers_.find(tool);
+  return it == breakers_.end() ? nullptr : it->second.get();
+}
+
+void JobEngine::Feed(const std::string& tool, ToolVerdict verdict) {
+  CircuitBreaker* breaker = BreakerOf(tool);
+  if (breaker == nullptr) return;
+  switch (verdict) {
+    case ToolVerdict::kNone:
+      breaker->ReleaseProbe();
+      return;
+    case ToolVerdict::kSuccess:
+      OnCircuitChange(tool, *breaker, breaker->RecordSuccess());
+      return;
+    case ToolVerdict::kFailure:
+      OnCircuitChange(tool, *breaker, breaker->RecordFailure());
+      return;
+  }
+}
+
+void JobEngine::OnCircuitChange(const std::string& tool, const CircuitBreaker& breaker,
+                                CircuitChange change) {
+  if (change == CircuitChange::kNone) return;
+  const TimePoint now = clock_.Now();
+  AuditEvent audit;
+  audit.at = now;
+  audit.outcome = "success";
+  audit.actor = tool;
+  audit.job_id = JobId{0};
+  if (change == CircuitChange::kOpened) {
+    const TimePoint until = breaker.OpenUntil();
+    const auto open_ms = std::chrono::duration_cast<Millis>(until - now).count();
+    audit.action = "circuit_open";
+    audit.detail = Detail({{"failures", breaker.ConsecutiveFailures()},
+                           {"open_for_ms", open_ms},
+                           {"probe_at", FormatIsoTime(until)}});
+    metrics_.Add("conduit_tool_circuit_opened_total", 1, ToolLabel(tool));
+    spdlog::warn(
+        "job engine: tool '{}': circuit open after {} consecutive failures; its jobs "
+        "wait, one probe at {} ({} s)",
+        tool, breaker.ConsecutiveFailures(), FormatIsoTime(until), open_ms / 1000);
+  } else {
+    audit.action = "circuit_closed";
+    audit.detail = Detail(nlohmann::json::object());
+    spdlog::info("job engine: tool '{}': circuit closed (the probe succeeded); its jobs go on",
+                 tool);
+  }
+  Status st = index_.AppendAudit(audit);
+  if (!st.ok()) {
+    spdlog::error("job engine: tool '{}': recording {}: {}", tool, audit.action, st.ToString());
+  }
+  metrics_.Set("conduit_tool_circuit_state", static_cast<double>(breaker.State()), ToolLabel(tool));
+}
+
+void JobEngine::PublishCircuitStates() {
+  for (const auto& [tool, breaker] : breakers_) {
+    metrics_.Set("conduit_tool_circuit_state", static_cast<double>(breaker->State()),
+                 ToolLabel(tool));
+  }
+}
+
+Status JobEngine::Defer(const JobRecord& job, const CircuitBreaker& breaker) {
+  const TimePoint next = std::max(breaker.NextAllowedAt(), clock_.Now() + Millis(1));
+  spdlog::debug("job {}: tool '{}' circuit {}; not dispatched before {}", job.id.value, job.tool,
+                CircuitStateName(breaker.State()), FormatIsoTime(next));
+  Status st = index_.DeferJob(job.id, next);
+  if (!st.ok()) return st.WithContext(JobName(job) + ": deferring while the circuit is open");
+  return Status::Ok();
+}
+
+void JobEngine::CheckTurnarounds(const std::vector<JobRecord>& due, TimePoint now) {
+  for (const auto& job : due) {
+    if (job.state != JobState::kAwaitingResults || turnaround_alerted_.count(job.id.value)) {
+      continue;
+    }
+    const ToolConfig* tool = config_.FindTool(job.tool);
+    if (tool == nullptr || tool->expected_turnaround.count() <= 0) continue;
+    if (now - job.dispatched_at > tool->expected_turnaround) {
+      AlertTurnaround(job.id, job.tool, *tool, now - job.dispatched_at);
+    }
+  }
+  for (const auto& [id, sending] : sending_since_) {
+    if (turnaround_alerted_.count(id)) continue;
+    const ToolConfig* tool = config_.FindTool(sending.first);
+    if (tool == nullptr || tool->expected_turnaround.count() <= 0) continue;
+    if (now - sending.second > tool->expected_turnaround) {
+      AlertTurnaround(JobId{id}, sending.first, *tool, now - sending.second);
+    }
+  }
+}
+
+void JobEngine::AlertTurnaround(JobId id, const std::string& tool, const ToolConfig& config,
+                                std::chrono::system_clock::duration taken) {
+  turnaround_alerted_.insert(id.value);
+  metrics_.Add("conduit_tool_turnaround_exceeded_total", 1, ToolLabel(tool));
+  spdlog::warn(
+      "job {}: tool '{}' has taken {} s so far, beyond its expected turnaround of {} s", id.value,
+      tool, std::chrono::duration_cast<std::chrono::seconds>(taken).count(),
+      std::chrono::duration_cast<std::chrono::seconds>(config.expected_turnaround).count());
 }
 
 Status JobEngine::DeliverResults(JobRecord& job) {
@@ -511,6 +665,11 @@ Status JobEngine::Record(JobRecord& job, JobState from, const std::string& actio
   Status st = index_.UpdateJob(job, audit);
   if (!st.ok()) return st.WithContext(JobName(job) + ": recording " + JobStateName(job.state));
   if (job.state != from) {
+    if (job.state != JobState::kQueued && job.state != JobState::kSending &&
+        job.state != JobState::kAwaitingResults) {
+      std::lock_guard lock(mu_);
+      turnaround_alerted_.erase(job.id.value);
+    }
     metrics_.Add("conduit_jobs_transitions_total", 1, StateLabel(job.state));
     spdlog::debug("job {}: {} -> {} ({})", job.id.value, JobStateName(from),
                   JobStateName(job.state), action);

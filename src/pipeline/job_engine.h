@@ -4,7 +4,9 @@
 // Each transition is written to the index before the next step begins; Start() resumes
 // whatever a previous process left unfinished. Retryable errors back off exponentially with
 // jitter (RetryConfig). Each tool has its own concurrency cap, so a slow or dead tool never
-// holds up another.
+// holds up another, and its own circuit breaker: while a tool's circuit is open its jobs are
+// not sent and wait (no attempt counted) until a probe may go. A job taking longer than its
+// tool's expected_turnaround is reported once per job and process (log and metric).
 // Thread safety: Start/Stop from one thread; Wake from any.
 #pragma once
 
@@ -24,6 +26,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/metrics.h"
+#include "pipeline/circuit_breaker.h"
 #include "pipeline/transfer_guard.h"
 #include "results/deliverer.h"
 #include "results/result_intake.h"
@@ -96,9 +99,28 @@ class JobEngine {
   // Asks a polled tool for new results if its poll_interval has passed, and attaches them.
   // A failed poll is logged and the job waits on; errors are those of recording results.
   Status Poll(const JobRecord& job, const ToolConfig& tool, TimePoint now);
-  // The per-state step bodies.
-  Status Dispatch(JobRecord& job);
-  Status Await(JobRecord& job);
+  // What a step learned about the tool, for its circuit breaker.
+  enum class ToolVerdict { kNone, kSuccess, kFailure };
+  // The tool's breaker, or null for a tool not configured.
+  CircuitBreaker* BreakerOf(const std::string& tool) const;
+  // Reports `verdict` to the tool's breaker (kNone releases a probe) and acts on a change.
+  void Feed(const std::string& tool, ToolVerdict verdict);
+  // Audits (job_id 0, actor the tool), logs and counts a circuit opening or closing.
+  void OnCircuitChange(const std::string& tool, const CircuitBreaker& breaker,
+                       CircuitChange change);
+  // Sets conduit_tool_circuit_state for every tool.
+  void PublishCircuitStates();
+  // Leaves a job of a tool whose circuit is open undispatched until a probe may go: only its
+  // next_attempt_at moves (no attempt, no audit event).
+  Status Defer(const JobRecord& job, const CircuitBreaker& breaker);
+  // Reports jobs (awaiting results among `due`, and dispatches in flight) that passed their
+  // tool's expected_turnaround, once per job. Caller holds mu_.
+  void CheckTurnarounds(const std::vector<JobRecord>& due, TimePoint now);
+  void AlertTurnaround(JobId id, const std::string& tool, const ToolConfig& config,
+                       std::chrono::system_clock::duration taken);
+  // The per-state step bodies. Dispatch sets `verdict` from what the tool answered.
+  Status Dispatch(JobRecord& job, ToolVerdict& verdict);
+  Status Await(JobRecord& job, ToolVerdict& verdict);
   Status DeliverResults(JobRecord& job);
   // Handles an error of a step: retry with backoff, dead letter or fail, as the code says.
   Status Fail(JobRecord job, const Status& why, const std::string& step);
@@ -132,6 +154,13 @@ class JobEngine {
   std::map<int64_t, TimePoint> next_check_;
   // Jobs awaiting results from a polled tool (in memory; rebuilt after a restart).
   std::map<int64_t, PollState> polls_;
+  // One per configured tool, made in the constructor (the map never changes after).
+  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
+  // Dispatches in flight: job id -> (tool, when the adapter was called).
+  std::map<int64_t, std::pair<std::string, TimePoint>> sending_since_;
+  // Jobs already reported past their expected turnaround (in memory: after a restart a job
+  // still late is reported again); a job leaves it once its results are in hand.
+  std::set<int64_t> turnaround_alerted_;
   std::mt19937_64 rng_;
   std::jthread scheduler_;
   // Requested by Stop(): running tools are stopped and their jobs resume on the next Start.

@@ -616,6 +616,141 @@ TEST_F(JobEngineTest, StopWaitsForAStepInFlightAndTheNextStartResumes) {
   engine_->Stop();
 }
 
+TEST_F(JobEngineTest, AnOpenCircuitHoldsBackOneToolsJobsWithoutUsingTheirAttempts) {
+  ToolConfig& failing = config_.tools[1];  // "slow"
+  failing.circuit_breaker.failure_threshold = 2;
+  failing.circuit_breaker.open_for = 60s;
+  failing.circuit_breaker.max_open_for = 600s;
+  config_.retry.max_attempts = 4;
+  MakeEngine();
+  AddInput("2.25.100.1");
+  ToolScript& down = *scripts_["slow"];
+  ToolScript& healthy = *scripts_["fast"];
+  down.results_per_job = 0;
+  healthy.results_per_job = 0;
+  for (int i = 0; i < 100; ++i) down.errors.push_back(Unavailable("tool down"));
+  const std::vector<JobId> down_jobs = {CreateJob("slow"), CreateJob("slow"), CreateJob("slow")};
+  const JobId healthy1 = CreateJob("fast");
+
+  RunDueSteps();
+  EXPECT_EQ(down.Calls(), 2) << "the second failure opened the circuit: the third job waits";
+  EXPECT_EQ(Job(down_jobs[2]).state, JobState::kQueued);
+  EXPECT_EQ(Job(down_jobs[2]).attempts, 0);
+  EXPECT_EQ(Job(down_jobs[2]).next_attempt_at, clock_.Now() + 60s);
+  EXPECT_EQ(metrics_.Value("conduit_tool_circuit_opened_total", R"(tool="slow")"), 1);
+  EXPECT_EQ(metrics_.Value("conduit_tool_circuit_state", R"(tool="slow")"), 2);
+  EXPECT_EQ(metrics_.Value("conduit_tool_circuit_state", R"(tool="fast")"), 0);
+  const auto actions_before = AuditActions(down_jobs[2]);
+  RunDueSteps();
+  EXPECT_EQ(Job(healthy1).state, JobState::kDone) << "the healthy tool is not held back";
+
+  for (int i = 0; i < 5; ++i) {  // within open_for: retries come due and are held back
+    clock_.Advance(10s);
+    const JobId healthy_job = CreateJob("fast");
+    RunDueSteps();
+    RunDueSteps();
+    EXPECT_EQ(Job(healthy_job).state, JobState::kDone);
+  }
+  EXPECT_EQ(down.Calls(), 2) << "nothing is sent to a tool whose circuit is open";
+  for (JobId id : down_jobs) {
+    EXPECT_EQ(Job(id).state, JobState::kQueued);
+    EXPECT_LE(Job(id).attempts, 1) << "no attempt is used while the circuit is open";
+  }
+  EXPECT_EQ(AuditActions(down_jobs[2]), actions_before) << "held back without an audit event";
+
+  clock_.Advance(10s);  // open_for has passed: one probe, which fails
+  RunDueSteps();
+  EXPECT_EQ(down.Calls(), 3) << "exactly one probe";
+  EXPECT_EQ(metrics_.Value("conduit_tool_circuit_opened_total", R"(tool="slow")"), 2);
+  clock_.Advance(60s);
+  RunDueSteps();
+  EXPECT_EQ(down.Calls(), 3) << "a failed probe reopens for twice as long (120 s)";
+
+  {
+    std::lock_guard lock(down.mu);
+    down.errors.clear();  // the tool is back
+  }
+  clock_.Advance(60s);
+  RunDueSteps();
+  EXPECT_EQ(metrics_.Value("conduit_tool_circuit_state", R"(tool="slow")"), 0);
+  RunDueSteps();
+  for (JobId id : down_jobs) {
+    EXPECT_EQ(Job(id).state, JobState::kDone) << "job " << id.value;
+  }
+  EXPECT_EQ(down.Calls(), 6);
+
+  auto audit = index_->ListAudit(1000, 0);
+  ASSERT_TRUE(audit.ok());
+  int opened = 0, closed = 0;
+  for (const auto& e : *audit) {
+    if (e.action == "circuit_open" || e.action == "circuit_closed") {
+      EXPECT_EQ(e.actor, "slow");
+      EXPECT_EQ(e.job_id.value, 0);
+      (e.action == "circuit_open" ? opened : closed) += 1;
+    }
+  }
+  EXPECT_EQ(opened, 2);
+  EXPECT_EQ(closed, 1);
+}
+
+TEST_F(JobEngineTest, AJobPastItsToolsExpectedTurnaroundIsReportedOnce) {
+  config_.tools[2].expected_turnaround = 30s;  // "dimse"
+  MakeEngine();
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("dimse");
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+  const char* metric = "conduit_tool_turnaround_exceeded_total";
+
+  clock_.Advance(20s);
+  RunDueSteps();
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="dimse")"), 0);
+  clock_.Advance(15s);
+  RunDueSteps();
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="dimse")"), 1);
+  clock_.Advance(15s);
+  RunDueSteps();
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="dimse")"), 1) << "once per job";
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults) << "late is reported, not failed";
+
+  MakeEngine();  // documented: the set is in memory, a restart reports a late job again
+  RunDueSteps();
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="dimse")"), 2);
+
+  ToolReturnsResult(id);
+  clock_.Advance(5s);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+}
+
+TEST_F(JobEngineTest, ADispatchStillRunningPastTheExpectedTurnaroundIsReported) {
+  config_.tools[0].expected_turnaround = 30s;  // "fast"
+  MakeEngine();
+  AddInput("2.25.100.1");
+  scripts_["fast"]->results_per_job = 0;
+  scripts_["fast"]->SetGate(false);
+  const JobId id = CreateJob("fast");
+  ASSERT_TRUE(engine_->Start().ok());
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (scripts_["fast"]->Running() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(scripts_["fast"]->Running(), 1);
+  const char* metric = "conduit_tool_turnaround_exceeded_total";
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="fast")"), 0);
+  clock_.Advance(31s);
+  deadline = std::chrono::steady_clock::now() + 60s;
+  while (metrics_.Value(metric, R"(tool="fast")") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="fast")"), 1);
+  scripts_["fast"]->SetGate(true);
+  EXPECT_TRUE(WaitForState(id, JobState::kDone));
+  engine_->Stop();
+  EXPECT_EQ(metrics_.Value(metric, R"(tool="fast")"), 1);
+}
+
 TEST(BackoffTest, DoublesWithJitterAndStaysWithinBounds) {
   RetryConfig retry;
   retry.initial_backoff = 2s;

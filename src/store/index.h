@@ -62,6 +62,9 @@ class Index {
   virtual Result<JobId> CreateJob(const JobRecord& job, const AuditEvent& audit) = 0;
   // Replaces the job row (by id) and appends the audit event, in one transaction.
   virtual Status UpdateJob(const JobRecord& job, const AuditEvent& audit) = 0;
+  // Moves the job's next_attempt_at only, without an audit event: a scheduling decision (the
+  // tool's circuit is open), not a step. Errors: kNotFound for no such job.
+  virtual Status DeferJob(JobId id, TimePoint next_attempt_at) = 0;
   virtual Result<std::optional<JobRecord>> GetJob(JobId id) = 0;
   // Newest first; nullopt state means all.
   virtual Result<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit) = 0;

@@ -618,6 +618,18 @@ class SqliteIndex final : public Index {
         });
   }
 
+  Status DeferJob(JobId id, TimePoint next_attempt_at) override {
+    return writer_.Write(
+        "index defer job " + std::to_string(id.value), [&](SqliteConnection& c) -> Status {
+          ASSIGN_OR_RETURN(auto s, c.Prepare("UPDATE jobs SET next_attempt_at = ?2 WHERE id = ?1"));
+          s.Bind(1, id.value);
+          s.Bind(2, ToUnixMillis(next_attempt_at));
+          RETURN_IF_ERROR(s.Run());
+          if (c.Changes() == 0) return NotFound("no such job");
+          return Status::Ok();
+        });
+  }
+
   Result<std::optional<JobRecord>> GetJob(JobId id) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +

@@ -1367,5 +1367,22 @@ TEST_F(SqliteIndexTest, FindingsAreListedPerJob) {
   EXPECT_TRUE(of_none->empty());
 }
 
+TEST_F(SqliteIndexTest, DeferJobMovesOnlyTheNextAttemptAndWritesNoAudit) {
+  JobRecord job = Job("S1", "ct", 0);
+  job.attempts = 2;
+  const JobId id = MustCreate(job);
+  const size_t audit_before = index_->ListAudit(1000, 0)->size();
+  const TimePoint later = clock_.Now() + std::chrono::seconds(60);
+  ASSERT_TRUE(index_->DeferJob(id, later).ok());
+  auto stored = index_->GetJob(id);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->next_attempt_at, later);
+  EXPECT_EQ((*stored)->attempts, 2);
+  EXPECT_EQ((*stored)->state, JobState::kQueued);
+  EXPECT_EQ(index_->ListAudit(1000, 0)->size(), audit_before);
+  EXPECT_TRUE(index_->DueJobs(clock_.Now(), 10)->empty()) << "not due before the new time";
+  EXPECT_EQ(index_->DeferJob(JobId{id.value + 100}, later).code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace conduit
