@@ -261,7 +261,7 @@ class Orthanc:
 
 
 class Conduit:
-    def start(self, work, tool_entry, pacs_port):
+    def start(self, work, tool_entry, pacs_port, dead_neighbour=False):
         root = os.path.join(work, "conduit")
         os.makedirs(root)
         self.port, self.http_port = free_port(), free_port()
@@ -276,6 +276,14 @@ class Conduit:
             "routes": [{"name": "all", "tool": "tool", "results_to": ["pacs"],
                         "stable_after": f"{STABLE_AFTER_S}s"}],
         }
+        if dead_neighbour:
+            # A DICOMweb tool nobody answers for (a closed port), fed every study too: its jobs
+            # fail, retry and trip its circuit breaker beside the measured tool.
+            cfg["tools"].append({"name": "dead", "kind": "dicomweb", "hosting_region": "UK",
+                                 "dicomweb": {"url": f"http://127.0.0.1:{free_port()}/dicom-web"},
+                                 "timeout": "5s"})
+            cfg["routes"].append({"name": "dead", "tool": "dead", "results_to": ["pacs"],
+                                  "stable_after": f"{STABLE_AFTER_S}s"})
         path = os.path.join(root, "conduit.yaml")
         with open(path, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -329,7 +337,17 @@ def study_uid_of(path):
     return out.split("[", 1)[1].split("]", 1)[0]
 
 
-def run_tool(kind, studies, tmp):
+DEAD = " + dead neighbour"
+
+
+def assembled_for(event, tool):
+    detail = event["detail"]
+    if isinstance(detail, str):
+        detail = json.loads(detail)
+    return event["action"] == "assemble" and detail.get("tool") == tool
+
+
+def run_tool(kind, studies, tmp, dead_neighbour=False):
     work = tempfile.mkdtemp(prefix=f"lat-{kind}-", dir=tmp)
     tool = TOOLS[kind]()
     pacs, conduit = Orthanc(), Conduit()
@@ -337,7 +355,7 @@ def run_tool(kind, studies, tmp):
     try:
         pacs.start(work)
         entry = tool.config(work)
-        conduit.start(work, entry, pacs.port)
+        conduit.start(work, entry, pacs.port, dead_neighbour)
         tool.start(work, conduit.port)
         for i, files in enumerate(studies):
             uid = study_uid_of(files[0])
@@ -346,7 +364,8 @@ def run_tool(kind, studies, tmp):
                            capture_output=True, timeout=120)
 
             def job_done():
-                jobs = conduit.api(f"/api/studies/{uid}")["jobs"]
+                jobs = [j for j in conduit.api(f"/api/studies/{uid}")["jobs"]
+                        if j["tool"] == "tool"]
                 if jobs and jobs[0]["state"] in ("failed", "dead_letter"):
                     raise SystemExit(f"{kind}: job {jobs[0]['id']} {jobs[0]['state']}: "
                                      f"{jobs[0].get('last_error')}")
@@ -363,7 +382,7 @@ def run_tool(kind, studies, tmp):
             job = conduit.api(f"/api/jobs/{row['job_id']}")
             study = conduit.api(f"/api/studies/{row['uid']}")
             mine = [e for e in audit if e["job_id"] == row["job_id"]]
-            created = [iso_seconds(e["at"]) for e in audit if e["action"] == "assemble"
+            created = [iso_seconds(e["at"]) for e in audit if assembled_for(e, "tool")
                        and e["study_ref"] == job["study_ref"]]
             delivered = [iso_seconds(e["at"]) for e in mine
                          if e["action"] == "deliver" and e["outcome"] == "success"]
@@ -421,6 +440,9 @@ def main():
                              "until its simulator exists")
     parser.add_argument("--tmp", default=tempfile.gettempdir())
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--dead-neighbour", action="store_true",
+                        help="run each kind again with every study also routed to a DICOMweb "
+                             "tool that is down, to show whether it delays the measured tool")
     args = parser.parse_args()
     kinds = [k for k in args.tools.split(",") if k]
     if set(kinds) - set(TOOLS):
@@ -459,6 +481,8 @@ def main():
         for kind in kinds:
             try:
                 results[kind] = run_tool(kind, studies, tmp)
+                if args.dead_neighbour:
+                    results[kind + DEAD] = run_tool(kind, studies, tmp, dead_neighbour=True)
             except (RuntimeError, SystemExit) as e:  # report the kind that failed, go on
                 skipped[kind] = f"failed: {str(e)[-300:]}"
                 log(f"{kind}: {e}")
@@ -480,7 +504,11 @@ def render(info, args, results, skipped, total):
            f"by storescu one after another, each waited for until its job is done); route quiet "
            f"period {STABLE_AFTER_S} s, remote tools' results_stable_after "
            f"{RESULTS_STABLE_AFTER_S} s, both excluded. Orthanc is the PACS. Times in ms: "
-           "median / p95 / max over the studies.", "",
+           "median / p95 / max over the studies."
+           + (f" Rows marked '{DEAD}' ran after the plain row of the same kind with the same "
+              "studies, every study also routed to a second tool that is down (a DICOMweb tool "
+              "on a closed port, timeout 5 s): its jobs fail and retry beside the measured ones."
+              if args.dead_neighbour else ""), "",
            "| tool kind | (a) job created → tool holds all inputs | "
            "(a) part: job created → dispatch started | "
            "(b) result ready → PACS answered | (b) part: tool exit → results attached | "
@@ -501,6 +529,8 @@ def render(info, args, results, skipped, total):
     out.append("Where each end of (a) and (b) is taken, by tool kind:")
     out.append("")
     for kind in results:
+        if kind.endswith(DEAD):
+            continue
         t = TOOLS[kind]
         out.append(f"- {kind}: tool holds inputs = {t.what_a}; result ready = {t.what_b}.")
     for kind, why in skipped.items():
