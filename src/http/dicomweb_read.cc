@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/dicomweb_read_internal.h"
+#include "http/dicomweb_request.h"
 #include "http/multipart.h"
 
 namespace conduit {
@@ -30,12 +31,6 @@ std::vector<std::string> Segments(std::string_view path) {
     path.remove_prefix(slash);
   }
   return out;
-}
-
-// PS3.5 §9.1: digits and dots, at most 64 characters.
-bool IsUid(std::string_view s) {
-  return !s.empty() && s.size() <= 64 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 // What a path below /studies/{study} names.
@@ -87,8 +82,8 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& seg, size_t fr
   } else {
     return std::nullopt;
   }
-  bad_uid = !IsUid(t.study.str()) || (!t.series.empty() && !IsUid(t.series.str())) ||
-            (!t.instance.empty() && !IsUid(t.instance.str()));
+  bad_uid = !IsDicomUid(t.study.str()) || (!t.series.empty() && !IsDicomUid(t.series.str())) ||
+            (!t.instance.empty() && !IsDicomUid(t.instance.str()));
   return t;
 }
 
@@ -192,33 +187,12 @@ void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
   Retrieve(*t, std::move(instances).value(), req, res);
 }
 
-std::optional<JobId> ParseJobId(std::string_view s) {
-  int64_t id = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || id <= 0) return std::nullopt;
-  return JobId{id};
-}
-
-// The token of "Authorization: Bearer <token>"; empty if absent or of another scheme.
-std::string BearerToken(const httplib::Request& req) {
-  const std::string value = req.get_header_value("Authorization");
-  constexpr std::string_view kScheme = "bearer ";
-  if (value.size() <= kScheme.size()) return {};
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return {};
-  }
-  std::string token = value.substr(kScheme.size());
-  token.erase(0, token.find_first_not_of(' '));
-  while (!token.empty() && token.back() == ' ') token.pop_back();
-  return token;
-}
-
 // /dicom-web/jobs/{job}/studies/...: the de-identified files the job engine prepared for a
 // job's tool, to whoever holds the job's token. Never the originals.
 void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
               const httplib::Request& req, httplib::Response& res, std::string& pattern) {
   pattern = "/jobs/{job}";
-  std::optional<JobId> job = seg.size() >= 3 ? ParseJobId(seg[2]) : std::nullopt;
+  std::optional<JobId> job = seg.size() >= 3 ? ParseJobIdSegment(seg[2]) : std::nullopt;
   const std::string token = BearerToken(req);
   if (!job || token.empty() || !ctx.tokens.Verify(*job, token)) {
     res.set_header("WWW-Authenticate", "Bearer realm=\"conduit\"");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dicom/instance_meta.h"
+#include "http/dicomweb_request.h"
 #include "http/multipart.h"
 #include "http/request_body.h"
 
@@ -52,15 +53,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-// DICOM UIDs: 1..64 characters of digits and dots.
-bool IsUid(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || c == '.')) return false;
-  }
-  return true;
 }
 
 // Where a STOW-RS request stores: any study, one study, or one job's results.
@@ -106,15 +98,6 @@ std::optional<StowTarget> ParseTarget(std::string_view path) {
   if (rest.empty() || rest[0] != "studies" || rest.size() > 2) return std::nullopt;
   if (rest.size() == 2) target.study = StudyUid(std::string(rest[1]));
   return target;
-}
-
-std::optional<JobId> ParseJobId(std::string_view text) {
-  int64_t id = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || id <= 0) {
-    return std::nullopt;
-  }
-  return JobId{id};
 }
 
 // The Failure Reason for a sink's error (the IngestSink contract's mapping).
@@ -540,7 +523,7 @@ class StoreTransaction {
   }
 
   std::string StudyUrl(const std::string& study) const {
-    if (target_.job || !IsUid(study)) return "";
+    if (target_.job || !IsDicomUid(study)) return "";
     return base_url_ + std::string(kPrefix) + "/studies/" + study;
   }
 
@@ -569,7 +552,7 @@ class StoreTransaction {
       json items = json::array();
       for (const StoredInstance& s : stored_) {
         std::string url;
-        if (IsUid(s.series) && IsUid(s.sop_instance) && !StudyUrl(s.study).empty()) {
+        if (IsDicomUid(s.series) && IsDicomUid(s.sop_instance) && !StudyUrl(s.study).empty()) {
           url = StudyUrl(s.study) + "/series/" + s.series + "/instances/" + s.sop_instance;
         }
         items.push_back(json{{"00081150", UidValue(s.sop_class)},
@@ -637,23 +620,12 @@ void RefuseToken(DicomwebContext& ctx, const httplib::Request& req, httplib::Res
   JsonError(res, 401, "job " + std::to_string(job.value) + ": " + reason);
 }
 
-// The token of "Authorization: Bearer <token>", or empty.
-std::string BearerToken(const httplib::Request& req) {
-  const std::string field = req.get_header_value("Authorization");
-  std::string_view value = Trim(field);
-  constexpr std::string_view kScheme = "bearer ";
-  if (value.size() <= kScheme.size() || Lower(value.substr(0, kScheme.size())) != kScheme) {
-    return "";
-  }
-  return std::string(Trim(value.substr(kScheme.size())));
-}
-
 // Checks everything that can be checked before reading the body; on failure writes the
 // response and returns false.
 bool Admit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
            StowTarget& target, const BodyFraming& framing, std::string& boundary) {
   if (target.job) {
-    auto job = ParseJobId(target.job_text);
+    auto job = ParseJobIdSegment(target.job_text);
     if (!job) {
       JsonError(res, 404, "no such job");
       return false;
@@ -665,7 +637,7 @@ bool Admit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response&
       return false;
     }
   }
-  if (target.study && !IsUid(target.study->str())) {
+  if (target.study && !IsDicomUid(target.study->str())) {
     JsonError(res, 400, "study uid in the path: not a DICOM UID");
     return false;
   }
