@@ -4,14 +4,12 @@
 #include "adapters/dicomweb_push_adapter.h"
 
 #include <httplib.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -26,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/dicomweb_http.h"
 #include "adapters/tool_adapter.h"
 #include "core/http_url.h"
 #include "core/text_file.h"
@@ -42,8 +41,6 @@ using std::chrono::steady_clock;
 
 constexpr uint16_t kDuplicateSopInstance = 0x0111;
 constexpr size_t kSendBufferBytes = 256 * 1024;
-// Connecting never waits longer than this, whatever the tool's timeout.
-constexpr auto kMaxConnectTimeout = std::chrono::seconds(30);
 // Jobs whose sent-instance lists PollResults keeps (reading them again costs a header read
 // per input).
 constexpr size_t kPollCacheJobs = 64;
@@ -58,32 +55,6 @@ std::string Hex4(uint16_t v) {
   char buf[8];
   std::snprintf(buf, sizeof(buf), "0x%04X", static_cast<unsigned>(v));
   return buf;
-}
-
-// A UID as it may appear in a URL path: 1 to 64 digits and dots.
-bool IsUid(std::string_view s) {
-  return !s.empty() && s.size() <= 64 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
-// The first string Value of attribute `tag` ("0020000D") of a DICOM JSON dataset, or "".
-std::string FirstString(const json& dataset, const char* tag) {
-  auto it = dataset.find(tag);
-  if (it == dataset.end() || !it->is_object()) return "";
-  auto value = it->find("Value");
-  if (value == it->end() || !value->is_array() || value->empty()) return "";
-  const json& first = (*value)[0];
-  return first.is_string() ? first.get<std::string>() : "";
-}
-
-// Items of sequence `tag` of a DICOM JSON dataset (empty if absent).
-const json& SequenceItems(const json& dataset, const char* tag) {
-  static const json kEmpty = json::array();
-  auto it = dataset.find(tag);
-  if (it == dataset.end() || !it->is_object()) return kEmpty;
-  auto value = it->find("Value");
-  if (value == it->end() || !value->is_array()) return kEmpty;
-  return *value;
 }
 
 // Appends adapter notes to the job log (one line each); the log is for people, so a failure
@@ -106,61 +77,12 @@ class JobLog {
   std::ofstream out_;
 };
 
-// Ends the client's request in flight when the gateway stops or the deadline passes, so a
-// silent or trickling tool cannot hold the job beyond its timeout.
-class Watchdog {
- public:
-  Watchdog(httplib::Client& client, std::stop_token stop, steady_clock::time_point deadline)
-      : client_(client), stop_(std::move(stop)), deadline_(deadline) {
-    thread_ = std::jthread([this](std::stop_token own) { Run(own); });
-  }
-  ~Watchdog() {
-    thread_.request_stop();
-    { std::lock_guard lock(mu_); }
-    cv_.notify_all();
-  }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
-  bool Stopping() const { return stop_.stop_requested(); }
-  bool Expired() const { return steady_clock::now() >= deadline_; }
-  // Shutdown or deadline: no request may start, a running one is being ended.
-  bool Cancelled() const { return Stopping() || Expired(); }
-  std::chrono::milliseconds Remaining() const {
-    return std::max(
-        std::chrono::milliseconds(1),
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady_clock::now()));
-  }
-
- private:
-  void Run(std::stop_token own) {
-    pthread_setname_np(pthread_self(), "conduit-dweb-wd");
-    std::stop_callback wake(stop_, [this] {
-      { std::lock_guard lock(mu_); }
-      cv_.notify_all();
-    });
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, own, deadline_, [this] { return stop_.stop_requested(); });
-    if (own.stop_requested()) return;
-    lock.unlock();
-    // Shuts the socket of the request in flight; httplib then returns an error from it.
-    client_.stop();
-  }
-
-  httplib::Client& client_;
-  std::stop_token stop_;
-  const steady_clock::time_point deadline_;
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::jthread thread_;
-};
-
 // One multipart/related STOW-RS body over inputs [begin, end), produced piecewise from the
 // files for httplib's content provider.
 class StowBody {
  public:
   StowBody(const std::vector<fs::path>& inputs, const std::vector<uint64_t>& sizes,
-           const StowChunk& chunk, const Watchdog& watchdog)
+           const StowChunk& chunk, const HttpWatchdog& watchdog)
       : watchdog_(watchdog) {
     for (size_t i = chunk.begin; i < chunk.end; ++i) {
       segments_.push_back(Segment{writer_.PartHeader("application/dicom"), {}, 0});
@@ -235,7 +157,7 @@ class StowBody {
     position_ += n;
   }
 
-  const Watchdog& watchdog_;
+  const HttpWatchdog& watchdog_;
   MultipartWriter writer_;
   std::vector<Segment> segments_;
   uint64_t length_ = 0;
@@ -289,8 +211,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
              std::to_string(chunks.size()) + " STOW-RS request(s), timeout " +
              std::to_string(tool_.timeout.count()) + " ms");
     httplib::Client client(url.Origin());
-    Watchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
-    Configure(client, token, watchdog);
+    HttpWatchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
+    ConfigureHttpClient(client, token, watchdog);
 
     const std::string job = std::to_string(request.job.id.value);
     for (size_t i = 0; i < chunks.size(); ++i) {
@@ -342,12 +264,13 @@ class DicomwebPushAdapter final : public ToolAdapter {
     ASSIGN_OR_RETURN(HttpUrl url, ToolUrl(what));
     ASSIGN_OR_RETURN(std::optional<std::string> token, AuthToken(what));
     ASSIGN_OR_RETURN(std::shared_ptr<const SentStudy> sent, SentStudyOf(request, what));
-    if (!IsUid(sent->study_uid)) return InvalidArgument(what + ": the inputs' study UID is odd");
+    if (!IsUidText(sent->study_uid))
+      return InvalidArgument(what + ": the inputs' study UID is odd");
 
     JobLog log(request.log_file);
     httplib::Client client(url.Origin());
-    Watchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
-    Configure(client, token, watchdog);
+    HttpWatchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
+    ConfigureHttpClient(client, token, watchdog);
 
     const std::string study_path = url.path + "/studies/" + sent->study_uid;
     auto started = steady_clock::now();
@@ -385,10 +308,10 @@ class DicomwebPushAdapter final : public ToolAdapter {
         ++unusable;
         continue;
       }
-      const std::string sop = FirstString(item, "00080018");
-      const std::string series = FirstString(item, "0020000E");
+      const std::string sop = DicomJsonString(item, "00080018");
+      const std::string series = DicomJsonString(item, "0020000E");
       if (sent->sop_instance_uids.count(sop) || known.count(sop)) continue;
-      if (!IsUid(sop) || !IsUid(series)) {
+      if (!IsUidText(sop) || !IsUidText(series)) {
         ++unusable;
         continue;
       }
@@ -447,42 +370,10 @@ class DicomwebPushAdapter final : public ToolAdapter {
 
   // The bearer token, read at each use so that a rotated token takes effect at once.
   Result<std::optional<std::string>> AuthToken(const std::string& what) const {
-    if (tool_.auth_token_file.empty()) return std::optional<std::string>();
-    Result<std::string> text = ReadTextFile(tool_.auth_token_file, "auth token file");
-    if (!text.ok()) {
-      return FailedPrecondition(what + ": dicomweb.auth_token_file: " + text.status().message());
-    }
-    std::string token = *text;
-    const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!token.empty() && is_space(token.back())) token.pop_back();
-    size_t lead = 0;
-    while (lead < token.size() && is_space(token[lead])) ++lead;
-    token.erase(0, lead);
-    const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
-      return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
-    });
-    if (token.empty() || !printable) {
-      return FailedPrecondition(what + ": dicomweb.auth_token_file " +
-                                tool_.auth_token_file.string() +
-                                " must hold one token of printable characters");
-    }
-    return std::optional<std::string>(std::move(token));
+    return ReadBearerTokenFile(tool_.auth_token_file, what, "dicomweb.auth_token_file");
   }
 
-  void Configure(httplib::Client& client, const std::optional<std::string>& token,
-                 const Watchdog& watchdog) const {
-    const auto remaining = watchdog.Remaining();
-    client.set_connection_timeout(
-        std::min<std::chrono::milliseconds>(remaining, kMaxConnectTimeout));
-    client.set_read_timeout(remaining);
-    client.set_write_timeout(remaining);
-    client.set_tcp_nodelay(true);
-    client.set_keep_alive(true);
-    client.set_follow_location(false);
-    if (token) client.set_bearer_token_auth(*token);
-  }
-
-  Status Cancelled(const Watchdog& watchdog, const std::string& what, JobLog& log) const {
+  Status Cancelled(const HttpWatchdog& watchdog, const std::string& what, JobLog& log) const {
     if (watchdog.Stopping()) {
       log.Note("dicomweb: stopped: the gateway is shutting down");
       return Unavailable(what + ": stopped because the gateway is shutting down");
@@ -492,7 +383,7 @@ class DicomwebPushAdapter final : public ToolAdapter {
                             std::to_string(tool_.timeout.count()) + " ms");
   }
 
-  Status TransportError(httplib::Error error, const Watchdog& watchdog, const std::string& what,
+  Status TransportError(httplib::Error error, const HttpWatchdog& watchdog, const std::string& what,
                         const std::string& sent, steady_clock::time_point started,
                         JobLog& log) const {
     if (watchdog.Cancelled()) return Cancelled(watchdog, what, log);
@@ -577,115 +468,32 @@ class DicomwebPushAdapter final : public ToolAdapter {
   }
 
   // Fetches one instance by WADO-RS into `dir`; the files written (one per part).
-  Result<std::vector<fs::path>> Retrieve(httplib::Client& client, const Watchdog& watchdog,
+  Result<std::vector<fs::path>> Retrieve(httplib::Client& client, const HttpWatchdog& watchdog,
                                          const std::string& path, const fs::path& dir,
                                          const std::string& what, JobLog& log) {
     const auto started = steady_clock::now();
-    int status = 0;
-    std::optional<MultipartReader> reader;
-    std::ofstream out;
-    std::vector<fs::path> files;
-    Status write_error;
-    auto open_next = [&]() -> Status {
-      const fs::path file = dir / ("result-" + std::to_string(++file_counter_) + "-" +
-                                   std::to_string(::getpid()) + ".dcm");
-      out.close();
-      out.clear();
-      out.open(file, std::ios::binary | std::ios::trunc);
-      if (!out) return ErrnoStatus(errno, what + ": create " + file.string());
-      files.push_back(file);
-      return Status::Ok();
-    };
-    bool single_part = false;
-    auto on_response = [&](const httplib::Response& res) {
-      status = res.status;
-      if (status != 200) return false;
-      const std::string content_type = res.get_header_value("Content-Type");
-      Result<MediaType> media = ParseMediaType(content_type);
-      if (!media.ok()) {
-        write_error = InvalidArgument(what + ": WADO-RS answer without a valid Content-Type");
-        return false;
-      }
-      if (media->type == "application" && media->subtype == "dicom") {
-        single_part = true;  // not PS3.18, but some servers answer so
-        write_error = open_next();
-        return write_error.ok();
-      }
-      std::optional<std::string_view> boundary = media->Parameter("boundary");
-      if (media->type != "multipart" || media->subtype != "related" || !boundary) {
-        write_error = InvalidArgument(what + ": WADO-RS answer is " + media->type + "/" +
-                                      media->subtype + ", not multipart/related with a boundary");
-        return false;
-      }
-      MultipartCallbacks callbacks;
-      callbacks.on_part_begin = [&](const std::vector<HeaderField>&) { return open_next(); };
-      callbacks.on_part_data = [&](std::string_view bytes) -> Status {
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out) return ErrnoStatus(errno, what + ": write " + files.back().string());
-        return Status::Ok();
-      };
-      callbacks.on_part_end = [&]() -> Status {
-        out.close();
-        if (!out) return ErrnoStatus(errno, what + ": close " + files.back().string());
-        return Status::Ok();
-      };
-      reader.emplace(std::string(*boundary), std::move(callbacks));
-      return true;
-    };
-    auto on_data = [&](const char* data, size_t length) {
-      if (single_part) {
-        out.write(data, static_cast<std::streamsize>(length));
-        if (!out) write_error = ErrnoStatus(errno, what + ": write " + files.back().string());
-        return write_error.ok();
-      }
-      if (!reader) return false;
-      write_error = reader->Feed(std::string_view(data, length));
-      return write_error.ok();
-    };
-    httplib::Result res =
-        client.Get(path,
-                   httplib::Headers{{"Accept",
-                                     "multipart/related; type=\"application/dicom\"; "
-                                     "transfer-syntax=*"}},
-                   on_response, on_data);
-    auto discard = [&](Status st) -> Status {
-      out.close();
-      for (const fs::path& f : files) {
-        std::error_code ec;
-        fs::remove(f, ec);
-      }
-      return st;
-    };
-    if (status != 0 && status != 200) {
-      log.Note("dicomweb: poll WADO-RS: HTTP " + std::to_string(status));
-      return discard(HttpStatusError(status, what + ": WADO-RS"));
+    WadoFetch fetch = FetchDicomParts(client, path, what, [&] {
+      return dir / ("result-" + std::to_string(++file_counter_) + "-" + std::to_string(::getpid()) +
+                    ".dcm");
+    });
+    if (fetch.http_status != 0 && fetch.http_status != 200) {
+      log.Note("dicomweb: poll WADO-RS: HTTP " + std::to_string(fetch.http_status));
+      return HttpStatusError(fetch.http_status, what + ": WADO-RS");
     }
-    if (!write_error.ok()) {
-      log.Note("dicomweb: poll WADO-RS: " + std::string(StatusCodeName(write_error.code())));
-      return discard(write_error);
+    if (!fetch.error.ok()) {
+      log.Note(fetch.malformed
+                   ? std::string("dicomweb: poll WADO-RS: malformed multipart body")
+                   : "dicomweb: poll WADO-RS: " + std::string(StatusCodeName(fetch.error.code())));
+      return fetch.error;
     }
-    if (!res) {
-      return discard(
-          TransportError(res.error(), watchdog, what + ": WADO-RS", "poll WADO-RS", started, log));
+    if (fetch.transport != httplib::Error::Success) {
+      return TransportError(fetch.transport, watchdog, what + ": WADO-RS", "poll WADO-RS", started,
+                            log);
     }
-    if (single_part) {
-      out.close();
-      if (!out) return discard(ErrnoStatus(errno, what + ": close " + files.back().string()));
-    } else {
-      Status st = reader ? reader->Finish() : InvalidArgument(what + ": WADO-RS: no body");
-      if (!st.ok()) {
-        log.Note("dicomweb: poll WADO-RS: malformed multipart body");
-        return discard(st.WithContext(what + ": WADO-RS"));
-      }
-    }
-    uint64_t bytes = 0;
-    for (const fs::path& f : files) {
-      std::error_code ec;
-      bytes += fs::file_size(f, ec);
-    }
-    log.Note("dicomweb: poll WADO-RS: HTTP 200, " + std::to_string(files.size()) + " part(s), " +
-             std::to_string(bytes) + " bytes, " + std::to_string(MillisSince(started)) + " ms");
-    return files;
+    log.Note("dicomweb: poll WADO-RS: HTTP 200, " + std::to_string(fetch.files.size()) +
+             " part(s), " + std::to_string(fetch.bytes) + " bytes, " +
+             std::to_string(MillisSince(started)) + " ms");
+    return fetch.files;
   }
 
   // The study UID and instances as sent for `request`, read from its inputs once per job.
@@ -744,8 +552,8 @@ Result<StowResponse> ParseStowResponse(std::string_view body) {
   if (!doc.is_object()) {
     return InvalidArgument("STOW-RS response: not a DICOM JSON object");
   }
-  out.stored = SequenceItems(doc, "00081199").size();
-  for (const json& item : SequenceItems(doc, "00081198")) {
+  out.stored = DicomJsonSequence(doc, "00081199").size();
+  for (const json& item : DicomJsonSequence(doc, "00081198")) {
     ++out.failed;
     uint16_t reason = 0;
     if (item.is_object()) {

@@ -3,12 +3,14 @@
 // (a DIMSE tool stores them to our listener and the ingest path attaches them to the job).
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <stop_token>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/job_token.h"
 #include "core/status.h"
@@ -55,6 +57,20 @@ class ToolAdapter {
   virtual Result<std::vector<std::filesystem::path>> PollResults(const DispatchRequest& request) {
     return std::vector<std::filesystem::path>{};
   }
+
+  // For tools that say when they are done with a job (a UPS workitem completed or canceled).
+  // kUnknown (the default): the engine takes results as complete once none arrived for
+  // results_stable_after. kRunning: not yet; the engine asks again within
+  // kProgressCheckInterval. kDone: every result is in, deliver now. kFailed: the tool gave up
+  // on the job (`why` says how); the engine retries the dispatch with backoff.
+  enum class Progress { kUnknown, kRunning, kDone, kFailed };
+  struct ProgressReport {
+    Progress progress = Progress::kUnknown;
+    std::string why;  // for kFailed; no patient identifiers
+  };
+  static constexpr std::chrono::seconds kProgressCheckInterval{2};
+  // Errors: storage errors only (the engine retries the check).
+  virtual Result<ProgressReport> CheckProgress(const JobRecord& job) { return ProgressReport{}; }
 };
 
 // Runs `command` with --input DIR --output DIR appended; inputs are linked into DIR.
@@ -71,5 +87,15 @@ std::unique_ptr<ToolAdapter> MakeDimsePushAdapter(const ToolConfig& tool, const 
 std::unique_ptr<ToolAdapter> MakeDicomwebPushAdapter(const ToolConfig& tool,
                                                      std::string results_base_url,
                                                      const JobTokens& tokens);
+
+class Worklist;
+// IHE AIW-I pull: schedules a UPS workitem per job on `worklist` for the tool's performer,
+// which fetches the inputs from and stores its results to `results_base_url` (this gateway's
+// public URL); CheckProgress follows the workitem. Dispatch refuses (kFailedPrecondition)
+// when `results_base_url` is empty. The workitem is described in ups_worklist_adapter.h.
+// `worklist` and `clock` must outlive the adapter.
+std::unique_ptr<ToolAdapter> MakeWorklistAdapter(const ToolConfig& tool,
+                                                 std::string results_base_url, Worklist& worklist,
+                                                 const Clock& clock);
 
 }  // namespace conduit

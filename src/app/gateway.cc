@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "adapters/tool_adapter.h"
+#include "adapters/ups_worklist.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
 #include "app/recovery.h"
@@ -14,14 +15,23 @@
 #include "core/job_token.h"
 #include "dicom/dimse_listener.h"
 #include "evidence/tool_manifest.h"
+#include "hl7/mllp.h"
+#include "hl7/patient_key.h"
+#include "hl7/ris_inbound.h"
+#include "hl7/ris_outbox.h"
 #include "http/admin_server.h"
 #include "http/dicomweb_context.h"
+#include "http/ups_event_channel.h"
+#include "http/ups_rs.h"
+#include "http/worklist_tokens.h"
 #include "pipeline/job_engine.h"
+#include "pipeline/prior_fetcher_impl.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
 #include "pipeline/transfer_guard.h"
 #include "results/deliverer.h"
 #include "results/result_intake.h"
+#include "results/ris_reporter.h"
 #include "store/index.h"
 #include "store/spool.h"
 #include "store/sqlite_index.h"
@@ -57,6 +67,14 @@ struct Gateway::Parts {
   std::unique_ptr<ResultIntake> intake;
   std::unique_ptr<Deliverer> deliverer;
   std::unique_ptr<TransferGuard> guard;
+  // IHE AIW-I, when a `kind: worklist` tool is configured: its performers' tokens, the UPS
+  // event channel ("ups-events" thread), the Task Manager and the UPS-RS front end's context.
+  // Before the engine and the HTTP server, which use them, so that they outlive both.
+  std::unique_ptr<WorklistTokens> worklist_tokens;
+  std::unique_ptr<UpsEventChannel> ups_events;
+  std::unique_ptr<Worklist> worklist;
+  std::unique_ptr<UpsRsContext> ups_rs;
+  std::unique_ptr<PriorFetcher> priors;  // when a priors_source is configured; used by engine
   std::unique_ptr<JobEngine> engine;
   std::unique_ptr<RetentionSweeper> retention;  // "retention": hourly, per the policy
   std::unique_ptr<StudyAssembler> assembler;
@@ -65,6 +83,13 @@ struct Gateway::Parts {
   std::unique_ptr<DicomwebContext> dicomweb;  // /dicom-web on the HTTP port
   std::unique_ptr<DimseListener> listener;
   std::unique_ptr<AdminServer> admin;
+  // The RIS over HL7 v2 (config `ris:`): the outbox's sender ("hl7-out"), the reporter the job
+  // engine calls after delivery, the MLLP listener for orders and reports.
+  std::unique_ptr<PatientKeyer> patient_keyer;
+  std::unique_ptr<RisOutbox> ris_outbox;
+  std::unique_ptr<RisReporter> ris_reporter;
+  std::unique_ptr<RisInbound> ris_inbound;
+  std::unique_ptr<MllpListener> ris_listener;
   std::jthread ticker;               // "assembler-tick": completes quiet studies every 250 ms
   std::atomic<bool> started{false};  // read by HTTP threads (health)
 };
@@ -103,6 +128,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     if (tool.Deidentified()) deid_settings[tool.name] = SettingsForTool(policy, tool);
   }
   ASSIGN_OR_RETURN(PseudonymKey key, LoadOrCreateKey(c));
+  // The RIS outbox orders messages per patient by a keyed hash of the patient ID; the
+  // pseudonymisation key serves (PatientKeyer labels its use apart).
+  ASSIGN_OR_RETURN(PatientKeyer keyer,
+                   PatientKeyer::FromSecret(std::string(key.bytes.begin(), key.bytes.end())));
+  p->patient_keyer = std::make_unique<PatientKeyer>(std::move(keyer));
   spdlog::info("policy '{} {}' ({}) in force; {} of {} tools get de-identified data; key {}",
                policy.name, policy.version, policy.hash.substr(0, 16), deid_settings.size(),
                c.tools.size(), key.id);
@@ -117,6 +147,32 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                    JobTokens::LoadOrCreate(c.node.data_dir / "keys" / "job-token.key"));
   p->tokens = std::make_unique<JobTokens>(std::move(tokens));
   const std::string results_url = ResultsBaseUrl(c);
+  // Pull-model tools: tokens read once here (never logged), events over the WebSocket channel
+  // on http.event_channel_port (default: the HTTP port + 1), the engine woken on each end.
+  ASSIGN_OR_RETURN(WorklistTokens worklist_tokens, WorklistTokens::Load(c));
+  p->worklist_tokens = std::make_unique<WorklistTokens>(std::move(worklist_tokens));
+  if (!p->worklist_tokens->empty()) {
+    const int channel_port = c.http.event_channel_port >= 0           ? c.http.event_channel_port
+                             : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1
+                                                                      : 0;
+    if (c.http.port != 0 && channel_port != 0) {
+      const WorklistTokens* known = p->worklist_tokens.get();
+      UpsEventChannelOptions options;
+      options.bind = c.http.bind;
+      options.port = channel_port;
+      p->ups_events = std::make_unique<UpsEventChannel>(
+          options, [known](const std::string&, const std::string& token) {
+            return known->ToolOf(token).has_value();
+          });
+    }
+    Parts* wake = p.get();
+    p->worklist = std::make_unique<Worklist>(*p->index, p->clock, c, p->metrics,
+                                             p->ups_events.get(), UpsFilterMatches, [wake](JobId) {
+                                               if (wake->engine) wake->engine->Wake();
+                                             });
+    p->ups_rs = std::make_unique<UpsRsContext>(UpsRsContext{
+        *p->worklist, *p->worklist_tokens, *p->index, p->clock, p->metrics, std::string()});
+  }
   std::map<std::string, std::unique_ptr<ToolAdapter>> adapters;
   for (const ToolConfig& tool : c.tools) {
     switch (tool.kind) {
@@ -134,15 +190,62 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
         }
         adapters[tool.name] = MakeDicomwebPushAdapter(tool, results_url, *p->tokens);
         break;
+      case ToolKind::kWorklist:
+        if (results_url.empty()) {
+          return InvalidArgument("tool '" + tool.name +
+                                 "' (worklist) is served over UPS-RS on this gateway's HTTP "
+                                 "port: set http.port (or http.public_url)");
+        }
+        adapters[tool.name] = MakeWorklistAdapter(tool, results_url, *p->worklist, p->clock);
+        break;
     }
   }
   p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
                                           *p->deliverer, *p->intake, p->metrics, p->guard.get());
+  if (std::unique_ptr<PriorSource> source = MakePriorSource(c)) {
+    spdlog::info("priors are found on and fetched from {}", source->Name());
+    p->priors = std::make_unique<PriorFetcherImpl>(std::move(source), *p->index, *p->spool,
+                                                   p->clock, p->metrics);
+    p->engine->SetPriorFetcher(p->priors.get());
+  }
   p->retention = std::make_unique<RetentionSweeper>(*p->index, *p->spool, p->clock, p->metrics,
                                                     policy.retention);
   JobEngine* engine = p->engine.get();
   p->assembler =
       std::make_unique<StudyAssembler>(*p->index, p->clock, c, [engine](JobId) { engine->Wake(); });
+  if (c.ris.sends()) {
+    RisOutboxOptions outbox;
+    outbox.destination = c.ris.name;
+    outbox.sender.host = c.ris.host;
+    outbox.sender.port = c.ris.port;
+    outbox.sender.connect_timeout = c.ris.connect_timeout;
+    outbox.sender.ack_timeout = c.ris.ack_timeout;
+    outbox.initial_backoff = c.ris.initial_backoff;
+    outbox.max_backoff = c.ris.max_backoff;
+    outbox.max_attempts = c.ris.max_attempts;
+    p->ris_outbox = std::make_unique<RisOutbox>(outbox, *p->index, p->clock, p->metrics);
+    RisOutbox* outbox_ptr = p->ris_outbox.get();
+    p->ris_reporter = std::make_unique<RisReporter>(c.ris, *p->index, p->clock, *p->patient_keyer,
+                                                    [outbox_ptr] { outbox_ptr->Wake(); });
+    p->engine->SetReporter(p->ris_reporter.get());
+  }
+  if (c.ris.listen_port != 0) {
+    StudyAssembler* assembler = p->assembler.get();
+    p->ris_inbound = std::make_unique<RisInbound>(
+        RisInboundOptions{c.ris.name, c.ris.sending_application, c.ris.sending_facility}, *p->index,
+        p->clock, p->metrics, *p->patient_keyer,
+        [assembler](const StudyUid& study, const std::string& why) {
+          return assembler->CompleteStudy(study, why);
+        });
+    MllpListenerOptions listen;
+    listen.bind = c.ris.listen_bind;
+    listen.port = c.ris.listen_port;
+    listen.application = c.ris.sending_application;
+    listen.facility = c.ris.sending_facility;
+    RisInbound* inbound = p->ris_inbound.get();
+    p->ris_listener = std::make_unique<MllpListener>(
+        listen, [inbound](const Hl7Message& m) { return inbound->Handle(m); }, p->clock);
+  }
   p->ingest = std::make_unique<IngestService>(
       c, *p->spool, *p->index, *p->router, *p->assembler, *p->intake, p->metrics, p->clock,
       [engine] { engine->Wake(); }, p->guard.get());
@@ -150,8 +253,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
 
   Parts* raw = p.get();
   if (c.http.port != 0) {
-    p->dicomweb = std::make_unique<DicomwebContext>(DicomwebContext{
-        c, *p->index, *p->spool, *p->ingest, *p->ingest, *p->tokens, p->metrics, p->clock});
+    p->dicomweb = std::make_unique<DicomwebContext>(
+        DicomwebContext{c, *p->index, *p->spool, *p->ingest, *p->ingest, *p->tokens, p->metrics,
+                        p->clock, p->worklist_tokens.get()});
     AdminContext ctx{
         c,
         *p->index,
@@ -180,6 +284,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
     ctx.dicomweb = p->dicomweb.get();
+    ctx.ups_rs = p->ups_rs.get();
     p->admin = MakeAdminServer(std::move(ctx));
   }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));
@@ -207,10 +312,25 @@ Status Gateway::Start() {
       cv.wait_for(lock, stop, std::chrono::milliseconds(250), [] { return false; });
     }
   });
+  if (p.ris_outbox) RETURN_IF_ERROR(p.ris_outbox->Start());
   Status st = p.listener->Start();
   if (!st.ok()) {
     Stop();
     return st;
+  }
+  if (p.ris_listener) {
+    st = p.ris_listener->Start();
+    if (!st.ok()) {
+      Stop();
+      return st.WithContext("ris.listen_port");
+    }
+  }
+  if (p.ups_events) {
+    st = p.ups_events->Start();
+    if (!st.ok()) {
+      Stop();
+      return st.WithContext("http.event_channel_port");
+    }
   }
   if (p.admin) {
     st = p.admin->Start();
@@ -230,13 +350,16 @@ void Gateway::Stop() {
   if (!parts_) return;
   Parts& p = *parts_;
   if (p.admin) p.admin->Stop();
+  if (p.ups_events) p.ups_events->Stop();
   if (p.listener) p.listener->Stop();
+  if (p.ris_listener) p.ris_listener->Stop();
   if (p.ticker.joinable()) {
     p.ticker.request_stop();
     p.ticker.join();
   }
   if (p.retention) p.retention->Stop();
   if (p.engine) p.engine->Stop();
+  if (p.ris_outbox) p.ris_outbox->Stop();  // after the engine: nothing queues any more
   if (p.started) spdlog::info("event=stopped node={}", p.config.node.name);
   p.started = false;
 }

@@ -7,6 +7,7 @@
 
 #include "app/ingest_service.h"
 #include "dicom/instance_meta.h"
+#include "pipeline/prior_fetcher_impl.h"
 
 namespace conduit {
 
@@ -25,7 +26,11 @@ Result<int> OpenUnitsLostInACrash(Index& index, Spool& spool, const Router& rout
       ASSIGN_OR_RETURN(std::vector<AssemblyUnit> units, index.UnitsOfStudy(study.study_uid));
       ASSIGN_OR_RETURN(std::vector<InstanceRecord> instances, index.ListInstances(study.study_uid));
       std::map<SeriesUid, const InstanceRecord*> one_per_series;
-      for (const auto& i : instances) one_per_series.emplace(i.series_uid, &i);
+      for (const auto& i : instances) {
+        // A prior fetched for a job is input to that job, never a study to route.
+        if (i.calling_ae.str() == kPriorFetchedCaller) continue;
+        one_per_series.emplace(i.series_uid, &i);
+      }
       for (const auto& [series, instance] : one_per_series) {
         auto meta = ReadInstanceMeta(spool.PathOf(instance->spool_key));
         if (!meta.ok()) {

@@ -203,8 +203,9 @@ int EchoPeer(const Config& config, const std::string& name) {
     peer.port = t->port;
   } else if (t && t->kind != ToolKind::kDimse) {
     std::cerr << "conduit: tool '" << name << "' is "
-              << (t->kind == ToolKind::kDicomweb ? "a DICOMweb service (" + t->url + ")"
-                                                 : std::string("a local executable"))
+              << (t->kind == ToolKind::kDicomweb   ? "a DICOMweb service (" + t->url + ")"
+                  : t->kind == ToolKind::kWorklist ? std::string("a UPS worklist (pull) tool")
+                                                   : std::string("a local executable"))
               << ", not a DICOM node: C-ECHO does not apply\n";
     return 2;
   } else {

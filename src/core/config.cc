@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "core/http_url.h"
+#include "core/priors_yaml.h"
+#include "core/ris_yaml.h"
 #include "core/text_file.h"
 #include "core/yaml_fields.h"
 
@@ -117,13 +120,15 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   RETURN_IF_ERROR(
-      CheckKeys(ctx, n, "http", {"bind", "port", "threads", "public_url", "max_stow_bytes"}));
+      CheckKeys(ctx, n, "http",
+                {"bind", "port", "threads", "public_url", "max_stow_bytes", "event_channel_port"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
   RETURN_IF_ERROR(GetHttpUrl(ctx, n, "http", "public_url", out.public_url));
   RETURN_IF_ERROR(
       GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));
+  RETURN_IF_ERROR(GetInt(ctx, n, "http", "event_channel_port", 0, 65535, out.event_channel_port));
   return Status::Ok();
 }
 
@@ -160,6 +165,25 @@ Status ParseDicomwebSettings(const Ctx& ctx, const YAML::Node& n, const std::str
   return Status::Ok();
 }
 
+// The `worklist:` section of a worklist tool (also beside a manifest): the token its performer
+// presents, and the priority of its workitems.
+Status ParseWorklistSettings(const Ctx& ctx, const YAML::Node& tool, const std::string& tool_path,
+                             ToolConfig& out) {
+  const std::string path = tool_path + ".worklist";
+  const YAML::Node n = tool["worklist"];
+  if (!yaml::Present(n)) return ctx.Error(tool, path, "a worklist tool needs this section");
+  if (!n.IsMap()) return ctx.Error(n, path, "expected auth_token_file, priority");
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"auth_token_file", "priority"}));
+  std::string token_file;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file, /*required=*/true));
+  out.auth_token_file = token_file;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "priority", out.priority));
+  if (out.priority != "HIGH" && out.priority != "MEDIUM" && out.priority != "LOW") {
+    return ctx.Error(n["priority"], path + ".priority", "expected HIGH, MEDIUM or LOW");
+  }
+  return Status::Ok();
+}
+
 // `circuit_breaker:` of a tool: the trust's choice, for a tool given by its manifest too.
 Status ParseCircuitBreaker(const Ctx& ctx, const YAML::Node& tool, const std::string& tool_path,
                            CircuitBreakerConfig& out) {
@@ -187,11 +211,12 @@ Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string&
                          ToolConfig& out) {
   for (const auto& kv : n) {
     const std::string key = kv.first.as<std::string>();
-    if (key != "manifest" && key != "name" && key != "dicomweb" && key != "circuit_breaker") {
+    if (key != "manifest" && key != "name" && key != "dicomweb" && key != "worklist" &&
+        key != "circuit_breaker") {
       return ctx.Error(kv.first, path + "." + key,
                        "comes from the manifest; a tool named by its manifest takes only "
                        "'manifest', 'name', 'circuit_breaker' and, for a dicomweb tool, "
-                       "'dicomweb'");
+                       "'dicomweb', for a worklist tool, 'worklist'");
     }
   }
   RETURN_IF_ERROR(ParseCircuitBreaker(ctx, n, path, out.circuit_breaker));
@@ -211,6 +236,15 @@ Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string&
     // Marks the entry as dicomweb until the manifest, which must agree, fills it.
     out.kind = ToolKind::kDicomweb;
     RETURN_IF_ERROR(ParseDicomwebSettings(ctx, d, section, out));
+  }
+  if (n["worklist"].IsDefined()) {
+    if (n["dicomweb"].IsDefined()) {
+      return ctx.Error(n["worklist"], path + ".worklist",
+                       "a tool has dicomweb or worklist, not both");
+    }
+    // Marks the entry as a worklist tool until the manifest, which must agree, fills it.
+    out.kind = ToolKind::kWorklist;
+    RETURN_IF_ERROR(ParseWorklistSettings(ctx, n, path, out));
   }
   return Status::Ok();
 }
@@ -236,17 +270,19 @@ const char* ToolKindName(ToolKind kind) {
       return "dimse";
     case ToolKind::kDicomweb:
       return "dicomweb";
+    case ToolKind::kWorklist:
+      return "worklist";
   }
   return "?";
 }
 
 Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
   // One key list for both forms: a key of the other form gets ParseManifestTool's message.
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path,
-                {"name", "manifest", "kind", "command", "ae_title", "host", "port", "dicomweb",
-                 "max_concurrent", "timeout", "results_stable_after", "expected_turnaround",
-                 "circuit_breaker", "hosting_region", "category", "retain", "deidentify"}));
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, path,
+      {"name", "manifest", "kind", "command", "ae_title", "host", "port", "dicomweb", "worklist",
+       "max_concurrent", "timeout", "results_stable_after", "expected_turnaround",
+       "circuit_breaker", "hosting_region", "category", "retain", "deidentify", "priors"}));
   if (n.IsMap() && n["manifest"].IsDefined()) return ParseManifestTool(ctx, n, path, out);
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
@@ -258,14 +294,21 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
     out.kind = ToolKind::kDimse;
   } else if (kind == "dicomweb") {
     out.kind = ToolKind::kDicomweb;
+  } else if (kind == "worklist") {
+    out.kind = ToolKind::kWorklist;
   } else {
     return ctx.Error(n["kind"].IsDefined() ? n["kind"] : n, path + ".kind",
-                     "expected 'executable', 'dimse' or 'dicomweb'");
+                     "expected 'executable', 'dimse', 'dicomweb' or 'worklist'");
   }
   if (out.kind == ToolKind::kDicomweb) {
     RETURN_IF_ERROR(ParseDicomwebTool(ctx, n, path, out));
   } else if (n["dicomweb"].IsDefined()) {
     return ctx.Error(n["dicomweb"], path + ".dicomweb", "only a dicomweb tool takes this section");
+  }
+  if (out.kind == ToolKind::kWorklist) {
+    RETURN_IF_ERROR(ParseWorklistSettings(ctx, n, path, out));
+  } else if (n["worklist"].IsDefined()) {
+    return ctx.Error(n["worklist"], path + ".worklist", "only a worklist tool takes this section");
   }
   RETURN_IF_ERROR(GetStringList(ctx, n, path, "command", out.command));
   std::string ae;
@@ -290,6 +333,7 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
                      "expected 0 (no alert) or a positive duration");
   }
   RETURN_IF_ERROR(ParseCircuitBreaker(ctx, n, path, out.circuit_breaker));
+  RETURN_IF_ERROR(ParsePriorsSection(ctx, n, path, out.priors));
   RETURN_IF_ERROR(GetString(ctx, n, path, "hosting_region", out.hosting_region));
   RETURN_IF_ERROR(GetString(ctx, n, path, "category", out.category));
   RETURN_IF_ERROR(GetStringList(ctx, n, path, "retain", out.retain));
@@ -382,6 +426,45 @@ Status ParseList(const Ctx& ctx, const YAML::Node& root, const char* key, std::v
   return Status::Ok();
 }
 
+// `priors_source:` the PACS priors are found on: `kind: dimse` with ae_title, host, port, or
+// `kind: dicomweb` with url and auth_token_file; timeout for either.
+Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig& out) {
+  const std::string path = "priors_source";
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, path, {"kind", "ae_title", "host", "port", "url", "auth_token_file", "timeout"}));
+  std::string kind;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "kind", kind, /*required=*/true));
+  const auto only_for = [&](const char* key, const char* which) -> Status {
+    if (!yaml::Present(n[key])) return Status::Ok();
+    return ctx.Error(n[key], Child(path, key), std::string("only for kind ") + which);
+  };
+  if (kind == "dimse") {
+    out.kind = PriorsSourceKind::kDimse;
+    std::string ae;
+    RETURN_IF_ERROR(GetString(ctx, n, path, "ae_title", ae));
+    RETURN_IF_ERROR(CheckAeTitle(ctx, yaml::Blame(n, "ae_title"), path + ".ae_title", ae));
+    out.ae_title = AeTitle(ae);
+    RETURN_IF_ERROR(GetString(ctx, n, path, "host", out.host, /*required=*/true));
+    RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
+    RETURN_IF_ERROR(only_for("url", "dicomweb"));
+    RETURN_IF_ERROR(only_for("auth_token_file", "dicomweb"));
+  } else if (kind == "dicomweb") {
+    out.kind = PriorsSourceKind::kDicomweb;
+    RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.url, /*required=*/true));
+    std::string token_file;
+    RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file));
+    out.auth_token_file = token_file;
+    for (const char* key : {"ae_title", "host", "port"}) RETURN_IF_ERROR(only_for(key, "dimse"));
+  } else {
+    return ctx.Error(n["kind"], path + ".kind", "expected 'dimse' or 'dicomweb'");
+  }
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
+  if (out.timeout < std::chrono::seconds(1)) {
+    return ctx.Error(n["timeout"], path + ".timeout", "expected at least 1s");
+  }
+  return Status::Ok();
+}
+
 Status ParseRetry(const Ctx& ctx, const YAML::Node& n, RetryConfig& out) {
   RETURN_IF_ERROR(CheckKeys(ctx, n, "retry", {"max_attempts", "initial_backoff", "max_backoff"}));
   RETURN_IF_ERROR(GetInt(ctx, n, "retry", "max_attempts", 1, 1000, out.max_attempts));
@@ -424,9 +507,9 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
   Config config;
   if (root.IsNull()) return config;
   try {
-    RETURN_IF_ERROR(CheckKeys(
-        ctx, root, "",
-        {"node", "governance", "dicom", "http", "destinations", "tools", "routes", "retry"}));
+    RETURN_IF_ERROR(CheckKeys(ctx, root, "",
+                              {"node", "governance", "dicom", "http", "destinations", "tools",
+                               "routes", "retry", "priors_source", "ris"}));
     if (root["node"]) RETURN_IF_ERROR(ParseNode(ctx, root["node"], config.node));
     if (root["governance"]) {
       RETURN_IF_ERROR(ParseGovernance(ctx, root["governance"], config.governance));
@@ -434,6 +517,12 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
     if (root["dicom"]) RETURN_IF_ERROR(ParseDicom(ctx, root["dicom"], config.dicom));
     if (root["http"]) RETURN_IF_ERROR(ParseHttp(ctx, root["http"], config.http));
     if (root["retry"]) RETURN_IF_ERROR(ParseRetry(ctx, root["retry"], config.retry));
+    if (yaml::Present(root["priors_source"])) {
+      RETURN_IF_ERROR(ParsePriorsSource(ctx, root["priors_source"], config.priors_source));
+    }
+    if (yaml::Present(root["ris"])) {
+      RETURN_IF_ERROR(ParseRisSection(ctx, root["ris"], config.ris));
+    }
     RETURN_IF_ERROR(ParseList(ctx, root, "destinations", config.destinations, ParseDestination));
     RETURN_IF_ERROR(ParseList(ctx, root, "tools", config.tools, ParseTool));
     RETURN_IF_ERROR(ParseList(ctx, root, "routes", config.routes, ParseRoute));
@@ -450,7 +539,8 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   // The policy and key files are named relative to the config file's folder.
   const std::filesystem::path folder = path.parent_path();
   std::vector<std::filesystem::path*> paths = {&config.governance.policy_file,
-                                               &config.governance.key_file};
+                                               &config.governance.key_file,
+                                               &config.priors_source.auth_token_file};
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);
@@ -510,6 +600,27 @@ Status ValidateConfig(const Config& config, const std::string& source) {
                                "', which dicom.allowed_calling_aes does not list: its results "
                                "would be refused");
       }
+    }
+  }
+  if (config.priors_source.kind == PriorsSourceKind::kNone) {
+    for (const auto& t : config.tools) {
+      if (t.priors.count > 0) {
+        return InvalidArgument(source + ": tool '" + t.name + "' asks for " +
+                               std::to_string(t.priors.count) +
+                               " prior(s), but no priors_source says where to find them");
+      }
+    }
+  }
+  // A performer's bearer token names its tool: one token file per worklist tool.
+  std::map<std::string, std::string> worklist_tokens;
+  for (const auto& t : config.tools) {
+    if (t.kind != ToolKind::kWorklist || t.auth_token_file.empty()) continue;
+    auto [it, fresh] =
+        worklist_tokens.emplace(t.auth_token_file.lexically_normal().string(), t.name);
+    if (!fresh) {
+      return InvalidArgument(source + ": tools '" + it->second + "' and '" + t.name +
+                             "' are worklist tools with the same auth_token_file: a performer's "
+                             "token must name one tool");
     }
   }
   if (config.node.name.empty()) return InvalidArgument(source + ": node.name is empty");

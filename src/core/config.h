@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ struct HttpConfig {
   std::string public_url;
   // Largest STOW-RS request body accepted (bytes; streamed to disk, never held in memory).
   uint64_t max_stow_bytes = 16ull << 30;
+  // The UPS-RS event channel (WebSocket, IHE AIW-I RAD-109) on bind:event_channel_port, served
+  // when a worklist tool is configured and the HTTP front end is on. -1 (the default, when
+  // not given): port + 1. 0: no event channel (subscribers then catch up by query).
+  int event_channel_port = -1;
 };
 
 // A DICOM peer that results are delivered to (usually PACS).
@@ -56,7 +61,9 @@ struct DestinationConfig {
   milliseconds timeout{30'000};
 };
 
-enum class ToolKind { kExecutable, kDimse, kDicomweb };
+// kWorklist: a pull-model tool (IHE AIW-I): Conduit schedules a UPS workitem on the tool's
+// worklist, which the tool's performer claims and completes over UPS-RS.
+enum class ToolKind { kExecutable, kDimse, kDicomweb, kWorklist };
 
 // When a tool keeps failing (unavailable, exhausted, timed out), its jobs stop being sent to
 // it for a while instead of burning their retries; one probe then tests whether it is back.
@@ -66,6 +73,26 @@ struct CircuitBreakerConfig {
   // How long it stays open before one probe; doubled each time a probe fails, up to the max.
   milliseconds open_for{60'000};
   milliseconds max_open_for{900'000};
+};
+
+// Earlier studies of the same patient that a tool reads beside the current one (its manifest's
+// or its entry's `priors:`), found on and fetched from the config's priors_source.
+enum class PriorsOnMissing { kProceed, kWait };
+struct PriorsConfig {
+  // How many priors, the most recent first; 0: the tool asks for none.
+  int count = 0;
+  // Only studies at most this much older than the current one; 0: any age.
+  milliseconds max_age{0};
+  // Comparable studies: the current study's modality among theirs (unless same_modality is
+  // false), the same body part when asked, and a study description matching the pattern
+  // (case-insensitive glob, * and ?) when one is given.
+  bool same_modality = true;
+  bool same_body_part = false;
+  std::string study_description;
+  // Finding and fetching them may take this long; what is not fetched by then is missing.
+  milliseconds time_limit{60'000};
+  // A missing prior: send the job without it, or wait (the dispatch is retried with backoff).
+  PriorsOnMissing on_missing = PriorsOnMissing::kProceed;
 };
 
 struct ToolConfig {
@@ -85,7 +112,11 @@ struct ToolConfig {
   std::string url;
   // kDicomweb: a file holding the bearer token the tool expects (kept out of the config and
   // the logs); empty: no Authorization header.
+  // kWorklist (required): inbound instead, the bearer token the tool's performer presents to
+  // Conduit's UPS-RS service; it identifies the tool, so no two worklist tools share one file.
   std::filesystem::path auth_token_file;
+  // kWorklist: the Scheduled Procedure Step Priority of its workitems: HIGH, MEDIUM or LOW.
+  std::string priority = "MEDIUM";
   // kDicomweb: a STOW-RS request carries at most this many bytes of instances; a larger study
   // goes in several requests.
   uint64_t chunk_bytes = 64ull << 20;
@@ -99,9 +130,12 @@ struct ToolConfig {
   // kDimse, kDicomweb: results are complete when none arrived for this long.
   milliseconds results_stable_after{5'000};
   // From dispatch to results, as the tool declares (its manifest); a job taking longer is
-  // reported (log, metric), not failed. 0: no alert.
+  // reported (log, metric), not failed. 0: no alert. kWorklist: a claimed workitem with no
+  // progress for this long (for `timeout` when 0) is abandoned and scheduled again.
   milliseconds expected_turnaround{0};
   CircuitBreakerConfig circuit_breaker;
+  // Earlier studies sent with each job (see PriorsConfig); count 0: none.
+  PriorsConfig priors;
   // Information governance (checked against the policy at load):
   // where the tool runs (e.g. "UK"); required for tools outside the trust.
   std::string hosting_region;
@@ -138,6 +172,60 @@ struct RouteConfig {
   LateInstancePolicy on_late = LateInstancePolicy::kIgnore;
 };
 
+// Where priors are found and fetched from: a PACS over DIMSE (C-FIND and C-GET, from our
+// dicom.ae_title) or over DICOMweb (QIDO-RS and WADO-RS).
+enum class PriorsSourceKind { kNone, kDimse, kDicomweb };
+struct PriorsSourceConfig {
+  PriorsSourceKind kind = PriorsSourceKind::kNone;
+  // kDimse: the PACS's node.
+  AeTitle ae_title;
+  std::string host;
+  int port = 104;
+  // kDicomweb: the PACS's DICOMweb base URL and a file holding its bearer token (optional).
+  std::string url;
+  std::filesystem::path auth_token_file;
+  // Longest wait for any one answer (association, DIMSE message, HTTP read).
+  milliseconds timeout{30'000};
+};
+
+// When a job's findings make its study urgent, so that the RIS is asked to raise the order's
+// priority to stat. A job is urgent when any of its findings matches: a finding, triage or flag
+// whose coded value (or, for a flag, its concept: the KOS title) is one of `codes`, or a score
+// at least `score_at_least`. No codes and no threshold: never urgent.
+struct RisUrgencyRule {
+  std::vector<std::string> codes;        // "SCHEME:VALUE", e.g. "SCT:52101004"
+  std::optional<double> score_at_least;  // kind "score" (a NUM whose concept names a score)
+};
+
+enum class RisPriorityMessage { kNone, kOmi, kOrm };  // none, OMI^O23, ORM^O01
+
+// The RIS over HL7 v2.5.1 and MLLP: where AI results and priority updates go, and the port
+// the RIS sends orders and reports to. Absent `ris:` (host empty): no RIS.
+struct RisConfig {
+  std::string name = "ris";  // the outbox destination, in metrics, audit and logs
+  std::string host;          // the RIS's MLLP endpoint; empty: nothing is sent
+  int port = 0;
+  std::string receiving_application;            // MSH-5
+  std::string receiving_facility;               // MSH-6
+  std::string sending_application = "CONDUIT";  // MSH-3 (also of our ACKs)
+  std::string sending_facility;                 // MSH-4
+  std::string processing_id = "P";              // MSH-11: P, T or D
+  std::string listen_bind = "0.0.0.0";
+  int listen_port = 0;  // MLLP listener for orders and reports from the RIS; 0: off
+  milliseconds connect_timeout{10'000};
+  milliseconds ack_timeout{30'000};
+  milliseconds initial_backoff{5'000};
+  milliseconds max_backoff{600'000};
+  // Attempts ending in AE, a timeout or no connection before a message fails for good;
+  // 0: retried until it is acknowledged or refused (AR).
+  int max_attempts = 0;
+  bool send_results = true;  // ORU^R01 with the AI findings of each delivered job
+  RisPriorityMessage priority_message = RisPriorityMessage::kOmi;
+  RisUrgencyRule urgent_when;
+
+  bool sends() const { return !host.empty(); }
+};
+
 struct RetryConfig {
   int max_attempts = 6;
   milliseconds initial_backoff{2'000};
@@ -161,6 +249,8 @@ struct Config {
   std::vector<ToolConfig> tools;
   std::vector<RouteConfig> routes;
   RetryConfig retry;
+  RisConfig ris;
+  PriorsSourceConfig priors_source;
 
   const ToolConfig* FindTool(std::string_view name) const;
   const DestinationConfig* FindDestination(std::string_view name) const;

@@ -169,6 +169,54 @@ tools:
   EXPECT_EQ(plain.poll_interval.count(), 0) << "no polling unless asked for";
 }
 
+TEST(ConfigTest, ParsesAWorklistTool) {
+  auto config = ParseConfig(R"(
+tools:
+  - name: lungs-pull
+    kind: worklist
+    worklist:
+      auth_token_file: secrets/lungs.token
+      priority: HIGH
+    expected_turnaround: 10m
+    hosting_region: UK
+  - name: plain-pull
+    kind: worklist
+    worklist: {auth_token_file: secrets/plain.token}
+)",
+                            "worklist.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const ToolConfig& lungs = config->tools[0];
+  EXPECT_EQ(lungs.kind, ToolKind::kWorklist);
+  EXPECT_TRUE(lungs.IsRemote()) << "its performer runs outside the trust";
+  EXPECT_TRUE(lungs.Deidentified());
+  EXPECT_EQ(lungs.auth_token_file, "secrets/lungs.token");
+  EXPECT_EQ(lungs.priority, "HIGH");
+  EXPECT_EQ(lungs.expected_turnaround, std::chrono::minutes(10));
+  EXPECT_EQ(config->tools[1].priority, "MEDIUM");
+
+  for (const auto& [yaml, error] : std::vector<std::pair<std::string, std::string>>{
+           {"tools: [{name: t, kind: worklist}]\n",
+            "bad.yaml:1: tools[0].worklist: a worklist tool needs this section"},
+           {"tools: [{name: t, kind: worklist, worklist: {}}]\n",
+            "tools[0].worklist.auth_token_file: is required"},
+           {"tools: [{name: t, kind: worklist, worklist: {auth_token_file: a, priority: STAT}}]\n",
+            "tools[0].worklist.priority: expected HIGH, MEDIUM or LOW"},
+           {"tools: [{name: t, kind: worklist, worklist: {auth_token_file: a, url: 'http://h'}}]\n",
+            "tools[0].worklist.url: unknown key"},
+           {"tools: [{name: t, kind: dimse, ae_title: A, host: h,\n"
+            "          worklist: {auth_token_file: a}}]\n",
+            "tools[0].worklist: only a worklist tool takes this section"},
+           {"tools:\n  - {name: a, kind: worklist, worklist: {auth_token_file: s/t}}\n"
+            "  - {name: b, kind: worklist, worklist: {auth_token_file: s/./t}}\n",
+            "tools 'a' and 'b' are worklist tools with the same auth_token_file"},
+       }) {
+    auto bad = ParseConfig(yaml, "bad.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(error), std::string::npos)
+        << bad.status().message() << "\n  expected: " << error;
+  }
+}
+
 TEST(ConfigTest, AuthTokenFileIsResolvedAgainstTheConfigFilesFolder) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("conduit-config-token-test-" + std::to_string(::getpid()));

@@ -28,9 +28,13 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     ms_per_unit = 3'600'000;
   else if (unit == "d")
     ms_per_unit = 86'400'000;
+  else if (unit == "w")
+    ms_per_unit = 7 * 86'400'000.0;
+  else if (unit == "y")
+    ms_per_unit = 365 * 86'400'000.0;  // a calendar-free year, for ages such as "5y"
   else
     return InvalidArgument("'" + original + "': unknown unit '" + std::string(unit) +
-                           "' (use ms, s, m, h or d)");
+                           "' (use ms, s, m, h, d, w or y)");
   const double ms = value * ms_per_unit;
   if (ms > 1e15) return InvalidArgument("'" + original + "' is too long");
   return std::chrono::milliseconds(static_cast<int64_t>(ms + 0.5));

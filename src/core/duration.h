@@ -1,4 +1,5 @@
-// Human durations in configs and CLIs: "500ms", "5s", "2m", "1h", "1d"; a bare number is seconds.
+// Human durations in configs and CLIs: "500ms", "5s", "2m", "1h", "1d", "2w", "5y" (a year is
+// 365 days); a bare number is seconds.
 #pragma once
 
 #include <chrono>

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/http_url.h"
+#include "core/priors_yaml.h"
 #include "core/sha256.h"
 #include "core/text_file.h"
 #include "core/yaml_fields.h"
@@ -35,6 +36,7 @@ using json = nlohmann::json;
 const std::map<std::string, ToolProtocol> kProtocols = {{"dimse", ToolProtocol::kDimse},
                                                         {"dicomweb", ToolProtocol::kDicomweb},
                                                         {"aiw-i", ToolProtocol::kAiwI},
+                                                        {"ups-rs", ToolProtocol::kAiwI},
                                                         {"executable", ToolProtocol::kExecutable}};
 const std::map<std::string, RegulatoryMarking> kMarkings = {{"none", RegulatoryMarking::kNone},
                                                             {"UKCA", RegulatoryMarking::kUkca},
@@ -220,6 +222,8 @@ Status ParseEndpoint(const Ctx& ctx, const YAML::Node& root, ToolProtocol protoc
                      ToolEndpoint& out) {
   const std::string path = "endpoint";
   const YAML::Node n = root["endpoint"];
+  // A pull-model tool is reached by nobody: its performer comes to Conduit's worklist.
+  if (!Present(n) && protocol == ToolProtocol::kAiwI) return Status::Ok();
   if (!Present(n)) return ctx.Error(Blame(root, "endpoint"), path, "is required");
   switch (protocol) {
     case ToolProtocol::kDimse: {
@@ -235,7 +239,10 @@ Status ParseEndpoint(const Ctx& ctx, const YAML::Node& root, ToolProtocol protoc
     case ToolProtocol::kDicomweb:
     case ToolProtocol::kAiwI: {
       RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"url"}));
-      RETURN_IF_ERROR(GetString(ctx, n, path, "url", out.url, /*required=*/true));
+      // ups-rs: the performer's own service, for the record; Conduit does not call it.
+      RETURN_IF_ERROR(GetString(ctx, n, path, "url", out.url,
+                                /*required=*/protocol == ToolProtocol::kDicomweb));
+      if (out.url.empty()) return Status::Ok();
       if (out.url.rfind("https://", 0) != 0 && out.url.rfind("http://", 0) != 0) {
         return ctx.Error(n["url"], path + ".url", "expected an http:// or https:// URL");
       }
@@ -287,7 +294,7 @@ Status ParseRoot(const Ctx& ctx, const YAML::Node& root, ToolManifest& m) {
       CheckKeys(ctx, root, "",
                 {"name", "vendor", "version", "description", "regulatory", "intended_use", "inputs",
                  "outputs", "protocol", "endpoint", "hosting_region", "category", "retain",
-                 "deidentify", "expected_turnaround", "timeout", "support"}));
+                 "deidentify", "expected_turnaround", "timeout", "support", "priors"}));
   RETURN_IF_ERROR(GetString(ctx, root, "", "name", m.name, /*required=*/true));
   RETURN_IF_ERROR(CheckIdentifier(ctx, root["name"], "name", m.name, ""));
   RETURN_IF_ERROR(GetString(ctx, root, "", "vendor", m.vendor, /*required=*/true));
@@ -336,6 +343,7 @@ Status ParseRoot(const Ctx& ctx, const YAML::Node& root, ToolManifest& m) {
     }
     m.timeout = timeout;
   }
+  RETURN_IF_ERROR(ParsePriorsSection(ctx, root, "", m.priors));
   return ParseSupport(ctx, root, m.support);
 }
 
@@ -343,7 +351,11 @@ json Strings(const std::vector<std::string>& values) { return json(values); }
 
 }  // namespace
 
-const char* ToolProtocolName(ToolProtocol protocol) { return NameOf(kProtocols, protocol); }
+const char* ToolProtocolName(ToolProtocol protocol) {
+  // "aiw-i" is read as a synonym of "ups-rs".
+  if (protocol == ToolProtocol::kAiwI) return "ups-rs";
+  return NameOf(kProtocols, protocol);
+}
 const char* RegulatoryMarkingName(RegulatoryMarking marking) { return NameOf(kMarkings, marking); }
 const char* ToolOutputName(ToolOutput output) { return NameOf(kOutputs, output); }
 
@@ -424,6 +436,15 @@ std::string ToolManifestJson(const ToolManifest& m) {
       {"deidentify", m.deidentify},
       {"expected_turnaround_ms", m.expected_turnaround.count()},
       {"timeout_ms", m.timeout ? json(m.timeout->count()) : json(nullptr)},
+      {"priors",
+       {{"count", m.priors.count},
+        {"max_age_ms", m.priors.max_age.count()},
+        {"comparable",
+         {{"same_modality", m.priors.same_modality},
+          {"same_body_part", m.priors.same_body_part},
+          {"study_description", m.priors.study_description}}},
+        {"time_limit_ms", m.priors.time_limit.count()},
+        {"on_missing", PriorsOnMissingName(m.priors.on_missing)}}},
       {"support",
        {{"name", m.support.name}, {"email", m.support.email}, {"phone", m.support.phone}}},
       {"hash", m.hash},
@@ -451,10 +472,9 @@ Result<ToolConfig> ToToolConfig(const ToolManifest& m) {
       while (!tool.url.empty() && tool.url.back() == '/') tool.url.pop_back();
       break;
     case ToolProtocol::kAiwI:
-      return FailedPrecondition("tool '" + m.name + "' " + m.version + ": protocol " +
-                                ToolProtocolName(m.protocol) +
-                                " has no adapter in this build; the tool can be registered but "
-                                "not routed to");
+      // The performer's token and the workitems' priority are the trust's (`worklist:`).
+      tool.kind = ToolKind::kWorklist;
+      break;
   }
   tool.timeout = m.timeout ? *m.timeout : 2 * m.expected_turnaround;
   tool.expected_turnaround = m.expected_turnaround;
@@ -462,6 +482,7 @@ Result<ToolConfig> ToToolConfig(const ToolManifest& m) {
   tool.category = m.category;
   tool.retain = m.retain;
   tool.deidentify = m.deidentify;
+  tool.priors = m.priors;
   return tool;
 }
 
@@ -473,6 +494,7 @@ Status CheckManifestAgainstPolicy(const Policy& policy, const ToolManifest& m) {
   tool.name = m.name;
   tool.kind = m.protocol == ToolProtocol::kExecutable ? ToolKind::kExecutable
               : m.protocol == ToolProtocol::kDicomweb ? ToolKind::kDicomweb
+              : m.protocol == ToolProtocol::kAiwI     ? ToolKind::kWorklist
                                                       : ToolKind::kDimse;
   tool.hosting_region = m.hosting_region;
   tool.category = m.category;
@@ -509,6 +531,22 @@ Status ResolveToolManifests(Config& config, const std::string& source) {
       resolved->auth_token_file = tool.auth_token_file;
       resolved->chunk_bytes = tool.chunk_bytes;
       resolved->poll_interval = tool.poll_interval;
+    }
+    // So do a worklist tool's: the token its performer presents and its workitems' priority.
+    if (tool.kind == ToolKind::kWorklist && resolved->kind != ToolKind::kWorklist) {
+      return InvalidArgument(source + ": tool '" + resolved->name + "' has a worklist section " +
+                             "but its manifest " + tool.manifest_file.string() + " says protocol " +
+                             ToolProtocolName(manifest.protocol));
+    }
+    if (resolved->kind == ToolKind::kWorklist) {
+      if (tool.kind != ToolKind::kWorklist) {
+        return InvalidArgument(source + ": tool '" + resolved->name + "' (manifest " +
+                               tool.manifest_file.string() +
+                               ", protocol ups-rs) needs a worklist section with the "
+                               "auth_token_file its performer presents");
+      }
+      resolved->auth_token_file = tool.auth_token_file;
+      resolved->priority = tool.priority;
     }
     tool = std::move(resolved).value();
   }

@@ -17,8 +17,9 @@
 
 namespace conduit {
 
+// kAiwI: a pull-model tool on a UPS worklist (IHE AIW-I over UPS-RS; ToolKind::kWorklist).
 enum class ToolProtocol { kDimse, kDicomweb, kAiwI, kExecutable };
-// "dimse", "dicomweb", "aiw-i", "executable".
+// "dimse", "dicomweb", "ups-rs" (read also as "aiw-i"), "executable".
 const char* ToolProtocolName(ToolProtocol protocol);
 
 enum class RegulatoryMarking { kNone, kUkca, kCe };
@@ -62,7 +63,8 @@ struct ToolEndpoint {
   std::string ae_title;
   std::string host;
   int port = 104;
-  // dicomweb, aiw-i: the service's base URL.
+  // dicomweb: the service's base URL; ups-rs: optional (the performer pulls from Conduit),
+  // the performer's own service, recorded only.
   std::string url;
   // executable: argv; the adapter appends --input DIR --output DIR.
   std::vector<std::string> command;
@@ -92,6 +94,8 @@ struct ToolManifest {
   std::chrono::milliseconds expected_turnaround{0};
   // From dispatch to all results; absent: twice the expected turnaround.
   std::optional<std::chrono::milliseconds> timeout;
+  // Earlier studies of the patient the tool reads too (`priors:`, core/priors_yaml.h).
+  PriorsConfig priors;
   SupportContact support;
   // SHA-256 hex of the text the manifest was parsed from (the file's bytes).
   std::string hash;
@@ -108,8 +112,9 @@ Result<ToolManifest> LoadToolManifestFile(const std::filesystem::path& path);
 // what the registry stores and the admin API returns.
 std::string ToolManifestJson(const ToolManifest& manifest);
 
-// The settings the gateway runs the tool with. Errors: kFailedPrecondition for a protocol this
-// build has no adapter for (aiw-i): such a tool can be registered, not routed to.
+// The settings the gateway runs the tool with (for ups-rs without the performer's token, which
+// the trust's config gives). Errors: kFailedPrecondition for a protocol this build has no
+// adapter for (none at present: every protocol has one).
 Result<ToolConfig> ToToolConfig(const ToolManifest& manifest);
 
 // Checks the manifest against the policy as CheckToolsAgainstPolicy checks a configured tool:
@@ -124,10 +129,11 @@ Result<Policy> PolicyOfConfig(const Config& config);
 // Fills every `tools:` entry that names a manifest (ToolConfig::manifest_file) from it,
 // keeping the entry's name if it has one, its `circuit_breaker:` and, for a dicomweb tool, its
 // `dicomweb:` settings
-// (auth_token_file, chunk_bytes, poll_interval: the trust's, not the vendor's), then checks
+// (auth_token_file, chunk_bytes, poll_interval: the trust's, not the vendor's), for a ups-rs
+// tool its `worklist:` settings (auth_token_file, priority), then checks
 // the whole config again (routes name known tools). Idempotent. Errors: the manifest's own;
-// ToToolConfig's; ValidateConfig's; kInvalidArgument for a dicomweb section on a tool whose
-// manifest has another protocol.
+// ToToolConfig's; ValidateConfig's; kInvalidArgument for a dicomweb or worklist section on a
+// tool whose manifest has another protocol, or a ups-rs manifest without a worklist section.
 Status ResolveToolManifests(Config& config, const std::string& source);
 
 }  // namespace conduit

@@ -154,7 +154,7 @@ TEST(ToolManifestTest, ErrorsNameTheLineAndTheKey) {
        "m.yaml:1: outputs: is required"},
       {With(d, "protocol: dimse", "protocol: ftp"),
        "m.yaml:24: protocol: unknown value 'ftp' (expected one of: aiw-i, dicomweb, dimse, "
-       "executable)"},
+       "executable, ups-rs)"},
       {With(d, "  ae_title: ACMECHEST", "  ae_title: ACME-CHEST-TOOL-NODE-1"),
        "m.yaml:26: endpoint.ae_title: an AE title has 1 to 16 characters"},
       {With(d, "  port: 11112", "  port: 70000"), "m.yaml:28: endpoint.port: out of range"},
@@ -243,7 +243,7 @@ TEST(ToolManifestTest, ToToolConfigPerProtocol) {
   ASSERT_TRUE(exe_deid.ok());
   EXPECT_TRUE(exe_deid->deidentify);
 
-  for (const char* protocol : {"dicomweb", "aiw-i"}) {
+  for (const char* protocol : {"dicomweb", "aiw-i", "ups-rs"}) {
     const std::string yaml =
         With(With(kDimse, "protocol: dimse", std::string("protocol: ") + protocol),
              "  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n",
@@ -272,8 +272,23 @@ TEST(ToolManifestTest, ToToolConfigPerProtocol) {
   EXPECT_TRUE(web->Deidentified());
 
   auto aiw = ToToolConfig(MustParse(With(web_yaml, "protocol: dicomweb", "protocol: aiw-i")));
-  EXPECT_EQ(aiw.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(aiw.status().message().find("no adapter"), std::string::npos);
+  ASSERT_TRUE(aiw.ok()) << aiw.status().ToString();
+  EXPECT_EQ(aiw->kind, ToolKind::kWorklist);
+  EXPECT_TRUE(aiw->Deidentified());
+  EXPECT_TRUE(aiw->auth_token_file.empty()) << "the trust's config supplies the token";
+
+  // A pull-model tool needs no endpoint: its performer comes to Conduit.
+  const std::string pull_yaml =
+      With(With(kDimse, "protocol: dimse", "protocol: ups-rs"),
+           "endpoint:\n  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n", "");
+  ToolManifest pull = MustParse(pull_yaml);
+  EXPECT_EQ(pull.protocol, ToolProtocol::kAiwI);
+  EXPECT_STREQ(ToolProtocolName(pull.protocol), "ups-rs");
+  EXPECT_EQ(nlohmann::json::parse(ToolManifestJson(pull))["protocol"], "ups-rs");
+  auto pull_tool = ToToolConfig(pull);
+  ASSERT_TRUE(pull_tool.ok()) << pull_tool.status().ToString();
+  EXPECT_EQ(pull_tool->kind, ToolKind::kWorklist);
+  EXPECT_EQ(pull_tool->expected_turnaround, pull.expected_turnaround);
 }
 
 TEST(ToolManifestTest, CanonicalJsonAndHashAreStable) {
@@ -465,6 +480,39 @@ TEST_F(ResolveToolManifestsTest, ADicomwebSectionNeedsADicomwebManifest) {
   EXPECT_NE(refused.status().message().find(":3: tools[0].dicomweb.url: comes from the manifest"),
             std::string::npos)
       << refused.status().message();
+}
+
+TEST_F(ResolveToolManifestsTest, AUpsRsManifestTakesTheTrustsWorklistSettings) {
+  const std::string pull = With(With(kDimse, "protocol: dimse", "protocol: ups-rs"),
+                                "endpoint:\n  ae_title: ACMECHEST\n  host: ai.acme.example\n"
+                                "  port: 11112\n",
+                                "");
+  Write("pull.yaml", pull);
+  Write("acme.yaml", kDimse);
+  const fs::path config_file = Write("conduit.yaml", R"(tools:
+  - manifest: pull.yaml
+    worklist: {auth_token_file: secrets/pull.token, priority: LOW}
+)");
+  auto config = LoadConfigFile(config_file);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(ResolveToolManifests(*config, config_file.string()).ok());
+  const ToolConfig& tool = config->tools[0];
+  EXPECT_EQ(tool.kind, ToolKind::kWorklist);
+  EXPECT_EQ(tool.auth_token_file, dir_ / "secrets" / "pull.token");
+  EXPECT_EQ(tool.priority, "LOW");
+  ASSERT_TRUE(ResolveToolManifests(*config, config_file.string()).ok());
+  EXPECT_EQ(config->tools[0].priority, "LOW") << "idempotent";
+
+  for (const auto& [entry, error] : std::vector<std::pair<std::string, std::string>>{
+           {"{manifest: pull.yaml}", "needs a worklist section"},
+           {"{manifest: acme.yaml, worklist: {auth_token_file: t}}", "says protocol dimse"}}) {
+    const fs::path bad = Write("bad.yaml", "tools:\n  - " + entry + "\n");
+    auto loaded = LoadConfigFile(bad);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    Status resolved = ResolveToolManifests(*loaded, bad.string());
+    EXPECT_EQ(resolved.code(), StatusCode::kInvalidArgument) << entry;
+    EXPECT_NE(resolved.message().find(error), std::string::npos) << resolved.message();
+  }
 }
 
 TEST_F(ResolveToolManifestsTest, AManifestEntryTakesNoInlineSettings) {

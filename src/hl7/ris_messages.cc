@@ -351,6 +351,7 @@ Result<std::vector<RisOrder>> ReadOrders(const Hl7Message& message) {
       ReadObr(s, order.order, order.procedure);
       if (order.priority_code.empty()) order.priority_code = s.Value(27, 1, 6);
       if (order.modality.empty()) order.modality = s.Value(24);
+      if (order.result_status.empty()) order.result_status = s.Value(25);
     } else if (name == "TQ1") {
       if (!s.Value(9).empty()) order.priority_code = s.Value(9);
     } else if (name == "IPC") {
@@ -399,6 +400,10 @@ Result<std::vector<RisReport>> ReadReports(const Hl7Message& message) {
         continue;
       }
       const std::string type = s.Value(2);
+      if (type == "CE" || type == "CWE" || type == "CNE") {
+        reports.back().coded.push_back({ReadCoded(s, 3), ReadCoded(s, 5)});
+        continue;
+      }
       if (type != "TX" && type != "FT" && type != "ST" && !type.empty()) continue;
       RisReport& report = reports.back();
       for (size_t r = 1; r <= s.Repetitions(5); ++r) {

@@ -120,6 +120,7 @@ struct RisOrder {
   std::string priority_code;              // TQ1-9.1, else ORC-7.6, else OBR-27.6
   std::optional<OrderPriority> priority;  // priority_code when it is a known code
   std::string modality;                   // IPC-5, else OBR-24
+  std::string result_status;              // OBR-25, if the RIS sends it with the order
 };
 
 // Orders in an ORM^O01 or OMI^O23, one per ORC (an OBR without an ORC starts one too).
@@ -137,6 +138,13 @@ struct RisReport {
   // OBX-5 of TX, FT, ST or untyped OBX, a line per repetition; in FT a \.br\ escape is a line
   // break.
   std::string text;
+  // OBX of type CE, CWE or CNE: what was observed (OBX-3) and the coded answer (OBX-5).
+  struct CodedObservation {
+    Hl7Coded observation;
+    Hl7Coded value;
+    bool operator==(const CodedObservation&) const = default;
+  };
+  std::vector<CodedObservation> coded;
 };
 
 // Reports in an ORU^R01, one per OBR. Errors: kInvalidArgument if the message is another type

@@ -185,7 +185,7 @@ TEST(RisMessagesTest, ReadsAnOrmStatusUpdateFromARis) {
       "PID|1||123^^^TRUST^MR||Jones^Bob||19600101|M\r"
       "PV1|1|O\r"
       "ORC|SC|PL9|FI9||CM||^^^^^R\r"
-      "OBR|1|PL9|FI9|MRBRAIN^MR Brain^LOCAL||||||||||||||ACC9|RP9|||||MR\r"
+      "OBR|1|PL9|FI9|MRBRAIN^MR Brain^LOCAL||||||||||||||ACC9|RP9|||||MR|I\r"
       "ZDS|1.2.840.99.1^100^Application^DICOM\r";
   Result<std::vector<RisOrder>> orders = ReadOrders(*Hl7Message::Parse(text));
   ASSERT_TRUE(orders.ok()) << orders.status().ToString();
@@ -201,6 +201,7 @@ TEST(RisMessagesTest, ReadsAnOrmStatusUpdateFromARis) {
   EXPECT_EQ(order.order.placer_order_number, "PL9");
   EXPECT_EQ(order.procedure.code, "MRBRAIN");
   EXPECT_EQ(order.modality, "MR");
+  EXPECT_EQ(order.result_status, "I");
   EXPECT_EQ(order.patient.id, "123");
   EXPECT_EQ(order.patient.family_name, "Jones");
 }
@@ -257,6 +258,10 @@ TEST(RisMessagesTest, ReadsRadiologistReports) {
   EXPECT_EQ((*reports)[1].result_status, "C");
   EXPECT_EQ((*reports)[1].text, "Normal.");
   EXPECT_EQ((*reports)[1].patient.id, "123");
+  ASSERT_EQ((*reports)[0].coded.size(), 1u) << "OBX 3 is coded: kept apart from the text";
+  EXPECT_EQ((*reports)[0].coded[0].observation, (Hl7Coded{"CODE", "Coded", ""}));
+  EXPECT_EQ((*reports)[0].coded[0].value, (Hl7Coded{"123", "Thing", "SCT"}));
+  EXPECT_TRUE((*reports)[1].coded.empty());
 }
 
 TEST(RisMessagesTest, ReadersRefuseOtherMessageTypes) {

@@ -320,8 +320,9 @@ bool IsDicomwebPath(std::string_view path) {
 // other segment (UIDs, job ids) replaced, so neither carries a UID and labels stay few.
 std::string DicomwebRouteLabel(std::string_view path) {
   static constexpr std::string_view kKeywords[] = {
-      "studies",  "series",    "instances", "frames",    "metadata", "rendered",
-      "bulkdata", "thumbnail", "jobs",      "pixeldata", "workitems"};
+      "studies",   "series",   "instances",     "frames",      "metadata",
+      "rendered",  "bulkdata", "thumbnail",     "jobs",        "pixeldata",
+      "workitems", "state",    "cancelrequest", "subscribers", "suspend"};
   constexpr size_t kMaxSegments = 10;
   const std::vector<std::string> parts = SplitPath(path);
   if (parts.size() > kMaxSegments) return std::string(kDicomwebRoot) + "/{other}";
@@ -333,7 +334,7 @@ std::string DicomwebRouteLabel(std::string_view path) {
     if (keyword) {
       label += parts[i];
     } else {
-      label += parts[i - 1] == "jobs" ? "{id}" : "{uid}";
+      label += parts[i - 1] == "jobs" ? "{id}" : parts[i - 1] == "subscribers" ? "{ae}" : "{uid}";
     }
   }
   return label;
@@ -368,6 +369,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
     if (ctx_.dicomweb != nullptr) DescribeStowMetrics(ctx_.metrics);
+    if (ctx_.ups_rs != nullptr) DescribeUpsRsMetrics(ctx_.metrics);
   }
 
   ~HttpAdminServer() override { Stop(); }
@@ -583,7 +585,11 @@ void HttpAdminServer::ServeWithBody(const httplib::Request& req, httplib::Respon
 void HttpAdminServer::ServeDicomweb(const httplib::Request& req, httplib::Response& res,
                                     const httplib::ContentReader* reader) {
   SetTraceRoute(DicomwebRouteLabel(req.path));
-  if (ctx_.dicomweb == nullptr) {
+  if (IsUpsRsPath(req.path) && ctx_.ups_rs != nullptr) {
+    ServeUpsRs(*ctx_.ups_rs, req, res, reader);
+    return;
+  }
+  if (ctx_.dicomweb == nullptr || IsUpsRsPath(req.path)) {
     if (reader != nullptr && !DiscardBody(req, res, *reader, kMaxPayloadBytes)) {
       res.set_header("Connection", "close");
     }

@@ -13,6 +13,8 @@
 //   /dicom-web/...                DICOMweb, when AdminContext::dicomweb is set (404 otherwise):
 //                                 POST to STOW-RS (http/dicomweb_stow.h), GET and HEAD to
 //                                 WADO-RS/QIDO-RS (http/dicomweb_read.h), other methods 405
+//   /dicom-web/workitems/...      UPS-RS worklists (http/ups_rs.h), when AdminContext::ups_rs
+//                                 is set (404 otherwise)
 // Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error. Admin
 // request bodies are limited to 1 MiB (413); STOW-RS bodies to http.max_stow_bytes, streamed.
 // Cross-origin POST/DELETE with an Origin header is refused on admin routes (CSRF); DICOMweb
@@ -29,6 +31,7 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "http/dicomweb_context.h"
+#include "http/ups_rs.h"
 #include "store/index.h"
 
 namespace conduit {
@@ -44,6 +47,9 @@ struct AdminContext {
   std::function<std::map<std::string, std::string>()> health_facts;
   // What /dicom-web serves from; null: DICOMweb is not served (404). Outlives the server.
   DicomwebContext* dicomweb = nullptr;
+  // What /dicom-web/workitems (UPS-RS, http/ups_rs.h) serves from; null: 404. Outlives the
+  // server.
+  UpsRsContext* ups_rs = nullptr;
 };
 
 class AdminServer {

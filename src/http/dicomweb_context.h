@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "dicom/dimse_listener.h"
+#include "http/worklist_tokens.h"
 #include "store/index.h"
 #include "store/spool.h"
 
@@ -43,6 +44,9 @@ struct DicomwebContext {
   const JobTokens& tokens;
   Metrics& metrics;
   const Clock& clock;
+  // The tokens of worklist tools' performers: each also opens the per-job endpoints of its
+  // own tool's jobs (inputs by WADO-RS, results by STOW-RS). Null: only job tokens do.
+  const WorklistTokens* worklist_tokens = nullptr;
 };
 
 }  // namespace conduit

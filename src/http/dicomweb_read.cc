@@ -194,7 +194,7 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
   pattern = "/jobs/{job}";
   std::optional<JobId> job = seg.size() >= 3 ? ParseJobIdSegment(seg[2]) : std::nullopt;
   const std::string token = BearerToken(req);
-  if (!job || token.empty() || !ctx.tokens.Verify(*job, token)) {
+  if (!job || !MayActOnJob(ctx, *job, token)) {
     res.set_header("WWW-Authenticate", "Bearer realm=\"conduit\"");
     SendDicomwebError(res, 401, "a valid bearer token for this job is required");
     return;

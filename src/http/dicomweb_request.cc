@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace conduit {
 namespace {
@@ -39,6 +41,16 @@ std::string BearerToken(const httplib::Request& req) {
     if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return {};
   }
   return std::string(TrimSpaces(value.substr(kScheme.size())));
+}
+
+bool MayActOnJob(DicomwebContext& ctx, JobId job, std::string_view token) {
+  if (token.empty()) return false;
+  if (ctx.tokens.Verify(job, token)) return true;
+  if (ctx.worklist_tokens == nullptr) return false;
+  const std::optional<std::string> tool = ctx.worklist_tokens->ToolOf(token);
+  if (!tool) return false;
+  Result<std::optional<JobRecord>> record = ctx.index.GetJob(job);
+  return record.ok() && record->has_value() && (*record)->tool == *tool;
 }
 
 }  // namespace conduit

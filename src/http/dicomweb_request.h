@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "core/ids.h"
+#include "http/dicomweb_context.h"
 
 namespace conduit {
 
@@ -21,5 +22,10 @@ std::optional<JobId> ParseJobIdSegment(std::string_view text);
 // The token of "Authorization: Bearer <token>" (scheme case-insensitive, spaces trimmed);
 // empty if the header is absent or of another scheme.
 std::string BearerToken(const httplib::Request& req);
+
+// Whether `token` opens the per-job endpoints of `job`: the job's own token (JobTokens), or
+// the worklist token of the job's tool (a pull performer reads its inputs and stores its
+// results with its one token). False for an empty token, or when the job cannot be read.
+bool MayActOnJob(DicomwebContext& ctx, JobId job, std::string_view token);
 
 }  // namespace conduit

@@ -632,7 +632,7 @@ bool Admit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response&
     }
     target.job = *job;
     std::string token = BearerToken(req);
-    if (token.empty() || !ctx.tokens.Verify(*job, token)) {
+    if (!MayActOnJob(ctx, *job, token)) {
       RefuseToken(ctx, req, res, *job, token.empty());
       return false;
     }

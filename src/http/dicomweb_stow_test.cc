@@ -511,6 +511,26 @@ TEST_F(StowTest, AToolStoresResultsForItsJobWithItsToken) {
   EXPECT_EQ(IncomingFiles(), 0u);
 }
 
+// A pull performer (IHE AIW-I) stores its results with its worklist token; another tool's
+// worklist token is refused like a wrong job token.
+TEST_F(StowTest, AWorklistToolStoresResultsOfItsOwnJobsWithItsWorklistToken) {
+  auto worklist_tokens =
+      WorklistTokens::FromTokens({{"reference", "wl-reference"}, {"other", "wl-other"}});
+  ASSERT_TRUE(worklist_tokens.ok());
+  dicomweb_->worklist_tokens = &*worklist_tokens;
+  const JobId job = MakeJob(JobState::kAwaitingResults);
+  const std::string path = "/dicom-web/jobs/" + std::to_string(job.value) + "/studies";
+  auto [status, body] = Store(path, {Result(kStudy, std::string(kStudy) + ".9.1")},
+                              {{"Authorization", "Bearer wl-reference"}});
+  EXPECT_EQ(status, 200) << body.dump();
+  std::tie(status, body) = Store(path, {Result(kStudy, std::string(kStudy) + ".9.2")},
+                                 {{"Authorization", "Bearer wl-other"}});
+  EXPECT_EQ(status, 401) << body.dump();
+  EXPECT_EQ(index_->ListResults(job)->size(), 1u);
+  EXPECT_EQ(AuditOf("result_refused").size(), 1u);
+  dicomweb_->worklist_tokens = nullptr;
+}
+
 TEST_F(StowTest, AnUnreadableResultIsQuarantinedAgainstTheToolAndTheRestStored) {
   const JobId job = MakeJob(JobState::kAwaitingResults);
   const std::string path = "/dicom-web/jobs/" + std::to_string(job.value) + "/studies";

@@ -266,6 +266,13 @@ Result<DispatchRequest> JobEngine::PrepareRequest(const JobRecord& job) {
   request.job = job;
   for (const auto& instance : *instances)
     request.inputs.push_back(spool_.PathOf(instance.spool_key));
+  const ToolConfig* tool = config_.FindTool(job.tool);
+  if (priors_ != nullptr && tool != nullptr) {
+    // Before de-identification, so the priors get the current study's pseudonyms.
+    auto priors = priors_->Gather(job, *tool, stopping_.get_token());
+    if (!priors.ok()) return priors.status().WithContext(JobName(job) + ": priors");
+    request.inputs.insert(request.inputs.end(), priors->begin(), priors->end());
+  }
   auto dir = spool_.JobDir(job.id.value);
   if (!dir.ok()) return dir.status().WithContext(JobName(job) + ": work folder");
   request.work_dir = *dir;
@@ -429,6 +436,13 @@ Status JobEngine::Await(JobRecord& job, ToolVerdict& verdict) {
     Status polled = Poll(job, *tool, now);
     if (!polled.ok()) return Fail(job, polled, step);
   }
+  ToolAdapter::ProgressReport progress;
+  if (auto adapter = adapters_.find(job.tool);
+      adapter != adapters_.end() && adapter->second != nullptr) {
+    auto checked = adapter->second->CheckProgress(job);
+    if (!checked.ok()) return Fail(job, checked.status().WithContext(JobName(job)), step);
+    progress = *checked;
+  }
   auto results = index_.ListResults(job.id);
   if (!results.ok()) {
     return Fail(job, results.status().WithContext(JobName(job) + ": listing results"), step);
@@ -445,7 +459,24 @@ Status JobEngine::Await(JobRecord& job, ToolVerdict& verdict) {
     polls_.erase(job.id.value);
   };
   if (count > 0) verdict = ToolVerdict::kSuccess;  // the tool is answering
-  if (count > 0 && now - last >= tool->results_stable_after) {
+  if (progress.progress == ToolAdapter::Progress::kDone) {
+    // The tool said it is done (a workitem completed): no quiet period to wait for.
+    forget();
+    verdict = ToolVerdict::kSuccess;
+    job.last_result_at = last;
+    return Transition(job, JobState::kDelivering, "result", "success",
+                      Detail({{"results", count}, {"completed_by_tool", true}}));
+  }
+  if (progress.progress == ToolAdapter::Progress::kFailed) {
+    forget();
+    verdict = ToolVerdict::kFailure;
+    return Fail(
+        job,
+        Unavailable(JobName(job) + ": tool '" + job.tool + "' gave up on the job: " + progress.why),
+        step);
+  }
+  if (count > 0 && now - last >= tool->results_stable_after &&
+      progress.progress == ToolAdapter::Progress::kUnknown) {
     forget();
     job.last_result_at = last;
     return Transition(job, JobState::kDelivering, "result", "success",
@@ -466,7 +497,12 @@ Status JobEngine::Await(JobRecord& job, ToolVerdict& verdict) {
                 step);
   }
   TimePoint next = deadline + std::chrono::milliseconds(1);
-  next = std::min(next, (count > 0 ? last : now) + tool->results_stable_after);
+  if (progress.progress == ToolAdapter::Progress::kRunning) {
+    next = std::min(next, now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                    ToolAdapter::kProgressCheckInterval));
+  } else {
+    next = std::min(next, (count > 0 ? last : now) + tool->results_stable_after);
+  }
   std::lock_guard lock(mu_);
   if (tool->poll_interval.count() > 0) {
     auto it = polls_.find(job.id.value);
@@ -584,6 +620,12 @@ Status JobEngine::DeliverResults(JobRecord& job) {
   if (!st.ok()) return Fail(job, st, "delivering");
   auto results = index_.ListResults(job.id);
   const size_t count = results.ok() ? results->size() : 0;
+  if (reporter_ != nullptr) {
+    // Before "done": a crash in between reports again, which the reporter makes harmless.
+    Status reported = reporter_->OnDelivered(job);
+    if (!reported.ok())
+      return Fail(job, reported.WithContext(JobName(job) + ": reporting"), "delivering");
+  }
   Status removed = spool_.RemoveJobDir(job.id.value);
   if (!removed.ok()) {
     spdlog::warn("job {}: removing its work folder: {}", job.id.value,

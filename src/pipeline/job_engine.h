@@ -6,7 +6,11 @@
 // jitter (RetryConfig). Each tool has its own concurrency cap, so a slow or dead tool never
 // holds up another, and its own circuit breaker: while a tool's circuit is open its jobs are
 // not sent and wait (no attempt counted) until a probe may go. A job taking longer than its
-// tool's expected_turnaround is reported once per job and process (log and metric).
+// tool's expected_turnaround is reported once per job and process (log and metric). Tools
+// that say when they are done (ToolAdapter::CheckProgress: a UPS workitem) end the wait at
+// once; a tool that gave up on a job has it dispatched again. Priors (PriorFetcher) join a
+// job's inputs before de-identification; a ResultReporter hears of each delivered job before
+// it is marked done.
 // Thread safety: Start/Stop from one thread; Wake from any.
 #pragma once
 
@@ -27,9 +31,11 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "pipeline/circuit_breaker.h"
+#include "pipeline/prior_fetcher.h"
 #include "pipeline/transfer_guard.h"
 #include "results/deliverer.h"
 #include "results/result_intake.h"
+#include "results/result_reporter.h"
 #include "store/index.h"
 #include "store/spool.h"
 
@@ -41,6 +47,11 @@ class JobEngine {
             std::map<std::string, std::unique_ptr<ToolAdapter>> adapters, Deliverer& deliverer,
             ResultIntake& intake, Metrics& metrics, TransferGuard* guard = nullptr);
   ~JobEngine();
+
+  // Optional parts, set before Start(): who is told about delivered jobs besides PACS (the
+  // RIS), and where priors come from for tools that ask for them. Null: none.
+  void SetReporter(ResultReporter* reporter) { reporter_ = reporter; }
+  void SetPriorFetcher(PriorFetcher* priors) { priors_ = priors; }
 
   // Starts the scheduler thread and per-tool workers.
   Status Start();
@@ -143,6 +154,8 @@ class JobEngine {
   // De-identifies inputs and re-identifies results of tools the policy covers; may be null
   // (no tool is de-identified).
   TransferGuard* guard_;
+  ResultReporter* reporter_ = nullptr;
+  PriorFetcher* priors_ = nullptr;
 
   std::mutex mu_;
   std::condition_variable_any wake_cv_;

@@ -39,6 +39,19 @@ struct ToolScript {
   std::deque<int> poll_batches;
   int polls = 0;
   size_t last_received = 0;  // results the engine said it holds, at the last poll
+  // What CheckProgress answers (kUnknown: the tool does not say), and how often it was asked.
+  ToolAdapter::ProgressReport progress;
+  int progress_checks = 0;
+  std::vector<fs::path> last_inputs;  // as the last dispatch received them
+
+  void SetProgress(ToolAdapter::Progress p, std::string why = "") {
+    std::lock_guard lock(mu);
+    progress = {p, std::move(why)};
+  }
+  int ProgressChecks() {
+    std::lock_guard lock(mu);
+    return progress_checks;
+  }
 
   void SetGate(bool open) {
     {
@@ -77,6 +90,7 @@ class ScriptedTool final : public ToolAdapter {
     for (const auto& input : request.inputs) {
       if (!fs::exists(input)) return InvalidArgument("test tool: input missing");
     }
+    script_->last_inputs = request.inputs;
     if (!script_->errors.empty()) {
       Status st = script_->errors.front();
       script_->errors.pop_front();
@@ -122,8 +136,59 @@ class ScriptedTool final : public ToolAdapter {
     return files;
   }
 
+  Result<ProgressReport> CheckProgress(const JobRecord&) override {
+    std::lock_guard lock(script_->mu);
+    ++script_->progress_checks;
+    return script_->progress;
+  }
+
  private:
   std::shared_ptr<ToolScript> script_;
+};
+
+// Counts the jobs it hears of; fails while told to.
+class RecordingReporter final : public ResultReporter {
+ public:
+  Status OnDelivered(const JobRecord& job) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back(job.id.value);
+    if (failures_ > 0) {
+      --failures_;
+      return Unavailable("test reporter: outbox unavailable");
+    }
+    return Status::Ok();
+  }
+  void FailNext(int n) {
+    std::lock_guard lock(mu_);
+    failures_ = n;
+  }
+  std::vector<int64_t> Calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int64_t> calls_;
+  int failures_ = 0;
+};
+
+// Hands out one prior instance (a file of another study of the patient), or fails.
+class FilePriors final : public PriorFetcher {
+ public:
+  explicit FilePriors(fs::path file) : file_(std::move(file)) {}
+  Result<std::vector<fs::path>> Gather(const JobRecord&, const ToolConfig& tool,
+                                       std::stop_token) override {
+    ++calls;
+    if (!error.ok()) return error;
+    if (tool.name != "fast") return std::vector<fs::path>{};
+    return std::vector<fs::path>{file_};
+  }
+  Status error = Status::Ok();
+  int calls = 0;
+
+ private:
+  fs::path file_;
 };
 
 class JobEngineTest : public ::testing::Test {
@@ -749,6 +814,97 @@ TEST_F(JobEngineTest, ADispatchStillRunningPastTheExpectedTurnaroundIsReported) 
   EXPECT_TRUE(WaitForState(id, JobState::kDone));
   engine_->Stop();
   EXPECT_EQ(metrics_.Value(metric, R"(tool="fast")"), 1);
+}
+
+TEST_F(JobEngineTest, AToolThatSaysItIsDoneIsDeliveredWithoutWaitingForQuiet) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("dimse");
+  scripts_["dimse"]->SetProgress(ToolAdapter::Progress::kRunning);
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+
+  ToolReturnsResult(id);
+  clock_.Advance(10s);  // well past results_stable_after (5 s): still running, so it waits
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults) << "the tool has not said it is done";
+  const int checks = scripts_["dimse"]->ProgressChecks();
+
+  clock_.Advance(ToolAdapter::kProgressCheckInterval);
+  scripts_["dimse"]->SetProgress(ToolAdapter::Progress::kDone);
+  RunDueSteps();
+  EXPECT_GT(scripts_["dimse"]->ProgressChecks(), checks) << "asked again within the interval";
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  EXPECT_EQ(ResultCount(id), 1u);
+}
+
+TEST_F(JobEngineTest, AToolThatGivesUpOnAJobHasItDispatchedAgain) {
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("dimse");
+  scripts_["dimse"]->SetProgress(ToolAdapter::Progress::kRunning);
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+  ASSERT_EQ(scripts_["dimse"]->Calls(), 1);
+
+  scripts_["dimse"]->SetProgress(ToolAdapter::Progress::kFailed, "workitem canceled: no GPU");
+  engine_->Wake();
+  RunDueSteps();
+  JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_NE(job.last_error.find("no GPU"), std::string::npos) << job.last_error;
+
+  scripts_["dimse"]->SetProgress(ToolAdapter::Progress::kRunning);
+  clock_.Advance(config_.retry.max_backoff);
+  RunDueSteps();
+  EXPECT_EQ(scripts_["dimse"]->Calls(), 2);
+  EXPECT_EQ(Job(id).state, JobState::kAwaitingResults);
+}
+
+TEST_F(JobEngineTest, TheReporterHearsOfADeliveredJobBeforeItIsDoneAndARefusalIsRetried) {
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  RecordingReporter reporter;
+  engine_->SetReporter(&reporter);
+  reporter.FailNext(1);
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("fast");
+
+  RunDueSteps();  // dispatch: results at once
+  RunDueSteps();  // deliver to PACS, then the reporter refuses
+  JobRecord job = Job(id);
+  EXPECT_EQ(job.state, JobState::kDelivering);
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_EQ(reporter.Calls().size(), 1u);
+
+  clock_.Advance(config_.retry.max_backoff);
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDone);
+  EXPECT_EQ(reporter.Calls(), (std::vector<int64_t>{id.value, id.value}));
+  EXPECT_EQ(pacs->ReceivedCount(), 1) << "PACS got the result once despite the retry";
+}
+
+TEST_F(JobEngineTest, PriorsJoinTheInputsOfToolsThatAskForThem) {
+  const fs::path prior = tmp_.path() / "prior.dcm";
+  ASSERT_TRUE(WriteTestDicom(prior, "1.2.826.0.1.3680043.10.543.7",
+                             "1.2.826.0.1.3680043.10.543.7.1", "2.25.700.1")
+                  .ok());
+  FilePriors priors(prior);
+  engine_->SetPriorFetcher(&priors);
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("fast");
+  RunDueSteps();
+  EXPECT_EQ(Job(id).state, JobState::kDelivering);
+  ASSERT_EQ(scripts_["fast"]->last_inputs.size(), 2u);
+  EXPECT_EQ(scripts_["fast"]->last_inputs.back(), prior);
+
+  // A prior that must be waited for and cannot be fetched: the dispatch is retried.
+  priors.error = Unavailable("prior not fetched within 60 s");
+  const JobId waiting = CreateJob("fast");
+  RunDueSteps();
+  JobRecord job = Job(waiting);
+  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_EQ(scripts_["fast"]->Calls(), 1) << "nothing sent without its priors";
 }
 
 TEST(BackoffTest, DoublesWithJitterAndStaysWithinBounds) {

@@ -174,6 +174,20 @@ Result<std::vector<JobId>> StudyAssembler::Tick() {
   return created;
 }
 
+Result<std::vector<JobId>> StudyAssembler::CompleteStudy(const StudyUid& study,
+                                                         const std::string& why) {
+  std::vector<JobId> created;
+  {
+    std::lock_guard lock(mu_);
+    RETURN_IF_ERROR(LoadOpenUnits());
+    ASSIGN_OR_RETURN(created, CompleteOpenUnitsOfStudy(study, why));
+  }
+  for (JobId id : created) {
+    if (on_job_) on_job_(id);
+  }
+  return created;
+}
+
 Result<bool> StudyAssembler::AllArrived(const MppsRecord& mpps) {
   if (mpps.instances.empty()) return false;  // nothing to check against: quiet period decides
   for (const auto& sop : mpps.instances) {

@@ -41,6 +41,11 @@ class StudyAssembler {
   // Completes every open unit whose quiet period has passed. Returns jobs created.
   Result<std::vector<JobId>> Tick();
 
+  // Completes every open unit of `study` now, whatever its quiet period (the RIS says the
+  // exam is complete), as an MPPS COMPLETED would; `why` goes to the audit. Returns the jobs
+  // created: none when no unit of the study is open.
+  Result<std::vector<JobId>> CompleteStudy(const StudyUid& study, const std::string& why);
+
  private:
   // Creates the unit's job (none if its route left the config), then marks it complete.
   // Returns the job id (0 when none was made). Caller holds mu_.

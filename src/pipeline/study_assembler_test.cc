@@ -278,6 +278,22 @@ TEST_F(StudyAssemblerTest, MppsInProgressDoesNotComplete) {
   EXPECT_TRUE(ready_.empty());
 }
 
+TEST_F(StudyAssemblerTest, CompleteStudyCompletesEveryOpenUnitOfThatStudyOnly) {
+  Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
+  Receive("per-series", "1.2.3", "1.2.3.9", "1.2.3.1");
+  Receive("chest", "4.5.6", "4.5.6.9", "4.5.6.1");
+  auto jobs = assembler_->CompleteStudy(StudyUid("1.2.3"), "ris order completed");
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  EXPECT_EQ(jobs->size(), 2u) << "both routes' units of 1.2.3, without waiting 60 s";
+  EXPECT_EQ(ready_.size(), 2u);
+  for (const auto& unit : Units("1.2.3")) EXPECT_EQ(unit.state, UnitState::kComplete);
+  ASSERT_EQ(Units("4.5.6").size(), 1u);
+  EXPECT_EQ(Units("4.5.6")[0].state, UnitState::kOpen) << "another study keeps waiting";
+  auto again = assembler_->CompleteStudy(StudyUid("1.2.3"), "ris order completed");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty()) << "nothing left open: an order sent twice makes no new job";
+}
+
 TEST_F(StudyAssemblerTest, CompletingAUnitTwiceMakesOneJob) {
   Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
   clock_.Advance(60s);

@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "store/records.h"
+#include "store/ris_records.h"
 
 namespace conduit {
 
@@ -145,6 +146,68 @@ class Index {
   virtual Result<int64_t> PurgeAuditBefore(TimePoint cutoff) = 0;
   // Newest first.
   virtual Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) = 0;
+
+  // --- RIS (HL7 v2) --- (SQLite: sqlite_ris.cc)
+  // Queues an outgoing message. kInserted; kDuplicate, changing nothing, when
+  // (destination, control_id) is in the outbox already, whatever its state.
+  virtual Result<PutOutcome> EnqueueHl7(const Hl7OutboxRecord& message) = 0;
+  // Pending messages of `destination` that may be sent at `now`, oldest first: of each
+  // patient_key only its oldest pending message, and only if its next_attempt_at <= now.
+  virtual Result<std::vector<Hl7OutboxRecord>> SendableHl7(const std::string& destination,
+                                                           TimePoint now, int limit) = 0;
+  // Records an attempt's outcome: state, attempts, next_attempt_at, last_error and sent_at of
+  // the message `message.id`. Errors: kNotFound for no such message.
+  virtual Status UpdateHl7(const Hl7OutboxRecord& message) = 0;
+  // The earliest next_attempt_at among pending messages of `destination`; empty if none.
+  virtual Result<std::optional<TimePoint>> NextHl7AttemptAt(const std::string& destination) = 0;
+  // Messages of `destination` in the order queued, of `state` only when given.
+  virtual Result<std::vector<Hl7OutboxRecord>> ListHl7(const std::string& destination,
+                                                       std::optional<Hl7OutboxState> state,
+                                                       int limit) = 0;
+  virtual Result<int64_t> CountHl7(const std::string& destination, Hl7OutboxState state) = 0;
+  // Inserts or replaces the order of `order.accession`.
+  virtual Status PutRisOrder(const RisOrderRecord& order) = 0;
+  virtual Result<std::optional<RisOrderRecord>> GetRisOrder(const std::string& accession) = 0;
+  // kInserted; kDuplicate, changing nothing, if (sending_application, control_id, obr_index)
+  // is stored already (the RIS sent the message again).
+  virtual Result<PutOutcome> PutRisReport(const RisReportRecord& report) = 0;
+  // The reports for an accession number, in the order received.
+  virtual Result<std::vector<RisReportRecord>> ListRisReports(const std::string& accession) = 0;
+  // The studies with an instance of that accession number, most recently received first;
+  // empty for an empty accession.
+  virtual Result<std::vector<StudyUid>> StudiesWithAccession(const std::string& accession) = 0;
+
+  // --- UPS worklist (IHE AIW-I) --- (SQLite: sqlite_workitems.cc)
+  // Workitems are never deleted (history); each mutating call appends `audit` in its
+  // transaction. The Worklist (adapters/ups_worklist.h) keeps the UPS state machine.
+  // Inserts a workitem. Errors: kAlreadyExists if its UID is known; kInvalidArgument for an
+  // empty UID.
+  virtual Status PutWorkitem(const WorkitemRecord& workitem, const AuditEvent& audit) = 0;
+  // Replaces the workitem's row (by uid) if its stored state is still `expected`: a
+  // compare-and-set, so of two racing claims exactly one succeeds. Errors: kNotFound;
+  // kFailedPrecondition, naming the stored state, when it is no longer `expected`.
+  virtual Status UpdateWorkitem(const WorkitemRecord& workitem, UpsState expected,
+                                const AuditEvent& audit) = 0;
+  virtual Result<std::optional<WorkitemRecord>> GetWorkitem(const std::string& uid) = 0;
+  // Workitems of `tool`'s worklist (empty: every worklist), of `state` only when given, in
+  // creation order.
+  virtual Result<std::vector<WorkitemRecord>> ListWorkitems(const std::string& tool,
+                                                            std::optional<UpsState> state,
+                                                            int limit, int offset) = 0;
+  // The job's workitems, oldest first.
+  virtual Result<std::vector<WorkitemRecord>> WorkitemsOfJob(JobId job) = 0;
+  // Inserts the subscription, or updates deletion_lock, filter and suspended of the one with
+  // the same (subscriber_ae, tool, workitem_uid). Errors: kInvalidArgument without subscriber.
+  virtual Status PutSubscription(const UpsSubscription& subscription, const AuditEvent& audit) = 0;
+  // Removes the subscriber's subscription to the workitem (`tool`: the workitem's); with an
+  // empty `workitem_uid`, its subscription to `tool`'s worklist and to every workitem of that
+  // worklist ('' tool: every worklist). Errors: kNotFound if nothing was removed (no audit).
+  virtual Status DeleteSubscription(const std::string& subscriber_ae, const std::string& tool,
+                                    const std::string& workitem_uid, const AuditEvent& audit) = 0;
+  // The worklist subscriptions of `tool` and the administrator's (tool ''), and when
+  // `workitem_uid` is given the subscriptions to that workitem; oldest first.
+  virtual Result<std::vector<UpsSubscription>> ListSubscriptions(
+      const std::string& tool, const std::string& workitem_uid) = 0;
 };
 
 // A short, stable, non-reversible reference for a study in logs and audit: the first 16 hex

@@ -37,3 +37,31 @@ bool IsTerminal(JobState state) {
 }
 
 }  // namespace conduit
+
+namespace conduit {
+namespace {
+
+constexpr std::array<std::pair<UpsState, std::string_view>, 4> kUpsStateNames = {{
+    {UpsState::kScheduled, "SCHEDULED"},
+    {UpsState::kInProgress, "IN PROGRESS"},
+    {UpsState::kCanceled, "CANCELED"},
+    {UpsState::kCompleted, "COMPLETED"},
+}};
+
+}  // namespace
+
+std::string_view UpsStateName(UpsState state) {
+  for (const auto& [s, name] : kUpsStateNames) {
+    if (s == state) return name;
+  }
+  return "UNKNOWN";
+}
+
+std::optional<UpsState> ParseUpsState(std::string_view name) {
+  for (const auto& [s, n] : kUpsStateNames) {
+    if (name == n) return s;
+  }
+  return std::nullopt;
+}
+
+}  // namespace conduit

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -143,6 +144,47 @@ struct ResultRecord {
   std::string spool_key;
   uint64_t size_bytes = 0;
   TimePoint received_at;
+};
+
+// A Unified Procedure Step of the AI worklist (IHE AIW-I): one per dispatch of a job to a
+// pull-model tool. States and transitions as PS3.4 Annex CC.
+enum class UpsState { kScheduled, kInProgress, kCanceled, kCompleted };
+// "SCHEDULED", "IN PROGRESS", "CANCELED", "COMPLETED" (the DICOM defined terms).
+std::string_view UpsStateName(UpsState state);
+std::optional<UpsState> ParseUpsState(std::string_view name);
+
+struct WorkitemRecord {
+  std::string uid;  // the workitem's SOP Instance UID (2.25.x)
+  JobId job_id;
+  std::string tool;  // the tool whose worklist holds it
+  UpsState state = UpsState::kScheduled;
+  std::string priority = "MEDIUM";  // HIGH, MEDIUM, LOW
+  // Set by the claim (RAD-82); required for every later change by the performer; never
+  // shown to anyone else.
+  std::string transaction_uid;
+  std::string performer;  // who claimed it (the performer's AE title, if it gave one)
+  bool cancel_requested = false;
+  // The workitem's attributes as DICOM JSON (PS3.18 F.2), without the Transaction UID. Holds
+  // only what the tool may see (pseudonymous when the tool is de-identified).
+  std::string dataset;
+  TimePoint created_at;
+  TimePoint updated_at;
+  std::optional<TimePoint> claimed_at;
+  std::optional<TimePoint> progress_at;  // the performer's last update
+};
+
+// A subscription to UPS events (RAD-86): to one workitem, or to the whole worklist
+// (workitem_uid empty), optionally filtered (filter: a UPS-RS query string).
+struct UpsSubscription {
+  std::string subscriber_ae;
+  // The worklist: the tool subscribed to (global), or the workitem's tool; empty for the
+  // administrator's subscription to every worklist.
+  std::string tool;
+  std::string workitem_uid;
+  bool deletion_lock = false;
+  std::string filter;
+  bool suspended = false;
+  TimePoint created_at;
 };
 
 // One line of the audit trail: who did what to which object, and how it ended.

@@ -13,7 +13,9 @@
 
 #include "store/sqlite_db.h"
 #include "store/sqlite_index_internal.h"
+#include "store/sqlite_ris.h"
 #include "store/sqlite_schema.h"
+#include "store/sqlite_workitems.h"
 #include "store/sqlite_writer.h"
 
 namespace conduit {
@@ -1131,6 +1133,71 @@ class SqliteIndex final : public Index {
     }
   }
 
+  // --- RIS (HL7 v2): sqlite_ris.cc ---
+
+  Result<PutOutcome> EnqueueHl7(const Hl7OutboxRecord& m) override { return ris_.EnqueueHl7(m); }
+  Result<std::vector<Hl7OutboxRecord>> SendableHl7(const std::string& destination, TimePoint now,
+                                                   int limit) override {
+    return ris_.SendableHl7(destination, now, limit);
+  }
+  Status UpdateHl7(const Hl7OutboxRecord& m) override { return ris_.UpdateHl7(m); }
+  Result<std::optional<TimePoint>> NextHl7AttemptAt(const std::string& destination) override {
+    return ris_.NextHl7AttemptAt(destination);
+  }
+  Result<std::vector<Hl7OutboxRecord>> ListHl7(const std::string& destination,
+                                               std::optional<Hl7OutboxState> state,
+                                               int limit) override {
+    return ris_.ListHl7(destination, state, limit);
+  }
+  Result<int64_t> CountHl7(const std::string& destination, Hl7OutboxState state) override {
+    return ris_.CountHl7(destination, state);
+  }
+  Status PutRisOrder(const RisOrderRecord& o) override { return ris_.PutRisOrder(o); }
+  Result<std::optional<RisOrderRecord>> GetRisOrder(const std::string& accession) override {
+    return ris_.GetRisOrder(accession);
+  }
+  Result<PutOutcome> PutRisReport(const RisReportRecord& r) override {
+    return ris_.PutRisReport(r);
+  }
+  Result<std::vector<RisReportRecord>> ListRisReports(const std::string& accession) override {
+    return ris_.ListRisReports(accession);
+  }
+  Result<std::vector<StudyUid>> StudiesWithAccession(const std::string& accession) override {
+    return ris_.StudiesWithAccession(accession);
+  }
+
+  // --- UPS worklist (IHE AIW-I): sqlite_workitems.cc ---
+
+  Status PutWorkitem(const WorkitemRecord& w, const AuditEvent& audit) override {
+    return workitems_.PutWorkitem(w, audit);
+  }
+  Status UpdateWorkitem(const WorkitemRecord& w, UpsState expected,
+                        const AuditEvent& audit) override {
+    return workitems_.UpdateWorkitem(w, expected, audit);
+  }
+  Result<std::optional<WorkitemRecord>> GetWorkitem(const std::string& uid) override {
+    return workitems_.GetWorkitem(uid);
+  }
+  Result<std::vector<WorkitemRecord>> ListWorkitems(const std::string& tool,
+                                                    std::optional<UpsState> state, int limit,
+                                                    int offset) override {
+    return workitems_.ListWorkitems(tool, state, limit, offset);
+  }
+  Result<std::vector<WorkitemRecord>> WorkitemsOfJob(JobId job) override {
+    return workitems_.WorkitemsOfJob(job);
+  }
+  Status PutSubscription(const UpsSubscription& u, const AuditEvent& audit) override {
+    return workitems_.PutSubscription(u, audit);
+  }
+  Status DeleteSubscription(const std::string& subscriber_ae, const std::string& tool,
+                            const std::string& workitem_uid, const AuditEvent& audit) override {
+    return workitems_.DeleteSubscription(subscriber_ae, tool, workitem_uid, audit);
+  }
+  Result<std::vector<UpsSubscription>> ListSubscriptions(const std::string& tool,
+                                                         const std::string& workitem_uid) override {
+    return workitems_.ListSubscriptions(tool, workitem_uid);
+  }
+
   // Inserts an audit row stamped with the index's policy hash when the event carries none.
   Status Audit(SqliteConnection& c, const AuditEvent& e) {
     std::string hash;
@@ -1161,6 +1228,12 @@ class SqliteIndex final : public Index {
   std::mutex policy_mu_;
   std::string policy_hash_;  // guarded by policy_mu_
   SqliteReaderPool readers_;
+  // The RIS (HL7 v2) tables; keeps references only (writer_ is bound, not used, before it is
+  // constructed).
+  SqliteRisTables ris_{writer_, readers_};
+  // The UPS worklist tables; keeps references only, like ris_.
+  SqliteWorkitems workitems_{
+      writer_, readers_, [this](SqliteConnection& c, const AuditEvent& e) { return Audit(c, e); }};
   SqliteWriter writer_;  // last: stopped first, while the pool is still there
 };
 

@@ -9,6 +9,8 @@ set -uo pipefail
 study_dir="${1:?usage: on-study.sh STUDY_DIR}"
 : "${NODE_WORK:?} ${NODE_BUILD:?} ${NODE_AET:?} ${NODE_CONDUIT_AET:?}"
 : "${NODE_CONDUIT_HOST:?} ${NODE_CONDUIT_PORT:?} ${NODE_MODE:?}"
+# Optional: NODE_SLOW_S (slow mode's delay, default 30), NODE_PID (storescp, for crash mode),
+# NODE_BAD_ONLY (wrong-study and echo modes).
 export TCP_NODELAY=1
 
 runs="$NODE_WORK/runs"
@@ -71,6 +73,64 @@ case "$NODE_MODE" in
     first="$(find "$input" -type f | sort | head -n 1)"
     send "an input back" "$first"
     [[ "${NODE_BAD_ONLY:-0}" == 1 ]] || { results && send results "$output"/*; }
+    ;;
+  slow)
+    # Results held NODE_SLOW_S seconds (a tool slower than its declared turnaround).
+    slow_s="${NODE_SLOW_S:-30}"
+    if results; then
+      note "slow: holding results for ${slow_s} s"
+      sleep "$slow_s"
+      send results "$output"/*
+    fi
+    ;;
+  crash)
+    # The node dies with the study received and nothing sent back: storescp (NODE_PID) is
+    # killed, as a tool host that crashed would be.
+    note "crash: killing storescp (pid ${NODE_PID:-unknown}) without sending results"
+    if [[ -n "${NODE_PID:-}" ]]; then
+      kill -TERM "$NODE_PID" 2>/dev/null
+      for _ in $(seq 1 20); do
+        kill -0 "$NODE_PID" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill -KILL "$NODE_PID" 2>/dev/null
+    fi
+    exit 0
+    ;;
+  malformed)
+    # Well-encoded files whose content is broken for their SOP class, so storescu sends them
+    # and the receiver must quarantine them: the SEG without its Pixel Data (7FE0,0010), the
+    # TID 1500 SR without its Content Sequence (0040,A730) and its evidence (0040,A375).
+    if results; then
+      bad=0
+      dcmodify --no-backup --erase "(7fe0,0010)" "$output/seg.dcm" >>"$log" 2>&1 || bad=1
+      dcmodify --no-backup --erase "(0040,a730)" --erase "(0040,a375)" \
+        "$output/sr.dcm" >>"$log" 2>&1 || bad=1
+      if [[ $bad -eq 0 ]]; then
+        note "malformed: SEG without Pixel Data, SR without content or evidence"
+        send "malformed results" "$output"/*
+      else
+        note "malformed: dcmodify failed; nothing sent"
+      fi
+    fi
+    ;;
+  wrong-references)
+    # Every Referenced SOP Instance UID (0008,1155), at any depth, of the results that point
+    # at the inputs (the SEG's source images, the SC's source image) is replaced by a new UID
+    # of no instance in the study; the SR still references the SEG.
+    if results; then
+      bad=0
+      for file in "$output/seg.dcm" "$output/sc.dcm"; do
+        wrong="2.25.$(od -An -N7 -tu8 /dev/urandom | tr -d ' ')"
+        dcmodify --no-backup --modify-all "(0008,1155)=$wrong" "$file" >>"$log" 2>&1 || bad=1
+      done
+      if [[ $bad -eq 0 ]]; then
+        note "wrong-references: SEG and SC reference instances not in the study"
+        send "results with wrong references" "$output"/*
+      else
+        note "wrong-references: dcmodify failed; nothing sent"
+      fi
+    fi
     ;;
   *)
     note "unknown mode $NODE_MODE"

@@ -1,0 +1,510 @@
+#include "http/ups_event_channel.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "http/ups_body.h"
+
+namespace conduit {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+constexpr char kUpsEventSopClass[] = "1.2.840.10008.5.1.4.34.6.4";
+constexpr char kUpsWellKnownInstance[] = "1.2.840.10008.5.1.4.34.5";
+constexpr uint16_t kNEventReportRq = 0x0100;
+constexpr size_t kMaxHeaderBytes = 8192;
+constexpr size_t kMaxClientMessageBytes = 64 * 1024;
+// How long Stop() lets connections close politely before it cancels what is left.
+constexpr auto kStopGrace = std::chrono::milliseconds(700);
+// The closing handshake a connection waits for, once it started closing.
+constexpr auto kCloseTimeout = std::chrono::milliseconds(500);
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || HexDigit(s[i + 1]) < 0 || HexDigit(s[i + 2]) < 0) {
+      return std::nullopt;
+    }
+    out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+// The AE title of /ws/subscribers/{ae} or /subscribers/{ae}; nullopt for another path, and
+// `bad_ae` set when the path is right but the AE title is not one.
+std::optional<std::string> AeOfPath(std::string_view target, bool& bad_ae) {
+  bad_ae = false;
+  target = target.substr(0, target.find('?'));
+  for (std::string_view prefix : {"/ws/subscribers/", "/subscribers/"}) {
+    if (!target.starts_with(prefix)) continue;
+    std::string_view rest = target.substr(prefix.size());
+    if (rest.find('/') != std::string_view::npos) return std::nullopt;
+    std::optional<std::string> decoded = PercentDecode(rest);
+    std::optional<std::string> ae = decoded ? ParseUpsAeTitle(*decoded) : std::nullopt;
+    if (!ae) bad_ae = true;
+    return ae;
+  }
+  return std::nullopt;
+}
+
+std::string BearerOf(const http::request<http::empty_body>& req) {
+  const auto it = req.find(http::field::authorization);
+  if (it == req.end()) return {};
+  std::string_view v(it->value().data(), it->value().size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  constexpr std::string_view kScheme = "bearer";
+  if (v.size() <= kScheme.size()) return {};
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != kScheme[i]) return {};
+  }
+  if (v[kScheme.size()] != ' ') return {};
+  v.remove_prefix(kScheme.size());
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return std::string(v);
+}
+
+}  // namespace
+
+class UpsEventChannel::Impl {
+ public:
+  class Session;
+
+  Impl(UpsEventChannelOptions options, Authorizer authorize)
+      : options_(std::move(options)), authorize_(std::move(authorize)) {}
+
+  Status Start();
+  void Stop();
+  void Send(const std::string& ae, const UpsEvent& event);
+  size_t ConnectionCount(const std::string& ae) const;
+  int port() const { return port_.load(); }
+
+  // Called by sessions on the io thread.
+  void Register(const std::shared_ptr<Session>& s);
+  void Unregister(Session* s);
+  const UpsEventChannelOptions& options() const { return options_; }
+  bool Authorized(const std::string& ae, const std::string& token) const {
+    return !authorize_ || authorize_(ae, token);
+  }
+  std::atomic<size_t>& live_sessions() { return live_sessions_; }
+
+ private:
+  void Accept();
+
+  const UpsEventChannelOptions options_;
+  const Authorizer authorize_;
+  std::unique_ptr<net::io_context> ioc_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::jthread thread_;
+  std::atomic<int> port_{0};
+  std::atomic<uint16_t> next_message_id_{1};
+  std::atomic<size_t> live_sessions_{0};
+
+  // Sessions past the handshake, by AE title; Send() reads it from any thread.
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<std::shared_ptr<Session>>> open_;
+  // Every session not yet ended (io thread only): Stop() closes them.
+  std::vector<std::weak_ptr<Session>> all_;
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool run_done_ = false;
+};
+
+// One connection: HTTP upgrade request, then the WebSocket. Lives on the io thread; Send()
+// reaches it only through posted handlers and the atomic `pending_` count.
+class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Impl& owner, tcp::socket socket) : owner_(owner), ws_(std::move(socket)) {
+    ++owner_.live_sessions();
+  }
+  ~Session() { --owner_.live_sessions(); }
+
+  const std::string& ae() const { return ae_; }
+
+  void Start() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    beast::get_lowest_layer(ws_).expires_after(owner_.options().handshake_timeout);
+    http::async_read(
+        ws_.next_layer(), buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
+  }
+
+  // From Send(): false when this connection already has max_queued_events waiting.
+  bool Reserve() {
+    if (pending_.fetch_add(1) >= owner_.options().max_queued_events) {
+      pending_.fetch_sub(1);
+      return false;
+    }
+    return true;
+  }
+  // From Send(): true the first time the connection overflows.
+  bool MarkOverflow() { return !overflowed_.exchange(true); }
+
+  void Enqueue(std::shared_ptr<const std::string> text) {
+    if (closing_) {
+      pending_.fetch_sub(1);
+      return;
+    }
+    queue_.push_back(std::move(text));
+    if (!writing_) Write();
+  }
+
+  // A subscriber that does not read would hold a close frame behind its unread events:
+  // the socket is closed at once.
+  void CloseForOverflow() {
+    spdlog::warn("event=ups_event_channel_overflow ae=\"{}\" queued={}: closing the connection",
+                 ae_, owner_.options().max_queued_events);
+    End();
+  }
+
+  void Close(const websocket::close_reason& reason) {
+    if (closing_) return;
+    closing_ = true;
+    if (!open_) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(ws_).socket().close(ignored);
+      return;
+    }
+    ws_.async_close(reason, [self = shared_from_this()](beast::error_code) { self->End(); });
+  }
+
+ private:
+  void OnRequest(beast::error_code ec) {
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != net::error::operation_aborted) {
+        spdlog::info("event=ups_event_channel_refused reason=\"unreadable request: {}\"",
+                     ec.message());
+      }
+      return End();
+    }
+    if (closing_) return End();
+    const http::request<http::empty_body>& req = parser_->get();
+    bool bad_ae = false;
+    const std::optional<std::string> ae =
+        AeOfPath(std::string_view(req.target().data(), req.target().size()), bad_ae);
+    if (!ae) {
+      return Refuse(bad_ae ? http::status::bad_request : http::status::not_found,
+                    bad_ae ? "the AE title in the path is not 1-16 printable characters"
+                           : "no such resource: open /ws/subscribers/{AETitle}",
+                    bad_ae ? "invalid AE title" : "unknown path");
+    }
+    ae_ = *ae;
+    if (!websocket::is_upgrade(req)) {
+      return Refuse(http::status::upgrade_required,
+                    "the event channel is a WebSocket: send Upgrade: websocket", "not an upgrade");
+    }
+    const std::string token = BearerOf(req);
+    if (!owner_.Authorized(ae_, token)) {
+      return Refuse(http::status::unauthorized,
+                    token.empty() ? "a bearer token is required" : "the bearer token is not valid",
+                    token.empty() ? "no bearer token" : "wrong token");
+    }
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeouts =
+        websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.handshake_timeout = kCloseTimeout;
+    ws_.set_option(timeouts);
+    ws_.read_message_max(kMaxClientMessageBytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "conduit"); }));
+    ws_.async_accept(req, [self = shared_from_this()](beast::error_code accept_ec) {
+      self->OnAccepted(accept_ec);
+    });
+  }
+
+  void Refuse(http::status status, std::string message, const char* reason) {
+    spdlog::warn("event=ups_event_channel_refused status={} reason=\"{}\"",
+                 static_cast<int>(status), reason);
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::content_type, "application/json");
+    if (status == http::status::unauthorized) {
+      res->set(http::field::www_authenticate, "Bearer realm=\"conduit\"");
+    }
+    res->body() = nlohmann::json{{"error", std::move(message)}}.dump();
+    res->keep_alive(false);
+    res->prepare_payload();
+    http::async_write(
+        ws_.next_layer(), *res, [self = shared_from_this(), res](beast::error_code, size_t) {
+          beast::error_code ignored;
+          beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+          self->End();
+        });
+  }
+
+  void OnAccepted(beast::error_code ec) {
+    parser_.reset();
+    if (ec) {
+      spdlog::info("event=ups_event_channel_refused reason=\"handshake failed: {}\"", ec.message());
+      return End();
+    }
+    if (closing_) return End();
+    open_ = true;
+    owner_.Register(shared_from_this());
+    spdlog::info("event=ups_event_channel_opened ae=\"{}\"", ae_);
+    Read();
+  }
+
+  void Read() {
+    ws_.async_read(read_buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        if (ec != websocket::error::closed && ec != net::error::operation_aborted) {
+          spdlog::info("event=ups_event_channel_closed ae=\"{}\" reason=\"{}\"", self->ae_,
+                       ec.message());
+        } else {
+          spdlog::info("event=ups_event_channel_closed ae=\"{}\"", self->ae_);
+        }
+        return self->End();
+      }
+      self->read_buffer_.consume(self->read_buffer_.size());  // subscribers have nothing to say
+      self->Read();
+    });
+  }
+
+  void Write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(*queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->queue_.pop_front();
+                      self->pending_.fetch_sub(1);
+                      if (ec || self->closing_) {
+                        self->writing_ = false;
+                        if (ec && !self->closing_) self->End();
+                        return;
+                      }
+                      if (self->queue_.empty()) {
+                        self->writing_ = false;
+                      } else {
+                        self->Write();
+                      }
+                    });
+  }
+
+  // The connection is over: forget it (idempotent).
+  void End() {
+    if (ended_) return;
+    ended_ = true;
+    closing_ = true;
+    owner_.Unregister(this);
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  Impl& owner_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> parser_;
+  beast::flat_buffer read_buffer_;
+  std::string ae_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> overflowed_{false};
+  bool writing_ = false;
+  bool open_ = false;
+  bool closing_ = false;
+  bool ended_ = false;
+};
+
+Status UpsEventChannel::Impl::Start() {
+  if (thread_.joinable()) return FailedPrecondition("ups event channel: already started");
+  ioc_ = std::make_unique<net::io_context>(1);
+  const std::string where = options_.bind + ":" + std::to_string(options_.port);
+  beast::error_code ec;
+  tcp::resolver resolver(*ioc_);
+  auto endpoints = resolver.resolve(options_.bind, std::to_string(options_.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    ioc_.reset();
+    return Unavailable("ups event channel: bind " + where + ": cannot resolve the address");
+  }
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  acceptor_ = std::make_unique<tcp::acceptor>(*ioc_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    acceptor_.reset();
+    ioc_.reset();
+    return Unavailable("ups event channel: bind " + where + ": " + ec.message());
+  }
+  port_ = acceptor_->local_endpoint(ec).port();
+  {
+    std::lock_guard lock(done_mu_);
+    run_done_ = false;
+  }
+  Accept();
+  thread_ = std::jthread([this] {
+    pthread_setname_np(pthread_self(), "ups-events");
+    try {
+      ioc_->run();
+    } catch (const std::exception& e) {
+      spdlog::error("ups event channel: io thread failed: {}", e.what());
+    }
+    {
+      std::lock_guard lock(done_mu_);
+      run_done_ = true;
+    }
+    done_cv_.notify_all();
+  });
+  spdlog::info("ups event channel listening on {}:{}", options_.bind, port_.load());
+  return Status::Ok();
+}
+
+void UpsEventChannel::Impl::Accept() {
+  acceptor_->async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec != net::error::operation_aborted) {
+        spdlog::warn("ups event channel: accept failed: {}", ec.message());
+        Accept();
+      }
+      return;
+    }
+    if (live_sessions_.load() >= options_.max_connections) {
+      spdlog::warn("event=ups_event_channel_refused reason=\"{} connections open\"",
+                   options_.max_connections);
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      socket.set_option(tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(*this, std::move(socket));
+      std::erase_if(all_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+      all_.push_back(session);
+      session->Start();
+    }
+    Accept();
+  });
+}
+
+void UpsEventChannel::Impl::Stop() {
+  if (!thread_.joinable()) return;
+  net::post(*ioc_, [this] {
+    beast::error_code ignored;
+    acceptor_->close(ignored);
+    for (const std::weak_ptr<Session>& w : all_) {
+      if (auto s = w.lock()) {
+        s->Close(websocket::close_reason(websocket::close_code::going_away, "gateway stopping"));
+      }
+    }
+    all_.clear();
+  });
+  {
+    std::unique_lock lock(done_mu_);
+    if (!done_cv_.wait_for(lock, kStopGrace, [this] { return run_done_; })) ioc_->stop();
+  }
+  thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    open_.clear();
+  }
+  acceptor_.reset();
+  ioc_.reset();  // destroys handlers still queued, and with them their sessions
+  port_ = 0;
+}
+
+void UpsEventChannel::Impl::Register(const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(mu_);
+  open_[s->ae()].push_back(s);
+}
+
+void UpsEventChannel::Impl::Unregister(Session* s) {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(s->ae());
+  if (it == open_.end()) return;
+  std::erase_if(it->second, [s](const std::shared_ptr<Session>& p) { return p.get() == s; });
+  if (it->second.empty()) open_.erase(it);
+}
+
+void UpsEventChannel::Impl::Send(const std::string& ae, const UpsEvent& event) {
+  // Under mu_ throughout: Stop() empties open_ under it before the io_context goes away.
+  std::lock_guard lock(mu_);
+  auto it = open_.find(ae);
+  if (it == open_.end() || !ioc_) return;
+  auto text =
+      std::make_shared<const std::string>(EventReportJson(event, next_message_id_.fetch_add(1)));
+  for (const std::shared_ptr<Session>& s : it->second) {
+    if (s->Reserve()) {
+      net::post(*ioc_, [s, text] { s->Enqueue(text); });
+    } else if (s->MarkOverflow()) {
+      net::post(*ioc_, [s] { s->CloseForOverflow(); });
+    }
+  }
+}
+
+size_t UpsEventChannel::Impl::ConnectionCount(const std::string& ae) const {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(ae);
+  return it == open_.end() ? 0 : it->second.size();
+}
+
+UpsEventChannel::UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(authorize))) {}
+
+UpsEventChannel::~UpsEventChannel() { Stop(); }
+
+Status UpsEventChannel::Start() { return impl_->Start(); }
+void UpsEventChannel::Stop() { impl_->Stop(); }
+int UpsEventChannel::port() const { return impl_->port(); }
+
+void UpsEventChannel::Send(const std::string& subscriber_ae, const UpsEvent& event) {
+  impl_->Send(subscriber_ae, event);
+}
+
+size_t UpsEventChannel::ConnectionCount(const std::string& ae_title) const {
+  return impl_->ConnectionCount(ae_title);
+}
+
+std::string UpsEventChannel::EventReportJson(const UpsEvent& event, uint16_t message_id) {
+  using json = nlohmann::json;
+  json out = json::object();
+  json attributes = json::parse(event.attributes, nullptr, /*allow_exceptions=*/false);
+  if (attributes.is_object()) out = std::move(attributes);
+  auto attr = [](const char* vr, json value) {
+    return json{{"vr", vr}, {"Value", json::array({std::move(value)})}};
+  };
+  out["00000002"] = attr("UI", kUpsEventSopClass);
+  out["00000100"] = attr("US", kNEventReportRq);
+  out["00000110"] = attr("US", message_id);
+  out["00001000"] = attr(
+      "UI", event.workitem_uid.empty() ? std::string(kUpsWellKnownInstance) : event.workitem_uid);
+  out["00001002"] = attr("US", event.event_type);
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace conduit

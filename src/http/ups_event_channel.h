@@ -1,0 +1,72 @@
+// UpsEventChannel: the UPS-RS event channel (IHE AIW-I RAD-109 "Open Event Channel", PS3.18
+// §8.10.4 Open Notification Connection) and the notifications sent over it (RAD-87, PS3.18
+// §8.10.5/§11.13 Send Event Report). A WebSocket server (Boost.Beast) on its own port:
+//   GET /ws/subscribers/{AETitle}   (also /subscribers/{AETitle}), Upgrade: websocket
+// with "Authorization: Bearer <token>" when an authorizer is set. Each Send() becomes one
+// text frame holding the DICOM JSON of the N-EVENT-REPORT (EventReportJson) on every open
+// connection of that AE title. Events for an AE without an open connection are dropped (the
+// subscriber catches up by query, as PS3.4 CC.2.4.3 allows). Frames from the client are read
+// and ignored (only close and ping matter).
+// Back-pressure: each connection holds at most max_queued_events unsent events; one that
+// falls further behind is closed (close code 1008, logged) and may reconnect and re-query.
+// Threads: one io thread ("ups-events"), started by Start(), joined by Stop() within a second.
+// Thread safety: Send(), ConnectionCount() and port() may be called from any thread;
+// Start()/Stop() from one thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "adapters/ups_worklist.h"
+#include "core/status.h"
+
+namespace conduit {
+
+struct UpsEventChannelOptions {
+  std::string bind = "127.0.0.1";
+  int port = 0;                    // 0 picks a free port (tests)
+  size_t max_queued_events = 256;  // per connection
+  size_t max_connections = 256;    // over all AE titles
+  std::chrono::milliseconds handshake_timeout{10'000};
+};
+
+class UpsEventChannel final : public UpsEventSink {
+ public:
+  // Whether the bearer `token` (empty if none was sent) may open the channel of `ae_title`.
+  // Called on the io thread; must not block. Null: every caller may.
+  using Authorizer = std::function<bool(const std::string& ae_title, const std::string& token)>;
+
+  UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize);
+  ~UpsEventChannel() override;  // Stop()s
+
+  // Binds bind:port and starts the io thread. Errors: kUnavailable if the port cannot be
+  // bound; kFailedPrecondition if already started.
+  Status Start();
+  // Closes every connection (close frame, then the socket) and joins the io thread; at most
+  // about a second. Idempotent.
+  void Stop();
+  int port() const;
+
+  // Queues `event` for every open connection of `subscriber_ae`; never blocks.
+  void Send(const std::string& subscriber_ae, const UpsEvent& event) override;
+
+  // Open (handshake done) connections of `ae_title`.
+  size_t ConnectionCount(const std::string& ae_title) const;
+
+  // The Event Report of `event` as DICOM JSON text: Affected SOP Class UID (0000,0002) of the
+  // UPS Event SOP Class (1.2.840.10008.5.1.4.34.6.4), Command Field (0000,0100) N-EVENT-REPORT-RQ,
+  // Message ID (0000,0110), Affected SOP Instance UID (0000,1000) (the workitem, or the well-known
+  // UPS instance 1.2.840.10008.5.1.4.34.5 for an SCP Status Change), Event Type ID (0000,1002),
+  // then the event's attributes (an attributes text that is not a JSON object is left out).
+  static std::string EventReportJson(const UpsEvent& event, uint16_t message_id);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace conduit

@@ -1,0 +1,311 @@
+#include "http/ups_event_channel.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace conduit {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 20s;  // generous: the machine is shared
+
+// Polls `done` until true or kWait passes.
+template <typename F>
+bool Eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+UpsEvent StateReport(const std::string& uid, const std::string& state) {
+  UpsEvent e;
+  e.event_type = 1;
+  e.workitem_uid = uid;
+  e.attributes = json{{"00741000", {{"vr", "CS"}, {"Value", {state}}}},
+                      {"00404041", {{"vr", "CS"}, {"Value", {"READY"}}}}}
+                     .dump();
+  return e;
+}
+
+// A WebSocket client on its own io_context; every operation bounded by kWait.
+class Client {
+ public:
+  // Connects to 127.0.0.1:port and upgrades `target`; the handshake's HTTP response is kept.
+  beast::error_code Open(int port, const std::string& target, const std::string& token) {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).expires_after(kWait);
+    beast::get_lowest_layer(ws_).socket().connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)), ec);
+    if (ec) return ec;
+    if (!token.empty()) {
+      ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+        req.set(http::field::authorization, "Bearer " + token);
+      }));
+    }
+    bool done = false;
+    ws_.async_handshake(response_, "127.0.0.1:" + std::to_string(port), target,
+                        [&](beast::error_code e) {
+                          ec = e;
+                          done = true;
+                        });
+    Run(done);
+    if (!done) return net::error::timed_out;
+    if (!ec) beast::get_lowest_layer(ws_).expires_never();
+    return ec;
+  }
+
+  // The next text message, or nullopt on close, error or timeout (`error` says which).
+  std::optional<std::string> Read(beast::error_code* error = nullptr) {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    bool done = false;
+    ws_.async_read(buffer, [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    });
+    Run(done);
+    if (!done) {
+      beast::get_lowest_layer(ws_).close();
+      Run(done);
+      ec = net::error::timed_out;
+    }
+    if (error) *error = ec;
+    if (ec) return std::nullopt;
+    return beast::buffers_to_string(buffer.data());
+  }
+
+  const websocket::response_type& response() const { return response_; }
+
+ private:
+  void Run(bool& done) {
+    ioc_.restart();
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (!done && std::chrono::steady_clock::now() < deadline) ioc_.run_for(100ms);
+  }
+
+  net::io_context ioc_;
+  websocket::stream<beast::tcp_stream> ws_{ioc_};
+  websocket::response_type response_;
+};
+
+class UpsEventChannelTest : public ::testing::Test {
+ protected:
+  void StartChannel(UpsEventChannelOptions options = {}) {
+    options.bind = "127.0.0.1";
+    options.port = 0;
+    channel_ = std::make_unique<UpsEventChannel>(
+        options, [](const std::string& ae, const std::string& token) {
+          return (ae == "PERF1" && token == "token-one") || (ae == "PERF2" && token == "token-two");
+        });
+    ASSERT_TRUE(channel_->Start().ok());
+    ASSERT_GT(channel_->port(), 0);
+  }
+  void TearDown() override {
+    if (channel_) channel_->Stop();
+  }
+
+  std::unique_ptr<UpsEventChannel> channel_;
+};
+
+TEST_F(UpsEventChannelTest, SubscriberReceivesTheEventReportAsDicomJson) {
+  StartChannel();
+  Client client;
+  ASSERT_FALSE(client.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  ASSERT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
+
+  channel_->Send("PERF2", StateReport("2.25.2", "SCHEDULED"));  // another AE: not for us
+  channel_->Send("PERF1", StateReport("2.25.1", "IN PROGRESS"));
+  std::optional<std::string> text = client.Read();
+  ASSERT_TRUE(text);
+  json report = json::parse(*text);
+  EXPECT_EQ(report["00000002"]["Value"][0], "1.2.840.10008.5.1.4.34.6.4");
+  EXPECT_EQ(report["00000002"]["vr"], "UI");
+  EXPECT_EQ(report["00000100"]["Value"][0], 0x0100);
+  EXPECT_EQ(report["00000110"]["vr"], "US");
+  EXPECT_EQ(report["00001000"]["Value"][0], "2.25.1");
+  EXPECT_EQ(report["00001002"]["Value"][0], 1);
+  EXPECT_EQ(report["00001002"]["vr"], "US");
+  EXPECT_EQ(report["00741000"]["Value"][0], "IN PROGRESS");
+  EXPECT_EQ(report["00404041"]["Value"][0], "READY");
+}
+
+TEST_F(UpsEventChannelTest, EventsKeepTheirOrderAndReachEveryConnectionOfTheAe) {
+  StartChannel();
+  Client a, b;
+  ASSERT_FALSE(a.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  ASSERT_FALSE(b.Open(channel_->port(), "/subscribers/PERF1", "token-one"));
+  ASSERT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 2; }));
+  for (int i = 0; i < 20; ++i)
+    channel_->Send("PERF1", StateReport("2.25." + std::to_string(i), "SCHEDULED"));
+  for (Client* c : {&a, &b}) {
+    for (int i = 0; i < 20; ++i) {
+      std::optional<std::string> text = c->Read();
+      ASSERT_TRUE(text) << i;
+      EXPECT_EQ(json::parse(*text)["00001000"]["Value"][0], "2.25." + std::to_string(i));
+    }
+  }
+}
+
+TEST_F(UpsEventChannelTest, RefusalsAnswerHttpWithAReason) {
+  StartChannel();
+  struct Case {
+    std::string target, token;
+    unsigned status;
+  };
+  const Case cases[] = {
+      {"/ws/subscribers/PERF1", "", 401},
+      {"/ws/subscribers/PERF1", "token-two", 401},
+      {"/ws/workitems/PERF1", "token-one", 404},
+      {"/ws/subscribers/" + std::string(17, 'A'), "token-one", 400},
+      {"/ws/subscribers/BAD%5CAE", "token-one", 400},
+  };
+  for (const Case& c : cases) {
+    Client client;
+    beast::error_code ec = client.Open(channel_->port(), c.target, c.token);
+    EXPECT_EQ(ec, websocket::error::upgrade_declined) << c.target;
+    EXPECT_EQ(client.response().result_int(), c.status) << c.target;
+    EXPECT_NE(client.response().body().find("error"), std::string::npos) << c.target;
+  }
+  EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+}
+
+TEST_F(UpsEventChannelTest, PlainHttpRequestGets426) {
+  StartChannel();
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(
+      tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(channel_->port())));
+  const std::string request =
+      "GET /ws/subscribers/PERF1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-one\r\n\r\n";
+  net::write(socket, net::buffer(request));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 426u);
+}
+
+TEST_F(UpsEventChannelTest, SubscriberThatFallsBehindIsClosed) {
+  UpsEventChannelOptions options;
+  options.max_queued_events = 4;
+  StartChannel(options);
+  Client client;  // never reads
+  ASSERT_FALSE(client.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  ASSERT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
+  UpsEvent big = StateReport("2.25.1", "IN PROGRESS");
+  big.attributes = json{{"00741238", {{"vr", "LT"}, {"Value", {std::string(60'000, 'x')}}}}}.dump();
+  // Far more than the socket buffers hold: the channel must not block nor grow without end.
+  for (int i = 0; i < 2000 && channel_->ConnectionCount("PERF1") > 0; ++i) {
+    channel_->Send("PERF1", big);
+  }
+  EXPECT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 0; }));
+}
+
+TEST_F(UpsEventChannelTest, StopClosesOpenConnectionsPromptly) {
+  StartChannel();
+  Client a, b;
+  ASSERT_FALSE(a.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  ASSERT_FALSE(b.Open(channel_->port(), "/ws/subscribers/PERF2", "token-two"));
+  ASSERT_TRUE(Eventually([&] {
+    return channel_->ConnectionCount("PERF1") == 1 && channel_->ConnectionCount("PERF2") == 1;
+  }));
+  // A third connection that never finishes its HTTP request.
+  net::io_context ioc;
+  tcp::socket idle(ioc);
+  idle.connect(
+      tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(channel_->port())));
+  const auto start = std::chrono::steady_clock::now();
+  channel_->Stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 5s) << "Stop() should take about a second at most";
+  beast::error_code ec;
+  EXPECT_FALSE(a.Read(&ec));
+  EXPECT_NE(ec, net::error::timed_out);
+  EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+  channel_->Send("PERF1", StateReport("2.25.1", "SCHEDULED"));  // after Stop: dropped
+}
+
+TEST_F(UpsEventChannelTest, SendWithoutSubscribersOrBeforeStartIsDropped) {
+  UpsEventChannel idle({}, nullptr);
+  idle.Send("PERF1", StateReport("2.25.1", "SCHEDULED"));
+  StartChannel();
+  channel_->Send("NOBODY", StateReport("2.25.1", "SCHEDULED"));
+  EXPECT_EQ(channel_->ConnectionCount("NOBODY"), 0u);
+}
+
+TEST(UpsEventReportTest, ScpStatusChangeUsesTheWellKnownInstanceAndBadAttributesAreLeftOut) {
+  UpsEvent e;
+  e.event_type = 4;
+  e.attributes = "not json";
+  json report = json::parse(UpsEventChannel::EventReportJson(e, 7));
+  EXPECT_EQ(report["00001000"]["Value"][0], "1.2.840.10008.5.1.4.34.5");
+  EXPECT_EQ(report["00001002"]["Value"][0], 4);
+  EXPECT_EQ(report["00000110"]["Value"][0], 7);
+  EXPECT_EQ(report.size(), 5u);
+}
+
+// An independent client: python3's websocket-client (python3-websocket).
+TEST_F(UpsEventChannelTest, PythonWebsocketClientReceivesTheEvent) {
+  if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
+  StartChannel();
+  const std::filesystem::path out = std::filesystem::temp_directory_path() /
+                                    ("ups_event_py_" + std::to_string(::getpid()) + ".txt");
+  const std::string script =
+      "import sys, websocket\n"
+      "ws = websocket.create_connection('ws://127.0.0.1:" +
+      std::to_string(channel_->port()) +
+      "/ws/subscribers/PERF2', header=['Authorization: Bearer token-two'], timeout=20)\n"
+      "op, data = ws.recv_data()\n"
+      "print(op)\n"
+      "print(data.decode())\n"
+      "ws.close()\n";
+  const std::filesystem::path py = out.string() + ".py";
+  std::ofstream(py) << script;
+  int rc = -1;
+  std::thread runner([&] {
+    rc = std::system(
+        ("timeout 60 /usr/bin/python3 " + py.string() + " > " + out.string() + " 2>&1").c_str());
+  });
+  const bool connected = Eventually([&] { return channel_->ConnectionCount("PERF2") == 1; });
+  if (connected) channel_->Send("PERF2", StateReport("2.25.42", "COMPLETED"));
+  runner.join();
+  std::ifstream in(out);
+  std::stringstream got;
+  got << in.rdbuf();
+  std::filesystem::remove(out);
+  std::filesystem::remove(py);
+  ASSERT_TRUE(connected) << got.str();
+  ASSERT_EQ(rc, 0) << got.str();
+  std::string opcode, text;
+  std::getline(got, opcode);
+  std::getline(got, text);
+  EXPECT_EQ(opcode, "1") << "a text frame (opcode 1)";
+  json report = json::parse(text);
+  EXPECT_EQ(report["00001000"]["Value"][0], "2.25.42");
+  EXPECT_EQ(report["00741000"]["Value"][0], "COMPLETED");
+}
+
+}  // namespace
+}  // namespace conduit

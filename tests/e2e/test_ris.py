@@ -1,0 +1,185 @@
+"""The RIS over HL7 v2.5.1 / MLLP end to end, with the RIS simulator (tools/ris_sim): the RIS's
+"exam completed" order completes a study ahead of its quiet period; once the results are in
+PACS the RIS receives the priority update (the reference tool's finding is urgent by the rule)
+and the ORU^R01 with the AI finding, in that order, for the original patient; a RIS that is
+down gets them when it is back; a refusal (AR) is final and audited; the RIS's own reports are
+stored as ground truth."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
+                     storescu, wait_until, free_port, stop_process, BUILD, ENV)
+
+RIS_SIM = os.path.join(BUILD, "conduit-ris-sim")
+PATIENT = "RIS-E2E-4410"
+ACCESSION = "ACC-E2E-91"
+
+
+class RisSim:
+    """The RIS simulator listening on `port` (0: any free one) and logging what it receives."""
+
+    def __init__(self, root, mode="aa", port=0):
+        self.root = os.path.join(root, "ris")
+        os.makedirs(self.root, exist_ok=True)
+        self.mode = mode
+        self.port = port
+        self.log_path = os.path.join(self.root, f"received-{mode}.jsonl")
+        self.proc = None
+
+    def start(self):
+        port_file = os.path.join(self.root, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.err = open(os.path.join(self.root, "sim.log"), "a")
+        self.proc = subprocess.Popen([RIS_SIM, "--listen", str(self.port), "--bind", "127.0.0.1",
+                                      "--mode", self.mode, "--log", self.log_path, "--port-file", port_file],
+                                     stdout=self.err, stderr=self.err, env=ENV)
+        wait_until("the RIS simulator", lambda: self._alive() and os.path.exists(port_file)
+                   and open(port_file).read().strip(), timeout=30)
+        self.port = int(open(port_file).read())
+        return self
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            raise PeerExited(f"ris sim exited with {self.proc.returncode}")
+        return True
+
+    def stop(self):
+        stop_process(self.proc)
+        self.err.close()
+
+    def received(self):
+        if not os.path.exists(self.log_path):
+            return []
+        return [json.loads(line) for line in open(self.log_path) if line.strip()]
+
+
+def send_to_conduit(port, kind, **fields):
+    """Sends an ORM "exam completed" or an ORU report to Conduit's MLLP listener; the exit code
+    is the ACK's (0 for AA)."""
+    cmd = [RIS_SIM, "--send", kind, "--to", f"127.0.0.1:{port}", "--ack-timeout-ms", "20000"]
+    for key, value in fields.items():
+        cmd += ["--" + key.replace("_", "-"), value]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=ENV)
+
+
+class RisTest(E2ETest):
+    def gateway(self, pacs, ris_port, stable_after="1s"):
+        listen = free_port()
+        config = {
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port, "timeout": "5s"}],
+            "tools": [self.reference_tool()],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
+                        "results_to": ["pacs"], "stable_after": stable_after}],
+            "ris": {"host": "127.0.0.1", "port": ris_port, "receiving_application": "RIS",
+                    "sending_facility": "AIHUB", "listen_port": listen, "listen_bind": "127.0.0.1",
+                    "ack_timeout": "5s", "connect_timeout": "2s",
+                    "retry": {"initial_backoff": "200ms", "max_backoff": "1s"},
+                    "send": {"results": True, "priority": "omi"},
+                    "urgent_when": {"codes": ["SCT:52101004"]}},
+        }
+        conduit = Conduit(self.tmp, config)
+        conduit.mllp_port = listen
+        return self.started(conduit)
+
+    def study(self, slices=6):
+        files = make_study(self.dir("study"), "CT", slices=slices, rows=64, cols=64,
+                           extra=["--patient-id", PATIENT, "--accession", ACCESSION])
+        return files, read_uids(files[0])[0]
+
+    def audit(self, conduit):
+        return conduit.api("/api/audit?limit=1000")["events"]
+
+    def expect_priority_then_results(self, ris, ctx):
+        messages = wait_until("the priority update and the results at the RIS",
+                              lambda: (lambda m: m if len(m) >= 2 else None)(ris.received()), timeout=60)
+        self.assertEqual([m["type"] for m in messages[:2]], ["OMI^O23", "ORU^R01"], ctx)
+        for m in messages[:2]:
+            self.assertEqual(m["patient_id"], PATIENT, "the RIS gets the original patient")
+            self.assertEqual(m["accession"], ACCESSION)
+        self.assertEqual(messages[0]["priority"], "S", f"stat: {messages[0]}")
+        self.assertTrue(messages[1]["obx"], "the ORU carries the AI findings")
+        self.assertEqual(len({m["control_id"] for m in messages}), len(messages), "nothing sent twice")
+        return messages
+
+    def test_an_exam_completed_order_completes_the_study_and_the_ris_gets_priority_then_findings(self):
+        pacs = self.started(Orthanc(self.tmp))
+        ris = self.started(RisSim(self.tmp))
+        # The quiet period is ten minutes: only the RIS's order can complete the study in time.
+        conduit = self.gateway(pacs, ris.port, stable_after="600s")
+        files, study_uid = self.study()
+        storescu(conduit.dicom_port, files)
+        wait_until("the instances indexed",
+                   lambda: conduit.api("/api/studies?limit=10")["studies"], timeout=30)
+        answer = send_to_conduit(conduit.mllp_port, "orm-complete", accession=ACCESSION, patient_id=PATIENT)
+        self.assertEqual(answer.returncode, 0, f"AA expected: {answer.stdout}{answer.stderr}")
+
+        self.wait_job_state(conduit, "done", timeout=90)
+        ctx = f"\nconduit log tail:\n{conduit.logs()[-4000:]}"
+        self.expect_priority_then_results(ris, ctx)
+        self.assertNotIn(PATIENT, conduit.logs(), "no identifier in Conduit's log")
+        time.sleep(1)
+        self.assertEqual(len(ris.received()), 2, "one priority update and one result, once each")
+
+    def test_a_ris_that_is_down_gets_the_messages_once_it_is_back(self):
+        pacs = self.started(Orthanc(self.tmp))
+        port = free_port()
+        conduit = self.gateway(pacs, port)
+        files, _ = self.study()
+        storescu(conduit.dicom_port, files)
+        self.wait_job_state(conduit, "done", timeout=90)
+        time.sleep(2)  # a few attempts fail against the closed port
+        ris = self.started(RisSim(self.tmp, port=port))
+        self.expect_priority_then_results(ris, f"\nconduit log tail:\n{conduit.logs()[-4000:]}")
+
+    def test_a_refusal_is_final_and_audited(self):
+        pacs = self.started(Orthanc(self.tmp))
+        ris = self.started(RisSim(self.tmp, mode="ar"))
+        conduit = self.gateway(pacs, ris.port)
+        files, _ = self.study()
+        storescu(conduit.dicom_port, files)
+        self.wait_job_state(conduit, "done", timeout=90)
+        wait_until("both refusals audited",
+                   lambda: len([e for e in self.audit(conduit) if "hl7" in e["action"]
+                                and e["outcome"] == "failure"]) >= 2, timeout=60)
+        time.sleep(2)
+        self.assertEqual(len(ris.received()), 2, "AR is not retried")
+
+    def test_reports_from_the_ris_are_stored_as_ground_truth(self):
+        pacs = self.started(Orthanc(self.tmp))
+        ris = self.started(RisSim(self.tmp))
+        conduit = self.gateway(pacs, ris.port)
+        answer = send_to_conduit(conduit.mllp_port, "oru-report", accession=ACCESSION, patient_id=PATIENT,
+                                 report_text="No nodule seen.", report_status="F", code="SCT:2667000",
+                                 control_id="RPT-1")
+        self.assertEqual(answer.returncode, 0, answer.stdout + answer.stderr)
+        again = send_to_conduit(conduit.mllp_port, "oru-report", accession=ACCESSION, patient_id=PATIENT,
+                                report_text="No nodule seen.", report_status="F", code="SCT:2667000",
+                                control_id="RPT-1")
+        self.assertEqual(again.returncode, 0, "a repeat is acknowledged")
+        db = sqlite3.connect(os.path.join(conduit.data_dir, "index.sqlite"))
+        try:
+            rows = db.execute("SELECT accession, result_status, report_text FROM ris_reports").fetchall()
+        finally:
+            db.close()
+        self.assertEqual(rows, [(ACCESSION, "F", "No nodule seen.")], "stored once")
+        refused = send_to_conduit(conduit.mllp_port, "@" + self.garbage_message())
+        self.assertNotEqual(refused.returncode, 0, "a message we cannot take is refused (AR)")
+
+    def garbage_message(self):
+        path = os.path.join(self.tmp, "adt.hl7")
+        with open(path, "w") as f:
+            f.write("MSH|^~\\&|RIS|T|CONDUIT|T|20261129||ADT^A01|X1|P|2.5.1\rPID|1||123\r")
+        return path
+
+
+if __name__ == "__main__":
+    unittest.main()
