@@ -18,7 +18,7 @@
 // Authentication: "Authorization: Bearer <token>". A worklist tool's token (WorklistTokens)
 // gives that tool's worklist; the administrator token, when configured, reads every worklist
 // (GET only). Refused tokens get 401 (audited as "ups_refused"). Status codes and Warning
-// headers follow PS3.18 §11; docs/conformance-ups-rs.md lists them all.
+// headers follow PS3.18 §11; docs/conformance.md (UPS-RS section) lists them all.
 // Thread safety: reentrant; called from the HTTP worker threads.
 #pragma once
 
