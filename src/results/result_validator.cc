@@ -463,6 +463,11 @@ Status ValidateSr(DcmItem& ds, const Identity& id, References& refs, ValidatedRe
     return InvalidArgument("ContentTemplateSequence names TID " + std::string(tid.c_str()) + " (" +
                            resource.c_str() + "), not TID 1500 (DCMR)");
   }
+  if (Items(ds, DCM_ContentSequence).empty()) {
+    // TID 1500 makes language, observer context, procedure reported and the measurements
+    // mandatory or conditional children of the root: an empty report is not one.
+    return InvalidArgument("the report has no content items (ContentSequence missing or empty)");
+  }
   RETURN_IF_ERROR(CheckEvidence(refs, ds, /*required=*/false));
   ContentWalker walker(refs, id.sop);
   std::string first;

@@ -259,6 +259,12 @@ const InvalidCase kInvalidCases[] = {
     {"SrRootNotAMeasurementReport",
      [](const Inputs& in) { return Sr(in, [](SrOptions& o) { o.root_code = "126001"; }); },
      "not an Imaging Measurement Report (126000, DCM)"},
+    {"SrWithoutContent",
+     [](const Inputs& in) {
+       return Edit(result_test::MeasurementReport(in),
+                   [](DcmDataset& ds) { ds.findAndDeleteElement(DCM_ContentSequence); });
+     },
+     "the report has no content items"},
     {"SrOtherTemplate",
      [](const Inputs& in) { return Sr(in, [](SrOptions& o) { o.template_id = "2000"; }); },
      "names TID 2000 (DCMR), not TID 1500"},

@@ -193,6 +193,54 @@ class DimseToolTest(E2ETest):
         self.assertEqual(len([k for k in kept if k.endswith(".reason.txt")]), 1, kept)
         self.assertEqual(len(conduit.api(f"/api/jobs/{job['id']}")["results"]), 3)
 
+    def expect_quarantined_and_nothing_unvalidated_in_pacs(self, mode, words, in_pacs):
+        pacs = self.started(Orthanc(self.tmp))
+        node = DimseToolNode(self.tmp, mode=mode)
+        conduit = self.gateway(pacs, node, retry={"max_attempts": 2, "initial_backoff": "200ms",
+                                                  "max_backoff": "200ms"})
+        self.started(node)
+        _, study_uid = self.send_study(conduit)
+        context = lambda: f"\nnode log:\n{node.log()}\nconduit log tail:\n{conduit.logs()[-3000:]}"  # noqa: E731
+        wait_until("a quarantined result",
+                   lambda: [e for e in self.audit(conduit) if e["action"] == "quarantine"], timeout=60)
+        wait_until("the job to end",
+                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
+                   timeout=90)
+        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
+        self.assertTrue(any(any(w in str(e["detail"]) for w in words) for e in events), f"{events}" + context())
+        for instance in pacs.instances_of_study(study_uid):
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
+        modalities = sorted(s["MainDicomTags"].get("Modality", "") for s in pacs.series_of(study_uid))
+        self.assertEqual(modalities, in_pacs, "only what passed validation" + context())
+        return events
+
+    def test_malformed_results_from_the_tool_node_are_quarantined(self):
+        self.expect_quarantined_and_nothing_unvalidated_in_pacs(
+            "malformed", ["Pixel", "Content", "content", "SEG", "SR", "missing"], in_pacs=["OT"])
+
+    def test_results_referencing_images_not_sent_are_quarantined(self):
+        self.expect_quarantined_and_nothing_unvalidated_in_pacs("wrong-references", ["reference", "Reference"], in_pacs=["SR"])
+
+    def test_a_tool_node_that_crashes_mid_study_is_retried_and_completes_once_it_is_back(self):
+        pacs = self.started(Orthanc(self.tmp))
+        node = DimseToolNode(self.tmp, mode="crash")
+        conduit = self.gateway(pacs, node, timeout="5s",
+                               retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
+        self.started(node)
+        _, study_uid = self.send_study(conduit)
+        wait_until("the node to crash", lambda: node.proc.poll() is not None, timeout=60)
+        job = self.wait_job_state(conduit, "dead_letter", timeout=90)[0]
+        self.assertEqual(pacs.instances_of_study(study_uid), [], "nothing delivered from a crashed tool")
+
+        # The node is back (behaving); the operator replays the job: it completes, once.
+        node.mode = "normal"
+        node.proc = None
+        self.started(node)
+        conduit.cli("jobs", "retry", str(job["id"]))
+        self.wait_job_state(conduit, "done", timeout=90)
+        self.assert_results_in_pacs(pacs, study_uid, conduit, node)
+
     def test_an_input_echoed_back_by_the_tool_is_quarantined_and_never_delivered(self):
         pacs = self.started(Orthanc(self.tmp))
         node = DimseToolNode(self.tmp, mode="echo")
