@@ -274,6 +274,9 @@ Result<WorkitemRecord> Worklist::Replace(const WorkitemRecord& abandoned) {
 Result<std::vector<WorkitemRecord>> Worklist::List(const UpsCaller& caller,
                                                    std::optional<UpsState> state, int limit,
                                                    int offset) {
+  if (Status swept = CancelWorkitemsOfEndedJobs(caller.tool); !swept.ok()) {
+    return swept.WithContext("worklist search");
+  }
   ASSIGN_OR_RETURN(std::vector<WorkitemRecord> items,
                    index_.ListWorkitems(caller.tool, state, limit, offset));
   for (WorkitemRecord& w : items) w.transaction_uid.clear();
@@ -298,6 +301,12 @@ Status Worklist::Claim(const UpsCaller& caller, const std::string& uid,
   }
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(WorkitemRecord w, Visible(caller, uid));
+  Result<bool> ended = CancelIfJobEnded(w);
+  if (!ended.ok()) return ended.status().WithContext("claim");
+  if (*ended) {
+    return FailedPrecondition(std::string("claim: the workitem is CANCELED (") + kJobEndedReason +
+                              "), not SCHEDULED");
+  }
   if (w.state != UpsState::kScheduled) {
     return FailedPrecondition("claim: the workitem is " + std::string(UpsStateName(w.state)) +
                               ", not SCHEDULED");
@@ -476,6 +485,18 @@ Status Worklist::Subscribe(const UpsCaller& caller, const std::string& subscribe
     return InvalidArgument("subscribe: the subscriber is not an AE title");
   }
   std::lock_guard lock(mu_);
+  // An AE title is one tool's: its event channel carries that tool's workitems only.
+  Result<std::vector<UpsSubscription>> held = index_.SubscriptionsOf(subscriber_ae);
+  if (!held.ok()) return held.status().WithContext("subscribe");
+  for (const UpsSubscription& s : *held) {
+    if (s.tool == caller.tool) continue;
+    spdlog::warn("event=ups_subscribe_refused tool={} subscriber={} reason=held_by_another_tool",
+                 caller.tool.empty() ? "administrator" : caller.tool, subscriber_ae);
+    return PermissionDenied("subscribe: the AE title '" + subscriber_ae +
+                            "' is already subscribed by another worklist's performer; an AE "
+                            "title belongs to one tool until all its subscriptions are removed: "
+                            "choose another AE title");
+  }
   const TimePoint now = clock_.Now();
   auto subscribe_to = [&](const WorkitemRecord& w) -> Status {
     UpsSubscription s;
@@ -555,7 +576,57 @@ Status Worklist::Suspend(const UpsCaller& caller, const std::string& subscriber_
   return NotFound("suspend: no subscription of this subscriber to the worklist");
 }
 
+Result<bool> Worklist::HoldsSubscriber(const std::string& tool, const std::string& subscriber_ae) {
+  Result<std::vector<UpsSubscription>> held = index_.SubscriptionsOf(subscriber_ae);
+  if (!held.ok()) return held.status().WithContext("worklist subscriber " + subscriber_ae);
+  return std::any_of(held->begin(), held->end(),
+                     [&](const UpsSubscription& s) { return s.tool == tool; });
+}
+
 // --- internals ---
+
+Result<bool> Worklist::CancelIfJobEnded(WorkitemRecord& w) {
+  if (w.state != UpsState::kScheduled && w.state != UpsState::kInProgress) return false;
+  ASSIGN_OR_RETURN(std::optional<JobRecord> job, index_.GetJob(w.job_id));
+  if (!job || !IsTerminal(job->state)) return false;
+  const TimePoint now = clock_.Now();
+  WorkitemRecord canceled = w;
+  canceled.state = UpsState::kCanceled;
+  canceled.updated_at = now;
+  json ds = StoredDataset(w.dataset);
+  SetState(ds, UpsState::kCanceled);
+  RecordCancellation(ds, now, kJobEndedReason);
+  canceled.dataset = Dump(ds);
+  Status st = Change(canceled, w.state, "workitem_job_ended", "worklist", kJobEndedReason);
+  if (st.code() == StatusCode::kFailedPrecondition) {
+    // Changed meanwhile (another node): the caller decides on what it is now.
+    ASSIGN_OR_RETURN(std::optional<WorkitemRecord> stored, index_.GetWorkitem(w.uid));
+    if (stored) w = *stored;
+    return false;
+  }
+  RETURN_IF_ERROR(st);
+  spdlog::info("event=workitem_canceled_job_ended tool={} job={} workitem={} was={} job_state={}",
+               w.tool, w.job_id.value, WorkitemRef(w.uid), UpsStateName(w.state),
+               JobStateName(job->state));
+  w = canceled;
+  return true;
+}
+
+Status Worklist::CancelWorkitemsOfEndedJobs(const std::string& tool) {
+  ASSIGN_OR_RETURN(std::vector<WorkitemRecord> ended,
+                   index_.OpenWorkitemsOfEndedJobs(tool, kListPage));
+  if (ended.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  for (const WorkitemRecord& found : ended) {
+    // Read again under the lock: an update may have changed the dataset since, and a replay
+    // may have made the job live again (CancelIfJobEnded reads the job again too).
+    ASSIGN_OR_RETURN(std::optional<WorkitemRecord> w, index_.GetWorkitem(found.uid));
+    if (!w) continue;
+    ASSIGN_OR_RETURN(bool canceled, CancelIfJobEnded(*w));
+    (void)canceled;
+  }
+  return Status::Ok();
+}
 
 Status Worklist::Create(const WorkitemRecord& w, const std::string& actor,
                         const std::string& detail_note) {
@@ -615,10 +686,12 @@ void Worklist::Notify(const WorkitemRecord& w, const UpsEvent& event) {
                  WorkitemRef(w.uid), subs.status().ToString());
     return;
   }
+  UpsEvent scoped = event;
+  scoped.tool = w.tool;
   std::set<std::string> told;
   for (const UpsSubscription& s : *subs) {
     if (s.workitem_uid != w.uid || !told.insert(s.subscriber_ae).second) continue;
-    events_->Send(s.subscriber_ae, event);
+    events_->Send(s.subscriber_ae, scoped);
   }
 }
 
@@ -626,6 +699,7 @@ UpsEvent Worklist::StateReport(const WorkitemRecord& w, const std::string& reaso
   UpsEvent event;
   event.event_type = 1;
   event.workitem_uid = w.uid;
+  event.tool = w.tool;
   const json ds = StoredDataset(w.dataset);
   std::string readiness = DicomJsonString(ds, upstag::kInputReadinessState);
   json attributes = {

@@ -34,6 +34,9 @@ struct UpsEvent {
   // The event's attributes as a DICOM JSON object text (PS3.18 F.2), e.g. Procedure Step
   // State, Reason For Cancellation, Progress Information; without the Transaction UID.
   std::string attributes;
+  // The worklist (tool) the workitem is on: a channel opened by another tool's performer never
+  // carries it. Empty (SCP Status Change): every subscriber may receive it.
+  std::string tool;
 };
 
 // Where the Worklist sends events: the event channel (RAD-87 over RAD-109's WebSocket).
@@ -67,7 +70,8 @@ class Worklist {
   // Schedules a workitem for `job` on `tool`'s worklist with `dataset` (DICOM JSON text of
   // the UPS attributes, built by the adapter; Procedure Step State is set here). Unless a
   // workitem of the job is already SCHEDULED or IN PROGRESS, in which case that one is
-  // returned unchanged (a dispatch retried after a crash never makes two).
+  // returned unchanged (a dispatch retried after a crash never makes two). Workitems already
+  // COMPLETED or CANCELED stay so: a replayed job dispatched again gets a new one.
   Result<WorkitemRecord> ScheduleForJob(const JobRecord& job, const std::string& tool,
                                         const std::string& dataset, const std::string& priority);
   // The job's newest workitem, after abandoning it if it is IN PROGRESS and silent (no claim
@@ -78,13 +82,16 @@ class Worklist {
   // --- UPS-RS transactions (the caller is authenticated; a tool sees its own worklist) ---
   // RAD-81: workitems of the caller's worklist (all worklists for the administrator) in
   // creation order, optionally in one state. The HTTP layer applies the query's matching.
+  // First, SCHEDULED or IN PROGRESS workitems of the worklist whose job has ended (done,
+  // failed, dead-lettered) are canceled (kJobEndedReason), so they are never offered.
   Result<std::vector<WorkitemRecord>> List(const UpsCaller& caller, std::optional<UpsState> state,
                                            int limit, int offset);
   // RAD-83. Errors: kNotFound (also for another tool's workitem).
   Result<WorkitemRecord> Get(const UpsCaller& caller, const std::string& uid);
-  // RAD-82: SCHEDULED -> IN PROGRESS under `transaction_uid` (a valid UID). Errors:
-  // kNotFound; kFailedPrecondition when not SCHEDULED (the message names the state);
-  // kInvalidArgument for a bad Transaction UID.
+  // RAD-82: SCHEDULED -> IN PROGRESS under `transaction_uid` (a valid UID). A workitem
+  // whose job has ended is canceled instead (kJobEndedReason). Errors: kNotFound;
+  // kFailedPrecondition when not SCHEDULED (the message names the state, and says when the
+  // job ended); kInvalidArgument for a bad Transaction UID.
   Status Claim(const UpsCaller& caller, const std::string& uid, const std::string& transaction_uid);
   // RAD-84: merges `changes` (DICOM JSON object text: progress information, performed
   // procedure attributes, output information) into the workitem and records the update
@@ -107,15 +114,24 @@ class Worklist {
   // `uid` is empty (optionally filtered). A new subscriber to a workitem gets its current
   // state at once (a State Report). Unsubscribe removes; Suspend stops a global subscription
   // from adding new workitems while keeping the ones already subscribed.
+  // An AE title belongs to the tool that first subscribed under it, until it has no
+  // subscription left: Subscribe errors with kAlreadyExists when another tool (or the
+  // administrator) holds subscriptions under `subscriber_ae`.
   Status Subscribe(const UpsCaller& caller, const std::string& subscriber_ae,
                    const std::string& uid, bool deletion_lock, const std::string& filter);
   Status Unsubscribe(const UpsCaller& caller, const std::string& subscriber_ae,
                      const std::string& uid);
   // Suspend errors: kNotFound when the subscriber has no subscription to the caller's worklist.
   Status Suspend(const UpsCaller& caller, const std::string& subscriber_ae);
+  // Whether `tool` holds a subscription under `subscriber_ae` (any worklist or workitem
+  // subscription): who may open that AE title's event channel. One index read; no lock.
+  Result<bool> HoldsSubscriber(const std::string& tool, const std::string& subscriber_ae);
 
   // The Reason For Cancellation of an abandoned workitem.
   static constexpr char kAbandonedReason[] = "abandoned by its performer";
+  // The Reason For Cancellation of a workitem whose job ended (done, failed, dead-lettered)
+  // while it was still SCHEDULED or IN PROGRESS.
+  static constexpr char kJobEndedReason[] = "the job ended";
 
  private:
   Result<WorkitemRecord> Visible(const UpsCaller& caller, const std::string& uid);
@@ -133,6 +149,11 @@ class Worklist {
   // Abandons `workitem` when its claim went quiet too long; returns whether it did.
   Result<bool> AbandonIfSilent(WorkitemRecord& workitem);
   Result<WorkitemRecord> Replace(const WorkitemRecord& abandoned);
+  // Cancels the SCHEDULED or IN PROGRESS `workitem` if its job has ended (read again here);
+  // returns whether it did, `workitem` then being the canceled one. Call with mu_ held.
+  Result<bool> CancelIfJobEnded(WorkitemRecord& workitem);
+  // Cancels what OpenWorkitemsOfEndedJobs finds on `tool`'s worklist ('' every worklist).
+  Status CancelWorkitemsOfEndedJobs(const std::string& tool);
   void TellJob(std::optional<JobId> job);  // on_change, called without the lock
 
   Index& index_;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -538,5 +539,184 @@ TEST_F(WorklistTest, OfPerformersRacingToClaimExactlyOneWins) {
   EXPECT_EQ(Count("lungs", "IN PROGRESS"), 1);
 }
 
+// --- workitems of jobs that ended, and AE titles owned by one tool ---
+
+class WorklistOfEndedJobsTest : public WorklistTest {
+ protected:
+  // A job of `tool` in the index (state queued) with a SCHEDULED workitem.
+  std::pair<JobRecord, WorkitemRecord> LiveJob(const std::string& tool = "lungs") {
+    JobRecord job;
+    job.study_uid = StudyUid("1.2.3.9." + std::to_string(++jobs_));
+    job.route = "r";
+    job.tool = tool;
+    job.state = JobState::kQueued;
+    job.created_at = job.updated_at = job.next_attempt_at = clock_.Now();
+    auto id = index_->CreateJob(job, JobAudit("route"));
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    if (id.ok()) job.id = *id;
+    auto w = worklist_->ScheduleForJob(job, tool, Dataset(), "MEDIUM");
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return {job, w.ok() ? *w : WorkitemRecord{}};
+  }
+
+  // What the job engine does to the job (dead-letter, fail, finish, replay).
+  void SetJobState(JobRecord& job, JobState state) {
+    job.state = state;
+    job.updated_at = clock_.Now();
+    ASSERT_TRUE(index_->UpdateJob(job, JobAudit(JobStateName(state))).ok());
+  }
+
+  AuditEvent JobAudit(const std::string& action) {
+    AuditEvent audit;
+    audit.at = clock_.Now();
+    audit.action = action;
+    audit.outcome = "success";
+    return audit;
+  }
+
+  std::vector<std::string> Uids(const std::vector<WorkitemRecord>& items) {
+    std::vector<std::string> out;
+    for (const WorkitemRecord& w : items) out.push_back(w.uid);
+    return out;
+  }
+
+  int jobs_ = 0;
+};
+
+TEST_F(WorklistOfEndedJobsTest, ASearchCancelsWorkitemsOfEndedJobsAndDoesNotOfferThem) {
+  auto [dead, dead_item] = LiveJob();
+  auto [failed, failed_item] = LiveJob();
+  auto [done, done_item] = LiveJob();
+  auto [live, live_item] = LiveJob();
+  ASSERT_TRUE(worklist_->Subscribe(performer_, "PERFORMER1", dead_item.uid, false, "").ok());
+  const std::string txn = "2.25.77";
+  ASSERT_TRUE(worklist_->Claim(performer_, failed_item.uid, txn).ok());
+  SetJobState(dead, JobState::kDeadLetter);
+  SetJobState(failed, JobState::kFailed);
+  SetJobState(done, JobState::kDone);
+
+  auto scheduled = worklist_->List(performer_, UpsState::kScheduled, 100, 0);
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status().ToString();
+  EXPECT_EQ(Uids(*scheduled), std::vector<std::string>{live_item.uid});
+  auto in_progress = worklist_->List(performer_, UpsState::kInProgress, 100, 0);
+  ASSERT_TRUE(in_progress.ok());
+  EXPECT_TRUE(in_progress->empty()) << "the failed job's claimed workitem is canceled too";
+
+  for (const WorkitemRecord* w : {&dead_item, &failed_item, &done_item}) {
+    WorkitemRecord now = *worklist_->Get(admin_, w->uid);
+    EXPECT_EQ(now.state, UpsState::kCanceled);
+    EXPECT_EQ(UpsCancellationReason(now.dataset), Worklist::kJobEndedReason);
+  }
+  EXPECT_EQ(worklist_->Get(admin_, live_item.uid)->state, UpsState::kScheduled);
+  EXPECT_EQ(worklist_->Update(performer_, failed_item.uid, txn, "{}").code(),
+            StatusCode::kFailedPrecondition)
+      << "the performer of a job that ended is told its claim is over";
+
+  auto events = sink_.To("PERFORMER1");
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event.workitem_uid, dead_item.uid);
+  EXPECT_EQ(StateOf(events.back().event), "CANCELED");
+  EXPECT_EQ(
+      DicomJsonString(json::parse(events.back().event.attributes), upstag::kReasonForCancellation),
+      Worklist::kJobEndedReason);
+  auto actions = AuditActions();
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "workitem_job_ended"), 3);
+  EXPECT_EQ(Count("lungs", "CANCELED"), 3);
+
+  ASSERT_TRUE(worklist_->List(performer_, std::nullopt, 100, 0).ok());
+  actions = AuditActions();
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "workitem_job_ended"), 3) << "canceled once";
+}
+
+TEST_F(WorklistOfEndedJobsTest, ASearchOfAnotherWorklistLeavesThisOneAlone) {
+  auto [dead, dead_item] = LiveJob("lungs");
+  SetJobState(dead, JobState::kDeadLetter);
+  ASSERT_TRUE(worklist_->List(UpsCaller{"quick", ""}, std::nullopt, 100, 0).ok());
+  EXPECT_EQ(worklist_->Get(admin_, dead_item.uid)->state, UpsState::kScheduled);
+  ASSERT_TRUE(worklist_->List(admin_, std::nullopt, 100, 0).ok());
+  EXPECT_EQ(worklist_->Get(admin_, dead_item.uid)->state, UpsState::kCanceled)
+      << "the administrator's search covers every worklist";
+}
+
+TEST_F(WorklistOfEndedJobsTest, AClaimOfAWorkitemWhoseJobEndedIsRefusedAndCancelsIt) {
+  auto [job, item] = LiveJob();
+  SetJobState(job, JobState::kDeadLetter);
+  Status claim = worklist_->Claim(performer_, item.uid, "2.25.8");
+  EXPECT_EQ(claim.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(claim.message().find(Worklist::kJobEndedReason), std::string::npos) << claim.message();
+  WorkitemRecord now = *worklist_->Get(performer_, item.uid);
+  EXPECT_EQ(now.state, UpsState::kCanceled);
+  EXPECT_TRUE(now.performer.empty());
+  EXPECT_EQ(Worklist::kJobEndedReason, UpsCancellationReason(now.dataset));
+  EXPECT_EQ(worklist_->Claim(performer_, item.uid, "2.25.8").code(),
+            StatusCode::kFailedPrecondition);
+  auto actions = AuditActions();
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "workitem_job_ended"), 1);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "workitem_claimed"), 0);
+}
+
+TEST_F(WorklistOfEndedJobsTest, AReplayedJobGetsANewWorkitemAndTheCanceledOneStaysCanceled) {
+  auto [job, first] = LiveJob();
+  SetJobState(job, JobState::kDeadLetter);
+  ASSERT_TRUE(worklist_->List(performer_, std::nullopt, 100, 0).ok());
+  ASSERT_EQ(worklist_->Get(admin_, first.uid)->state, UpsState::kCanceled);
+
+  SetJobState(job, JobState::kQueued);  // replayed
+  auto again = worklist_->ScheduleForJob(job, "lungs", Dataset(), "MEDIUM");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_NE(again->uid, first.uid);
+  EXPECT_EQ(again->state, UpsState::kScheduled);
+
+  auto scheduled = worklist_->List(performer_, UpsState::kScheduled, 100, 0);
+  ASSERT_TRUE(scheduled.ok());
+  EXPECT_EQ(Uids(*scheduled), std::vector<std::string>{again->uid})
+      << "the replayed job is live: its new workitem is offered";
+  EXPECT_EQ(worklist_->Get(admin_, first.uid)->state, UpsState::kCanceled);
+  auto current = worklist_->CurrentForJob(job);
+  ASSERT_TRUE(current.ok() && current->has_value());
+  EXPECT_EQ((*current)->uid, again->uid);
+  EXPECT_TRUE(worklist_->Claim(performer_, again->uid, "2.25.9").ok());
+}
+
+TEST_F(WorklistOfEndedJobsTest, AWorkitemOfAReplayedJobNotYetSweptIsDispatchedOnce) {
+  auto [job, first] = LiveJob();
+  SetJobState(job, JobState::kDeadLetter);
+  SetJobState(job, JobState::kQueued);  // replayed before any search looked
+  auto again = worklist_->ScheduleForJob(job, "lungs", Dataset(), "MEDIUM");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->uid, first.uid) << "still open, and the job is live again: one workitem";
+  ASSERT_TRUE(worklist_->List(performer_, std::nullopt, 100, 0).ok());
+  EXPECT_EQ(worklist_->Get(admin_, first.uid)->state, UpsState::kScheduled);
+}
+
+TEST_F(WorklistTest, AnAeTitleBelongsToTheToolThatSubscribedUnderIt) {
+  const UpsCaller quick{"quick", ""};
+  WorkitemRecord w = Schedule(40);
+  ASSERT_TRUE(worklist_->Subscribe(performer_, "PERFORMER1", "", false, "").ok());
+  EXPECT_TRUE(*worklist_->HoldsSubscriber("lungs", "PERFORMER1"));
+  EXPECT_FALSE(*worklist_->HoldsSubscriber("quick", "PERFORMER1"));
+  EXPECT_FALSE(*worklist_->HoldsSubscriber("lungs", "NOBODY"));
+
+  Status taken = worklist_->Subscribe(quick, "PERFORMER1", "", false, "");
+  EXPECT_EQ(taken.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(taken.message().find("another"), std::string::npos) << taken.message();
+  EXPECT_FALSE(*worklist_->HoldsSubscriber("quick", "PERFORMER1"));
+  EXPECT_TRUE(worklist_->Subscribe(performer_, "PERFORMER1", w.uid, true, "").ok())
+      << "the owner subscribes again, to a workitem too";
+
+  ASSERT_TRUE(worklist_->Unsubscribe(performer_, "PERFORMER1", "").ok());
+  EXPECT_FALSE(*worklist_->HoldsSubscriber("lungs", "PERFORMER1"));
+  EXPECT_TRUE(worklist_->Subscribe(quick, "PERFORMER1", "", false, "").ok())
+      << "an AE title with no subscription left is free";
+  EXPECT_TRUE(*worklist_->HoldsSubscriber("quick", "PERFORMER1"));
+}
+
+TEST_F(WorklistTest, AWorkitemSubscriptionAloneMakesTheAeTitleTheTools) {
+  WorkitemRecord w = Schedule(41);
+  ASSERT_TRUE(worklist_->Subscribe(performer_, "ONEITEM", w.uid, false, "").ok());
+  EXPECT_TRUE(*worklist_->HoldsSubscriber("lungs", "ONEITEM"));
+  EXPECT_EQ(worklist_->Subscribe(UpsCaller{"quick", ""}, "ONEITEM", "", false, "").code(),
+            StatusCode::kPermissionDenied);
+}
 }  // namespace
 }  // namespace conduit

@@ -156,13 +156,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                              : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1
                                                                       : 0;
     if (c.http.port != 0 && channel_port != 0) {
-      const WorklistTokens* known = p->worklist_tokens.get();
+      // An AE title's channel opens to the tool subscribed under it (the worklist is built
+      // just below, before the channel starts).
+      const Parts* parts = p.get();
       UpsEventChannelOptions options;
       options.bind = c.http.bind;
       options.port = channel_port;
       p->ups_events = std::make_unique<UpsEventChannel>(
-          options, [known](const std::string&, const std::string& token) {
-            return known->ToolOf(token).has_value();
+          options, [parts](const std::string& ae, const std::string& token) {
+            return WorklistChannelAuthorizer(*parts->worklist_tokens, *parts->worklist,
+                                             std::string())(ae, token);
           });
     }
     Parts* wake = p.get();

@@ -4,8 +4,9 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <shared_mutex>
 #include <system_error>
+
+#include "store/received_instance.h"
 
 namespace conduit {
 namespace {
@@ -72,63 +73,26 @@ Status IngestService::OnInstance(const ReceivedInstance& instance) {
 Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
   const auto started = std::chrono::steady_clock::now();
   const InstanceMeta& meta = instance.meta;
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(instance.file, ec);
-  // Retention must not expire the study between this commit and its index row.
-  std::shared_lock expiry(spool_.expiry_lock());
-  auto key = spool_.Commit(instance.file, meta.sop_instance_uid);
-  if (!key.ok()) {
+  Receipt receipt;
+  receipt.calling_ae = instance.association.calling_ae;
+  receipt.received_at = clock_.Now();
+  receipt.actor = instance.association.calling_ae.str();
+  receipt.detail = {{"protocol", instance.association.protocol},
+                    {"peer", instance.association.peer_host}};
+  auto stored = StoreReceivedInstance(spool_, index_, instance.file, meta, receipt);
+  if (!stored.ok()) {
+    // If only the index failed, the file is in the spool but unknown to the index: the sender
+    // is told to retry, and the re-sent instance replaces the orphan under the same key.
     spdlog::error("event=receive_failed study={} from={} error=\"{}\"", StudyRef(meta.study_uid),
-                  instance.association.calling_ae.str(), key.status().ToString());
+                  instance.association.calling_ae.str(), stored.status().ToString());
     metrics_.Add("conduit_instances_rejected_total", 1,
-                 "reason=\"" + std::string(StatusCodeName(key.status().code())) + "\"");
-    return key.status();
-  }
-  InstanceRecord record;
-  record.study_uid = meta.study_uid;
-  record.series_uid = meta.series_uid;
-  record.sop_instance_uid = meta.sop_instance_uid;
-  record.sop_class_uid = meta.sop_class_uid;
-  record.transfer_syntax_uid = meta.transfer_syntax_uid;
-  record.spool_key = *key;
-  record.size_bytes = size;
-  record.calling_ae = instance.association.calling_ae;
-  record.received_at = clock_.Now();
-  record.patient_id = meta.patient_id;
-  record.patient_name = meta.patient_name;
-  record.accession_number = meta.accession_number;
-  record.study_date = meta.study_date;
-  record.study_description = meta.study_description;
-  record.modality = meta.modality;
-  record.series_description = meta.series_description;
-  record.body_part = meta.body_part;
-  record.series_number = meta.series_number;
-  record.instance_number = meta.instance_number;
-  record.attributes = meta.attributes;
-
-  AuditEvent audit;
-  audit.at = record.received_at;
-  audit.action = "receive";
-  audit.outcome = "success";
-  audit.actor = instance.association.calling_ae.str();
-  audit.study_ref = StudyRef(meta.study_uid);
-  audit.detail = nlohmann::json{{"protocol", instance.association.protocol},
-                                {"sop_class", meta.sop_class_uid.str()},
-                                {"transfer_syntax", meta.transfer_syntax_uid},
-                                {"bytes", size},
-                                {"peer", instance.association.peer_host}}
-                     .dump();
-  auto outcome = index_.PutInstance(record, audit);
-  if (!outcome.ok()) {
-    // The file is in the spool but unknown to the index: the sender is told to retry, and
-    // the re-sent instance replaces the orphan under the same key.
-    spdlog::error("event=index_failed study={} error=\"{}\"", audit.study_ref,
-                  outcome.status().ToString());
-    return outcome.status();
+                 "reason=\"" + std::string(StatusCodeName(stored.status().code())) + "\"");
+    return stored.status();
   }
   metrics_.Add("conduit_instances_received_total", 1);
-  metrics_.Add("conduit_bytes_received_total", static_cast<double>(size));
-  if (*outcome == PutOutcome::kDuplicate) metrics_.Add("conduit_instances_duplicate_total", 1);
+  metrics_.Add("conduit_bytes_received_total", static_cast<double>(stored->size_bytes));
+  if (stored->outcome == PutOutcome::kDuplicate)
+    metrics_.Add("conduit_instances_duplicate_total", 1);
   metrics_.Observe(
       "conduit_ingest_seconds",
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -140,7 +104,7 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
       // The instance is durable; the unit will be refreshed by the next instance or the
       // operator can re-send. Say so loudly rather than refusing a stored instance.
       spdlog::error("event=assemble_failed route={} study={} error=\"{}\"", route->name,
-                    audit.study_ref, st.ToString());
+                    StudyRef(meta.study_uid), st.ToString());
     }
   }
   return Status::Ok();

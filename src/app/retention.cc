@@ -18,6 +18,9 @@ constexpr const char* kActor = "retention";
 struct SweepCounts {
   int64_t audit_purged = 0;
   int64_t crosswalk_purged = 0;
+  int64_t hl7_outbox_purged = 0;   // sent or failed for good, past the crosswalk period
+  int64_t ris_orders_purged = 0;   // past the crosswalk period
+  int64_t ris_reports_purged = 0;  // past the audit period
   int64_t studies_expired = 0;
   int64_t studies_skipped = 0;  // became busy (or empty) between selection and expiry
   int64_t files_removed = 0;
@@ -52,6 +55,12 @@ RetentionSweeper::RetentionSweeper(Index& index, Spool& spool, const Clock& cloc
                     "Audit rows deleted past the audit retention period");
   metrics_.Describe("conduit_retention_crosswalk_purged_total", "counter",
                     "Crosswalk mappings deleted past the crosswalk retention period");
+  metrics_.Describe("conduit_retention_hl7_outbox_purged_total", "counter",
+                    "HL7 outbox messages (sent or failed) deleted past the crosswalk period");
+  metrics_.Describe("conduit_retention_ris_orders_purged_total", "counter",
+                    "RIS orders deleted past the crosswalk retention period");
+  metrics_.Describe("conduit_retention_ris_reports_purged_total", "counter",
+                    "RIS reports deleted past the audit retention period");
   metrics_.Describe("conduit_retention_last_sweep_timestamp_seconds", "gauge",
                     "Unix time of the last retention sweep");
 }
@@ -77,6 +86,24 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
     n.crosswalk_purged = *purged;
   } else {
     Keep(first, purged.status().WithContext("retention: crosswalk purge"));
+  }
+  // The RIS link: outbox messages and orders tie the patient's identifiers to jobs and studies,
+  // as the crosswalk does, and go with it; pending messages are never purged. Reports are the
+  // evidence layer's ground truth and stay as long as the audit trail that cites them.
+  if (auto purged = index_.PurgeHl7Before(now - policy_.crosswalk); purged.ok()) {
+    n.hl7_outbox_purged = *purged;
+  } else {
+    Keep(first, purged.status().WithContext("retention: hl7 outbox purge"));
+  }
+  if (auto purged = index_.PurgeRisOrdersBefore(now - policy_.crosswalk); purged.ok()) {
+    n.ris_orders_purged = *purged;
+  } else {
+    Keep(first, purged.status().WithContext("retention: ris orders purge"));
+  }
+  if (auto purged = index_.PurgeRisReportsBefore(now - policy_.audit); purged.ok()) {
+    n.ris_reports_purged = *purged;
+  } else {
+    Keep(first, purged.status().WithContext("retention: ris reports purge"));
   }
 
   const TimePoint received_before = now - policy_.spool;
@@ -134,6 +161,9 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
 
   nlohmann::json detail = {{"audit_purged", n.audit_purged},
                            {"crosswalk_purged", n.crosswalk_purged},
+                           {"hl7_outbox_purged", n.hl7_outbox_purged},
+                           {"ris_orders_purged", n.ris_orders_purged},
+                           {"ris_reports_purged", n.ris_reports_purged},
                            {"studies_expired", n.studies_expired},
                            {"studies_skipped", n.studies_skipped},
                            {"files_removed", n.files_removed},
@@ -159,15 +189,25 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
                static_cast<double>(n.files_not_removed));
   metrics_.Add("conduit_retention_audit_purged_total", static_cast<double>(n.audit_purged));
   metrics_.Add("conduit_retention_crosswalk_purged_total", static_cast<double>(n.crosswalk_purged));
+  metrics_.Add("conduit_retention_hl7_outbox_purged_total",
+               static_cast<double>(n.hl7_outbox_purged));
+  metrics_.Add("conduit_retention_ris_orders_purged_total",
+               static_cast<double>(n.ris_orders_purged));
+  metrics_.Add("conduit_retention_ris_reports_purged_total",
+               static_cast<double>(n.ris_reports_purged));
   metrics_.Set("conduit_retention_last_sweep_timestamp_seconds",
                static_cast<double>(ToUnixMillis(now)) / 1000.0);
 
-  const bool changed = n.audit_purged + n.crosswalk_purged + n.studies_expired > 0;
+  const bool changed = n.audit_purged + n.crosswalk_purged + n.hl7_outbox_purged +
+                           n.ris_orders_purged + n.ris_reports_purged + n.studies_expired >
+                       0;
   if (changed || !first.ok()) {
     spdlog::info(
-        "event=retention_sweep audit_purged={} crosswalk_purged={} studies_expired={} "
-        "studies_skipped={} files_removed={} files_not_removed={} outcome={}",
-        n.audit_purged, n.crosswalk_purged, n.studies_expired, n.studies_skipped, n.files_removed,
+        "event=retention_sweep audit_purged={} crosswalk_purged={} hl7_outbox_purged={} "
+        "ris_orders_purged={} ris_reports_purged={} studies_expired={} studies_skipped={} "
+        "files_removed={} files_not_removed={} outcome={}",
+        n.audit_purged, n.crosswalk_purged, n.hl7_outbox_purged, n.ris_orders_purged,
+        n.ris_reports_purged, n.studies_expired, n.studies_skipped, n.files_removed,
         n.files_not_removed, event.outcome);
   }
   return first;

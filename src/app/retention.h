@@ -1,12 +1,13 @@
 // RetentionSweeper enforces the policy's retention periods. Each sweep deletes audit rows
-// older than the audit period and crosswalk mappings older than the crosswalk period, and
-// expires studies whose newest instance is older than the spool period and whose jobs are
-// all over: index rows first (instances, results, units, MPPS; job rows, deliveries and the
-// audit trail stay as history), then the spool files, so a crash in between leaves orphan
-// files and never an index row naming a missing file. Each sweep ends with one audit event
-// "retention" carrying counts only, and conduit_retention_* metrics.
-// Thread: "retention", started by Start(). Thread safety: all methods may be called from any
-// thread; sweeps never overlap.
+// older than the audit period and crosswalk mappings older than the crosswalk period; of the
+// RIS link, outbox messages sent or failed (never pending ones) and orders older than the
+// crosswalk period, and reports older than the audit period; and it expires studies whose newest
+// instance is older than the spool period and whose jobs are all over: index rows first (instances,
+// results, units, MPPS; job rows, deliveries and the audit trail stay as history), then the spool
+// files, so a crash in between leaves orphan files and never an index row naming a missing file.
+// Each sweep ends with one audit event "retention" carrying counts only, and conduit_retention_*
+// metrics. Thread: "retention", started by Start(). Thread safety: all methods may be called from
+// any thread; sweeps never overlap.
 #pragma once
 
 #include <chrono>

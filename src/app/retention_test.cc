@@ -159,6 +159,110 @@ TEST_F(RetentionTest, CrosswalkOlderThanItsPeriodIsPurged) {
   EXPECT_EQ(metrics_.Value("conduit_retention_crosswalk_purged_total"), 1);
 }
 
+// The RIS link's rows hold patient identifiers (ER7 messages, accession numbers, reports).
+class RisRetentionTest : public RetentionTest {
+ protected:
+  // Queues an outbox message now; `state` other than pending is recorded as its outcome now.
+  void Outbox(const std::string& control_id, Hl7OutboxState state) {
+    Hl7OutboxRecord m;
+    m.destination = "ris";
+    m.patient_key = "pk-" + control_id;
+    m.message_type = "ORU^R01";
+    m.control_id = control_id;
+    m.message =
+        "MSH|^~\\&|CONDUIT||RIS||20240101||ORU^R01|" + control_id + "|P|2.5.1\rPID|||PAT123";
+    m.next_attempt_at = m.created_at = clock_.Now();
+    ASSERT_EQ(*index_->EnqueueHl7(m), PutOutcome::kInserted);
+    if (state == Hl7OutboxState::kPending) return;
+    auto rows = index_->ListHl7("ris", std::nullopt, 1000);
+    ASSERT_TRUE(rows.ok());
+    for (Hl7OutboxRecord& row : *rows) {
+      if (row.control_id != control_id) continue;
+      row.state = state;
+      row.sent_at = clock_.Now();
+      ASSERT_TRUE(index_->UpdateHl7(row).ok());
+    }
+  }
+
+  std::vector<std::string> OutboxControlIds() {
+    std::vector<std::string> ids;
+    auto rows = index_->ListHl7("ris", std::nullopt, 1000);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (!rows.ok()) return ids;
+    for (const Hl7OutboxRecord& m : *rows) ids.push_back(m.control_id);
+    return ids;
+  }
+
+  void Order(const std::string& accession) {
+    RisOrderRecord o;
+    o.accession = accession;
+    o.patient_key = "pk";
+    o.order_control = "NW";
+    o.updated_at = clock_.Now();
+    ASSERT_TRUE(index_->PutRisOrder(o).ok());
+  }
+
+  void Report(const std::string& accession) {
+    RisReportRecord r;
+    r.sending_application = "RIS";
+    r.control_id = "rep-" + accession;
+    r.accession = accession;
+    r.result_status = "F";
+    r.text = "No acute abnormality.";
+    r.received_at = clock_.Now();
+    ASSERT_EQ(*index_->PutRisReport(r), PutOutcome::kInserted);
+  }
+};
+
+TEST_F(RisRetentionTest, SentAndFailedMessagesGoAfterTheCrosswalkPeriodPendingNever) {
+  Outbox("old-sent", Hl7OutboxState::kSent);
+  Outbox("old-failed", Hl7OutboxState::kFailed);
+  Outbox("old-pending", Hl7OutboxState::kPending);  // the RIS has been down for months
+  clock_.Advance(30 * kDay);
+  Outbox("new-sent", Hl7OutboxState::kSent);
+  clock_.Advance(31 * kDay);  // 61 and 31 days old; the crosswalk period is 60
+
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_EQ(OutboxControlIds(), (std::vector<std::string>{"old-pending", "new-sent"}));
+  EXPECT_EQ(LastSweep()["hl7_outbox_purged"], 2);
+  EXPECT_EQ(metrics_.Value("conduit_retention_hl7_outbox_purged_total"), 2);
+
+  clock_.Advance(1000 * kDay);
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_EQ(OutboxControlIds(), (std::vector<std::string>{"old-pending"}))
+      << "a pending message waits for the RIS however long it takes";
+}
+
+TEST_F(RisRetentionTest, OrdersGoAfterTheCrosswalkPeriodReportsAfterTheAuditPeriod) {
+  Order("ACC-OLD");
+  Report("ACC-OLD");
+  clock_.Advance(40 * kDay);
+  Order("ACC-NEW");
+  Report("ACC-NEW");
+  clock_.Advance(21 * kDay);  // 61 and 21 days old: past the crosswalk period (60), not audit's
+
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_FALSE(index_->GetRisOrder("ACC-OLD")->has_value());
+  EXPECT_TRUE(index_->GetRisOrder("ACC-NEW")->has_value());
+  EXPECT_EQ(index_->ListRisReports("ACC-OLD")->size(), 1u) << "ground truth: the audit period";
+  json sweep = LastSweep();
+  EXPECT_EQ(sweep["ris_orders_purged"], 1);
+  EXPECT_EQ(sweep["ris_reports_purged"], 0);
+
+  clock_.Advance(30 * kDay);  // 91 and 51 days old; the audit period is 90
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_TRUE(index_->ListRisReports("ACC-OLD")->empty());
+  EXPECT_EQ(index_->ListRisReports("ACC-NEW")->size(), 1u);
+  sweep = LastSweep();
+  EXPECT_EQ(sweep["ris_reports_purged"], 1);
+  EXPECT_EQ(metrics_.Value("conduit_retention_ris_orders_purged_total"), 1);
+  EXPECT_EQ(metrics_.Value("conduit_retention_ris_reports_purged_total"), 1);
+  const std::string text = AuditOf("retention")[0].detail;
+  for (const char* identifier : {"ACC-", "PAT123", "pk"}) {
+    EXPECT_EQ(text.find(identifier), std::string::npos) << "counts only: " << identifier;
+  }
+}
+
 TEST_F(RetentionTest, AnOldStudyWhoseJobsAreOverIsExpired) {
   const std::string k1 = Receive("1.2.3", "1.2.3.1.1");
   const std::string k2 = Receive("1.2.3", "1.2.3.1.2");
@@ -244,7 +348,8 @@ TEST_F(RetentionTest, ASweepIsIdempotent) {
   ASSERT_TRUE(sweeper.SweepOnce().ok());
   EXPECT_EQ(index_->ListAudit(100000, 0)->size(), events + 1) << "only the second sweep's event";
   const json second = LastSweep();
-  for (const char* count : {"audit_purged", "crosswalk_purged", "studies_expired",
+  for (const char* count : {"audit_purged", "crosswalk_purged", "hl7_outbox_purged",
+                            "ris_orders_purged", "ris_reports_purged", "studies_expired",
                             "studies_skipped", "files_removed", "files_not_removed"}) {
     EXPECT_EQ(second[count], 0) << count;
   }

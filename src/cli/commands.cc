@@ -161,6 +161,60 @@ int JobsList(const Config& config, const std::string& state, int limit, bool jso
   return 0;
 }
 
+int RisOutboxList(const Config& config, const std::string& state, int limit, bool json) {
+  std::optional<Hl7OutboxState> filter;
+  if (!state.empty()) {
+    filter = ParseHl7OutboxState(state);
+    if (!filter) {
+      std::cerr << "conduit: unknown outbox state '" << state << "' (pending, sent, failed)\n";
+      return 2;
+    }
+  }
+  auto index = OpenIndexOf(config);
+  if (!index.ok()) {
+    std::cerr << "conduit: " << index.status().message() << "\n";
+    return 1;
+  }
+  auto messages = (*index)->RecentHl7(config.ris.name, filter, limit);
+  if (!messages.ok()) {
+    std::cerr << "conduit: " << messages.status().ToString() << "\n";
+    return 1;
+  }
+  // Never the message text or the patient key: they carry patient data.
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : *messages) {
+      const bool pending = m.state == Hl7OutboxState::kPending;
+      out.push_back({{"id", m.id},
+                     {"destination", m.destination},
+                     {"message_type", m.message_type},
+                     {"control_id", m.control_id},
+                     {"job_id", m.job_id.value},
+                     {"state", Hl7OutboxStateName(m.state)},
+                     {"attempts", m.attempts},
+                     {"next_attempt_at", pending ? IsoTime(m.next_attempt_at) : ""},
+                     {"last_error", m.last_error},
+                     {"created_at", IsoTime(m.created_at)},
+                     {"sent_at", m.sent_at ? IsoTime(*m.sent_at) : ""}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-8s %-9s %-20s %-8s %-8s %-8s %-21s %s\n", "ID", "TYPE", "CONTROL ID", "JOB",
+              "STATE", "ATTEMPTS", "NEXT / DONE", "LAST ERROR");
+  for (const auto& m : *messages) {
+    const std::string when = m.state == Hl7OutboxState::kPending
+                                 ? IsoTime(m.next_attempt_at)
+                                 : (m.sent_at ? IsoTime(*m.sent_at) : std::string());
+    std::printf("%-8lld %-9s %-20s %-8lld %-8s %-8d %-21s %s\n", static_cast<long long>(m.id),
+                m.message_type.c_str(), m.control_id.c_str(),
+                static_cast<long long>(m.job_id.value),
+                std::string(Hl7OutboxStateName(m.state)).c_str(), m.attempts, when.c_str(),
+                m.last_error.c_str());
+  }
+  return 0;
+}
+
 int JobsRetry(const Config& config, const std::vector<int64_t>& ids) {
   auto index = OpenIndexOf(config);
   if (!index.ok()) {

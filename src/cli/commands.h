@@ -18,6 +18,9 @@ Result<Config> LoadConfigOrDefault(const std::optional<std::string>& path,
 int Serve(const Config& config);
 int RouteTest(const Config& config, const std::vector<std::string>& paths, bool json);
 int JobsList(const Config& config, const std::string& state, int limit, bool json);
+// `conduit ris outbox`: the HL7 messages to the RIS (config ris.name), newest first; no
+// message text or patient data. Exit 2 for an unknown state, 1 when the index cannot be read.
+int RisOutboxList(const Config& config, const std::string& state, int limit, bool json);
 int JobsRetry(const Config& config, const std::vector<int64_t>& ids);
 int ConfigCheck(const Config& config, const std::string& source);
 // C-ECHO to a destination or DIMSE tool named in the config.

@@ -65,6 +65,16 @@ int main(int argc, char** argv) {
   std::vector<int64_t> retry_ids;
   jobs_retry->add_option("ids", retry_ids, "Job ids")->required();
 
+  auto* ris = app.add_subcommand("ris", "The RIS link (HL7 v2)");
+  ris->require_subcommand(1);
+  auto* ris_outbox = ris->add_subcommand("outbox", "List HL7 messages to the RIS, newest first");
+  std::string ris_state;
+  int ris_limit = 50;
+  bool ris_json = false;
+  ris_outbox->add_option("--state", ris_state, "pending, sent or failed");
+  ris_outbox->add_option("--limit", ris_limit, "At most this many")->check(CLI::Range(1, 100000));
+  ris_outbox->add_flag("--json", ris_json, "Print JSON");
+
   auto* config_cmd = app.add_subcommand("config", "Configuration");
   config_cmd->require_subcommand(1);
   auto* config_check = config_cmd->add_subcommand("check", "Validate the configuration");
@@ -126,8 +136,8 @@ int main(int argc, char** argv) {
   tool_remove->add_option("name", tool_name, "Tool name")->required();
   tool_remove->add_option("--version", tool_remove_version, "The version to remove")->required();
 
-  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, config_check, echo, tool_add,
-                    tool_list, tool_show, tool_remove}) {
+  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, ris_outbox, config_check, echo,
+                    tool_add, tool_list, tool_show, tool_remove}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -167,6 +177,9 @@ int main(int argc, char** argv) {
     return conduit::cli::JobsList(*config, jobs_state, jobs_limit, jobs_json);
   }
   if (jobs_retry->parsed()) return conduit::cli::JobsRetry(*config, retry_ids);
+  if (ris_outbox->parsed()) {
+    return conduit::cli::RisOutboxList(*config, ris_state, ris_limit, ris_json);
+  }
   if (config_check->parsed()) {
     return conduit::cli::ConfigCheck(*config, config_path.value_or("(embedded default)"));
   }

@@ -195,6 +195,43 @@ Status SkipDataset(T_ASC_Association* assoc, const DicomPeer& peer, const std::s
   return Status::Ok();
 }
 
+// Opens an association offering `contexts`, the first of which is the Study Root model
+// `operation` (C-FIND or C-GET) uses; kUnavailable if the peer does not accept that one.
+Status OpenStudyRoot(Association& association, const DicomPeer& peer,
+                     const std::vector<Association::Context>& contexts,
+                     const std::string& operation) {
+  RETURN_IF_ERROR(association.Open(peer, contexts));
+  if (association.AcceptedTransferSyntax(1).empty()) {
+    return Unavailable(operation + " to " + PeerName(peer) +
+                       ": the peer does not accept Study Root " + operation);
+  }
+  return Status::Ok();
+}
+
+// Sends a C-FIND-RQ or C-GET-RQ (`command`) of `sop_class` with `identifier` on presentation
+// context 1 (the one OpenStudyRoot checked).
+Status SendStudyRootRequest(T_ASC_Association* assoc, const DicomPeer& peer,
+                            const std::string& operation, T_DIMSE_Command command,
+                            const char* sop_class, DcmDataset& identifier) {
+  T_DIMSE_Message request{};
+  request.CommandField = command;
+  auto fill = [&](auto& rq) {
+    rq.MessageID = assoc->nextMsgID++;
+    OFStandard::strlcpy(rq.AffectedSOPClassUID, sop_class, sizeof rq.AffectedSOPClassUID);
+    rq.Priority = DIMSE_PRIORITY_MEDIUM;
+    rq.DataSetType = DIMSE_DATASET_PRESENT;
+  };
+  if (command == DIMSE_C_FIND_RQ) {
+    fill(request.msg.CFindRQ);
+  } else {
+    fill(request.msg.CGetRQ);
+  }
+  OFCondition cond =
+      DIMSE_sendMessageUsingMemoryData(assoc, 1, &request, nullptr, &identifier, nullptr, nullptr);
+  if (cond.bad()) return BrokenAssociation(peer, operation, cond);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::string& patient_id,
@@ -203,13 +240,11 @@ Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::st
   RETURN_IF_ERROR(CheckPatientId(patient_id));
   const std::string operation = "C-FIND";
   Association association;
-  RETURN_IF_ERROR(association.Open(
-      peer, {{UID_FINDStudyRootQueryRetrieveInformationModel,
-              {std::begin(kUncompressedSyntaxes), std::end(kUncompressedSyntaxes)}}}));
-  if (association.AcceptedTransferSyntax(1).empty()) {
-    return Unavailable(operation + " to " + PeerName(peer) +
-                       ": the peer does not accept Study Root C-FIND");
-  }
+  RETURN_IF_ERROR(
+      OpenStudyRoot(association, peer,
+                    {{UID_FINDStudyRootQueryRetrieveInformationModel,
+                      {std::begin(kUncompressedSyntaxes), std::end(kUncompressedSyntaxes)}}},
+                    operation));
   T_ASC_Association* assoc = association.get();
 
   DcmDataset query;
@@ -220,17 +255,8 @@ Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::st
         DCM_BodyPartExamined, DCM_SOPClassesInStudy, DCM_NumberOfStudyRelatedInstances}) {
     query.insertEmptyElement(tag);
   }
-  T_DIMSE_Message request{};
-  request.CommandField = DIMSE_C_FIND_RQ;
-  T_DIMSE_C_FindRQ& find = request.msg.CFindRQ;
-  find.MessageID = assoc->nextMsgID++;
-  OFStandard::strlcpy(find.AffectedSOPClassUID, UID_FINDStudyRootQueryRetrieveInformationModel,
-                      sizeof find.AffectedSOPClassUID);
-  find.Priority = DIMSE_PRIORITY_MEDIUM;
-  find.DataSetType = DIMSE_DATASET_PRESENT;
-  OFCondition cond =
-      DIMSE_sendMessageUsingMemoryData(assoc, 1, &request, nullptr, &query, nullptr, nullptr);
-  if (cond.bad()) return BrokenAssociation(peer, operation, cond);
+  RETURN_IF_ERROR(SendStudyRootRequest(assoc, peer, operation, DIMSE_C_FIND_RQ,
+                                       UID_FINDStudyRootQueryRetrieveInformationModel, query));
 
   std::vector<StudyMatch> matches;
   for (;;) {
@@ -244,8 +270,9 @@ Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::st
     std::unique_ptr<DcmDataset> identifier;
     if (response.DataSetType != DIMSE_DATASET_NULL) {
       DcmDataset* received = nullptr;
-      cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, TimeoutSeconds(peer.timeout),
-                                          &pres_id, &received, nullptr, nullptr);
+      OFCondition cond =
+          DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, TimeoutSeconds(peer.timeout),
+                                       &pres_id, &received, nullptr, nullptr);
       identifier.reset(received);
       if (cond.bad()) return BrokenAssociation(peer, operation, cond);
     }
@@ -297,27 +324,14 @@ Result<std::vector<fs::path>> GetStudy(const DicomPeer& peer, const StudyUid& st
     }
   }
   Association association;
-  RETURN_IF_ERROR(association.Open(peer, contexts));
-  if (association.AcceptedTransferSyntax(1).empty()) {
-    return Unavailable(operation + " to " + PeerName(peer) +
-                       ": the peer does not accept Study Root C-GET");
-  }
+  RETURN_IF_ERROR(OpenStudyRoot(association, peer, contexts, operation));
   T_ASC_Association* assoc = association.get();
 
   DcmDataset keys;
   keys.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
   keys.putAndInsertString(DCM_StudyInstanceUID, study.str().c_str());
-  T_DIMSE_Message request{};
-  request.CommandField = DIMSE_C_GET_RQ;
-  T_DIMSE_C_GetRQ& get = request.msg.CGetRQ;
-  get.MessageID = assoc->nextMsgID++;
-  OFStandard::strlcpy(get.AffectedSOPClassUID, UID_GETStudyRootQueryRetrieveInformationModel,
-                      sizeof get.AffectedSOPClassUID);
-  get.Priority = DIMSE_PRIORITY_MEDIUM;
-  get.DataSetType = DIMSE_DATASET_PRESENT;
-  OFCondition cond =
-      DIMSE_sendMessageUsingMemoryData(assoc, 1, &request, nullptr, &keys, nullptr, nullptr);
-  if (cond.bad()) return BrokenAssociation(peer, operation, cond);
+  RETURN_IF_ERROR(SendStudyRootRequest(assoc, peer, operation, DIMSE_C_GET_RQ,
+                                       UID_GETStudyRootQueryRetrieveInformationModel, keys));
 
   std::vector<fs::path> files;
   int refused = 0;

@@ -87,7 +87,11 @@ void RisOutbox::UpdatePendingGauge() {
 
 Result<int> RisOutbox::SendDue() {
   int exchanges = 0;
-  if (clock_.Now() < paused_until_) return exchanges;
+  if (clock_.Now() < paused_until_) {
+    // While the RIS is down, what is queued meanwhile still shows in the gauge.
+    UpdatePendingGauge();
+    return exchanges;
+  }
   for (int round = 0; round < kMaxBatchesPerPass; ++round) {
     ASSIGN_OR_RETURN(std::vector<Hl7OutboxRecord> due,
                      index_.SendableHl7(options_.destination, clock_.Now(), options_.batch));

@@ -208,6 +208,11 @@ TEST_F(RisOutboxTest, AnUnreachableRisPausesTheDestinationAndPendingMessagesSurv
     RisOutbox outbox(Options(port), *index_, clock_, metrics_);
     EXPECT_EQ(SendDue(outbox), 1) << "after one refused connection the rest waits too";
     EXPECT_EQ(SendDue(outbox), 0) << "paused for the backoff";
+    EXPECT_EQ(metrics_.Value("conduit_hl7_outbox_pending", R"(destination="ris")"), 2);
+    Enqueue("p3", "U3");  // queued while the RIS is down
+    EXPECT_EQ(SendDue(outbox), 0) << "still paused";
+    EXPECT_EQ(metrics_.Value("conduit_hl7_outbox_pending", R"(destination="ris")"), 3)
+        << "the gauge counts what waits even while the destination is paused";
   }
   auto rows = Rows();
   EXPECT_EQ(rows["U1"].attempts, 1);
@@ -233,9 +238,10 @@ TEST_F(RisOutboxTest, AnUnreachableRisPausesTheDestinationAndPendingMessagesSurv
   ASSERT_TRUE(ris.Start().ok());
   clock_.Advance(10s);
   RisOutbox restarted(Options(port), *index_, clock_, metrics_);
-  EXPECT_EQ(SendDue(restarted), 2);
+  EXPECT_EQ(SendDue(restarted), 3);
+  EXPECT_EQ(metrics_.Value("conduit_hl7_outbox_pending", R"(destination="ris")"), 0);
   std::lock_guard lock(mu);
-  EXPECT_EQ(got, (std::vector<std::string>{"U1", "U2"}));
+  EXPECT_EQ(got, (std::vector<std::string>{"U1", "U2", "U3"}));
 }
 
 TEST_F(RisOutboxTest, ASilentRisTimesOutAndTheMessageIsRetried) {

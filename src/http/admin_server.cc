@@ -193,6 +193,23 @@ json JobJson(const JobRecord& j) {
               {"last_result_at", IsoTime(j.last_result_at)}};
 }
 
+// An outbox message for operators: what, where, how it went; never the message text, nor the
+// patient key. last_error names codes and control ids only (RisOutbox, AckStatus).
+json OutboxJson(const Hl7OutboxRecord& m) {
+  return json{{"id", m.id},
+              {"destination", m.destination},
+              {"message_type", m.message_type},
+              {"control_id", m.control_id},
+              {"job_id", m.job_id.value > 0 ? json(m.job_id.value) : json(nullptr)},
+              {"state", Hl7OutboxStateName(m.state)},
+              {"attempts", m.attempts},
+              {"next_attempt_at",
+               m.state == Hl7OutboxState::kPending ? IsoTime(m.next_attempt_at) : json(nullptr)},
+              {"last_error", m.last_error},
+              {"created_at", IsoTime(m.created_at)},
+              {"sent_at", m.sent_at ? IsoTime(*m.sent_at) : json(nullptr)}};
+}
+
 json AuditJson(const AuditEvent& e) {
   json detail = e.detail.empty() ? json(nullptr) : json::parse(e.detail, nullptr, false);
   if (detail.is_discarded()) detail = e.detail;
@@ -363,6 +380,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/jobs/{id}", &HttpAdminServer::Job);
     AddRoute("POST", "/api/jobs/{id}/retry", &HttpAdminServer::Retry);
     AddRoute("GET", "/api/audit", &HttpAdminServer::Audit);
+    AddRoute("GET", "/api/ris/outbox", &HttpAdminServer::RisOutbox);
     AddRoute("GET", "/api/tools", &HttpAdminServer::Tools);
     AddRoute("POST", "/api/tools", &HttpAdminServer::AddTool);
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
@@ -417,6 +435,7 @@ class HttpAdminServer final : public AdminServer {
   Result<Payload> Job(const httplib::Request& req, const Args& args);
   Result<Payload> Retry(const httplib::Request& req, const Args& args);
   Result<Payload> Audit(const httplib::Request& req, const Args& args);
+  Result<Payload> RisOutbox(const httplib::Request& req, const Args& args);
   Result<Payload> Tools(const httplib::Request& req, const Args& args);
   Result<Payload> Tool(const httplib::Request& req, const Args& args);
   Result<Payload> AddTool(const httplib::Request& req, const Args& args);
@@ -771,6 +790,30 @@ Result<Payload> HttpAdminServer::Jobs(const httplib::Request& req, const Args&) 
   for (const JobRecord& j : jobs) list.push_back(JobJson(j));
   return Json(json{{"jobs", list},
                    {"state", state ? json(JobStateName(*state)) : json(nullptr)},
+                   {"limit", limit}});
+}
+
+Result<Payload> HttpAdminServer::RisOutbox(const httplib::Request& req, const Args&) {
+  std::optional<Hl7OutboxState> state;
+  if (req.has_param("state")) {
+    std::string name = req.get_param_value("state");
+    state = ParseHl7OutboxState(name);
+    if (!state) return InvalidArgument("state: not pending, sent or failed: '" + Echo(name) + "'");
+  }
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultLimit, 1, kMaxLimit));
+  const std::string& destination = ctx_.config.ris.name;
+  ASSIGN_OR_RETURN(std::vector<Hl7OutboxRecord> messages,
+                   ctx_.index.RecentHl7(destination, state, static_cast<int>(limit)));
+  ASSIGN_OR_RETURN(int64_t pending, ctx_.index.CountHl7(destination, Hl7OutboxState::kPending));
+  ASSIGN_OR_RETURN(int64_t failed, ctx_.index.CountHl7(destination, Hl7OutboxState::kFailed));
+  json list = json::array();
+  for (const Hl7OutboxRecord& m : messages) list.push_back(OutboxJson(m));
+  return Json(json{{"destination", destination},
+                   {"sending", ctx_.config.ris.sends()},
+                   {"pending", pending},
+                   {"failed", failed},
+                   {"messages", list},
+                   {"state", state ? json(Hl7OutboxStateName(*state)) : json(nullptr)},
                    {"limit", limit}});
 }
 

@@ -5,6 +5,8 @@
 //   GET  /api/jobs                ?state=&limit= ; GET /api/jobs/{id} with results, deliveries
 //   POST /api/jobs/{id}/retry     replays a failed or dead-lettered job
 //   GET  /api/audit               ?limit=&offset=
+//   GET  /api/ris/outbox          HL7 messages to the RIS, newest first: ?state=pending|sent|
+//                                 failed&limit= ; no message text, no patient data
 //   GET  /api/tools               the tool registry; ?include_removed=true for its history
 //   GET  /api/tools/{name}        latest version, or ?version=V; with its manifest
 //   POST /api/tools               body: a tool manifest (YAML); 201 added, 200 already there

@@ -20,6 +20,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/iso_time.h"
 #include "core/metrics.h"
 #include "store/index.h"
 #include "store/records.h"
@@ -489,6 +490,87 @@ TEST_F(AdminServerTest, HostileInputsGet4xxAndTheServerKeepsServing) {
                       "99999999999999999999999\r\n\r\n");
   EXPECT_TRUE(reply.starts_with("HTTP/1.1 4")) << reply.substr(0, 80);
   ExpectStillServing();
+}
+
+TEST_F(AdminServerTest, RisOutboxListsMessagesNewestFirstWithoutTheirTextOrPatient) {
+  config_.ris.name = "ris";
+  const TimePoint t0 = clock_.Now();
+  for (const char* control_id : {"J1R", "J2R", "J3P"}) {
+    Hl7OutboxRecord m;
+    m.destination = "ris";
+    m.patient_key = "patient-key-secret";
+    m.job_id = job_a_;
+    m.message_type = control_id[2] == 'R' ? "ORU^R01" : "OMI^O23";
+    m.control_id = control_id;
+    m.message = std::string("MSH|^~\\&|CONDUIT||RIS||20240101||ORU^R01|") + control_id +
+                "|P|2.5.1\rPID|1||PATIENT123^^^HOSP||DOE^JANE\r";
+    m.next_attempt_at = m.created_at = t0;
+    ASSERT_EQ(*index_->EnqueueHl7(m), PutOutcome::kInserted);
+  }
+  auto queued = index_->ListHl7("ris", std::nullopt, 10);
+  ASSERT_TRUE(queued.ok() && queued->size() == 3u);
+  Hl7OutboxRecord sent = (*queued)[0];
+  sent.state = Hl7OutboxState::kSent;
+  sent.sent_at = t0 + 2s;
+  ASSERT_TRUE(index_->UpdateHl7(sent).ok());
+  Hl7OutboxRecord refused = (*queued)[1];
+  refused.state = Hl7OutboxState::kFailed;
+  refused.sent_at = t0 + 3s;
+  refused.last_error = "hl7 message J2R: peer answered AR (error 103)";
+  ASSERT_TRUE(index_->UpdateHl7(refused).ok());
+  Hl7OutboxRecord waiting = (*queued)[2];
+  waiting.attempts = 2;
+  waiting.next_attempt_at = t0 + 60s;
+  waiting.last_error = "hl7 message J3P: peer answered AE (error 207)";
+  ASSERT_TRUE(index_->UpdateHl7(waiting).ok());
+
+  auto res = client_->Get("/api/ris/outbox");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  for (const char* secret : {"PATIENT123", "DOE", "patient-key-secret", "MSH|"}) {
+    EXPECT_EQ(res->body.find(secret), std::string::npos) << secret;
+  }
+  const json all = json::parse(res->body);
+  EXPECT_EQ(all["destination"], "ris");
+  EXPECT_EQ(all["pending"], 1);
+  EXPECT_EQ(all["failed"], 1);
+  ASSERT_EQ(all["messages"].size(), 3u);
+  const json& newest = all["messages"][0];
+  EXPECT_EQ(newest["control_id"], "J3P");
+  EXPECT_EQ(newest["message_type"], "OMI^O23");
+  EXPECT_EQ(newest["job_id"], job_a_.value);
+  EXPECT_EQ(newest["state"], "pending");
+  EXPECT_EQ(newest["attempts"], 2);
+  EXPECT_EQ(newest["next_attempt_at"], FormatIsoTime(t0 + 60s, IsoPrecision::kMillis));
+  EXPECT_EQ(newest["last_error"], "hl7 message J3P: peer answered AE (error 207)");
+  EXPECT_TRUE(newest["sent_at"].is_null());
+  EXPECT_EQ(all["messages"][1]["state"], "failed");
+  EXPECT_EQ(all["messages"][2]["state"], "sent");
+  EXPECT_EQ(all["messages"][2]["sent_at"], FormatIsoTime(t0 + 2s, IsoPrecision::kMillis));
+  EXPECT_TRUE(all["messages"][2]["next_attempt_at"].is_null());
+  for (const auto& m : all["messages"]) {
+    for (const char* key : {"id", "destination", "message_type", "control_id", "job_id", "state",
+                            "attempts", "next_attempt_at", "last_error", "created_at", "sent_at"}) {
+      EXPECT_TRUE(m.contains(key)) << key;
+    }
+    EXPECT_EQ(m.size(), 11u) << "nothing more: " << m.dump();
+  }
+
+  auto [status, failed] = GetJson("/api/ris/outbox?state=failed");
+  EXPECT_EQ(status, 200);
+  ASSERT_EQ(failed["messages"].size(), 1u);
+  EXPECT_EQ(failed["messages"][0]["control_id"], "J2R");
+  EXPECT_EQ(failed["state"], "failed");
+  auto [status2, one] = GetJson("/api/ris/outbox?limit=1");
+  EXPECT_EQ(status2, 200);
+  ASSERT_EQ(one["messages"].size(), 1u);
+  EXPECT_EQ(one["messages"][0]["control_id"], "J3P");
+  for (const char* bad :
+       {"/api/ris/outbox?state=lost", "/api/ris/outbox?limit=0", "/api/ris/outbox?limit=abc"}) {
+    auto [code, body] = GetJson(bad);
+    EXPECT_EQ(code, 400) << bad;
+    EXPECT_TRUE(body.contains("error")) << bad;
+  }
 }
 
 TEST_F(AdminServerTest, MetricsIsValidPrometheusText) {

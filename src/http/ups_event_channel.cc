@@ -117,8 +117,8 @@ class UpsEventChannel::Impl {
   void Register(const std::shared_ptr<Session>& s);
   void Unregister(Session* s);
   const UpsEventChannelOptions& options() const { return options_; }
-  bool Authorized(const std::string& ae, const std::string& token) const {
-    return !authorize_ || authorize_(ae, token);
+  UpsChannelDecision Authorized(const std::string& ae, const std::string& token) const {
+    return authorize_ ? authorize_(ae, token) : UpsChannelDecision(UpsChannelAccess::kGranted);
   }
   std::atomic<size_t>& live_sessions() { return live_sessions_; }
 
@@ -155,6 +155,8 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   ~Session() { --owner_.live_sessions(); }
 
   const std::string& ae() const { return ae_; }
+  // Set before Register(); read by Send() under the channel's lock.
+  const std::string& tool() const { return tool_; }
 
   void Start() {
     parser_.emplace();
@@ -230,10 +232,25 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
                     "the event channel is a WebSocket: send Upgrade: websocket", "not an upgrade");
     }
     const std::string token = BearerOf(req);
-    if (!owner_.Authorized(ae_, token)) {
-      return Refuse(http::status::unauthorized,
-                    token.empty() ? "a bearer token is required" : "the bearer token is not valid",
-                    token.empty() ? "no bearer token" : "wrong token");
+    UpsChannelDecision decision = owner_.Authorized(ae_, token);
+    switch (decision.access) {
+      case UpsChannelAccess::kGranted:
+        tool_ = std::move(decision.tool);
+        break;
+      case UpsChannelAccess::kUnauthenticated:
+        return Refuse(
+            http::status::unauthorized,
+            token.empty() ? "a bearer token is required" : "the bearer token is not valid",
+            token.empty() ? "no bearer token" : "wrong token");
+      case UpsChannelAccess::kForbidden:
+        return Refuse(http::status::forbidden,
+                      "this token's tool holds no subscription under this AE title: subscribe "
+                      "it first (RAD-86); an AE title's events belong to the tool that "
+                      "subscribed under it",
+                      "AE title not the token's");
+      case UpsChannelAccess::kUnavailable:
+        return Refuse(http::status::service_unavailable,
+                      "the subscriptions cannot be read now; try again later", "index unavailable");
     }
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout timeouts =
@@ -332,6 +349,7 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   std::optional<http::request_parser<http::empty_body>> parser_;
   beast::flat_buffer read_buffer_;
   std::string ae_;
+  std::string tool_;  // whose events it carries; empty: every tool's
   std::deque<std::shared_ptr<const std::string>> queue_;
   std::atomic<size_t> pending_{0};
   std::atomic<bool> overflowed_{false};
@@ -459,6 +477,7 @@ void UpsEventChannel::Impl::Send(const std::string& ae, const UpsEvent& event) {
   auto text =
       std::make_shared<const std::string>(EventReportJson(event, next_message_id_.fetch_add(1)));
   for (const std::shared_ptr<Session>& s : it->second) {
+    if (!event.tool.empty() && !s->tool().empty() && s->tool() != event.tool) continue;
     if (s->Reserve()) {
       net::post(*ioc_, [s, text] { s->Enqueue(text); });
     } else if (s->MarkOverflow()) {
@@ -505,6 +524,25 @@ std::string UpsEventChannel::EventReportJson(const UpsEvent& event, uint16_t mes
       "UI", event.workitem_uid.empty() ? std::string(kUpsWellKnownInstance) : event.workitem_uid);
   out["00001002"] = attr("US", event.event_type);
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+UpsEventChannel::Authorizer WorklistChannelAuthorizer(const WorklistTokens& tokens,
+                                                      Worklist& worklist, std::string admin_token) {
+  return [&tokens, &worklist, admin = std::move(admin_token)](
+             const std::string& ae, const std::string& token) -> UpsChannelDecision {
+    if (token.empty()) return UpsChannelAccess::kUnauthenticated;
+    if (!admin.empty() && TokensEqual(token, admin)) return UpsChannelAccess::kGranted;
+    const std::optional<std::string> tool = tokens.ToolOf(token);
+    if (!tool) return UpsChannelAccess::kUnauthenticated;
+    Result<bool> holds = worklist.HoldsSubscriber(*tool, ae);
+    if (!holds.ok()) {
+      spdlog::warn("event=ups_event_channel_check_failed tool={} error=\"{}\"", *tool,
+                   holds.status().ToString());
+      return UpsChannelAccess::kUnavailable;
+    }
+    if (!*holds) return UpsChannelAccess::kForbidden;
+    return UpsChannelDecision(UpsChannelAccess::kGranted, *tool);
+  };
 }
 
 }  // namespace conduit

@@ -23,6 +23,7 @@
 
 #include "adapters/ups_worklist.h"
 #include "core/status.h"
+#include "http/worklist_tokens.h"
 
 namespace conduit {
 
@@ -34,11 +35,26 @@ struct UpsEventChannelOptions {
   std::chrono::milliseconds handshake_timeout{10'000};
 };
 
+// What an authorizer decides for one upgrade request: open it; 401 (no or unknown token);
+// 403 (a valid token, but not for this AE title); 503 (could not decide now).
+enum class UpsChannelAccess { kGranted, kUnauthenticated, kForbidden, kUnavailable };
+struct UpsChannelDecision {
+  UpsChannelDecision(UpsChannelAccess a, std::string t = {}) : access(a), tool(std::move(t)) {}
+  UpsChannelAccess access;
+  // When granted: the tool whose events (UpsEvent::tool) the connection may carry; empty for
+  // every tool's (the administrator).
+  std::string tool;
+};
+
 class UpsEventChannel final : public UpsEventSink {
  public:
   // Whether the bearer `token` (empty if none was sent) may open the channel of `ae_title`.
-  // Called on the io thread; must not block. Null: every caller may.
-  using Authorizer = std::function<bool(const std::string& ae_title, const std::string& token)>;
+  // Called on the io thread once per upgrade request: at most one short index read, never a
+  // wait on the network. Null: every caller may.
+  // An event whose tool is not the connection's is not sent on it (an AE title that changed
+  // hands while a connection stayed open).
+  using Authorizer =
+      std::function<UpsChannelDecision(const std::string& ae_title, const std::string& token)>;
 
   UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize);
   ~UpsEventChannel() override;  // Stop()s
@@ -68,5 +84,12 @@ class UpsEventChannel final : public UpsEventSink {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The gateway's authorizer: a worklist tool's token opens the channel of an AE title only if
+// that tool holds a subscription under it (RAD-86 first, then RAD-109), so no tool hears
+// another's events; `admin_token` (when not empty) opens any. An index error is kUnavailable.
+// `tokens` and `worklist` must outlive the channel.
+UpsEventChannel::Authorizer WorklistChannelAuthorizer(const WorklistTokens& tokens,
+                                                      Worklist& worklist, std::string admin_token);
 
 }  // namespace conduit

@@ -117,8 +117,20 @@ class UpsEventChannelTest : public ::testing::Test {
     options.bind = "127.0.0.1";
     options.port = 0;
     channel_ = std::make_unique<UpsEventChannel>(
-        options, [](const std::string& ae, const std::string& token) {
-          return (ae == "PERF1" && token == "token-one") || (ae == "PERF2" && token == "token-two");
+        options, [](const std::string& ae, const std::string& token) -> UpsChannelDecision {
+          // token-one's tool subscribed as PERF1, token-two's as PERF2; "broken" cannot be
+          // checked now.
+          if (token == "broken") return UpsChannelAccess::kUnavailable;
+          if (token == "token-one") {
+            if (ae != "PERF1") return UpsChannelAccess::kForbidden;
+            return UpsChannelDecision(UpsChannelAccess::kGranted, "tool-one");
+          }
+          if (token == "token-two") {
+            if (ae != "PERF2") return UpsChannelAccess::kForbidden;
+            return UpsChannelDecision(UpsChannelAccess::kGranted, "tool-two");
+          }
+          if (token == "admin") return UpsChannelAccess::kGranted;  // every tool's events
+          return UpsChannelAccess::kUnauthenticated;
         });
     ASSERT_TRUE(channel_->Start().ok());
     ASSERT_GT(channel_->port(), 0);
@@ -177,7 +189,9 @@ TEST_F(UpsEventChannelTest, RefusalsAnswerHttpWithAReason) {
   };
   const Case cases[] = {
       {"/ws/subscribers/PERF1", "", 401},
-      {"/ws/subscribers/PERF1", "token-two", 401},
+      {"/ws/subscribers/PERF1", "not-a-token", 401},
+      {"/ws/subscribers/PERF1", "token-two", 403},
+      {"/ws/subscribers/PERF1", "broken", 503},
       {"/ws/workitems/PERF1", "token-one", 404},
       {"/ws/subscribers/" + std::string(17, 'A'), "token-one", 400},
       {"/ws/subscribers/BAD%5CAE", "token-one", 400},
@@ -190,6 +204,31 @@ TEST_F(UpsEventChannelTest, RefusalsAnswerHttpWithAReason) {
     EXPECT_NE(client.response().body().find("error"), std::string::npos) << c.target;
   }
   EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+}
+
+TEST_F(UpsEventChannelTest, AConnectionCarriesOnlyTheEventsOfTheToolItWasOpenedFor) {
+  StartChannel();
+  Client tool_one;
+  ASSERT_FALSE(tool_one.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  Client admin;
+  ASSERT_FALSE(admin.Open(channel_->port(), "/ws/subscribers/PERF1", "admin"));
+  ASSERT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 2; }));
+  // PERF1 changed hands (tool-two subscribed under it) while tool-one's connection stayed open.
+  UpsEvent other = StateReport("2.25.2", "SCHEDULED");
+  other.tool = "tool-two";
+  channel_->Send("PERF1", other);
+  UpsEvent own = StateReport("2.25.1", "SCHEDULED");
+  own.tool = "tool-one";
+  channel_->Send("PERF1", own);
+
+  std::optional<std::string> first = tool_one.Read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(json::parse(*first)["00001000"]["Value"][0], "2.25.1") << "tool-two's event skipped";
+  for (const char* uid : {"2.25.2", "2.25.1"}) {
+    std::optional<std::string> seen = admin.Read();
+    ASSERT_TRUE(seen);
+    EXPECT_EQ(json::parse(*seen)["00001000"]["Value"][0], uid) << "the administrator sees all";
+  }
 }
 
 TEST_F(UpsEventChannelTest, PlainHttpRequestGets426) {

@@ -58,9 +58,10 @@ class UpsRsTest : public ::testing::Test {
     }
     index_ = std::move(OpenSqliteIndex(tmp_.path() / "index.sqlite").value());
     tokens_ = WorklistTokens::FromTokens({{"alpha", "tok-alpha"}, {"beta", "tok-beta"}}).value();
+    // As the gateway wires it: the worklist is built below, before any upgrade arrives.
     channel_ = std::make_unique<UpsEventChannel>(
-        UpsEventChannelOptions{}, [this](const std::string&, const std::string& token) {
-          return tokens_.ToolOf(token).has_value();
+        UpsEventChannelOptions{}, [this](const std::string& ae, const std::string& token) {
+          return WorklistChannelAuthorizer(tokens_, *worklist_, "admin-secret")(ae, token);
         });
     EXPECT_TRUE(channel_->Start().ok());
     worklist_ = std::make_unique<Worklist>(*index_, clock_, config_, metrics_, channel_.get(),
@@ -299,9 +300,19 @@ class EventClient {
     ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
       req.set(beast::http::field::authorization, "Bearer " + token);
     }));
-    ws_.handshake("127.0.0.1", "/ws/subscribers/" + ae, ec);
-    return !ec;
+    // Asynchronous: Beast 1.74's synchronous handshake keeps a refusal's response to itself.
+    bool done = false;
+    ws_.async_handshake(response_, "127.0.0.1", "/ws/subscribers/" + ae, [&](beast::error_code e) {
+      ec = e;
+      done = true;
+    });
+    ioc_.restart();
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (!done && std::chrono::steady_clock::now() < deadline) ioc_.run_for(100ms);
+    return done && !ec;
   }
+  // The HTTP status of the handshake's answer (101 when opened).
+  unsigned status() const { return response_.result_int(); }
   std::optional<json> Read() {
     beast::flat_buffer buffer;
     bool done = false;
@@ -320,17 +331,19 @@ class EventClient {
  private:
   net::io_context ioc_;
   websocket::stream<net::ip::tcp::socket> ws_{ioc_};
+  websocket::response_type response_;
 };
 
 TEST_F(UpsRsTest, WorklistSubscriberHearsOfNewWorkitemsAndTheirClaims) {
+  // RAD-86 first: the AE title's channel opens to the tool subscribed under it.
+  auto sub = Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "");
+  ASSERT_EQ(sub->status, 201) << sub->body;
   EventClient events;
   ASSERT_TRUE(events.Open(channel_->port(), "PERF1", "tok-alpha"));
   const auto deadline = std::chrono::steady_clock::now() + kWait;
   while (channel_->ConnectionCount("PERF1") == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
   }
-  auto sub = Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "");
-  ASSERT_EQ(sub->status, 201) << sub->body;
 
   const std::string uid = Schedule("alpha");
   std::optional<json> scheduled = events.Read();
@@ -375,6 +388,107 @@ TEST_F(UpsRsTest, SubscriptionRequestsAreChecked) {
   EXPECT_EQ(bad_filter->status, 400);
   EXPECT_NE(bad_filter->body.find("filter"), std::string::npos);
   EXPECT_EQ(Post("/dicom-web/workitems/" + uid + "/subscribers/PERF1/suspend", "")->status, 404);
+}
+
+TEST_F(UpsRsTest, EventChannelOpensOnlyToTheToolSubscribedUnderTheAeTitle) {
+  ASSERT_EQ(Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "")->status,
+            201);
+  {
+    EventClient other_tool;
+    EXPECT_FALSE(other_tool.Open(channel_->port(), "PERF1", "tok-beta"));
+    EXPECT_EQ(other_tool.status(), 403u) << "beta's token cannot hear alpha's events";
+  }
+  {
+    EventClient unknown;
+    EXPECT_FALSE(unknown.Open(channel_->port(), "PERF1", "tok-nobody"));
+    EXPECT_EQ(unknown.status(), 401u);
+  }
+  {
+    EventClient unsubscribed;
+    EXPECT_FALSE(unsubscribed.Open(channel_->port(), "NOSUB", "tok-alpha"));
+    EXPECT_EQ(unsubscribed.status(), 403u) << "no subscription under that AE title yet";
+  }
+  EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+
+  EventClient owner;
+  ASSERT_TRUE(owner.Open(channel_->port(), "PERF1", "tok-alpha"));
+  EXPECT_EQ(owner.status(), 101u);
+  EventClient admin;
+  ASSERT_TRUE(admin.Open(channel_->port(), "PERF1", "admin-secret"));
+
+  const std::string uid = Schedule("alpha");
+  for (EventClient* c : {&owner, &admin}) {
+    std::optional<json> scheduled = c->Read();
+    ASSERT_TRUE(scheduled);
+    EXPECT_EQ((*scheduled)["00001000"]["Value"][0], uid);
+  }
+
+  // Once alpha's subscriptions are gone, PERF1 is nobody's: beta may take it.
+  ASSERT_EQ(client_
+                ->Delete("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1",
+                         Auth("tok-alpha"))
+                ->status,
+            200);
+  EventClient late;
+  EXPECT_FALSE(late.Open(channel_->port(), "PERF1", "tok-alpha"));
+  EXPECT_EQ(late.status(), 403u);
+  ASSERT_EQ(Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "", "tok-beta")
+                ->status,
+            201);
+  EventClient beta;
+  EXPECT_TRUE(beta.Open(channel_->port(), "PERF1", "tok-beta"));
+}
+
+TEST_F(UpsRsTest, SubscriptionUnderAnotherToolsAeTitleIsRefused) {
+  const std::string uid = Schedule("beta");
+  ASSERT_EQ(Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "")->status,
+            201);
+  auto global =
+      Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "", "tok-beta");
+  EXPECT_EQ(global->status, 403);
+  EXPECT_NE(global->body.find("already subscribed by another"), std::string::npos) << global->body;
+  auto one = Post("/dicom-web/workitems/" + uid + "/subscribers/PERF1", "", "tok-beta");
+  EXPECT_EQ(one->status, 403) << "a workitem subscription as well";
+  EXPECT_EQ(Post("/dicom-web/workitems/" + uid + "/subscribers/PERF2", "", "tok-beta")->status,
+            201);
+  EXPECT_EQ(Post("/dicom-web/workitems/1.2.840.10008.5.1.4.34.5/subscribers/PERF1", "")->status,
+            201)
+      << "its owner may subscribe again";
+}
+
+TEST_F(UpsRsTest, WorkitemsOfEndedJobsAreNeitherOfferedNorClaimable) {
+  const std::string ended = Schedule("alpha");
+  const std::string live = Schedule("alpha");
+  const std::string claimed_ended = Schedule("alpha");
+  auto job = index_->GetJob(jobs_[0]);
+  ASSERT_TRUE(job.ok() && job->has_value());
+  JobRecord dead = **job;
+  dead.state = JobState::kDeadLetter;
+  AuditEvent audit;
+  audit.at = clock_.Now();
+  audit.action = "dead_letter";
+  audit.outcome = "failure";
+  ASSERT_TRUE(index_->UpdateJob(dead, audit).ok());
+  JobRecord done = **index_->GetJob(jobs_[2]);
+  done.state = JobState::kDone;
+  ASSERT_TRUE(index_->UpdateJob(done, audit).ok());
+
+  auto claim =
+      Put("/dicom-web/workitems/" + claimed_ended + "/state", StateBody("IN PROGRESS", "2.25.31"));
+  EXPECT_EQ(claim->status, 409) << claim->body;
+  EXPECT_NE(claim->body.find("the job ended"), std::string::npos) << claim->body;
+
+  auto search = Get("/dicom-web/workitems?ProcedureStepState=SCHEDULED");
+  ASSERT_EQ(search->status, 200) << search->body;
+  json found = json::parse(search->body);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0]["00080018"]["Value"][0], live);
+
+  auto retrieved = Get("/dicom-web/workitems/" + ended);
+  ASSERT_EQ(retrieved->status, 200);
+  json w = json::parse(retrieved->body)[0];
+  EXPECT_EQ(w["00741000"]["Value"][0], "CANCELED");
+  EXPECT_EQ(w["00741002"]["Value"][0]["00741238"]["Value"][0], "the job ended");
 }
 
 TEST(UpsFilterTest, FilterMatchesOnTopLevelAttributes) {

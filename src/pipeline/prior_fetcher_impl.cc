@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <shared_mutex>
 #include <system_error>
 
 #include "adapters/dicomweb_client.h"
@@ -15,6 +14,7 @@
 #include "core/priors_yaml.h"
 #include "dicom/dimse_query_retrieve.h"
 #include "dicom/instance_meta.h"
+#include "store/received_instance.h"
 
 namespace conduit {
 namespace {
@@ -315,51 +315,17 @@ Result<std::vector<fs::path>> PriorFetcherImpl::FetchAndStore(
   }
 
   std::vector<fs::path> stored;
-  for (auto& [file, meta] : instances) {
-    std::error_code ec;
-    const uint64_t size = fs::file_size(file, ec);
-    // Retention must not expire the study between this commit and its index row.
-    std::shared_lock expiry(spool_.expiry_lock());
-    Result<std::string> committed = spool_.Commit(file, meta.sop_instance_uid);
-    if (!committed.ok()) return committed.status().WithContext(what);
-    const std::string key = *committed;
-    InstanceRecord record;
-    record.study_uid = meta.study_uid;
-    record.series_uid = meta.series_uid;
-    record.sop_instance_uid = meta.sop_instance_uid;
-    record.sop_class_uid = meta.sop_class_uid;
-    record.transfer_syntax_uid = meta.transfer_syntax_uid;
-    record.spool_key = key;
-    record.size_bytes = size;
-    record.calling_ae = AeTitle(std::string(kPriorFetchedCaller));
-    record.received_at = clock_.Now();
-    record.patient_id = meta.patient_id;
-    record.patient_name = meta.patient_name;
-    record.accession_number = meta.accession_number;
-    record.study_date = meta.study_date;
-    record.study_description = meta.study_description;
-    record.modality = meta.modality;
-    record.series_description = meta.series_description;
-    record.body_part = meta.body_part;
-    record.series_number = meta.series_number;
-    record.instance_number = meta.instance_number;
-    record.attributes = meta.attributes;
-    AuditEvent audit;
-    audit.at = record.received_at;
-    audit.action = "prior_fetched";
-    audit.outcome = "success";
-    audit.actor = source_->Name();
-    audit.study_ref = StudyRef(meta.study_uid);
-    audit.job_id = job.id;
-    audit.detail = nlohmann::json{
-        {"for_study", StudyRef(job.study_uid)},
-        {"tool", job.tool},
-        {"sop_class", meta.sop_class_uid.str()},
-        {"transfer_syntax", meta.transfer_syntax_uid},
-        {"bytes",
-         size}}.dump();
-    RETURN_IF_ERROR(index_.PutInstance(record, audit).status().WithContext(what));
-    stored.push_back(spool_.PathOf(key));
+  for (const auto& [file, meta] : instances) {
+    Receipt receipt;
+    receipt.calling_ae = AeTitle(std::string(kPriorFetchedCaller));
+    receipt.received_at = clock_.Now();
+    receipt.action = "prior_fetched";
+    receipt.actor = source_->Name();
+    receipt.job_id = job.id;
+    receipt.detail = {{"for_study", StudyRef(job.study_uid)}, {"tool", job.tool}};
+    Result<DurableInstance> durable = StoreReceivedInstance(spool_, index_, file, meta, receipt);
+    if (!durable.ok()) return durable.status().WithContext(what);
+    stored.push_back(spool_.PathOf(durable->spool_key));
   }
   return stored;
 }

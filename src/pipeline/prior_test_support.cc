@@ -7,6 +7,7 @@
 
 #include "dicom/instance_meta.h"
 #include "dicom/test_support.h"
+#include "store/received_instance.h"
 
 namespace conduit::testing {
 
@@ -45,29 +46,11 @@ Status StoreReceived(Index& index, Spool& spool, const std::vector<fs::path>& fi
     ASSIGN_OR_RETURN(InstanceMeta meta, ReadInstanceMeta(file));
     const fs::path incoming = spool.NewIncomingPath();
     fs::copy_file(file, incoming);
-    ASSIGN_OR_RETURN(std::string key, spool.Commit(incoming, meta.sop_instance_uid));
-    InstanceRecord r;
-    r.study_uid = meta.study_uid;
-    r.series_uid = meta.series_uid;
-    r.sop_instance_uid = meta.sop_instance_uid;
-    r.sop_class_uid = meta.sop_class_uid;
-    r.transfer_syntax_uid = meta.transfer_syntax_uid;
-    r.spool_key = key;
-    r.size_bytes = fs::file_size(spool.PathOf(key));
-    r.calling_ae = AeTitle("MODALITY");
-    r.received_at = at;
-    r.patient_id = meta.patient_id;
-    r.study_date = meta.study_date;
-    r.modality = meta.modality;
-    r.body_part = meta.body_part;
-    r.study_description = meta.study_description;
-    r.series_number = meta.series_number;
-    r.instance_number = meta.instance_number;
-    r.attributes = meta.attributes;
-    ASSIGN_OR_RETURN(PutOutcome outcome,
-                     index.PutInstance(r, AuditEvent{at, "receive", "success", "MODALITY",
-                                                     StudyRef(meta.study_uid), JobId{}, "{}", ""}));
-    (void)outcome;
+    Receipt receipt;
+    receipt.calling_ae = AeTitle("MODALITY");
+    receipt.received_at = at;
+    receipt.actor = "MODALITY";
+    RETURN_IF_ERROR(StoreReceivedInstance(spool, index, incoming, meta, receipt).status());
   }
   return Status::Ok();
 }

@@ -165,6 +165,18 @@ class Index {
                                                        std::optional<Hl7OutboxState> state,
                                                        int limit) = 0;
   virtual Result<int64_t> CountHl7(const std::string& destination, Hl7OutboxState state) = 0;
+  // The operators' view: messages of `destination`, newest first, of `state` only when given.
+  virtual Result<std::vector<Hl7OutboxRecord>> RecentHl7(const std::string& destination,
+                                                         std::optional<Hl7OutboxState> state,
+                                                         int limit) = 0;
+  // Retention (app/retention.h), in batches like PurgeAuditBefore; each returns the rows
+  // deleted. Sent and failed messages whose outcome (sent_at; created_at if it has none) is
+  // dated before `cutoff`; a pending message is never deleted, however old.
+  virtual Result<int64_t> PurgeHl7Before(TimePoint cutoff) = 0;
+  // Orders last updated before `cutoff`.
+  virtual Result<int64_t> PurgeRisOrdersBefore(TimePoint cutoff) = 0;
+  // Reports received before `cutoff`.
+  virtual Result<int64_t> PurgeRisReportsBefore(TimePoint cutoff) = 0;
   // Inserts or replaces the order of `order.accession`.
   virtual Status PutRisOrder(const RisOrderRecord& order) = 0;
   virtual Result<std::optional<RisOrderRecord>> GetRisOrder(const std::string& accession) = 0;
@@ -208,6 +220,15 @@ class Index {
   // `workitem_uid` is given the subscriptions to that workitem; oldest first.
   virtual Result<std::vector<UpsSubscription>> ListSubscriptions(
       const std::string& tool, const std::string& workitem_uid) = 0;
+  // Every subscription (to a worklist or a workitem, of any tool) held under `subscriber_ae`,
+  // oldest first: whose AE title it is (the event channel's and RAD-86's ownership checks).
+  virtual Result<std::vector<UpsSubscription>> SubscriptionsOf(
+      const std::string& subscriber_ae) = 0;
+  // SCHEDULED or IN PROGRESS workitems of `tool`'s worklist (empty: every worklist) whose job
+  // is done, failed or dead-lettered; oldest first, at most `limit`. One query, not one per
+  // workitem: the Worklist cancels them before a search offers them.
+  virtual Result<std::vector<WorkitemRecord>> OpenWorkitemsOfEndedJobs(const std::string& tool,
+                                                                       int limit) = 0;
 };
 
 // A short, stable, non-reversible reference for a study in logs and audit: the first 16 hex

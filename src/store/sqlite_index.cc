@@ -14,6 +14,7 @@
 #include "store/sqlite_db.h"
 #include "store/sqlite_index_internal.h"
 #include "store/sqlite_ris.h"
+#include "store/sqlite_rows.h"
 #include "store/sqlite_schema.h"
 #include "store/sqlite_workitems.h"
 #include "store/sqlite_writer.h"
@@ -209,7 +210,7 @@ ToolRecord ReadTool(const SqliteStatement& s) {
   t.manifest_json = s.Text(2);
   t.manifest_hash = s.Text(3);
   t.added_at = FromUnixMillis(s.Int(4));
-  if (!s.IsNull(5)) t.removed_at = FromUnixMillis(s.Int(5));
+  t.removed_at = OptionalTime(s, 5);
   return t;
 }
 
@@ -227,22 +228,6 @@ AuditEvent ReadAudit(const SqliteStatement& s) {
 }
 
 // ---- statements run inside a write transaction ----
-
-// `policy_hash` is the index's own, used when the event carries none.
-Status InsertAudit(SqliteConnection& c, const AuditEvent& e, const std::string& policy_hash) {
-  ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO audit (at, action, outcome, actor, study_ref, "
-                                     "job_id, detail, policy_hash) VALUES (?1, ?2, ?3, ?4, ?5, "
-                                     "?6, ?7, ?8)"));
-  s.Bind(1, ToUnixMillis(e.at))
-      .Bind(2, e.action)
-      .Bind(3, e.outcome)
-      .Bind(4, e.actor)
-      .Bind(5, e.study_ref)
-      .Bind(6, e.job_id.value)
-      .Bind(7, e.detail.empty() ? std::string("{}") : e.detail)
-      .Bind(8, e.policy_hash.empty() ? policy_hash : e.policy_hash);
-  return s.Run().WithContext("audit");
-}
 
 Result<bool> RowExists(SqliteConnection& c, const std::string& sql,
                        const std::function<void(SqliteStatement&)>& bind) {
@@ -270,10 +255,6 @@ const std::string& ActiveJobStatesSql() {
   }();
   return list;
 }
-
-// Rows deleted per transaction by the retention purges, so that a large purge (a shortened
-// period) never holds the writer, and with it every receipt, for long.
-constexpr int64_t kPurgeBatchRows = 5000;
 
 // ---- the index ----
 
@@ -347,9 +328,7 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kInstanceColumns +
                                               " FROM instances WHERE sop_instance_uid = ?1"));
     s.Bind(1, sop.str());
-    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index find instance"));
-    if (!row) return std::optional<InstanceRecord>();
-    return std::optional<InstanceRecord>(ReadInstance(s));
+    return ReadOptionalRow<InstanceRecord>(s, ReadInstance, "index find instance");
   }
 
   Result<std::vector<InstanceRecord>> ListInstances(const StudyUid& study,
@@ -367,7 +346,7 @@ class SqliteIndex final : public Index {
     } else {
       s.Bind(2, IdsToJson(series));
     }
-    return Collect<InstanceRecord>(s, ReadInstance, "index list instances");
+    return CollectRows<InstanceRecord>(s, ReadInstance, "index list instances");
   }
 
   Result<std::vector<StudySummary>> ListStudies(int limit, int offset) override {
@@ -377,7 +356,7 @@ class SqliteIndex final : public Index {
                                               "max(received_at) DESC, study_uid LIMIT ?1 "
                                               "OFFSET ?2"));
     s.Bind(1, int64_t{limit}).Bind(2, int64_t{std::max(0, offset)});
-    return Collect<StudySummary>(s, ReadStudy, "index list studies");
+    return CollectRows<StudySummary>(s, ReadStudy, "index list studies");
   }
 
   Result<std::optional<StudySummary>> GetStudy(const StudyUid& study) override {
@@ -386,9 +365,7 @@ class SqliteIndex final : public Index {
                                               " FROM instances WHERE study_uid = ?1 "
                                               "GROUP BY study_uid"));
     s.Bind(1, study.str());
-    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get study"));
-    if (!row) return std::optional<StudySummary>();
-    return std::optional<StudySummary>(ReadStudy(s));
+    return ReadOptionalRow<StudySummary>(s, ReadStudy, "index get study");
   }
 
   // --- search ---
@@ -447,7 +424,7 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(auto s, conn.Prepare(sql));
     for (size_t i = 0; i < lists.size(); ++i) s.Bind(static_cast<int>(i + 1), lists[i]);
     for (;;) {
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index scan entities"));
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index scan entities"));
       if (!row) return Status::Ok();
       EntityRow e;
       e.study_uid = StudyUid(s.Text(0));
@@ -474,7 +451,7 @@ class SqliteIndex final : public Index {
         ASSIGN_OR_RETURN(auto a, conn.Prepare("SELECT attributes FROM instances WHERE "
                                               "sop_instance_uid = ?1"));
         a.Bind(1, e.sop_instance_uid.str());
-        ASSIGN_OR_RETURN(bool found, Context(a.Step(), "index load attributes"));
+        ASSIGN_OR_RETURN(bool found, WithStepContext(a.Step(), "index load attributes"));
         if (!found) return std::map<std::string, std::string>();
         return AttributesFromJson(a.Text(0));
       };
@@ -509,7 +486,7 @@ class SqliteIndex final : public Index {
     } else {
       s.BindNull(1);
     }
-    return Collect<AssemblyUnit>(s, ReadUnit, "index list units");
+    return CollectRows<AssemblyUnit>(s, ReadUnit, "index list units");
   }
 
   Result<std::vector<AssemblyUnit>> UnitsOfStudy(const StudyUid& study) override {
@@ -518,7 +495,7 @@ class SqliteIndex final : public Index {
                                               " FROM units WHERE study_uid = ?1 "
                                               "ORDER BY route, series_uid"));
     s.Bind(1, study.str());
-    return Collect<AssemblyUnit>(s, ReadUnit, "index units of study");
+    return CollectRows<AssemblyUnit>(s, ReadUnit, "index units of study");
   }
 
   Status PutMpps(const MppsRecord& m) override {
@@ -556,9 +533,7 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT mpps_uid, study_uid, status, instances "
                                               "FROM mpps WHERE mpps_uid = ?1"));
     s.Bind(1, mpps_uid);
-    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get mpps"));
-    if (!row) return std::optional<MppsRecord>();
-    return std::optional<MppsRecord>(ReadMpps(s));
+    return ReadOptionalRow<MppsRecord>(s, ReadMpps, "index get mpps");
   }
 
   Result<std::vector<MppsRecord>> MppsOfStudy(const StudyUid& study) override {
@@ -566,7 +541,7 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT mpps_uid, study_uid, status, instances "
                                               "FROM mpps WHERE study_uid = ?1 ORDER BY mpps_uid"));
     s.Bind(1, study.str());
-    return Collect<MppsRecord>(s, ReadMpps, "index mpps of study");
+    return CollectRows<MppsRecord>(s, ReadMpps, "index mpps of study");
   }
 
   // --- jobs ---
@@ -637,9 +612,7 @@ class SqliteIndex final : public Index {
     ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kJobColumns +
                                               " FROM jobs WHERE id = ?1"));
     s.Bind(1, id.value);
-    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get job"));
-    if (!row) return std::optional<JobRecord>();
-    return std::optional<JobRecord>(ReadJob(s));
+    return ReadOptionalRow<JobRecord>(s, ReadJob, "index get job");
   }
 
   Result<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int limit) override {
@@ -653,7 +626,7 @@ class SqliteIndex final : public Index {
       s.BindNull(1);
     }
     s.Bind(2, int64_t{limit});
-    return Collect<JobRecord>(s, ReadJob, "index list jobs");
+    return CollectRows<JobRecord>(s, ReadJob, "index list jobs");
   }
 
   Result<std::vector<JobRecord>> DueJobs(TimePoint now, int limit) override {
@@ -663,7 +636,7 @@ class SqliteIndex final : public Index {
                                               "'failed', 'dead_letter') AND next_attempt_at <= "
                                               "?1 ORDER BY next_attempt_at, id LIMIT ?2"));
     s.Bind(1, ToUnixMillis(now)).Bind(2, int64_t{limit});
-    return Collect<JobRecord>(s, ReadJob, "index due jobs");
+    return CollectRows<JobRecord>(s, ReadJob, "index due jobs");
   }
 
   // Jobs that can still take results: sending (a fast tool may answer before the last instance
@@ -677,7 +650,7 @@ class SqliteIndex final : public Index {
                                               "AND state IN ('sending', 'awaiting_results') "
                                               "ORDER BY id"));
     s.Bind(1, tool).Bind(2, study.str());
-    return Collect<JobRecord>(s, ReadJob, "index awaiting jobs");
+    return CollectRows<JobRecord>(s, ReadJob, "index awaiting jobs");
   }
 
   // --- retention ---
@@ -701,7 +674,7 @@ class SqliteIndex final : public Index {
                          "o.study_uid AND u.state = 'open') "
                          "ORDER BY o.newest, o.study_uid LIMIT ?2"));
     s.Bind(1, ToUnixMillis(received_before)).Bind(2, int64_t{std::max(0, limit)});
-    return Collect<StudyUid>(
+    return CollectRows<StudyUid>(
         s, [](const SqliteStatement& row) { return StudyUid(row.Text(0)); },
         "index studies to expire");
   }
@@ -789,7 +762,7 @@ class SqliteIndex final : public Index {
       counts[st] = 0;
     }
     for (;;) {
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index count jobs"));
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index count jobs"));
       if (!row) break;
       counts[ParseJobState(s.Text(0)).value_or(JobState::kFailed)] += s.Int(1);
     }
@@ -839,7 +812,7 @@ class SqliteIndex final : public Index {
                                               " FROM results WHERE job_id = ?1 "
                                               "ORDER BY received_at, sop_instance_uid"));
     s.Bind(1, job.value);
-    return Collect<ResultRecord>(s, ReadResult, "index list results");
+    return CollectRows<ResultRecord>(s, ReadResult, "index list results");
   }
 
   Status MarkDelivered(JobId job, const SopInstanceUid& sop, const std::string& destination,
@@ -868,7 +841,7 @@ class SqliteIndex final : public Index {
     s.Bind(1, job.value);
     std::set<std::pair<std::string, std::string>> out;
     for (;;) {
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index list delivered"));
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index list delivered"));
       if (!row) break;
       out.emplace(s.Text(0), s.Text(1));
     }
@@ -910,14 +883,14 @@ class SqliteIndex final : public Index {
       ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT original FROM crosswalk "
                                                 "WHERE pseudonym = ?1"));
       s.Bind(1, pseudonym);
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index find originals"));
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index find originals"));
       if (row) found.emplace(pseudonym, s.Text(0));
     }
     return found;
   }
 
   Result<int64_t> PurgePseudonymsBefore(TimePoint cutoff) override {
-    return PurgeInBatches("index purge pseudonyms",
+    return PurgeInBatches(writer_, "index purge pseudonyms",
                           "DELETE FROM crosswalk WHERE pseudonym IN (SELECT pseudonym FROM "
                           "crosswalk WHERE created_at < ?1 LIMIT ?2)",
                           cutoff);
@@ -975,7 +948,7 @@ class SqliteIndex final : public Index {
     s.Bind(1, job.value);
     std::vector<FindingRecord> out;
     while (true) {
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index list findings"));
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index list findings"));
       if (!row) break;
       FindingRecord f;
       f.job_id = JobId{s.Int(0)};
@@ -1046,7 +1019,7 @@ class SqliteIndex final : public Index {
                                               " FROM tool_registry WHERE ?1 OR removed_at IS "
                                               "NULL ORDER BY name, id"));
     s.Bind(1, int64_t{include_removed ? 1 : 0});
-    return Collect<ToolRecord>(s, ReadTool, "index list tools");
+    return CollectRows<ToolRecord>(s, ReadTool, "index list tools");
   }
 
   Result<std::optional<ToolRecord>> GetTool(const std::string& name,
@@ -1062,9 +1035,7 @@ class SqliteIndex final : public Index {
     } else {
       s.BindNull(2);
     }
-    ASSIGN_OR_RETURN(bool row, Context(s.Step(), "index get tool"));
-    if (!row) return std::optional<ToolRecord>();
-    return std::optional<ToolRecord>(ReadTool(s));
+    return ReadOptionalRow<ToolRecord>(s, ReadTool, "index get tool");
   }
 
   Status RemoveTool(const std::string& name, const std::string& version,
@@ -1099,7 +1070,7 @@ class SqliteIndex final : public Index {
 
   Result<int64_t> PurgeAuditBefore(TimePoint cutoff) override {
     return PurgeInBatches(
-        "index purge audit",
+        writer_, "index purge audit",
         "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 LIMIT ?2)", cutoff);
   }
 
@@ -1109,30 +1080,10 @@ class SqliteIndex final : public Index {
                                               "job_id, detail, policy_hash FROM audit ORDER BY "
                                               "at DESC, id DESC LIMIT ?1 OFFSET ?2"));
     s.Bind(1, int64_t{limit}).Bind(2, int64_t{std::max(0, offset)});
-    return Collect<AuditEvent>(s, ReadAudit, "index list audit");
+    return CollectRows<AuditEvent>(s, ReadAudit, "index list audit");
   }
 
  private:
-  // Runs `delete_sql` (?1 the cutoff in Unix ms, ?2 the batch size) one transaction at a
-  // time until a batch deletes fewer rows than its size; returns the rows deleted.
-  Result<int64_t> PurgeInBatches(const std::string& what, const std::string& delete_sql,
-                                 TimePoint cutoff) {
-    int64_t purged = 0;
-    for (;;) {
-      int64_t batch = 0;
-      Status written = writer_.Write(what, [&](SqliteConnection& c) -> Status {
-        ASSIGN_OR_RETURN(auto s, c.Prepare(delete_sql));
-        s.Bind(1, ToUnixMillis(cutoff)).Bind(2, kPurgeBatchRows);
-        RETURN_IF_ERROR(s.Run());
-        batch = c.Changes();
-        return Status::Ok();
-      });
-      if (!written.ok()) return written;
-      purged += batch;
-      if (batch < kPurgeBatchRows) return purged;
-    }
-  }
-
   // --- RIS (HL7 v2): sqlite_ris.cc ---
 
   Result<PutOutcome> EnqueueHl7(const Hl7OutboxRecord& m) override { return ris_.EnqueueHl7(m); }
@@ -1151,6 +1102,18 @@ class SqliteIndex final : public Index {
   }
   Result<int64_t> CountHl7(const std::string& destination, Hl7OutboxState state) override {
     return ris_.CountHl7(destination, state);
+  }
+  Result<std::vector<Hl7OutboxRecord>> RecentHl7(const std::string& destination,
+                                                 std::optional<Hl7OutboxState> state,
+                                                 int limit) override {
+    return ris_.RecentHl7(destination, state, limit);
+  }
+  Result<int64_t> PurgeHl7Before(TimePoint cutoff) override { return ris_.PurgeHl7Before(cutoff); }
+  Result<int64_t> PurgeRisOrdersBefore(TimePoint cutoff) override {
+    return ris_.PurgeRisOrdersBefore(cutoff);
+  }
+  Result<int64_t> PurgeRisReportsBefore(TimePoint cutoff) override {
+    return ris_.PurgeRisReportsBefore(cutoff);
   }
   Status PutRisOrder(const RisOrderRecord& o) override { return ris_.PutRisOrder(o); }
   Result<std::optional<RisOrderRecord>> GetRisOrder(const std::string& accession) override {
@@ -1197,6 +1160,13 @@ class SqliteIndex final : public Index {
                                                          const std::string& workitem_uid) override {
     return workitems_.ListSubscriptions(tool, workitem_uid);
   }
+  Result<std::vector<UpsSubscription>> SubscriptionsOf(const std::string& subscriber_ae) override {
+    return workitems_.SubscriptionsOf(subscriber_ae);
+  }
+  Result<std::vector<WorkitemRecord>> OpenWorkitemsOfEndedJobs(const std::string& tool,
+                                                               int limit) override {
+    return workitems_.OpenWorkitemsOfEndedJobs(tool, limit);
+  }
 
   // Inserts an audit row stamped with the index's policy hash when the event carries none.
   Status Audit(SqliteConnection& c, const AuditEvent& e) {
@@ -1206,22 +1176,6 @@ class SqliteIndex final : public Index {
       hash = policy_hash_;
     }
     return InsertAudit(c, e, hash);
-  }
-
-  template <typename T>
-  static Result<T> Context(Result<T> r, std::string_view what) {
-    if (!r.ok()) return r.status().WithContext(what);
-    return r;
-  }
-
-  template <typename T, typename ReadRow>
-  static Result<std::vector<T>> Collect(SqliteStatement& s, ReadRow read, std::string_view what) {
-    std::vector<T> out;
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, Context(s.Step(), what));
-      if (!row) return out;
-      out.push_back(read(s));
-    }
   }
 
   const SqliteIndexOptions options_;

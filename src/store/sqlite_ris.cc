@@ -3,6 +3,10 @@
 // (same destination) is still pending.
 #include "store/sqlite_ris.h"
 
+#include <string_view>
+
+#include "store/sqlite_rows.h"
+
 namespace conduit {
 namespace {
 
@@ -25,7 +29,7 @@ Hl7OutboxRecord ReadOutbox(const SqliteStatement& s) {
   r.next_attempt_at = FromUnixMillis(s.Int(9));
   r.last_error = s.Text(10);
   r.created_at = FromUnixMillis(s.Int(11));
-  if (!s.IsNull(12)) r.sent_at = FromUnixMillis(s.Int(12));
+  r.sent_at = OptionalTime(s, 12);
   return r;
 }
 
@@ -65,17 +69,6 @@ RisReportRecord ReadReport(const SqliteStatement& s) {
   r.codes_json = s.Text(9);
   r.received_at = FromUnixMillis(s.Int(10));
   return r;
-}
-
-template <typename T, typename ReadRow>
-Result<std::vector<T>> Collect(SqliteStatement& s, ReadRow read, const std::string& what) {
-  std::vector<T> out;
-  for (;;) {
-    Result<bool> row = s.Step();
-    if (!row.ok()) return row.status().WithContext(what);
-    if (!*row) return out;
-    out.push_back(read(s));
-  }
 }
 
 }  // namespace
@@ -122,7 +115,7 @@ Result<std::vector<Hl7OutboxRecord>> SqliteRisTables::SendableHl7(const std::str
                        "p.destination = o.destination AND p.patient_key = o.patient_key AND "
                        "p.state = 'pending' AND p.id < o.id) ORDER BY id LIMIT ?3"));
   s.Bind(1, destination).Bind(2, ToUnixMillis(now)).Bind(3, int64_t{limit});
-  return Collect<Hl7OutboxRecord>(s, ReadOutbox, "index sendable hl7");
+  return CollectRows<Hl7OutboxRecord>(s, ReadOutbox, "index sendable hl7");
 }
 
 Status SqliteRisTables::UpdateHl7(const Hl7OutboxRecord& m) {
@@ -136,11 +129,7 @@ Status SqliteRisTables::UpdateHl7(const Hl7OutboxRecord& m) {
             .Bind(3, int64_t{m.attempts})
             .Bind(4, ToUnixMillis(m.next_attempt_at))
             .Bind(5, m.last_error);
-        if (m.sent_at) {
-          s.Bind(6, ToUnixMillis(*m.sent_at));
-        } else {
-          s.BindNull(6);
-        }
+        BindOptionalTime(s, 6, m.sent_at);
         RETURN_IF_ERROR(s.Run());
         if (c.Changes() == 0) return NotFound("no such outbox message");
         return Status::Ok();
@@ -161,17 +150,27 @@ Result<std::optional<TimePoint>> SqliteRisTables::NextHl7AttemptAt(const std::st
 Result<std::vector<Hl7OutboxRecord>> SqliteRisTables::ListHl7(const std::string& destination,
                                                               std::optional<Hl7OutboxState> state,
                                                               int limit) {
+  return ListOutbox(destination, state, limit, /*newest_first=*/false, "index list hl7");
+}
+
+Result<std::vector<Hl7OutboxRecord>> SqliteRisTables::RecentHl7(const std::string& destination,
+                                                                std::optional<Hl7OutboxState> state,
+                                                                int limit) {
+  return ListOutbox(destination, state, limit, /*newest_first=*/true, "index recent hl7");
+}
+
+Result<std::vector<Hl7OutboxRecord>> SqliteRisTables::ListOutbox(
+    const std::string& destination, std::optional<Hl7OutboxState> state, int limit,
+    bool newest_first, std::string_view what) {
+  // The state clause only when asked for, so that (destination, state, id) serves it.
   ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
   ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kOutboxColumns +
-                                            " FROM hl7_outbox WHERE destination = ?1 AND "
-                                            "(?2 IS NULL OR state = ?2) ORDER BY id LIMIT ?3"));
+                                            " FROM hl7_outbox WHERE destination = ?1" +
+                                            (state ? " AND state = ?2" : "") + " ORDER BY id" +
+                                            (newest_first ? " DESC" : "") + " LIMIT ?3"));
   s.Bind(1, destination).Bind(3, int64_t{limit});
-  if (state) {
-    s.Bind(2, Hl7OutboxStateName(*state));
-  } else {
-    s.BindNull(2);
-  }
-  return Collect<Hl7OutboxRecord>(s, ReadOutbox, "index list hl7");
+  if (state) s.Bind(2, Hl7OutboxStateName(*state));
+  return CollectRows<Hl7OutboxRecord>(s, ReadOutbox, what);
 }
 
 Result<int64_t> SqliteRisTables::CountHl7(const std::string& destination, Hl7OutboxState state) {
@@ -179,9 +178,33 @@ Result<int64_t> SqliteRisTables::CountHl7(const std::string& destination, Hl7Out
   ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT count(*) FROM hl7_outbox WHERE "
                                             "destination = ?1 AND state = ?2"));
   s.Bind(1, destination).Bind(2, Hl7OutboxStateName(state));
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status().WithContext("index count hl7");
-  return *row ? s.Int(0) : int64_t{0};
+  return ReadCount(s, "index count hl7");
+}
+
+// Retention: each batch finds its rows by the indexes of migration 9
+// (sqlite_schema_v9_ris_retention.inc), not by a scan of the table.
+
+Result<int64_t> SqliteRisTables::PurgeHl7Before(TimePoint cutoff) {
+  return PurgeInBatches(writer_, "index purge hl7 outbox",
+                        "DELETE FROM hl7_outbox WHERE id IN (SELECT id FROM hl7_outbox WHERE "
+                        "state IN ('sent', 'failed') AND sent_at < ?1 UNION ALL SELECT id FROM "
+                        "hl7_outbox WHERE state IN ('sent', 'failed') AND sent_at IS NULL AND "
+                        "created_at < ?1 LIMIT ?2)",
+                        cutoff);
+}
+
+Result<int64_t> SqliteRisTables::PurgeRisOrdersBefore(TimePoint cutoff) {
+  return PurgeInBatches(writer_, "index purge ris orders",
+                        "DELETE FROM ris_orders WHERE rowid IN (SELECT rowid FROM ris_orders "
+                        "WHERE updated_at < ?1 LIMIT ?2)",
+                        cutoff);
+}
+
+Result<int64_t> SqliteRisTables::PurgeRisReportsBefore(TimePoint cutoff) {
+  return PurgeInBatches(writer_, "index purge ris reports",
+                        "DELETE FROM ris_reports WHERE id IN (SELECT id FROM ris_reports WHERE "
+                        "received_at < ?1 LIMIT ?2)",
+                        cutoff);
 }
 
 Status SqliteRisTables::PutRisOrder(const RisOrderRecord& o) {
@@ -207,10 +230,7 @@ Result<std::optional<RisOrderRecord>> SqliteRisTables::GetRisOrder(const std::st
   ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kOrderColumns +
                                             " FROM ris_orders WHERE accession = ?1"));
   s.Bind(1, accession);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status().WithContext("index get ris order");
-  if (!*row) return std::optional<RisOrderRecord>();
-  return std::optional<RisOrderRecord>(ReadOrder(s));
+  return ReadOptionalRow<RisOrderRecord>(s, ReadOrder, "index get ris order");
 }
 
 Result<PutOutcome> SqliteRisTables::PutRisReport(const RisReportRecord& r) {
@@ -245,7 +265,7 @@ Result<std::vector<RisReportRecord>> SqliteRisTables::ListRisReports(const std::
                                             " FROM ris_reports WHERE accession = ?1 "
                                             "ORDER BY received_at, id"));
   s.Bind(1, accession);
-  return Collect<RisReportRecord>(s, ReadReport, "index list ris reports");
+  return CollectRows<RisReportRecord>(s, ReadReport, "index list ris reports");
 }
 
 Result<std::vector<StudyUid>> SqliteRisTables::StudiesWithAccession(const std::string& accession) {
@@ -255,7 +275,7 @@ Result<std::vector<StudyUid>> SqliteRisTables::StudiesWithAccession(const std::s
                                             "accession_number = ?1 GROUP BY study_uid "
                                             "ORDER BY max(received_at) DESC, study_uid"));
   s.Bind(1, accession);
-  return Collect<StudyUid>(
+  return CollectRows<StudyUid>(
       s, [](const SqliteStatement& row) { return StudyUid(row.Text(0)); },
       "index studies with accession");
 }

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/index.h"
@@ -27,6 +28,11 @@ class SqliteRisTables {
   Result<std::vector<Hl7OutboxRecord>> ListHl7(const std::string& destination,
                                                std::optional<Hl7OutboxState> state, int limit);
   Result<int64_t> CountHl7(const std::string& destination, Hl7OutboxState state);
+  Result<std::vector<Hl7OutboxRecord>> RecentHl7(const std::string& destination,
+                                                 std::optional<Hl7OutboxState> state, int limit);
+  Result<int64_t> PurgeHl7Before(TimePoint cutoff);
+  Result<int64_t> PurgeRisOrdersBefore(TimePoint cutoff);
+  Result<int64_t> PurgeRisReportsBefore(TimePoint cutoff);
   Status PutRisOrder(const RisOrderRecord& order);
   Result<std::optional<RisOrderRecord>> GetRisOrder(const std::string& accession);
   Result<PutOutcome> PutRisReport(const RisReportRecord& report);
@@ -34,6 +40,10 @@ class SqliteRisTables {
   Result<std::vector<StudyUid>> StudiesWithAccession(const std::string& accession);
 
  private:
+  Result<std::vector<Hl7OutboxRecord>> ListOutbox(const std::string& destination,
+                                                  std::optional<Hl7OutboxState> state, int limit,
+                                                  bool newest_first, std::string_view what);
+
   SqliteWriter& writer_;
   SqliteReaderPool& readers_;
 };

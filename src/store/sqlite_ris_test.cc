@@ -129,5 +129,103 @@ TEST_F(SqliteRisTest, OrdersReportsAndStudiesByAccession) {
   EXPECT_TRUE(index_->StudiesWithAccession("ACC9")->empty());
 }
 
+// Records `control_id`'s outcome as `state` at `at` (sent_at empty: an outcome without time).
+void SetOutcome(Index& index, const std::string& control_id, Hl7OutboxState state,
+                std::optional<TimePoint> at) {
+  auto rows = index.ListHl7("ris", std::nullopt, 100);
+  ASSERT_TRUE(rows.ok());
+  for (Hl7OutboxRecord& row : *rows) {
+    if (row.control_id != control_id) continue;
+    row.state = state;
+    row.sent_at = at;
+    row.attempts = 2;
+    row.last_error = "peer answered AE";
+    ASSERT_TRUE(index.UpdateHl7(row).ok());
+    return;
+  }
+  FAIL() << "no message " << control_id;
+}
+
+std::vector<std::string> ControlIds(const Result<std::vector<Hl7OutboxRecord>>& rows) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  if (rows.ok()) {
+    for (const auto& r : *rows) out.push_back(r.control_id);
+  }
+  return out;
+}
+
+TEST_F(SqliteRisTest, RecentMessagesComeNewestFirstOfTheStateAskedFor) {
+  for (const char* id : {"M1", "M2", "M3", "M4"}) ASSERT_TRUE(Enqueue("ris", id, id, t0_).ok());
+  ASSERT_TRUE(Enqueue("other", "p", "X1", t0_).ok());
+  SetOutcome(*index_, "M2", Hl7OutboxState::kSent, t0_ + 1s);
+  SetOutcome(*index_, "M3", Hl7OutboxState::kFailed, t0_ + 2s);
+
+  EXPECT_EQ(ControlIds(index_->RecentHl7("ris", std::nullopt, 10)),
+            (std::vector<std::string>{"M4", "M3", "M2", "M1"}));
+  EXPECT_EQ(ControlIds(index_->RecentHl7("ris", std::nullopt, 2)),
+            (std::vector<std::string>{"M4", "M3"}));
+  EXPECT_EQ(ControlIds(index_->RecentHl7("ris", Hl7OutboxState::kPending, 10)),
+            (std::vector<std::string>{"M4", "M1"}));
+  EXPECT_EQ(ControlIds(index_->RecentHl7("ris", Hl7OutboxState::kFailed, 10)),
+            (std::vector<std::string>{"M3"}));
+  EXPECT_EQ(ControlIds(index_->ListHl7("ris", Hl7OutboxState::kPending, 10)),
+            (std::vector<std::string>{"M1", "M4"}))
+      << "ListHl7 keeps the order queued";
+  auto sent = index_->RecentHl7("ris", Hl7OutboxState::kSent, 1);
+  ASSERT_TRUE(sent.ok() && sent->size() == 1u);
+  EXPECT_EQ((*sent)[0].sent_at, t0_ + 1s);
+  EXPECT_EQ((*sent)[0].attempts, 2);
+  EXPECT_EQ((*sent)[0].last_error, "peer answered AE");
+}
+
+TEST_F(SqliteRisTest, PurgeDeletesOnlyOutcomesOlderThanTheCutoffNeverPending) {
+  for (const char* id : {"SENT-OLD", "FAILED-OLD", "NO-TIME-OLD", "PENDING", "SENT-NEW"}) {
+    ASSERT_TRUE(Enqueue("ris", id, id, t0_).ok());
+  }
+  SetOutcome(*index_, "SENT-OLD", Hl7OutboxState::kSent, t0_ + 1h);
+  SetOutcome(*index_, "FAILED-OLD", Hl7OutboxState::kFailed, t0_ + 1h);
+  SetOutcome(*index_, "NO-TIME-OLD", Hl7OutboxState::kFailed, std::nullopt);  // created at t0_
+  SetOutcome(*index_, "SENT-NEW", Hl7OutboxState::kSent, t0_ + 3h);
+
+  EXPECT_EQ(*index_->PurgeHl7Before(t0_), 0) << "nothing is older than t0";
+  EXPECT_EQ(*index_->PurgeHl7Before(t0_ + 2h), 3);
+  EXPECT_EQ(ControlIds(index_->ListHl7("ris", std::nullopt, 10)),
+            (std::vector<std::string>{"PENDING", "SENT-NEW"}));
+  EXPECT_EQ(*index_->PurgeHl7Before(t0_ + 1000h), 1);
+  EXPECT_EQ(ControlIds(index_->ListHl7("ris", std::nullopt, 10)),
+            (std::vector<std::string>{"PENDING"}));
+}
+
+TEST_F(SqliteRisTest, PurgesOfOrdersAndReportsGoInBatchesByTheirTimes) {
+  // More rows than one batch (5000), so the purge needs several transactions.
+  const int rows = 5003;
+  for (int i = 0; i < rows; ++i) {
+    RisOrderRecord order;
+    order.accession = "A" + std::to_string(i);
+    order.patient_key = "k";
+    order.order_control = "NW";
+    order.updated_at = t0_ + std::chrono::seconds(i < rows - 1 ? 0 : 10);
+    ASSERT_TRUE(index_->PutRisOrder(order).ok());
+  }
+  RisReportRecord report;
+  report.sending_application = "RIS";
+  report.accession = "A1";
+  report.text = "Normal.";
+  for (int i = 0; i < 3; ++i) {
+    report.control_id = "R" + std::to_string(i);
+    report.received_at = t0_ + std::chrono::seconds(i * 10);
+    ASSERT_EQ(*index_->PutRisReport(report), PutOutcome::kInserted);
+  }
+
+  EXPECT_EQ(*index_->PurgeRisOrdersBefore(t0_ + 5s), rows - 1);
+  EXPECT_FALSE(*index_->GetRisOrder("A0"));
+  EXPECT_TRUE(*index_->GetRisOrder("A" + std::to_string(rows - 1)));
+  EXPECT_EQ(*index_->PurgeRisReportsBefore(t0_ + 15s), 2);
+  auto left = index_->ListRisReports("A1");
+  ASSERT_TRUE(left.ok() && left->size() == 1u);
+  EXPECT_EQ((*left)[0].control_id, "R2");
+}
+
 }  // namespace
 }  // namespace conduit

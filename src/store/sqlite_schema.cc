@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -172,10 +172,12 @@ CREATE TABLE findings (
 CREATE INDEX findings_by_job ON findings (job_id);
 CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
 )sql",
-// 6 -> 7 and 7 -> 8: each in its own file, kept beside the component that owns it.
+// 6 -> 7, 7 -> 8 and 8 -> 9: each in its own file, kept beside the component that owns it.
 #include "store/sqlite_schema_v7_worklist.inc"
     ,
 #include "store/sqlite_schema_v8_ris.inc"
+    ,
+#include "store/sqlite_schema_v9_ris_retention.inc"
     ,
 };
 

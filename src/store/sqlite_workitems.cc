@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <string>
 
+#include "store/sqlite_rows.h"
+
 namespace conduit {
 namespace {
 
@@ -28,8 +30,8 @@ WorkitemRecord ReadWorkitem(const SqliteStatement& s) {
   w.dataset = s.Text(8);
   w.created_at = FromUnixMillis(s.Int(9));
   w.updated_at = FromUnixMillis(s.Int(10));
-  if (!s.IsNull(11)) w.claimed_at = FromUnixMillis(s.Int(11));
-  if (!s.IsNull(12)) w.progress_at = FromUnixMillis(s.Int(12));
+  w.claimed_at = OptionalTime(s, 11);
+  w.progress_at = OptionalTime(s, 12);
   return w;
 }
 
@@ -46,16 +48,8 @@ void BindWorkitem(SqliteStatement& s, const WorkitemRecord& w) {
       .Bind(9, w.dataset)
       .Bind(10, ToUnixMillis(w.created_at))
       .Bind(11, ToUnixMillis(w.updated_at));
-  if (w.claimed_at) {
-    s.Bind(12, ToUnixMillis(*w.claimed_at));
-  } else {
-    s.BindNull(12);
-  }
-  if (w.progress_at) {
-    s.Bind(13, ToUnixMillis(*w.progress_at));
-  } else {
-    s.BindNull(13);
-  }
+  BindOptionalTime(s, 12, w.claimed_at);
+  BindOptionalTime(s, 13, w.progress_at);
 }
 
 constexpr const char* kSubscriptionColumns =
@@ -71,17 +65,6 @@ UpsSubscription ReadSubscription(const SqliteStatement& s) {
   u.suspended = s.Int(5) != 0;
   u.created_at = FromUnixMillis(s.Int(6));
   return u;
-}
-
-template <typename T, typename ReadRow>
-Result<std::vector<T>> Collect(SqliteStatement& s, ReadRow read, std::string_view what) {
-  std::vector<T> out;
-  for (;;) {
-    Result<bool> row = s.Step();
-    if (!row.ok()) return row.status().WithContext(what);
-    if (!*row) return out;
-    out.push_back(read(s));
-  }
 }
 
 }  // namespace
@@ -130,10 +113,7 @@ Result<std::optional<WorkitemRecord>> SqliteWorkitems::GetWorkitem(const std::st
   ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kWorkitemColumns +
                                             " FROM workitems WHERE uid = ?1"));
   s.Bind(1, uid);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status().WithContext("index get workitem");
-  if (!*row) return std::optional<WorkitemRecord>();
-  return std::optional<WorkitemRecord>(ReadWorkitem(s));
+  return ReadOptionalRow<WorkitemRecord>(s, ReadWorkitem, "index get workitem");
 }
 
 Result<std::vector<WorkitemRecord>> SqliteWorkitems::ListWorkitems(const std::string& tool,
@@ -151,7 +131,7 @@ Result<std::vector<WorkitemRecord>> SqliteWorkitems::ListWorkitems(const std::st
     s.BindNull(2);
   }
   s.Bind(3, int64_t{std::max(0, limit)}).Bind(4, int64_t{std::max(0, offset)});
-  return Collect<WorkitemRecord>(s, ReadWorkitem, "index list workitems");
+  return CollectRows<WorkitemRecord>(s, ReadWorkitem, "index list workitems");
 }
 
 Result<std::vector<WorkitemRecord>> SqliteWorkitems::WorkitemsOfJob(JobId job) {
@@ -160,7 +140,7 @@ Result<std::vector<WorkitemRecord>> SqliteWorkitems::WorkitemsOfJob(JobId job) {
                                             " FROM workitems WHERE job_id = ?1 ORDER BY "
                                             "created_at, rowid"));
   s.Bind(1, job.value);
-  return Collect<WorkitemRecord>(s, ReadWorkitem, "index workitems of job");
+  return CollectRows<WorkitemRecord>(s, ReadWorkitem, "index workitems of job");
 }
 
 Status SqliteWorkitems::PutSubscription(const UpsSubscription& u, const AuditEvent& audit) {
@@ -210,7 +190,37 @@ Result<std::vector<UpsSubscription>> SqliteWorkitems::ListSubscriptions(
                                             "workitem_uid = ?2) ORDER BY created_at, "
                                             "subscriber_ae, tool, workitem_uid"));
   s.Bind(1, tool).Bind(2, workitem_uid);
-  return Collect<UpsSubscription>(s, ReadSubscription, "index list subscriptions");
+  return CollectRows<UpsSubscription>(s, ReadSubscription, "index list subscriptions");
+}
+
+Result<std::vector<UpsSubscription>> SqliteWorkitems::SubscriptionsOf(
+    const std::string& subscriber_ae) {
+  ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+  ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kSubscriptionColumns +
+                                            " FROM ups_subscriptions WHERE subscriber_ae = ?1 "
+                                            "ORDER BY created_at, tool, workitem_uid"));
+  s.Bind(1, subscriber_ae);
+  return CollectRows<UpsSubscription>(s, ReadSubscription, "index subscriptions of subscriber");
+}
+
+Result<std::vector<WorkitemRecord>> SqliteWorkitems::OpenWorkitemsOfEndedJobs(
+    const std::string& tool, int limit) {
+  ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+  // Open workitems come from workitems_by_tool_state; each one's job is a primary-key lookup.
+  ASSIGN_OR_RETURN(
+      auto s, (*lease).Prepare(std::string("SELECT ") + kWorkitemColumns +
+                               " FROM workitems WHERE (?1 = '' OR tool = ?1) AND state IN (?2, "
+                               "?3) AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = "
+                               "workitems.job_id AND jobs.state IN (?4, ?5, ?6)) ORDER BY "
+                               "created_at, rowid LIMIT ?7"));
+  s.Bind(1, tool)
+      .Bind(2, UpsStateName(UpsState::kScheduled))
+      .Bind(3, UpsStateName(UpsState::kInProgress))
+      .Bind(4, JobStateName(JobState::kDone))
+      .Bind(5, JobStateName(JobState::kFailed))
+      .Bind(6, JobStateName(JobState::kDeadLetter))
+      .Bind(7, int64_t{std::max(0, limit)});
+  return CollectRows<WorkitemRecord>(s, ReadWorkitem, "index open workitems of ended jobs");
 }
 
 }  // namespace conduit

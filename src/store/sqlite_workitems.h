@@ -38,6 +38,8 @@ class SqliteWorkitems {
                             const std::string& workitem_uid, const AuditEvent& audit);
   Result<std::vector<UpsSubscription>> ListSubscriptions(const std::string& tool,
                                                          const std::string& workitem_uid);
+  Result<std::vector<UpsSubscription>> SubscriptionsOf(const std::string& subscriber_ae);
+  Result<std::vector<WorkitemRecord>> OpenWorkitemsOfEndedJobs(const std::string& tool, int limit);
 
  private:
   SqliteWriter& writer_;

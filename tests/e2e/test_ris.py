@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
@@ -137,8 +138,27 @@ class RisTest(E2ETest):
         storescu(conduit.dicom_port, files)
         self.wait_job_state(conduit, "done", timeout=90)
         time.sleep(2)  # a few attempts fail against the closed port
+        # The operator sees the messages waiting, with why, and nothing of the patient.
+        outbox = wait_until("the waiting messages in the outbox view",
+                            lambda: (lambda o: o if o["pending"] >= 2 else None)(
+                                conduit.api("/api/ris/outbox?state=pending")), timeout=30)
+        self.assertEqual({m["message_type"] for m in outbox["messages"]}, {"OMI^O23", "ORU^R01"})
+        self.assertTrue(any(m["attempts"] >= 1 and m["last_error"] for m in outbox["messages"]),
+                        outbox)
+        self.assertNotIn(PATIENT, json.dumps(outbox))
+        self.assertNotIn(ACCESSION, json.dumps(outbox))
+        metrics = urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()
+        self.assertRegex(metrics, r'conduit_hl7_outbox_pending\{destination="ris"\} [1-9]')
         ris = self.started(RisSim(self.tmp, port=port))
         self.expect_priority_then_results(ris, f"\nconduit log tail:\n{conduit.logs()[-4000:]}")
+        outbox = wait_until("the outbox view to show both sent",
+                            lambda: (lambda o: o if o["pending"] == 0 else None)(
+                                conduit.api("/api/ris/outbox")), timeout=30)
+        self.assertEqual([m["state"] for m in outbox["messages"]], ["sent", "sent"])
+        listed = json.loads(conduit.cli("ris", "outbox", "--json").stdout)
+        self.assertEqual(sorted(m["control_id"] for m in listed),
+                         sorted(m["control_id"] for m in outbox["messages"]))
+        self.assertNotIn(PATIENT, json.dumps(listed))
 
     def test_a_refusal_is_final_and_audited(self):
         pacs = self.started(Orthanc(self.tmp))

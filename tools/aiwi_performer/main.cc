@@ -10,18 +10,18 @@
 #include <dcmtk/oflog/oflog.h>
 #include <httplib.h>
 #include <pthread.h>
-#include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <thread>
 
 #include "aiwi_performer/performer.h"
+#include "common/sim_control.h"
+#include "common/sim_main.h"
 
 namespace {
 
@@ -30,13 +30,6 @@ using conduit::tools::PerformerMode;
 
 constexpr int kErrorExitCode = 4;
 
-std::string Trim(const std::string& text) {
-  const char* space = " \t\r\n";
-  size_t begin = text.find_first_not_of(space);
-  if (begin == std::string::npos) return "";
-  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
-}
-
 // POST /sim/mode {"mode": "...", "count": N} and GET /sim/status on 127.0.0.1.
 void Routes(httplib::Server& server, AiwiPerformer& performer) {
   auto text = [](httplib::Response& res, int status, const std::string& message) {
@@ -44,21 +37,15 @@ void Routes(httplib::Server& server, AiwiPerformer& performer) {
     res.set_content(message + "\n", "text/plain");
   };
   server.Post("/sim/mode", [&performer, text](const httplib::Request& req, httplib::Response& res) {
-    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("mode") || !body["mode"].is_string()) {
-      return text(res, 400, "expected a JSON object {\"mode\": \"...\", \"count\": N}");
-    }
-    std::optional<PerformerMode> mode =
-        conduit::tools::ParsePerformerMode(body["mode"].get<std::string>());
+    std::string error;
+    std::optional<conduit::tools::ModeRequest> request =
+        conduit::tools::ParseModeRequest(req.body, error);
+    if (!request) return text(res, 400, error);
+    std::optional<PerformerMode> mode = conduit::tools::ParsePerformerMode(request->mode);
     if (!mode) return text(res, 400, "unknown mode");
-    int count = -1;
-    if (body.contains("count") && !body["count"].is_null()) {
-      if (!body["count"].is_number_integer()) return text(res, 400, "count must be an integer");
-      count = body["count"].get<int>();
-    }
-    performer.modes().Set(*mode, count);
+    performer.modes().Set(*mode, request->count);
     spdlog::info("misbehaviour set to {} (count {})", conduit::tools::PerformerModeName(*mode),
-                 count);
+                 request->count);
     res.set_content(performer.StatusJson().dump(), "application/json");
   });
   server.Get("/sim/status", [&performer](const httplib::Request&, httplib::Response& res) {
@@ -98,17 +85,12 @@ int main(int argc, char** argv) {
   app.add_option("--poll-ms", poll_ms, "Pull: query interval")
       ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->capture_default_str();
-  app.add_option("--misbehave", misbehave,
-                 "none, slow, crash-mid-claim, malformed, wrong-references, cancel or error")
-      ->check(CLI::IsMember(
-          {"none", "slow", "crash-mid-claim", "malformed", "wrong-references", "cancel", "error"}))
-      ->capture_default_str();
-  app.add_option("--misbehave-count", options.mode_count,
-                 "Workitems the misbehaviour applies to; -1: all")
-      ->capture_default_str();
-  app.add_option("--slow-ms", slow_ms, "Mode slow: wait before storing and completing")
-      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}))
-      ->capture_default_str();
+  conduit::tools::AddMisbehaviourOptions(
+      app,
+      {{"none", "slow", "crash-mid-claim", "malformed", "wrong-references", "cancel", "error"},
+       "Workitems",
+       "Mode slow: wait before storing and completing"},
+      misbehave, options.mode_count, slow_ms);
   app.add_option("--cancel-reason", options.cancel_reason, "Mode cancel: Reason For Cancellation")
       ->capture_default_str();
   app.add_option("--control-port", control_port,
@@ -146,27 +128,21 @@ int main(int argc, char** argv) {
                                    : std::filesystem::temp_directory_path() /
                                          ("conduit-aiwi-performer-" + std::to_string(getpid()));
   if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    options.token = Trim(text.str());
-    if (!in || options.token.empty()) {
+    std::optional<std::string> token = conduit::tools::ReadTokenFile(token_file);
+    if (!token) {
       std::fprintf(stderr, "conduit-aiwi-performer: cannot read a token from %s\n",
                    token_file.c_str());
       return 1;
     }
+    options.token = *token;
   }
   if (options.mode == PerformerMode::kError) {
     spdlog::critical("exiting at start-up (misbehaviour error)");
     return kErrorExitCode;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // SIGTERM and SIGINT are taken by a thread of our own (blocked before any thread starts).
+  conduit::tools::BlockStopSignals();
 
   DJDecoderRegistration::registerCodecs();
   DJLSDecoderRegistration::registerCodecs();
@@ -204,18 +180,9 @@ int main(int argc, char** argv) {
   std::stop_source stop;
   std::jthread signal_thread([&stop](std::stop_token own) {
     pthread_setname_np(pthread_self(), "aiwi-signals");
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, SIGINT);
-    timespec wait{0, 200'000'000};
-    while (!own.stop_requested()) {
-      int sig = sigtimedwait(&wanted, nullptr, &wait);
-      if (sig == SIGTERM || sig == SIGINT) {
-        spdlog::info("signal {}: stopping", sig);
-        stop.request_stop();
-        return;
-      }
+    if (const int sig = conduit::tools::WaitForStopSignal(own)) {
+      spdlog::info("signal {}: stopping", sig);
+      stop.request_stop();
     }
   });
 

@@ -7,28 +7,16 @@
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
 #include <pthread.h>
-#include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <thread>
 
+#include "common/sim_main.h"
 #include "dicomweb_tool_sim/tool_sim.h"
-
-namespace {
-
-std::string Trim(const std::string& text) {
-  const char* space = " \t\r\n";
-  size_t begin = text.find_first_not_of(space);
-  if (begin == std::string::npos) return "";
-  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using conduit::tools::Misbehaviour;
@@ -61,17 +49,12 @@ int main(int argc, char** argv) {
   app.add_option("--results-mode", results_mode, "store (STOW-RS back) or poll (QIDO/WADO)")
       ->check(CLI::IsMember({"store", "poll"}))
       ->capture_default_str();
-  app.add_option("--misbehave", misbehave,
-                 "none, slow, error5xx, malformed, wrong-references, other-job or crash")
-      ->check(CLI::IsMember(
-          {"none", "slow", "error5xx", "malformed", "wrong-references", "other-job", "crash"}))
-      ->capture_default_str();
-  app.add_option("--misbehave-count", options.misbehaviour_count,
-                 "Studies (error5xx: requests) the misbehaviour applies to; -1: all")
-      ->capture_default_str();
-  app.add_option("--slow-ms", slow_ms, "Delay before returning results in mode slow")
-      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}))
-      ->capture_default_str();
+  conduit::tools::AddMisbehaviourOptions(
+      app,
+      {{"none", "slow", "error5xx", "malformed", "wrong-references", "other-job", "crash"},
+       "Studies (error5xx: requests)",
+       "Delay before returning results in mode slow"},
+      misbehave, options.misbehaviour_count, slow_ms);
   app.add_option("--send-attempts", options.send.attempts,
                  "Attempts to STOW results (connection failures, 429/502/503/504)")
       ->check(CLI::Range(1, 100))
@@ -101,24 +84,17 @@ int main(int argc, char** argv) {
                                                 : conduit::tools::ResultsMode::kStore;
   options.misbehaviour = *conduit::tools::ParseMisbehaviour(misbehave);
   if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    options.required_token = Trim(text.str());
-    if (!in || options.required_token.empty()) {
+    std::optional<std::string> token = conduit::tools::ReadTokenFile(token_file);
+    if (!token) {
       std::fprintf(stderr, "conduit-dicomweb-tool-sim: cannot read a token from %s\n",
                    token_file.c_str());
       return 1;
     }
+    options.required_token = *token;
   }
 
   // SIGTERM and SIGINT are taken by a thread of our own (blocked before any thread starts).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  conduit::tools::BlockStopSignals();
 
   DJDecoderRegistration::registerCodecs();
   DJLSDecoderRegistration::registerCodecs();
@@ -141,15 +117,10 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   conduit::tools::DicomwebToolSim& server = **sim;
-  std::jthread signal_thread([&server, &signals](std::stop_token stop) {
+  std::jthread signal_thread([&server](std::stop_token stop) {
     pthread_setname_np(pthread_self(), "sim-signals");
-    timespec wait{0, 200'000'000};
-    while (!stop.stop_requested()) {
-      int sig = sigtimedwait(&signals, nullptr, &wait);
-      if (sig == SIGTERM || sig == SIGINT) {
-        spdlog::info("signal {}: stopping", sig);
-        break;
-      }
+    if (const int sig = conduit::tools::WaitForStopSignal(stop)) {
+      spdlog::info("signal {}: stopping", sig);
     }
     // Repeated until Serve returns: a stop before the server runs would be lost.
     while (!stop.stop_requested()) {

@@ -10,6 +10,7 @@
 #include <regex>
 #include <system_error>
 
+#include "common/sim_control.h"
 #include "common/uid.h"
 #include "dicomweb_tool_sim/multipart_files.h"
 #include "dicomweb_tool_sim/result_tampering.h"
@@ -583,19 +584,13 @@ void DicomwebToolSim::HandleWado(const httplib::Request& req, httplib::Response&
 }
 
 void DicomwebToolSim::HandleMode(const httplib::Request& req, httplib::Response& res) {
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object() || !body.contains("mode") || !body["mode"].is_string()) {
-    return SetText(res, 400, "expected a JSON object {\"mode\": \"...\", \"count\": N}");
-  }
-  std::optional<Misbehaviour> mode = ParseMisbehaviour(body["mode"].get<std::string>());
+  std::string error;
+  std::optional<ModeRequest> request = ParseModeRequest(req.body, error);
+  if (!request) return SetText(res, 400, error);
+  std::optional<Misbehaviour> mode = ParseMisbehaviour(request->mode);
   if (!mode) return SetText(res, 400, "unknown mode");
-  int count = -1;
-  if (body.contains("count") && !body["count"].is_null()) {
-    if (!body["count"].is_number_integer()) return SetText(res, 400, "count must be an integer");
-    count = body["count"].get<int>();
-  }
-  modes_.Set(*mode, count);
-  spdlog::info("misbehaviour set to {} (count {})", MisbehaviourName(*mode), count);
+  modes_.Set(*mode, request->count);
+  spdlog::info("misbehaviour set to {} (count {})", MisbehaviourName(*mode), request->count);
   res.set_content(StatusJson().dump(), "application/json");
 }
 
