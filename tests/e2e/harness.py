@@ -260,6 +260,24 @@ class E2ETest(unittest.TestCase):
         tool.update(overrides)
         return tool
 
+    def expect_quarantine_then_end(self, conduit, pacs, study_uid, reason_words, context=lambda: ""):
+        """Waits for a quarantined result whose reason names one of `reason_words`, and for the
+        job to end (done with what was valid, dead-lettered or failed); checks that PACS holds
+        only result objects of the study. Returns the quarantine audit events."""
+        def quarantined():
+            return [e for e in conduit.api("/api/audit?limit=1000")["events"] if e["action"] == "quarantine"]
+        wait_until("a quarantined result", quarantined, timeout=90)
+        wait_until("the job to end",
+                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
+                   timeout=90)
+        events = quarantined()
+        self.assertTrue(any(any(w in str(e["detail"]) for w in reason_words) for e in events),
+                        f"{events}" + context())
+        for instance in pacs.instances_of_study(study_uid):
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
+        return events
+
     def wait_job_state(self, conduit, state, count=1, timeout=120):
         return wait_until(f"{count} job(s) {state}",
                           lambda: (lambda j: j if len(j) >= count else None)(conduit.jobs(state)["jobs"]),

@@ -177,23 +177,11 @@ class DicomwebToolTest(E2ETest):
         conduit = self.gateway(pacs, sim, timeout="10s",
                                retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
         _, study_uid = self.send_study(conduit)
-        ctx = lambda: self.context(conduit, sim)  # noqa: E731
-        wait_until("a quarantined result",
-                   lambda: [e for e in self.audit(conduit) if e["action"] == "quarantine"], timeout=60)
-        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
-        self.assertTrue(any(any(w in str(e["detail"]) for w in reason_words) for e in events),
-                        f"{events}" + ctx())
-        # The job ends in a clear state (done with what was valid, or dead-lettered), and
-        # nothing that failed validation is in PACS.
-        wait_until("the job to end",
-                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
-                   timeout=90)
+        self.expect_quarantine_then_end(conduit, pacs, study_uid, reason_words,
+                                        lambda: self.context(conduit, sim))
         kept = glob.glob(os.path.join(conduit.data_dir, "spool", "quarantine", "**", "*.reason.txt"),
                          recursive=True)
         self.assertGreaterEqual(len(kept), 1, "the refused object is kept as evidence")
-        for instance in pacs.instances_of_study(study_uid):
-            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
-            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
         return conduit, pacs, sim, study_uid
 
     def test_a_malformed_result_is_quarantined(self):

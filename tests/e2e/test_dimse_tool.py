@@ -201,16 +201,7 @@ class DimseToolTest(E2ETest):
         self.started(node)
         _, study_uid = self.send_study(conduit)
         context = lambda: f"\nnode log:\n{node.log()}\nconduit log tail:\n{conduit.logs()[-3000:]}"  # noqa: E731
-        wait_until("a quarantined result",
-                   lambda: [e for e in self.audit(conduit) if e["action"] == "quarantine"], timeout=60)
-        wait_until("the job to end",
-                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
-                   timeout=90)
-        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
-        self.assertTrue(any(any(w in str(e["detail"]) for w in words) for e in events), f"{events}" + context())
-        for instance in pacs.instances_of_study(study_uid):
-            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
-            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
+        events = self.expect_quarantine_then_end(conduit, pacs, study_uid, words, context)
         modalities = sorted(s["MainDicomTags"].get("Modality", "") for s in pacs.series_of(study_uid))
         self.assertEqual(modalities, in_pacs, "only what passed validation" + context())
         return events

@@ -262,18 +262,8 @@ class WorklistTest(E2ETest):
                                             "max_backoff": "200ms"})
         performer = self.started(Performer(self.tmp, conduit, "pull", misbehave=misbehave))
         _, study_uid = self.send_study(conduit)
-        ctx = lambda: self.context(conduit, performer)  # noqa: E731
-        wait_until("a quarantined result",
-                   lambda: [e for e in self.audit(conduit) if e["action"] == "quarantine"], timeout=90)
-        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
-        self.assertTrue(any(any(w in str(e["detail"]) for w in reason_words) for e in events),
-                        f"{events}" + ctx())
-        wait_until("the job to end",
-                   lambda: [j for j in conduit.jobs()["jobs"] if j["state"] in ("done", "dead_letter", "failed")],
-                   timeout=90)
-        for instance in pacs.instances_of_study(study_uid):
-            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
-            self.assertIn(tags.get("Modality"), ("SEG", "SR", "OT"))
+        self.expect_quarantine_then_end(conduit, pacs, study_uid, reason_words,
+                                        lambda: self.context(conduit, performer))
 
     def test_a_malformed_result_is_quarantined(self):
         self.expect_quarantine("malformed", ["DICOM", "parse", "read", "Pixel", "Content"])
