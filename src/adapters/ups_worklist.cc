@@ -107,6 +107,19 @@ void RecordCancellation(json& ds, TimePoint at, const std::string& reason) {
   if (!reason.empty()) items[0][upstag::kReasonForCancellation] = DicomJsonValue("LT", reason);
 }
 
+// `w` as CANCELED at `at` for `reason`: its state, update time and dataset (state and the
+// cancellation record) changed together.
+WorkitemRecord Canceled(const WorkitemRecord& w, TimePoint at, const std::string& reason) {
+  WorkitemRecord canceled = w;
+  canceled.state = UpsState::kCanceled;
+  canceled.updated_at = at;
+  json ds = StoredDataset(w.dataset);
+  SetState(ds, UpsState::kCanceled);
+  RecordCancellation(ds, at, reason);
+  canceled.dataset = Dump(ds);
+  return canceled;
+}
+
 AuditEvent SubscriptionAudit(TimePoint at, const std::string& action, const std::string& subscriber,
                              const std::string& tool, const std::string& workitem_uid) {
   AuditEvent e;
@@ -219,13 +232,7 @@ Result<bool> Worklist::AbandonIfSilent(WorkitemRecord& w) {
   const TimePoint now = clock_.Now();
   if (now - last <= limit) return false;
 
-  WorkitemRecord canceled = w;
-  canceled.state = UpsState::kCanceled;
-  canceled.updated_at = now;
-  json ds = StoredDataset(w.dataset);
-  SetState(ds, UpsState::kCanceled);
-  RecordCancellation(ds, now, kAbandonedReason);
-  canceled.dataset = Dump(ds);
+  const WorkitemRecord canceled = Canceled(w, now, kAbandonedReason);
   Status st =
       Change(canceled, UpsState::kInProgress, "workitem_abandoned", "worklist", kAbandonedReason);
   if (st.code() == StatusCode::kFailedPrecondition) {
@@ -436,13 +443,7 @@ Status Worklist::RequestCancel(const UpsCaller& caller, const std::string& uid,
     const std::string why = Truncated(reason, kMaxReasonChars);
     const TimePoint now = clock_.Now();
     if (w.state == UpsState::kScheduled) {
-      WorkitemRecord canceled = w;
-      canceled.state = UpsState::kCanceled;
-      canceled.updated_at = now;
-      json ds = StoredDataset(w.dataset);
-      SetState(ds, UpsState::kCanceled);
-      RecordCancellation(ds, now, why);
-      canceled.dataset = Dump(ds);
+      const WorkitemRecord canceled = Canceled(w, now, why);
       RETURN_IF_ERROR(
           Change(canceled, UpsState::kScheduled, "workitem_canceled", ActorOf(caller), why));
       changed = w.job_id;
@@ -590,13 +591,7 @@ Result<bool> Worklist::CancelIfJobEnded(WorkitemRecord& w) {
   ASSIGN_OR_RETURN(std::optional<JobRecord> job, index_.GetJob(w.job_id));
   if (!job || !IsTerminal(job->state)) return false;
   const TimePoint now = clock_.Now();
-  WorkitemRecord canceled = w;
-  canceled.state = UpsState::kCanceled;
-  canceled.updated_at = now;
-  json ds = StoredDataset(w.dataset);
-  SetState(ds, UpsState::kCanceled);
-  RecordCancellation(ds, now, kJobEndedReason);
-  canceled.dataset = Dump(ds);
+  const WorkitemRecord canceled = Canceled(w, now, kJobEndedReason);
   Status st = Change(canceled, w.state, "workitem_job_ended", "worklist", kJobEndedReason);
   if (st.code() == StatusCode::kFailedPrecondition) {
     // Changed meanwhile (another node): the caller decides on what it is now.
