@@ -243,10 +243,13 @@ class EventChannel:
             key = re.search(r"(?i)sec-websocket-key:\s*(\S+)", text).group(1)
             accept = base64.b64encode(hashlib.sha1(
                 (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
+            # Record the request before answering: the performer says "ready" as soon as the
+            # upgrade is answered, and the test reads the request then.
             with self.lock:
                 self.requests.append(text)
+                conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+                              % accept).encode())
                 self.clients.append(conn)
 
     def send(self, obj):
