@@ -4,6 +4,7 @@ in a temporary folder, and is stopped at the end of each test; every wait is bou
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -46,6 +47,15 @@ def wait_until(what, predicate, timeout=60.0, interval=0.2):
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def first_line(proc, timeout=60):
+    """The first line `proc` writes to its stdout pipe, waiting at most `timeout` seconds; ""
+    when the process ends or says nothing in time (the caller reports which)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        return ""
+    return proc.stdout.readline()
 
 
 def stop_process(proc, timeout=20):

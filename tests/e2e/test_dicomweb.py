@@ -16,7 +16,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, http_json, stop_process, BUILD, ENV)
+                     storescu, wait_until, http_json, stop_process, first_line, BUILD, ENV)
 
 SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
 
@@ -40,8 +40,10 @@ class DicomwebSim:
         self.err = open(os.path.join(self.work, "sim.log"), "a")
         self.proc = subprocess.Popen([SIM, "--port", str(self.port), "--work", self.work,
                                       "--misbehave", self.mode] + self.extra, stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
-        line = self.proc.stdout.readline()
+        line = first_line(self.proc, timeout=90)
         if "listening on" not in line:
+            if self.proc.poll() is None:
+                self.proc.kill()
             raise PeerExited(f"simulator did not start: {line!r}\n{self.log()}")
         self.port = int(line.strip().rsplit(":", 1)[1])
         return self
@@ -153,9 +155,11 @@ class DicomwebToolTest(E2ETest):
 
     def test_a_vendor_slower_than_its_timeout_is_retried_and_nothing_reaches_pacs_twice(self):
         pacs = self.started(Orthanc(self.tmp))
-        sim = self.started(DicomwebSim(self.tmp, extra=["--slow-ms", "7000"]))
+        # The timeout is generous for the second, prompt answer on a loaded machine, and the
+        # first answer comes well after it.
+        sim = self.started(DicomwebSim(self.tmp, extra=["--slow-ms", "25000"]))
         sim.set_mode("slow", 1)  # the first study only
-        conduit = self.gateway(pacs, sim, timeout="4s")
+        conduit = self.gateway(pacs, sim, timeout="15s")
         _, study_uid = self.send_study(conduit)
 
         job = self.wait_job_state(conduit, "done", timeout=90)[0]

@@ -39,7 +39,7 @@ class DimseToolNode:
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until("the tool node", lambda: self._alive() and run(
             ["echoscu", "-aec", TOOL_AE, "127.0.0.1", str(self.port)], check=False).returncode == 0,
-            timeout=30)
+            timeout=60)
         return self
 
     def _alive(self):
@@ -145,6 +145,10 @@ class DimseToolTest(E2ETest):
             tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
             self.assertEqual(tags["PatientID"], str(original.PatientID))
         self.assertIn("received 6 instance(s)", node.log())
+        # The node notes what it sent once its storescu has ended, which may be after Conduit
+        # has already delivered the results and finished the job.
+        wait_until("the node's note of the results sent",
+                   lambda: "sent results:" in node.log(), timeout=60)
         self.assertIn("sent results: 3 of 3 file(s) accepted", node.log())
 
     def test_a_silent_tool_times_out_and_the_job_is_dead_lettered(self):

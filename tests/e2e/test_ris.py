@@ -7,6 +7,7 @@ stored as ground truth."""
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +44,7 @@ class RisSim:
                                       "--mode", self.mode, "--log", self.log_path, "--port-file", port_file],
                                      stdout=self.err, stderr=self.err, env=ENV)
         wait_until("the RIS simulator", lambda: self._alive() and os.path.exists(port_file)
-                   and open(port_file).read().strip(), timeout=30)
+                   and open(port_file).read().strip(), timeout=60)
         self.port = int(open(port_file).read())
         return self
 
@@ -119,7 +120,7 @@ class RisTest(E2ETest):
         files, study_uid = self.study()
         storescu(conduit.dicom_port, files)
         wait_until("the instances indexed",
-                   lambda: conduit.api("/api/studies?limit=10")["studies"], timeout=30)
+                   lambda: conduit.api("/api/studies?limit=10")["studies"], timeout=60)
         answer = send_to_conduit(conduit.mllp_port, "orm-complete", accession=ACCESSION, patient_id=PATIENT)
         self.assertEqual(answer.returncode, 0, f"AA expected: {answer.stdout}{answer.stderr}")
 
@@ -137,18 +138,23 @@ class RisTest(E2ETest):
         files, _ = self.study()
         storescu(conduit.dicom_port, files)
         self.wait_job_state(conduit, "done", timeout=90)
-        time.sleep(2)  # a few attempts fail against the closed port
-        # The operator sees the messages waiting, with why, and nothing of the patient.
-        outbox = wait_until("the waiting messages in the outbox view",
-                            lambda: (lambda o: o if o["pending"] >= 2 else None)(
-                                conduit.api("/api/ris/outbox?state=pending")), timeout=30)
+        # The operator sees the messages waiting, with why (once an attempt has failed against
+        # the closed port), and nothing of the patient.
+        outbox = wait_until("the waiting messages in the outbox view, tried at least once",
+                            lambda: (lambda o: o if o["pending"] >= 2 and any(
+                                m["attempts"] >= 1 and m["last_error"] for m in o["messages"])
+                                else None)(conduit.api("/api/ris/outbox?state=pending")),
+                            timeout=60)
         self.assertEqual({m["message_type"] for m in outbox["messages"]}, {"OMI^O23", "ORU^R01"})
         self.assertTrue(any(m["attempts"] >= 1 and m["last_error"] for m in outbox["messages"]),
                         outbox)
         self.assertNotIn(PATIENT, json.dumps(outbox))
         self.assertNotIn(ACCESSION, json.dumps(outbox))
-        metrics = urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()
-        self.assertRegex(metrics, r'conduit_hl7_outbox_pending\{destination="ris"\} [1-9]')
+        # The gauge is refreshed by the outbox's next pass.
+        gauge = r'conduit_hl7_outbox_pending\{destination="ris"\} [1-9]'
+        metrics = wait_until("the pending gauge", lambda: (lambda m: m if re.search(gauge, m) else None)(
+            urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()), timeout=60)
+        self.assertRegex(metrics, gauge)
         ris = self.started(RisSim(self.tmp, port=port))
         self.expect_priority_then_results(ris, f"\nconduit log tail:\n{conduit.logs()[-4000:]}")
         outbox = wait_until("the outbox view to show both sent",

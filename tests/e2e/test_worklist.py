@@ -20,7 +20,7 @@ import websocket  # Debian python3-websocket: an independent event-channel clien
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, http_json, stop_process, free_port, BUILD, ENV)
+                     storescu, wait_until, http_json, stop_process, free_port, first_line, BUILD, ENV)
 
 PERFORMER = os.path.join(BUILD, "conduit-aiwi-performer")
 TOKEN = "aiwi-performer-token-e2e"
@@ -53,8 +53,10 @@ class Performer:
             cmd += ["--events-url", f"ws://127.0.0.1:{self.conduit.event_port}/ws/subscribers/{self.ae}"]
         self.err = open(os.path.join(self.work, "performer.log"), "a")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
-        line = self.proc.stdout.readline()
+        line = first_line(self.proc, timeout=90)
         if "ready" not in line:
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.proc.wait(timeout=10)
             raise PeerExited(f"performer did not start ({self.proc.returncode}): {line!r}\n{self.log()}")
         return self
@@ -170,6 +172,9 @@ class WorklistTest(E2ETest):
         self.assertNotIn(str(original.PatientID), text)
         self.assertNotIn(study_uid, text)
         self.assertNotIn("00081195", text, "the Transaction UID is never shown")
+        # The performer logs its outcome once Conduit has answered its COMPLETED, which may be
+        # after the job is done.
+        wait_until("the performer's outcome log", performer.handled, timeout=60)
         self.assertEqual([h["outcome"] for h in performer.handled()][:1], ["completed"], ctx)
         actions = {(e["action"], e["outcome"]) for e in self.audit(conduit) if e["job_id"] == job["id"]}
         for expected in (("deidentify", "success"), ("dispatch", "success"), ("reidentify", "success"),
@@ -223,7 +228,8 @@ class WorklistTest(E2ETest):
 
     def test_a_performer_that_crashes_mid_claim_has_its_work_returned_to_the_queue(self):
         pacs = self.started(Orthanc(self.tmp))
-        conduit = self.gateway(pacs, turnaround="3s")
+        # Long enough for the test to see the claim held before it is taken back.
+        conduit = self.gateway(pacs, turnaround="10s")
         crasher = Performer(self.tmp, conduit, "pull", misbehave="crash-mid-claim", ae="CRASHER")
         self.started(crasher)
         files, study_uid = self.send_study(conduit)
@@ -252,6 +258,8 @@ class WorklistTest(E2ETest):
         job = self.wait_job_state(conduit, "done", timeout=120)[0]
         ctx = self.context(conduit, performer)
         self.expect_results_in_pacs_reidentified(pacs, study_uid, files, ctx)
+        wait_until("the performer's outcome log",
+                   lambda: len(performer.handled()) >= 2, timeout=60)
         self.assertEqual([h["outcome"] for h in performer.handled()][:2], ["canceled", "completed"], ctx)
         retries = [e for e in self.audit(conduit) if e["job_id"] == job["id"] and e["action"] == "retry"]
         self.assertEqual(len(retries), 1, ctx)

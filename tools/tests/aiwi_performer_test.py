@@ -54,6 +54,7 @@ class TaskManager:
         self.studies = {}  # study uid -> [paths]
         self.stored = []  # bytes of each STOWed part
         self.subscribers = []
+        self.retrieved = []  # paths of the GET requests, recorded before they are answered
         self.root = root
         self.base = None
 
@@ -117,6 +118,8 @@ def make_handler(tm):
                 return
             url = urllib.parse.urlsplit(self.path)
             q = urllib.parse.parse_qs(url.query)
+            with tm.lock:
+                tm.retrieved.append(url.path)
             if url.path == "/dw/workitems":
                 with tm.lock:
                     out = [{"00080018": ui(u), "00741000": {"vr": "CS", "Value": [w["state"]]}}
@@ -289,7 +292,8 @@ class Run:
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.lines = []
         self.ready = threading.Event()
-        threading.Thread(target=self.read, daemon=True).start()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
 
     def read(self):
         for line in self.proc.stdout:
@@ -303,7 +307,11 @@ class Run:
         return [json.loads(l) for l in open(self.log) if l.strip()]
 
     def wait(self, seconds=300):
-        return self.proc.wait(timeout=seconds)
+        """The exit code, once the process has ended and all of its stdout has been read."""
+        code = self.proc.wait(timeout=seconds)
+        self.reader.join(60)  # the reader sees EOF once the process (and its stdout) ended
+        assert not self.reader.is_alive(), "stdout still open after the performer exited"
+        return code
 
     def logs(self):
         self.stderr.seek(0)
@@ -441,13 +449,27 @@ def main():
         uid = tm.add_workitem(study)
         ws.send(event(1, uid, "SCHEDULED"))
         wait_until(lambda: tm.items[uid]["state"] == "IN PROGRESS", 60, "slow claim")
-        time.sleep(1)
+        # The claim is granted (state set) before the performer reads the answer; it honours a
+        # Cancel Requested only for the workitem it is performing, which it records before
+        # retrieving the workitem (RAD-83): wait for that retrieval, not for a fixed time.
+        wait_until(lambda: "/dw/workitems/" + uid in tm.retrieved, 60, "slow workitem retrieved")
         ws.send(event(2, uid, "IN PROGRESS"))
         wait_until(lambda: tm.items[uid]["state"] == "CANCELED", 60, "cancel on request")
         updates = tm.items[uid]["updates"]
         assert len(updates) == 1 and "00404052" in updates[0]["00741002"]["Value"][0], updates
-        status = json.load(urllib.request.urlopen("http://%s/sim/status" % control, timeout=30))
-        assert status["outcomes"] == {"completed": 2, "canceled-on-request": 1}, status
+        # The performer counts an outcome after the Task Manager has answered its last request.
+        want = {"completed": 2, "canceled-on-request": 1}
+        last = {}
+
+        def status_outcomes():
+            last["status"] = json.load(urllib.request.urlopen("http://%s/sim/status" % control,
+                                                              timeout=30))
+            return last["status"]["outcomes"] == want
+
+        try:
+            wait_until(status_outcomes, 60, "outcomes %s in /sim/status" % want)
+        except AssertionError:
+            raise AssertionError("outcomes in /sim/status: %r" % last.get("status"))
         run.proc.send_signal(signal.SIGTERM)
         assert run.wait(30) == 0, run.logs()
         print("ok: triggered: catch-up, State Report, Cancel Requested while slow, SIGTERM")

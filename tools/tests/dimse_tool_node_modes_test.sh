@@ -42,6 +42,9 @@ count_files() { find "$1" -type f 2>/dev/null | wc -l; }
 has_files() { [[ $(count_files "$1") -ge $2 ]]; }
 echo_ok() { echoscu -aec "$1" 127.0.0.1 "$2" >/dev/null 2>&1; }
 is_dead() { ! kill -0 "$1" 2>/dev/null; }
+# The node notes "sent ..." once its storescu has ended, i.e. once every C-STORE was answered,
+# which storescp does after writing the file: then the received files are complete.
+node_sent() { grep -q ': sent ' "$node_work/node.log" 2>/dev/null; }
 
 "$build/conduit-make-study" --out "$tmp/study" --modality CT --slices 4 --rows 64 --cols 64 \
   >"$tmp/make-study.log" 2>&1 || { echo "conduit-make-study failed" >&2; exit 1; }
@@ -63,8 +66,8 @@ start_mode() {
   node_pid=$!
   pids+=("$node_pid")
   # Both listeners up: an echo to each answers.
-  wait_for 30 echo_ok CONDUIT "$recv_port" || fail "$mode: receiver not up"
-  wait_for 30 echo_ok AITOOL "$node_port" || fail "$mode: node not up"
+  wait_for 90 echo_ok CONDUIT "$recv_port" || fail "$mode: receiver not up"
+  wait_for 90 echo_ok AITOOL "$node_port" || fail "$mode: node not up"
 }
 
 send_study() {
@@ -105,8 +108,7 @@ fi
 # --- malformed: SEG without Pixel Data, SR without content, sent and received ---
 start_mode malformed
 send_study
-if wait_for 120 has_files "$recv_dir" 3; then
-  sleep 0.5
+if wait_for 120 has_files "$recv_dir" 3 && wait_for 60 node_sent; then
   if "$py" - "$recv_dir" <<'PY'
 import pathlib, sys
 import pydicom
@@ -130,8 +132,7 @@ fi
 # --- wrong-references: SEG and SC point at instances that are not in the study ---
 start_mode wrong-references
 send_study
-if wait_for 120 has_files "$recv_dir" 3; then
-  sleep 0.5
+if wait_for 120 has_files "$recv_dir" 3 && wait_for 60 node_sent; then
   if "$py" - "$recv_dir" "$tmp/study" <<'PY'
 import pathlib, sys
 import pydicom
