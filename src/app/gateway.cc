@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -41,6 +42,8 @@ namespace {
 
 // How far back a start looks for instances stored but never routed (see recovery.h).
 constexpr auto kRecoveryWindow = std::chrono::hours(6);
+// The longest the assembler ticker sleeps: units opened meanwhile are looked at after this.
+constexpr auto kAssemblerTick = std::chrono::milliseconds(250);
 
 // The base URL tools reach this gateway at: http.public_url, else the HTTP front end's own
 // address (a wildcard bind is reached on loopback); empty when there is no HTTP front end.
@@ -311,8 +314,16 @@ Status Gateway::Start() {
       if (!jobs.ok()) {
         spdlog::error("event=assembler_tick_failed error=\"{}\"", jobs.status().ToString());
       }
+      // Sleep until the next quiet period ends, checking at least every kAssemblerTick for
+      // units opened meanwhile: a study completes within a millisecond or so of its quiet
+      // period's end rather than up to a tick later.
+      std::chrono::milliseconds wait = kAssemblerTick;
+      if (auto next = p.assembler->NextQuietPeriodEnd()) {
+        const auto until_next = std::chrono::ceil<std::chrono::milliseconds>(*next - p.clock.Now());
+        wait = std::clamp(until_next, std::chrono::milliseconds(1), wait);
+      }
       std::unique_lock lock(mu);
-      cv.wait_for(lock, stop, std::chrono::milliseconds(250), [] { return false; });
+      cv.wait_for(lock, stop, wait, [] { return false; });
     }
   });
   if (p.ris_outbox) RETURN_IF_ERROR(p.ris_outbox->Start());

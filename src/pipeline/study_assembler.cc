@@ -174,6 +174,19 @@ Result<std::vector<JobId>> StudyAssembler::Tick() {
   return created;
 }
 
+std::optional<TimePoint> StudyAssembler::NextQuietPeriodEnd() {
+  std::lock_guard lock(mu_);
+  if (!loaded_) return std::nullopt;
+  std::optional<TimePoint> next;
+  for (const auto& [key, unit] : open_) {
+    const RouteConfig* route = config_.FindRoute(unit.route);
+    const TimePoint end =
+        route == nullptr ? unit.last_instance_at : unit.last_instance_at + route->stable_after;
+    if (!next || end < *next) next = end;
+  }
+  return next;
+}
+
 Result<std::vector<JobId>> StudyAssembler::CompleteStudy(const StudyUid& study,
                                                          const std::string& why) {
   std::vector<JobId> created;

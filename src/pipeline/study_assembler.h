@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -40,6 +41,10 @@ class StudyAssembler {
 
   // Completes every open unit whose quiet period has passed. Returns jobs created.
   Result<std::vector<JobId>> Tick();
+
+  // When the earliest open unit's quiet period ends (a Tick then completes it); nullopt when
+  // no unit is open or the open units are not loaded yet. Lets a ticker sleep until then.
+  std::optional<TimePoint> NextQuietPeriodEnd();
 
   // Completes every open unit of `study` now, whatever its quiet period (the RIS says the
   // exam is complete), as an MPPS COMPLETED would; `why` goes to the audit. Returns the jobs

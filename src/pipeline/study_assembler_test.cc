@@ -104,6 +104,25 @@ TEST_F(StudyAssemblerTest, LateInstanceRestartsTheQuietPeriod) {
   EXPECT_EQ(ready_, created);
 }
 
+TEST_F(StudyAssemblerTest, NextQuietPeriodEndIsTheEarliestOpenUnitsEnd) {
+  Tick();  // loads the (empty) open units, as the gateway's ticker does first
+  EXPECT_EQ(assembler_->NextQuietPeriodEnd(), std::nullopt) << "nothing open";
+  const TimePoint first = clock_.Now();
+  Receive("chest", "1.2.3", "1.2.3.1", "1.2.3.1.1");
+  clock_.Advance(10s);
+  Receive("per-series", "1.2.4", "1.2.4.1", "1.2.4.1.1");
+  EXPECT_EQ(assembler_->NextQuietPeriodEnd(), first + 60s);
+  clock_.Advance(20s);
+  Receive("chest", "1.2.3", "1.2.3.1", "1.2.3.1.2");  // the chest unit's period restarts
+  EXPECT_EQ(assembler_->NextQuietPeriodEnd(), first + 10s + 60s);
+  clock_.Advance(40s);
+  EXPECT_EQ(Tick().size(), 1u) << "the per-series unit, due exactly now";
+  EXPECT_EQ(assembler_->NextQuietPeriodEnd(), first + 30s + 60s);
+  clock_.Advance(20s);
+  EXPECT_EQ(Tick().size(), 1u);
+  EXPECT_EQ(assembler_->NextQuietPeriodEnd(), std::nullopt);
+}
+
 TEST_F(StudyAssemblerTest, QuietPeriodCreatesOneQueuedJobForTheStudy) {
   Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
   Receive("chest", "1.2.3", "1.2.3.8", "1.2.3.2");
