@@ -215,9 +215,20 @@ WorkitemOutcome AiwiPerformer::Handle(const std::string& uid, std::stop_token st
     return outcome;  // named again by an event or a query after this performer took it
   }
   const std::string transaction_uid = RandomUid(rng_);
+  {
+    // Current from the claim on: a Cancel Requested the Task Manager sends as soon as it has
+    // granted the claim, before its answer arrives here, is honoured.
+    std::lock_guard lock(current_mu_);
+    current_uid_ = uid;
+    cancel_requested_ = false;
+  }
   Result<HttpAnswer> claim =
       client_.ChangeState(uid, StateChangeBody("IN PROGRESS", transaction_uid));
   if (!claim.ok() || !Success(claim->status)) {
+    {
+      std::lock_guard lock(current_mu_);
+      current_uid_.clear();
+    }
     outcome.outcome = claim.ok() && claim->status == 409 ? "taken" : "claim-failed";
     outcome.error = claim.ok() ? Describe(*claim) : claim.status().ToString();
     spdlog::info("{}: RAD-82 claim not granted ({}): {}", Ref(uid), outcome.outcome, outcome.error);
@@ -239,11 +250,6 @@ WorkitemOutcome AiwiPerformer::Handle(const std::string& uid, std::stop_token st
     spdlog::critical("{}: exiting with the claim held (misbehaviour crash-mid-claim)", Ref(uid));
     spdlog::default_logger()->flush();
     std::_Exit(kCrashExitCode);
-  }
-  {
-    std::lock_guard lock(current_mu_);
-    current_uid_ = uid;
-    cancel_requested_ = false;
   }
   outcome = Perform(uid, transaction_uid, mode, stop);
   outcome.claimed = true;
