@@ -616,10 +616,15 @@ void JobEngine::AlertTurnaround(JobId id, const std::string& tool, const ToolCon
 }
 
 Status JobEngine::DeliverResults(JobRecord& job) {
+  // A result referring to a quarantined one would reach PACS pointing at nothing.
+  auto withheld = intake_.WithholdDependents(job, job.tool);
+  if (!withheld.ok()) return Fail(job, withheld.status(), "delivering");
   Status st = deliverer_.Deliver(job);
   if (!st.ok()) return Fail(job, st, "delivering");
   auto results = index_.ListResults(job.id);
   const size_t count = results.ok() ? results->size() : 0;
+  auto quarantined = index_.ListQuarantined(job.id);
+  const size_t quarantined_count = quarantined.ok() ? quarantined->size() : 0;
   if (reporter_ != nullptr) {
     // Before "done": a crash in between reports again, which the reporter makes harmless.
     Status reported = reporter_->OnDelivered(job);
@@ -631,8 +636,9 @@ Status JobEngine::DeliverResults(JobRecord& job) {
     spdlog::warn("job {}: removing its work folder: {}", job.id.value,
                  StatusCodeName(removed.code()));
   }
-  return Transition(job, JobState::kDone, "done", "success",
-                    Detail({{"results", count}, {"destinations", job.destinations.size()}}));
+  nlohmann::json detail{{"results", count}, {"destinations", job.destinations.size()}};
+  if (quarantined_count > 0) detail["quarantined"] = quarantined_count;
+  return Transition(job, JobState::kDone, "done", "success", Detail(detail));
 }
 
 Status JobEngine::Fail(JobRecord job, const Status& why, const std::string& step) {

@@ -1,5 +1,7 @@
 #include "pipeline/job_engine.h"
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -9,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "results/result_test_objects.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
 
@@ -529,6 +532,63 @@ TEST_F(JobEngineTest, QuarantinedResultsAreCountedAndDoNotFailTheJob) {
     }
   }
   EXPECT_TRUE(counted);
+}
+
+TEST_F(JobEngineTest, AResultCitingAQuarantinedResultIsWithheldAndNeverReachesPacs) {
+  fs::create_directories(tmp_.path() / "pacs");
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  AddInput("2.25.100.1");
+  const JobId id = CreateJob("dimse");
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kAwaitingResults);
+
+  result_test::Inputs in;
+  in.study = kStudy;
+  in.series = std::string(kStudy) + ".1";
+  in.sops = {"2.25.100.1"};
+  auto seg = result_test::Segmentation(in);
+  seg->getDataset()->findAndDeleteElement(DCM_PixelData);  // the validator refuses it
+  auto sr = result_test::MeasurementReport(in);
+  result_test::AddResultEvidence(*sr, *seg);  // the report cites the segmentation
+  auto sc = result_test::SecondaryCapture(in, "2.25.100.1");
+  // The tool stores the report first, then its broken SEG, then an unrelated capture.
+  auto give = [&](const std::string& name, DcmFileFormat& object) {
+    const fs::path file = tmp_.path() / name;
+    EXPECT_TRUE(result_test::Save(object, file).ok());
+    auto meta = ReadInstanceMeta(file);
+    EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+    return meta.ok() ? intake_->Attach(Job(id), file, *meta, "dimse") : meta.status();
+  };
+  ASSERT_TRUE(give("sr.dcm", *sr).ok());
+  ASSERT_EQ(give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(give("sc.dcm", *sc).ok());
+
+  clock_.Advance(10s);
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kDelivering);
+  RunDueSteps();
+  ASSERT_EQ(Job(id).state, JobState::kDone) << Job(id).last_error;
+
+  EXPECT_EQ(pacs->WaitForReceived(1), 1);
+  std::vector<std::string> received;
+  for (const auto& e : fs::directory_iterator(tmp_.path() / "pacs")) {
+    received.push_back(e.path().filename().string());
+  }
+  OFString sc_sop;
+  sc->getDataset()->findAndGetOFString(DCM_SOPInstanceUID, sc_sop);
+  ASSERT_EQ(received.size(), 1u) << "neither the SEG nor the report citing it reaches PACS";
+  EXPECT_NE(received[0].find(sc_sop.c_str()), std::string::npos) << received[0];
+
+  EXPECT_EQ(ResultCount(id), 1u);
+  EXPECT_EQ(metrics_.Value("conduit_tool_results_invalid_total", R"(tool="dimse")"), 2);
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  std::string done;
+  for (const auto& e : *audit) {
+    if (e.job_id == id && e.action == "done") done = e.detail;
+  }
+  EXPECT_NE(done.find("\"quarantined\":2"), std::string::npos) << done;
 }
 
 TEST_F(JobEngineTest, AwaitsResultsUntilTheyAreStable) {

@@ -4,7 +4,8 @@
 // IHE AI Results object whose references resolve to the job's inputs (ResultValidator),
 // commits it to the spool, attaches it to the job in the index and records its findings.
 // Objects that fail the checks are moved to quarantine/ under the spool root with the
-// reason, audited, counted (conduit_tool_results_invalid_total{tool}) and never delivered.
+// reason, audited, counted (conduit_tool_results_invalid_total{tool}) and never delivered;
+// so are the job's results that refer to them (WithholdDependents, before delivery).
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
@@ -42,11 +43,36 @@ class ResultIntake {
   Status Quarantine(const JobRecord& job, const std::filesystem::path& file, const std::string& why,
                     const std::string& actor);
 
+  // Withholds from delivery, by quarantining them, the job's attached results not yet
+  // delivered to every destination that refer (Referenced SOP Instance UID at any depth) to a
+  // quarantined result of the job, or to one withheld here (transitively). When a quarantined
+  // object could not be read far enough to name itself, a reference to a result kind that is
+  // neither an input nor attached is taken to be to it. Withheld results are audited and
+  // counted like other quarantines; call before delivering. Returns how many were withheld.
+  // Errors: storage errors; kDataLoss if an attached result cannot be read from the spool.
+  Result<int> WithholdDependents(const JobRecord& job, const std::string& actor);
+
  private:
-  // Moves `file` into quarantine/<folder>/ with a reason file and audits it.
+  // Counts a quarantined result of `job` against its tool, then QuarantineInto.
+  Status QuarantineResult(const JobRecord& job, const SopInstanceUid& sop,
+                          const std::filesystem::path& file, const std::string& why,
+                          const std::string& actor);
+  // Moves `file` into quarantine/<folder>/ with a reason file and audits it; for a job, also
+  // records `sop` (empty: not known) as one of its quarantined results.
   Status QuarantineInto(const std::string& folder, JobId job, const StudyUid& study,
-                        const std::filesystem::path& file, const std::string& why,
-                        const std::string& actor);
+                        const SopInstanceUid& sop, const std::filesystem::path& file,
+                        const std::string& why, const std::string& actor);
+  // Puts `file` (moved, or copied when `keep_source`) into quarantine/<folder>/ as `name`, or
+  // a variant of it no file has yet, beside its reason file. Returns the path it took.
+  Result<std::filesystem::path> KeepInQuarantine(const std::string& folder, JobId job,
+                                                 const std::filesystem::path& file,
+                                                 const std::filesystem::path& name,
+                                                 const std::string& why, const std::string& actor,
+                                                 bool keep_source);
+  // Quarantines the attached result `result` of `job`: kept under quarantine/<job>/, detached
+  // from the job in the index with its audit event, its spool file removed, counted.
+  Status Withhold(const JobRecord& job, const ResultRecord& result, const std::string& why,
+                  const std::string& actor);
   // The job's inputs and results, as the validator checks references against them.
   Result<ResultContext> ContextOf(const JobRecord& job);
 
@@ -56,5 +82,9 @@ class ResultIntake {
   Metrics& metrics_;
   ResultValidator validator_;
 };
+
+// A short, stable, non-reversible reference for a result in logs, reasons and audit: the first
+// 16 hex digits of SHA-256 of its SOP Instance UID.
+std::string ResultRef(const std::string& sop_instance_uid);
 
 }  // namespace conduit

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -271,6 +272,185 @@ TEST_F(ResultIntakeTest, ResultInAnInputSeriesIsQuarantined) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("input series"), std::string::npos) << st.message();
   EXPECT_EQ(metrics_.Value("conduit_tool_results_invalid_total", R"(tool="tool")"), 1);
+}
+
+// --- results referring to quarantined results (WithholdDependents) ---
+
+class WithholdDependentsTest : public ResultIntakeTest {
+ protected:
+  static result_test::Inputs In() {
+    result_test::Inputs in;
+    in.study = kStudy;
+    in.series = kSeries;
+    in.sops = {kInputSop};
+    return in;
+  }
+  // A SEG the validator refuses (no Pixel Data).
+  static std::unique_ptr<DcmFileFormat> BrokenSeg() {
+    auto seg = result_test::Segmentation(In());
+    seg->getDataset()->findAndDeleteElement(DCM_PixelData);
+    return seg;
+  }
+  static std::string SopOf(DcmFileFormat& object) {
+    OFString sop;
+    object.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, sop);
+    return sop.c_str();
+  }
+  // `object` saved as a tool's output file `name` and given to the intake.
+  Status Give(const std::string& name, DcmFileFormat& object) {
+    const fs::path file = tmp_.path() / "out" / name;
+    EXPECT_TRUE(result_test::Save(object, file).ok());
+    Result<InstanceMeta> meta = ReadInstanceMeta(file);
+    EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+    if (!meta.ok()) return meta.status();
+    return intake_->Attach(job_, file, *meta, "tool");
+  }
+  // A TID 1500 report citing `cited` in its evidence.
+  static std::unique_ptr<DcmFileFormat> ReportCiting(DcmFileFormat& cited) {
+    auto sr = result_test::MeasurementReport(In());
+    result_test::AddResultEvidence(*sr, cited);
+    return sr;
+  }
+  std::set<std::string> Attached() {
+    std::set<std::string> out;
+    auto results = index_->ListResults(job_.id);
+    EXPECT_TRUE(results.ok());
+    if (results.ok()) {
+      for (const ResultRecord& r : *results) out.insert(r.sop_instance_uid.str());
+    }
+    return out;
+  }
+  std::string Withheld(const std::string& sop) {
+    const fs::path file = QuarantineDir() / ("withheld-" + ResultRef(sop) + ".dcm");
+    EXPECT_TRUE(fs::exists(file)) << file;
+    return ReadAll(file.string() + ".reason.txt");
+  }
+  double Invalid() {
+    return metrics_.Value("conduit_tool_results_invalid_total", R"(tool="tool")");
+  }
+};
+
+TEST_F(WithholdDependentsTest, AReportArrivingAfterItsSegWasQuarantinedIsWithheld) {
+  auto seg = BrokenSeg();
+  auto sr = ReportCiting(*seg);
+  auto sc = result_test::SecondaryCapture(In(), kInputSop);
+  ASSERT_EQ(Give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok()) << "the SEG may still come: the SR is attached";
+  ASSERT_TRUE(Give("sc.dcm", *sc).ok());
+  const std::string sr_key = index_->ListResults(job_.id)->front().spool_key;
+
+  auto withheld = intake_->WithholdDependents(job_, "tool");
+  ASSERT_TRUE(withheld.ok()) << withheld.status().ToString();
+  EXPECT_EQ(*withheld, 1);
+  EXPECT_EQ(Attached(), std::set<std::string>{SopOf(*sc)}) << "the unrelated result still goes";
+  const std::string reason = Withheld(SopOf(*sr));
+  EXPECT_NE(reason.find("references quarantined result " + ResultRef(SopOf(*seg))),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(reason.find(SopOf(*seg)), std::string::npos) << "no UID in clear: " << reason;
+  EXPECT_FALSE(fs::exists(spool_->PathOf(sr_key))) << "the spool copy is gone";
+  EXPECT_NE(AuditDetail("quarantine").find("references quarantined result"), std::string::npos);
+  EXPECT_EQ(Invalid(), 2) << "the SEG and the SR";
+  auto findings = index_->ListFindings(job_.id);
+  ASSERT_TRUE(findings.ok());
+  for (const FindingRecord& f : *findings) {
+    EXPECT_NE(f.result_sop_uid.str(), SopOf(*sr)) << "a withheld report's findings go with it";
+  }
+  EXPECT_EQ(index_->ListQuarantined(job_.id)->size(), 2u);
+
+  withheld = intake_->WithholdDependents(job_, "tool");
+  ASSERT_TRUE(withheld.ok());
+  EXPECT_EQ(*withheld, 0) << "idempotent: a retried delivery withholds nothing more";
+}
+
+TEST_F(WithholdDependentsTest, AReportAttachedBeforeItsSegWasQuarantinedIsWithheld) {
+  auto seg = BrokenSeg();
+  auto sr = ReportCiting(*seg);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  ASSERT_EQ(Give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+
+  auto withheld = intake_->WithholdDependents(job_, "tool");
+  ASSERT_TRUE(withheld.ok()) << withheld.status().ToString();
+  EXPECT_EQ(*withheld, 1);
+  EXPECT_TRUE(Attached().empty());
+  EXPECT_NE(Withheld(SopOf(*sr)).find("references quarantined result"), std::string::npos);
+}
+
+TEST_F(WithholdDependentsTest, WithholdingIsTransitive) {
+  auto seg = BrokenSeg();
+  auto sr = ReportCiting(*seg);
+  auto kos = result_test::KeyObjects(In());
+  result_test::AddResultEvidence(*kos, *sr);
+  // The KOS is listed first: only a second pass finds that the report it cites is withheld.
+  ASSERT_TRUE(Give("kos.dcm", *kos).ok());
+  clock_.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  ASSERT_EQ(Give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+
+  auto withheld = intake_->WithholdDependents(job_, "tool");
+  ASSERT_TRUE(withheld.ok()) << withheld.status().ToString();
+  EXPECT_EQ(*withheld, 2);
+  EXPECT_TRUE(Attached().empty());
+  EXPECT_NE(Withheld(SopOf(*kos)).find("references quarantined result " + ResultRef(SopOf(*sr))),
+            std::string::npos);
+  EXPECT_EQ(Invalid(), 3);
+}
+
+TEST_F(WithholdDependentsTest, AResultAlreadyDeliveredEverywhereIsLeftAlone) {
+  auto seg = BrokenSeg();
+  auto sr = ReportCiting(*seg);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  AuditEvent audit{clock_.Now(), "deliver", "success", "pacs", "", job_.id, "{}", ""};
+  ASSERT_TRUE(index_->MarkDelivered(job_.id, SopInstanceUid(SopOf(*sr)), "pacs", audit).ok());
+  ASSERT_EQ(Give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(intake_->WithholdDependents(job_, "tool").value(), 0);
+  EXPECT_EQ(Attached().size(), 1u);
+}
+
+TEST_F(WithholdDependentsTest, ATruncatedSegStillNamesItselfAndItsReportIsWithheld) {
+  auto seg = result_test::Segmentation(In());
+  auto sr = ReportCiting(*seg);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  const fs::path file = tmp_.path() / "out" / "seg.dcm";
+  ASSERT_TRUE(result_test::Save(*seg, file).ok());
+  fs::resize_file(file, fs::file_size(file) - 20);  // the pixel data cut short
+  ASSERT_FALSE(ReadInstanceMeta(file).ok());
+  ASSERT_EQ(intake_->Quarantine(job_, file, "not readable DICOM", "tool").code(),
+            StatusCode::kInvalidArgument);
+  auto quarantined = index_->ListQuarantined(job_.id);
+  ASSERT_TRUE(quarantined.ok());
+  ASSERT_EQ(quarantined->size(), 1u);
+  EXPECT_EQ(quarantined->front().sop_instance_uid.str(), SopOf(*seg));
+
+  EXPECT_EQ(intake_->WithholdDependents(job_, "tool").value(), 1);
+  EXPECT_NE(Withheld(SopOf(*sr)).find("references quarantined result " + ResultRef(SopOf(*seg))),
+            std::string::npos);
+}
+
+TEST_F(WithholdDependentsTest, AfterAnUnreadableQuarantineAReportCitingAMissingResultIsWithheld) {
+  auto seg = result_test::Segmentation(In());
+  auto sr = ReportCiting(*seg);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  EXPECT_EQ(intake_->WithholdDependents(job_, "tool").value(), 0)
+      << "nothing quarantined: a report citing a result still to come is not withheld";
+
+  const fs::path garbage = tmp_.path() / "out" / "truncated.dcm";
+  std::ofstream(garbage, std::ios::binary) << std::string(128, '\0') << "DIC";
+  ASSERT_EQ(intake_->Quarantine(job_, garbage, "not readable DICOM", "tool").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(intake_->WithholdDependents(job_, "tool").value(), 1);
+  EXPECT_TRUE(Attached().empty());
+  const std::string reason = Withheld(SopOf(*sr));
+  EXPECT_NE(reason.find("quarantined unreadable"), std::string::npos) << reason;
+}
+
+TEST_F(WithholdDependentsTest, AnEchoedInputQuarantinedDoesNotWithholdResultsCitingThatInput) {
+  auto [echo, meta] = ToolResult("echo.dcm", kStudy, kSeries, kInputSop);
+  ASSERT_EQ(intake_->Attach(job_, echo, meta, "tool").code(), StatusCode::kInvalidArgument);
+  auto sr = result_test::MeasurementReport(In());
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  EXPECT_EQ(intake_->WithholdDependents(job_, "tool").value(), 0);
+  EXPECT_EQ(Attached().size(), 1u);
 }
 
 }  // namespace

@@ -229,6 +229,27 @@ std::unique_ptr<DcmFileFormat> ParametricMap(const Inputs& in) {
   return file;
 }
 
+void AddResultEvidence(DcmFileFormat& object, DcmFileFormat& result) {
+  DcmDataset& ds = *object.getDataset();
+  DcmDataset& cited = *result.getDataset();
+  OFString study, series, sop_class, sop;
+  cited.findAndGetOFString(DCM_StudyInstanceUID, study);
+  cited.findAndGetOFString(DCM_SeriesInstanceUID, series);
+  cited.findAndGetOFString(DCM_SOPClassUID, sop_class);
+  cited.findAndGetOFString(DCM_SOPInstanceUID, sop);
+  DcmItem* study_item = nullptr;
+  if (ds.findOrCreateSequenceItem(DCM_CurrentRequestedProcedureEvidenceSequence, study_item, 0)
+          .bad()) {
+    study_item = Append(ds, DCM_CurrentRequestedProcedureEvidenceSequence);
+  }
+  study_item->putAndInsertString(DCM_StudyInstanceUID, study.c_str());
+  DcmItem* series_item = Append(*study_item, DCM_ReferencedSeriesSequence);
+  series_item->putAndInsertString(DCM_SeriesInstanceUID, series.c_str());
+  DcmItem* ref = Append(*series_item, DCM_ReferencedSOPSequence);
+  ref->putAndInsertString(DCM_ReferencedSOPClassUID, sop_class.c_str());
+  ref->putAndInsertString(DCM_ReferencedSOPInstanceUID, sop.c_str());
+}
+
 Status Save(DcmFileFormat& file, const std::filesystem::path& path) {
   const OFCondition cond = file.saveFile(path.c_str(), EXS_LittleEndianExplicit);
   if (cond.bad()) return Internal("save " + path.string() + ": " + cond.text());

@@ -58,6 +58,10 @@ std::unique_ptr<DcmFileFormat> SecondaryCapture(const Inputs& in, const std::str
 // A parametric map derived from the first input (shared functional groups).
 std::unique_ptr<DcmFileFormat> ParametricMap(const Inputs& in);
 
+// Adds to the CurrentRequestedProcedureEvidenceSequence of `object` (an SR or KOS) a reference
+// to `result` (its series, SOP Class and Instance UIDs): a report citing a segmentation.
+void AddResultEvidence(DcmFileFormat& object, DcmFileFormat& result);
+
 // Writes `file` (explicit VR little endian).
 Status Save(DcmFileFormat& file, const std::filesystem::path& path);
 

@@ -5,6 +5,7 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcstack.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmsr/dsrdoc.h>
@@ -630,28 +631,73 @@ std::string ResultKindOf(const SopClassUid& sop_class) {
   return {};
 }
 
-Result<ValidatedResult> ResultValidator::Validate(const fs::path& file,
-                                                  const ResultContext& context) const {
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return NotFound("validate result: no such file " + file.string());
-  if (!fs::is_regular_file(file, ec)) return InvalidArgument("result is not a regular file");
+namespace {
 
-  ASSIGN_OR_RETURN(std::unique_ptr<InflatedDataset> inflated, InflateIfDeflated(file));
+// A result file loaded for reading, values over kMaxLoadedValueBytes left on disk.
+struct LoadedResult {
+  std::unique_ptr<InflatedDataset> inflated;
   DcmFileFormat format;
   DcmDataset inflated_dataset;
   DcmDataset* ds = nullptr;
   OFCondition cond;
-  if (inflated != nullptr) {
-    cond = inflated_dataset.loadFile(inflated->path().c_str(), EXS_LittleEndianExplicit,
-                                     EGL_noChange, kMaxLoadedValueBytes);
-    ds = &inflated_dataset;
+};
+
+// Loads `file` into `out` (out.cond says how far it got). Errors: kNotFound if missing;
+// kInvalidArgument if not a regular file; those of InflateIfDeflated.
+Status Load(const fs::path& file, LoadedResult& out) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return NotFound("read result: no such file " + file.string());
+  if (!fs::is_regular_file(file, ec)) return InvalidArgument("result is not a regular file");
+  ASSIGN_OR_RETURN(out.inflated, InflateIfDeflated(file));
+  if (out.inflated != nullptr) {
+    out.cond = out.inflated_dataset.loadFile(out.inflated->path().c_str(), EXS_LittleEndianExplicit,
+                                             EGL_noChange, kMaxLoadedValueBytes);
+    out.ds = &out.inflated_dataset;
   } else {
-    cond = format.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, kMaxLoadedValueBytes,
-                           ERM_autoDetect);
-    ds = format.getDataset();
+    out.cond = out.format.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, kMaxLoadedValueBytes,
+                                   ERM_autoDetect);
+    out.ds = out.format.getDataset();
   }
-  if (cond.bad())
-    return InvalidArgument(std::string("result is not parsable DICOM: ") + cond.text());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<ObjectReference>> ReferencesOf(const fs::path& file) {
+  LoadedResult loaded;
+  RETURN_IF_ERROR(Load(file, loaded));
+  if (loaded.cond.bad()) {
+    return InvalidArgument(std::string("result is not parsable DICOM: ") + loaded.cond.text());
+  }
+  std::vector<ObjectReference> out;
+  DcmStack stack;
+  while (loaded.ds->nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    if (object->getTag() != DCM_ReferencedSOPInstanceUID || stack.card() < 2) continue;
+    auto* item = dynamic_cast<DcmItem*>(stack.elem(1));
+    if (item == nullptr) continue;
+    const std::string sop = Str(*item, DCM_ReferencedSOPInstanceUID);
+    if (sop.empty()) continue;
+    out.push_back({SopClassUid(Str(*item, DCM_ReferencedSOPClassUID)), SopInstanceUid(sop)});
+  }
+  return out;
+}
+
+SopInstanceUid SopInstanceUidOf(const fs::path& file) {
+  LoadedResult loaded;
+  if (!Load(file, loaded).ok() || loaded.ds == nullptr) return SopInstanceUid("");
+  // A read that stopped early (truncated) keeps the elements before the break.
+  return SopInstanceUid(Str(*loaded.ds, DCM_SOPInstanceUID));
+}
+
+Result<ValidatedResult> ResultValidator::Validate(const fs::path& file,
+                                                  const ResultContext& context) const {
+  LoadedResult loaded;
+  RETURN_IF_ERROR(Load(file, loaded));
+  if (loaded.cond.bad()) {
+    return InvalidArgument(std::string("result is not parsable DICOM: ") + loaded.cond.text());
+  }
+  DcmDataset* ds = loaded.ds;
 
   ASSIGN_OR_RETURN(Identity id, CheckIdentity(*ds, context));
   References refs(context, id.sop);

@@ -54,4 +54,19 @@ class ResultValidator {
 // The AIR result kind of a SOP Class ("sr", "seg", ...), or "" if it is not one.
 std::string ResultKindOf(const SopClassUid& sop_class);
 
+// One reference an object makes: a Referenced SOP Instance UID (0008,1155) and the Referenced
+// SOP Class UID beside it in the same item (empty if absent).
+struct ObjectReference {
+  SopClassUid sop_class_uid;
+  SopInstanceUid sop_instance_uid;
+};
+
+// Every reference the DICOM file `file` makes, at any depth of its dataset, in dataset order.
+// Errors: kNotFound if the file is missing; kInvalidArgument if it is not parsable DICOM.
+Result<std::vector<ObjectReference>> ReferencesOf(const std::filesystem::path& file);
+
+// The SOP Instance UID `file` names, read as far as the file can be read (a truncated object
+// whose start survived still names itself); empty if it names none.
+SopInstanceUid SopInstanceUidOf(const std::filesystem::path& file);
+
 }  // namespace conduit

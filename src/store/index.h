@@ -102,6 +102,19 @@ class Index {
   // The (sop, destination) pairs already delivered for a job.
   virtual Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) = 0;
 
+  // --- quarantined results ---
+  // Records that a result of job `record.job_id` was quarantined and appends `audit`, in one
+  // transaction. Errors: kNotFound for no such job.
+  virtual Status PutQuarantined(const QuarantinedRecord& record, const AuditEvent& audit) = 0;
+  // Withholds an attached result: in one transaction, records it as quarantined, removes its
+  // result row and findings (it is never delivered) and appends `audit`. Returns its spool key
+  // if no other result row names that key (the caller removes the file once it is kept in
+  // quarantine), else empty. Errors: kNotFound if the job has no such result attached.
+  virtual Result<std::optional<std::string>> WithholdResult(const QuarantinedRecord& record,
+                                                            const AuditEvent& audit) = 0;
+  // The job's quarantined results, in the order quarantined.
+  virtual Result<std::vector<QuarantinedRecord>> ListQuarantined(JobId job) = 0;
+
   // --- findings (extracted from validated results) ---
   // Records a result's findings, in one transaction; a result's findings given again
   // (same job and result SOP Instance UID) replace the earlier ones.

@@ -146,6 +146,16 @@ struct ResultRecord {
   TimePoint received_at;
 };
 
+// A result of a job that was quarantined (failed its checks, or withheld because it refers to
+// a quarantined result): never delivered. Its SOP Instance UID is empty when the object could
+// not be read far enough to name it.
+struct QuarantinedRecord {
+  JobId job_id;
+  SopInstanceUid sop_instance_uid;
+  std::string reason;  // never contains patient identifiers nor UIDs in clear
+  TimePoint quarantined_at;
+};
+
 // A Unified Procedure Step of the AI worklist (IHE AIW-I): one per dispatch of a job to a
 // pull-model tool. States and transitions as PS3.4 Annex CC.
 enum class UpsState { kScheduled, kInProgress, kCanceled, kCompleted };

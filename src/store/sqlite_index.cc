@@ -241,6 +241,16 @@ Result<bool> JobExists(SqliteConnection& c, JobId id) {
                    [&](SqliteStatement& s) { s.Bind(1, id.value); });
 }
 
+Status InsertQuarantined(SqliteConnection& c, const QuarantinedRecord& q) {
+  ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO quarantined_results (job_id, sop_instance_uid, "
+                                     "reason, quarantined_at) VALUES (?1, ?2, ?3, ?4)"));
+  s.Bind(1, q.job_id.value)
+      .Bind(2, q.sop_instance_uid.str())
+      .Bind(3, q.reason)
+      .Bind(4, ToUnixMillis(q.quarantined_at));
+  return s.Run();
+}
+
 // The non-terminal job states as an SQL list ('queued', 'sending', ...), from IsTerminal.
 const std::string& ActiveJobStatesSql() {
   static const std::string list = [] {
@@ -846,6 +856,67 @@ class SqliteIndex final : public Index {
       out.emplace(s.Text(0), s.Text(1));
     }
     return out;
+  }
+
+  // --- quarantined results ---
+
+  Status PutQuarantined(const QuarantinedRecord& q, const AuditEvent& audit) override {
+    return writer_.Write("index put quarantined result of job " + std::to_string(q.job_id.value),
+                         [&](SqliteConnection& c) -> Status {
+                           ASSIGN_OR_RETURN(bool job_exists, JobExists(c, q.job_id));
+                           if (!job_exists) return NotFound("no such job");
+                           RETURN_IF_ERROR(InsertQuarantined(c, q));
+                           return Audit(c, audit);
+                         });
+  }
+
+  Result<std::optional<std::string>> WithholdResult(const QuarantinedRecord& q,
+                                                    const AuditEvent& audit) override {
+    std::optional<std::string> freed;
+    auto withhold = [&](SqliteConnection& c) -> Status {
+      freed.reset();  // a write may run again after SQLite abandoned its transaction
+      ASSIGN_OR_RETURN(auto find, c.Prepare("SELECT spool_key FROM results WHERE job_id = ?1 AND "
+                                            "sop_instance_uid = ?2"));
+      find.Bind(1, q.job_id.value).Bind(2, q.sop_instance_uid.str());
+      ASSIGN_OR_RETURN(bool found, find.Step());
+      if (!found) return NotFound("the job has no such result attached");
+      const std::string key = find.Text(0);
+      for (const char* sql : {"DELETE FROM results WHERE job_id = ?1 AND sop_instance_uid = ?2",
+                              "DELETE FROM findings WHERE job_id = ?1 AND result_sop_uid = ?2"}) {
+        ASSIGN_OR_RETURN(auto del, c.Prepare(sql));
+        del.Bind(1, q.job_id.value).Bind(2, q.sop_instance_uid.str());
+        RETURN_IF_ERROR(del.Run());
+      }
+      RETURN_IF_ERROR(InsertQuarantined(c, q));
+      ASSIGN_OR_RETURN(bool shared,
+                       RowExists(c, "SELECT 1 FROM results WHERE spool_key = ?1 LIMIT 1",
+                                 [&](SqliteStatement& s) { s.Bind(1, key); }));
+      if (!shared) freed = key;
+      return Audit(c, audit);
+    };
+    Status written =
+        writer_.Write("index withhold result of job " + std::to_string(q.job_id.value), withhold);
+    if (!written.ok()) return written;
+    return freed;
+  }
+
+  Result<std::vector<QuarantinedRecord>> ListQuarantined(JobId job) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT job_id, sop_instance_uid, reason, "
+                                              "quarantined_at FROM quarantined_results WHERE "
+                                              "job_id = ?1 ORDER BY id"));
+    s.Bind(1, job.value);
+    return CollectRows<QuarantinedRecord>(
+        s,
+        [](const SqliteStatement& row) {
+          QuarantinedRecord q;
+          q.job_id = JobId{row.Int(0)};
+          q.sop_instance_uid = SopInstanceUid(row.Text(1));
+          q.reason = row.Text(2);
+          q.quarantined_at = FromUnixMillis(row.Int(3));
+          return q;
+        },
+        "index list quarantined results");
   }
 
   // --- crosswalk ---

@@ -1384,5 +1384,83 @@ TEST_F(SqliteIndexTest, DeferJobMovesOnlyTheNextAttemptAndWritesNoAudit) {
   EXPECT_EQ(index_->DeferJob(JobId{id.value + 100}, later).code(), StatusCode::kNotFound);
 }
 
+TEST_F(SqliteIndexTest, QuarantinedResultsAreListedPerJobInOrderAndSurviveReopening) {
+  JobId a = MustCreate(Job("S1", "route", 0));
+  JobId b = MustCreate(Job("S2", "route", 0));
+  const size_t audit_before = index_->ListAudit(1000, 0)->size();
+  ASSERT_TRUE(
+      index_
+          ->PutQuarantined({a, SopInstanceUid("seg.1"), "not a valid AI result", clock_.Now()},
+                           Audit("quarantine", a))
+          .ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(index_
+                  ->PutQuarantined({a, SopInstanceUid(""), "unreadable", clock_.Now()},
+                                   Audit("quarantine", a))
+                  .ok());
+  ASSERT_TRUE(index_
+                  ->PutQuarantined({b, SopInstanceUid("x.1"), "other", clock_.Now()},
+                                   Audit("quarantine", b))
+                  .ok());
+  EXPECT_EQ(index_->ListAudit(1000, 0)->size(), audit_before + 3) << "each with its audit event";
+  EXPECT_EQ(index_
+                ->PutQuarantined({JobId{999}, SopInstanceUid("y"), "r", clock_.Now()},
+                                 Audit("quarantine"))
+                .code(),
+            StatusCode::kNotFound);
+
+  Reopen();
+  auto of_a = index_->ListQuarantined(a);
+  ASSERT_TRUE(of_a.ok()) << of_a.status().ToString();
+  ASSERT_EQ(of_a->size(), 2u);
+  EXPECT_EQ((*of_a)[0].sop_instance_uid, SopInstanceUid("seg.1"));
+  EXPECT_EQ((*of_a)[0].reason, "not a valid AI result");
+  EXPECT_TRUE((*of_a)[1].sop_instance_uid.str().empty());
+  EXPECT_EQ((*of_a)[1].quarantined_at, clock_.Now());
+  EXPECT_EQ(index_->ListQuarantined(b)->size(), 1u);
+  EXPECT_TRUE(index_->ListQuarantined(JobId{999})->empty());
+}
+
+TEST_F(SqliteIndexTest, WithholdingAResultDetachesItAndItsFindingsAndFreesItsFileOnlyIfUnshared) {
+  JobId a = MustCreate(Job("S1", "route", 0));
+  JobId b = MustCreate(Job("S2", "route", 0));
+  auto result = [&](JobId job, const std::string& sop, const std::string& key) {
+    return ResultRecord{
+        job, SopInstanceUid(sop), SopClassUid("1.2.840.10008.5.1.4.1.1.88.22"), SeriesUid("r"), key,
+        10,  clock_.Now()};
+  };
+  ASSERT_TRUE(index_->PutResult(result(a, "sr.1", "k-sr"), Audit("result", a)).ok());
+  ASSERT_TRUE(index_->PutResult(result(a, "sr.2", "k-shared"), Audit("result", a)).ok());
+  ASSERT_TRUE(index_->PutResult(result(b, "sr.2", "k-shared"), Audit("result", b)).ok());
+  ASSERT_TRUE(
+      index_->PutFindings(a, SopInstanceUid("sr.1"), {Finding("finding", "sr.1", clock_.Now())})
+          .ok());
+
+  auto freed = index_->WithholdResult({a, SopInstanceUid("sr.1"), "references", clock_.Now()},
+                                      Audit("quarantine", a));
+  ASSERT_TRUE(freed.ok()) << freed.status().ToString();
+  EXPECT_EQ(*freed, std::optional<std::string>("k-sr"));
+  freed = index_->WithholdResult({a, SopInstanceUid("sr.2"), "references", clock_.Now()},
+                                 Audit("quarantine", a));
+  ASSERT_TRUE(freed.ok());
+  EXPECT_FALSE(freed->has_value()) << "job b's result still names the file";
+
+  EXPECT_TRUE(index_->ListResults(a)->empty());
+  EXPECT_EQ(index_->ListResults(b)->size(), 1u);
+  EXPECT_TRUE(index_->ListFindings(a)->empty());
+  auto quarantined = index_->ListQuarantined(a);
+  ASSERT_TRUE(quarantined.ok());
+  ASSERT_EQ(quarantined->size(), 2u);
+  EXPECT_EQ((*quarantined)[0].sop_instance_uid, SopInstanceUid("sr.1"));
+
+  EXPECT_EQ(index_
+                ->WithholdResult({a, SopInstanceUid("sr.1"), "again", clock_.Now()},
+                                 Audit("quarantine", a))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(index_->ListQuarantined(a)->size(), 2u) << "a failed withholding records nothing";
+}
+
 }  // namespace
 }  // namespace conduit

@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 9> kMigrations = {
+constexpr std::array<const char*, 10> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -178,6 +178,9 @@ CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
 #include "store/sqlite_schema_v8_ris.inc"
     ,
 #include "store/sqlite_schema_v9_ris_retention.inc"
+    ,
+// 9 -> 10: quarantined results of each job.
+#include "store/sqlite_schema_v10_quarantined_results.inc"
     ,
 };
 

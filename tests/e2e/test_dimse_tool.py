@@ -4,6 +4,7 @@ tool's AE title (tools/dimse_tool_node). The node can be silent, send another st
 echo an input, or be down."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -215,7 +216,11 @@ class DimseToolTest(E2ETest):
             "malformed", ["Pixel", "Content", "content", "SEG", "SR", "missing"], in_pacs=["OT"])
 
     def test_results_referencing_images_not_sent_are_quarantined(self):
-        self.expect_quarantined_and_nothing_unvalidated_in_pacs("wrong-references", ["reference", "Reference"], in_pacs=["SR"])
+        # The SEG and SC reference images never sent: quarantined. The SR's images are right,
+        # but it cites the quarantined SEG as evidence: withheld too, so PACS gets nothing.
+        events = self.expect_quarantined_and_nothing_unvalidated_in_pacs(
+            "wrong-references", ["reference", "Reference"], in_pacs=[])
+        self.assertTrue(any("references quarantined result" in json.dumps(e) for e in events), events)
 
     def test_a_tool_node_that_crashes_mid_study_is_retried_and_completes_once_it_is_back(self):
         pacs = self.started(Orthanc(self.tmp))
