@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "adapters/tool_adapter.h"
+#include "core/unique_fd.h"
 #include "store/index.h"
 
 extern char** environ;
@@ -37,21 +38,6 @@ using std::chrono::steady_clock;
 constexpr std::chrono::seconds kTermGrace{5};
 // Exit code by which a tool says the study holds nothing it can work on.
 constexpr int kExitNoSuitableInput = 2;
-
-// An fd closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Appends an adapter note to the job log; the log is for people, so failures are ignored.
 void Note(int log_fd, const std::string& text) {
@@ -194,7 +180,7 @@ class ExecutableAdapter final : public ToolAdapter {
     if (request.log_file.has_parent_path()) {
       fs::create_directories(request.log_file.parent_path(), ec);
     }
-    Fd log(::open(request.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    UniqueFd log(::open(request.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
     if (log.get() < 0) return ErrnoStatus(errno, what + ": open log " + request.log_file.string());
 
     std::vector<std::string> args = tool_.command;

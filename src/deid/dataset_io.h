@@ -23,6 +23,10 @@ struct LoadedFile {
   DcmFileFormat file;
   E_TransferSyntax xfer = EXS_Unknown;  // the file's own transfer syntax (deflated included)
   std::unique_ptr<InflatedDataset> inflated;
+  std::filesystem::path path;  // the file read
+  // Top-level Pixel Data was the last element read from `path` (not inflated): its value, if
+  // unchanged, is the file's last bytes.
+  bool pixel_data_last = false;
   DcmDataset& dataset() { return *file.getDataset(); }
 };
 
@@ -34,6 +38,26 @@ Result<std::unique_ptr<LoadedFile>> LoadLazily(const std::filesystem::path& path
 // the dataset cannot be written in `xfer`; kInternal or an errno status otherwise.
 Status SaveAtomically(DcmFileFormat& file, E_TransferSyntax xfer, const std::filesystem::path& out,
                       bool zero_preamble);
+
+// How the Pixel Data value reached the output file.
+enum class PixelDataWrite {
+  kThroughDcmtk,     // DCMTK read it into memory and wrote it (or there was none)
+  kCopiedFromInput,  // copied file to file in the kernel: copy_file_range (a reflink where the
+                     // file system shares extents), sendfile between file systems; a
+                     // buffered loop only where the kernel offers neither
+};
+
+// SaveAtomically for a loaded file, with the same bytes out, but an unchanged Pixel Data value
+// is copied straight from the input file instead of being read into memory and written out.
+// That happens when `xfer` is the input's own, explicit or implicit little endian; Pixel Data
+// is native, of even defined length, neither loaded nor changed, and last in both the input
+// file and the dataset; and the input still holds that element where DCMTK read it. Otherwise
+// DCMTK writes everything. `allow_copy` false always takes the DCMTK path (for comparison).
+// Errors as SaveAtomically; reading the input: an errno status, kDataLoss if it shrank.
+// Pixel Data leaves `loaded`'s dataset while DCMTK writes: one call per LoadedFile at a time.
+Result<PixelDataWrite> SaveAtomicallyCopyingPixelData(LoadedFile& loaded, E_TransferSyntax xfer,
+                                                      const std::filesystem::path& out,
+                                                      bool zero_preamble, bool allow_copy = true);
 
 // The value of `key` in `item` (not its sub-items), all values, without padding; "" if absent.
 std::string StringOf(DcmItem& item, const DcmTagKey& key);

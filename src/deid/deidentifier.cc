@@ -35,7 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 using deid_io::JoinValues;
 using deid_io::LoadLazily;
-using deid_io::SaveAtomically;
 using deid_io::SplitValues;
 using deid_io::StringOf;
 using deid_io::TrimValue;
@@ -839,10 +838,12 @@ Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::p
 
   DcmMetaInfo& meta = *file.getMetaInfo();
   CleanMetaHeader(meta);
-  Status saved = SaveAtomically(file, write_xfer, out, /*zero_preamble=*/true);
-  if (saved.code() == StatusCode::kInvalidArgument)
-    return InvalidArgument(in.string() + ": " + saved.message());
-  RETURN_IF_ERROR(saved);
+  Result<deid_io::PixelDataWrite> saved = deid_io::SaveAtomicallyCopyingPixelData(
+      *loaded, write_xfer, out, /*zero_preamble=*/true, copy_pixel_data_);
+  if (!saved.ok() && saved.status().code() == StatusCode::kInvalidArgument)
+    return InvalidArgument(in.string() + ": " + saved.status().message());
+  RETURN_IF_ERROR(saved.status());
+  outcome.pixel_data_copied = *saved == deid_io::PixelDataWrite::kCopiedFromInput;
   outcome.bytes_out = fs::file_size(out, ec);
   return outcome;
 }

@@ -6,7 +6,8 @@
 // blanked, and the de-identification attributes added (Patient Identity Removed,
 // De-identification Method and its Code Sequence, Longitudinal Temporal Information
 // Modified). Pixel data is copied, never decoded, unless a region must be blanked.
-// Memory: one instance at a time; large values are read from the input file while writing.
+// Memory: one instance at a time; large values are read from the input file while writing, and
+// Pixel Data that passes unchanged is copied file to file in the kernel.
 // Thread safety: const; DeidentifyFile may run on many threads at once.
 #pragma once
 
@@ -43,6 +44,10 @@ struct DeidOutcome {
   // The output's identity (pseudonymous), for the caller's bookkeeping.
   std::string study_uid, series_uid, sop_instance_uid;
   uint64_t bytes_in = 0, bytes_out = 0;
+  // The Pixel Data value was copied from the input file to the output in the kernel
+  // (copy_file_range, or sendfile between file systems) rather than read into memory and
+  // written out by DCMTK; the bytes written are the same either way.
+  bool pixel_data_copied = false;
 };
 
 class Deidentifier {
@@ -56,12 +61,17 @@ class Deidentifier {
   Result<DeidOutcome> DeidentifyFile(const std::filesystem::path& in,
                                      const std::filesystem::path& out) const;
 
+  // Whether an unchanged Pixel Data value may be copied from the input file in the kernel (the
+  // default) or always goes through DCMTK; set before use. For tests and benchmarks.
+  void set_copy_pixel_data(bool allowed) { copy_pixel_data_ = allowed; }
+
   const DeidSettings& settings() const { return settings_; }
   const Pseudonymiser& pseudonymiser() const { return pseudonymiser_; }
 
  private:
   DeidSettings settings_;
   Pseudonymiser pseudonymiser_;
+  bool copy_pixel_data_ = true;
 };
 
 }  // namespace conduit
