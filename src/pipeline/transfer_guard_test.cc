@@ -187,6 +187,68 @@ TEST_F(TransferGuardTest, ResultsMadeBeforeAKeyRotationAreStillReidentified) {
   EXPECT_EQ(AuditOf("reidentify").size(), 1u);
 }
 
+TEST_F(TransferGuardTest, AResultCitingAPriorStudyIsReidentifiedOntoThePriorsOriginalUids) {
+  // A prior of the same patient, sent with the job as the prior fetcher adds it.
+  const std::string prior_study = "1.2.826.0.1.3680043.10.1137.66";
+  CtSpec spec;
+  spec.study_uid = prior_study;
+  spec.series_uid = prior_study + ".1";
+  spec.sop_instance_uid = prior_study + ".1.1";
+  const fs::path incoming = spool_->NewIncomingPath();
+  testing::WriteCtImage(incoming, spec);
+  auto key = spool_->Commit(incoming, SopInstanceUid(spec.sop_instance_uid));
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(testing::PutTestInstance(*index_, spec.study_uid, spec.series_uid,
+                                       spec.sop_instance_uid, clock_.Now(), *key)
+                  .ok());
+  std::vector<fs::path> inputs = inputs_;
+  inputs.push_back(spool_->PathOf(*key));
+
+  auto guard = Guard(1);
+  auto sent = guard->Prepare(job_, inputs, dir_.path() / "a");
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  ASSERT_EQ(sent->size(), 4u);
+  const fs::path& prior_sent = sent->back();
+  EXPECT_EQ(Get(prior_sent, DCM_PatientID), Get((*sent)[0], DCM_PatientID))
+      << "one pseudonymous patient for the study and its prior";
+  const std::string pseudo_prior_study = Get(prior_sent, DCM_StudyInstanceUID);
+  EXPECT_NE(pseudo_prior_study, prior_study);
+  EXPECT_NE(pseudo_prior_study, Get((*sent)[0], DCM_StudyInstanceUID));
+
+  // The tool's result on the current study cites the prior's image and study ("compared with").
+  const fs::path result = ResultFrom((*sent)[0], Get(prior_sent, DCM_SOPInstanceUID));
+  {
+    DcmFileFormat ff;
+    ASSERT_TRUE(ff.loadFile(result.c_str()).good());
+    DcmItem* study_ref = nullptr;
+    ASSERT_TRUE(ff.getDataset()
+                    ->findOrCreateSequenceItem(DCM_ReferencedStudySequence, study_ref, -2)
+                    .good());
+    study_ref->putAndInsertString(DCM_ReferencedSOPClassUID,
+                                  UID_RETIRED_DetachedStudyManagementSOPClass);
+    study_ref->putAndInsertString(DCM_ReferencedSOPInstanceUID, pseudo_prior_study.c_str());
+    ff.loadAllDataIntoMemory();
+    ASSERT_TRUE(ff.saveFile(result.c_str(), EXS_LittleEndianExplicit).good());
+  }
+  Status st = guard->Reidentify(job_, result);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Get(result, DCM_StudyInstanceUID), kStudy);
+  EXPECT_EQ(Get(result, DCM_PatientID), "PID0001");
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(result.c_str()).good());
+  DcmItem* image_ref = nullptr;
+  ASSERT_TRUE(
+      ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedImageSequence, image_ref).good());
+  OFString cited;
+  image_ref->findAndGetOFString(DCM_ReferencedSOPInstanceUID, cited);
+  EXPECT_EQ(cited.c_str(), spec.sop_instance_uid) << "the prior's image, by its original UID";
+  DcmItem* study_ref = nullptr;
+  ASSERT_TRUE(
+      ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedStudySequence, study_ref).good());
+  study_ref->findAndGetOFString(DCM_ReferencedSOPInstanceUID, cited);
+  EXPECT_EQ(cited.c_str(), prior_study) << "the prior study, by its original UID";
+}
+
 TEST_F(TransferGuardTest, AResultForAnotherStudyIsRefused) {
   auto guard = Guard(1);
   auto sent = guard->Prepare(job_, inputs_, dir_.path() / "a");
