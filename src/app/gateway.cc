@@ -21,6 +21,7 @@
 #include "hl7/ris_inbound.h"
 #include "hl7/ris_outbox.h"
 #include "http/admin_server.h"
+#include "http/api_tokens.h"
 #include "http/dicomweb_context.h"
 #include "http/ups_event_channel.h"
 #include "http/ups_rs.h"
@@ -74,6 +75,7 @@ struct Gateway::Parts {
   // event channel ("ups-events" thread), the Task Manager and the UPS-RS front end's context.
   // Before the engine and the HTTP server, which use them, so that they outlive both.
   std::unique_ptr<WorklistTokens> worklist_tokens;
+  std::unique_ptr<ApiTokens> api_tokens;  // null: no http.api_token_file
   std::unique_ptr<UpsEventChannel> ups_events;
   std::unique_ptr<Worklist> worklist;
   std::unique_ptr<UpsRsContext> ups_rs;
@@ -154,6 +156,17 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   // on http.event_channel_port (default: the HTTP port + 1), the engine woken on each end.
   ASSIGN_OR_RETURN(WorklistTokens worklist_tokens, WorklistTokens::Load(c));
   p->worklist_tokens = std::make_unique<WorklistTokens>(std::move(worklist_tokens));
+  // The admin API's and DICOMweb's tokens: read once here (never logged); none may also be a
+  // worklist tool's token, which would let that tool's performer in.
+  if (c.http.port != 0 && !c.http.api_token_file.empty()) {
+    ASSIGN_OR_RETURN(ApiTokens api_tokens, ApiTokens::Load(c.http.api_token_file));
+    if (std::optional<std::string> tool = api_tokens.SharedWith(*p->worklist_tokens)) {
+      return InvalidArgument("http.api_token_file " + c.http.api_token_file.string() +
+                             ": a token in it is also the worklist token of tool '" + *tool +
+                             "': API tokens must be used for nothing else");
+    }
+    p->api_tokens = std::make_unique<ApiTokens>(std::move(api_tokens));
+  }
   if (!p->worklist_tokens->empty()) {
     const int channel_port = c.http.event_channel_port >= 0           ? c.http.event_channel_port
                              : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1
@@ -291,6 +304,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
     ctx.dicomweb = p->dicomweb.get();
     ctx.ups_rs = p->ups_rs.get();
+    ctx.api_tokens = p->api_tokens.get();
     p->admin = MakeAdminServer(std::move(ctx));
   }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));

@@ -1,8 +1,11 @@
 #include "core/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <set>
@@ -119,11 +122,23 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 }
 
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, "http",
-                {"bind", "port", "threads", "public_url", "max_stow_bytes", "event_channel_port"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "http",
+                            {"bind", "port", "threads", "public_url", "max_stow_bytes",
+                             "event_channel_port", "api_token_file"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
+  std::string token_file;
+  RETURN_IF_ERROR(GetString(ctx, n, "http", "api_token_file", token_file));
+  out.api_token_file = token_file;
+  // Reachable from the network, the admin API and the identified studies need a token.
+  if (out.port != 0 && !IsLoopbackHost(out.bind) && out.api_token_file.empty()) {
+    return ctx.Error(n["bind"], "http.bind",
+                     "'" + out.bind +
+                         "' is not a loopback address, so anyone on the network could reach "
+                         "the admin API and the identified studies over DICOMweb: set "
+                         "http.api_token_file (bearer tokens), or bind 127.0.0.1 behind a "
+                         "reverse proxy");
+  }
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
   RETURN_IF_ERROR(GetHttpUrl(ctx, n, "http", "public_url", out.public_url));
   RETURN_IF_ERROR(
@@ -496,6 +511,23 @@ const RouteConfig* Config::FindRoute(std::string_view name) const {
   return nullptr;
 }
 
+bool IsLoopbackHost(std::string_view host) {
+  std::string h(host);
+  std::transform(h.begin(), h.end(), h.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (h == "localhost") return true;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  }
+  return false;
+}
+
 Result<Config> ParseConfig(const std::string& yaml, const std::string& source) {
   Ctx ctx{source};
   YAML::Node root;
@@ -538,9 +570,9 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   ASSIGN_OR_RETURN(Config config, ParseConfig(text, path.string()));
   // The policy and key files are named relative to the config file's folder.
   const std::filesystem::path folder = path.parent_path();
-  std::vector<std::filesystem::path*> paths = {&config.governance.policy_file,
-                                               &config.governance.key_file,
-                                               &config.priors_source.auth_token_file};
+  std::vector<std::filesystem::path*> paths = {
+      &config.governance.policy_file, &config.governance.key_file,
+      &config.priors_source.auth_token_file, &config.http.api_token_file};
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);

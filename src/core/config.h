@@ -38,8 +38,13 @@ struct DicomConfig {
 };
 
 struct HttpConfig {
+  // Anything but a loopback address (IsLoopbackHost) needs api_token_file.
   std::string bind = "127.0.0.1";
   int port = 8080;  // 0 disables the HTTP front end
+  // The bearer tokens (one a line; # comments) that open the admin API, /metrics and the
+  // DICOMweb server on the original studies; GET /api/health stays open. Per-job and UPS-RS
+  // endpoints keep their own tokens. Empty: no authentication (loopback bind only).
+  std::filesystem::path api_token_file;
   int threads = 4;
   // The base URL tools use to reach this gateway (results by STOW-RS, inputs by WADO-RS),
   // e.g. "https://conduit.trust.nhs.uk:8443". Empty: "http://<bind>:<port>".
@@ -256,6 +261,11 @@ struct Config {
   const DestinationConfig* FindDestination(std::string_view name) const;
   const RouteConfig* FindRoute(std::string_view name) const;
 };
+
+// True if `host` is a loopback address: "localhost", 127.0.0.0/8, ::1 (also IPv4-mapped
+// ::ffff:127.x.y.z). Anything else, the wildcards 0.0.0.0 and :: included, is reachable from
+// the network.
+bool IsLoopbackHost(std::string_view host);
 
 // Parses and validates YAML. `source` names the text in error messages (a file path).
 // Errors: kInvalidArgument with "<source>:<line>: <key>: <problem>".

@@ -402,11 +402,65 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"manifest_tool_other_key",
                   "tools: [{manifest: m.yaml, expected_turnaround: 5m}]\n",
                   "tools[0].expected_turnaround: comes from the manifest"},
+        BadConfig{"http_network_bind_without_api_tokens", "http:\n  port: 8080\n  bind: 0.0.0.0\n",
+                  "bad.yaml:3: http.bind: '0.0.0.0' is not a loopback address, so anyone on the "
+                  "network could reach the admin API and the identified studies over DICOMweb: "
+                  "set http.api_token_file"},
+        BadConfig{"http_host_bind_without_api_tokens", "http: {bind: 10.1.2.3}\n",
+                  "bad.yaml:1: http.bind: '10.1.2.3' is not a loopback address"},
+        BadConfig{"http_api_token_file_not_text", "http: {api_token_file: [a, b]}\n",
+                  "bad.yaml:1: http.api_token_file"},
         BadConfig{"bad_select",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, select: image}]\n",
                   "routes[0].select"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(ConfigTest, NetworkBindNeedsApiTokensUnlessTheHttpPortIsOff) {
+  struct Case {
+    const char* yaml;
+    bool ok;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"http: {bind: 0.0.0.0, api_token_file: /etc/conduit/api.tokens}\n", true},
+           {"http: {bind: '::', port: 0}\n", true},
+           {"http: {bind: 0.0.0.0}\n", false},
+           {"http: {bind: '::'}\n", false},
+           {"http: {bind: conduit.trust.nhs.uk}\n", false},
+           {"http: {bind: 127.0.0.1}\n", true},
+           {"http: {bind: 127.8.9.10}\n", true},
+           {"http: {bind: localhost}\n", true},
+           {"http: {bind: '::1'}\n", true},
+           {"http: {port: 9090}\n", true},
+       }) {
+    auto config = ParseConfig(c.yaml, "conduit.yaml");
+    EXPECT_EQ(config.ok(), c.ok) << c.yaml << (config.ok() ? "" : config.status().ToString());
+  }
+}
+
+TEST(ConfigTest, LoopbackHosts) {
+  for (const char* host : {"127.0.0.1", "127.255.0.9", "localhost", "LocalHost", "::1", "[::1]",
+                           "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "::", "", "10.0.0.1", "128.0.0.1", "127.0.0", "::2",
+                           "::ffff:10.0.0.1", "localhost.example", "conduit", "127.0.0.1 "}) {
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
+  }
+}
+
+TEST(ConfigTest, ApiTokenFileIsResolvedAgainstTheConfigFilesFolder) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("conduit-config-api-token-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  const auto file = dir / "etc" / "conduit.yaml";
+  std::ofstream(file) << "http: {bind: 0.0.0.0, port: 8443, api_token_file: keys/api.tokens}\n";
+  auto config = LoadConfigFile(file);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.api_token_file, dir / "etc" / "keys" / "api.tokens");
+  EXPECT_EQ(config->http.bind, "0.0.0.0");
+}
 
 TEST(ConfigTest, EmbeddedDefaultIsValidAndRoutesCtToTheReferenceTool) {
   Config c = EmbeddedDefaultConfig("/opt/conduit/bin");

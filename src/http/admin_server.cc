@@ -30,6 +30,7 @@
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "http/dicomweb_read.h"
+#include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
 #include "http/request_body.h"
 #include "pipeline/job_engine.h"
@@ -366,6 +367,31 @@ std::string MethodLabel(const std::string& method) {
   return "other";
 }
 
+// What a request needs when API tokens are configured. kOwnToken: the per-job DICOMweb
+// endpoints (job and worklist tokens) and UPS-RS (worklist tokens) check their own, which are
+// never API tokens. Read as the DICOMweb handlers read paths (empty segments skipped), so that
+// no path is exempt here yet served as an original study there.
+enum class Guard { kOpen, kApiToken, kOwnToken };
+
+Guard GuardOf(const httplib::Request& req) {
+  if (IsDicomwebPath(req.path)) {
+    if (IsUpsRsPath(req.path)) return Guard::kOwnToken;
+    std::vector<std::string> parts;
+    for (std::string& p : SplitPath(req.path)) {
+      if (!p.empty()) parts.push_back(std::move(p));
+    }
+    if (parts.size() >= 2 && parts[0] == kDicomwebRoot.substr(1) && parts[1] == "jobs") {
+      return Guard::kOwnToken;
+    }
+    return Guard::kApiToken;
+  }
+  // Liveness and readiness, for load balancers and orchestrators that present no token.
+  if ((req.method == "GET" || req.method == "HEAD") && req.path == "/api/health") {
+    return Guard::kOpen;
+  }
+  return Guard::kApiToken;
+}
+
 class HttpAdminServer final : public AdminServer {
  public:
   explicit HttpAdminServer(AdminContext context) : ctx_(std::move(context)) {
@@ -425,6 +451,10 @@ class HttpAdminServer final : public AdminServer {
   void ServeDicomweb(const httplib::Request& req, httplib::Response& res,
                      const httplib::ContentReader* reader);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
+  // True if `req` may go on; otherwise writes the 401, logs and audits the refusal.
+  bool Authenticate(const httplib::Request& req, httplib::Response& res);
+  // The route pattern of `path` for logs and audit (never the path: it may carry UIDs).
+  std::string RouteLabelOf(const std::string& path) const;
   void Log(const httplib::Request& req, const httplib::Response& res);
   void SetTraceRoute(const std::string& route);
 
@@ -528,6 +558,16 @@ void HttpAdminServer::Configure(httplib::Server& server) {
 Status HttpAdminServer::Start() {
   if (server_) return FailedPrecondition("http admin server: already started");
   const std::string& host = ctx_.config.http.bind;
+  if (ctx_.api_tokens == nullptr && !ctx_.config.http.api_token_file.empty()) {
+    return FailedPrecondition(
+        "http admin server: http.api_token_file is set but its tokens "
+        "were not loaded");
+  }
+  if (ctx_.api_tokens == nullptr && !IsLoopbackHost(host)) {
+    return FailedPrecondition("http admin server: bind " + host +
+                              " is not a loopback address: the admin API and DICOMweb need "
+                              "http.api_token_file");
+  }
   const int requested = ctx_.config.http.port;
   auto server = std::make_unique<httplib::Server>();
   Configure(*server);
@@ -561,8 +601,11 @@ Status HttpAdminServer::Start() {
     return Unavailable("http admin server: accept loop on " + host + ":" + std::to_string(bound) +
                        " ended at once");
   }
-  spdlog::info("http admin server listening on {}:{} ({} threads)", host, bound,
-               std::max(1, ctx_.config.http.threads));
+  spdlog::info("http admin server listening on {}:{} ({} threads, {})", host, bound,
+               std::max(1, ctx_.config.http.threads),
+               ctx_.api_tokens != nullptr
+                   ? std::to_string(ctx_.api_tokens->size()) + " API token(s)"
+                   : std::string("no API tokens: admin API and DICOMweb open on loopback"));
   return Status::Ok();
 }
 
@@ -581,12 +624,18 @@ void HttpAdminServer::SetTraceRoute(const std::string& route) {
 }
 
 void HttpAdminServer::Serve(const httplib::Request& req, httplib::Response& res) {
+  if (!Authenticate(req, res)) return;
   if (IsDicomwebPath(req.path)) return ServeDicomweb(req, res, nullptr);
   Dispatch(req, res);
 }
 
 void HttpAdminServer::ServeWithBody(const httplib::Request& req, httplib::Response& res,
                                     const httplib::ContentReader& reader) {
+  if (!Authenticate(req, res)) {
+    // Read a small body through so the client surely reads the refusal; else close.
+    if (!DiscardBody(req, res, reader, kMaxPayloadBytes)) res.set_header("Connection", "close");
+    return;
+  }
   if (IsDicomwebPath(req.path)) return ServeDicomweb(req, res, &reader);
   Result<std::string> body = ReadSmallBody(req, reader, kMaxPayloadBytes);
   if (!body.ok()) {
@@ -623,6 +672,52 @@ void HttpAdminServer::ServeDicomweb(const httplib::Request& req, httplib::Respon
     res.set_header("Allow", IsStowResource(req.path) ? "POST" : "GET, HEAD");
     SetError(res, 405, "method " + Echo(req.method) + " not allowed");
   }
+}
+
+bool HttpAdminServer::Authenticate(const httplib::Request& req, httplib::Response& res) {
+  if (ctx_.api_tokens == nullptr || GuardOf(req) != Guard::kApiToken) return true;
+  const std::string token = BearerToken(req);
+  if (ctx_.api_tokens->Accepts(token)) return true;
+
+  const std::string route = RouteLabelOf(req.path);
+  const std::string method = MethodLabel(req.method);
+  const bool missing = token.empty();
+  const std::string reason = missing ? "no bearer token" : "token not accepted";
+  SetTraceRoute(route);
+  // Method, route pattern and peer only: never the token, nor the path (it may carry UIDs).
+  spdlog::warn("event=http_auth_refused method={} route={} peer={} reason=\"{}\"", method, route,
+               req.remote_addr, reason);
+  AuditEvent audit;
+  audit.at = ctx_.clock.Now();
+  audit.action = "http_auth";
+  audit.outcome = "failure";
+  audit.actor = req.remote_addr;
+  audit.detail = Dump(json{{"method", method}, {"route", route}, {"reason", reason}});
+  if (Status st = ctx_.index.AppendAudit(audit); !st.ok()) {
+    spdlog::error("event=audit_failed action=http_auth error=\"{}\"", StatusCodeName(st.code()));
+  }
+  res.set_header("WWW-Authenticate", missing ? "Bearer realm=\"conduit\""
+                                             : "Bearer realm=\"conduit\", error=\"invalid_token\"");
+  SetError(res, 401,
+           missing ? "authentication required: Authorization: Bearer <API token>"
+                   : "the bearer token is not an API token of this gateway");
+  return false;
+}
+
+std::string HttpAdminServer::RouteLabelOf(const std::string& path) const {
+  if (IsDicomwebPath(path)) return DicomwebRouteLabel(path);
+  const std::vector<std::string> parts = SplitPath(path);
+  for (const Route& route : routes_) {
+    if (route.segments.size() != parts.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < parts.size() && same; ++i) {
+      const std::string& seg = route.segments[i];
+      same = (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') ? !parts[i].empty()
+                                                                         : seg == parts[i];
+    }
+    if (same) return route.pattern;
+  }
+  return "unmatched";
 }
 
 void HttpAdminServer::Dispatch(const httplib::Request& req, httplib::Response& res) {

@@ -17,6 +17,12 @@
 //                                 WADO-RS/QIDO-RS (http/dicomweb_read.h), other methods 405
 //   /dicom-web/workitems/...      UPS-RS worklists (http/ups_rs.h), when AdminContext::ups_rs
 //                                 is set (404 otherwise)
+// Authentication: when AdminContext::api_tokens is set (http.api_token_file), every request
+// to /api/*, /metrics and the DICOMweb server on the original studies needs
+// "Authorization: Bearer <API token>", except GET /api/health (liveness); others get 401 with
+// a challenge, a log line and an audit event ("http_auth"). Per-job DICOMweb endpoints
+// (/dicom-web/jobs/...) and UPS-RS keep their own tokens, which open nothing else. Start()
+// refuses a non-loopback http.bind without API tokens.
 // Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error. Admin
 // request bodies are limited to 1 MiB (413); STOW-RS bodies to http.max_stow_bytes, streamed.
 // Cross-origin POST/DELETE with an Origin header is refused on admin routes (CSRF); DICOMweb
@@ -32,6 +38,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "http/api_tokens.h"
 #include "http/dicomweb_context.h"
 #include "http/ups_rs.h"
 #include "store/index.h"
@@ -52,13 +59,18 @@ struct AdminContext {
   // What /dicom-web/workitems (UPS-RS, http/ups_rs.h) serves from; null: 404. Outlives the
   // server.
   UpsRsContext* ups_rs = nullptr;
+  // The API tokens (http.api_token_file); null: the admin API and /dicom-web/studies are open,
+  // which Start() allows only on a loopback http.bind. Outlives the server.
+  const ApiTokens* api_tokens = nullptr;
 };
 
 class AdminServer {
  public:
   virtual ~AdminServer() = default;
   // Binds http.bind:http.port (0 picks a free port) and starts serving.
-  // Errors: kUnavailable if the port cannot be bound.
+  // Errors: kUnavailable if the port cannot be bound; kFailedPrecondition if http.bind is not
+  // a loopback address and there are no API tokens, or http.api_token_file is set but
+  // api_tokens is not.
   virtual Status Start() = 0;
   virtual void Stop() = 0;
   virtual int port() const = 0;

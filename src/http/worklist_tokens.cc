@@ -1,19 +1,10 @@
 #include "http/worklist_tokens.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-
 #include <fstream>
 #include <sstream>
 
 namespace conduit {
 namespace {
-
-std::array<unsigned char, 32> Digest(std::string_view s) {
-  std::array<unsigned char, 32> out{};
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
-  return out;
-}
 
 std::string Trim(std::string s) {
   const char* ws = " \t\r\n";
@@ -24,19 +15,14 @@ std::string Trim(std::string s) {
 
 }  // namespace
 
-bool TokensEqual(std::string_view a, std::string_view b) {
-  const auto da = Digest(a), db = Digest(b);
-  return CRYPTO_memcmp(da.data(), db.data(), da.size()) == 0;
-}
-
 Result<WorklistTokens> WorklistTokens::FromTokens(
     const std::vector<std::pair<std::string, std::string>>& tool_tokens) {
   WorklistTokens out;
   for (const auto& [tool, token] : tool_tokens) {
     if (token.empty()) return InvalidArgument("tool '" + tool + "': its worklist token is empty");
-    const auto digest = Digest(token);
+    const TokenDigest digest = DigestOfToken(token);
     for (const Entry& e : out.entries_) {
-      if (CRYPTO_memcmp(e.digest.data(), digest.data(), digest.size()) == 0) {
+      if (SameDigest(e.digest, digest)) {
         return InvalidArgument("tools '" + e.tool + "' and '" + tool +
                                "' have the same worklist token: each needs its own");
       }
@@ -68,10 +54,13 @@ Result<WorklistTokens> WorklistTokens::Load(const Config& config) {
 
 std::optional<std::string> WorklistTokens::ToolOf(std::string_view token) const {
   if (token.empty()) return std::nullopt;
-  const auto digest = Digest(token);
+  return ToolOfDigest(DigestOfToken(token));
+}
+
+std::optional<std::string> WorklistTokens::ToolOfDigest(const TokenDigest& digest) const {
   std::optional<std::string> found;
   for (const Entry& e : entries_) {  // every entry, whatever matches: no early exit
-    if (CRYPTO_memcmp(e.digest.data(), digest.data(), digest.size()) == 0) found = e.tool;
+    if (SameDigest(e.digest, digest)) found = e.tool;
   }
   return found;
 }

@@ -6,7 +6,6 @@
 // Thread safety: const methods may be called concurrently.
 #pragma once
 
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "http/token_digest.h"
 
 namespace conduit {
 
@@ -31,17 +31,16 @@ class WorklistTokens {
 
   // The tool whose token `token` is; nullopt for none (or an empty token).
   std::optional<std::string> ToolOf(std::string_view token) const;
+  // The tool whose token has SHA-256 `digest`; nullopt for none.
+  std::optional<std::string> ToolOfDigest(const TokenDigest& digest) const;
   bool empty() const { return entries_.empty(); }
 
  private:
   struct Entry {
     std::string tool;
-    std::array<unsigned char, 32> digest;
+    TokenDigest digest;
   };
   std::vector<Entry> entries_;
 };
-
-// True if `a` and `b` are equal, in time that depends only on their SHA-256 digests.
-bool TokensEqual(std::string_view a, std::string_view b);
 
 }  // namespace conduit

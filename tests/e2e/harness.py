@@ -69,9 +69,9 @@ def stop_process(proc, timeout=20):
             proc.wait()
 
 
-def http_json(url, method="GET", body=None, timeout=10):
+def http_json(url, method="GET", body=None, timeout=10, headers=None):
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         raw = r.read()
         return json.loads(raw) if raw else None
@@ -110,7 +110,8 @@ class Orthanc:
     DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
     def __init__(self, root, aet="ORTHANC", modalities=None, dicomweb_servers=None, name="orthanc"):
-        """`dicomweb_servers`: {name: base URL}; loads the DICOMweb plugin when given."""
+        """`dicomweb_servers`: {name: base URL, or an Orthanc server object such as
+        {"Url": ..., "HttpHeaders": {...}}}; loads the DICOMweb plugin when given."""
         self.root = os.path.join(root, name)
         os.makedirs(os.path.join(self.root, "db"), exist_ok=True)
         self.aet = aet
@@ -135,7 +136,8 @@ class Orthanc:
         if self.dicomweb_servers is not None:
             cfg["Plugins"] = [self.DICOMWEB_PLUGIN]
             cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/",
-                               "Servers": {k: [v] for k, v in self.dicomweb_servers.items()}}
+                               "Servers": {k: v if isinstance(v, dict) else [v]
+                                           for k, v in self.dicomweb_servers.items()}}
         path = os.path.join(self.root, "orthanc.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -225,7 +227,14 @@ class Conduit:
             self.log.close()
 
     def api(self, path, method="GET"):
-        return http_json(self.url + path, method)
+        # The first token of http.api_token_file, when the config sets one.
+        headers = {}
+        token_file = self.config["http"].get("api_token_file")
+        if token_file:
+            with open(token_file) as f:
+                token = [line.strip() for line in f if line.strip() and not line.startswith("#")][0]
+            headers["Authorization"] = "Bearer " + token
+        return http_json(self.url + path, method, headers=headers)
 
     def jobs(self, state=None):
         return self.api("/api/jobs" + (f"?state={state}" if state else ""))

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import unittest
+import urllib.error
 import urllib.request
 
 import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
@@ -189,7 +190,16 @@ class DicomwebToolTest(E2ETest):
         return conduit, pacs, sim, study_uid
 
     def test_a_malformed_result_is_quarantined(self):
-        self.expect_quarantine_and_nothing_unvalidated_in_pacs("malformed", ["DICOM", "parse", "read"])
+        conduit, pacs, sim, study_uid = self.expect_quarantine_and_nothing_unvalidated_in_pacs(
+            "malformed", ["DICOM", "parse", "read"])
+        # The SR cites the truncated SEG (too damaged to name itself): it is withheld too, so
+        # PACS never holds a report whose evidence does not arrive.
+        events = [e for e in self.audit(conduit) if e["action"] == "quarantine"]
+        self.assertTrue(any("references result" in str(e["detail"]) for e in events),
+                        f"{events}" + self.context(conduit, sim))
+        modalities = [http_json(f"{pacs.url}/instances/{i['ID']}/simplified-tags").get("Modality")
+                      for i in pacs.instances_of_study(study_uid)]
+        self.assertNotIn("SR", modalities, self.context(conduit, sim))
 
     def test_results_with_wrong_references_are_quarantined(self):
         conduit, pacs, sim, study_uid = self.expect_quarantine_and_nothing_unvalidated_in_pacs(
@@ -275,6 +285,53 @@ class OrthancDicomwebPluginTest(E2ETest):
         with urllib.request.urlopen(f"{target.url}/instances/{match['ID']}/file", timeout=10) as r:
             data = r.read()
         self.assertEqual(data, open(files[0], "rb").read(), "retrieved byte for byte as stored")
+
+
+    def test_with_api_tokens_orthanc_stores_with_its_token_and_a_stranger_is_refused(self):
+        token_file = os.path.join(self.tmp, "api.tokens")
+        token = "orthanc-" + "5" * 40
+        with open(token_file, "w") as f:
+            f.write("# the source Orthanc\n" + token + "\n")
+        conduit = self.started(Conduit(self.tmp, {"http": {"api_token_file": token_file}}))
+        base = conduit.url + "/dicom-web/"
+        source = self.started(Orthanc(
+            self.tmp, name="source",
+            dicomweb_servers={"conduit": {"Url": base,
+                                          "HttpHeaders": {"Authorization": "Bearer " + token}},
+                              "stranger": base}))
+        files = make_study(self.dir("study"), "CT", slices=2, rows=32, cols=32)
+        for f in files:
+            source.upload(f)
+        study_uid, _, _ = read_uids(files[0])
+        orthanc_study = http_json(source.url + "/studies")[0]
+
+        # Without the token Orthanc's STOW-RS fails and nothing is stored.
+        with self.assertRaises(urllib.error.HTTPError):
+            http_json(source.url + "/dicom-web/servers/stranger/stow", "POST",
+                      {"Resources": [orthanc_study]}, timeout=60)
+        self.assertEqual(conduit.api("/api/studies")["studies"], [])
+        refusals = [e for e in conduit.api("/api/audit?limit=100")["events"]
+                    if e["action"] == "http_auth"]
+        self.assertTrue(refusals)
+        self.assertEqual(refusals[0]["outcome"], "failure")
+        self.assertEqual(refusals[0]["actor"], "127.0.0.1")
+        self.assertNotIn(token, conduit.logs())
+        self.assertNotIn(study_uid, json.dumps(refusals))
+
+        # With it: stored, and searchable through Orthanc's client.
+        http_json(source.url + "/dicom-web/servers/conduit/stow", "POST",
+                  {"Resources": [orthanc_study]}, timeout=60)
+        self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 2)
+        found = http_json(source.url + "/dicom-web/servers/conduit/get", "POST",
+                          {"Uri": "/studies", "Arguments": {"StudyInstanceUID": study_uid}})
+        self.assertEqual(found[0]["0020000D"]["Value"][0], study_uid)
+
+        # Health stays open; the rest of the admin API does not.
+        self.assertEqual(http_json(conduit.url + "/api/health")["status"], "ok")
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            http_json(conduit.url + "/api/jobs")
+        self.assertEqual(refused.exception.code, 401)
+        self.assertEqual(refused.exception.headers["WWW-Authenticate"], 'Bearer realm="conduit"')
 
 
 INTEROP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "interop", "dicomweb-client"))
