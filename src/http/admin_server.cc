@@ -32,6 +32,7 @@
 #include "http/dicomweb_read.h"
 #include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
+#include "http/refusal_throttle.h"
 #include "http/request_body.h"
 #include "pipeline/job_engine.h"
 #include "store/records.h"
@@ -412,6 +413,8 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
+    ctx_.metrics.Describe("conduit_http_auth_refused_total", "counter",
+                          "HTTP requests refused for a missing or unknown API token");
     if (ctx_.dicomweb != nullptr) DescribeStowMetrics(ctx_.metrics);
     if (ctx_.ups_rs != nullptr) DescribeUpsRsMetrics(ctx_.metrics);
   }
@@ -480,6 +483,7 @@ class HttpAdminServer final : public AdminServer {
 
   std::mutex traces_mu_;
   std::map<std::thread::id, Trace> traces_;  // one entry per pool thread at most
+  RefusalThrottle refusals_{std::chrono::minutes(1), 4096};
 };
 
 void HttpAdminServer::Configure(httplib::Server& server) {
@@ -684,17 +688,29 @@ bool HttpAdminServer::Authenticate(const httplib::Request& req, httplib::Respons
   const bool missing = token.empty();
   const std::string reason = missing ? "no bearer token" : "token not accepted";
   SetTraceRoute(route);
-  // Method, route pattern and peer only: never the token, nor the path (it may carry UIDs).
-  spdlog::warn("event=http_auth_refused method={} route={} peer={} reason=\"{}\"", method, route,
-               req.remote_addr, reason);
-  AuditEvent audit;
-  audit.at = ctx_.clock.Now();
-  audit.action = "http_auth";
-  audit.outcome = "failure";
-  audit.actor = req.remote_addr;
-  audit.detail = Dump(json{{"method", method}, {"route", route}, {"reason", reason}});
-  if (Status st = ctx_.index.AppendAudit(audit); !st.ok()) {
-    spdlog::error("event=audit_failed action=http_auth error=\"{}\"", StatusCodeName(st.code()));
+  ctx_.metrics.Add("conduit_http_auth_refused_total", 1,
+                   missing ? R"(reason="missing")" : R"(reason="invalid")");
+  // One log line and audit entry per peer, request and reason a minute at most: a client
+  // hammering the port cannot flood the log or the audit trail; the others are counted.
+  const TimePoint now = ctx_.clock.Now();
+  const std::optional<int64_t> unreported =
+      refusals_.Admit(req.remote_addr + ' ' + method + ' ' + route + ' ' + reason, now);
+  if (unreported) {
+    // Method, route pattern and peer only: never the token, nor the path (it may carry UIDs).
+    spdlog::warn(
+        "event=http_auth_refused method={} route={} peer={} reason=\"{}\" unreported_before={}",
+        method, route, req.remote_addr, reason, *unreported);
+    AuditEvent audit;
+    audit.at = now;
+    audit.action = "http_auth";
+    audit.outcome = "failure";
+    audit.actor = req.remote_addr;
+    json detail{{"method", method}, {"route", route}, {"reason", reason}};
+    if (*unreported > 0) detail["unreported_before"] = *unreported;
+    audit.detail = Dump(detail);
+    if (Status st = ctx_.index.AppendAudit(audit); !st.ok()) {
+      spdlog::error("event=audit_failed action=http_auth error=\"{}\"", StatusCodeName(st.code()));
+    }
   }
   res.set_header("WWW-Authenticate", missing ? "Bearer realm=\"conduit\""
                                              : "Bearer realm=\"conduit\", error=\"invalid_token\"");
