@@ -10,7 +10,7 @@ root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
 all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
-  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body)
+  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else

@@ -9,17 +9,13 @@
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
-#include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvrat.h>
 #include <dcmtk/dcmdata/dcxfer.h>
-#include <dcmtk/dcmjpeg/djdecode.h>
-#include <dcmtk/dcmjpls/djdecode.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -28,6 +24,7 @@
 
 #include "core/glob.h"
 #include "deid/dataset_io.h"
+#include "dicom/pixel_codecs.h"
 
 namespace conduit {
 namespace {
@@ -215,15 +212,6 @@ bool IsSecondaryCapture(const std::string& sop_class) {
 }
 bool IsScannedDocument(const std::string& modality, const std::string& sop_class) {
   return modality == "DOC" || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.104.");
-}
-
-void RegisterDecoders() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    DJDecoderRegistration::registerCodecs();
-    DJLSDecoderRegistration::registerCodecs();
-    DcmRLEDecoderRegistration::registerCodecs();
-  });
 }
 
 // The walk over one instance: every attribute at every depth, with the instance's context.
@@ -734,7 +722,7 @@ void CleanMetaHeader(DcmMetaInfo& meta) {
 
 Deidentifier::Deidentifier(DeidSettings settings, Pseudonymiser pseudonymiser)
     : settings_(std::move(settings)), pseudonymiser_(std::move(pseudonymiser)) {
-  RegisterDecoders();
+  RegisterPixelDecoders();
 }
 
 Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::path& out) const {

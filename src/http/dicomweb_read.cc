@@ -34,13 +34,21 @@ std::vector<std::string> Segments(std::string_view path) {
 }
 
 // What a path below /studies/{study} names.
-enum class Resource { kRetrieve, kMetadata, kFrames, kSearchSeries, kSearchInstances };
+enum class Resource {
+  kRetrieve,
+  kMetadata,
+  kFrames,
+  kRendered,
+  kThumbnail,
+  kSearchSeries,
+  kSearchInstances
+};
 struct Target {
   StudyUid study;
   SeriesUid series;         // empty: the whole study
   SopInstanceUid instance;  // empty: the whole series
   Resource resource = Resource::kRetrieve;
-  std::string frames;   // kFrames: the frame list
+  std::string frames;   // kFrames: the frame list; kRendered, kThumbnail: "" or a frame list
   std::string pattern;  // for logs: the route with placeholders
 };
 
@@ -73,6 +81,17 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& seg, size_t fr
     t.resource = Resource::kFrames;
     t.frames = at(i + 1);
     t.pattern += "/frames/{frames}";
+  } else if (n == i + 1 && at(i) == "rendered" && !t.instance.empty()) {
+    t.resource = Resource::kRendered;
+    t.pattern += "/rendered";
+  } else if (n == i + 1 && at(i) == "thumbnail") {
+    t.resource = Resource::kThumbnail;
+    t.pattern += "/thumbnail";
+  } else if (n == i + 3 && at(i) == "frames" && !t.instance.empty() &&
+             (at(i + 2) == "rendered" || at(i + 2) == "thumbnail")) {
+    t.resource = at(i + 2) == "rendered" ? Resource::kRendered : Resource::kThumbnail;
+    t.frames = at(i + 1);
+    t.pattern += "/frames/{frames}/" + at(i + 2);
   } else if (n == i + 1 && at(i) == "series" && t.series.empty()) {
     t.resource = Resource::kSearchSeries;
     t.pattern += "/series";
@@ -120,6 +139,14 @@ void Retrieve(const Target& t, std::vector<StoredInstance> instances, const http
       return;
     case Resource::kFrames:
       RetrieveFrames(instances.front(), t.frames, req, res);
+      return;
+    case Resource::kRendered:
+      RetrieveRendered(instances.front(), t.frames, /*thumbnail=*/false, req, res);
+      return;
+    case Resource::kThumbnail:
+      // A study's or series' thumbnail is its middle instance's (series, instance order).
+      RetrieveRendered(instances[(instances.size() - 1) / 2], t.frames, /*thumbnail=*/true, req,
+                       res);
       return;
     case Resource::kSearchSeries:
     case Resource::kSearchInstances:

@@ -59,4 +59,11 @@ void RetrieveMetadata(std::vector<StoredInstance> instances, const httplib::Requ
 void RetrieveFrames(const StoredInstance& instance, std::string_view frame_list,
                     const httplib::Request& req, httplib::Response& res);
 
+// WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3, §10.4.1.1.4): one frame of
+// `instance` (frame_list: "" for the first frame, else a single frame number) as image/jpeg or
+// image/png per Accept, shaped by the quality, window and viewport query parameters. A
+// thumbnail without a viewport fits within kDefaultThumbnailSide pixels.
+void RetrieveRendered(const StoredInstance& instance, std::string_view frame_list, bool thumbnail,
+                      const httplib::Request& req, httplib::Response& res);
+
 }  // namespace conduit

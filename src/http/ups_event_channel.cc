@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/percent_decoding.h"
 #include "http/ups_body.h"
 
 namespace conduit {
@@ -40,29 +41,6 @@ constexpr size_t kMaxClientMessageBytes = 64 * 1024;
 constexpr auto kStopGrace = std::chrono::milliseconds(700);
 // The closing handshake a connection waits for, once it started closing.
 constexpr auto kCloseTimeout = std::chrono::milliseconds(500);
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || HexDigit(s[i + 1]) < 0 || HexDigit(s[i + 2]) < 0) {
-      return std::nullopt;
-    }
-    out += static_cast<char>(HexDigit(s[i + 1]) * 16 + HexDigit(s[i + 2]));
-    i += 2;
-  }
-  return out;
-}
 
 // The AE title of /ws/subscribers/{ae} or /subscribers/{ae}; nullopt for another path, and
 // `bad_ae` set when the path is right but the AE title is not one.

@@ -12,6 +12,7 @@
 
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
+#include "http/percent_decoding.h"
 #include "http/qido_query.h"
 #include "http/request_body.h"
 #include "http/ups_body.h"
@@ -63,26 +64,6 @@ std::vector<std::string> Segments(std::string_view path) {
     if (slash == std::string_view::npos) slash = path.size();
     out.emplace_back(path.substr(start, slash - start));
     start = slash + 1;
-  }
-  return out;
-}
-
-std::optional<std::string> PercentDecode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0) return std::nullopt;
-    out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-    i += 2;
   }
   return out;
 }
