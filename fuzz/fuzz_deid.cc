@@ -1,7 +1,8 @@
 // Fuzz target: any bytes, as a file Conduit is about to send to a tool, through the
 // de-identifier (DeidentifyFile) under options chosen by the first two bytes, and its output
 // back through the re-identifier. Bad input must give an error value, never a crash; an
-// instance that is written must read back and say it was de-identified.
+// instance that is written must read back and say it was de-identified; a re-identified one
+// must read back too.
 
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -117,6 +118,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto it = crosswalk.find(w); it != crosswalk.end()) found.insert(*it);
     return conduit::Result<std::map<std::string, std::string>>(found);
   });
-  (void)reidentifier.ReidentifyFile(out, back, in);
+  fs::remove(back, ec);
+  auto reidentified = reidentifier.ReidentifyFile(out, back, in);
+  if (reidentified.ok()) {
+    DcmFileFormat restored;
+    if (restored.loadFile(back.c_str()).bad()) Fail("the re-identified output does not read back");
+  } else if (fs::exists(back)) {
+    Fail("a failed re-identification left an output file");
+  }
   return 0;
 }

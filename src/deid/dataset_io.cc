@@ -38,11 +38,11 @@ Status ZeroPreamble(const fs::path& file) {
   return Status::Ok();
 }
 
-// Writes `file` in `xfer` to `part` (no group lengths, sequences of undefined length, the file
-// meta updated). Errors: kInvalidArgument when the dataset cannot be written in `xfer`.
+// Writes `file` in `xfer` to `part` (no group lengths, sequences of undefined length, a new
+// file meta). Errors: kInvalidArgument when the dataset cannot be written in `xfer`.
 Status WritePart(DcmFileFormat& file, E_TransferSyntax xfer, const fs::path& part) {
   OFCondition saved = file.saveFile(OFFilename(part.c_str()), xfer, EET_UndefinedLength,
-                                    EGL_withoutGL, EPD_noChange, 0, 0, EWM_updateMeta);
+                                    EGL_withoutGL, EPD_noChange, 0, 0, EWM_createNewMeta);
   if (saved.good()) return Status::Ok();
   if (saved == EC_CannotChangeRepresentation || saved == EC_IllegalCall)
     return InvalidArgument("cannot be written in its transfer syntax (" +

@@ -33,8 +33,10 @@ struct LoadedFile {
 // Errors: kInvalidArgument "<path>: not readable DICOM (...)".
 Result<std::unique_ptr<LoadedFile>> LoadLazily(const std::filesystem::path& path);
 
-// Writes `file` in `xfer` to `out` (replaced atomically), with the file meta updated and no
-// group lengths; `zero_preamble` blanks the 128-byte preamble. Errors: kInvalidArgument when
+// Writes `file` in `xfer` to `out` (replaced atomically), with no group lengths and a file meta
+// rebuilt from the dataset and `xfer`: nothing of the sender's meta survives (its AE titles,
+// private information, or a required element with a wrong VR that would make the output
+// unreadable); `zero_preamble` blanks the 128-byte preamble. Errors: kInvalidArgument when
 // the dataset cannot be written in `xfer`; kInternal or an errno status otherwise.
 Status SaveAtomically(DcmFileFormat& file, E_TransferSyntax xfer, const std::filesystem::path& out,
                       bool zero_preamble);

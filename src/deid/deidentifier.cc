@@ -5,7 +5,6 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
-#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
@@ -317,6 +316,13 @@ class Walk {
 
   // Applies the profile to one standard attribute; false when it is to be removed.
   bool Standard(DcmElement& element, uint32_t tag, Mode mode) {
+    // Command (0000) and file meta (0002) elements have no place in a dataset; a sender's
+    // AE titles would otherwise travel there past the rebuilt file meta.
+    const uint32_t group = tag >> 16;
+    if (group == 0x0000 || group == 0x0002) {
+      Count("misplaced_removed");
+      return false;
+    }
     const ProfileEntry* entry = FindProfileEntry(tag);
     if (entry == nullptr) {
       if (!IsDictionaryTag(tag)) {
@@ -700,24 +706,6 @@ void AddMethodCode(DcmItem& dataset, std::string_view code, std::string_view mea
   item->putAndInsertString(DCM_CodeMeaning, std::string(meaning).c_str());
 }
 
-// The file meta keeps only what PS3.10 requires (DCMTK fills Media Storage SOP Class and
-// Instance UIDs and the implementation identity on writing): source, sending and receiving AE
-// titles, private information and anything a sender put there that is not group 0002 go.
-void CleanMetaHeader(DcmMetaInfo& meta) {
-  for (unsigned long i = 0; i < meta.card();) {
-    const DcmTagKey key = meta.getElement(i)->getTag();
-    const bool required = key == DCM_FileMetaInformationVersion ||
-                          key == DCM_MediaStorageSOPClassUID ||
-                          key == DCM_MediaStorageSOPInstanceUID || key == DCM_TransferSyntaxUID ||
-                          key == DCM_ImplementationClassUID || key == DCM_ImplementationVersionName;
-    if (required) {
-      ++i;
-    } else {
-      delete meta.remove(i);
-    }
-  }
-}
-
 }  // namespace
 
 Deidentifier::Deidentifier(DeidSettings settings, Pseudonymiser pseudonymiser)
@@ -731,7 +719,6 @@ Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::p
   outcome.bytes_in = fs::file_size(in, ec);
   if (ec) return ErrnoStatus(ec.value(), "reading " + in.string());
   ASSIGN_OR_RETURN(std::unique_ptr<deid_io::LoadedFile> loaded, LoadLazily(in));
-  DcmFileFormat& file = loaded->file;
   DcmDataset& dataset = loaded->dataset();
   const E_TransferSyntax original_xfer = loaded->xfer;
   if (original_xfer == EXS_Unknown)
@@ -824,8 +811,6 @@ Result<DeidOutcome> Deidentifier::DeidentifyFile(const fs::path& in, const fs::p
   outcome.series_uid = StringOf(dataset, DCM_SeriesInstanceUID);
   outcome.sop_instance_uid = StringOf(dataset, DCM_SOPInstanceUID);
 
-  DcmMetaInfo& meta = *file.getMetaInfo();
-  CleanMetaHeader(meta);
   Result<deid_io::PixelDataWrite> saved = deid_io::SaveAtomicallyCopyingPixelData(
       *loaded, write_xfer, out, /*zero_preamble=*/true, copy_pixel_data_);
   if (!saved.ok() && saved.status().code() == StatusCode::kInvalidArgument)

@@ -37,7 +37,8 @@ struct DeidOutcome {
   std::string refusal;
   // Attributes per action name ("K", "X", "Z", "D", "C", "U"), plus "pseudonymised" (Patient
   // ID, Patient's Name, Accession Number), "private_removed", "private_kept",
-  // "unknown_removed", "pixel_regions_blanked".
+  // "unknown_removed", "misplaced_removed" (group 0000/0002 inside the dataset),
+  // "pixel_regions_blanked".
   std::map<std::string, int64_t> actions;
   // Every substitute made (UIDs of every depth, Patient ID, Accession Number), deduplicated.
   std::vector<PseudonymPair> pseudonyms;

@@ -7,6 +7,7 @@
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcvrds.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -262,6 +263,38 @@ TEST_F(DeidentifierTest, RejectsWhatIsNotDicom) {
   auto outcome = Run(junk);
   ASSERT_FALSE(outcome.ok());
   EXPECT_EQ(outcome.status().code(), StatusCode::kInvalidArgument);
+}
+
+// A sender's file meta is not carried over: its AE titles go, and a Transfer Syntax UID sent
+// with a wrong VR (found by fuzz_deid: DCMTK then cannot read the output) is written afresh.
+TEST_F(DeidentifierTest, WritesAFreshFileMeta) {
+  fs::path in = Ct("meta.dcm");
+  {
+    DcmFileFormat ff;
+    ASSERT_TRUE(ff.loadFile(in.c_str()).good());
+    ff.loadAllDataIntoMemory();
+    DcmMetaInfo& meta = *ff.getMetaInfo();
+    delete meta.remove(DCM_TransferSyntaxUID);
+    auto* wrong_vr = new DcmDecimalString(DcmTag(DCM_TransferSyntaxUID, EVR_DS));
+    wrong_vr->putString(UID_LittleEndianExplicitTransferSyntax);
+    ASSERT_TRUE(meta.insert(wrong_vr).good());
+    meta.putAndInsertString(DCM_SourceApplicationEntityTitle, "WARD7_CT");
+    ASSERT_TRUE(ff.saveFile(in.c_str(), EXS_LittleEndianExplicit, EET_UndefinedLength,
+                            EGL_withoutGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
+                    .good());
+  }
+  auto outcome = Run(in);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().message();
+  ASSERT_FALSE(outcome->refused) << outcome->refusal;
+  auto out = Load(Out(in));
+  DcmMetaInfo& meta = *out->file.getMetaInfo();
+  DcmElement* syntax = nullptr;
+  ASSERT_TRUE(meta.findAndGetElement(DCM_TransferSyntaxUID, syntax).good());
+  EXPECT_EQ(syntax->getVR(), EVR_UI);
+  EXPECT_EQ(Get(meta, DCM_SourceApplicationEntityTitle), "<absent>");
+  EXPECT_EQ(Get(out->ds(), DCM_SourceApplicationEntityTitle), "<absent>");
+  EXPECT_EQ(Get(meta, DCM_MediaStorageSOPInstanceUID), outcome->sop_instance_uid);
+  EXPECT_EQ(Get(out->ds(), DCM_PatientIdentityRemoved), "YES");
 }
 
 class ReidentifierTest : public DeidentifierTest {
