@@ -305,6 +305,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     ctx.dicomweb = p->dicomweb.get();
     ctx.ups_rs = p->ups_rs.get();
     ctx.api_tokens = p->api_tokens.get();
+    // One throttle for the port: a client probing every guard is reported once a minute per
+    // route and reason, whichever guard refuses it.
+    p->dicomweb->auth_refusals = ctx.auth_refusals;
+    if (p->ups_rs) p->ups_rs->auth_refusals = ctx.auth_refusals;
     p->admin = MakeAdminServer(std::move(ctx));
   }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));

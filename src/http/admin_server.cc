@@ -29,11 +29,12 @@
 #include "core/iso_time.h"
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
+#include "http/auth_refusals.h"
 #include "http/dicomweb_read.h"
 #include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
-#include "http/refusal_throttle.h"
 #include "http/request_body.h"
+#include "http/route_labels.h"
 #include "pipeline/job_engine.h"
 #include "store/records.h"
 
@@ -258,20 +259,6 @@ Result<StudyUid> ParseStudyUid(std::string_view text) {
   return StudyUid(std::string(text));
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  size_t start = 0;
-  if (!path.empty() && path.front() == '/') start = 1;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    parts.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return parts;
-}
-
 // The fixed pool that serves connections: httplib's ThreadPool, with named threads.
 class WorkerPool final : public httplib::TaskQueue {
  public:
@@ -335,39 +322,6 @@ bool IsDicomwebPath(std::string_view path) {
          (path.starts_with(kDicomwebRoot) && path[kDicomwebRoot.size()] == '/');
 }
 
-// The route of a /dicom-web path for logs and metric labels: DICOMweb keywords kept, every
-// other segment (UIDs, job ids) replaced, so neither carries a UID and labels stay few.
-std::string DicomwebRouteLabel(std::string_view path) {
-  static constexpr std::string_view kKeywords[] = {
-      "studies",   "series",   "instances",     "frames",      "metadata",
-      "rendered",  "bulkdata", "thumbnail",     "jobs",        "pixeldata",
-      "workitems", "state",    "cancelrequest", "subscribers", "suspend"};
-  constexpr size_t kMaxSegments = 10;
-  const std::vector<std::string> parts = SplitPath(path);
-  if (parts.size() > kMaxSegments) return std::string(kDicomwebRoot) + "/{other}";
-  std::string label(kDicomwebRoot);
-  for (size_t i = 1; i < parts.size(); ++i) {
-    bool keyword = false;
-    for (std::string_view k : kKeywords) keyword = keyword || parts[i] == k;
-    label += "/";
-    if (keyword) {
-      label += parts[i];
-    } else {
-      label += parts[i - 1] == "jobs" ? "{id}" : parts[i - 1] == "subscribers" ? "{ae}" : "{uid}";
-    }
-  }
-  return label;
-}
-
-std::string MethodLabel(const std::string& method) {
-  static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST", "PUT",
-                                                "DELETE", "OPTIONS", "PATCH"};
-  for (std::string_view m : kKnown) {
-    if (method == m) return method;
-  }
-  return "other";
-}
-
 // What a request needs when API tokens are configured. kOwnToken: the per-job DICOMweb
 // endpoints (job and worklist tokens) and UPS-RS (worklist tokens) check their own, which are
 // never API tokens. Read as the DICOMweb handlers read paths (empty segments skipped), so that
@@ -413,8 +367,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
-    ctx_.metrics.Describe("conduit_http_auth_refused_total", "counter",
-                          "HTTP requests refused for a missing or unknown API token");
+    AuthRefusals::Describe(ctx_.metrics);
     if (ctx_.dicomweb != nullptr) DescribeStowMetrics(ctx_.metrics);
     if (ctx_.ups_rs != nullptr) DescribeUpsRsMetrics(ctx_.metrics);
   }
@@ -483,7 +436,6 @@ class HttpAdminServer final : public AdminServer {
 
   std::mutex traces_mu_;
   std::map<std::thread::id, Trace> traces_;  // one entry per pool thread at most
-  RefusalThrottle refusals_{std::chrono::minutes(1), 4096};
 };
 
 void HttpAdminServer::Configure(httplib::Server& server) {
@@ -684,34 +636,20 @@ bool HttpAdminServer::Authenticate(const httplib::Request& req, httplib::Respons
   if (ctx_.api_tokens->Accepts(token)) return true;
 
   const std::string route = RouteLabelOf(req.path);
-  const std::string method = MethodLabel(req.method);
   const bool missing = token.empty();
-  const std::string reason = missing ? "no bearer token" : "token not accepted";
   SetTraceRoute(route);
-  ctx_.metrics.Add("conduit_http_auth_refused_total", 1,
-                   missing ? R"(reason="missing")" : R"(reason="invalid")");
-  // One log line and audit entry per peer, request and reason a minute at most: a client
-  // hammering the port cannot flood the log or the audit trail; the others are counted.
-  const TimePoint now = ctx_.clock.Now();
-  const std::optional<int64_t> unreported =
-      refusals_.Admit(req.remote_addr + ' ' + method + ' ' + route + ' ' + reason, now);
-  if (unreported) {
-    // Method, route pattern and peer only: never the token, nor the path (it may carry UIDs).
-    spdlog::warn(
-        "event=http_auth_refused method={} route={} peer={} reason=\"{}\" unreported_before={}",
-        method, route, req.remote_addr, reason, *unreported);
-    AuditEvent audit;
-    audit.at = now;
-    audit.action = "http_auth";
-    audit.outcome = "failure";
-    audit.actor = req.remote_addr;
-    json detail{{"method", method}, {"route", route}, {"reason", reason}};
-    if (*unreported > 0) detail["unreported_before"] = *unreported;
-    audit.detail = Dump(detail);
-    if (Status st = ctx_.index.AppendAudit(audit); !st.ok()) {
-      spdlog::error("event=audit_failed action=http_auth error=\"{}\"", StatusCodeName(st.code()));
-    }
-  }
+  ctx_.auth_refusals->Report(
+      {.action = "http_auth",
+       .actor = req.remote_addr,
+       .guard = "api",
+       .peer = req.remote_addr,
+       .method = MethodLabel(req.method),
+       .route = route,
+       .reason = missing ? "no bearer token" : "token not accepted",
+       .kind = missing ? AuthRefusalKind::kMissing : AuthRefusalKind::kInvalid,
+       .job = std::nullopt,
+       .detail = nlohmann::json::object()},
+      ctx_.index, ctx_.metrics, ctx_.clock.Now());
   res.set_header("WWW-Authenticate", missing ? "Bearer realm=\"conduit\""
                                              : "Bearer realm=\"conduit\", error=\"invalid_token\"");
   SetError(res, 401,

@@ -20,7 +20,7 @@
 // Authentication: when AdminContext::api_tokens is set (http.api_token_file), every request
 // to /api/*, /metrics and the DICOMweb server on the original studies needs
 // "Authorization: Bearer <API token>", except GET /api/health (liveness); others get 401 with
-// a challenge, a log line and an audit event ("http_auth"). Per-job DICOMweb endpoints
+// a challenge and are reported through AuthRefusals ("http_auth"). Per-job DICOMweb endpoints
 // (/dicom-web/jobs/...) and UPS-RS keep their own tokens, which open nothing else. Start()
 // refuses a non-loopback http.bind without API tokens.
 // Hostile input (bad numbers, huge bodies, unknown paths) gets a 4xx with a JSON error. Admin
@@ -62,6 +62,9 @@ struct AdminContext {
   // The API tokens (http.api_token_file); null: the admin API and /dicom-web/studies are open,
   // which Start() allows only on a loopback http.bind. Outlives the server.
   const ApiTokens* api_tokens = nullptr;
+  // Reports requests refused for their bearer token (counted, logged and audited with a
+  // throttle); share one among the contexts of a port.
+  std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
 };
 
 class AdminServer {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "core/clock.h"
@@ -13,6 +14,7 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "dicom/dimse_listener.h"
+#include "http/auth_refusals.h"
 #include "http/worklist_tokens.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -47,6 +49,9 @@ struct DicomwebContext {
   // The tokens of worklist tools' performers: each also opens the per-job endpoints of its
   // own tool's jobs (inputs by WADO-RS, results by STOW-RS). Null: only job tokens do.
   const WorklistTokens* worklist_tokens = nullptr;
+  // Reports requests refused for their bearer token (counted, logged and audited with a
+  // throttle); share one among the contexts of a port.
+  std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
 };
 
 }  // namespace conduit

@@ -12,6 +12,7 @@
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
+#include "http/route_labels.h"
 
 namespace conduit {
 namespace {
@@ -222,7 +223,21 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
   std::optional<JobId> job = seg.size() >= 3 ? ParseJobIdSegment(seg[2]) : std::nullopt;
   const std::string token = BearerToken(req);
   if (!job || !MayActOnJob(ctx, *job, token)) {
-    res.set_header("WWW-Authenticate", "Bearer realm=\"conduit\"");
+    ctx.auth_refusals->Report(
+        {.action = "job_read_refused",
+         .actor = "DICOMWEB",
+         .guard = "job",
+         .peer = req.remote_addr,
+         .method = MethodLabel(req.method),
+         .route = DicomwebRouteLabel(req.path),
+         .reason = token.empty() ? "no bearer token" : "wrong token for this job",
+         .kind = token.empty() ? AuthRefusalKind::kMissing : AuthRefusalKind::kInvalid,
+         .job = job,
+         .detail = {{"protocol", "DICOMweb"}}},
+        ctx.index, ctx.metrics, ctx.clock.Now());
+    res.set_header("WWW-Authenticate", token.empty()
+                                           ? "Bearer realm=\"conduit\""
+                                           : "Bearer realm=\"conduit\", error=\"invalid_token\"");
     SendDicomwebError(res, 401, "a valid bearer token for this job is required");
     return;
   }

@@ -674,16 +674,34 @@ TEST_F(DicomwebReadTest, JobViewServesOnlyTheDeidentifiedFilesToItsToken) {
   ASSERT_TRUE(original);
   EXPECT_EQ(original->status, 404) << "the job view never serves originals";
 
-  for (const httplib::Headers& bad :
-       std::vector<httplib::Headers>{{},
-                                     {{"Authorization", "Bearer " + tokens_.TokenFor(JobId{8})}},
-                                     {{"Authorization", "Bearer " + std::string(64, '0')}},
-                                     {{"Authorization", "Basic " + tokens_.TokenFor(job)}}}) {
-    auto res = Get(study_path, bad);
+  const std::string missing = "Bearer realm=\"conduit\"";
+  const std::string invalid = "Bearer realm=\"conduit\", error=\"invalid_token\"";
+  const std::vector<std::pair<httplib::Headers, std::string>> refused = {
+      {{}, missing},
+      {{{"Authorization", "Bearer " + tokens_.TokenFor(JobId{8})}}, invalid},
+      {{{"Authorization", "Bearer " + std::string(64, '0')}}, invalid},
+      {{{"Authorization", "Basic " + tokens_.TokenFor(job)}}, missing}};
+  for (const auto& [headers, challenge] : refused) {
+    auto res = Get(study_path, headers);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 401);
-    EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer realm=\"conduit\"");
+    EXPECT_EQ(res->get_header_value("WWW-Authenticate"), challenge);
   }
+  // Counted, and audited once a minute per peer and reason, like every token refusal.
+  EXPECT_EQ(metrics_.Value("conduit_http_auth_refused_total", R"(guard="job",reason="missing")"),
+            2);
+  EXPECT_EQ(metrics_.Value("conduit_http_auth_refused_total", R"(guard="job",reason="invalid")"),
+            2);
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  int read_refusals = 0;
+  for (const AuditEvent& e : *audit) {
+    if (e.action != "job_read_refused") continue;
+    ++read_refusals;
+    EXPECT_EQ(e.job_id, job);
+    EXPECT_EQ(e.detail.find(pseudo), std::string::npos) << "the path is never recorded";
+  }
+  EXPECT_EQ(read_refusals, 2);
   auto other_job = Get("/dicom-web/jobs/8/studies/" + pseudo,
                        {{"Authorization", "Bearer " + tokens_.TokenFor(JobId{8})}});
   ASSERT_TRUE(other_job);

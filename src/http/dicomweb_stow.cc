@@ -24,6 +24,7 @@
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
 #include "http/request_body.h"
+#include "http/route_labels.h"
 
 namespace conduit {
 namespace {
@@ -599,22 +600,23 @@ std::string BaseUrl(const Config& config, const httplib::Request& req) {
   return base;
 }
 
-// Refuses a result attempt on the job endpoint: 401 with the challenge, audited.
+// Refuses a result attempt on the job endpoint: 401 with the challenge, counted, logged and
+// audited (AuthRefusals).
 void RefuseToken(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
                  JobId job, bool missing) {
   const std::string reason = missing ? "no bearer token" : "wrong token for this job";
-  AuditEvent audit;
-  audit.at = ctx.clock.Now();
-  audit.action = "result_refused";
-  audit.outcome = "failure";
-  audit.actor = std::string(kStowActor);
-  audit.job_id = job;
-  audit.detail =
-      json{{"protocol", "DICOMweb"}, {"peer", req.remote_addr}, {"reason", reason}}.dump();
-  Status st = ctx.index.AppendAudit(audit);
-  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
-  spdlog::warn("event=result_refused job={} peer={} reason=\"{}\"", job.value, req.remote_addr,
-               reason);
+  ctx.auth_refusals->Report(
+      {.action = "result_refused",
+       .actor = std::string(kStowActor),
+       .guard = "job",
+       .peer = req.remote_addr,
+       .method = MethodLabel(req.method),
+       .route = DicomwebRouteLabel(req.path),
+       .reason = reason,
+       .kind = missing ? AuthRefusalKind::kMissing : AuthRefusalKind::kInvalid,
+       .job = job,
+       .detail = {{"protocol", "DICOMweb"}}},
+      ctx.index, ctx.metrics, ctx.clock.Now());
   res.set_header("WWW-Authenticate", missing ? "Bearer realm=\"conduit\""
                                              : "Bearer realm=\"conduit\", error=\"invalid_token\"");
   JsonError(res, 401, "job " + std::to_string(job.value) + ": " + reason);

@@ -28,7 +28,7 @@
 //       a malformed or truncated body after some parts were stored gives 202 instead, with a
 //       failed item for the part that was cut;
 //   401 job endpoint: token missing or wrong (WWW-Authenticate: Bearer); refused attempts are
-//       audited as "result_refused", the token is never logged;
+//       reported through AuthRefusals as "result_refused", the token is never logged;
 //   404 job endpoint: no such job; 409 job endpoint: the job no longer takes results (its
 //       module body lists what was stored before, if anything);
 //   405 another method on a STOW resource (Allow: POST), or POST elsewhere under /dicom-web;

@@ -15,6 +15,7 @@
 #include "http/percent_decoding.h"
 #include "http/qido_query.h"
 #include "http/request_body.h"
+#include "http/route_labels.h"
 #include "http/ups_body.h"
 
 namespace conduit {
@@ -53,19 +54,6 @@ std::string Key(uint32_t tag) {
   char buf[9];
   std::snprintf(buf, sizeof buf, "%08X", tag);
   return buf;
-}
-
-std::vector<std::string> Segments(std::string_view path) {
-  std::vector<std::string> out;
-  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  size_t start = path.empty() || path.front() != '/' ? 0 : 1;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    out.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return out;
 }
 
 // One request being served: the context, the route label (no UIDs) for logs and metrics.
@@ -128,26 +116,25 @@ struct Exchange {
     Error(status, st.message());
   }
 
-  // 401 (or 403) for a caller that is not let in: audited, logged without the token.
+  // 401 (or 403) for a caller that is not let in: counted, logged and audited (AuthRefusals),
+  // never with the token.
   void Refuse(int status, const std::string& reason) {
-    AuditEvent audit;
-    audit.at = ctx.clock.Now();
-    audit.action = "ups_refused";
-    audit.outcome = "failure";
-    audit.actor = std::string(kActor);
-    audit.detail = json{
-        {"protocol", "UPS-RS"},
-        {"transaction", transaction},
-        {"peer", req.remote_addr},
-        {"reason",
-         reason}}.dump();
-    if (Status st = ctx.index.AppendAudit(audit); !st.ok()) {
-      spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
-    }
-    spdlog::warn("event=ups_refused transaction={} peer={} reason=\"{}\"", transaction,
-                 req.remote_addr, reason);
+    const bool missing = reason == "no bearer token";
+    ctx.auth_refusals->Report({.action = "ups_refused",
+                               .actor = std::string(kActor),
+                               .guard = "worklist",
+                               .peer = req.remote_addr,
+                               .method = MethodLabel(req.method),
+                               .route = DicomwebRouteLabel(req.path),
+                               .reason = reason,
+                               .kind = status == 403 ? AuthRefusalKind::kForbidden
+                                       : missing     ? AuthRefusalKind::kMissing
+                                                     : AuthRefusalKind::kInvalid,
+                               .job = std::nullopt,
+                               .detail = {{"protocol", "UPS-RS"}, {"transaction", transaction}}},
+                              ctx.index, ctx.metrics, ctx.clock.Now());
     if (status == 401) {
-      res.set_header("WWW-Authenticate", reason == "no bearer token"
+      res.set_header("WWW-Authenticate", missing
                                              ? "Bearer realm=\"conduit\""
                                              : "Bearer realm=\"conduit\", error=\"invalid_token\"");
     }
@@ -483,7 +470,7 @@ void MethodNotAllowed(Exchange& x, const char* allow) {
 }
 
 void Dispatch(Exchange& x, const std::string& body) {
-  const std::vector<std::string> seg = Segments(x.req.path);  // dicom-web, workitems, ...
+  const std::vector<std::string> seg = SplitPath(x.req.path);  // dicom-web, workitems, ...
   const std::string& m = x.req.method;
   const bool get = m == "GET" || m == "HEAD";
   if (seg.size() == 2) {

@@ -17,19 +17,21 @@
 //   POST   /workitems                                              RAD-80: 403
 // Authentication: "Authorization: Bearer <token>". A worklist tool's token (WorklistTokens)
 // gives that tool's worklist; the administrator token, when configured, reads every worklist
-// (GET only). Refused tokens get 401 (audited as "ups_refused"). Status codes and Warning
-// headers follow PS3.18 §11; docs/conformance.md (UPS-RS section) lists them all.
+// (GET only). Refused tokens get 401 (reported through AuthRefusals as "ups_refused"). Status codes
+// and Warning headers follow PS3.18 §11; docs/conformance.md (UPS-RS section) lists them all.
 // Thread safety: reentrant; called from the HTTP worker threads.
 #pragma once
 
 #include <httplib.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "adapters/ups_worklist.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "http/auth_refusals.h"
 #include "http/worklist_tokens.h"
 #include "store/index.h"
 
@@ -44,6 +46,9 @@ struct UpsRsContext {
   Metrics& metrics;
   // The administrator's bearer token (read-only access to every worklist); empty: none.
   std::string admin_token;
+  // Reports requests refused for their bearer token (counted, logged and audited with a
+  // throttle); share one among the contexts of a port.
+  std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
 };
 
 // True if `path` is /dicom-web/workitems or below it.
