@@ -11,6 +11,7 @@
 #include "adapters/ups_worklist.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
+#include "app/outbound_tokens.h"
 #include "app/recovery.h"
 #include "app/retention.h"
 #include "core/job_token.h"
@@ -157,7 +158,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   ASSIGN_OR_RETURN(WorklistTokens worklist_tokens, WorklistTokens::Load(c));
   p->worklist_tokens = std::make_unique<WorklistTokens>(std::move(worklist_tokens));
   // The admin API's and DICOMweb's tokens: read once here (never logged); none may also be a
-  // worklist tool's token, which would let that tool's performer in.
+  // worklist tool's token, which would let that tool's performer in, nor one Conduit sends out.
   if (c.http.port != 0 && !c.http.api_token_file.empty()) {
     ASSIGN_OR_RETURN(ApiTokens api_tokens, ApiTokens::Load(c.http.api_token_file));
     if (std::optional<std::string> tool = api_tokens.SharedWith(*p->worklist_tokens)) {
@@ -165,6 +166,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                              ": a token in it is also the worklist token of tool '" + *tool +
                              "': API tokens must be used for nothing else");
     }
+    RETURN_IF_ERROR(CheckApiTokensNotSentOut(c, api_tokens));
     p->api_tokens = std::make_unique<ApiTokens>(std::move(api_tokens));
   }
   if (!p->worklist_tokens->empty()) {

@@ -1,5 +1,8 @@
 #include "core/text_file.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +16,14 @@ Result<std::string> ReadTextFile(const std::filesystem::path& path, std::string_
   text << in.rdbuf();
   if (in.bad()) return NotFound(name + ": read failed");
   return text.str();
+}
+
+bool WarnIfOpenToOthers(const std::filesystem::path& path, std::string_view what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) return false;
+  spdlog::warn("{} {}: readable by users other than its owner (mode {:o}); it should be 0600", what,
+               path.string(), st.st_mode & 07777);
+  return true;
 }
 
 }  // namespace conduit

@@ -12,4 +12,8 @@ namespace conduit {
 // The file's bytes. Errors: kNotFound "<what> <path>: cannot be read" (or "read failed").
 Result<std::string> ReadTextFile(const std::filesystem::path& path, std::string_view what);
 
+// For a file holding a secret (a token): logs a warning naming `what` and the path, never the
+// content, when its mode lets its group or other users at it. True if it warned.
+bool WarnIfOpenToOthers(const std::filesystem::path& path, std::string_view what);
+
 }  // namespace conduit

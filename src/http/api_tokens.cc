@@ -54,6 +54,7 @@ Result<ApiTokens> ApiTokens::Load(const std::filesystem::path& path) {
   const std::string source = "http.api_token_file " + path.string();
   Result<std::string> text = ReadTextFile(path, "http.api_token_file");
   if (!text.ok()) return InvalidArgument(text.status().message());
+  WarnIfOpenToOthers(path, "http.api_token_file");
   return Parse(*text, source);
 }
 

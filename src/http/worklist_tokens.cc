@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/text_file.h"
+
 namespace conduit {
 namespace {
 
@@ -47,6 +49,7 @@ Result<WorklistTokens> WorklistTokens::Load(const Config& config) {
     if (in.bad()) return InvalidArgument(where + ": read failed");
     std::string token = Trim(text.str());
     if (token.empty()) return InvalidArgument(where + ": is empty");
+    WarnIfOpenToOthers(tool.auth_token_file, "tool '" + tool.name + "': auth_token_file");
     pairs.emplace_back(tool.name, std::move(token));
   }
   return FromTokens(pairs);
