@@ -10,7 +10,7 @@ root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
 all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
-  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params)
+  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params fuzz_policy)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else
@@ -94,6 +94,7 @@ for target in "${targets[@]}"; do
     fuzz_qido_query) extra+=(-max_len=4096) ;;
     fuzz_tool_manifest) extra+=(-max_len=8192) ;;
     fuzz_ups_body) extra+=(-max_len=8192) ;;
+    fuzz_policy) extra+=(-max_len=8192) ;;
   esac
   # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
   if [ "$seconds" -gt 0 ]; then budget=(-max_total_time="$seconds"); else budget=(-runs=0); fi
