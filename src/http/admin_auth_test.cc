@@ -18,6 +18,7 @@
 #include "http/admin_server.h"
 #include "http/api_tokens.h"
 #include "http/dicomweb_context.h"
+#include "http/http_test_support.h"
 #include "store/records.h"
 #include "store/spool.h"
 #include "store/sqlite_index.h"
@@ -37,16 +38,6 @@ const std::string kApiToken = "api-" + std::string(40, '7');
 const std::string kOtherApiToken = "prometheus-" + std::string(32, '3');
 
 // The tool side's results sink: this test reads, never stores results.
-class RefusingResultSink : public JobResultSink {
- public:
-  Status OnJobResult(JobId, const ReceivedInstance&) override {
-    return FailedPrecondition("no results in this test");
-  }
-  Status OnUnreadableJobResult(JobId, const fs::path&, const std::string&) override {
-    return FailedPrecondition("no results in this test");
-  }
-};
-
 httplib::Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 class AdminAuthTest : public ::testing::Test {
@@ -151,7 +142,7 @@ class AdminAuthTest : public ::testing::Test {
   JobTokens job_tokens_;
   ApiTokens api_tokens_;
   testing::CommittingSink sink_;
-  RefusingResultSink results_;
+  testing::RefusingJobResultSink results_;
   DicomwebContext dicomweb_;
   std::unique_ptr<AdminServer> server_;
   JobId job_;

@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "dicom/instance_meta.h"
 #include "dicom/test_support.h"
+#include "http/http_test_support.h"
 #include "http/multipart.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
@@ -102,16 +103,6 @@ void WriteInstance(const fs::path& file, const Spec& s) {
   ASSERT_TRUE(d->putAndInsertUint16Array(DCM_PixelData, pixels.data(), pixels.size()).good());
   ASSERT_TRUE(format.saveFile(file.c_str(), EXS_LittleEndianExplicit).good()) << file;
 }
-
-class FailingResultSink : public JobResultSink {
- public:
-  Status OnJobResult(JobId, const ReceivedInstance&) override {
-    return FailedPrecondition("reads only");
-  }
-  Status OnUnreadableJobResult(JobId, const std::filesystem::path&, const std::string&) override {
-    return FailedPrecondition("reads only");
-  }
-};
 
 // Runs `argv` with the response body on stdin; returns its standard output.
 std::string RunPython(const std::string& script, const std::string& input_file,
@@ -281,7 +272,7 @@ class DicomwebReadTest : public ::testing::Test {
   std::unique_ptr<Index> index_;
   JobTokens tokens_;
   testing::CommittingSink sink_;
-  FailingResultSink results_;
+  testing::RefusingJobResultSink results_;
   DicomwebContext ctx_;
   httplib::Server server_;
   int port_ = 0;

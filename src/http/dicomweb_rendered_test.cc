@@ -16,6 +16,7 @@
 #include "dicom/instance_meta.h"
 #include "dicom/test_support.h"
 #include "http/dicomweb_read.h"
+#include "http/http_test_support.h"
 #include "store/received_instance.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
@@ -102,16 +103,6 @@ void WriteInstance(const fs::path& file, const Spec& s) {
   }
   ASSERT_TRUE(format.saveFile(file.c_str(), EXS_LittleEndianExplicit).good()) << file;
 }
-
-class NoResults : public JobResultSink {
- public:
-  Status OnJobResult(JobId, const ReceivedInstance&) override {
-    return FailedPrecondition("reads only");
-  }
-  Status OnUnreadableJobResult(JobId, const fs::path&, const std::string&) override {
-    return FailedPrecondition("reads only");
-  }
-};
 
 // Decodes an image with PIL; prints its format, size, mode, mean of the first band and the
 // first band's values at the left and right ends of the top row.
@@ -225,7 +216,7 @@ class DicomwebRenderedTest : public ::testing::Test {
   std::unique_ptr<Index> index_;
   JobTokens tokens_;
   testing::CommittingSink sink_;
-  NoResults results_;
+  testing::RefusingJobResultSink results_;
   DicomwebContext ctx_;
   httplib::Server server_;
   int port_ = 0;
