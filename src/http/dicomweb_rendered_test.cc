@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "core/metrics.h"
 #include "dicom/instance_meta.h"
@@ -330,6 +332,78 @@ TEST_F(DicomwebRenderedTest, FrameOfAMultiFrameInstance) {
   EXPECT_EQ(instance, f1) << "the instance renders its first frame";
   EXPECT_EQ(StatusOf(Url(1, "/frames/4/rendered")), 404);
   EXPECT_EQ(StatusOf(Url(1, "/frames/1,2/rendered")), 400) << "one frame per rendered image";
+}
+
+// Peak resident memory of this process (server included), in KiB, from /proc.
+int64_t PeakRssKb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+// A 256-frame 512x512 16-bit CT (128 MiB of Pixel Data), written without ever holding its
+// pixels: DCMTK writes the other attributes, then the Pixel Data element is appended frame by
+// frame (frame f holds the value 100 * f everywhere).
+void WriteLargeMultiFrame(const fs::path& file, const std::string& sop, int frames) {
+  Spec s{sop};
+  s.kind = Kind::kNoPixels;
+  WriteInstance(file, s);
+  DcmFileFormat format;
+  ASSERT_TRUE(format.loadFile(file.c_str()).good());
+  DcmDataset* d = format.getDataset();
+  d->putAndInsertString(DCM_SOPClassUID, "1.2.840.10008.5.1.4.1.1.2");
+  d->putAndInsertString(DCM_Modality, "CT");
+  d->putAndInsertString(DCM_NumberOfFrames, std::to_string(frames).c_str());
+  d->putAndInsertUint16(DCM_Rows, 512);
+  d->putAndInsertUint16(DCM_Columns, 512);
+  d->putAndInsertUint16(DCM_SamplesPerPixel, 1);
+  d->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
+  d->putAndInsertUint16(DCM_BitsAllocated, 16);
+  d->putAndInsertUint16(DCM_BitsStored, 16);
+  d->putAndInsertUint16(DCM_HighBit, 15);
+  d->putAndInsertUint16(DCM_PixelRepresentation, 0);
+  d->putAndInsertString(DCM_WindowCenter, "12800");
+  d->putAndInsertString(DCM_WindowWidth, "25600");
+  ASSERT_TRUE(format.saveFile(file.c_str(), EXS_LittleEndianExplicit).good());
+  const uint32_t frame_bytes = 512u * 512u * 2u;
+  const uint32_t length = frame_bytes * static_cast<uint32_t>(frames);
+  std::ofstream out(file, std::ios::binary | std::ios::app);
+  const unsigned char header[12] = {0xE0,
+                                    0x7F,
+                                    0x10,
+                                    0x00,
+                                    'O',
+                                    'W',
+                                    0,
+                                    0,
+                                    static_cast<unsigned char>(length),
+                                    static_cast<unsigned char>(length >> 8),
+                                    static_cast<unsigned char>(length >> 16),
+                                    static_cast<unsigned char>(length >> 24)};
+  out.write(reinterpret_cast<const char*>(header), sizeof header);
+  std::vector<Uint16> frame(frame_bytes / 2);
+  for (int f = 0; f < frames; ++f) {
+    std::fill(frame.begin(), frame.end(), static_cast<Uint16>(100 * f));
+    out.write(reinterpret_cast<const char*>(frame.data()), frame_bytes);
+  }
+  ASSERT_TRUE(out.good());
+}
+
+TEST_F(DicomwebRenderedTest, AFrameOfALargeMultiFrameInstanceCostsAboutOneFrameOfMemory) {
+  const fs::path file = tmp_.path() / "large.dcm";
+  WriteLargeMultiFrame(file, Sop(1), 256);
+  IngestFile(file);
+  fs::remove(file);
+  const int64_t before_kb = PeakRssKb();
+  const httplib::Headers png = {{"Accept", "image/png"}};
+  const double early = Image(Url(1, "/frames/10/rendered"), "image/png", png)["mean"];
+  const double late = Image(Url(1, "/frames/250/rendered"), "image/png", png)["mean"];
+  const int64_t growth_kb = PeakRssKb() - before_kb;
+  EXPECT_LT(early, late) << "frame 250 is brighter than frame 10";
+  // The Pixel Data is 128 MiB; a frame 512 KiB (plus DCMTK's rendering buffers).
+  EXPECT_LT(growth_kb, 32 * 1024) << "peak memory grew by " << growth_kb << " KiB";
 }
 
 TEST_F(DicomwebRenderedTest, CompressedInstancesRender) {
