@@ -699,15 +699,6 @@ TEST_F(DicomwebReadTest, JobViewServesOnlyTheDeidentifiedFilesToItsToken) {
   EXPECT_EQ(other_job->status, 404) << "job 8 has no de-identified folder";
 }
 
-// Peak resident memory of this process (server included), from /proc.
-int64_t PeakRssKb() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 TEST_F(DicomwebReadTest, LargeStudyIsStreamedInBoundedMemory) {
   // 16 instances of 8 MiB of pixel data each: 128 MiB in all.
   const std::string study = "1.2.826.0.1.3680043.10.1137.500";
@@ -720,7 +711,7 @@ TEST_F(DicomwebReadTest, LargeStudyIsStreamedInBoundedMemory) {
     Ingest(s);
     fs::remove(tmp_.path() / "gen" / (s.sop + ".dcm"));
   }
-  const int64_t before_kb = PeakRssKb();
+  const int64_t before_kb = testing::PeakResidentKb();
   httplib::Client client("127.0.0.1", port_);
   client.set_read_timeout(300, 0);
   uint64_t received = 0;
@@ -731,7 +722,7 @@ TEST_F(DicomwebReadTest, LargeStudyIsStreamedInBoundedMemory) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_GT(received, 16u * 8u * 1024u * 1024u);
-  const int64_t after_kb = PeakRssKb();
+  const int64_t after_kb = testing::PeakResidentKb();
   EXPECT_LT(after_kb - before_kb, 64 * 1024)
       << "streaming " << received / (1024 * 1024) << " MiB raised the peak by "
       << (after_kb - before_kb) / 1024 << " MiB";

@@ -334,38 +334,22 @@ TEST_F(DicomwebRenderedTest, FrameOfAMultiFrameInstance) {
   EXPECT_EQ(StatusOf(Url(1, "/frames/1,2/rendered")), 400) << "one frame per rendered image";
 }
 
-// Peak resident memory of this process (server included), in KiB, from /proc.
-int64_t PeakRssKb() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 // A 256-frame 512x512 16-bit CT (128 MiB of Pixel Data), written without ever holding its
 // pixels: DCMTK writes the other attributes, then the Pixel Data element is appended frame by
 // frame (frame f holds the value 100 * f everywhere).
 void WriteLargeMultiFrame(const fs::path& file, const std::string& sop, int frames) {
   Spec s{sop};
-  s.kind = Kind::kNoPixels;
-  WriteInstance(file, s);
+  s.rows = 512;
+  s.columns = 512;
+  s.stored_window = true;
+  s.window_center = "12800";
+  s.window_width = "25600";
+  WriteInstance(file, s);  // one frame, then replaced
   DcmFileFormat format;
   ASSERT_TRUE(format.loadFile(file.c_str()).good());
   DcmDataset* d = format.getDataset();
-  d->putAndInsertString(DCM_SOPClassUID, "1.2.840.10008.5.1.4.1.1.2");
-  d->putAndInsertString(DCM_Modality, "CT");
+  delete d->remove(DCM_PixelData);
   d->putAndInsertString(DCM_NumberOfFrames, std::to_string(frames).c_str());
-  d->putAndInsertUint16(DCM_Rows, 512);
-  d->putAndInsertUint16(DCM_Columns, 512);
-  d->putAndInsertUint16(DCM_SamplesPerPixel, 1);
-  d->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
-  d->putAndInsertUint16(DCM_BitsAllocated, 16);
-  d->putAndInsertUint16(DCM_BitsStored, 16);
-  d->putAndInsertUint16(DCM_HighBit, 15);
-  d->putAndInsertUint16(DCM_PixelRepresentation, 0);
-  d->putAndInsertString(DCM_WindowCenter, "12800");
-  d->putAndInsertString(DCM_WindowWidth, "25600");
   ASSERT_TRUE(format.saveFile(file.c_str(), EXS_LittleEndianExplicit).good());
   const uint32_t frame_bytes = 512u * 512u * 2u;
   const uint32_t length = frame_bytes * static_cast<uint32_t>(frames);
@@ -396,11 +380,11 @@ TEST_F(DicomwebRenderedTest, AFrameOfALargeMultiFrameInstanceCostsAboutOneFrameO
   WriteLargeMultiFrame(file, Sop(1), 256);
   IngestFile(file);
   fs::remove(file);
-  const int64_t before_kb = PeakRssKb();
+  const int64_t before_kb = testing::PeakResidentKb();
   const httplib::Headers png = {{"Accept", "image/png"}};
   const double early = Image(Url(1, "/frames/10/rendered"), "image/png", png)["mean"];
   const double late = Image(Url(1, "/frames/250/rendered"), "image/png", png)["mean"];
-  const int64_t growth_kb = PeakRssKb() - before_kb;
+  const int64_t growth_kb = testing::PeakResidentKb() - before_kb;
   EXPECT_LT(early, late) << "frame 250 is brighter than frame 10";
   // The Pixel Data is 128 MiB; a frame 512 KiB (plus DCMTK's rendering buffers).
   EXPECT_LT(growth_kb, 32 * 1024) << "peak memory grew by " << growth_kb << " KiB";

@@ -42,16 +42,6 @@ std::string ReadFile(const std::filesystem::path& file) {
   return out.str();
 }
 
-// Peak resident memory of this process (VmHWM), in bytes.
-uint64_t PeakRssBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 std::string RawExchange(int port, const std::string& request) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -633,7 +623,7 @@ TEST_F(StowTest, AHugeChunkedBodyIsStreamedInBoundedMemory) {
   size_t payload_sent = 0;
   bool header_sent = false;
   bool closed = false;
-  const uint64_t peak_before = PeakRssBytes();
+  const int64_t peak_before_kb = testing::PeakResidentKb();
   auto res = client_->Post(
       "/dicom-web/studies",
       [&](size_t, httplib::DataSink& sink) {
@@ -665,9 +655,9 @@ TEST_F(StowTest, AHugeChunkedBodyIsStreamedInBoundedMemory) {
   for (int i = 0; i < kParts; ++i) {
     EXPECT_TRUE(Stored(std::string(kStudy) + ".5." + std::to_string(i + 1))) << i;
   }
-  const uint64_t growth = PeakRssBytes() - peak_before;
-  EXPECT_LT(growth, 64u << 20) << "peak RSS grew by " << growth << " bytes for a "
-                               << kParts * kPayloadBytes << "-byte body";
+  const int64_t growth_kb = testing::PeakResidentKb() - peak_before_kb;
+  EXPECT_LT(growth_kb, 64 << 10) << "peak RSS grew by " << growth_kb << " KiB for a "
+                                 << kParts * kPayloadBytes << "-byte body";
   EXPECT_GT(metrics_.Value("conduit_stow_bytes_total"), double(kParts * kPayloadBytes));
 }
 

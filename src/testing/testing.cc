@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -85,6 +86,14 @@ Status PutTestInstance(Index& index, const std::string& study_uid, const std::st
   audit.study_ref = StudyRef(r.study_uid);
   auto put = index.PutInstance(r, audit);
   return put.ok() ? Status::Ok() : put.status();
+}
+
+int64_t PeakResidentKb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stoll(line.substr(6));
+  }
+  return -1;
 }
 
 int FreePort() {

@@ -44,6 +44,10 @@ Status PutTestInstance(Index& index, const std::string& study_uid, const std::st
                        const std::string& sop_instance_uid, TimePoint at,
                        const std::string& spool_key);
 
+// Peak resident memory of this process so far (VmHWM in /proc/self/status), in KiB; -1 if
+// unknown. Tests of bounded memory compare it before and after the work.
+int64_t PeakResidentKb();
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 
