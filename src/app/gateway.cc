@@ -9,9 +9,9 @@
 
 #include "adapters/tool_adapter.h"
 #include "adapters/ups_worklist.h"
+#include "app/api_token_setup.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
-#include "app/outbound_tokens.h"
 #include "app/recovery.h"
 #include "app/retention.h"
 #include "core/job_token.h"
@@ -159,16 +159,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   p->worklist_tokens = std::make_unique<WorklistTokens>(std::move(worklist_tokens));
   // The admin API's and DICOMweb's tokens: read once here (never logged); none may also be a
   // worklist tool's token, which would let that tool's performer in, nor one Conduit sends out.
-  if (c.http.port != 0 && !c.http.api_token_file.empty()) {
-    ASSIGN_OR_RETURN(ApiTokens api_tokens, ApiTokens::Load(c.http.api_token_file));
-    if (std::optional<std::string> tool = api_tokens.SharedWith(*p->worklist_tokens)) {
-      return InvalidArgument("http.api_token_file " + c.http.api_token_file.string() +
-                             ": a token in it is also the worklist token of tool '" + *tool +
-                             "': API tokens must be used for nothing else");
-    }
-    RETURN_IF_ERROR(CheckApiTokensNotSentOut(c, api_tokens));
-    p->api_tokens = std::make_unique<ApiTokens>(std::move(api_tokens));
-  }
+  ASSIGN_OR_RETURN(p->api_tokens, LoadApiTokensFor(c, *p->worklist_tokens));
   if (!p->worklist_tokens->empty()) {
     const int channel_port = c.http.event_channel_port >= 0           ? c.http.event_channel_port
                              : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1

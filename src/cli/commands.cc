@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "app/api_token_setup.h"
 #include "app/gateway.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
@@ -237,6 +238,30 @@ int JobsRetry(const Config& config, const std::vector<int64_t>& ids) {
 
 int ConfigCheck(const Config& config, const std::string& source) {
   auto policy = LoadPolicyFor(config);  // already checked on loading; here for its name
+  // The secrets `serve` reads at start-up, with the same checks, so that a restart at night
+  // does not fail on them. Nothing is created here.
+  std::filesystem::path key_file = config.governance.key_file;
+  std::error_code ec;
+  if (key_file.empty() &&
+      !std::filesystem::exists(config.node.data_dir / "keys" / "pseudonym.key", ec)) {
+    std::cout << source << ": no pseudonymisation key yet: `serve` will create "
+              << (config.node.data_dir / "keys" / "pseudonym.key").string() << "\n";
+  } else {
+    if (key_file.empty()) key_file = config.node.data_dir / "keys" / "pseudonym.key";
+    if (auto key = LoadKeyFile(key_file); !key.ok()) {
+      std::cerr << "conduit: " << source << ": " << key.status().message() << "\n";
+      return 1;
+    }
+  }
+  auto worklist_tokens = WorklistTokens::Load(config);
+  if (!worklist_tokens.ok()) {
+    std::cerr << "conduit: " << source << ": " << worklist_tokens.status().message() << "\n";
+    return 1;
+  }
+  if (auto api_tokens = LoadApiTokensFor(config, *worklist_tokens); !api_tokens.ok()) {
+    std::cerr << "conduit: " << source << ": " << api_tokens.status().message() << "\n";
+    return 1;
+  }
   std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
             << config.tools.size() << " tools, " << config.routes.size() << " routes; policy '"
             << (policy.ok() ? policy->name + " " + policy->version : "?") << "')\n";

@@ -22,6 +22,9 @@ int JobsList(const Config& config, const std::string& state, int limit, bool jso
 // message text or patient data. Exit 2 for an unknown state, 1 when the index cannot be read.
 int RisOutboxList(const Config& config, const std::string& state, int limit, bool json);
 int JobsRetry(const Config& config, const std::vector<int64_t>& ids);
+// `conduit config check`: the config (already parsed, manifests resolved, tools checked against
+// the policy) plus the secrets `serve` reads at start-up: the pseudonymisation key (if it exists
+// yet), worklist and API tokens with their reuse checks. Exit 0 if all pass, 1 otherwise.
 int ConfigCheck(const Config& config, const std::string& source);
 // C-ECHO to a destination or DIMSE tool named in the config.
 int EchoPeer(const Config& config, const std::string& name);

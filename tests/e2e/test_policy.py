@@ -13,7 +13,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu,  # noqa: E402
-                     http_json, run, REFERENCE_TOOL)
+                     http_json, run, CONDUIT, REFERENCE_TOOL)
 
 POLICY = """\
 policy: {name: "e2e trust policy", version: "7"}
@@ -175,6 +175,35 @@ class PolicyTest(E2ETest):
         self.assertIn("us-cloud-ai", out.stderr)
         self.assertIn("'US'", out.stderr)
         self.assertIn("UK", out.stderr)
+
+    def test_an_api_token_also_given_to_an_ai_vendor_is_refused_before_anything_runs(self):
+        token = "e2e-api-token-" + "0" * 40
+        api_tokens = os.path.join(self.tmp, "api.tokens")
+        vendor_token = os.path.join(self.tmp, "vendor.token")
+        for path in (api_tokens, vendor_token):
+            with open(path, "w") as f:
+                f.write(token + "\n")
+            os.chmod(path, 0o600)
+        conduit = Conduit(self.tmp, {
+            "http": {"api_token_file": api_tokens},
+            "tools": [{"name": "cloud-vendor", "kind": "dicomweb", "hosting_region": "UK",
+                       "dicomweb": {"url": "http://127.0.0.1:9/dicom-web",
+                                    "auth_token_file": vendor_token}}],
+        })
+        out = conduit.cli("config", "check", check=False)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("tool 'cloud-vendor'", out.stderr)
+        self.assertIn("also an API token", out.stderr)
+        self.assertNotIn(token, out.stdout + out.stderr)
+        served = run([CONDUIT, "serve", "--config", conduit.config_path], check=False, timeout=60)
+        self.assertNotEqual(served.returncode, 0)
+        self.assertIn("tool 'cloud-vendor'", served.stdout + served.stderr)
+        self.assertNotIn(token, served.stdout + served.stderr)
+
+        with open(vendor_token, "w") as f:
+            f.write("e2e-vendor-token-" + "1" * 40 + "\n")
+        out = conduit.cli("config", "check", check=False)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
 
 def http_bytes(url):

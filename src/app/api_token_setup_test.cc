@@ -1,4 +1,4 @@
-#include "app/outbound_tokens.h"
+#include "app/api_token_setup.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "app/outbound_tokens.h"
+#include "app/api_token_setup.h"
 
 #include <optional>
 #include <string>
@@ -23,6 +23,21 @@ Status CheckOne(const std::filesystem::path& file, const std::string& who,
 }
 
 }  // namespace
+
+Result<std::unique_ptr<ApiTokens>> LoadApiTokensFor(const Config& config,
+                                                    const WorklistTokens& worklist_tokens) {
+  if (config.http.port == 0 || config.http.api_token_file.empty()) {
+    return std::unique_ptr<ApiTokens>();
+  }
+  ASSIGN_OR_RETURN(ApiTokens api_tokens, ApiTokens::Load(config.http.api_token_file));
+  if (std::optional<std::string> tool = api_tokens.SharedWith(worklist_tokens)) {
+    return InvalidArgument("http.api_token_file " + config.http.api_token_file.string() +
+                           ": a token in it is also the worklist token of tool '" + *tool +
+                           "': API tokens must be used for nothing else");
+  }
+  RETURN_IF_ERROR(CheckApiTokensNotSentOut(config, api_tokens));
+  return std::make_unique<ApiTokens>(std::move(api_tokens));
+}
 
 Status CheckApiTokensNotSentOut(const Config& config, const ApiTokens& api_tokens) {
   for (const ToolConfig& tool : config.tools) {
