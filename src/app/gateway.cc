@@ -77,6 +77,8 @@ struct Gateway::Parts {
   // Before the engine and the HTTP server, which use them, so that they outlive both.
   std::unique_ptr<WorklistTokens> worklist_tokens;
   std::unique_ptr<ApiTokens> api_tokens;  // null: no http.api_token_file
+  // Token refusals on every guard of the HTTP port and the event channel, under one throttle.
+  std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
   std::unique_ptr<UpsEventChannel> ups_events;
   std::unique_ptr<Worklist> worklist;
   std::unique_ptr<UpsRsContext> ups_rs;
@@ -171,10 +173,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       UpsEventChannelOptions options;
       options.bind = c.http.bind;
       options.port = channel_port;
+      Parts* reporting = p.get();
       p->ups_events = std::make_unique<UpsEventChannel>(
-          options, [parts](const std::string& ae, const std::string& token) {
+          options,
+          [parts](const std::string& ae, const std::string& token) {
             return WorklistChannelAuthorizer(*parts->worklist_tokens, *parts->worklist,
                                              std::string())(ae, token);
+          },
+          [reporting](const AuthRefusal& refusal) {
+            reporting->auth_refusals->Report(refusal, *reporting->index, reporting->metrics,
+                                             reporting->clock.Now());
           });
     }
     Parts* wake = p.get();
@@ -300,8 +308,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     ctx.api_tokens = p->api_tokens.get();
     // One throttle for the port: a client probing every guard is reported once a minute per
     // route and reason, whichever guard refuses it.
-    p->dicomweb->auth_refusals = ctx.auth_refusals;
-    if (p->ups_rs) p->ups_rs->auth_refusals = ctx.auth_refusals;
+    ctx.auth_refusals = p->auth_refusals;
+    p->dicomweb->auth_refusals = p->auth_refusals;
+    if (p->ups_rs) p->ups_rs->auth_refusals = p->auth_refusals;
     p->admin = MakeAdminServer(std::move(ctx));
   }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));

@@ -82,8 +82,10 @@ class UpsEventChannel::Impl {
  public:
   class Session;
 
-  Impl(UpsEventChannelOptions options, Authorizer authorize)
-      : options_(std::move(options)), authorize_(std::move(authorize)) {}
+  Impl(UpsEventChannelOptions options, Authorizer authorize, RefusalReporter report_refusal)
+      : options_(std::move(options)),
+        authorize_(std::move(authorize)),
+        report_refusal_(std::move(report_refusal)) {}
 
   Status Start();
   void Stop();
@@ -99,12 +101,19 @@ class UpsEventChannel::Impl {
     return authorize_ ? authorize_(ae, token) : UpsChannelDecision(UpsChannelAccess::kGranted);
   }
   std::atomic<size_t>& live_sessions() { return live_sessions_; }
+  // False when there is no reporter (the caller logs the refusal itself).
+  bool ReportRefusal(const AuthRefusal& refusal) const {
+    if (!report_refusal_) return false;
+    report_refusal_(refusal);
+    return true;
+  }
 
  private:
   void Accept();
 
   const UpsEventChannelOptions options_;
   const Authorizer authorize_;
+  const RefusalReporter report_refusal_;
   std::unique_ptr<net::io_context> ioc_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::jthread thread_;
@@ -243,9 +252,31 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     });
   }
 
+  // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
+  AuthRefusal TokenRefusal(http::status status, const char* reason) {
+    beast::error_code ec;
+    const tcp::endpoint peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    return {.action = "ups_refused",
+            .actor = "UPS-RS",
+            .guard = "worklist",
+            .peer = ec ? std::string("unknown") : peer.address().to_string(),
+            .method = "GET",
+            .route = "/ws/subscribers/{ae}",
+            .reason = reason,
+            .kind = status == http::status::forbidden               ? AuthRefusalKind::kForbidden
+                    : std::string_view(reason) == "no bearer token" ? AuthRefusalKind::kMissing
+                                                                    : AuthRefusalKind::kInvalid,
+            .job = std::nullopt,
+            .detail = {{"protocol", "UPS-RS"}, {"transaction", "open_event_channel"}}};
+  }
+
   void Refuse(http::status status, std::string message, const char* reason) {
-    spdlog::warn("event=ups_event_channel_refused status={} reason=\"{}\"",
-                 static_cast<int>(status), reason);
+    const bool for_token =
+        status == http::status::unauthorized || status == http::status::forbidden;
+    if (!for_token || !owner_.ReportRefusal(TokenRefusal(status, reason))) {
+      spdlog::warn("event=ups_event_channel_refused status={} reason=\"{}\"",
+                   static_cast<int>(status), reason);
+    }
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::content_type, "application/json");
     if (status == http::status::unauthorized) {
@@ -470,8 +501,10 @@ size_t UpsEventChannel::Impl::ConnectionCount(const std::string& ae) const {
   return it == open_.end() ? 0 : it->second.size();
 }
 
-UpsEventChannel::UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(authorize))) {}
+UpsEventChannel::UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize,
+                                 RefusalReporter report_refusal)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(authorize),
+                                   std::move(report_refusal))) {}
 
 UpsEventChannel::~UpsEventChannel() { Stop(); }
 

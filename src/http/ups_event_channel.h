@@ -23,6 +23,7 @@
 
 #include "adapters/ups_worklist.h"
 #include "core/status.h"
+#include "http/auth_refusals.h"
 #include "http/worklist_tokens.h"
 
 namespace conduit {
@@ -56,7 +57,12 @@ class UpsEventChannel final : public UpsEventSink {
   using Authorizer =
       std::function<UpsChannelDecision(const std::string& ae_title, const std::string& token)>;
 
-  UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize);
+  // Called (on the io thread) for each upgrade refused for its token (401, 403) instead of
+  // logging it, e.g. AuthRefusals::Report; null: a warning is logged for each.
+  using RefusalReporter = std::function<void(const AuthRefusal&)>;
+
+  UpsEventChannel(UpsEventChannelOptions options, Authorizer authorize,
+                  RefusalReporter report_refusal = nullptr);
   ~UpsEventChannel() override;  // Stop()s
 
   // Binds bind:port and starts the io thread. Errors: kUnavailable if the port cannot be

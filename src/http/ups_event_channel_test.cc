@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace conduit {
 namespace {
@@ -117,7 +119,8 @@ class UpsEventChannelTest : public ::testing::Test {
     options.bind = "127.0.0.1";
     options.port = 0;
     channel_ = std::make_unique<UpsEventChannel>(
-        options, [](const std::string& ae, const std::string& token) -> UpsChannelDecision {
+        options,
+        [](const std::string& ae, const std::string& token) -> UpsChannelDecision {
           // token-one's tool subscribed as PERF1, token-two's as PERF2; "broken" cannot be
           // checked now.
           if (token == "broken") return UpsChannelAccess::kUnavailable;
@@ -131,6 +134,10 @@ class UpsEventChannelTest : public ::testing::Test {
           }
           if (token == "admin") return UpsChannelAccess::kGranted;  // every tool's events
           return UpsChannelAccess::kUnauthenticated;
+        },
+        [this](const AuthRefusal& refusal) {
+          std::lock_guard lock(refusals_mu_);
+          refusals_.push_back(refusal);
         });
     ASSERT_TRUE(channel_->Start().ok());
     ASSERT_GT(channel_->port(), 0);
@@ -139,7 +146,14 @@ class UpsEventChannelTest : public ::testing::Test {
     if (channel_) channel_->Stop();
   }
 
+  std::vector<AuthRefusal> Refusals() {
+    std::lock_guard lock(refusals_mu_);
+    return refusals_;
+  }
+
   std::unique_ptr<UpsEventChannel> channel_;
+  std::mutex refusals_mu_;
+  std::vector<AuthRefusal> refusals_;  // reported token refusals
 };
 
 TEST_F(UpsEventChannelTest, SubscriberReceivesTheEventReportAsDicomJson) {
@@ -204,6 +218,19 @@ TEST_F(UpsEventChannelTest, RefusalsAnswerHttpWithAReason) {
     EXPECT_NE(client.response().body().find("error"), std::string::npos) << c.target;
   }
   EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+  // The three token refusals went to the reporter (counted, throttled, audited in the
+  // gateway); the others are only logged.
+  const std::vector<AuthRefusal> refused = Refusals();
+  ASSERT_EQ(refused.size(), 3u);
+  const AuthRefusalKind kinds[] = {AuthRefusalKind::kMissing, AuthRefusalKind::kInvalid,
+                                   AuthRefusalKind::kForbidden};
+  for (size_t i = 0; i < refused.size(); ++i) {
+    EXPECT_EQ(refused[i].kind, kinds[i]) << i;
+    EXPECT_EQ(refused[i].guard, "worklist");
+    EXPECT_EQ(refused[i].peer, "127.0.0.1");
+    EXPECT_EQ(refused[i].route, "/ws/subscribers/{ae}");
+    EXPECT_EQ(refused[i].reason.find("token-two"), std::string::npos);
+  }
 }
 
 TEST_F(UpsEventChannelTest, AConnectionCarriesOnlyTheEventsOfTheToolItWasOpenedFor) {
