@@ -231,6 +231,25 @@ void IngestService::OnRejected(const AssociationInfo& association, const Status&
   if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
 }
 
+void IngestService::OnAssociationRejected(const AssociationInfo& association, const Status& why) {
+  metrics_.Add("conduit_instances_rejected_total", 1,
+               "reason=\"" + std::string(StatusCodeName(why.code())) + "\"");
+  const TimePoint now = clock_.Now();
+  const std::optional<int64_t> unreported =
+      association_refusals_.Admit(association.peer_host + ' ' + association.calling_ae.str() + ' ' +
+                                      std::string(StatusCodeName(why.code())),
+                                  now);
+  if (!unreported) return;
+  spdlog::warn("event=association_rejected from={} peer={} reason=\"{}\" unreported_before={}",
+               association.calling_ae.str(), association.peer_host, why.ToString(), *unreported);
+  nlohmann::json detail{{"peer", association.peer_host}, {"reason", why.ToString()}};
+  if (*unreported > 0) detail["unreported_before"] = *unreported;
+  AuditEvent audit{now, "reject", "failure",     association.calling_ae.str(),
+                   "",  JobId{},  detail.dump(), ""};
+  Status st = index_.AppendAudit(audit);
+  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
+}
+
 Status IngestService::OnMpps(const MppsEvent& event) {
   MppsRecord record;
   record.mpps_sop_instance_uid = event.mpps_sop_instance_uid;

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/metrics.h"
+#include "core/refusal_throttle.h"
 #include "dicom/dimse_listener.h"
 #include "http/dicomweb_context.h"
 #include "pipeline/router.h"
@@ -33,6 +34,9 @@ class IngestService final : public IngestSink, public JobResultSink {
   Status CheckCapacity() override;
   Status OnInstance(const ReceivedInstance& instance) override;
   void OnRejected(const AssociationInfo& association, const Status& why) override;
+  // Counted like OnRejected; logged and audited at most once a minute per peer, calling AE
+  // title and reason, the entry saying how many went unreported before it.
+  void OnAssociationRejected(const AssociationInfo& association, const Status& why) override;
   Status OnMpps(const MppsEvent& event) override;
   // A result stored for `job` over DICOMweb: the job must be sending or awaiting results.
   Status OnJobResult(JobId job, const ReceivedInstance& instance) override;
@@ -58,6 +62,7 @@ class IngestService final : public IngestSink, public JobResultSink {
   const Clock& clock_;
   std::function<void()> wake_jobs_;
   TransferGuard* guard_;  // maps results of de-identified tools back; may be null
+  RefusalThrottle association_refusals_{std::chrono::minutes(1), 4096};
 };
 
 // The attributes routes match on: the instance's text attributes plus "CallingAE".

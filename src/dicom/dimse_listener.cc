@@ -333,8 +333,8 @@ void Listener::Admit(T_ASC_Association* assoc) {
 
 void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
                       T_ASC_RejectParameters why, const Status& status) {
-  spdlog::warn("dimse listener: rejected {}", status.message());
-  sink_.OnRejected(info, status);  // before the peer learns of it: tests and audit see order
+  // Logged and audited by the sink (throttled there: scanners probe DICOM ports).
+  sink_.OnAssociationRejected(info, status);  // before the peer learns of it: tests see order
   ASC_rejectAssociation(assoc, &why);
   ASC_dropSCPAssociation(assoc, kPollSeconds);
   ASC_destroyAssociation(&assoc);

@@ -60,6 +60,12 @@ class IngestSink {
   virtual Status OnInstance(const ReceivedInstance& instance) = 0;
   // An instance the listener refused (malformed, not allowed); for logs, metrics and audit.
   virtual void OnRejected(const AssociationInfo& association, const Status& why) = 0;
+  // An association the listener refused (calling AE title not allowed, too many open); for
+  // logs, metrics and audit. A scanner probing the port causes many: an implementation should
+  // not log or audit each one. Default: OnRejected.
+  virtual void OnAssociationRejected(const AssociationInfo& association, const Status& why) {
+    OnRejected(association, why);
+  }
   virtual Status OnMpps(const MppsEvent& event) = 0;
 };
 

@@ -14,7 +14,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/metrics.h"
-#include "http/refusal_throttle.h"
+#include "core/refusal_throttle.h"
 #include "store/index.h"
 
 namespace conduit {

@@ -114,13 +114,19 @@ class PipelineTest(E2ETest):
         pacs = self.started(Orthanc(self.tmp))
         conduit = self.gateway(pacs, dicom={"allowed_calling_aes": ["TRUSTED"]})
         files = make_study(self.dir("study"), "CT", slices=2, rows=64, cols=64)
-        refused = storescu(conduit.dicom_port, files, calling="STRANGER", check=False)
-        self.assertNotEqual(refused.returncode, 0)
+        for _ in range(3):  # as a port scanner would, again and again
+            refused = storescu(conduit.dicom_port, files, calling="STRANGER", check=False)
+            self.assertNotEqual(refused.returncode, 0)
         storescu(conduit.dicom_port, files, calling="TRUSTED")
         studies = conduit.api("/api/studies")["studies"]
         self.assertEqual(studies[0]["instance_count"], 2)
+        # Every refusal counted; one audit entry (and log line) a minute per peer, AE and reason.
         audit = conduit.api("/api/audit?limit=100")["events"]
-        self.assertTrue(any(e["action"] == "reject" and e["actor"] == "STRANGER" for e in audit))
+        rejects = [e for e in audit if e["action"] == "reject" and e["actor"] == "STRANGER"]
+        self.assertEqual(len(rejects), 1, rejects)
+        self.assertEqual(rejects[0]["detail"]["peer"], "127.0.0.1")
+        metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
+        self.assertIn('conduit_instances_rejected_total{reason="PERMISSION_DENIED"} 3', metrics)
 
     def test_orthanc_as_a_sender_stores_a_study_into_conduit(self):
         sender_root = self.dir("sender")

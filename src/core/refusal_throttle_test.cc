@@ -1,4 +1,4 @@
-#include "http/refusal_throttle.h"
+#include "core/refusal_throttle.h"
 
 #include <gtest/gtest.h>
 
