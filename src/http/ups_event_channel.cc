@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/refusal_throttle.h"
 #include "http/percent_decoding.h"
 #include "http/ups_body.h"
 
@@ -101,6 +102,10 @@ class UpsEventChannel::Impl {
     return authorize_ ? authorize_(ae, token) : UpsChannelDecision(UpsChannelAccess::kGranted);
   }
   std::atomic<size_t>& live_sessions() { return live_sessions_; }
+  // Whether a refusal's log line is due (RefusalThrottle; the key holds peer and reason).
+  std::optional<int64_t> AdmitLogLine(const std::string& key) {
+    return log_lines_.Admit(key, std::chrono::system_clock::now());
+  }
   // False when there is no reporter (the caller logs the refusal itself).
   bool ReportRefusal(const AuthRefusal& refusal) const {
     if (!report_refusal_) return false;
@@ -114,6 +119,7 @@ class UpsEventChannel::Impl {
   const UpsEventChannelOptions options_;
   const Authorizer authorize_;
   const RefusalReporter report_refusal_;
+  RefusalThrottle log_lines_{std::chrono::minutes(1), 4096};
   std::unique_ptr<net::io_context> ioc_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::jthread thread_;
@@ -253,13 +259,17 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   }
 
   // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
-  AuthRefusal TokenRefusal(http::status status, const char* reason) {
+  std::string PeerAddress() {
     beast::error_code ec;
     const tcp::endpoint peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    return ec ? std::string("unknown") : peer.address().to_string();
+  }
+
+  AuthRefusal TokenRefusal(http::status status, const char* reason) {
     return {.action = "ups_refused",
             .actor = "UPS-RS",
             .guard = "worklist",
-            .peer = ec ? std::string("unknown") : peer.address().to_string(),
+            .peer = PeerAddress(),
             .method = "GET",
             .route = "/ws/subscribers/{ae}",
             .reason = reason,
@@ -274,8 +284,14 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     const bool for_token =
         status == http::status::unauthorized || status == http::status::forbidden;
     if (!for_token || !owner_.ReportRefusal(TokenRefusal(status, reason))) {
-      spdlog::warn("event=ups_event_channel_refused status={} reason=\"{}\"",
-                   static_cast<int>(status), reason);
+      // One line a minute per peer and reason: anyone can open connections to this port.
+      const std::string peer = PeerAddress();
+      if (const std::optional<int64_t> unreported = owner_.AdmitLogLine(peer + ' ' + reason)) {
+        spdlog::warn(
+            "event=ups_event_channel_refused status={} peer={} reason=\"{}\" "
+            "unreported_before={}",
+            static_cast<int>(status), peer, reason, *unreported);
+      }
     }
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::content_type, "application/json");
