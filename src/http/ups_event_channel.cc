@@ -258,13 +258,14 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     });
   }
 
-  // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
+  // The client's address, for logs and audit ("unknown" once the socket is gone).
   std::string PeerAddress() {
     beast::error_code ec;
     const tcp::endpoint peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
     return ec ? std::string("unknown") : peer.address().to_string();
   }
 
+  // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
   AuthRefusal TokenRefusal(http::status status, const char* reason) {
     return {.action = "ups_refused",
             .actor = "UPS-RS",
