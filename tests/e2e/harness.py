@@ -2,8 +2,10 @@
 DCMTK's command-line tools as modalities. Everything listens on 127.0.0.1 on free ports, lives
 in a temporary folder, and is stopped at the end of each test; every wait is bounded."""
 
+import fcntl
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -23,10 +25,61 @@ REFERENCE_TOOL = os.path.join(BUILD, "conduit-reference-tool")
 ENV = dict(os.environ, TCP_NODELAY="1")
 
 
+_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "conduit-test-ports")
+_held_port_locks = []
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on now and that no other test process (ctest
+    runs suites in parallel) will be handed while this one runs: each port is claimed by a lock
+    file held until this process ends. Ports come from below the kernel's ephemeral range, so an
+    outgoing connection cannot take one as its source port before its peer binds it."""
+    low_ephemeral, _ = _ephemeral_range()
+    first, last = 15000, low_ephemeral - 1
+    if last - first < 1000:  # an unusual range: fall back to the kernel's choice
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
+    for _ in range(500):
+        port = random.randint(first, last)
+        fd = os.open(os.path.join(_PORT_LOCK_DIR, f"{port}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(fd)  # releases the lock
+            continue
+        _held_port_locks.append(fd)
+        return port
+    raise AssertionError(f"no free port in {first}-{last} after 500 tries")
+
+
+def read_bytes(path, size=-1):
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def read_text(path):
+    """The file's text, or "" when it does not exist (yet)."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 class PeerExited(AssertionError):
@@ -59,14 +112,20 @@ def first_line(proc, timeout=60):
 
 
 def stop_process(proc, timeout=20):
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; always reaped."""
-    if proc and proc.poll() is None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; always reaped, and
+    the pipes to it closed."""
+    if not proc:
+        return
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
 
 
 def http_json(url, method="GET", body=None, timeout=10, headers=None):
@@ -143,8 +202,16 @@ class Orthanc:
             json.dump(cfg, f)
         self.log = open(os.path.join(self.root, "orthanc.log"), "a")
         self.proc = subprocess.Popen(["Orthanc", path], stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
-        wait_until("Orthanc", lambda: http_json(self.url + "/system"), timeout=60)
+        wait_until("Orthanc", lambda: self._alive() and http_json(self.url + "/system"), timeout=60)
         return self
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            self.log.flush()
+            log = read_text(os.path.join(self.root, "orthanc.log"))
+            raise PeerExited(f"Orthanc exited with {self.proc.returncode} (DICOM port {self.dicom_port}, "
+                             f"HTTP port {self.http_port}); log:\n{log[-3000:]}")
+        return True
 
     def stop(self):
         stop_process(self.proc)

@@ -17,7 +17,8 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, http_json, stop_process, first_line, BUILD, ENV)
+                     storescu, wait_until, http_json, stop_process, first_line, read_bytes, read_text,
+                     BUILD, ENV)
 
 SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
 
@@ -68,11 +69,11 @@ class DicomwebSim:
 
     def log(self):
         path = os.path.join(self.work, "sim.log")
-        return open(path, errors="replace").read() if os.path.exists(path) else ""
+        return read_text(path)
 
     def received_files(self):
         files = [p for p in glob.glob(os.path.join(self.work, "**", "*"), recursive=True) if os.path.isfile(p)]
-        return [p for p in files if open(p, "rb").read(132)[128:132] == b"DICM"]
+        return [p for p in files if read_bytes(p, 132)[128:132] == b"DICM"]
 
 
 class DicomwebToolTest(E2ETest):
@@ -128,7 +129,7 @@ class DicomwebToolTest(E2ETest):
         secrets = [str(original.PatientID).encode(), str(original.PatientName).encode(),
                    study_uid.encode(), str(original.SOPInstanceUID).encode()]
         for path in received:
-            data = open(path, "rb").read()
+            data = read_bytes(path)
             for secret in secrets:
                 self.assertNotIn(secret, data, f"{path} carries an identifier in clear")
 
@@ -284,7 +285,7 @@ class OrthancDicomwebPluginTest(E2ETest):
         match = [i for i in got if i["MainDicomTags"]["SOPInstanceUID"] == original.SOPInstanceUID][0]
         with urllib.request.urlopen(f"{target.url}/instances/{match['ID']}/file", timeout=10) as r:
             data = r.read()
-        self.assertEqual(data, open(files[0], "rb").read(), "retrieved byte for byte as stored")
+        self.assertEqual(data, read_bytes(files[0]), "retrieved byte for byte as stored")
 
 
     def test_with_api_tokens_orthanc_stores_with_its_token_and_a_stranger_is_refused(self):

@@ -13,7 +13,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, stop_process, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
-                     free_port, http_json, run, BUILD, ENV)
+                     free_port, http_json, run, read_bytes, BUILD, ENV)
 
 NODE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "tools",
                                     "dimse_tool_node", "run-node.sh"))
@@ -136,10 +136,10 @@ class DimseToolTest(E2ETest):
                    study_uid.encode(), str(original.SOPInstanceUID).encode()]
         received = [p for p in glob.glob(os.path.join(node.work, "**", "*"), recursive=True)
                     if os.path.isfile(p) and not p.endswith((".log", ".sh"))]
-        received = [p for p in received if open(p, "rb").read(132)[128:132] == b"DICM"]
+        received = [p for p in received if read_bytes(p, 132)[128:132] == b"DICM"]
         self.assertGreater(len(received), 0, "the node kept what it received")
         for path in received:
-            data = open(path, "rb").read()
+            data = read_bytes(path)
             for secret in secrets:
                 self.assertNotIn(secret, data, f"{path} carries an identifier in clear")
         for instance in pacs.instances_of_study(study_uid):

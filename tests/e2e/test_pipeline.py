@@ -5,7 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
+from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu,  # noqa: E402
                      http_json, run)
 
 

@@ -13,7 +13,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu,  # noqa: E402
-                     http_json, run, CONDUIT, REFERENCE_TOOL)
+                     run, read_bytes, CONDUIT, REFERENCE_TOOL)
 
 POLICY = """\
 policy: {name: "e2e trust policy", version: "7"}
@@ -85,7 +85,7 @@ class PolicyTest(E2ETest):
         seen = [pydicom.dcmread(p) for p in sorted(glob.glob(os.path.join(self.captured, "*")))]
         self.assertEqual(len(seen), len(files))
         for ds in seen:
-            raw = open(ds.filename, "rb").read()
+            raw = read_bytes(ds.filename)
             for secret in (b"PLANTED", study_uid.encode(), *(s.encode() for s in original_sops)):
                 self.assertNotIn(secret, raw)
             self.assertEqual(ds.PatientIdentityRemoved, "YES")

@@ -3,7 +3,6 @@ malformed input."""
 
 import os
 import shutil
-import subprocess
 import sys
 import unittest
 

@@ -17,7 +17,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, free_port, stop_process, BUILD, ENV)
+                     storescu, wait_until, free_port, stop_process, read_text, BUILD, ENV)
 
 RIS_SIM = os.path.join(BUILD, "conduit-ris-sim")
 PATIENT = "RIS-E2E-4410"
@@ -44,8 +44,8 @@ class RisSim:
                                       "--mode", self.mode, "--log", self.log_path, "--port-file", port_file],
                                      stdout=self.err, stderr=self.err, env=ENV)
         wait_until("the RIS simulator", lambda: self._alive() and os.path.exists(port_file)
-                   and open(port_file).read().strip(), timeout=60)
-        self.port = int(open(port_file).read())
+                   and read_text(port_file).strip(), timeout=60)
+        self.port = int(read_text(port_file))
         return self
 
     def _alive(self):

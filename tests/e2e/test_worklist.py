@@ -20,7 +20,8 @@ import websocket  # Debian python3-websocket: an independent event-channel clien
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, http_json, stop_process, free_port, first_line, BUILD, ENV)
+                     storescu, wait_until, http_json, stop_process, free_port, first_line, read_bytes,
+                     read_text, BUILD, ENV)
 
 PERFORMER = os.path.join(BUILD, "conduit-aiwi-performer")
 TOKEN = "aiwi-performer-token-e2e"
@@ -69,7 +70,7 @@ class Performer:
 
     def log(self):
         path = os.path.join(self.work, "performer.log")
-        return open(path, errors="replace").read() if os.path.exists(path) else ""
+        return read_text(path)
 
     def handled(self):
         if not os.path.exists(self.log_path):
@@ -79,7 +80,7 @@ class Performer:
     def received_files(self):
         files = [p for p in glob.glob(os.path.join(self.work, "files", "**", "*"), recursive=True)
                  if os.path.isfile(p)]
-        return [p for p in files if open(p, "rb").read(132)[128:132] == b"DICM"]
+        return [p for p in files if read_bytes(p, 132)[128:132] == b"DICM"]
 
 
 class WorklistTest(E2ETest):
@@ -148,7 +149,7 @@ class WorklistTest(E2ETest):
         secrets = [str(original.PatientID).encode(), str(original.PatientName).encode(),
                    study_uid.encode(), str(original.SOPInstanceUID).encode()]
         for path in received:
-            data = open(path, "rb").read()
+            data = read_bytes(path)
             for secret in secrets:
                 self.assertNotIn(secret, data, f"{path} carries an identifier in clear")
 
