@@ -30,6 +30,7 @@
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "http/auth_refusals.h"
+#include "http/client_errors.h"
 #include "http/dicomweb_read.h"
 #include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
@@ -436,6 +437,7 @@ class HttpAdminServer final : public AdminServer {
 
   std::mutex traces_mu_;
   std::map<std::thread::id, Trace> traces_;  // one entry per pool thread at most
+  ClientErrors client_errors_;               // this port's 4xx other than 401/403
 };
 
 void HttpAdminServer::Configure(httplib::Server& server) {
@@ -769,6 +771,7 @@ void HttpAdminServer::Log(const httplib::Request& req, const httplib::Response& 
                          "route=\"" + route + "\"");
   }
   spdlog::debug("http {} {} {} {:.1f}ms", method, route, res.status, seconds * 1000);
+  client_errors_.Report(req.remote_addr, method, route, res.status, ctx_.index, ctx_.clock.Now());
 }
 
 Result<Payload> HttpAdminServer::Health(const httplib::Request&, const Args&) {

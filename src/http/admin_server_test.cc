@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -403,6 +404,52 @@ TEST_F(AdminServerTest, UnknownJobAndPathAre404WithJsonError) {
     EXPECT_EQ(status, 404) << path;
     EXPECT_TRUE(body.is_object() && body["error"].is_string()) << path;
   }
+}
+
+// The audit entries of `action`, waiting up to 10 s for `count` of them: the server reports a
+// response after writing it, so the client may read the answer first.
+std::vector<AuditEvent> WaitForAudit(Index& index, const std::string& action, size_t count) {
+  std::vector<AuditEvent> found;
+  for (int i = 0; i < 200; ++i) {
+    found.clear();
+    auto events = index.ListAudit(1000, 0);
+    if (events.ok()) {
+      for (const AuditEvent& e : *events) {
+        if (e.action == action) found.push_back(e);
+      }
+    }
+    if (found.size() >= count) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return found;
+}
+
+TEST_F(AdminServerTest, ClientErrorsAreAuditedOncePerMinutePerPeerRouteAndStatus) {
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(GetJson("/no/such/path/1.2.826.0.1.99").first, 404);
+  ASSERT_EQ(GetJson("/api/studies?limit=-1").first, 400);
+  std::vector<AuditEvent> events = WaitForAudit(*index_, "http_client_error", 2);
+  std::this_thread::sleep_for(200ms);  // a third would have arrived by now
+  events = WaitForAudit(*index_, "http_client_error", 2);
+  ASSERT_EQ(events.size(), 2u);
+  std::set<int> statuses;
+  for (const AuditEvent& e : events) {
+    json detail = json::parse(e.detail);
+    statuses.insert(detail["status"].get<int>());
+    EXPECT_EQ(detail["peer"], "127.0.0.1");
+    EXPECT_EQ(e.outcome, "failure");
+    EXPECT_EQ(e.detail.find("1.2.826.0.1.99"), std::string::npos) << "never the path";
+    EXPECT_EQ(e.detail.find("limit"), std::string::npos) << "never the query";
+  }
+  EXPECT_EQ(statuses, (std::set<int>{400, 404}));
+
+  // A minute later the next 404 is reported with the four that went unreported.
+  clock_.Advance(61s);
+  ASSERT_EQ(GetJson("/nope").first, 404);
+  events = WaitForAudit(*index_, "http_client_error", 3);
+  ASSERT_EQ(events.size(), 3u);
+  json latest = json::parse(events.front().detail);  // newest first
+  EXPECT_EQ(latest["status"], 404);
+  EXPECT_EQ(latest["unreported_before"], 4);
 }
 
 TEST_F(AdminServerTest, WrongMethodIs405WithAllow) {

@@ -65,12 +65,13 @@ struct Exchange {
 
   void Warn(const std::string& text) { res.set_header("Warning", "299 conduit: \"" + text + "\""); }
 
-  // An error answer with {"error": message}; logged by code and transaction, never by
-  // message (it may name a workitem).
+  // An error answer with {"error": message}; logged at debug by code and transaction, never
+  // by message (it may name a workitem). The port's ClientErrors (or AuthRefusals, for 401 and
+  // 403) report it at warning, throttled.
   void Error(int status, const std::string& message) {
     SendDicomwebError(res, status, message);
-    spdlog::info("event=ups_rs_refused transaction={} status={} peer={}", transaction, status,
-                 req.remote_addr);
+    spdlog::debug("event=ups_rs_refused transaction={} status={} peer={}", transaction, status,
+                  req.remote_addr);
   }
 
   void Json(int status, const json& body) {
