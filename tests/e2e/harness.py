@@ -202,15 +202,22 @@ class Orthanc:
             json.dump(cfg, f)
         self.log = open(os.path.join(self.root, "orthanc.log"), "a")
         self.proc = subprocess.Popen(["Orthanc", path], stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
-        wait_until("Orthanc", lambda: self._alive() and http_json(self.url + "/system"), timeout=60)
+        try:
+            wait_until("Orthanc", lambda: self._alive() and http_json(self.url + "/system"), timeout=60)
+        except PeerExited:
+            raise
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {self._ports_and_log()}") from None
         return self
+
+    def _ports_and_log(self):
+        self.log.flush()
+        log = read_text(os.path.join(self.root, "orthanc.log"))
+        return f"DICOM port {self.dicom_port}, HTTP port {self.http_port}; log:\n{log[-3000:]}"
 
     def _alive(self):
         if self.proc.poll() is not None:
-            self.log.flush()
-            log = read_text(os.path.join(self.root, "orthanc.log"))
-            raise PeerExited(f"Orthanc exited with {self.proc.returncode} (DICOM port {self.dicom_port}, "
-                             f"HTTP port {self.http_port}); log:\n{log[-3000:]}")
+            raise PeerExited(f"Orthanc exited with {self.proc.returncode}; {self._ports_and_log()}")
         return True
 
     def stop(self):
