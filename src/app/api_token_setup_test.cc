@@ -76,6 +76,11 @@ TEST(WarnIfOpenToOthersTest, OnlyAFileOthersMayReadIsReported) {
   ::chmod(file.c_str(), 0604);
   EXPECT_TRUE(WarnIfOpenToOthers(file, "test"));
   EXPECT_FALSE(WarnIfOpenToOthers(tmp.path() / "missing", "test"));
+  // The form for a file already stat'ed (the pseudonymisation key).
+  EXPECT_FALSE(WarnIfModeOpenToOthers(S_IFREG | 0600, "key file k"));
+  EXPECT_FALSE(WarnIfModeOpenToOthers(S_IFREG | 0400, "key file k"));
+  EXPECT_TRUE(WarnIfModeOpenToOthers(S_IFREG | 0610, "key file k"));
+  EXPECT_TRUE(WarnIfModeOpenToOthers(S_IFREG | 0601, "key file k"));
 }
 
 }  // namespace

@@ -20,9 +20,14 @@ Result<std::string> ReadTextFile(const std::filesystem::path& path, std::string_
 
 bool WarnIfOpenToOthers(const std::filesystem::path& path, std::string_view what) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) return false;
-  spdlog::warn("{} {}: readable by users other than its owner (mode {:o}); it should be 0600", what,
-               path.string(), st.st_mode & 07777);
+  if (::stat(path.c_str(), &st) != 0) return false;
+  return WarnIfModeOpenToOthers(st.st_mode, std::string(what) + " " + path.string());
+}
+
+bool WarnIfModeOpenToOthers(unsigned mode, std::string_view name) {
+  if ((mode & (S_IRWXG | S_IRWXO)) == 0) return false;
+  spdlog::warn("{}: readable by users other than its owner (mode {:o}); it should be 0600", name,
+               mode & 07777);
   return true;
 }
 

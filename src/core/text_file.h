@@ -15,5 +15,8 @@ Result<std::string> ReadTextFile(const std::filesystem::path& path, std::string_
 // For a file holding a secret (a token): logs a warning naming `what` and the path, never the
 // content, when its mode lets its group or other users at it. True if it warned.
 bool WarnIfOpenToOthers(const std::filesystem::path& path, std::string_view what);
+// The same for a file already open and stat'ed: `mode` its st_mode, `name` what the warning
+// calls it (e.g. "key file /etc/conduit/pseudonym.key").
+bool WarnIfModeOpenToOthers(unsigned mode, std::string_view name);
 
 }  // namespace conduit

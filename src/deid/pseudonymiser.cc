@@ -9,7 +9,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <utility>
 
 #include "core/sha256.h"
+#include "core/text_file.h"
 
 namespace conduit {
 namespace {
@@ -115,10 +115,7 @@ Result<PseudonymKey> LoadKeyFile(const std::filesystem::path& path) {
                            std::to_string(kMinKeyBytes) + " to " + std::to_string(kMaxKeyBytes) +
                            " bytes");
   }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    spdlog::warn("{}: readable by users other than its owner (mode {:o}); it should be 0600", what,
-                 st.st_mode & 07777);
-  }
+  WarnIfModeOpenToOthers(st.st_mode, what);
 
   PseudonymKey key;
   key.bytes.resize(kMaxKeyBytes + 1);
