@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "core/early_writeback.h"
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
 #include "dicom/dimse_status.h"
 
@@ -499,9 +500,15 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
     outcome = ResourceExhausted(what + ": create " + file.string() + ": " + cond.text());
     return DrainDataset(assoc);
   }
-  // Streams the PDVs to the file as they arrive: never the whole dataset in memory.
-  cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, stream,
-                                    nullptr, nullptr);
+  // Streams the PDVs to the file as they arrive: never the whole dataset in memory. Writeback
+  // starts as they do, so the fsync before the response waits for the tail only.
+  EarlyWriteback writeback(file);
+  cond = DIMSE_receiveDataSetInFile(
+      assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, stream,
+      [](void* context, unsigned long received) {
+        static_cast<EarlyWriteback*>(context)->Progress(received);
+      },
+      &writeback);
   const bool written = stream->status().good();
   delete stream;  // closes the file
   std::error_code ec;

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/early_writeback.h"
 #include "dicom/instance_meta.h"
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
@@ -167,6 +168,8 @@ class PartFile {
     path_ = std::move(path);
     used_ = 0;
     size_ = 0;
+    written_ = 0;
+    writeback_.emplace(path_);
     return Status::Ok();
   }
 
@@ -190,6 +193,7 @@ class PartFile {
       st = ErrnoStatus(errno, "stow part " + path_.filename().string() + ": close");
     }
     fd_ = -1;
+    writeback_.reset();
     return st;
   }
 
@@ -204,6 +208,7 @@ class PartFile {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     used_ = 0;
+    writeback_.reset();
     if (!path_.empty()) {
       std::error_code ec;
       std::filesystem::remove(path_, ec);
@@ -229,7 +234,9 @@ class PartFile {
         return ErrnoStatus(errno, "stow part " + path_.filename().string() + ": write");
       }
       bytes.remove_prefix(static_cast<size_t>(n));
+      written_ += static_cast<uint64_t>(n);
     }
+    if (writeback_) writeback_->Progress(written_);
     return Status::Ok();
   }
 
@@ -237,7 +244,9 @@ class PartFile {
   std::filesystem::path path_;
   std::unique_ptr<char[]> buffer_;
   size_t used_ = 0;
-  uint64_t size_ = 0;
+  uint64_t size_ = 0;     // bytes appended
+  uint64_t written_ = 0;  // bytes written to the file
+  std::optional<EarlyWriteback> writeback_;
 };
 
 json UidValue(const std::string& uid) {

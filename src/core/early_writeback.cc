@@ -1,0 +1,17 @@
+#include "core/early_writeback.h"
+
+namespace conduit {
+
+EarlyWriteback::EarlyWriteback(const std::filesystem::path& file, uint64_t step, RangeSync sync)
+    : fd_(::open(file.c_str(), O_RDONLY | O_CLOEXEC)),
+      step_(step == 0 ? kDefaultStep : step),
+      sync_(sync) {}
+
+void EarlyWriteback::Progress(uint64_t written) {
+  if (!fd_.ok() || written < requested_at_ + step_) return;
+  // Offset 0, length 0: the whole file; pages already under writeback are skipped.
+  (void)sync_(fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  requested_at_ = written;
+}
+
+}  // namespace conduit

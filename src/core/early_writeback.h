@@ -1,0 +1,39 @@
+// EarlyWriteback: while a file is still being written (a C-STORE dataset or a STOW-RS part
+// streamed to the spool), asks the kernel to start writing its dirty pages to disk every
+// `step` bytes (sync_file_range with SYNC_FILE_RANGE_WRITE: it starts writeback, never waits
+// for it), so that the fsync that makes the file durable waits for its tail only. Purely an
+// optimisation: durability still comes from that fsync, and a failed request only leaves it
+// more to do. Not thread-safe.
+#pragma once
+
+#include <fcntl.h>
+
+#include <cstdint>
+#include <filesystem>
+
+#include "core/unique_fd.h"
+
+namespace conduit {
+
+class EarlyWriteback {
+ public:
+  static constexpr uint64_t kDefaultStep = 1 << 20;
+  // sync_file_range(2)'s signature; tests pass their own to count the requests.
+  using RangeSync = int (*)(int fd, off_t offset, off_t length, unsigned int flags);
+
+  // Opens `file` (already created) for writeback requests; inert if it cannot.
+  explicit EarlyWriteback(const std::filesystem::path& file, uint64_t step = kDefaultStep,
+                          RangeSync sync = &::sync_file_range);
+
+  // `written`: bytes of the file written so far. Asks for writeback of the whole file once a
+  // step has passed since the last request.
+  void Progress(uint64_t written);
+
+ private:
+  UniqueFd fd_;
+  uint64_t step_;
+  RangeSync sync_;
+  uint64_t requested_at_ = 0;
+};
+
+}  // namespace conduit
