@@ -8,10 +8,16 @@ EarlyWriteback::EarlyWriteback(const std::filesystem::path& file, uint64_t step,
       sync_(sync) {}
 
 void EarlyWriteback::Progress(uint64_t written) {
-  if (!fd_.ok() || written < requested_at_ + step_) return;
-  // Offset 0, length 0: the whole file; pages already under writeback are skipped.
-  (void)sync_(fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (written < requested_at_ + step_) return;
+  Request();
   requested_at_ = written;
+}
+
+void EarlyWriteback::Finish() { Request(); }
+
+void EarlyWriteback::Request() {
+  // Offset 0, length 0: the whole file; pages already under writeback are skipped.
+  if (fd_.ok()) (void)sync_(fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 }  // namespace conduit

@@ -1,9 +1,9 @@
 // EarlyWriteback: while a file is still being written (a C-STORE dataset or a STOW-RS part
 // streamed to the spool), asks the kernel to start writing its dirty pages to disk every
-// `step` bytes (sync_file_range with SYNC_FILE_RANGE_WRITE: it starts writeback, never waits
-// for it), so that the fsync that makes the file durable waits for its tail only. Purely an
-// optimisation: durability still comes from that fsync, and a failed request only leaves it
-// more to do. Not thread-safe.
+// `step` bytes and once more when it is complete (sync_file_range with SYNC_FILE_RANGE_WRITE: it
+// starts writeback, never waits for it), so that the fsync that makes the file durable waits for
+// its tail only. Purely an optimisation: durability still comes from that fsync, and a failed
+// request only leaves it more to do. Not thread-safe.
 #pragma once
 
 #include <fcntl.h>
@@ -28,8 +28,13 @@ class EarlyWriteback {
   // `written`: bytes of the file written so far. Asks for writeback of the whole file once a
   // step has passed since the last request.
   void Progress(uint64_t written);
+  // The file is complete: asks for writeback of what remains, whatever the step, so that it
+  // overlaps the work done before the fsync (reading the instance's attributes).
+  void Finish();
 
  private:
+  void Request();
+
   UniqueFd fd_;
   uint64_t step_;
   RangeSync sync_;

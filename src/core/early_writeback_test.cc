@@ -55,11 +55,16 @@ TEST_F(EarlyWritebackTest, AsksOncePerStepForTheWholeFileWithoutWaiting) {
   EXPECT_EQ(requests.size(), 2u);
   writeback.Progress(5999);
   EXPECT_EQ(requests.size(), 2u);
+  writeback.Finish();  // the tail, whatever the step
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2].length, 0);
+  EXPECT_EQ(requests[2].flags, static_cast<unsigned>(SYNC_FILE_RANGE_WRITE));
 }
 
 TEST_F(EarlyWritebackTest, AFileThatCannotBeOpenedMakesItInert) {
   EarlyWriteback writeback(file_.string() + ".missing", 1, &RecordingSync);
   writeback.Progress(1'000'000);
+  writeback.Finish();
   EXPECT_TRUE(requests.empty());
 }
 

@@ -511,6 +511,7 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
       &writeback);
   const bool written = stream->status().good();
   delete stream;  // closes the file
+  writeback.Finish();
   std::error_code ec;
   if (cond.bad()) {
     std::filesystem::remove(file, ec);

@@ -193,6 +193,7 @@ class PartFile {
       st = ErrnoStatus(errno, "stow part " + path_.filename().string() + ": close");
     }
     fd_ = -1;
+    if (writeback_ && st.ok()) writeback_->Finish();
     writeback_.reset();
     return st;
   }
