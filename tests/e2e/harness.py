@@ -25,7 +25,7 @@ REFERENCE_TOOL = os.path.join(BUILD, "conduit-reference-tool")
 ENV = dict(os.environ, TCP_NODELAY="1")
 
 
-_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "conduit-test-ports")
+_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), f"conduit-test-ports-{os.getuid()}")
 _held_port_locks = []
 
 
