@@ -140,28 +140,9 @@ for piece in body.split(b'--' + boundary)[1:]:
 print(json.dumps(out))
 )py";
 
-class DicomwebReadTest : public ::testing::Test {
+class DicomwebReadTest : public testing::DicomwebReadFixture {
  protected:
-  DicomwebReadTest()
-      : spool_(std::move(Spool::Open(SpoolOptions{tmp_.path() / "spool", 0}).value())),
-        index_(std::move(OpenSqliteIndex(tmp_.path() / "index.sqlite").value())),
-        tokens_(std::move(JobTokens::FromSecret(std::string(32, 'k')).value())),
-        sink_(tmp_.path() / "sink"),
-        ctx_{config_, *index_, *spool_, sink_, results_, tokens_, metrics_, clock_} {
-    config_.http.public_url = "https://conduit.example/";
-    server_.Get(R"(/dicom-web/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-      ServeDicomwebRead(ctx_, req, res);
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  ~DicomwebReadTest() override {
-    server_.stop();
-    thread_.join();
-  }
+  DicomwebReadTest() { config_.http.public_url = "https://conduit.example/"; }
 
   // Stores an instance as ingest does: spool commit, then an index row with its attributes.
   void Ingest(const Spec& s) {
@@ -169,33 +150,6 @@ class DicomwebReadTest : public ::testing::Test {
     fs::create_directories(file.parent_path());
     WriteInstance(file, s);
     IngestFile(file);
-  }
-  void IngestFile(const fs::path& file) {
-    auto meta = ReadInstanceMeta(file);
-    ASSERT_TRUE(meta.ok()) << meta.status().ToString();
-    const fs::path incoming = spool_->NewIncomingPath();
-    fs::copy_file(file, incoming);
-    auto key = spool_->Commit(incoming, meta->sop_instance_uid);
-    ASSERT_TRUE(key.ok()) << key.status().ToString();
-    InstanceRecord r;
-    r.study_uid = meta->study_uid;
-    r.series_uid = meta->series_uid;
-    r.sop_instance_uid = meta->sop_instance_uid;
-    r.sop_class_uid = meta->sop_class_uid;
-    r.transfer_syntax_uid = meta->transfer_syntax_uid;
-    r.spool_key = *key;
-    r.size_bytes = fs::file_size(file);
-    r.received_at = clock_.Now();
-    r.patient_id = meta->patient_id;
-    r.patient_name = meta->patient_name;
-    r.accession_number = meta->accession_number;
-    r.study_date = meta->study_date;
-    r.modality = meta->modality;
-    r.series_number = meta->series_number;
-    r.instance_number = meta->instance_number;
-    r.attributes = meta->attributes;
-    ASSERT_TRUE(index_->PutInstance(r, ReceiveAudit(clock_.Now(), r.study_uid)).ok());
-    clock_.Advance(std::chrono::seconds(1));
   }
 
   // Three studies: A (two series, CT and MR, three instances), B and C (one CT each).
@@ -220,12 +174,6 @@ class DicomwebReadTest : public ::testing::Test {
     c.study_date = "20231231";
     c.description = "CHEST";
     Ingest(c);
-  }
-
-  httplib::Result Get(const std::string& path, const httplib::Headers& headers = {}) {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_read_timeout(60, 0);
-    return client.Get(path, headers);
   }
 
   json GetJson(const std::string& path, int expected_status = 200) {
@@ -263,20 +211,6 @@ class DicomwebReadTest : public ::testing::Test {
     EXPECT_TRUE(parts.is_array()) << out;
     return parts.is_array() ? parts.get<std::vector<json>>() : std::vector<json>{};
   }
-
-  testing::TempDir tmp_;
-  Config config_;
-  FakeClock clock_;
-  Metrics metrics_;
-  std::unique_ptr<Spool> spool_;
-  std::unique_ptr<Index> index_;
-  JobTokens tokens_;
-  testing::CommittingSink sink_;
-  testing::RefusingJobResultSink results_;
-  DicomwebContext ctx_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
 };
 
 TEST_F(DicomwebReadTest, StudySearchReturnsRequiredAttributesAndCounts) {

@@ -119,28 +119,8 @@ print(json.dumps({'format': im.format, 'width': im.width, 'height': im.height, '
                   'left': band.getpixel((0, 0)), 'right': band.getpixel((im.width - 1, 0))}))
 )py";
 
-class DicomwebRenderedTest : public ::testing::Test {
+class DicomwebRenderedTest : public testing::DicomwebReadFixture {
  protected:
-  DicomwebRenderedTest()
-      : spool_(std::move(Spool::Open(SpoolOptions{tmp_.path() / "spool", 0}).value())),
-        index_(std::move(OpenSqliteIndex(tmp_.path() / "index.sqlite").value())),
-        tokens_(std::move(JobTokens::FromSecret(std::string(32, 'k')).value())),
-        sink_(tmp_.path() / "sink"),
-        ctx_{config_, *index_, *spool_, sink_, results_, tokens_, metrics_, clock_} {
-    server_.Get(R"(/dicom-web/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-      ServeDicomwebRead(ctx_, req, res);
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  ~DicomwebRenderedTest() override {
-    server_.stop();
-    thread_.join();
-  }
-
   static std::string Sop(int n) { return std::string(kSeries) + "." + std::to_string(n); }
 
   fs::path Generate(const Spec& s) {
@@ -150,30 +130,11 @@ class DicomwebRenderedTest : public ::testing::Test {
     return file;
   }
 
-  // Stores an instance as ingest does: spool commit, then an index row.
-  void IngestFile(const fs::path& file) {
-    auto meta = ReadInstanceMeta(file);
-    ASSERT_TRUE(meta.ok()) << meta.status().ToString();
-    const fs::path incoming = spool_->NewIncomingPath();
-    fs::copy_file(file, incoming);
-    Receipt receipt;
-    receipt.calling_ae = AeTitle("MODALITY");
-    receipt.received_at = clock_.Now();
-    auto stored = StoreReceivedInstance(*spool_, *index_, incoming, *meta, receipt);
-    ASSERT_TRUE(stored.ok()) << stored.status().ToString();
-    clock_.Advance(std::chrono::seconds(1));
-  }
   void Ingest(const Spec& s) { IngestFile(Generate(s)); }
 
   std::string Url(int n, const std::string& rest) {
     return std::string("/dicom-web/studies/") + kStudy + "/series/" + kSeries + "/instances/" +
            Sop(n) + rest;
-  }
-
-  httplib::Result Get(const std::string& path, const httplib::Headers& headers = {}) {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_read_timeout(120, 0);
-    return client.Get(path, headers);
   }
 
   // GETs `path`, expects 200 with `content_type`, and decodes the body with PIL.
@@ -209,20 +170,6 @@ class DicomwebRenderedTest : public ::testing::Test {
     }
     return res->status;
   }
-
-  testing::TempDir tmp_;
-  Config config_;
-  FakeClock clock_;
-  Metrics metrics_;
-  std::unique_ptr<Spool> spool_;
-  std::unique_ptr<Index> index_;
-  JobTokens tokens_;
-  testing::CommittingSink sink_;
-  testing::RefusingJobResultSink results_;
-  DicomwebContext ctx_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
 };
 
 TEST_F(DicomwebRenderedTest, NativeMonochromeRendersAsJpegByDefault) {
