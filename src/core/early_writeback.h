@@ -21,8 +21,12 @@ class EarlyWriteback {
   // sync_file_range(2)'s signature; tests pass their own to count the requests.
   using RangeSync = int (*)(int fd, off_t offset, off_t length, unsigned int flags);
 
-  // Opens `file` (already created) for writeback requests; inert if it cannot.
+  // Opens `file` (already created) for writeback requests; inert if it cannot. For a writer
+  // whose descriptor is out of reach (DCMTK's file stream).
   explicit EarlyWriteback(const std::filesystem::path& file, uint64_t step = kDefaultStep,
+                          RangeSync sync = &::sync_file_range);
+  // Uses the writer's own descriptor `fd`, which must stay open while this lives.
+  explicit EarlyWriteback(int fd, uint64_t step = kDefaultStep,
                           RangeSync sync = &::sync_file_range);
 
   // `written`: bytes of the file written so far. Asks for writeback of the whole file once a
@@ -35,7 +39,8 @@ class EarlyWriteback {
  private:
   void Request();
 
-  UniqueFd fd_;
+  UniqueFd owned_;  // the descriptor opened here, if any
+  int fd_;          // the one requests go to: owned_'s or the writer's
   uint64_t step_;
   RangeSync sync_;
   uint64_t requested_at_ = 0;

@@ -61,6 +61,21 @@ TEST_F(EarlyWritebackTest, AsksOncePerStepForTheWholeFileWithoutWaiting) {
   EXPECT_EQ(requests[2].flags, static_cast<unsigned>(SYNC_FILE_RANGE_WRITE));
 }
 
+TEST_F(EarlyWritebackTest, ABorrowedDescriptorIsUsedAndLeftOpen) {
+  const int fd = ::open(file_.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  {
+    EarlyWriteback writeback(fd, 10, &RecordingSync);
+    writeback.Progress(10);
+    writeback.Finish();
+  }
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].fd, fd);
+  EXPECT_EQ(requests[1].fd, fd);
+  EXPECT_EQ(::fcntl(fd, F_GETFD), FD_CLOEXEC) << "still open: the writer owns it";
+  ::close(fd);
+}
+
 TEST_F(EarlyWritebackTest, AFileThatCannotBeOpenedMakesItInert) {
   EarlyWriteback writeback(file_.string() + ".missing", 1, &RecordingSync);
   writeback.Progress(1'000'000);

@@ -169,7 +169,7 @@ class PartFile {
     used_ = 0;
     size_ = 0;
     written_ = 0;
-    writeback_.emplace(path_);
+    writeback_.emplace(fd_);
     return Status::Ok();
   }
 
@@ -189,12 +189,12 @@ class PartFile {
   // Writes what is buffered and closes; the file stays until released or discarded.
   Status Close() {
     Status st = Flush();
+    if (writeback_ && st.ok()) writeback_->Finish();  // it uses fd_: before the close
+    writeback_.reset();
     if (fd_ >= 0 && ::close(fd_) != 0 && st.ok()) {
       st = ErrnoStatus(errno, "stow part " + path_.filename().string() + ": close");
     }
     fd_ = -1;
-    if (writeback_ && st.ok()) writeback_->Finish();
-    writeback_.reset();
     return st;
   }
 
@@ -206,10 +206,10 @@ class PartFile {
   }
 
   void Discard() {
+    writeback_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     used_ = 0;
-    writeback_.reset();
     if (!path_.empty()) {
       std::error_code ec;
       std::filesystem::remove(path_, ec);
