@@ -3,12 +3,14 @@
 # copy of its seed corpus (plus every committed regression input). Fails on any crash, leak,
 # sanitizer report, timeout or out-of-memory; the input that caused it is kept and named.
 # Idempotent. Environment: FUZZ_SECONDS (per target, default 30; 0 replays the seeds only),
-# FUZZ_JOBS (build, default 2), FUZZ_TARGETS (default: all).
+# FUZZ_JOBS (build, default 2), FUZZ_PARALLEL (targets run at once, default: the number of
+# cores), FUZZ_TARGETS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
+parallel=${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 2)}
 all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
   fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params fuzz_policy)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
@@ -59,32 +61,32 @@ seed() {
   esac
 }
 
-status=0
-passed=0
-failed=0
-for target in "${targets[@]}"; do
-  binary=$build/fuzz/$target
-  corpus=$work/$target/corpus
-  artifacts=$work/$target/artifacts
-  log=$work/$target/fuzz.log
-  rm -rf "${work:?}/$target"
+# Runs one target and leaves its report in $work/$target/report: one "ok" line, or the failure
+# with the tail of its log. Returns non-zero on failure.
+run_target() {
+  local target=$1
+  local binary=$build/fuzz/$target
+  local corpus=$work/$target/corpus
+  local artifacts=$work/$target/artifacts
+  local log=$work/$target/fuzz.log
+  local report=$work/$target/report
   mkdir -p "$corpus" "$artifacts"
   seed "$target" "$corpus"
 
   # Every committed regression input must pass on its own first.
-  regressions=("$root/fuzz/regressions/$target/"*)
+  local regressions=("$root/fuzz/regressions/$target/"*)
   if [ -e "${regressions[0]}" ]; then
     if ! "$binary" "${regressions[@]}" >"$work/$target/regressions.log" 2>&1; then
-      tail -n 40 "$work/$target/regressions.log"
-      echo "fuzz: $target: a regression input fails again (log: $work/$target/regressions.log)" >&2
-      status=1
-      failed=$((failed + 1))
-      continue
+      {
+        tail -n 40 "$work/$target/regressions.log"
+        echo "fuzz: $target: a regression input fails again (log: $work/$target/regressions.log)"
+      } >"$report"
+      return 1
     fi
     cp "${regressions[@]}" "$corpus/"
   fi
 
-  extra=()
+  local extra=()
   [ -f "$root/fuzz/$target.dict" ] && extra+=(-dict="$root/fuzz/$target.dict")
   case $target in
     fuzz_instance_meta) extra+=(-max_len=20000) ;;
@@ -97,18 +99,53 @@ for target in "${targets[@]}"; do
     fuzz_policy) extra+=(-max_len=8192) ;;
   esac
   # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
+  local budget
   if [ "$seconds" -gt 0 ]; then budget=(-max_total_time="$seconds"); else budget=(-runs=0); fi
   if "$binary" "$corpus" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$artifacts/" "${extra[@]}" >"$log" 2>&1; then
+    local runs rate cov
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
-    echo "fuzz: $target: ok, ${seconds}s, ${runs:-?} inputs, ${rate:-?} exec/s, ${cov:-cov: ?}"
+    echo "fuzz: $target: ok, ${seconds}s, ${runs:-?} inputs, ${rate:-?} exec/s, ${cov:-cov: ?}" >"$report"
+    return 0
+  fi
+  {
+    tail -n 60 "$log"
+    echo "fuzz: $target: FAILED; reproducer(s): $(find "$artifacts" -type f | tr '\n' ' ')"
+    echo "fuzz: reproduce with: $binary <file>; keep it under fuzz/regressions/$target/"
+  } >"$report"
+  return 1
+}
+
+# Targets run side by side, up to $parallel at a time (each libFuzzer process uses one core);
+# reports are printed in target order once all have ended.
+for target in "${targets[@]}"; do rm -rf "${work:?}/$target"; done
+running=0
+for target in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  # errexit holds inside the subshell: any unexpected failure ends it without "passed".
+  (
+    run_target "$target"
+    touch "$work/$target/passed"
+  ) &
+  running=$((running + 1))
+done
+wait || true
+
+status=0
+passed=0
+failed=0
+for target in "${targets[@]}"; do
+  report=$work/$target/report
+  if [ -f "$work/$target/passed" ]; then
+    cat "$report"
     passed=$((passed + 1))
   else
-    tail -n 60 "$log"
-    echo "fuzz: $target: FAILED; reproducer(s): $(find "$artifacts" -type f | tr '\n' ' ')" >&2
-    echo "fuzz: reproduce with: $binary <file>; keep it under fuzz/regressions/$target/" >&2
+    if [ -f "$report" ]; then cat "$report" >&2; else echo "fuzz: $target: ended without a report" >&2; fi
     status=1
     failed=$((failed + 1))
   fi
