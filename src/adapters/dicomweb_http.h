@@ -1,6 +1,6 @@
 // Pieces of Conduit's DICOMweb client (cpp-httplib) shared by the DICOMweb push adapter and
 // the PACS query/retrieve client: a watchdog that ends a request at its deadline or on stop,
-// client set-up, the bearer token file, DICOM JSON reading, and WADO-RS answers
+// client set-up, the bearer token file, and WADO-RS answers
 // (multipart/related of application/dicom) streamed into files. Private to src/adapters.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/dicom_json_read.h"
 #include "core/status.h"
 
 namespace conduit {
@@ -67,15 +68,6 @@ Result<std::optional<std::string>> ReadBearerTokenFile(const std::filesystem::pa
 
 // A UID as it may appear in a URL path: 1 to 64 digits and dots.
 bool IsUidText(std::string_view s);
-
-// The first string Value of attribute `tag` ("0020000D") of a DICOM JSON dataset, or "".
-std::string DicomJsonString(const nlohmann::json& dataset, const char* tag);
-// Every string Value of attribute `tag` (e.g. ModalitiesInStudy), in order.
-std::vector<std::string> DicomJsonStrings(const nlohmann::json& dataset, const char* tag);
-// The first Value of `tag` as a whole number (IS as string or number), or nullopt.
-std::optional<int64_t> DicomJsonInteger(const nlohmann::json& dataset, const char* tag);
-// Items of sequence `tag` of a DICOM JSON dataset (empty if absent).
-const nlohmann::json& DicomJsonSequence(const nlohmann::json& dataset, const char* tag);
 
 // What one WADO-RS GET brought.
 struct WadoFetch {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "adapters/dicomweb_http.h"
+#include "adapters/stow_response.h"
 #include "adapters/tool_adapter.h"
 #include "core/http_url.h"
 #include "core/text_file.h"
@@ -39,7 +40,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using std::chrono::steady_clock;
 
-constexpr uint16_t kDuplicateSopInstance = 0x0111;
 constexpr size_t kSendBufferBytes = 256 * 1024;
 // Jobs whose sent-instance lists PollResults keeps (reading them again costs a header read
 // per input).
@@ -49,12 +49,6 @@ const char* kDicomJson = "application/dicom+json";
 
 int64_t MillisSince(steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start).count();
-}
-
-std::string Hex4(uint16_t v) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "0x%04X", static_cast<unsigned>(v));
-  return buf;
 }
 
 // Appends adapter notes to the job log (one line each); the log is for people, so a failure
@@ -542,57 +536,6 @@ std::vector<StowChunk> PlanStowChunks(const std::vector<uint64_t>& sizes, uint64
     chunks.back().bytes += sizes[i];
   }
   return chunks;
-}
-
-Result<StowResponse> ParseStowResponse(std::string_view body) {
-  StowResponse out;
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_array() && doc.size() == 1) doc = doc[0];
-  if (!doc.is_object()) {
-    return InvalidArgument("STOW-RS response: not a DICOM JSON object");
-  }
-  out.stored = DicomJsonSequence(doc, "00081199").size();
-  for (const json& item : DicomJsonSequence(doc, "00081198")) {
-    ++out.failed;
-    uint16_t reason = 0;
-    if (item.is_object()) {
-      auto attr = item.find("00081197");
-      if (attr != item.end() && attr->is_object()) {
-        auto value = attr->find("Value");
-        if (value != attr->end() && value->is_array() && !value->empty() &&
-            (*value)[0].is_number_unsigned() && (*value)[0].get<uint64_t>() <= 0xFFFF) {
-          reason = static_cast<uint16_t>((*value)[0].get<uint64_t>());
-        }
-      }
-    }
-    ++out.failure_reasons[reason];
-  }
-  return out;
-}
-
-std::string DescribeFailureReason(uint16_t reason) {
-  const char* meaning = "unknown";
-  if (reason == 0) {
-    meaning = "not given";
-  } else if (reason == 0x0110) {
-    meaning = "processing failure";
-  } else if (reason == kDuplicateSopInstance) {
-    meaning = "duplicate SOP instance";
-  } else if (reason == 0x0122) {
-    meaning = "SOP class not supported";
-  } else if (reason == 0x0124) {
-    meaning = "not authorized";
-  } else if (reason == 0xC122) {
-    meaning = "transfer syntax not supported";
-  } else if ((reason & 0xFF00) == 0xA700) {
-    meaning = "out of resources";
-  } else if ((reason & 0xFF00) == 0xA900) {
-    meaning = "data set does not match SOP class";
-  } else if ((reason & 0xF000) == 0xC000) {
-    meaning = "cannot understand";
-  }
-  return Hex4(reason) + " (" + meaning + ")";
 }
 
 std::unique_ptr<ToolAdapter> MakeDicomwebPushAdapter(const ToolConfig& tool,

@@ -52,18 +52,4 @@ struct StowChunk {
 // instances each; an instance larger than that goes alone. No sizes: no chunks.
 std::vector<StowChunk> PlanStowChunks(const std::vector<uint64_t>& sizes, uint64_t chunk_bytes);
 
-// What a STOW-RS response body says.
-struct StowResponse {
-  size_t stored = 0;                           // ReferencedSOPSequence items
-  size_t failed = 0;                           // FailedSOPSequence items
-  std::map<uint16_t, size_t> failure_reasons;  // FailureReason -> items (0: none given)
-};
-
-// Parses an application/dicom+json STOW-RS response (an object, or an array of one object);
-// an empty body says nothing (all zero). Errors: kInvalidArgument if it is not such JSON.
-Result<StowResponse> ParseStowResponse(std::string_view body);
-
-// "0xA700 (out of resources)": a FailureReason and what it means.
-std::string DescribeFailureReason(uint16_t reason);
-
 }  // namespace conduit

@@ -511,24 +511,5 @@ TEST(StowChunksTest, KeepsOrderAndPutsAnOversizedInstanceAlone) {
   }
 }
 
-TEST(StowResponseTest, CountsStoredAndFailedByReason) {
-  auto parsed = ParseStowResponse(R"([{
-    "00081190": {"vr": "UR", "Value": ["http://tool/studies/1.2"]},
-    "00081199": {"vr": "SQ", "Value": [{}, {}, {}]},
-    "00081198": {"vr": "SQ", "Value": [
-      {"00081197": {"vr": "US", "Value": [42752]}},
-      {"00081197": {"vr": "US", "Value": [42752]}},
-      {"00081155": {"vr": "UI", "Value": ["1.2.3"]}}]}}])");
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-  EXPECT_EQ(parsed->stored, 3u);
-  EXPECT_EQ(parsed->failed, 3u);
-  EXPECT_EQ(parsed->failure_reasons, (std::map<uint16_t, size_t>{{0xA700, 2}, {0, 1}}));
-  EXPECT_EQ(DescribeFailureReason(0xA700), "0xA700 (out of resources)");
-
-  EXPECT_TRUE(ParseStowResponse("").ok());
-  EXPECT_FALSE(ParseStowResponse("<html>").ok());
-  EXPECT_FALSE(ParseStowResponse("[1, 2]").ok());
-}
-
 }  // namespace
 }  // namespace conduit
