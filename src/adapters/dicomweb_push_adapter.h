@@ -33,8 +33,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <string_view>
 #include <vector>
 
 #include "core/status.h"
