@@ -1,4 +1,4 @@
-// The embedded Index: writes go through SqliteWriter (group commit on one thread), reads
+// The embedded Index: writes go through SqliteWriter (group commit on the callers' threads), reads
 // through a small pool of query-only connections, which WAL lets run beside the writer.
 #include "store/sqlite_index.h"
 

@@ -1,7 +1,5 @@
 #include "store/sqlite_writer.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 
 namespace conduit {
@@ -10,51 +8,47 @@ SqliteWriter::SqliteWriter(std::unique_ptr<SqliteConnection> conn, int max_batch
                            int queue_capacity)
     : conn_(std::move(conn)),
       max_batch_(std::max(1, max_batch)),
-      queue_capacity_(std::max(1, queue_capacity)) {
-  thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
-}
+      queue_capacity_(std::max(1, queue_capacity)) {}
 
 SqliteWriter::~SqliteWriter() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
+  std::unique_lock lock(mu_);
+  stopping_ = true;
   space_cv_.notify_all();
-  thread_.request_stop();
-  thread_.join();  // drains what was queued, so every caller gets an answer
+  // Queued callers lead in turn until every one of them has its answer.
+  answered_cv_.wait(lock, [&] { return queue_.empty() && !leading_; });
 }
 
 Status SqliteWriter::Write(const std::string& what, WriteFn fn) {
-  auto op = std::make_unique<PendingWrite>();
-  op->fn = std::move(fn);
-  std::future<Status> done = op->done.get_future();
-  {
-    std::unique_lock lock(mu_);
-    space_cv_.wait(lock,
-                   [&] { return stopping_ || static_cast<int>(queue_.size()) < queue_capacity_; });
-    if (stopping_) return Unavailable(what + ": index is closing");
-    queue_.push_back(std::move(op));
-  }
-  queue_cv_.notify_one();
-  return done.get().WithContext(what);
+  PendingWrite op;
+  op.fn = std::move(fn);
+  std::unique_lock lock(mu_);
+  space_cv_.wait(lock,
+                 [&] { return stopping_ || static_cast<int>(queue_.size()) < queue_capacity_; });
+  if (stopping_) return Unavailable(what + ": index is closing");
+  queue_.push_back(&op);
+  answered_cv_.wait(lock, [&] { return op.done || !leading_; });
+  if (!op.done) Lead(lock, op);
+  return std::move(op.result).WithContext(what);
 }
 
-void SqliteWriter::Loop(std::stop_token stop) {
-  pthread_setname_np(pthread_self(), "index-writer");
-  for (;;) {
-    std::vector<std::unique_ptr<PendingWrite>> batch;
-    {
-      std::unique_lock lock(mu_);
-      queue_cv_.wait(lock, stop, [&] { return !queue_.empty(); });
-      if (queue_.empty()) return;  // stop requested and nothing left to write
-      while (!queue_.empty() && static_cast<int>(batch.size()) < max_batch_) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+void SqliteWriter::Lead(std::unique_lock<std::mutex>& lock, const PendingWrite& own) {
+  leading_ = true;
+  while (!own.done) {
+    std::vector<PendingWrite*> batch;
+    while (!queue_.empty() && static_cast<int>(batch.size()) < max_batch_) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
     }
+    lock.unlock();
     space_cv_.notify_all();
     RunBatch(batch);
+    lock.lock();
+    for (PendingWrite* op : batch) op->done = true;
+    answered_cv_.notify_all();
   }
+  leading_ = false;
+  // Wakes one still queued (if any) to lead the next batch, or the destructor.
+  answered_cv_.notify_all();
 }
 
 // Runs one write inside its own savepoint. `txn_lost` is set when SQLite rolled back the
@@ -86,7 +80,7 @@ Status SqliteWriter::RunOne(PendingWrite& op, bool* txn_lost) {
 // alone; if SQLite abandoned the transaction, the writes that had succeeded in it run again
 // in a fresh one (each round drops at least the failing write, so this ends). A failed
 // COMMIT fails every write of the transaction. Every promise is fulfilled.
-void SqliteWriter::RunBatch(std::vector<std::unique_ptr<PendingWrite>>& batch) {
+void SqliteWriter::RunBatch(const std::vector<PendingWrite*>& batch) {
   SqliteConnection& c = *conn_;
   std::vector<Status> results(batch.size());
   std::vector<size_t> pending(batch.size());
@@ -128,7 +122,7 @@ void SqliteWriter::RunBatch(std::vector<std::unique_ptr<PendingWrite>>& batch) {
     }
     pending.clear();
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(std::move(results[i]));
+  for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
 }
 
 }  // namespace conduit
