@@ -37,7 +37,8 @@ constexpr size_t kWriteBufferBytes = 1 << 20;
 constexpr std::string_view kPrefix = "/dicom-web";
 // The body of a request refused before reading is still read (and dropped) up to this size.
 constexpr uint64_t kDiscardBytes = 1 << 20;
-// Parts of one request being made durable at once (each on its own short-lived thread).
+// Parts of one request being made durable at once (each on its own short-lived thread) while
+// later parts are read.
 constexpr size_t kMaxCommitsInFlight = 8;
 
 void RemoveFile(const std::filesystem::path& file) {
@@ -287,6 +288,10 @@ class StoreTransaction {
                               [this](std::string_view b) { return OnPartData(b); },
                               [this] { return OnPartEnd(); }, nullptr}) {}
 
+  ~StoreTransaction() {
+    if (pending_) RemoveFile(pending_->file);  // the body was never read to its end
+  }
+
   // Reads the whole body (up to max_bytes); true if it was read to its end.
   bool ReadBody(const httplib::ContentReader& content_reader, uint64_t max_bytes) {
     bool too_large = false;
@@ -311,7 +316,7 @@ class StoreTransaction {
                "request body: ended early or stalled after " + std::to_string(bytes_) + " bytes");
     }
     // Parts still being made durable are waited for: the response reports each one.
-    DrainCommits(0);
+    CommitLastPart();
     if (in_part_) {  // cut short: what was written of it goes
       file_.Discard();
       in_part_ = false;
@@ -360,6 +365,7 @@ class StoreTransaction {
   }
 
   Status OnPartBegin(const std::vector<HeaderField>& headers) {
+    LaunchPendingPart();
     in_part_ = true;
     skip_reason_.reset();
     if (auto type = FindHeader(headers, "content-type")) {
@@ -396,11 +402,7 @@ class StoreTransaction {
       return Status::Ok();
     }
     if (!target_.job) {
-      // Made durable on a thread of its own while the next part is read, so that the fsyncs
-      // and index commits of one request overlap (the index groups concurrent commits).
-      DrainCommits(kMaxCommitsInFlight - 1);
-      commits_.push_back(std::async(std::launch::async, &StoreTransaction::CommitPart, this,
-                                    file_.Release(), PartName()));
+      pending_ = PendingPart{file_.Release(), PartName()};
       return Status::Ok();
     }
     auto meta = ReadInstanceMeta(file_.path());
@@ -452,10 +454,44 @@ class StoreTransaction {
     bool refused = false;  // refused here (not by the sink): reported to OnRejected
   };
 
+  // A complete part not yet handed on: whether another part follows is not known yet.
+  struct PendingPart {
+    std::filesystem::path file;
+    std::string name;
+  };
+
+  // Another part follows the pending one: the pending one is made durable on a thread of its
+  // own while the rest is read, so that the fsyncs and index commits of one request overlap
+  // (the index groups concurrent commits).
+  void LaunchPendingPart() {
+    if (!pending_) return;
+    DrainCommits(kMaxCommitsInFlight - 1);
+    commits_.push_back(std::async(
+        std::launch::async,
+        [this](PendingPart part) {
+          pthread_setname_np(pthread_self(), "stow-commit");
+          return CommitPart(std::move(part.file), part.name);
+        },
+        std::move(*pending_)));
+    pending_.reset();
+  }
+
+  // The body has ended: its last part is made durable on the request thread (a request of
+  // one instance starts no thread), then every outcome is recorded in part order.
+  void CommitLastPart() {
+    std::optional<CommitOutcome> last;
+    if (pending_) {
+      PendingPart part = std::move(*pending_);
+      pending_.reset();
+      last = CommitPart(std::move(part.file), part.name);
+    }
+    DrainCommits(0);
+    if (last) Record(*last);
+  }
+
   // Reads the part's metadata and hands it to the ingest sink (which makes it durable).
-  // Runs on its own thread; touches no member but the sink and constants.
-  CommitOutcome CommitPart(std::filesystem::path file, std::string part_name) {
-    pthread_setname_np(pthread_self(), "stow-commit");
+  // May run on a thread of its own; touches no member but the sink and constants.
+  CommitOutcome CommitPart(std::filesystem::path file, const std::string& part_name) {
     CommitOutcome out;
     auto meta = ReadInstanceMeta(file);
     if (!meta.ok()) {
@@ -484,14 +520,18 @@ class StoreTransaction {
     while (commits_.size() > keep) {
       CommitOutcome out = commits_.front().get();
       commits_.pop_front();
-      const InstanceMeta* meta = out.meta ? &*out.meta : nullptr;
-      if (out.status.ok()) {
-        Stored(*out.meta);
-      } else if (out.refused) {
-        Refuse(out.reason, meta, out.status);
-      } else {
-        Fail(out.reason, meta, out.status);
-      }
+      Record(out);
+    }
+  }
+
+  void Record(const CommitOutcome& out) {
+    const InstanceMeta* meta = out.meta ? &*out.meta : nullptr;
+    if (out.status.ok()) {
+      Stored(*out.meta);
+    } else if (out.refused) {
+      Refuse(out.reason, meta, out.status);
+    } else {
+      Fail(out.reason, meta, out.status);
     }
   }
 
@@ -588,6 +628,7 @@ class StoreTransaction {
   std::vector<StoredInstance> stored_;
   // Parts being made durable, oldest first (STOW-RS route only; job results stay in order).
   std::deque<std::future<CommitOutcome>> commits_;
+  std::optional<PendingPart> pending_;  // the last complete part, not yet handed on
   std::vector<FailedInstance> failed_;
   int error_status_ = 0;  // a request-level error (the body could not be read through)
   std::string error_message_;
