@@ -17,6 +17,7 @@ using std::chrono::steady_clock;
 
 // Connecting never waits longer than this, whatever the caller's time limit.
 constexpr auto kMaxConnectTimeout = std::chrono::seconds(30);
+constexpr auto kTimeoutBackstop = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -56,8 +57,11 @@ void ConfigureHttpClient(httplib::Client& client, const std::optional<std::strin
                          const HttpWatchdog& watchdog) {
   const auto remaining = watchdog.Remaining();
   client.set_connection_timeout(std::min<std::chrono::milliseconds>(remaining, kMaxConnectTimeout));
-  client.set_read_timeout(remaining);
-  client.set_write_timeout(remaining);
+  // httplib's own read and write timeouts are a backstop just past the deadline: the watchdog
+  // ends the request at the deadline itself, so that a silent peer always reads as a timeout
+  // (rounded down to whole milliseconds, they could fire first and read as a broken link).
+  client.set_read_timeout(remaining + kTimeoutBackstop);
+  client.set_write_timeout(remaining + kTimeoutBackstop);
   client.set_tcp_nodelay(true);
   client.set_keep_alive(true);
   client.set_follow_location(false);
