@@ -20,6 +20,9 @@ class FileOps {
   virtual int SyncDirectory(const std::filesystem::path& dir) = 0;  // open, fsync, close
   virtual int MakeDirectory(const std::filesystem::path& dir) = 0;  // EEXIST when present
   virtual int Rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  // EEXIST when `to` exists; EINVAL or ENOSYS where the file system cannot refuse to replace.
+  virtual int RenameNoReplace(const std::filesystem::path& from,
+                              const std::filesystem::path& to) = 0;
   virtual int Unlink(const std::filesystem::path& file) = 0;  // ENOENT when absent
   virtual int FreeBytes(const std::filesystem::path& dir, uint64_t* free_bytes) = 0;
 };

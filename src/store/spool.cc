@@ -44,6 +44,10 @@ class PosixFileOps final : public FileOps {
   int Rename(const fs::path& from, const fs::path& to) override {
     return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
   }
+  int RenameNoReplace(const fs::path& from, const fs::path& to) override {
+    return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0 ? 0
+                                                                                            : errno;
+  }
   int Unlink(const fs::path& file) override { return ::unlink(file.c_str()) == 0 ? 0 : errno; }
   int FreeBytes(const fs::path& dir, uint64_t* free_bytes) override {
     struct statvfs st;
@@ -202,15 +206,33 @@ class SpoolImpl final : public Spool {
  private:
   Status CommitSteps(const fs::path& incoming, const std::string& key, const std::string& what) {
     RETURN_IF_ERROR(CheckSpace().WithContext(what));
-    if (int err = ops_->SyncFile(incoming); err != 0) return ErrnoStatus(err, what + ": fsync");
     const fs::path bucket = instances_ / key.substr(0, 2);
     // Created and synced at open: normally only a cache look-up here.
     RETURN_IF_ERROR(EnsureDirectory(bucket, instances_, what));
-    if (int err = ops_->Rename(incoming, PathOf(key)); err != 0) {
+    const fs::path target = PathOf(key);
+    // A new key is named before its fsync: on a journaling file system that one fsync then
+    // commits the bytes and the name together, and the bucket's fsync finds at most a cache
+    // flush left to do. Until the index records it, a file under its key is nobody's: after a
+    // failure or a crash it stays there, unknown, and a re-send replaces it.
+    int err = ops_->RenameNoReplace(incoming, target);
+    if (err == 0) {
+      if (int sync_err = ops_->SyncFile(target); sync_err != 0) {
+        return ErrnoStatus(sync_err, what + ": fsync");
+      }
+    } else if (err == EEXIST || err == EINVAL || err == ENOSYS) {
+      // A copy is there already (a re-sent instance, or one left by a failure), or the file
+      // system cannot refuse to replace: the bytes are made durable before they replace it.
+      if (int sync_err = ops_->SyncFile(incoming); sync_err != 0) {
+        return ErrnoStatus(sync_err, what + ": fsync");
+      }
+      if (int rename_err = ops_->Rename(incoming, target); rename_err != 0) {
+        return ErrnoStatus(rename_err, what + ": rename");
+      }
+    } else {
       return ErrnoStatus(err, what + ": rename");
     }
-    if (int err = ops_->SyncDirectory(bucket); err != 0) {
-      return ErrnoStatus(err, what + ": fsync directory");
+    if (int sync_err = ops_->SyncDirectory(bucket); sync_err != 0) {
+      return ErrnoStatus(sync_err, what + ": fsync directory");
     }
     return Status::Ok();
   }

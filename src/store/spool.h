@@ -38,10 +38,12 @@ class Spool {
   virtual Status CheckSpace() const = 0;
 
   // Makes `incoming` durable under a key derived from `sop` (stable: the same SOP Instance
-  // UID always has the same key) and returns the key: fsync file, rename, fsync directory.
-  // An existing file with the same key is replaced atomically.
+  // UID always has the same key) and returns the key. A new key: rename (never replacing),
+  // fsync file, fsync directory. An existing file with the same key is replaced atomically,
+  // only once the new bytes are durable: fsync file, rename, fsync directory.
   // Errors: kResourceExhausted on ENOSPC/EDQUOT; kDataLoss on EIO; kNotFound if incoming
-  // is missing. On error `incoming` is removed.
+  // is missing. On error `incoming` is removed; a file already renamed under its key stays
+  // there, unknown to the index, and is replaced by the next commit of the same key.
   virtual Result<std::string> Commit(const std::filesystem::path& incoming,
                                      const SopInstanceUid& sop) = 0;
 

@@ -82,6 +82,13 @@ class FaultyFileOps final : public FileOps {
     if (step_ == Step::kRename) return err_;
     return real_->Rename(from, to);
   }
+  int RenameNoReplace(const fs::path& from, const fs::path& to) override {
+    if (step_ == Step::kRename) return err_;
+    if (no_rename_noreplace_) return EINVAL;
+    return real_->RenameNoReplace(from, to);
+  }
+  // As on a file system without RENAME_NOREPLACE.
+  void RefuseRenameNoReplace() { no_rename_noreplace_ = true; }
   int Unlink(const fs::path& f) override { return real_->Unlink(f); }
   int FreeBytes(const fs::path& d, uint64_t* free_bytes) override {
     if (free_bytes_ != 0) {
@@ -97,6 +104,7 @@ class FaultyFileOps final : public FileOps {
   std::atomic<Step> step_{Step::kNone};
   std::atomic<int> err_{0};
   std::atomic<uint64_t> free_bytes_{0};
+  std::atomic<bool> no_rename_noreplace_{false};
 };
 
 SpoolOptions Options(const fs::path& root) {
@@ -230,9 +238,10 @@ TEST_P(SpoolFaultTest, CommitFailsWithTheMappedCodeAndLeavesNoFile) {
   EXPECT_EQ(key.status().message().find(sop.str()), std::string::npos)
       << "messages must not carry the UID: " << key.status().message();
   EXPECT_FALSE(fs::exists(incoming)) << "the incoming file must be removed on error";
-  if (c.step == Step::kSyncDirectory) {
-    // The rename happened: the complete file may stand under its key (it may replace an
-    // acknowledged earlier copy, so it is not removed), but nothing partial remains.
+  if (c.step == Step::kSyncDirectory || c.step == Step::kSyncFile) {
+    // A new key is renamed before its fsync: the file may stand under its key, unknown to
+    // the index (removing it could remove a concurrent re-send's acknowledged copy), but
+    // nothing is left in incoming/.
     EXPECT_TRUE(fs::is_empty(tmp.path() / "incoming"));
   } else {
     EXPECT_EQ(CountFiles(tmp.path()), 0u) << "no partial file may remain anywhere";
@@ -244,6 +253,41 @@ TEST_P(SpoolFaultTest, CommitFailsWithTheMappedCodeAndLeavesNoFile) {
   auto retried = spool->Commit(retry, sop);
   ASSERT_TRUE(retried.ok()) << retried.status().ToString();
   EXPECT_EQ(ReadFile(spool->PathOf(*retried)), "retried");
+}
+
+TEST(SpoolTest, AReSendFailingItsFsyncLeavesTheEarlierCopy) {
+  TempDir tmp;
+  auto ops = std::make_unique<FaultyFileOps>();
+  FaultyFileOps* faults = ops.get();
+  auto spool = std::move(OpenSpoolWithFileOps(Options(tmp.path()), std::move(ops)).value());
+  const SopInstanceUid sop("1.2.840.113619.2.55.3.2");
+  fs::path first = spool->NewIncomingPath();
+  WriteFile(first, "acknowledged");
+  auto key = spool->Commit(first, sop);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+
+  faults->FailAt(Step::kSyncFile, EIO);
+  fs::path again = spool->NewIncomingPath();
+  WriteFile(again, "re-sent, never durable");
+  auto failed = spool->Commit(again, sop);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReadFile(spool->PathOf(*key)), "acknowledged")
+      << "a copy is replaced only by bytes already durable";
+  EXPECT_FALSE(fs::exists(again));
+}
+
+TEST(SpoolTest, WithoutRenameNoReplaceANewKeyIsSyncedBeforeItIsNamed) {
+  TempDir tmp;
+  auto ops = std::make_unique<FaultyFileOps>();
+  ops->RefuseRenameNoReplace();
+  auto spool = std::move(OpenSpoolWithFileOps(Options(tmp.path()), std::move(ops)).value());
+  fs::path incoming = spool->NewIncomingPath();
+  WriteFile(incoming, "old file system");
+  auto key = spool->Commit(incoming, SopInstanceUid("1.2.840.113619.2.55.3.3"));
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(ReadFile(spool->PathOf(*key)), "old file system");
+  EXPECT_TRUE(fs::is_empty(tmp.path() / "incoming"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
