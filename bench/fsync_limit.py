@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The disk-with-fsync limit: how fast this disk can make the given files durable the way a
-careful receiver must (write to incoming/, fsync the file, rename into a bucket directory, fsync
-that directory), with THREADS writers in parallel. No network, no DICOM parsing, no index: the
+careful receiver must (write to incoming/, rename it into a bucket directory under its new name,
+fsync the file, fsync that directory: the order Conduit uses for a new key, which on a journaling
+file system lets one commit cover the bytes and the name), with THREADS writers in parallel. No network, no DICOM parsing, no index: the
 ceiling any durable C-STORE receiver on this disk can reach for these files.
 
 Usage: fsync_limit.py --out DIR [--threads N] FILE...
@@ -22,17 +23,18 @@ def make_durable(src, out_dir, index):
         data = f.read()
     name = hashlib.sha256(f"{index}:{src}".encode()).hexdigest()
     tmp = os.path.join(out_dir, "incoming", name)
+    bucket = os.path.join(out_dir, "instances", name[:2])
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+        # Every name here is new: a plain rename never replaces anything.
+        os.rename(tmp, os.path.join(bucket, name + ".dcm"))
         os.fsync(fd)
     finally:
         os.close(fd)
-    bucket = os.path.join(out_dir, "instances", name[:2])
-    os.rename(tmp, os.path.join(bucket, name + ".dcm"))
     dfd = os.open(bucket, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)
