@@ -346,7 +346,9 @@ def classify_sync(path):
         return "index commit (SQLite WAL, fdatasync)"
     if path.endswith((".sqlite", ".db")):
         return "index checkpoint (SQLite database)"
-    if path.endswith(".part") or "/incoming/" in path:
+    # A new key is synced under its final name (renamed before its fsync), a replaced one in
+    # incoming/.
+    if path.endswith((".part", ".dcm")) or "/incoming/" in path:
         return "instance file"
     if "/spool/instances" in path:
         return "spool directory"
@@ -554,7 +556,7 @@ def render(info, studies, results, args, total):
                    f"{r4:.2f} | {r5:.2f} |")
     out.append("")
     out.append("Where Conduit's time goes: mean time per instance from dataset received to durable "
-               "(file fsync, rename, directory fsync, index commit; Conduit's own "
+               "(rename, file fsync, directory fsync, index commit; Conduit's own "
                "`conduit_ingest_seconds`), against the wall time per instance, median round:")
     out.append("")
     out.append("| study | scenario | wall ms/instance | durable ms/instance | durable share |")
