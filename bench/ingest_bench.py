@@ -319,10 +319,12 @@ def measure_receiver(make, study, senders, tmp):
     aet = receiver.start(work)
     sync_disk()
     try:
-        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work)
         pid = receiver.peak_pid()
+        # CPU of the round only: the receiver's start-up is not the round's work.
+        cpu_before = cpu_seconds(pid) if pid else None
+        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work)
         peak = vm_hwm_kib(pid) if pid else None
-        cpu = cpu_seconds(pid) if pid else None
+        cpu = cpu_seconds(pid) - cpu_before if pid else None
         got = receiver.received()
     finally:
         receiver.finish()
