@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, HERE)
-from ingest_bench import free_port, http_get, log, stop, wait_until  # noqa: E402
+from benchlib import free_ports, http_get, log, stop, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.abspath(os.environ.get("CONDUIT_BUILD_DIR", os.path.join(ROOT, "build")))
@@ -233,11 +233,11 @@ class Orthanc:
     def __init__(self, work):
         self.root = os.path.join(work, "orthanc")
         os.makedirs(os.path.join(self.root, "db"), exist_ok=True)
-        self.http_port = free_port()
+        self.http_port, dicom_port = free_ports(2)
         cfg = {
             "Name": "bench", "StorageDirectory": os.path.join(self.root, "db"),
             "IndexDirectory": os.path.join(self.root, "db"), "DicomAet": "ORTHANC",
-            "DicomPort": free_port(), "HttpPort": self.http_port, "RemoteAccessAllowed": False,
+            "DicomPort": dicom_port, "HttpPort": self.http_port, "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False, "Plugins": [], "StorageCompression": False,
             "SyncStorageArea": False, "StableAge": 3600, "HttpTimeout": 3600,
         }

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, HERE)
 import fsync_limit  # noqa: E402
-from benchlib import stop, log, free_port, wait_until, http_get, vm_hwm_kib, cpu_seconds, sync_disk  # noqa: E402
+from benchlib import stop, log, log_tail, free_port, free_ports, wait_until, http_get, vm_hwm_kib, cpu_seconds, sync_disk  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.abspath(os.environ.get("CONDUIT_BUILD_DIR", os.path.join(ROOT, "build")))
@@ -115,7 +115,7 @@ class Orthanc:
     def start(self, work):
         root = os.path.join(work, "orthanc")
         os.makedirs(os.path.join(root, "db"))
-        self.port, self.http_port = free_port(), free_port()
+        self.port, self.http_port = free_ports(2)
         cfg = {
             "Name": "bench", "StorageDirectory": os.path.join(root, "db"),
             "IndexDirectory": os.path.join(root, "db"), "DicomAet": "ORTHANC",
@@ -162,7 +162,7 @@ class Conduit:
     def start(self, work):
         root = os.path.join(work, "conduit")
         os.makedirs(root)
-        self.port, self.http_port = free_port(), free_port()
+        self.port, self.http_port = free_ports(2)
         cfg = {
             "node": {"name": "bench", "data_dir": os.path.join(root, "data"), "log_level": "info"},
             "dicom": {"ae_title": "CONDUIT", "port": self.port, "bind": "127.0.0.1",
@@ -316,7 +316,17 @@ def generate(studies, gen_dir):
 def measure_receiver(make, study, senders, tmp):
     work = tempfile.mkdtemp(prefix="run-", dir=tmp)
     receiver = make()
-    aet = receiver.start(work)
+    try:
+        aet = receiver.start(work)
+    except Exception:
+        # Its log is in `work`, removed with the run: say what it said before giving up.
+        log_file = getattr(getattr(receiver, "log", None), "name", None)
+        if log_file:
+            log(f"{receiver.name} did not start; the end of {log_file}:\n{log_tail(log_file)}")
+        proc = getattr(receiver, "proc", None)
+        if proc is not None:
+            stop(proc)
+        raise
     sync_disk()
     try:
         pid = receiver.peak_pid()

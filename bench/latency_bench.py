@@ -39,7 +39,7 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import stop, log, free_port, wait_until  # noqa: E402
+from benchlib import stop, log, free_port, free_ports, wait_until  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
@@ -237,7 +237,7 @@ class Orthanc:
     def start(self, work):
         root = os.path.join(work, "orthanc")
         os.makedirs(os.path.join(root, "db"))
-        self.port, self.http_port = free_port(), free_port()
+        self.port, self.http_port = free_ports(2)
         cfg = {"Name": "pacs", "StorageDirectory": os.path.join(root, "db"),
                "IndexDirectory": os.path.join(root, "db"), "DicomAet": "ORTHANC",
                "DicomPort": self.port, "HttpPort": self.http_port, "RemoteAccessAllowed": False,
@@ -264,7 +264,7 @@ class Conduit:
     def start(self, work, tool_entry, pacs_port, dead_neighbour=False):
         root = os.path.join(work, "conduit")
         os.makedirs(root)
-        self.port, self.http_port = free_port(), free_port()
+        self.port, self.http_port = free_ports(2)
         cfg = {
             "node": {"name": "bench", "data_dir": os.path.join(root, "data"), "log_level": "info"},
             "dicom": {"ae_title": "CONDUIT", "port": self.port, "bind": "127.0.0.1",

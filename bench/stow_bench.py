@@ -27,7 +27,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import stop, log, free_port, wait_until, http_get, vm_hwm_kib, cpu_seconds  # noqa: E402
+from benchlib import stop, log, free_ports, wait_until, http_get, vm_hwm_kib, cpu_seconds  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
@@ -177,11 +177,11 @@ class Orthanc:
     def start(self, work):
         root = os.path.join(work, "orthanc")
         os.makedirs(os.path.join(root, "db"))
-        self.port = free_port()
+        self.port, dicom_port = free_ports(2)
         cfg = {
             "Name": "bench", "StorageDirectory": os.path.join(root, "db"),
             "IndexDirectory": os.path.join(root, "db"), "DicomAet": "ORTHANC",
-            "DicomPort": free_port(), "HttpPort": self.port, "RemoteAccessAllowed": False,
+            "DicomPort": dicom_port, "HttpPort": self.port, "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False, "StorageCompression": False,
             "StableAge": 3600, "Plugins": [ORTHANC_DICOMWEB],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
@@ -225,10 +225,10 @@ class Conduit:
     def start(self, work):
         root = os.path.join(work, "conduit")
         os.makedirs(root)
-        self.port = free_port()
+        self.port, dicom_port = free_ports(2)
         cfg = {
             "node": {"name": "bench", "data_dir": os.path.join(root, "data"), "log_level": "info"},
-            "dicom": {"ae_title": "CONDUIT", "port": free_port(), "bind": "127.0.0.1",
+            "dicom": {"ae_title": "CONDUIT", "port": dicom_port, "bind": "127.0.0.1",
                       "min_free_bytes": 0},
             "http": {"port": self.port, "bind": "127.0.0.1"},
             "tools": [{"name": "bench-tool", "kind": "executable",
