@@ -128,6 +128,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   ASSIGN_OR_RETURN(p->spool,
                    Spool::Open(SpoolOptions{c.node.data_dir / "spool", c.dicom.min_free_bytes}));
   ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
+  // A crash between naming a file in the spool and recording it in the index leaves the file
+  // unknown to every reader: it is removed before anything new arrives.
+  {
+    Index& index = *p->index;
+    auto removed =
+        p->spool->RemoveUnrecorded([&index](const std::string& key, const SopInstanceUid& sop) {
+          return index.RecordsSpoolFile(key, sop);
+        });
+    if (!removed.ok()) return removed.status().WithContext("start: spool files never recorded");
+  }
   // The policy governs every transfer to a tool; a tool it forbids stops the start here.
   ASSIGN_OR_RETURN(Policy policy, LoadPolicyFor(c));
   p->index->SetPolicyHash(policy.hash);

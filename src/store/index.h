@@ -30,6 +30,10 @@ class Index {
   virtual Result<PutOutcome> PutInstance(const InstanceRecord& instance,
                                          const AuditEvent& audit) = 0;
   virtual Result<std::optional<InstanceRecord>> FindInstance(const SopInstanceUid& sop) = 0;
+  // Whether an instance (`sop` under `spool_key`) or a result (under `spool_key`) names the
+  // spool file `spool_key`: the spool's check at start for files a crash left unrecorded.
+  virtual Result<bool> RecordsSpoolFile(const std::string& spool_key,
+                                        const SopInstanceUid& sop) = 0;
   // In series number, then instance number order. Empty `series` means every series.
   virtual Result<std::vector<InstanceRecord>> ListInstances(
       const StudyUid& study, const std::vector<SeriesUid>& series = {}) = 0;

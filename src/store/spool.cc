@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "core/sha256.h"
 #include "store/file_ops.h"
+#include "store/name_log.h"
 
 namespace conduit {
 namespace fs = std::filesystem;
@@ -80,7 +82,8 @@ class SpoolImpl final : public Spool {
         incoming_(options_.root / "incoming"),
         instances_(options_.root / "instances"),
         jobs_(options_.root / "jobs"),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()),
+        names_(options_.root / "names", Hex64(rng_())) {}
 
   fs::path NewIncomingPath() override {
     uint64_t nonce;
@@ -112,7 +115,7 @@ class SpoolImpl final : public Spool {
     if (!fs::is_regular_file(incoming, ec)) {
       return NotFound(what + ": no incoming file " + incoming.filename().string());
     }
-    Status st = CommitSteps(incoming, key, what);
+    Status st = CommitSteps(incoming, key, sop, what);
     if (!st.ok()) {
       int err = ops_->Unlink(incoming);
       if (err != 0 && err != ENOENT) {
@@ -121,6 +124,45 @@ class SpoolImpl final : public Spool {
       return st;
     }
     return key;
+  }
+
+  void Recorded(const std::string& key) override { names_.Recorded(key); }
+
+  Result<int> RemoveUnrecorded(const RecordedCheck& recorded) override {
+    ASSIGN_OR_RETURN(NameLog::Earlier earlier, names_.ReadEarlier());
+    if (earlier.files.empty()) return 0;
+    std::set<std::string> checked;
+    std::set<fs::path> buckets;
+    int removed = 0;
+    for (const NameLog::Entry& entry : earlier.entries) {
+      if (!checked.insert(entry.key).second) continue;
+      ASSIGN_OR_RETURN(bool is_recorded, recorded(entry.key, entry.sop));
+      if (is_recorded) continue;
+      const fs::path file = PathOf(entry.key);
+      if (int err = ops_->Unlink(file); err == ENOENT) {
+        continue;
+      } else if (err != 0) {
+        return ErrnoStatus(err, "spool: remove a file the index never recorded");
+      }
+      ++removed;
+      buckets.insert(file.parent_path());
+    }
+    // The removals are durable before the logs that name them go.
+    for (const fs::path& bucket : buckets) {
+      if (int err = ops_->SyncDirectory(bucket); err != 0) {
+        return ErrnoStatus(err, "spool: fsync directory " + bucket.string());
+      }
+    }
+    for (const fs::path& log : earlier.files) {
+      if (int err = ops_->Unlink(log); err != 0 && err != ENOENT) {
+        return ErrnoStatus(err, "spool: delete name log " + log.string());
+      }
+    }
+    spdlog::info(
+        "spool: checked {} key(s) named by an earlier process against the index; removed {} "
+        "file(s) it never recorded",
+        checked.size(), removed);
+    return removed;
   }
 
   fs::path PathOf(const std::string& key) const override {
@@ -162,11 +204,18 @@ class SpoolImpl final : public Spool {
 
   std::shared_mutex& expiry_lock() override { return expiry_lock_; }
 
-  // Creates the spool's directories and removes what a crash left in incoming/.
+  // Takes the spool's lock, creates its directories and removes what a crash left in
+  // incoming/.
   Status Prepare() {
     const std::string what = "spool open " + options_.root.string();
-    for (const fs::path& dir :
-         {options_.root, incoming_, instances_, jobs_, options_.root / "quarantine"}) {
+    {
+      std::error_code ec;
+      fs::create_directories(options_.root, ec);
+      if (ec) return InvalidArgument(what + ": create: " + ec.message());
+    }
+    RETURN_IF_ERROR(Lock(what));
+    for (const fs::path& dir : {options_.root, incoming_, instances_, jobs_,
+                                options_.root / "quarantine", options_.root / "names"}) {
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (ec) return InvalidArgument(what + ": create " + dir.string() + ": " + ec.message());
@@ -204,7 +253,37 @@ class SpoolImpl final : public Spool {
   }
 
  private:
-  Status CommitSteps(const fs::path& incoming, const std::string& key, const std::string& what) {
+  // One process at a time: a second one would remove the first one's partial files, and
+  // files it has named but not yet recorded.
+  Status Lock(const std::string& what) {
+    const fs::path path = options_.root / "lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+      return InvalidArgument(what + ": open " + path.string() + ": " + std::strerror(errno));
+    lock_.fd = fd;  // closed by ~LockFd, also on the errors below
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err != EWOULDBLOCK) {
+        return InvalidArgument(what + ": lock " + path.string() + ": " + std::strerror(err));
+      }
+      char holder[32] = {};
+      const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
+      std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "unknown";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      return FailedPrecondition(what + ": in use by another process (pid " + pid +
+                                "): a data_dir serves one conduit process at a time");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 ||
+        ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      spdlog::warn("{}: cannot write the pid into {}: {}", what, path.string(),
+                   std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  Status CommitSteps(const fs::path& incoming, const std::string& key, const SopInstanceUid& sop,
+                     const std::string& what) {
     RETURN_IF_ERROR(CheckSpace().WithContext(what));
     const fs::path bucket = instances_ / key.substr(0, 2);
     // Created and synced at open: normally only a cache look-up here.
@@ -214,6 +293,7 @@ class SpoolImpl final : public Spool {
     // commits the bytes and the name together, and the bucket's fsync finds at most a cache
     // flush left to do. Until the index records it, a file under its key is nobody's: after a
     // failure or a crash it stays there, unknown, and a re-send replaces it.
+    names_.Named(key, sop);
     int err = ops_->RenameNoReplace(incoming, target);
     if (err == 0) {
       if (int sync_err = ops_->SyncFile(target); sync_err != 0) {
@@ -257,12 +337,20 @@ class SpoolImpl final : public Spool {
 
   const SpoolOptions options_;
   const std::unique_ptr<FileOps> ops_;
+  // Held (flock) from Prepare until the spool is gone, after the name log is closed.
+  struct LockFd {
+    int fd = -1;
+    ~LockFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock_;
   const fs::path incoming_;
   const fs::path instances_;
   const fs::path jobs_;
   std::atomic<uint64_t> counter_{0};
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
+  NameLog names_;
   std::mutex dirs_mu_;
   std::shared_mutex expiry_lock_;
   std::set<std::string> durable_dirs_;  // the 256 buckets

@@ -1,13 +1,15 @@
 // Spool holds received instances and tool results on disk until every job that needs them
 // is done. It is the durability point: once Commit() returns OK the bytes survive a crash
 // (file and directory fsync'd), and only then may a front end acknowledge the sender.
-// Layout under root: incoming/ (partial files, removed on Open), instances/<aa>/<key>.dcm (256
-// buckets made at Open), jobs/<job id>/ (work folders of adapters). Thread safety: all methods may
-// be called concurrently.
+// Layout under root: lock (held by the one process that has the spool open), incoming/ (partial
+// files, removed on Open), instances/<aa>/<key>.dcm (256 buckets made at Open), names/ (logs of
+// keys named but not yet recorded in the index), jobs/<job id>/ (work folders of adapters).
+// Thread safety: all methods may be called concurrently.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -27,8 +29,9 @@ class Spool {
  public:
   virtual ~Spool() = default;
 
-  // Opens (creating) the spool at options.root and removes partial files left by a crash.
-  // Errors: kInvalidArgument if root cannot be created or is not writable.
+  // Opens (creating) the spool at options.root, takes its lock for the life of the Spool and
+  // removes partial files left by a crash. Errors: kInvalidArgument if root cannot be created
+  // or is not writable; kFailedPrecondition if another Spool (in any process) has it open.
   static Result<std::unique_ptr<Spool>> Open(const SpoolOptions& options);
 
   // A fresh unique path under incoming/ for a file being written. Nothing is created.
@@ -44,8 +47,24 @@ class Spool {
   // Errors: kResourceExhausted on ENOSPC/EDQUOT; kDataLoss on EIO; kNotFound if incoming
   // is missing. On error `incoming` is removed; a file already renamed under its key stays
   // there, unknown to the index, and is replaced by the next commit of the same key.
+  // Every key is written to the name log before it is named, and stays there until
+  // Recorded(key): a file a crash left named but unrecorded is found by RemoveUnrecorded.
   virtual Result<std::string> Commit(const std::filesystem::path& incoming,
                                      const SopInstanceUid& sop) = 0;
+
+  // The index now records the file Commit returned `key` for: the name log may forget it.
+  // Not called after a failed commit or index write, so the next start checks that key.
+  virtual void Recorded(const std::string& key) = 0;
+
+  // Whether the index records the file named `key` for `sop`.
+  using RecordedCheck =
+      std::function<Result<bool>(const std::string& key, const SopInstanceUid& sop)>;
+
+  // For every key in the name logs of earlier processes: removes its file unless `recorded`
+  // says the index has it; then deletes those logs. Call at start, before the front ends open;
+  // this process's own log is left alone. Returns how many files were removed. Errors: the
+  // first error of `recorded` or of a removal (the logs are then kept for the next start).
+  virtual Result<int> RemoveUnrecorded(const RecordedCheck& recorded) = 0;
 
   // The absolute path of a committed key.
   virtual std::filesystem::path PathOf(const std::string& key) const = 0;

@@ -1,6 +1,7 @@
 #include "store/spool.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -244,7 +245,8 @@ TEST_P(SpoolFaultTest, CommitFailsWithTheMappedCodeAndLeavesNoFile) {
     // nothing is left in incoming/.
     EXPECT_TRUE(fs::is_empty(tmp.path() / "incoming"));
   } else {
-    EXPECT_EQ(CountFiles(tmp.path()), 0u) << "no partial file may remain anywhere";
+    EXPECT_EQ(CountFiles(tmp.path() / "incoming") + CountFiles(tmp.path() / "instances"), 0u)
+        << "no partial file may remain anywhere";
   }
 
   faults->FailAt(Step::kNone, 0);
@@ -288,6 +290,144 @@ TEST(SpoolTest, WithoutRenameNoReplaceANewKeyIsSyncedBeforeItIsNamed) {
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_EQ(ReadFile(spool->PathOf(*key)), "old file system");
   EXPECT_TRUE(fs::is_empty(tmp.path() / "incoming"));
+}
+
+// Commits `sop` with `bytes`; the key.
+std::string CommitBytes(Spool& spool, const std::string& sop, const std::string& bytes) {
+  fs::path f = spool.NewIncomingPath();
+  WriteFile(f, bytes);
+  auto key = spool.Commit(f, SopInstanceUid(sop));
+  EXPECT_TRUE(key.ok()) << key.status().ToString();
+  return key.ok() ? *key : std::string();
+}
+
+// What the index would say: only the keys in `recorded` are recorded; every question is kept.
+struct FakeIndexCheck {
+  std::set<std::string> recorded;
+  std::vector<std::pair<std::string, std::string>> asked;
+  Spool::RecordedCheck Check() {
+    return [this](const std::string& key, const SopInstanceUid& sop) -> Result<bool> {
+      asked.emplace_back(key, sop.str());
+      return recorded.contains(key);
+    };
+  }
+};
+
+TEST(SpoolTest, ASecondOpenOfTheSameRootIsRefusedUntilTheFirstCloses) {
+  TempDir tmp;
+  auto first = Spool::Open(Options(tmp.path()));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  fs::path partial = (*first)->NewIncomingPath();
+  WriteFile(partial, "being received");
+  auto second = Spool::Open(Options(tmp.path()));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid())), std::string::npos)
+      << second.status().message();
+  EXPECT_TRUE(fs::exists(partial)) << "a refused open must not touch the first one's files";
+  first->reset();
+  auto third = Spool::Open(Options(tmp.path()));
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
+TEST(SpoolTest, AFileACrashLeftNamedButUnrecordedIsRemovedAtTheNextStart) {
+  TempDir tmp;
+  std::string recorded_key;
+  std::string unrecorded_key;
+  {
+    auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+    recorded_key = CommitBytes(*spool, "1.2.826.0.1.1", "acknowledged");
+    spool->Recorded(recorded_key);
+    unrecorded_key = CommitBytes(*spool, "1.2.826.0.1.2", "never acknowledged");
+    // Going out of scope here is the crash: the second key was never recorded.
+  }
+  auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+  FakeIndexCheck index{{recorded_key}, {}};
+  auto removed = spool->RemoveUnrecorded(index.Check());
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_EQ(ReadFile(spool->PathOf(recorded_key)), "acknowledged");
+  EXPECT_FALSE(fs::exists(spool->PathOf(unrecorded_key)));
+  ASSERT_EQ(index.asked.size(), 2u) << "the earlier log holds both: one generation";
+  EXPECT_EQ(index.asked[1], std::make_pair(unrecorded_key, std::string("1.2.826.0.1.2")));
+  EXPECT_TRUE(fs::is_empty(tmp.path() / "names")) << "the earlier log is gone once checked";
+
+  index.asked.clear();
+  EXPECT_EQ(spool->RemoveUnrecorded(index.Check()).value(), 0);
+  EXPECT_TRUE(index.asked.empty()) << "nothing is checked twice";
+}
+
+TEST(SpoolTest, AProcessKilledBetweenCommitAndIndexLeavesItsKeyToTheNextStart) {
+  TempDir tmp;
+  const std::string key = Sha256Hex("1.2.826.0.1.3");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto spool = Spool::Open(Options(tmp.path()));
+    if (!spool.ok()) ::_exit(2);
+    fs::path f = (*spool)->NewIncomingPath();
+    WriteFile(f, "named, then the process died");
+    ::_exit((*spool)->Commit(f, SopInstanceUid("1.2.826.0.1.3")).ok() ? 0 : 3);  // no destructors
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+  ASSERT_TRUE(fs::exists(spool->PathOf(key)));
+  FakeIndexCheck index;
+  EXPECT_EQ(spool->RemoveUnrecorded(index.Check()).value(), 1);
+  EXPECT_FALSE(fs::exists(spool->PathOf(key)));
+}
+
+TEST(SpoolTest, AClosedSpoolWhoseKeysAreAllRecordedLeavesNoNameLog) {
+  TempDir tmp;
+  {
+    auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+    for (int i = 0; i < 3; ++i) {
+      spool->Recorded(CommitBytes(*spool, "1.2.826.0.2." + std::to_string(i), "x"));
+    }
+    spool->Recorded(CommitBytes(*spool, "1.2.826.0.2.0", "re-sent"));
+    EXPECT_FALSE(fs::is_empty(tmp.path() / "names")) << "written while open";
+  }
+  EXPECT_TRUE(fs::is_empty(tmp.path() / "names"));
+}
+
+TEST(SpoolTest, WhenTheIndexCannotAnswerNothingIsRemovedAndTheLogStays) {
+  TempDir tmp;
+  std::string key;
+  {
+    auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+    key = CommitBytes(*spool, "1.2.826.0.3.1", "unrecorded");
+  }
+  auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+  auto removed =
+      spool->RemoveUnrecorded([](const std::string&, const SopInstanceUid&) -> Result<bool> {
+        return DataLoss("index unreadable");
+      });
+  ASSERT_FALSE(removed.ok());
+  EXPECT_EQ(removed.status().code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(fs::exists(spool->PathOf(key)));
+  FakeIndexCheck index;
+  EXPECT_EQ(spool->RemoveUnrecorded(index.Check()).value(), 1) << "checked again next time";
+}
+
+TEST(SpoolTest, OnlyWellFormedLinesOfAnEarlierLogNameFiles) {
+  TempDir tmp;
+  std::string key;
+  {
+    auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+    key = CommitBytes(*spool, "1.2.826.0.4.1", "kept");
+    spool->Recorded(key);
+  }
+  // A torn line, and a line whose key is not its UID's hash: neither may remove a file.
+  WriteFile(tmp.path() / "names" / "earlier-0.log",
+            key + " 1.2.826.0.4.2\n" + key.substr(0, 40) + "\n" + "\n");
+  auto spool = std::move(Spool::Open(Options(tmp.path())).value());
+  FakeIndexCheck index;
+  EXPECT_EQ(spool->RemoveUnrecorded(index.Check()).value(), 0);
+  EXPECT_TRUE(index.asked.empty());
+  EXPECT_EQ(ReadFile(spool->PathOf(key)), "kept");
+  EXPECT_TRUE(fs::is_empty(tmp.path() / "names"));
 }
 
 INSTANTIATE_TEST_SUITE_P(

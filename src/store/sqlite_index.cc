@@ -341,6 +341,14 @@ class SqliteIndex final : public Index {
     return ReadOptionalRow<InstanceRecord>(s, ReadInstance, "index find instance");
   }
 
+  Result<bool> RecordsSpoolFile(const std::string& spool_key, const SopInstanceUid& sop) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    return RowExists(*lease,
+                     "SELECT 1 FROM instances WHERE sop_instance_uid = ?2 AND spool_key = ?1 "
+                     "UNION ALL SELECT 1 FROM results WHERE spool_key = ?1 LIMIT 1",
+                     [&](SqliteStatement& s) { s.Bind(1, spool_key).Bind(2, sop.str()); });
+  }
+
   Result<std::vector<InstanceRecord>> ListInstances(const StudyUid& study,
                                                     const std::vector<SeriesUid>& series) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());

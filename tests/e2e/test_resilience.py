@@ -1,14 +1,19 @@
 """Nothing lost, nothing sent twice: crashes, a PACS that is down, a tool that hangs, a full disk,
 malformed input."""
 
+import glob
+import json
 import os
+import random
 import shutil
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
-                     REFERENCE_TOOL, run)
+                     CONDUIT, ENV, REFERENCE_TOOL, free_port, run)
 
 
 class ResilienceTest(E2ETest):
@@ -42,6 +47,52 @@ class ResilienceTest(E2ETest):
         self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 10)
         self.assertEqual(len(conduit.jobs()["jobs"]), 1)
         self.assert_results_once(pacs, study_uid)
+
+    def stored_counts(self, conduit):
+        """(instances the index records, instance files in the spool)."""
+        studies = conduit.api("/api/studies")["studies"]
+        files = glob.glob(os.path.join(conduit.data_dir, "spool", "instances", "*", "*.dcm"))
+        return sum(s["instance_count"] for s in studies), len(files)
+
+    def test_kill9_while_instances_arrive_leaves_no_file_the_index_does_not_record(self):
+        # Each instance is named in the spool, synced, then recorded in the index: a kill between
+        # the two leaves a file no sender was told about, which the next start removes. About half
+        # of the kills land there (the syncs are most of an instance's time), so three rounds.
+        conduit = self.started(Conduit(self.tmp, self.config(free_port(), stable_after="1h")))
+        files = make_study(self.dir("study"), "CT", slices=600, rows=64, cols=64)
+        rng = random.Random()
+        for round_files in (files[:200], files[200:400], files[400:]):
+            before = self.stored_counts(conduit)[0]
+            sender = subprocess.Popen(["storescu", "-aet", "MODALITY", "-aec", "CONDUIT", "-nh",
+                                       "127.0.0.1", str(conduit.dicom_port)] + round_files,
+                                      env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_until("some instances stored",
+                           lambda: self.stored_counts(conduit)[0] >= before + 30,
+                           timeout=60, interval=0.01)
+                time.sleep(rng.uniform(0, 0.03))
+                conduit.kill9()
+            finally:
+                sender.wait(timeout=60)
+            self.assertNotEqual(sender.returncode, 0, "the sender must have seen the gateway die")
+            conduit.start()
+            stored, on_disk = self.stored_counts(conduit)
+            self.assertGreaterEqual(stored, before + 30)
+            self.assertEqual(on_disk, stored, "every file in the spool is one the index records")
+        self.assertIn("named by an earlier process against the index", conduit.logs())
+
+        # A second gateway on the same data dir is refused while the first one runs.
+        second = dict(conduit.config, dicom=dict(conduit.config["dicom"], port=free_port()),
+                      http={"port": free_port()})
+        second_path = os.path.join(self.dir("second"), "conduit.yaml")
+        with open(second_path, "w") as f:
+            json.dump(second, f)
+        refused = run([CONDUIT, "serve", "--config", second_path], check=False, timeout=60)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("in use by another process", refused.stdout + refused.stderr)
+
+        storescu(conduit.dicom_port, files)
+        self.assertEqual(self.stored_counts(conduit), (600, 600))
 
     def test_pacs_down_then_up_then_kill9_mid_delivery_delivers_each_result_once(self):
         pacs = Orthanc(self.tmp)  # not started: the PACS is down
