@@ -33,15 +33,29 @@ void PrepareDcmtkNetwork() {
   });
 }
 
-int DisableNagle(T_ASC_Association* assoc) {
+namespace {
+
+int SocketOfAssociation(T_ASC_Association* assoc) {
   if (assoc == nullptr || assoc->DULassociation == nullptr) return -1;
   DcmTransportConnection* connection = DUL_getTransportConnection(assoc->DULassociation);
-  if (connection == nullptr) return -1;
-  const int fd = SocketOf::Get(*connection);
+  return connection == nullptr ? -1 : SocketOf::Get(*connection);
+}
+
+}  // namespace
+
+int DisableNagle(T_ASC_Association* assoc) {
+  const int fd = SocketOfAssociation(assoc);
   if (fd < 0) return -1;
   const int on = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   return fd;
+}
+
+void AckPromptly(T_ASC_Association* assoc) {
+  const int fd = SocketOfAssociation(assoc);
+  if (fd < 0) return;
+  const int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
 }
 
 int TimeoutSeconds(std::chrono::milliseconds timeout) {

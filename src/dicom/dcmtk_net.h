@@ -17,6 +17,13 @@ void PrepareDcmtkNetwork();
 // Sets TCP_NODELAY on the association's socket. Returns the socket, or -1 if it has none.
 int DisableNagle(T_ASC_Association* assoc);
 
+// Asks the kernel to acknowledge what arrives on the association's socket at once, for the
+// next while (TCP_QUICKACK does not stay set: call before each read of a message). A sender
+// that leaves Nagle's algorithm on (DCMTK 3.6.7's tools without TCP_NODELAY=1, other stacks)
+// holds each small write until its previous one is acknowledged; with the receiver's delayed
+// acknowledgement that is ~40 ms per message.
+void AckPromptly(T_ASC_Association* assoc);
+
 // Whole seconds for DCMTK timeouts (at least 1).
 int TimeoutSeconds(std::chrono::milliseconds timeout);
 

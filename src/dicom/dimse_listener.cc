@@ -415,6 +415,7 @@ void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const Assoc
       continue;
     }
     idle_s = 0;
+    AckPromptly(assoc);
     T_DIMSE_Message message;
     T_ASC_PresentationContextID pres_id = 0;
     DcmDataset* command_detail = nullptr;
@@ -502,13 +503,19 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
   }
   // Streams the PDVs to the file as they arrive: never the whole dataset in memory. Writeback
   // starts as they do, so the fsync before the response waits for the tail only.
-  EarlyWriteback writeback(file);
+  struct Progress {
+    EarlyWriteback writeback;
+    T_ASC_Association* assoc;
+  } progress{EarlyWriteback(file), assoc};
+  EarlyWriteback& writeback = progress.writeback;
   cond = DIMSE_receiveDataSetInFile(
       assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, stream,
       [](void* context, unsigned long received) {
-        static_cast<EarlyWriteback*>(context)->Progress(received);
+        auto* p = static_cast<Progress*>(context);
+        p->writeback.Progress(received);
+        AckPromptly(p->assoc);  // per PDV: the sender's next one may be held for our ACK
       },
-      &writeback);
+      &progress);
   const bool written = stream->status().good();
   delete stream;  // closes the file
   writeback.Finish();
