@@ -224,16 +224,18 @@ def shares(files, n):
     return [s for s in out if s]
 
 
-def send(port, aet, files, senders, work):
+def send(port, aet, files, senders, work, env=None):
     """Runs `senders` storescu processes at once, each with its share of the files; returns the
-    wall-clock seconds from the first start to the last exit."""
+    wall-clock seconds from the first start to the last exit. `env`: the senders' environment
+    (default ENV, which has TCP_NODELAY=1)."""
     procs = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     for i, share in enumerate(shares(files, senders)):
         out = open(os.path.join(work, f"storescu-{i}.log"), "w")
         cmd = ["storescu", "-aet", "BENCH", "-aec", aet, "-nh", "127.0.0.1", str(port)] + share
-        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ENV), out))
+        procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or ENV),
+                      out))
     # Popen.wait(timeout=...) polls in steps of up to 50 ms, too coarse for runs of 0.1 s:
     # wait blocking (waitpid), with a watchdog that kills a sender stuck for 30 minutes.
     watchdog = threading.Timer(1800, lambda: [p.kill() for p, _ in procs if p.poll() is None])
@@ -313,7 +315,7 @@ def generate(studies, gen_dir):
     return sets
 
 
-def measure_receiver(make, study, senders, tmp):
+def measure_receiver(make, study, senders, tmp, sender_env=None):
     work = tempfile.mkdtemp(prefix="run-", dir=tmp)
     receiver = make()
     try:
@@ -332,7 +334,7 @@ def measure_receiver(make, study, senders, tmp):
         pid = receiver.peak_pid()
         # CPU of the round only: the receiver's start-up is not the round's work.
         cpu_before = cpu_seconds(pid) if pid else None
-        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work)
+        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work, sender_env)
         peak = vm_hwm_kib(pid) if pid else None
         cpu = cpu_seconds(pid) - cpu_before if pid else None
         got = receiver.received()
