@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -127,7 +128,36 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
       audit.detail = expire_detail;
       // No instance may be stored while its study's rows and files go (see Spool::expiry_lock).
       std::unique_lock expiring(spool_.expiry_lock());
+      // The files are tracked before their rows go: if the process dies between the rows
+      // and the files, the next start removes the files the index no longer records.
+      auto files = index_.SpoolFilesOfStudy(study);
+      if (!files.ok()) {
+        Keep(first, files.status().WithContext("retention: files of study " + audit.study_ref));
+        more = false;
+        break;
+      }
+      for (const auto& [key, sop] : *files) spool_.Track(key, sop);
       auto keys = index_.ExpireStudy(study, audit);
+      std::set<std::string> not_removed;
+      if (keys.ok()) {
+        ++n.studies_expired;
+        ++expired_in_batch;
+        // The rows are gone (committed): only now the files, so nothing names a missing file.
+        for (const std::string& key : *keys) {
+          Status removed = spool_.Remove(key);
+          if (removed.ok()) {
+            ++n.files_removed;
+          } else {
+            ++n.files_not_removed;
+            not_removed.insert(key);  // stays tracked: the next start tries again
+            spdlog::warn("event=retention_file_not_removed study={} key={} error=\"{}\"",
+                         audit.study_ref, key.substr(0, 16), removed.ToString());
+          }
+        }
+      }
+      for (const auto& [key, sop] : *files) {
+        if (!not_removed.contains(key)) spool_.Settled(key);
+      }
       if (!keys.ok()) {
         const StatusCode code = keys.status().code();
         if (code == StatusCode::kFailedPrecondition || code == StatusCode::kNotFound) {
@@ -137,19 +167,6 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
         Keep(first, keys.status().WithContext("retention: expiring study " + audit.study_ref));
         more = false;
         break;
-      }
-      ++n.studies_expired;
-      ++expired_in_batch;
-      // The rows are gone (committed): only now the files, so nothing names a missing file.
-      for (const std::string& key : *keys) {
-        Status removed = spool_.Remove(key);
-        if (removed.ok()) {
-          ++n.files_removed;
-        } else {
-          ++n.files_not_removed;
-          spdlog::warn("event=retention_file_not_removed study={} key={} error=\"{}\"",
-                       audit.study_ref, key.substr(0, 16), removed.ToString());
-        }
       }
     }
     // A batch shorter than asked for was the last; one that expired nothing (every study

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "store/file_ops.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
 
@@ -18,14 +20,57 @@ using json = nlohmann::json;
 
 constexpr auto kDay = std::chrono::days(1);
 
+// The real file system, except that Unlink fails with `unlink_error` while it is not 0.
+class UnlinkFaults final : public FileOps {
+ public:
+  explicit UnlinkFaults(std::atomic<int>& unlink_error)
+      : real_(NewPosixFileOps()), unlink_error_(unlink_error) {}
+  int SyncFile(const fs::path& f) override { return real_->SyncFile(f); }
+  int SyncDirectory(const fs::path& d) override { return real_->SyncDirectory(d); }
+  int MakeDirectory(const fs::path& d) override { return real_->MakeDirectory(d); }
+  int Rename(const fs::path& a, const fs::path& b) override { return real_->Rename(a, b); }
+  int RenameNoReplace(const fs::path& a, const fs::path& b) override {
+    return real_->RenameNoReplace(a, b);
+  }
+  int Unlink(const fs::path& f) override {
+    return unlink_error_ != 0 ? unlink_error_.load() : real_->Unlink(f);
+  }
+  int FreeBytes(const fs::path& d, uint64_t* n) override { return real_->FreeBytes(d, n); }
+
+ private:
+  std::unique_ptr<FileOps> real_;
+  std::atomic<int>& unlink_error_;
+};
+
 class RetentionTest : public ::testing::Test {
  protected:
   RetentionTest() {
-    spool_ = std::move(Spool::Open(SpoolOptions{tmp_.path() / "spool", 0}).value());
+    OpenSpool();
     index_ = std::move(OpenSqliteIndex(tmp_.path() / "index.sqlite").value());
     policy_.spool = std::chrono::days(30);
     policy_.crosswalk = std::chrono::days(60);
     policy_.audit = std::chrono::days(90);
+  }
+
+  void OpenSpool() {
+    spool_.reset();  // its lock first
+    spool_ = std::move(OpenSpoolWithFileOps(SpoolOptions{tmp_.path() / "spool", 0},
+                                            std::make_unique<UnlinkFaults>(unlink_error_))
+                           .value());
+  }
+
+  // A restart: the spool is opened again and removes the files an earlier process left that
+  // the index does not record. Returns how many it removed; `asked` counts the keys checked.
+  int Restart(int* asked = nullptr) {
+    OpenSpool();
+    int checked = 0;
+    auto removed = spool_->RemoveUnrecorded([&](const std::string& key, const SopInstanceUid& sop) {
+      ++checked;
+      return index_->RecordsSpoolFile(key, sop);
+    });
+    EXPECT_TRUE(removed.ok()) << removed.status().ToString();
+    if (asked != nullptr) *asked = checked;
+    return removed.ok() ? *removed : -1;
   }
 
   RetentionSweeper Sweeper() {
@@ -47,6 +92,7 @@ class RetentionTest : public ::testing::Test {
     const std::string key = SpoolFile(sop);
     Status put = testing::PutTestInstance(*index_, study, study + ".1", sop, clock_.Now(), key);
     EXPECT_TRUE(put.ok()) << put.ToString();
+    spool_->Settled(key);
     return key;
   }
 
@@ -86,6 +132,7 @@ class RetentionTest : public ::testing::Test {
     audit.outcome = "success";
     auto put = index_->PutResult(r, audit);
     EXPECT_TRUE(put.ok()) << put.status().ToString();
+    spool_->Settled(key);
     return key;
   }
 
@@ -110,6 +157,7 @@ class RetentionTest : public ::testing::Test {
   }
 
   testing::TempDir tmp_;
+  std::atomic<int> unlink_error_{0};
   FakeClock clock_;
   Metrics metrics_;
   RetentionPolicy policy_;
@@ -301,6 +349,31 @@ TEST_F(RetentionTest, AnOldStudyWhoseJobsAreOverIsExpired) {
   EXPECT_EQ(metrics_.Value("conduit_retention_sweeps_total"), 1);
 }
 
+TEST_F(RetentionTest, AnExpiredStudyLeavesNothingForTheNextStartToCheck) {
+  const std::string key = Receive("1.2.3", "1.2.3.1.1");
+  Result(Job("1.2.3", JobState::kDone), "2.25.99.2");
+  clock_.Advance(31 * kDay);
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_FALSE(FileExists(key));
+  int asked = -1;
+  EXPECT_EQ(Restart(&asked), 0);
+  EXPECT_EQ(asked, 0) << "every file the sweep tracked was settled";
+}
+
+TEST_F(RetentionTest, AFileThatCouldNotBeRemovedIsRemovedAtTheNextStart) {
+  // Also what a crash between the rows and the files leaves: files tracked, rows gone.
+  const std::string key = Receive("1.2.3", "1.2.3.1.1");
+  clock_.Advance(31 * kDay);
+  unlink_error_ = EIO;
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_EQ(LastSweep()["files_not_removed"], 1);
+  EXPECT_TRUE(FileExists(key));
+  EXPECT_TRUE(index_->ListInstances(StudyUid("1.2.3"))->empty());
+  unlink_error_ = 0;
+  EXPECT_EQ(Restart(), 1);
+  EXPECT_FALSE(FileExists(key));
+}
+
 TEST_F(RetentionTest, AStudyWithAJobInProgressIsKept) {
   std::vector<std::string> keys;
   for (JobState active :
@@ -317,6 +390,8 @@ TEST_F(RetentionTest, AStudyWithAJobInProgressIsKept) {
   EXPECT_EQ(index_->ListStudies(10, 0)->size(), 4u);
   EXPECT_TRUE(AuditOf("expire").empty());
   EXPECT_EQ(LastSweep()["studies_expired"], 0);
+  EXPECT_EQ(Restart(), 0);
+  for (const std::string& key : keys) EXPECT_TRUE(FileExists(key)) << "kept across a restart";
 }
 
 TEST_F(RetentionTest, AStudyReceivedWithinThePeriodIsKept) {

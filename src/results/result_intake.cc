@@ -133,7 +133,7 @@ Status ResultIntake::Attach(const JobRecord& job, const fs::path& file, const In
                      .dump();
 
   ASSIGN_OR_RETURN(PutOutcome outcome, index_.PutResult(record, audit));
-  spool_.Recorded(key);
+  spool_.Settled(key);
   for (FindingRecord& finding : valid->findings) {
     finding.job_id = job.id;
     finding.tool = job.tool;

@@ -90,11 +90,16 @@ class Index {
   // assembly units and MPPS rows (job rows, deliveries and audit are kept as history), and
   // appends `audit` with "instances" and "results" counts added to its detail. Returns the
   // spool keys (instances, results) no remaining row refers to: the caller removes those
-  // files afterwards (a crash in between leaves orphan files, never rows without files).
+  // files afterwards (never rows without files; the caller tracks them in the spool first,
+  // Spool::Track, so a crash in between leaves them to the next start).
   // Errors: kFailedPrecondition if the study has a non-terminal job or an open unit (work
   // began since StudiesToExpire); kNotFound if nothing of the study is left to expire.
   virtual Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
                                                        const AuditEvent& audit) = 0;
+  // The spool files (key, SOP Instance UID) of the rows ExpireStudy would delete now: the
+  // study's instances, then the results of its jobs.
+  virtual Result<std::vector<std::pair<std::string, SopInstanceUid>>> SpoolFilesOfStudy(
+      const StudyUid& study) = 0;
 
   // --- results and deliveries ---
   // Attaches a result to its job; kDuplicate if the job already has this SOP Instance UID

@@ -47,18 +47,18 @@ fs::path NameLog::FileOf(uint64_t generation) const {
   return dir_ / (run_ + "-" + std::to_string(generation) + ".log");
 }
 
-void NameLog::Named(const std::string& key, const SopInstanceUid& sop) {
+void NameLog::Add(const std::string& key, const SopInstanceUid& sop) {
   const std::string line = key + ' ' + sop.str() + '\n';
   std::lock_guard lock(mu_);
   if (fd_ >= 0 && bytes_ >= rotate_bytes_) CloseGenerationLocked();
   if (fd_ < 0) {
     fd_ = ::open(FileOf(generation_).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     bytes_ = 0;
-    if (fd_ >= 0) unrecorded_[generation_] = 0;
+    if (fd_ >= 0) unsettled_[generation_] = 0;
   }
   ssize_t written = fd_ >= 0 ? ::write(fd_, line.data(), line.size()) : -1;
   if (written != static_cast<ssize_t>(line.size())) {
-    // The commit goes on: at worst a crash then leaves one unrecorded file behind.
+    // The caller goes on: at worst a crash then leaves one file behind that nothing names.
     if (!warned_) {
       spdlog::warn("spool: cannot write the name log in {}: {} (further failures not logged)",
                    dir_.string(), written < 0 ? std::strerror(errno) : "short write");
@@ -67,17 +67,17 @@ void NameLog::Named(const std::string& key, const SopInstanceUid& sop) {
   }
   if (fd_ < 0) return;
   bytes_ += written > 0 ? static_cast<uint64_t>(written) : 0;
-  ++unrecorded_[generation_];
+  ++unsettled_[generation_];
   generation_of_.emplace(key, generation_);
 }
 
-void NameLog::Recorded(const std::string& key) {
+void NameLog::Settle(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = generation_of_.find(key);
   if (it == generation_of_.end()) return;
   const uint64_t generation = it->second;
   generation_of_.erase(it);
-  --unrecorded_[generation];
+  --unsettled_[generation];
   DeleteIfDoneLocked(generation);
 }
 
@@ -90,9 +90,9 @@ void NameLog::CloseGenerationLocked() {
 
 void NameLog::DeleteIfDoneLocked(uint64_t generation) {
   if (generation == generation_ && fd_ >= 0) return;  // still written
-  auto it = unrecorded_.find(generation);
-  if (it == unrecorded_.end() || it->second != 0) return;
-  unrecorded_.erase(it);
+  auto it = unsettled_.find(generation);
+  if (it == unsettled_.end() || it->second != 0) return;
+  unsettled_.erase(it);
   if (::unlink(FileOf(generation).c_str()) != 0 && errno != ENOENT) {
     spdlog::warn("spool: cannot delete name log {}: {}", FileOf(generation).string(),
                  std::strerror(errno));

@@ -1,8 +1,9 @@
-// NameLog: the spool's record of keys it has named under instances/ that the index does not
-// record yet. A line "<key> <SOP Instance UID>" is appended before each name is made (never
-// synced: it serves the process crash, where the page cache survives) and forgotten once the
-// index records the key. Files are <dir>/<run>-<generation>.log; a generation is deleted once
-// it is no longer written and every key in it is recorded. Internal to store; thread-safe.
+// NameLog: the spool's record of keys whose file the index has yet to settle: named under
+// instances/ but not recorded yet, or about to lose their rows. A line "<key> <SOP Instance
+// UID>" is appended before the name is made or the rows go (never synced: it serves the
+// process crash, where the page cache survives) and forgotten once settled. Files are
+// <dir>/<run>-<generation>.log; a generation is deleted once it is no longer written and every
+// key in it is settled. Internal to store; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -27,10 +28,11 @@ class NameLog {
   NameLog(const NameLog&) = delete;
   NameLog& operator=(const NameLog&) = delete;
 
-  // Before `key` is named. A failure to write is logged and does not stop the commit.
-  void Named(const std::string& key, const SopInstanceUid& sop);
-  // The index records `key`; an unknown key is ignored.
-  void Recorded(const std::string& key);
+  // Before `key` is named (or its rows deleted). A failure to write is logged and does not
+  // stop the caller.
+  void Add(const std::string& key, const SopInstanceUid& sop);
+  // Forgets one Add of `key`; an unknown key is ignored.
+  void Settle(const std::string& key);
 
   struct Entry {
     std::string key;
@@ -56,7 +58,7 @@ class NameLog {
   uint64_t generation_ = 0;
   uint64_t bytes_ = 0;
   bool warned_ = false;
-  std::map<uint64_t, int64_t> unrecorded_;  // per generation with a file: keys not recorded
+  std::map<uint64_t, int64_t> unsettled_;  // per generation with a file: keys not settled
   std::unordered_multimap<std::string, uint64_t> generation_of_;
 };
 

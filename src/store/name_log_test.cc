@@ -37,47 +37,47 @@ class NameLogTest : public ::testing::Test {
 
 std::string Key(const std::string& sop) { return Sha256Hex(sop); }
 
-TEST_F(NameLogTest, AGenerationGoesOnceClosedAndEveryKeyInItIsRecorded) {
+TEST_F(NameLogTest, AGenerationGoesOnceClosedAndEveryKeyInItIsSettled) {
   NameLog log(dir_, "run", /*rotate_bytes=*/1);  // one line per generation
-  log.Named(Key("1.1"), SopInstanceUid("1.1"));
-  log.Named(Key("1.2"), SopInstanceUid("1.2"));
+  log.Add(Key("1.1"), SopInstanceUid("1.1"));
+  log.Add(Key("1.2"), SopInstanceUid("1.2"));
   EXPECT_EQ(Files(), (std::set<std::string>{"run-0.log", "run-1.log"}));
-  log.Recorded(Key("1.1"));
-  EXPECT_EQ(Files(), (std::set<std::string>{"run-1.log"})) << "closed and all recorded";
-  log.Recorded(Key("1.2"));
+  log.Settle(Key("1.1"));
+  EXPECT_EQ(Files(), (std::set<std::string>{"run-1.log"})) << "closed and all settled";
+  log.Settle(Key("1.2"));
   EXPECT_EQ(Files(), (std::set<std::string>{"run-1.log"})) << "still the one being written";
-  log.Recorded(Key("unknown"));  // ignored
-  log.Named(Key("1.3"), SopInstanceUid("1.3"));
+  log.Settle(Key("unknown"));  // ignored
+  log.Add(Key("1.3"), SopInstanceUid("1.3"));
   EXPECT_EQ(Files(), (std::set<std::string>{"run-2.log"}));
   EXPECT_EQ(EarlierKeys(), (std::set<std::string>{Key("1.3")}));
 }
 
-TEST_F(NameLogTest, AKeyNamedTwiceIsForgottenAfterTwoRecords) {
+TEST_F(NameLogTest, AKeyAddedTwiceIsForgottenAfterTwoSettles) {
   {
     NameLog log(dir_, "run");
-    log.Named(Key("2.1"), SopInstanceUid("2.1"));
-    log.Named(Key("2.1"), SopInstanceUid("2.1"));
-    log.Recorded(Key("2.1"));
+    log.Add(Key("2.1"), SopInstanceUid("2.1"));
+    log.Add(Key("2.1"), SopInstanceUid("2.1"));
+    log.Settle(Key("2.1"));
   }
-  EXPECT_EQ(EarlierKeys(), (std::set<std::string>{Key("2.1")})) << "one naming unrecorded";
+  EXPECT_EQ(EarlierKeys(), (std::set<std::string>{Key("2.1")})) << "one Add unsettled";
   fs::remove_all(dir_);
   fs::create_directories(dir_);
   {
     NameLog log(dir_, "run");
-    log.Named(Key("2.1"), SopInstanceUid("2.1"));
-    log.Named(Key("2.1"), SopInstanceUid("2.1"));
-    log.Recorded(Key("2.1"));
-    log.Recorded(Key("2.1"));
+    log.Add(Key("2.1"), SopInstanceUid("2.1"));
+    log.Add(Key("2.1"), SopInstanceUid("2.1"));
+    log.Settle(Key("2.1"));
+    log.Settle(Key("2.1"));
   }
   EXPECT_TRUE(Files().empty());
 }
 
 TEST_F(NameLogTest, ReadEarlierSkipsItsOwnRunAndOtherFiles) {
   NameLog mine(dir_, "mine");
-  mine.Named(Key("3.1"), SopInstanceUid("3.1"));
+  mine.Add(Key("3.1"), SopInstanceUid("3.1"));
   {
     NameLog earlier(dir_, "earlier");
-    earlier.Named(Key("3.2"), SopInstanceUid("3.2"));
+    earlier.Add(Key("3.2"), SopInstanceUid("3.2"));
   }
   std::ofstream(dir_ / "notes.txt") << Key("3.3") << " 3.3\n";
   auto read = mine.ReadEarlier();
@@ -91,8 +91,8 @@ TEST_F(NameLogTest, ReadEarlierSkipsItsOwnRunAndOtherFiles) {
 
 TEST_F(NameLogTest, AnUnwritableDirectoryDoesNotStopNaming) {
   NameLog log(dir_ / "missing", "run");
-  log.Named(Key("4.1"), SopInstanceUid("4.1"));  // warns once, no throw, no crash
-  log.Recorded(Key("4.1"));
+  log.Add(Key("4.1"), SopInstanceUid("4.1"));  // warns once, no throw, no crash
+  log.Settle(Key("4.1"));
   EXPECT_FALSE(fs::exists(dir_ / "missing"));
 }
 

@@ -58,7 +58,7 @@ Result<DurableInstance> StoreReceivedInstance(Spool& spool, Index& index,
                                                receipt.calling_ae, receipt.received_at),
                         audit);
   if (!put.ok()) return put.status().WithContext("index");
-  spool.Recorded(durable.spool_key);
+  spool.Settled(durable.spool_key);
   durable.outcome = *put;
   return durable;
 }

@@ -126,7 +126,8 @@ class SpoolImpl final : public Spool {
     return key;
   }
 
-  void Recorded(const std::string& key) override { names_.Recorded(key); }
+  void Settled(const std::string& key) override { names_.Settle(key); }
+  void Track(const std::string& key, const SopInstanceUid& sop) override { names_.Add(key, sop); }
 
   Result<int> RemoveUnrecorded(const RecordedCheck& recorded) override {
     ASSIGN_OR_RETURN(NameLog::Earlier earlier, names_.ReadEarlier());
@@ -293,7 +294,7 @@ class SpoolImpl final : public Spool {
     // commits the bytes and the name together, and the bucket's fsync finds at most a cache
     // flush left to do. Until the index records it, a file under its key is nobody's: after a
     // failure or a crash it stays there, unknown, and a re-send replaces it.
-    names_.Named(key, sop);
+    names_.Add(key, sop);
     int err = ops_->RenameNoReplace(incoming, target);
     if (err == 0) {
       if (int sync_err = ops_->SyncFile(target); sync_err != 0) {

@@ -3,8 +3,8 @@
 // (file and directory fsync'd), and only then may a front end acknowledge the sender.
 // Layout under root: lock (held by the one process that has the spool open), incoming/ (partial
 // files, removed on Open), instances/<aa>/<key>.dcm (256 buckets made at Open), names/ (logs of
-// keys named but not yet recorded in the index), jobs/<job id>/ (work folders of adapters).
-// Thread safety: all methods may be called concurrently.
+// keys whose file the index has yet to record or let go), jobs/<job id>/ (work folders of
+// adapters). Thread safety: all methods may be called concurrently.
 #pragma once
 
 #include <cstdint>
@@ -48,13 +48,19 @@ class Spool {
   // is missing. On error `incoming` is removed; a file already renamed under its key stays
   // there, unknown to the index, and is replaced by the next commit of the same key.
   // Every key is written to the name log before it is named, and stays there until
-  // Recorded(key): a file a crash left named but unrecorded is found by RemoveUnrecorded.
+  // Settled(key): a file a crash left named but unrecorded is found by RemoveUnrecorded.
   virtual Result<std::string> Commit(const std::filesystem::path& incoming,
                                      const SopInstanceUid& sop) = 0;
 
-  // The index now records the file Commit returned `key` for: the name log may forget it.
-  // Not called after a failed commit or index write, so the next start checks that key.
-  virtual void Recorded(const std::string& key) = 0;
+  // The index's answer about `key` is final: it records the file Commit named, or the file
+  // went after its rows (Track). The name log forgets one tracking of the key. Not called
+  // after a failure, so the next start checks that key.
+  virtual void Settled(const std::string& key) = 0;
+
+  // Puts a committed file in the name log, as Commit does for each file it names, before its
+  // rows are deleted: a crash between the rows and the file leaves the next start to remove
+  // it. Settled(key) once the file is gone.
+  virtual void Track(const std::string& key, const SopInstanceUid& sop) = 0;
 
   // Whether the index records the file named `key` for `sop`.
   using RecordedCheck =

@@ -337,7 +337,7 @@ TEST(SpoolTest, AFileACrashLeftNamedButUnrecordedIsRemovedAtTheNextStart) {
   {
     auto spool = std::move(Spool::Open(Options(tmp.path())).value());
     recorded_key = CommitBytes(*spool, "1.2.826.0.1.1", "acknowledged");
-    spool->Recorded(recorded_key);
+    spool->Settled(recorded_key);
     unrecorded_key = CommitBytes(*spool, "1.2.826.0.1.2", "never acknowledged");
     // Going out of scope here is the crash: the second key was never recorded.
   }
@@ -384,9 +384,9 @@ TEST(SpoolTest, AClosedSpoolWhoseKeysAreAllRecordedLeavesNoNameLog) {
   {
     auto spool = std::move(Spool::Open(Options(tmp.path())).value());
     for (int i = 0; i < 3; ++i) {
-      spool->Recorded(CommitBytes(*spool, "1.2.826.0.2." + std::to_string(i), "x"));
+      spool->Settled(CommitBytes(*spool, "1.2.826.0.2." + std::to_string(i), "x"));
     }
-    spool->Recorded(CommitBytes(*spool, "1.2.826.0.2.0", "re-sent"));
+    spool->Settled(CommitBytes(*spool, "1.2.826.0.2.0", "re-sent"));
     EXPECT_FALSE(fs::is_empty(tmp.path() / "names")) << "written while open";
   }
   EXPECT_TRUE(fs::is_empty(tmp.path() / "names"));
@@ -417,7 +417,7 @@ TEST(SpoolTest, OnlyWellFormedLinesOfAnEarlierLogNameFiles) {
   {
     auto spool = std::move(Spool::Open(Options(tmp.path())).value());
     key = CommitBytes(*spool, "1.2.826.0.4.1", "kept");
-    spool->Recorded(key);
+    spool->Settled(key);
   }
   // A torn line, and a line whose key is not its UID's hash: neither may remove a file.
   WriteFile(tmp.path() / "names" / "earlier-0.log",

@@ -236,6 +236,24 @@ Result<bool> RowExists(SqliteConnection& c, const std::string& sql,
   return s.Step();
 }
 
+// (spool key, SOP Instance UID) of the study's instances, then of its jobs' results.
+Status ReadSpoolFilesOfStudy(SqliteConnection& c, const StudyUid& study,
+                             std::vector<std::pair<std::string, std::string>>& files) {
+  for (const char* sql :
+       {"SELECT spool_key, sop_instance_uid FROM instances WHERE study_uid = ?1",
+        "SELECT spool_key, sop_instance_uid FROM results WHERE job_id IN (SELECT id FROM "
+        "jobs WHERE study_uid = ?1)"}) {
+    ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
+    s.Bind(1, study.str());
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      files.emplace_back(s.Text(0), s.Text(1));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<bool> JobExists(SqliteConnection& c, JobId id) {
   return RowExists(c, "SELECT 1 FROM jobs WHERE id = ?1",
                    [&](SqliteStatement& s) { s.Bind(1, id.value); });
@@ -697,6 +715,17 @@ class SqliteIndex final : public Index {
         "index studies to expire");
   }
 
+  Result<std::vector<std::pair<std::string, SopInstanceUid>>> SpoolFilesOfStudy(
+      const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    std::vector<std::pair<std::string, std::string>> files;
+    RETURN_IF_ERROR(ReadSpoolFilesOfStudy(*lease, study, files).WithContext("index"));
+    std::vector<std::pair<std::string, SopInstanceUid>> out;
+    out.reserve(files.size());
+    for (auto& [key, sop] : files) out.emplace_back(std::move(key), SopInstanceUid(std::move(sop)));
+    return out;
+  }
+
   Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
                                                const AuditEvent& audit) override {
     std::vector<std::string> keys;
@@ -714,18 +743,7 @@ class SqliteIndex final : public Index {
 
       // Spool files of the rows about to go: (key, sop) of instances, then of results.
       std::vector<std::pair<std::string, std::string>> files;
-      for (const char* sql :
-           {"SELECT spool_key, sop_instance_uid FROM instances WHERE study_uid = ?1",
-            "SELECT spool_key, sop_instance_uid FROM results WHERE job_id IN (SELECT id FROM "
-            "jobs WHERE study_uid = ?1)"}) {
-        ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
-        bind_study(s);
-        for (;;) {
-          ASSIGN_OR_RETURN(bool row, s.Step());
-          if (!row) break;
-          files.emplace_back(s.Text(0), s.Text(1));
-        }
-      }
+      RETURN_IF_ERROR(ReadSpoolFilesOfStudy(c, study, files));
       std::map<std::string, int64_t> deleted;
       for (const auto& [what, sql] : std::initializer_list<std::pair<const char*, const char*>>{
                {"instances", "DELETE FROM instances WHERE study_uid = ?1"},
