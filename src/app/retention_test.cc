@@ -10,6 +10,7 @@
 #include "store/file_ops.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
+#include "testing/unlink_faults.h"
 
 namespace conduit {
 namespace {
@@ -19,28 +20,6 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 constexpr auto kDay = std::chrono::days(1);
-
-// The real file system, except that Unlink fails with `unlink_error` while it is not 0.
-class UnlinkFaults final : public FileOps {
- public:
-  explicit UnlinkFaults(std::atomic<int>& unlink_error)
-      : real_(NewPosixFileOps()), unlink_error_(unlink_error) {}
-  int SyncFile(const fs::path& f) override { return real_->SyncFile(f); }
-  int SyncDirectory(const fs::path& d) override { return real_->SyncDirectory(d); }
-  int MakeDirectory(const fs::path& d) override { return real_->MakeDirectory(d); }
-  int Rename(const fs::path& a, const fs::path& b) override { return real_->Rename(a, b); }
-  int RenameNoReplace(const fs::path& a, const fs::path& b) override {
-    return real_->RenameNoReplace(a, b);
-  }
-  int Unlink(const fs::path& f) override {
-    return unlink_error_ != 0 ? unlink_error_.load() : real_->Unlink(f);
-  }
-  int FreeBytes(const fs::path& d, uint64_t* n) override { return real_->FreeBytes(d, n); }
-
- private:
-  std::unique_ptr<FileOps> real_;
-  std::atomic<int>& unlink_error_;
-};
 
 class RetentionTest : public ::testing::Test {
  protected:
@@ -55,7 +34,7 @@ class RetentionTest : public ::testing::Test {
   void OpenSpool() {
     spool_.reset();  // its lock first
     spool_ = std::move(OpenSpoolWithFileOps(SpoolOptions{tmp_.path() / "spool", 0},
-                                            std::make_unique<UnlinkFaults>(unlink_error_))
+                                            std::make_unique<testing::UnlinkFaults>(unlink_error_))
                            .value());
   }
 

@@ -332,15 +332,20 @@ Status ResultIntake::Withhold(const JobRecord& job, const ResultRecord& result,
       {"sop_class", result.sop_class_uid.str()},
       {"result_ref",
        ref}}.dump();
+  // Tracked before its row goes, so a crash before the file does leaves it to the next start.
+  spool_.Track(result.spool_key, result.sop_instance_uid);
   ASSIGN_OR_RETURN(std::optional<std::string> freed,
                    index_.WithholdResult(
                        QuarantinedRecord{job.id, result.sop_instance_uid, why, audit.at}, audit));
+  bool settled = true;
   if (freed) {
     Status removed = spool_.Remove(*freed);
     if (!removed.ok()) {
+      settled = false;  // stays tracked: the next start removes it
       spdlog::warn("{}: removing its spool file: {}", what, StatusCodeName(removed.code()));
     }
   }
+  if (settled) spool_.Settled(result.spool_key);
   metrics_.Add("conduit_tool_results_invalid_total", 1, "tool=\"" + job.tool + "\"");
   spdlog::warn("result {} of job {} (study {}) from {} withheld and quarantined: {}", ref, folder,
                audit.study_ref, actor, why);

@@ -5,6 +5,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -13,8 +14,10 @@
 #include <string>
 
 #include "results/result_test_objects.h"
+#include "store/file_ops.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
+#include "testing/unlink_faults.h"
 
 namespace conduit {
 namespace {
@@ -39,7 +42,8 @@ std::string ReadAll(const fs::path& file) {
 class ResultIntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto spool = Spool::Open(SpoolOptions{tmp_.path() / "spool", 0});
+    auto spool = OpenSpoolWithFileOps(SpoolOptions{tmp_.path() / "spool", 0},
+                                      std::make_unique<testing::UnlinkFaults>(unlink_error_));
     ASSERT_TRUE(spool.ok()) << spool.status().ToString();
     spool_ = std::move(spool).value();
     auto index = OpenSqliteIndex(tmp_.path() / "index.db");
@@ -67,6 +71,7 @@ class ResultIntakeTest : public ::testing::Test {
     AuditEvent receive{clock_.Now(), "receive", "success", "MODALITY", StudyRef(input.study_uid),
                        JobId{},      "{}",      ""};
     ASSERT_TRUE(index_->PutInstance(input, receive).ok());
+    spool_->Settled(input_key_);
 
     job_.study_uid = StudyUid(kStudy);
     job_.route = "ct-route";
@@ -134,6 +139,7 @@ class ResultIntakeTest : public ::testing::Test {
   }
 
   TempDir tmp_;
+  std::atomic<int> unlink_error_{0};
   FakeClock clock_;
   Metrics metrics_;
   std::unique_ptr<Spool> spool_;
@@ -361,6 +367,29 @@ TEST_F(WithholdDependentsTest, AReportArrivingAfterItsSegWasQuarantinedIsWithhel
   withheld = intake_->WithholdDependents(job_, "tool");
   ASSERT_TRUE(withheld.ok());
   EXPECT_EQ(*withheld, 0) << "idempotent: a retried delivery withholds nothing more";
+}
+
+TEST_F(WithholdDependentsTest, AWithheldResultWhoseFileCouldNotBeRemovedGoesAtTheNextStart) {
+  // Also what a crash between the index forgetting it and its file going leaves behind.
+  auto seg = BrokenSeg();
+  auto sr = ReportCiting(*seg);
+  ASSERT_EQ(Give("seg.dcm", *seg).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Give("sr.dcm", *sr).ok());
+  const std::string sr_key = index_->ListResults(job_.id)->front().spool_key;
+  unlink_error_ = EIO;
+  ASSERT_EQ(intake_->WithholdDependents(job_, "tool").value(), 1);
+  EXPECT_TRUE(fs::exists(spool_->PathOf(sr_key)));
+  unlink_error_ = 0;
+
+  intake_.reset();
+  spool_.reset();  // the restart
+  spool_ = std::move(Spool::Open(SpoolOptions{tmp_.path() / "spool", 0}).value());
+  auto removed = spool_->RemoveUnrecorded([&](const std::string& key, const SopInstanceUid& sop) {
+    return index_->RecordsSpoolFile(key, sop);
+  });
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_FALSE(fs::exists(spool_->PathOf(sr_key)));
+  EXPECT_TRUE(fs::exists(spool_->PathOf(input_key_))) << "what the index records stays";
 }
 
 TEST_F(WithholdDependentsTest, AReportAttachedBeforeItsSegWasQuarantinedIsWithheld) {

@@ -292,8 +292,9 @@ class SpoolImpl final : public Spool {
     const fs::path target = PathOf(key);
     // A new key is named before its fsync: on a journaling file system that one fsync then
     // commits the bytes and the name together, and the bucket's fsync finds at most a cache
-    // flush left to do. Until the index records it, a file under its key is nobody's: after a
-    // failure or a crash it stays there, unknown, and a re-send replaces it.
+    // flush left to do. Until the index records it, a file under its key is nobody's; its key
+    // goes to the name log first, so after a crash the next start removes it (after a failure,
+    // it stays until then, or until a re-send replaces it).
     names_.Add(key, sop);
     int err = ops_->RenameNoReplace(incoming, target);
     if (err == 0) {

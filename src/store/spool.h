@@ -46,7 +46,8 @@ class Spool {
   // only once the new bytes are durable: fsync file, rename, fsync directory.
   // Errors: kResourceExhausted on ENOSPC/EDQUOT; kDataLoss on EIO; kNotFound if incoming
   // is missing. On error `incoming` is removed; a file already renamed under its key stays
-  // there, unknown to the index, and is replaced by the next commit of the same key.
+  // there, unknown to the index, until the next commit of the same key replaces it or the
+  // next start removes it.
   // Every key is written to the name log before it is named, and stays there until
   // Settled(key): a file a crash left named but unrecorded is found by RemoveUnrecorded.
   virtual Result<std::string> Commit(const std::filesystem::path& incoming,
