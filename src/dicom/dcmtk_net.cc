@@ -1,6 +1,7 @@
 #include "dicom/dcmtk_net.h"
 
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
 #include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <netinet/in.h>
@@ -51,11 +52,41 @@ int DisableNagle(T_ASC_Association* assoc) {
   return fd;
 }
 
-void AckPromptly(T_ASC_Association* assoc) {
-  const int fd = SocketOfAssociation(assoc);
-  if (fd < 0) return;
-  const int on = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+namespace {
+
+// A plain TCP connection that asks for an immediate acknowledgement after each read that got
+// data: the kernel then acknowledges as soon as the receive queue is empty. TCP_QUICKACK does
+// not stay set (sending data can put the socket back into delayed-ACK mode), hence per read.
+class QuickAckConnection final : public DcmTCPConnection {
+ public:
+  explicit QuickAckConnection(DcmNativeSocketType socket)
+      : DcmTCPConnection(socket), fd_(static_cast<int>(socket)) {}
+  ssize_t read(void* buf, size_t nbyte) override {
+    const ssize_t n = DcmTCPConnection::read(buf, nbyte);
+    if (n > 0) {
+      const int on = 1;
+      setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+    }
+    return n;
+  }
+
+ private:
+  const int fd_;
+};
+
+class QuickAckLayer final : public DcmTransportLayer {
+ public:
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket,
+                                           OFBool use_secure_layer) override {
+    if (use_secure_layer) return nullptr;  // Conduit's DIMSE does not use DCMTK's TLS layer
+    return new QuickAckConnection(socket);
+  }
+};
+
+}  // namespace
+
+void AckEveryRead(T_ASC_Network* network) {
+  if (network != nullptr) ASC_setTransportLayer(network, new QuickAckLayer, /*takeover=*/1);
 }
 
 int TimeoutSeconds(std::chrono::milliseconds timeout) {

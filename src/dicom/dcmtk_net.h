@@ -17,12 +17,11 @@ void PrepareDcmtkNetwork();
 // Sets TCP_NODELAY on the association's socket. Returns the socket, or -1 if it has none.
 int DisableNagle(T_ASC_Association* assoc);
 
-// Asks the kernel to acknowledge what arrives on the association's socket at once, for the
-// next while (TCP_QUICKACK does not stay set: call before each read of a message). A sender
-// that leaves Nagle's algorithm on (DCMTK 3.6.7's tools without TCP_NODELAY=1, other stacks)
-// holds each small write until its previous one is acknowledged; with the receiver's delayed
-// acknowledgement that is ~40 ms per message.
-void AckPromptly(T_ASC_Association* assoc);
+// Makes every connection `network` opens or accepts from now on acknowledge what it reads at
+// once (TCP_QUICKACK after each read). A peer that leaves Nagle's algorithm on (DCMTK 3.6.7's
+// tools without TCP_NODELAY=1, other stacks) holds each small write until its previous one is
+// acknowledged; with Linux's delayed acknowledgement that is up to 40 ms per message.
+void AckEveryRead(T_ASC_Network* network);
 
 // Whole seconds for DCMTK timeouts (at least 1).
 int TimeoutSeconds(std::chrono::milliseconds timeout);

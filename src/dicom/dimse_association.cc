@@ -34,6 +34,7 @@ Status Association::Open(const DicomPeer& peer, const std::vector<Context>& cont
   dcmConnectionTimeout.set(timeout_s);
   OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeout_s, &network_);
   if (cond.bad()) return Internal(what + ": initialize network: " + cond.text());
+  AckEveryRead(network_);  // a peer that leaves Nagle on is not held up by our ACKs
   T_ASC_Parameters* params = nullptr;
   cond = ASC_createAssociationParameters(&params, ASC_DEFAULTMAXPDU);
   if (cond.bad()) return Internal(what + ": " + cond.text());

@@ -222,6 +222,7 @@ Status Listener::Start() {
     network_ = nullptr;
     return Unavailable(std::string("dimse listener: initialize network: ") + cond.text());
   }
+  AckEveryRead(network_);  // senders that leave Nagle on are not held up by our ACKs
   Result<int> listen_fd = OpenListenSocket(config_.bind, config_.port);
   const int dcmtk_fd = static_cast<int>(DUL_networkSocket(network_->network));
   if (listen_fd.ok() && dup2(*listen_fd, dcmtk_fd) < 0) {
@@ -415,7 +416,6 @@ void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const Assoc
       continue;
     }
     idle_s = 0;
-    AckPromptly(assoc);
     T_DIMSE_Message message;
     T_ASC_PresentationContextID pres_id = 0;
     DcmDataset* command_detail = nullptr;
@@ -503,19 +503,13 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
   }
   // Streams the PDVs to the file as they arrive: never the whole dataset in memory. Writeback
   // starts as they do, so the fsync before the response waits for the tail only.
-  struct Progress {
-    EarlyWriteback writeback;
-    T_ASC_Association* assoc;
-  } progress{EarlyWriteback(file), assoc};
-  EarlyWriteback& writeback = progress.writeback;
+  EarlyWriteback writeback(file);
   cond = DIMSE_receiveDataSetInFile(
       assoc, DIMSE_NONBLOCKING, dimse_timeout_s_, &pres_id, stream,
       [](void* context, unsigned long received) {
-        auto* p = static_cast<Progress*>(context);
-        p->writeback.Progress(received);
-        AckPromptly(p->assoc);  // per PDV: the sender's next one may be held for our ACK
+        static_cast<EarlyWriteback*>(context)->Progress(received);
       },
-      &progress);
+      &writeback);
   const bool written = stream->status().good();
   delete stream;  // closes the file
   writeback.Finish();

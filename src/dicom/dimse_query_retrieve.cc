@@ -103,7 +103,6 @@ Status NextCommand(T_ASC_Association* assoc, const DicomPeer& peer, const std::s
     }
     DcmDataset* detail = nullptr;
     message = T_DIMSE_Message{};
-    AckPromptly(assoc);
     OFCondition cond =
         DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, kPollSeconds, &pres_id, &message, &detail);
     delete detail;
@@ -148,12 +147,8 @@ Status ReceiveSubOperation(T_ASC_Association* assoc, const DicomPeer& peer,
       if (cond.bad()) return BrokenAssociation(peer, "C-GET", cond);
     } else {
       // Streams the PDVs to the file as they arrive: never the whole dataset in memory.
-      cond = DIMSE_receiveDataSetInFile(
-          assoc, DIMSE_NONBLOCKING, timeout_s, &pres_id, stream,
-          [](void* context, unsigned long) {
-            AckPromptly(static_cast<T_ASC_Association*>(context));
-          },
-          assoc);
+      cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, timeout_s, &pres_id, stream,
+                                        nullptr, nullptr);
       const bool written = stream->status().good();
       delete stream;  // closes the file
       if (cond.bad()) {

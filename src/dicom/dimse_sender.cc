@@ -139,16 +139,9 @@ Result<std::vector<Status>> StoreFiles(const DicomPeer& peer,
     std::error_code ec;
     const auto size = std::filesystem::file_size(file, ec);
     // Large values are streamed from the file as PDVs are written, not loaded in memory.
-    // Once the instance is sent, the peer's response is acknowledged at once (AckPromptly).
-    OFCondition cond = DIMSE_storeUser(
-        assoc, pres_id, &request, file.c_str(), nullptr,
-        [](void* context, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ*) {
-          if (progress->state == DIMSE_StoreEnd) {
-            AckPromptly(static_cast<T_ASC_Association*>(context));
-          }
-        },
-        assoc, DIMSE_NONBLOCKING, timeout_s, &response, &detail, nullptr,
-        ec ? 0 : static_cast<long>(size));
+    OFCondition cond = DIMSE_storeUser(assoc, pres_id, &request, file.c_str(), nullptr, nullptr,
+                                       nullptr, DIMSE_NONBLOCKING, timeout_s, &response, &detail,
+                                       nullptr, ec ? 0 : static_cast<long>(size));
     delete detail;
     if (cond.bad()) return BrokenAssociation(peer, "C-STORE " + file.string(), cond);
     results[plan.index] = StatusFromStoreResponse(response.DimseStatus, what);
