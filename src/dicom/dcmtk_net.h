@@ -19,7 +19,7 @@ int DisableNagle(T_ASC_Association* assoc);
 
 // Makes every connection `network` opens or accepts from now on acknowledge what it reads at
 // once (TCP_QUICKACK after each read). A peer that leaves Nagle's algorithm on (DCMTK 3.6.7's
-// tools without TCP_NODELAY=1, other stacks) holds each small write until its previous one is
+// tools without TCP_NODELAY=1, for one) holds each small write until its previous one is
 // acknowledged; with Linux's delayed acknowledgement that is up to 40 ms per message.
 void AckEveryRead(T_ASC_Network* network);
 
