@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <system_error>
 
 #include "core/sha256.h"
@@ -16,18 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool IsKey(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-// "<key> <sop>" whose key is the SOP Instance UID's hash, or nothing: a torn line, or a UID
-// that itself held a line break, names no file to remove.
+// "<key> <sop>" whose key is the SOP Instance UID's hash (so a well-formed spool key), or
+// nothing: a torn line, or a UID that itself held a line break, names no file to remove.
 std::optional<NameLog::Entry> ParseLine(std::string_view line) {
-  if (line.size() < 66 || line[64] != ' ' || !IsKey(line.substr(0, 64))) return std::nullopt;
+  if (line.size() < 66 || line[64] != ' ') return std::nullopt;
   const std::string_view sop = line.substr(65);
   if (Sha256Hex(sop) != line.substr(0, 64)) return std::nullopt;
   return NameLog::Entry{std::string(line.substr(0, 64)), SopInstanceUid(std::string(sop))};
