@@ -2,11 +2,13 @@
 """The disk-with-fsync limit: how fast this disk can make the given files durable the way a
 careful receiver must (write to incoming/, rename it into a bucket directory under its new name,
 fsync the file, fsync that directory: the order Conduit uses for a new key, which on a journaling
-file system lets one commit cover the bytes and the name), with THREADS writers in parallel. No network, no DICOM parsing, no index: the
-ceiling any durable C-STORE receiver on this disk can reach for these files.
+file system lets one commit cover the bytes and the name), with THREADS writers in parallel. No
+network, no DICOM parsing, no index: the ceiling any durable C-STORE receiver on this disk can
+reach for these files.
 
 Usage: fsync_limit.py --out DIR [--threads N] FILE...
 Prints one JSON line: {"files": n, "bytes": b, "seconds": s, "cpu_seconds": c}.
+flush_floor() (imported by ingest_bench.py) measures the cost of one flush alone.
 """
 
 import argparse
@@ -84,6 +86,27 @@ def run(files, out_dir, threads):
     if errors:
         raise errors[0]
     return total[0], seconds, cpu
+
+
+def flush_floor(out_dir, syncs=200, record=4096):
+    """The least a receiver that answers only once an instance is durable must still wait for
+    after the instance's last byte has arrived, however it stores it: one small write into an
+    already written file (no file created, no metadata changed) and its fdatasync. Returns the
+    mean seconds per sync over `syncs` sequential ones."""
+    os.makedirs(out_dir, exist_ok=True)
+    fd = os.open(os.path.join(out_dir, "flush-floor"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        # Written, not fallocated: overwriting written blocks leaves fdatasync no metadata.
+        os.write(fd, bytes(syncs * record))
+        os.fsync(fd)
+        block = b"\x5a" * record
+        started = time.monotonic()
+        for i in range(syncs):
+            os.pwrite(fd, block, i * record)
+            os.fdatasync(fd)
+        return (time.monotonic() - started) / syncs
+    finally:
+        os.close(fd)
 
 
 def main():
