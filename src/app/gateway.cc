@@ -35,6 +35,7 @@
 #include "results/deliverer.h"
 #include "results/result_intake.h"
 #include "results/ris_reporter.h"
+#include "store/file_system.h"
 #include "store/index.h"
 #include "store/spool.h"
 #include "store/sqlite_index.h"
@@ -58,6 +59,31 @@ std::string ResultsBaseUrl(const Config& c) {
   }
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
+}
+
+// Every acknowledgement rests on fsync: says at start, in the log and in /metrics, whether the
+// data directory's file system can keep what an fsync promises.
+FileSystemFacts InspectDataDir(const std::filesystem::path& data_dir, Metrics& metrics) {
+  FileSystemFacts facts;
+  if (Result<FileSystemFacts> inspected = InspectFileSystem(data_dir); inspected.ok()) {
+    facts = std::move(inspected).value();
+  } else {
+    facts.type = "unknown (" + std::string(StatusCodeName(inspected.status().code())) + ")";
+  }
+  const std::string_view durability = DurabilityName(facts.durability);
+  if (const std::string advice = DurabilityAdvice(facts); advice.empty()) {
+    spdlog::info("event=storage data_dir={} file_system={} device={} durability={}",
+                 data_dir.string(), facts.type, facts.device, durability);
+  } else {
+    spdlog::warn("event=storage data_dir={} file_system={} device={} durability={}: {}",
+                 data_dir.string(), facts.type, facts.device, durability, advice);
+  }
+  metrics.Describe("conduit_storage_info", "gauge",
+                   "The data directory's file system and what its fsync can be trusted with "
+                   "(durability: journaling, no-journal, volatile, network, unknown)");
+  metrics.Set("conduit_storage_info", 1,
+              "file_system=\"" + facts.type + "\",durability=\"" + std::string(durability) + "\"");
+  return facts;
 }
 
 }  // namespace
@@ -100,6 +126,7 @@ struct Gateway::Parts {
   std::unique_ptr<MllpListener> ris_listener;
   std::jthread ticker;               // "assembler-tick": completes quiet studies every 250 ms
   std::atomic<bool> started{false};  // read by HTTP threads (health)
+  FileSystemFacts storage;           // data_dir's file system, inspected once at start
 };
 
 Gateway::Gateway(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -128,6 +155,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   ASSIGN_OR_RETURN(p->spool,
                    Spool::Open(SpoolOptions{c.node.data_dir / "spool", c.dicom.min_free_bytes}));
   ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
+  p->storage = InspectDataDir(c.node.data_dir, p->metrics);
   // A crash between naming a file in the spool and recording it in the index leaves the file
   // unknown to every reader: it is removed before anything new arrives.
   {
@@ -309,7 +337,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
           return std::map<std::string, std::string>{
               {"node", raw->config.node.name},
               {"dicom_listener", raw->started ? "up" : "down"},
-              {"dicom_ae_title", raw->config.dicom.ae_title.str()}};
+              {"dicom_ae_title", raw->config.dicom.ae_title.str()},
+              {"storage", std::string(DurabilityName(raw->storage.durability))}};
         }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");

@@ -168,6 +168,37 @@ class ResilienceTest(E2ETest):
         self.assertEqual(stored, acknowledged)
         audit = conduit.api("/api/audit?limit=1000")["events"]
         self.assertTrue(any(e["outcome"] == "failure" for e in audit))
+        # And it said at start that this disk would not outlive a reboot.
+        self.assertEqual(conduit.api("/api/health")["storage"], "volatile")
+        self.assertIn("durability=volatile", conduit.logs())
+        self.assertIn('conduit_storage_info{durability="volatile",file_system="tmpfs"} 1',
+                      run(["curl", "-sf", conduit.url + "/metrics"]).stdout)
+
+    def test_health_names_what_the_data_dirs_file_system_promises(self):
+        conduit = self.started(Conduit(self.tmp))
+        expected = expected_durability(self.tmp)
+        self.assertEqual(conduit.api("/api/health")["storage"], expected)
+        line = next(entry for entry in conduit.logs().splitlines() if "event=storage" in entry)
+        self.assertIn(f"durability={expected}", line)
+        self.assertIn("level=info" if expected == "journaling" else "level=warning", line)
+
+
+def expected_durability(path):
+    """What the data dir's file system promises, worked out apart from Conduit: findmnt names
+    the file system type and its source; an ext file system journals iff jbd2 lists a journal
+    for that device. Of mounts stacked on one another, the last listed is the one in use."""
+    mounts = run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", path]).stdout
+    source, fstype = mounts.splitlines()[-1].split()
+    if fstype in ("ext2", "ext3", "ext4"):
+        device = os.path.basename(source)
+        return "journaling" if glob.glob(f"/proc/fs/jbd2/{device}-*") else "no-journal"
+    if fstype in ("xfs", "btrfs", "f2fs"):
+        return "journaling"
+    if fstype in ("tmpfs", "ramfs"):
+        return "volatile"
+    if fstype.startswith(("nfs", "cifs", "smb", "fuse")):
+        return "network"
+    return "unknown"
 
     def test_malformed_and_truncated_files_are_refused_and_others_unaffected(self):
         pacs = self.started(Orthanc(self.tmp))
