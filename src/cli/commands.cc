@@ -17,6 +17,7 @@
 #include "evidence/tool_manifest.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
+#include "store/file_system.h"
 #include "store/sqlite_index.h"
 
 namespace conduit::cli {
@@ -261,6 +262,19 @@ int ConfigCheck(const Config& config, const std::string& source) {
   if (auto api_tokens = LoadApiTokensFor(config, *worklist_tokens); !api_tokens.ok()) {
     std::cerr << "conduit: " << source << ": " << api_tokens.status().message() << "\n";
     return 1;
+  }
+  // Where the data directory will live, as `serve` says at start: the nearest folder that
+  // exists already is on the same file system unless something is mounted in between.
+  std::filesystem::path probe = std::filesystem::absolute(config.node.data_dir, ec);
+  while (!probe.empty() && !std::filesystem::exists(probe, ec) && probe != probe.parent_path()) {
+    probe = probe.parent_path();
+  }
+  if (Result<FileSystemFacts> storage = InspectFileSystem(probe); storage.ok()) {
+    std::cout << source << ": data_dir " << config.node.data_dir.string() << ": " << storage->type
+              << ", " << DurabilityName(storage->durability) << "\n";
+    if (const std::string advice = DurabilityAdvice(*storage); !advice.empty()) {
+      std::cout << source << ": warning: " << advice << "\n";
+    }
   }
   std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
             << config.tools.size() << " tools, " << config.routes.size() << " routes; policy '"

@@ -3,6 +3,7 @@ DCMTK's command-line tools as modalities. Everything listens on 127.0.0.1 on fre
 in a temporary folder, and is stopped at the end of each test; every wait is bounded."""
 
 import fcntl
+import glob
 import json
 import os
 import random
@@ -138,6 +139,24 @@ def http_json(url, method="GET", body=None, timeout=10, headers=None):
 
 def run(cmd, check=True, timeout=300, **kw):
     return subprocess.run(cmd, env=ENV, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+def expected_durability(path):
+    """What the data dir's file system promises, worked out apart from Conduit: findmnt names
+    the file system type and its source; an ext file system journals iff jbd2 lists a journal
+    for that device. Of mounts stacked on one another, the last listed is the one in use."""
+    mounts = run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", path]).stdout
+    source, fstype = mounts.splitlines()[-1].split()
+    if fstype in ("ext2", "ext3", "ext4"):
+        device = os.path.basename(source)
+        return "journaling" if glob.glob(f"/proc/fs/jbd2/{device}-*") else "no-journal"
+    if fstype in ("xfs", "btrfs", "f2fs"):
+        return "journaling"
+    if fstype in ("tmpfs", "ramfs"):
+        return "volatile"
+    if fstype.startswith(("nfs", "cifs", "smb", "fuse")):
+        return "network"
+    return "unknown"
 
 
 def make_study(out_dir, modality="CT", slices=12, rows=None, cols=None, extra=()):

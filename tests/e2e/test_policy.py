@@ -5,6 +5,7 @@ policy forbids never starts."""
 import glob
 import hashlib
 import os
+import re
 import stat
 import sys
 import unittest
@@ -13,7 +14,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu,  # noqa: E402
-                     run, read_bytes, CONDUIT, REFERENCE_TOOL)
+                     expected_durability, run, read_bytes, CONDUIT, REFERENCE_TOOL)
 
 POLICY = """\
 policy: {name: "e2e trust policy", version: "7"}
@@ -204,6 +205,9 @@ class PolicyTest(E2ETest):
             f.write("e2e-vendor-token-" + "1" * 40 + "\n")
         out = conduit.cli("config", "check", check=False)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        # The check also says what the data directory's file system promises.
+        self.assertRegex(out.stdout, rf"data_dir {re.escape(conduit.data_dir)}: \S+, "
+                         rf"{expected_durability(self.tmp)}\n")
 
 
 def http_bytes(url):

@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
-                     CONDUIT, ENV, REFERENCE_TOOL, free_port, run)
+                     CONDUIT, ENV, REFERENCE_TOOL, expected_durability, free_port, run)
 
 
 class ResilienceTest(E2ETest):
@@ -175,30 +175,18 @@ class ResilienceTest(E2ETest):
                       run(["curl", "-sf", conduit.url + "/metrics"]).stdout)
 
     def test_health_names_what_the_data_dirs_file_system_promises(self):
-        conduit = self.started(Conduit(self.tmp))
+        conduit = Conduit(self.tmp)
         expected = expected_durability(self.tmp)
+        # `config check` says it before the data directory exists, from the folder it goes in.
+        self.assertFalse(os.path.exists(conduit.data_dir))
+        self.assertIn(f"data_dir {conduit.data_dir}: ", conduit.cli("config", "check").stdout)
+        self.assertIn(f", {expected}\n", conduit.cli("config", "check").stdout)
+        self.started(conduit)
         self.assertEqual(conduit.api("/api/health")["storage"], expected)
         line = next(entry for entry in conduit.logs().splitlines() if "event=storage" in entry)
         self.assertIn(f"durability={expected}", line)
         self.assertIn("level=info" if expected == "journaling" else "level=warning", line)
 
-
-def expected_durability(path):
-    """What the data dir's file system promises, worked out apart from Conduit: findmnt names
-    the file system type and its source; an ext file system journals iff jbd2 lists a journal
-    for that device. Of mounts stacked on one another, the last listed is the one in use."""
-    mounts = run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", path]).stdout
-    source, fstype = mounts.splitlines()[-1].split()
-    if fstype in ("ext2", "ext3", "ext4"):
-        device = os.path.basename(source)
-        return "journaling" if glob.glob(f"/proc/fs/jbd2/{device}-*") else "no-journal"
-    if fstype in ("xfs", "btrfs", "f2fs"):
-        return "journaling"
-    if fstype in ("tmpfs", "ramfs"):
-        return "volatile"
-    if fstype.startswith(("nfs", "cifs", "smb", "fuse")):
-        return "network"
-    return "unknown"
 
     def test_malformed_and_truncated_files_are_refused_and_others_unaffected(self):
         pacs = self.started(Orthanc(self.tmp))
