@@ -133,8 +133,11 @@ std::string DurabilityAdvice(const FileSystemFacts& facts) {
              "is lost at the next reboot; put data_dir on a disk";
     case Durability::kNetwork:
       return facts.type +
-             " is a network file system: whether an fsync reaches a disk is up to its server, "
-             "so an acknowledged instance may be lost; put data_dir on a local disk";
+             (facts.type == "fuse" ? " is a user-space file system: whether an fsync reaches a "
+                                     "disk is up to its daemon"
+                                   : " is a network file system: whether an fsync reaches a "
+                                     "disk is up to its server") +
+             ", so an acknowledged instance may be lost; put data_dir on a local disk";
     case Durability::kUnknown:
       break;
   }

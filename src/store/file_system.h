@@ -16,7 +16,7 @@ enum class Durability {
   kNoJournal,   // ext2/ext4 without a journal: fsync holds, but a crash needs fsck and files cost
                 // more
   kVolatile,    // tmpfs, ramfs: everything is gone after a reboot, fsync or not
-  kNetwork,     // NFS, SMB, FUSE: whether fsync reaches a disk is up to the server
+  kNetwork,     // NFS, SMB, FUSE: whether fsync reaches a disk is up to a server or daemon
   kUnknown,     // anything else, overlayfs (a container's writable layer) included
 };
 

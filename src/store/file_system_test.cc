@@ -48,6 +48,10 @@ TEST(ClassifyFileSystemTest, NamesEachKindWithAdviceForAllButJournaling) {
             std::string::npos);
   EXPECT_NE(DurabilityAdvice(ClassifyFileSystem(OVERLAYFS_SUPER_MAGIC, "", false)).find("volume"),
             std::string::npos);
+  EXPECT_NE(DurabilityAdvice(ClassifyFileSystem(NFS_SUPER_MAGIC, "", false)).find("its server"),
+            std::string::npos);
+  EXPECT_NE(DurabilityAdvice(ClassifyFileSystem(FUSE_SUPER_MAGIC, "", false)).find("its daemon"),
+            std::string::npos);
   EXPECT_EQ(DurabilityName(Durability::kNoJournal), "no-journal");
   EXPECT_EQ(DurabilityName(Durability::kVolatile), "volatile");
 }

@@ -143,12 +143,13 @@ def run(cmd, check=True, timeout=300, **kw):
 
 def expected_durability(path):
     """What the data dir's file system promises, worked out apart from Conduit: findmnt names
-    the file system type and its source; an ext file system journals iff jbd2 lists a journal
-    for that device. Of mounts stacked on one another, the last listed is the one in use."""
-    mounts = run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", path]).stdout
-    source, fstype = mounts.splitlines()[-1].split()
+    the file system type and its device number, whose sysfs link names the device; an ext file
+    system journals iff jbd2 lists a journal for that device. Of mounts stacked on one another,
+    the last listed is the one in use."""
+    mounts = run(["findmnt", "-n", "-o", "MAJ:MIN,FSTYPE", "--target", path]).stdout
+    device_number, fstype = mounts.splitlines()[-1].split()
     if fstype in ("ext2", "ext3", "ext4"):
-        device = os.path.basename(source)
+        device = os.path.basename(os.path.realpath(f"/sys/dev/block/{device_number}"))
         return "journaling" if glob.glob(f"/proc/fs/jbd2/{device}-*") else "no-journal"
     if fstype in ("xfs", "btrfs", "f2fs"):
         return "journaling"
