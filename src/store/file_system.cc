@@ -66,54 +66,38 @@ std::string_view DurabilityName(Durability durability) {
 }
 
 FileSystemFacts ClassifyFileSystem(unsigned long magic, std::string device, bool has_journal) {
+  struct Kind {
+    unsigned long magic;
+    const char* type;
+    Durability durability;
+  };
+  static constexpr Kind kKinds[] = {
+      {XFS_SUPER_MAGIC, "xfs", Durability::kJournaling},
+      {BTRFS_SUPER_MAGIC, "btrfs", Durability::kJournaling},
+      {F2FS_SUPER_MAGIC, "f2fs", Durability::kJournaling},
+      {TMPFS_MAGIC, "tmpfs", Durability::kVolatile},
+      {RAMFS_MAGIC, "ramfs", Durability::kVolatile},
+      {NFS_SUPER_MAGIC, "nfs", Durability::kNetwork},
+      {CIFS_SUPER_MAGIC, "smb", Durability::kNetwork},
+      {SMB2_SUPER_MAGIC, "smb", Durability::kNetwork},
+      {FUSE_SUPER_MAGIC, "fuse", Durability::kNetwork},
+      {OVERLAYFS_SUPER_MAGIC, "overlay", Durability::kUnknown},
+  };
   FileSystemFacts facts;
   facts.device = std::move(device);
-  switch (magic) {
-    case EXT4_SUPER_MAGIC:  // ext2, ext3 and ext4 share it
-      facts.type = "ext2/3/4";
-      facts.durability = has_journal ? Durability::kJournaling : Durability::kNoJournal;
-      break;
-    case XFS_SUPER_MAGIC:
-      facts.type = "xfs";
-      facts.durability = Durability::kJournaling;
-      break;
-    case BTRFS_SUPER_MAGIC:
-      facts.type = "btrfs";
-      facts.durability = Durability::kJournaling;
-      break;
-    case F2FS_SUPER_MAGIC:
-      facts.type = "f2fs";
-      facts.durability = Durability::kJournaling;
-      break;
-    case TMPFS_MAGIC:
-      facts.type = "tmpfs";
-      facts.durability = Durability::kVolatile;
-      break;
-    case RAMFS_MAGIC:
-      facts.type = "ramfs";
-      facts.durability = Durability::kVolatile;
-      break;
-    case NFS_SUPER_MAGIC:
-      facts.type = "nfs";
-      facts.durability = Durability::kNetwork;
-      break;
-    case CIFS_SUPER_MAGIC:
-    case SMB2_SUPER_MAGIC:
-      facts.type = "smb";
-      facts.durability = Durability::kNetwork;
-      break;
-    case FUSE_SUPER_MAGIC:
-      facts.type = "fuse";
-      facts.durability = Durability::kNetwork;
-      break;
-    case OVERLAYFS_SUPER_MAGIC:
-      facts.type = "overlay";
-      facts.durability = Durability::kUnknown;
-      break;
-    default:
-      facts.type = Hex(magic);
-      facts.durability = Durability::kUnknown;
+  if (magic == EXT4_SUPER_MAGIC) {  // ext2, ext3 and ext4 share it
+    facts.type = "ext2/3/4";
+    facts.durability = has_journal ? Durability::kJournaling : Durability::kNoJournal;
+    return facts;
   }
+  for (const Kind& kind : kKinds) {
+    if (kind.magic == magic) {
+      facts.type = kind.type;
+      facts.durability = kind.durability;
+      return facts;
+    }
+  }
+  facts.type = Hex(magic);
   return facts;
 }
 
