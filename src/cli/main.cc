@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/deid_command.h"
+#include "cli/spool_command.h"
 #include "cli/tool_command.h"
 #include "dicom/dcmtk_logging.h"
 
@@ -136,8 +137,18 @@ int main(int argc, char** argv) {
   tool_remove->add_option("name", tool_name, "Tool name")->required();
   tool_remove->add_option("--version", tool_remove_version, "The version to remove")->required();
 
+  auto* spool_cmd = app.add_subcommand("spool", "The spool of received instances and results");
+  spool_cmd->require_subcommand(1);
+  auto* spool_check = spool_cmd->add_subcommand(
+      "check", "Compare the spool's files with the index (stop the gateway first)");
+  bool spool_remove = false;
+  bool spool_json = false;
+  spool_check->add_flag("--remove-unrecorded", spool_remove,
+                        "Delete files that no index row names (left by a power failure)");
+  spool_check->add_flag("--json", spool_json, "Print JSON");
+
   for (auto* sub : {serve, route_test, jobs_list, jobs_retry, ris_outbox, config_check, echo,
-                    tool_add, tool_list, tool_show, tool_remove}) {
+                    tool_add, tool_list, tool_show, tool_remove, spool_check}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -189,6 +200,7 @@ int main(int argc, char** argv) {
   if (tool_show->parsed()) {
     return conduit::cli::ToolShow(*config, tool_name, tool_version, tool_json);
   }
+  if (spool_check->parsed()) return conduit::cli::SpoolCheck(*config, spool_remove, spool_json);
   if (tool_remove->parsed()) {
     return conduit::cli::ToolRemove(*config, tool_name, tool_remove_version);
   }

@@ -34,6 +34,11 @@ class Index {
   // spool file `spool_key`: the spool's check at start for files a crash left unrecorded.
   virtual Result<bool> RecordsSpoolFile(const std::string& spool_key,
                                         const SopInstanceUid& sop) = 0;
+  // Every row that names a spool file (instances and results), in spool-key order;
+  // stops at the first error `visit` returns. Memory stays bounded however many rows there are
+  // (SQLite sorts, spilling to temporary files). For `conduit spool check`.
+  using SpoolFileVisitor = std::function<Status(const SpoolFileRecord& record)>;
+  virtual Status ScanSpoolFiles(const SpoolFileVisitor& visit) = 0;
   // In series number, then instance number order. Empty `series` means every series.
   virtual Result<std::vector<InstanceRecord>> ListInstances(
       const StudyUid& study, const std::vector<SeriesUid>& series = {}) = 0;

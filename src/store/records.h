@@ -146,6 +146,15 @@ struct ResultRecord {
   TimePoint received_at;
 };
 
+// One row of the index that names a spool file: an instance, or a result of a job (a key may
+// be named by several results of the same object). For the spool's consistency check.
+struct SpoolFileRecord {
+  std::string spool_key;
+  uint64_t size_bytes = 0;
+  StudyUid study_uid;
+  bool result = false;
+};
+
 // A result of a job that was quarantined (failed its checks, or withheld because it refers to
 // a quarantined result): never delivered. Its SOP Instance UID is empty when the object could
 // not be read far enough to name it.

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -65,6 +66,12 @@ bool IsValidKey(const std::string& key) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
+}
+
+// The name of bucket `i` (0-255) under instances/: two lowercase hex digits, a key's first two.
+std::string BucketName(int i) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return std::string{kHex[(i >> 4) & 15], kHex[i & 15]};
 }
 
 std::string Hex64(uint64_t v) {
@@ -180,6 +187,28 @@ class SpoolImpl final : public Spool {
     return Status::Ok();
   }
 
+  Status ListBucket(int bucket, std::vector<std::string>* keys,
+                    std::vector<fs::path>* strays) const override {
+    if (bucket < 0 || bucket > 255) {
+      return InvalidArgument("spool list bucket: no bucket " + std::to_string(bucket));
+    }
+    const std::string name = BucketName(bucket);
+    const fs::path dir = instances_ / name;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string file = it->path().filename().string();
+      const std::string key = file.substr(0, 64);
+      if (file.size() == 68 && file.ends_with(".dcm") && IsValidKey(key) && key.starts_with(name)) {
+        keys->push_back(key);
+      } else {
+        strays->push_back(it->path());
+      }
+    }
+    if (ec) return ErrnoStatus(ec.value(), "spool: list " + dir.string());
+    std::sort(keys->begin(), keys->end());
+    return Status::Ok();
+  }
+
   Result<fs::path> JobDir(int64_t job_id) override {
     if (job_id <= 0)
       return InvalidArgument("spool job dir: invalid job id " + std::to_string(job_id));
@@ -238,9 +267,8 @@ class SpoolImpl final : public Spool {
 
     // The 256 buckets exist, durably, before the first commit: a commit then syncs only the
     // bucket it renames into (one directory fsync per instance).
-    static constexpr char kHex[] = "0123456789abcdef";
     for (int i = 0; i < 256; ++i) {
-      const fs::path bucket = instances_ / std::string{kHex[i >> 4], kHex[i & 15]};
+      const fs::path bucket = instances_ / BucketName(i);
       fs::create_directories(bucket, ec);
       if (ec) return InvalidArgument(what + ": create " + bucket.string() + ": " + ec.message());
       durable_dirs_.insert(bucket.string());

@@ -13,6 +13,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "core/ids.h"
 #include "core/status.h"
@@ -78,6 +79,11 @@ class Spool {
 
   // Removes a committed file. Missing is OK.
   virtual Status Remove(const std::string& key) = 0;
+
+  // One of the 256 buckets of instances/ (0-255), for the consistency check: the keys of the
+  // files named as Commit names them, sorted, into `keys`; any other entry into `strays`.
+  virtual Status ListBucket(int bucket, std::vector<std::string>* keys,
+                            std::vector<std::filesystem::path>* strays) const = 0;
 
   // A work folder for a job's adapter (created, emptied if it existed).
   virtual Result<std::filesystem::path> JobDir(int64_t job_id) = 0;

@@ -367,6 +367,24 @@ class SqliteIndex final : public Index {
                      [&](SqliteStatement& s) { s.Bind(1, spool_key).Bind(2, sop.str()); });
   }
 
+  Status ScanSpoolFiles(const SpoolFileVisitor& visit) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s,
+                     (*lease).Prepare("SELECT spool_key, size_bytes, study_uid, 0 FROM instances "
+                                      "UNION ALL SELECT r.spool_key, r.size_bytes, j.study_uid, 1 "
+                                      "FROM results r JOIN jobs j ON j.id = r.job_id ORDER BY 1"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index scan spool files"));
+      if (!row) return Status::Ok();
+      SpoolFileRecord r;
+      r.spool_key = s.Text(0);
+      r.size_bytes = static_cast<uint64_t>(s.Int(1));
+      r.study_uid = StudyUid(s.Text(2));
+      r.result = s.Int(3) != 0;
+      RETURN_IF_ERROR(visit(r));
+    }
+  }
+
   Result<std::vector<InstanceRecord>> ListInstances(const StudyUid& study,
                                                     const std::vector<SeriesUid>& series) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
