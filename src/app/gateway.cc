@@ -86,6 +86,37 @@ FileSystemFacts InspectDataDir(const std::filesystem::path& data_dir, Metrics& m
   return facts;
 }
 
+// Says how the previous process on this data dir ended, and what to do if the host went down
+// under it.
+void ReportPreviousStop(PreviousStop stop, Metrics& metrics) {
+  const std::string_view name = PreviousStopName(stop);
+  switch (stop) {
+    case PreviousStop::kHostRestarted:
+      spdlog::warn(
+          "event=previous_stop kind={}: the host went down while the previous run was going "
+          "(a power failure or a machine crash). Instances it acknowledged are safe; files "
+          "synced just before their index commit may be left that nothing will delete: stop "
+          "the gateway and run `conduit spool check --remove-unrecorded` (docs/operations.md, "
+          "\"After a power failure\")",
+          name);
+      break;
+    case PreviousStop::kCrashed:
+      spdlog::warn(
+          "event=previous_stop kind={}: the previous run ended without stopping; what it left "
+          "half-done is cleaned up now",
+          name);
+      break;
+    case PreviousStop::kClean:
+    case PreviousStop::kUnknown:
+      spdlog::info("event=previous_stop kind={}", name);
+      break;
+  }
+  metrics.Describe("conduit_previous_stop_info", "gauge",
+                   "How the previous process on this data dir ended (clean, crashed, "
+                   "host-restarted: run `conduit spool check`, unknown)");
+  metrics.Set("conduit_previous_stop_info", 1, "kind=\"" + std::string(name) + "\"");
+}
+
 }  // namespace
 
 struct Gateway::Parts {
@@ -156,6 +187,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                    Spool::Open(SpoolOptions{c.node.data_dir / "spool", c.dicom.min_free_bytes}));
   ASSIGN_OR_RETURN(p->index, OpenSqliteIndex(c.node.data_dir / "index.sqlite"));
   p->storage = InspectDataDir(c.node.data_dir, p->metrics);
+  ReportPreviousStop(p->spool->previous_stop(), p->metrics);
   // A crash between naming a file in the spool and recording it in the index leaves the file
   // unknown to every reader: it is removed before anything new arrives.
   {
@@ -338,7 +370,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
               {"node", raw->config.node.name},
               {"dicom_listener", raw->started ? "up" : "down"},
               {"dicom_ae_title", raw->config.dicom.ae_title.str()},
-              {"storage", std::string(DurabilityName(raw->storage.durability))}};
+              {"storage", std::string(DurabilityName(raw->storage.durability))},
+              {"previous_stop", std::string(PreviousStopName(raw->spool->previous_stop()))}};
         }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");

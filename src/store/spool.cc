@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -72,6 +73,36 @@ bool IsValidKey(const std::string& key) {
 std::string BucketName(int i) {
   static constexpr char kHex[] = "0123456789abcdef";
   return std::string{kHex[(i >> 4) & 15], kHex[i & 15]};
+}
+
+// The kernel's id of the current boot, or "" if it cannot be read.
+std::string ReadBootId(const fs::path& file) {
+  char id[64] = {};
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  const ssize_t n = ::read(fd, id, sizeof id - 1);
+  ::close(fd);
+  std::string out(id, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  // A UUID; anything else would not be comparable.
+  for (char c : out) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '-') return "";
+  }
+  return out;
+}
+
+// What the lock file says of the process before: "stopped", "<pid> <boot id>" (it never
+// stopped), or anything else (none, or one that did not record its boot).
+PreviousStop ReadPreviousStop(std::string_view content, const std::string& boot_id) {
+  while (!content.empty() && (content.back() == '\n' || content.back() == ' ')) {
+    content.remove_suffix(1);
+  }
+  if (content == "stopped") return PreviousStop::kClean;
+  const size_t space = content.find(' ');
+  if (space == std::string_view::npos || boot_id.empty()) return PreviousStop::kUnknown;
+  const std::string_view previous_boot = content.substr(space + 1);
+  if (previous_boot.empty()) return PreviousStop::kUnknown;
+  return previous_boot == boot_id ? PreviousStop::kCrashed : PreviousStop::kHostRestarted;
 }
 
 std::string Hex64(uint64_t v) {
@@ -231,6 +262,7 @@ class SpoolImpl final : public Spool {
   }
 
   const fs::path& root() const override { return options_.root; }
+  PreviousStop previous_stop() const override { return previous_stop_; }
 
   std::shared_mutex& expiry_lock() override { return expiry_lock_; }
 
@@ -297,15 +329,21 @@ class SpoolImpl final : public Spool {
       }
       char holder[32] = {};
       const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
-      std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "unknown";
-      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      // "<pid> <boot id>" as the holder recorded it.
+      std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
+      pid = pid.substr(0, pid.find_first_of(" \n"));
+      if (pid.empty()) pid = "unknown";
       return FailedPrecondition(what + ": in use by another process (pid " + pid +
                                 "): a data_dir serves one conduit process at a time");
     }
-    const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd, 0) != 0 ||
-        ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-      spdlog::warn("{}: cannot write the pid into {}: {}", what, path.string(),
+    char before[128] = {};
+    const ssize_t n = ::pread(fd, before, sizeof before - 1, 0);
+    boot_id_ = ReadBootId(options_.boot_id_file);
+    previous_stop_ =
+        ReadPreviousStop(n > 0 ? std::string_view(before, static_cast<size_t>(n)) : "", boot_id_);
+    // Synced, so that after a power failure the next start knows this process was running.
+    if (!lock_.Record(std::to_string(::getpid()) + " " + boot_id_ + "\n")) {
+      spdlog::warn("{}: cannot record the pid in {}: {}", what, path.string(),
                    std::strerror(errno));
     }
     return Status::Ok();
@@ -370,10 +408,23 @@ class SpoolImpl final : public Spool {
   // Held (flock) from Prepare until the spool is gone, after the name log is closed.
   struct LockFd {
     int fd = -1;
+    bool recorded = false;  // this process's line is in the file
+    // Replaces the file's content with `line`, synced.
+    bool Record(const std::string& line) {
+      recorded = ::ftruncate(fd, 0) == 0 &&
+                 ::pwrite(fd, line.data(), line.size(), 0) == static_cast<ssize_t>(line.size()) &&
+                 ::fdatasync(fd) == 0;
+      return recorded;
+    }
     ~LockFd() {
-      if (fd >= 0) ::close(fd);
+      if (fd < 0) return;
+      // Only a Spool that is destroyed gets here: the process stopped, it did not crash.
+      if (recorded) (void)Record("stopped\n");
+      ::close(fd);
     }
   } lock_;
+  std::string boot_id_;
+  PreviousStop previous_stop_ = PreviousStop::kUnknown;
   const fs::path incoming_;
   const fs::path instances_;
   const fs::path jobs_;
@@ -387,6 +438,20 @@ class SpoolImpl final : public Spool {
 };
 
 }  // namespace
+
+std::string_view PreviousStopName(PreviousStop stop) {
+  switch (stop) {
+    case PreviousStop::kUnknown:
+      return "unknown";
+    case PreviousStop::kClean:
+      return "clean";
+    case PreviousStop::kCrashed:
+      return "crashed";
+    case PreviousStop::kHostRestarted:
+      return "host-restarted";
+  }
+  return "unknown";
+}
 
 std::unique_ptr<FileOps> NewPosixFileOps() { return std::make_unique<PosixFileOps>(); }
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/ids.h"
@@ -24,7 +25,21 @@ struct SpoolOptions {
   std::filesystem::path root;
   // Commit and CheckSpace refuse with kResourceExhausted below this much free space.
   uint64_t min_free_bytes = 512ull << 20;
+  // Where the kernel names the current boot; tests point it elsewhere.
+  std::filesystem::path boot_id_file = "/proc/sys/kernel/random/boot_id";
 };
+
+// How the process that had the spool open before this one ended. Each process records its pid
+// and the boot it runs in in the spool's lock file (synced), and "stopped" when its Spool is
+// destroyed; Open reads what the one before left.
+enum class PreviousStop {
+  kUnknown,        // no earlier process, or one that did not record this
+  kClean,          // it stopped
+  kCrashed,        // it ended without stopping, in this boot: the name logs cover what it left
+  kHostRestarted,  // the host went down while it ran (power failure, a machine crash): the name
+                   // logs may have lost lines; `conduit spool check` finds what they named
+};
+std::string_view PreviousStopName(PreviousStop stop);
 
 class Spool {
  public:
@@ -90,6 +105,7 @@ class Spool {
   virtual Status RemoveJobDir(int64_t job_id) = 0;
 
   virtual const std::filesystem::path& root() const = 0;
+  virtual PreviousStop previous_stop() const = 0;
 
   // Held shared while an instance is committed and recorded in the index, and exclusively
   // while retention deletes an expired study's rows and files: an instance re-sent at that

@@ -357,6 +357,66 @@ TEST(SpoolTest, AFileACrashLeftNamedButUnrecordedIsRemovedAtTheNextStart) {
   EXPECT_TRUE(index.asked.empty()) << "nothing is checked twice";
 }
 
+// A spool whose boot id comes from a file the test writes: `boot` is the current boot.
+SpoolOptions BootOptions(const fs::path& dir, const std::string& boot) {
+  SpoolOptions options = Options(dir / "spool");
+  options.boot_id_file = dir / "boot_id";
+  WriteFile(options.boot_id_file, boot + "\n");
+  return options;
+}
+
+constexpr char kBootA[] = "7c1e7d2a-0b7e-4f7e-9a51-3a1d2c4b5e6f";
+constexpr char kBootB[] = "0d9c4f1e-5a6b-4c7d-8e9f-a0b1c2d3e4f5";
+
+TEST(SpoolTest, TheFirstOpenKnowsNoPreviousStopAndRecordsItsPidAndBoot) {
+  TempDir tmp;
+  auto spool = Spool::Open(BootOptions(tmp.path(), kBootA));
+  ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+  EXPECT_EQ((*spool)->previous_stop(), PreviousStop::kUnknown);
+  EXPECT_EQ(ReadFile(tmp.path() / "spool" / "lock"),
+            std::to_string(::getpid()) + " " + kBootA + "\n");
+}
+
+TEST(SpoolTest, ASpoolThatWasClosedLeavesACleanStop) {
+  TempDir tmp;
+  Spool::Open(BootOptions(tmp.path(), kBootA)).value().reset();
+  EXPECT_EQ(ReadFile(tmp.path() / "spool" / "lock"), "stopped\n");
+  auto again = Spool::Open(BootOptions(tmp.path(), kBootA));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->previous_stop(), PreviousStop::kClean);
+}
+
+TEST(SpoolTest, AProcessThatDiedInThisBootIsACrashAndInAnEarlierOneAHostRestart) {
+  for (const char* next_boot : {kBootA, kBootB}) {
+    TempDir tmp;
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto spool = Spool::Open(BootOptions(tmp.path(), kBootA));
+      ::_exit(spool.ok() ? 0 : 2);  // no destructors: the process dies with the spool open
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    auto spool = Spool::Open(BootOptions(tmp.path(), next_boot));
+    ASSERT_TRUE(spool.ok()) << spool.status().ToString();
+    EXPECT_EQ((*spool)->previous_stop(),
+              next_boot == kBootA ? PreviousStop::kCrashed : PreviousStop::kHostRestarted)
+        << next_boot;
+  }
+}
+
+TEST(SpoolTest, ALockFileWithoutABootOrNoBootIdToCompareIsAnUnknownStop) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "spool");
+  WriteFile(tmp.path() / "spool" / "lock", "4242\n");  // as versions before this wrote it
+  EXPECT_EQ(Spool::Open(BootOptions(tmp.path(), kBootA)).value()->previous_stop(),
+            PreviousStop::kUnknown);
+  WriteFile(tmp.path() / "spool" / "lock", std::string("4242 ") + kBootB + "\n");
+  SpoolOptions unreadable = BootOptions(tmp.path(), "not a boot id!");
+  EXPECT_EQ(Spool::Open(unreadable).value()->previous_stop(), PreviousStop::kUnknown);
+}
+
 TEST(SpoolTest, AProcessKilledBetweenCommitAndIndexLeavesItsKeyToTheNextStart) {
   TempDir tmp;
   const std::string key = Sha256Hex("1.2.826.0.1.3");

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu, wait_until,  # noqa: E402
@@ -153,6 +154,30 @@ class ResilienceTest(E2ETest):
         clean = conduit.cli("spool", "check", check=False)
         self.assertEqual(clean.returncode, 0, clean.stdout + clean.stderr)
         self.assertIn("consistent", clean.stdout)
+
+    def test_health_says_how_the_previous_run_ended_and_a_host_restart_asks_for_a_spool_check(self):
+        conduit = self.started(Conduit(self.tmp, self.config(free_port())))
+        previous = lambda: conduit.api("/api/health")["previous_stop"]  # noqa: E731
+        self.assertEqual(previous(), "unknown", "a first start")
+        conduit.stop()
+        conduit.start()
+        self.assertEqual(previous(), "clean")
+        conduit.kill9()
+        conduit.start()
+        self.assertEqual(previous(), "crashed")
+        conduit.kill9()
+        # What a power failure leaves: the lock file names a process of an earlier boot.
+        lock = os.path.join(conduit.data_dir, "spool", "lock")
+        with open(lock) as f:
+            pid, boot = f.read().split()
+        self.assertEqual(len(boot), 36, "the kernel's boot id, a UUID")
+        with open(lock, "w") as f:
+            f.write(f"{pid} 00000000-0000-4000-8000-000000000000\n")
+        conduit.start()
+        self.assertEqual(previous(), "host-restarted")
+        self.assertIn("conduit spool check --remove-unrecorded", conduit.logs())
+        metrics = urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()
+        self.assertIn('conduit_previous_stop_info{kind="host-restarted"} 1', metrics)
 
     def test_pacs_down_then_up_then_kill9_mid_delivery_delivers_each_result_once(self):
         pacs = Orthanc(self.tmp)  # not started: the PACS is down
