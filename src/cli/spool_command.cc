@@ -2,6 +2,7 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/clock.h"
 #include "store/spool_check.h"
@@ -37,7 +38,25 @@ json ProblemOf(const SpoolProblem& p) {
   return j;
 }
 
-void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool) {
+void PrintIndex(const std::vector<std::string>& problems, const std::filesystem::path& index,
+                bool removal_asked) {
+  if (problems.empty()) {
+    std::cout << "index " << index.string() << ": sound (SQLite quick_check)\n";
+    return;
+  }
+  std::cout << "index " << index.string() << ": DAMAGED (SQLite quick_check):\n";
+  for (const std::string& problem : problems) {
+    std::istringstream lines(problem);  // quick_check may put several lines in one row
+    for (std::string line; std::getline(lines, line);) std::cout << "  " << line << "\n";
+  }
+  std::cout << "  - restore the index from its backup (docs/operations.md, \"Disk\")"
+            << (removal_asked ? "; no file was removed, since the index cannot say which are "
+                                "unrecorded"
+                              : "")
+            << "\n";
+}
+
+void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool, bool index_sound) {
   std::cout << "spool " << spool.string() << ": " << r.files << " instance file(s), " << r.records
             << " index row(s) naming a file\n"
             << "  unrecorded files (no row names them):  " << r.unrecorded << " ("
@@ -68,12 +87,13 @@ void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool) {
     }
     std::cout << "\n";
   }
-  if (r.consistent()) {
+  if (r.consistent() && index_sound) {
     std::cout << "consistent\n";
     return;
   }
   std::cout << "NOT consistent:\n";
-  if (r.unrecorded > r.removed) {
+  if (!index_sound) std::cout << "  - the index is damaged (above)\n";
+  if (r.unrecorded > r.removed && index_sound) {
     std::cout << "  - run again with --remove-unrecorded to delete the unrecorded files\n";
   }
   if (r.missing > 0 || r.size_differs > 0) {
@@ -109,36 +129,49 @@ int SpoolCheck(const Config& config, bool remove_unrecorded, bool json_out) {
     std::cerr << "conduit: " << index.status().message() << "\n";
     return 1;
   }
-  auto report = CheckSpool(**spool, **index, SpoolCheckOptions{remove_unrecorded, 100});
+  // A damaged index cannot say which files are unrecorded: then nothing is removed.
+  auto integrity = (*index)->CheckIntegrity(20);
+  std::vector<std::string> index_problems =
+      integrity.ok() ? std::move(integrity).value()
+                     : std::vector<std::string>{integrity.status().message()};
+  const bool index_sound = index_problems.empty();
+  auto report =
+      CheckSpool(**spool, **index, SpoolCheckOptions{remove_unrecorded && index_sound, 100});
+  const bool consistent = index_sound && report.ok() && report->consistent();
+
+  if (json_out) {
+    json out = {{"spool", spool_root.string()},
+                {"consistent", consistent},
+                {"index", {{"sound", index_sound}, {"problems", index_problems}}}};
+    if (report.ok()) {
+      json problems = json::array();
+      for (const SpoolProblem& p : report->problems) problems.push_back(ProblemOf(p));
+      out["counts"] = CountsOf(*report);
+      out["problems"] = problems;
+    } else {
+      out["error"] = report.status().message();
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    PrintIndex(index_problems, index_path, remove_unrecorded);
+    if (report.ok()) PrintText(*report, spool_root, index_sound);
+  }
 
   AuditEvent audit;
   audit.at = SystemClock().Now();
   audit.action = "spool_check";
   audit.actor = "cli";
-  audit.outcome = report.ok() && report->consistent() ? "success" : "failure";
-  audit.detail =
-      report.ok() ? CountsOf(*report).dump() : json{{"error", report.status().message()}}.dump();
+  audit.outcome = consistent ? "success" : "failure";
+  json detail = report.ok() ? CountsOf(*report) : json{{"error", report.status().message()}};
+  detail["index_sound"] = index_sound;
+  audit.detail = detail.dump();
+  // After the report, so that an index too damaged to take the row does not hide the report.
   if (Status st = (*index)->AppendAudit(audit); !st.ok()) {
-    std::cerr << "conduit: spool check: audit: " << st.message() << "\n";
+    std::cerr << "conduit: spool check: cannot audit this check: " << st.message() << "\n";
     return 1;
   }
-  if (!report.ok()) {
-    std::cerr << "conduit: " << report.status().message() << "\n";
-    return 1;
-  }
-  if (json_out) {
-    json problems = json::array();
-    for (const SpoolProblem& p : report->problems) problems.push_back(ProblemOf(p));
-    std::cout << json{{"spool", spool_root.string()},
-                      {"consistent", report->consistent()},
-                      {"counts", CountsOf(*report)},
-                      {"problems", problems}}
-                     .dump(2)
-              << "\n";
-  } else {
-    PrintText(*report, spool_root);
-  }
-  return report->consistent() ? 0 : 1;
+  if (!report.ok()) std::cerr << "conduit: " << report.status().message() << "\n";
+  return consistent ? 0 : 1;
 }
 
 }  // namespace conduit::cli

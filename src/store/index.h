@@ -39,6 +39,9 @@ class Index {
   // (SQLite sorts, spilling to temporary files). For `conduit spool check`.
   using SpoolFileVisitor = std::function<Status(const SpoolFileRecord& record)>;
   virtual Status ScanSpoolFiles(const SpoolFileVisitor& visit) = 0;
+  // The database's own consistency check (SQLite: PRAGMA quick_check): what it found wrong, at
+  // most `max_problems` lines; empty when the index is sound. Reads every page.
+  virtual Result<std::vector<std::string>> CheckIntegrity(int max_problems) = 0;
   // In series number, then instance number order. Empty `series` means every series.
   virtual Result<std::vector<InstanceRecord>> ListInstances(
       const StudyUid& study, const std::vector<SeriesUid>& series = {}) = 0;

@@ -385,6 +385,19 @@ class SqliteIndex final : public Index {
     }
   }
 
+  Result<std::vector<std::string>> CheckIntegrity(int max_problems) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("PRAGMA quick_check(" +
+                                              std::to_string(std::max(1, max_problems)) + ")"));
+    std::vector<std::string> problems;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index integrity check"));
+      if (!row) break;
+      if (std::string line = s.Text(0); line != "ok") problems.push_back(std::move(line));
+    }
+    return problems;
+  }
+
   Result<std::vector<InstanceRecord>> ListInstances(const StudyUid& study,
                                                     const std::vector<SeriesUid>& series) override {
     ASSIGN_OR_RETURN(auto lease, readers_.Acquire());

@@ -125,6 +125,7 @@ class ResilienceTest(E2ETest):
         self.assertEqual(found.returncode, 1, found.stderr)
         report = json.loads(found.stdout)
         self.assertFalse(report["consistent"])
+        self.assertTrue(report["index"]["sound"], report["index"])
         self.assertEqual(report["counts"]["files"], 5)
         self.assertEqual(report["counts"]["records"], 5)
         self.assertEqual(report["counts"]["unrecorded"], 1)
