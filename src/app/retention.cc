@@ -25,12 +25,36 @@ struct SweepCounts {
   int64_t studies_expired = 0;
   int64_t studies_skipped = 0;  // became busy (or empty) between selection and expiry
   int64_t files_removed = 0;
-  int64_t files_not_removed = 0;  // left as orphans; logged by key prefix
+  int64_t files_not_removed = 0;     // left as orphans; logged by key prefix
+  int64_t work_folders_removed = 0;  // of the expired studies' jobs (failed, dead-lettered)
+  int64_t work_folders_not_removed = 0;
 };
 
 // Keeps the first error of a sweep.
 void Keep(Status& first, Status st) {
   if (first.ok() && !st.ok()) first = std::move(st);
+}
+
+// Removes the work folders of every job of an expired study; failures are logged by job id.
+void RemoveWorkFolders(Index& index, Spool& spool, const StudyUid& study,
+                       const std::string& study_ref, SweepCounts& n) {
+  auto jobs = index.JobsOfStudy(study);
+  if (!jobs.ok()) {
+    ++n.work_folders_not_removed;
+    spdlog::warn("event=retention_work_folders_not_removed study={} error=\"{}\"", study_ref,
+                 jobs.status().ToString());
+    return;
+  }
+  for (const JobId& job : *jobs) {
+    Result<bool> removed = spool.RemoveJobDir(job.value);
+    if (!removed.ok()) {
+      ++n.work_folders_not_removed;
+      spdlog::warn("event=retention_work_folder_not_removed study={} job={} error=\"{}\"",
+                   study_ref, job.value, removed.status().ToString());
+    } else if (*removed) {
+      ++n.work_folders_removed;
+    }
+  }
 }
 
 }  // namespace
@@ -52,6 +76,8 @@ RetentionSweeper::RetentionSweeper(Index& index, Spool& spool, const Clock& cloc
                     "Spool files retention removed");
   metrics_.Describe("conduit_retention_files_not_removed_total", "counter",
                     "Spool files retention could not remove (left as orphans)");
+  metrics_.Describe("conduit_retention_work_folders_removed_total", "counter",
+                    "Work folders of expired studies' jobs retention removed");
   metrics_.Describe("conduit_retention_audit_purged_total", "counter",
                     "Audit rows deleted past the audit retention period");
   metrics_.Describe("conduit_retention_crosswalk_purged_total", "counter",
@@ -158,6 +184,10 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
       for (const auto& [key, sop] : *files) {
         if (!not_removed.contains(key)) spool_.Settled(key);
       }
+      // A job that did not end done keeps its work folder for whoever investigates; its
+      // inputs are hard links to the spool files, so their bytes outlive the files until the
+      // folder goes. Every job of the study is over (ExpireStudy checked, in its transaction).
+      if (keys.ok()) RemoveWorkFolders(index_, spool_, study, audit.study_ref, n);
       if (!keys.ok()) {
         const StatusCode code = keys.status().code();
         if (code == StatusCode::kFailedPrecondition || code == StatusCode::kNotFound) {
@@ -185,6 +215,8 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
                            {"studies_skipped", n.studies_skipped},
                            {"files_removed", n.files_removed},
                            {"files_not_removed", n.files_not_removed},
+                           {"work_folders_removed", n.work_folders_removed},
+                           {"work_folders_not_removed", n.work_folders_not_removed},
                            {"periods_days",
                             {{"spool", policy_.spool.count()},
                              {"crosswalk", policy_.crosswalk.count()},
@@ -204,6 +236,8 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
   metrics_.Add("conduit_retention_files_removed_total", static_cast<double>(n.files_removed));
   metrics_.Add("conduit_retention_files_not_removed_total",
                static_cast<double>(n.files_not_removed));
+  metrics_.Add("conduit_retention_work_folders_removed_total",
+               static_cast<double>(n.work_folders_removed));
   metrics_.Add("conduit_retention_audit_purged_total", static_cast<double>(n.audit_purged));
   metrics_.Add("conduit_retention_crosswalk_purged_total", static_cast<double>(n.crosswalk_purged));
   metrics_.Add("conduit_retention_hl7_outbox_purged_total",

@@ -4,7 +4,8 @@
 // crosswalk period, and reports older than the audit period; and it expires studies whose newest
 // instance is older than the spool period and whose jobs are all over: index rows first (instances,
 // results, units, MPPS; job rows, deliveries and the audit trail stay as history), then the spool
-// files, so a crash in between leaves orphan files and never an index row naming a missing file.
+// files, so a crash in between leaves orphan files and never an index row naming a missing file,
+// then the work folders of the study's jobs (hard links to those files may be in them).
 // Each sweep ends with one audit event "retention" carrying counts only, and conduit_retention_*
 // metrics. Thread: "retention", started by Start(). Thread safety: all methods may be called from
 // any thread; sweeps never overlap.

@@ -328,6 +328,32 @@ TEST_F(RetentionTest, AnOldStudyWhoseJobsAreOverIsExpired) {
   EXPECT_EQ(metrics_.Value("conduit_retention_sweeps_total"), 1);
 }
 
+TEST_F(RetentionTest, TheWorkFoldersOfAnExpiredStudysJobsGoWithItsFiles) {
+  const std::string key = Receive("1.2.3", "1.2.3.1.1");
+  const JobId failed = Job("1.2.3", JobState::kFailed);
+  Job("1.2.3", JobState::kDone, 1);  // done: its folder went when it ended
+  // An executable tool's input is a hard link to the spool file: the bytes live on in it.
+  const fs::path folder = spool_->JobDir(failed.value).value();
+  fs::create_directories(folder / "input");
+  fs::create_hard_link(spool_->PathOf(key), folder / "input" / "0.dcm");
+  std::ofstream(folder / "output.dcm") << "a result the tool wrote";
+  const std::string kept = Receive("4.5.6", "4.5.6.1.1");
+  const JobId recent = Job("4.5.6", JobState::kDeadLetter);
+  const fs::path recent_folder = spool_->JobDir(recent.value).value();
+  clock_.Advance(31 * kDay);
+  Receive("4.5.6", "4.5.6.1.2");  // keeps study 4.5.6 within its period
+
+  ASSERT_TRUE(Sweeper().SweepOnce().ok());
+  EXPECT_FALSE(FileExists(key));
+  EXPECT_FALSE(fs::exists(folder)) << "no copy of the expired study's bytes is left";
+  EXPECT_TRUE(fs::exists(recent_folder)) << "a study within its period keeps its folders";
+  EXPECT_TRUE(FileExists(kept));
+  const json sweep = LastSweep();
+  EXPECT_EQ(sweep["work_folders_removed"], 1);
+  EXPECT_EQ(sweep["work_folders_not_removed"], 0);
+  EXPECT_EQ(metrics_.Value("conduit_retention_work_folders_removed_total"), 1);
+}
+
 TEST_F(RetentionTest, AnExpiredStudyLeavesNothingForTheNextStartToCheck) {
   const std::string key = Receive("1.2.3", "1.2.3.1.1");
   Result(Job("1.2.3", JobState::kDone), "2.25.99.2");

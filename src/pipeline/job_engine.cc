@@ -631,10 +631,9 @@ Status JobEngine::DeliverResults(JobRecord& job) {
     if (!reported.ok())
       return Fail(job, reported.WithContext(JobName(job) + ": reporting"), "delivering");
   }
-  Status removed = spool_.RemoveJobDir(job.id.value);
-  if (!removed.ok()) {
+  if (Result<bool> removed = spool_.RemoveJobDir(job.id.value); !removed.ok()) {
     spdlog::warn("job {}: removing its work folder: {}", job.id.value,
-                 StatusCodeName(removed.code()));
+                 StatusCodeName(removed.status().code()));
   }
   nlohmann::json detail{{"results", count}, {"destinations", job.destinations.size()}};
   if (quarantined_count > 0) detail["quarantined"] = quarantined_count;

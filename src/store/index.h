@@ -104,6 +104,8 @@ class Index {
   // began since StudiesToExpire); kNotFound if nothing of the study is left to expire.
   virtual Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
                                                        const AuditEvent& audit) = 0;
+  // Every job of `study`, in any state, oldest first.
+  virtual Result<std::vector<JobId>> JobsOfStudy(const StudyUid& study) = 0;
   // The spool files (key, SOP Instance UID) of the rows ExpireStudy would delete now: the
   // study's instances, then the results of its jobs.
   virtual Result<std::vector<std::pair<std::string, SopInstanceUid>>> SpoolFilesOfStudy(

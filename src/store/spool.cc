@@ -252,13 +252,13 @@ class SpoolImpl final : public Spool {
     return dir;
   }
 
-  Status RemoveJobDir(int64_t job_id) override {
+  Result<bool> RemoveJobDir(int64_t job_id) override {
     if (job_id <= 0)
       return InvalidArgument("spool remove job dir: invalid job id " + std::to_string(job_id));
     std::error_code ec;
-    fs::remove_all(jobs_ / std::to_string(job_id), ec);
+    const std::uintmax_t removed = fs::remove_all(jobs_ / std::to_string(job_id), ec);
     if (ec) return ErrnoStatus(ec.value(), "spool remove job dir " + std::to_string(job_id));
-    return Status::Ok();
+    return removed > 0;
   }
 
   const fs::path& root() const override { return options_.root; }

@@ -100,9 +100,11 @@ class Spool {
   virtual Status ListBucket(int bucket, std::vector<std::string>* keys,
                             std::vector<std::filesystem::path>* strays) const = 0;
 
-  // A work folder for a job's adapter (created, emptied if it existed).
+  // A work folder for a job's adapter (created, emptied if it existed). Its inputs may be
+  // hard links to spool files: while it exists, their bytes stay on disk.
   virtual Result<std::filesystem::path> JobDir(int64_t job_id) = 0;
-  virtual Status RemoveJobDir(int64_t job_id) = 0;
+  // Removes it with all it holds; true if there was one.
+  virtual Result<bool> RemoveJobDir(int64_t job_id) = 0;
 
   virtual const std::filesystem::path& root() const = 0;
   virtual PreviousStop previous_stop() const = 0;

@@ -757,6 +757,19 @@ class SqliteIndex final : public Index {
     return out;
   }
 
+  Result<std::vector<JobId>> JobsOfStudy(const StudyUid& study) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s,
+                     (*lease).Prepare("SELECT id FROM jobs WHERE study_uid = ?1 ORDER BY id"));
+    s.Bind(1, study.str());
+    std::vector<JobId> ids;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index jobs of study"));
+      if (!row) return ids;
+      ids.push_back(JobId{s.Int(0)});
+    }
+  }
+
   Result<std::vector<std::string>> ExpireStudy(const StudyUid& study,
                                                const AuditEvent& audit) override {
     std::vector<std::string> keys;
