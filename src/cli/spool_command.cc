@@ -21,7 +21,9 @@ json CountsOf(const SpoolCheckReport& r) {
           {"removed", r.removed},
           {"missing", r.missing},
           {"size_differs", r.size_differs},
-          {"strays", r.strays}};
+          {"strays", r.strays},
+          {"stale_work_folders", r.stale_work_folders},
+          {"work_folders_removed", r.work_folders_removed}};
 }
 
 json ProblemOf(const SpoolProblem& p) {
@@ -31,10 +33,12 @@ json ProblemOf(const SpoolProblem& p) {
   if (p.kind == SpoolProblem::Kind::kMissing || p.kind == SpoolProblem::Kind::kSizeDiffers) {
     j["recorded_bytes"] = p.recorded_bytes;
   }
-  if (p.kind != SpoolProblem::Kind::kMissing && p.kind != SpoolProblem::Kind::kStray) {
+  if (p.kind == SpoolProblem::Kind::kUnrecorded || p.kind == SpoolProblem::Kind::kSizeDiffers) {
     j["file_bytes"] = p.file_bytes;
   }
-  if (p.kind == SpoolProblem::Kind::kUnrecorded) j["removed"] = p.removed;
+  if (p.kind == SpoolProblem::Kind::kUnrecorded || p.kind == SpoolProblem::Kind::kStaleWorkFolder) {
+    j["removed"] = p.removed;
+  }
   return j;
 }
 
@@ -63,9 +67,12 @@ void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool, bo
             << r.unrecorded_bytes << " bytes), removed " << r.removed << "\n"
             << "  missing files (a row names them):      " << r.missing << "\n"
             << "  files of another size than recorded:   " << r.size_differs << "\n"
-            << "  stray entries (not the spool's names): " << r.strays << "\n";
+            << "  stray entries (not the spool's names): " << r.strays << "\n"
+            << "  work folders of expired studies' jobs: " << r.stale_work_folders << ", removed "
+            << r.work_folders_removed << "\n";
   if (!r.problems.empty()) {
-    const int64_t total = r.unrecorded + r.missing + r.size_differs + r.strays;
+    const int64_t total =
+        r.unrecorded + r.missing + r.size_differs + r.strays + r.stale_work_folders;
     std::cout << (static_cast<int64_t>(r.problems.size()) < total ? "the first problems:\n"
                                                                   : "problems:\n");
   }
@@ -84,6 +91,9 @@ void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool, bo
         break;
       case SpoolProblem::Kind::kStray:
         break;
+      case SpoolProblem::Kind::kStaleWorkFolder:
+        if (p.removed) std::cout << ", removed";
+        break;
     }
     std::cout << "\n";
   }
@@ -95,6 +105,9 @@ void PrintText(const SpoolCheckReport& r, const std::filesystem::path& spool, bo
   if (!index_sound) std::cout << "  - the index is damaged (above)\n";
   if (r.unrecorded > r.removed && index_sound) {
     std::cout << "  - run again with --remove-unrecorded to delete the unrecorded files\n";
+  }
+  if (r.stale_work_folders > r.work_folders_removed && index_sound) {
+    std::cout << "  - run again with --remove-unrecorded to delete the stale work folders\n";
   }
   if (r.missing > 0 || r.size_differs > 0) {
     std::cout << "  - missing or damaged instances must be sent again from their source"

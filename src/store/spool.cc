@@ -261,6 +261,23 @@ class SpoolImpl final : public Spool {
     return removed > 0;
   }
 
+  Result<std::vector<int64_t>> ListJobDirs() const override {
+    std::vector<int64_t> ids;
+    std::error_code ec;
+    for (fs::directory_iterator it(jobs_, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code type_ec;
+      if (name.empty() || name.size() > 18 || !it->is_directory(type_ec) ||
+          name.find_first_not_of("0123456789") != std::string::npos) {
+        continue;  // a job's log (<id>.log), or not Conduit's
+      }
+      ids.push_back(std::stoll(name));
+    }
+    if (ec) return ErrnoStatus(ec.value(), "spool: list " + jobs_.string());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
   const fs::path& root() const override { return options_.root; }
   PreviousStop previous_stop() const override { return previous_stop_; }
 

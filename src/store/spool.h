@@ -105,6 +105,8 @@ class Spool {
   virtual Result<std::filesystem::path> JobDir(int64_t job_id) = 0;
   // Removes it with all it holds; true if there was one.
   virtual Result<bool> RemoveJobDir(int64_t job_id) = 0;
+  // The job ids that have a work folder, ascending (for the consistency check).
+  virtual Result<std::vector<int64_t>> ListJobDirs() const = 0;
 
   virtual const std::filesystem::path& root() const = 0;
   virtual PreviousStop previous_stop() const = 0;

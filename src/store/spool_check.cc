@@ -15,6 +15,8 @@ const char* SpoolProblemName(SpoolProblem::Kind kind) {
       return "size_differs";
     case SpoolProblem::Kind::kStray:
       return "stray";
+    case SpoolProblem::Kind::kStaleWorkFolder:
+      return "stale_work_folder";
   }
   return "unknown";
 }
@@ -53,9 +55,10 @@ class Walk {
     return Status::Ok();
   }
 
-  Result<SpoolCheckReport> Finish() {
+  Result<SpoolCheckReport> Finish(Index& index) {
     RETURN_IF_ERROR(SettleGroup());
     RETURN_IF_ERROR(AdvanceTo(256));
+    RETURN_IF_ERROR(CheckWorkFolders(index));
     return std::move(report_);
   }
 
@@ -83,6 +86,32 @@ class Walk {
       ++report_.missing;
     }
     group_.clear();
+    return Status::Ok();
+  }
+
+  // A work folder is stale once its job has ended and its study is gone from the index (or the
+  // job itself is unknown): only a retention sweep stopped midway leaves one.
+  Status CheckWorkFolders(Index& index) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> ids, spool_.ListJobDirs());
+    for (int64_t id : ids) {
+      ASSIGN_OR_RETURN(std::optional<JobRecord> job, index.GetJob(JobId{id}));
+      SpoolProblem p;
+      if (job) {
+        if (!IsTerminal(job->state)) continue;
+        ASSIGN_OR_RETURN(std::optional<StudySummary> study, index.GetStudy(job->study_uid));
+        if (study) continue;
+        p.study_ref = StudyRef(job->study_uid);
+      }
+      p.kind = SpoolProblem::Kind::kStaleWorkFolder;
+      p.path = spool_.root() / "jobs" / std::to_string(id);
+      ++report_.stale_work_folders;
+      if (options_.remove_unrecorded) {
+        ASSIGN_OR_RETURN(bool removed, spool_.RemoveJobDir(id));
+        p.removed = removed;
+        ++report_.work_folders_removed;
+      }
+      Note(std::move(p));
+    }
     return Status::Ok();
   }
 
@@ -182,7 +211,7 @@ Result<SpoolCheckReport> CheckSpool(Spool& spool, Index& index, const SpoolCheck
   RETURN_IF_ERROR(
       index.ScanSpoolFiles([&walk](const SpoolFileRecord& record) { return walk.OnRecord(record); })
           .WithContext("spool check"));
-  return walk.Finish();
+  return walk.Finish(index);
 }
 
 }  // namespace conduit

@@ -19,10 +19,12 @@ namespace conduit {
 
 struct SpoolProblem {
   enum class Kind {
-    kUnrecorded,   // a file no row names (removed when asked)
-    kMissing,      // a row whose file is not there
-    kSizeDiffers,  // a file whose size is none of its rows'
-    kStray,        // an entry of a bucket that is not named as the spool names files
+    kUnrecorded,       // a file no row names (removed when asked)
+    kMissing,          // a row whose file is not there
+    kSizeDiffers,      // a file whose size is none of its rows'
+    kStray,            // an entry of a bucket that is not named as the spool names files
+    kStaleWorkFolder,  // the work folder of an ended job whose study is gone (removed when
+                       // asked): retention stopped between the study's rows and its folders
   };
   Kind kind = Kind::kUnrecorded;
   std::string key;        // the spool key; empty for a stray
@@ -44,16 +46,20 @@ struct SpoolCheckReport {
   int64_t missing = 0;
   int64_t size_differs = 0;
   int64_t strays = 0;
-  std::vector<SpoolProblem> problems;  // the first `max_listed`, in key order
+  int64_t stale_work_folders = 0;
+  int64_t work_folders_removed = 0;
+  std::vector<SpoolProblem> problems;  // the first `max_listed`: files in key order, then folders
 
   // Nothing left to act on: every file recorded (or removed), every row's file there whole.
   bool consistent() const {
-    return unrecorded == removed && missing == 0 && size_differs == 0 && strays == 0;
+    return unrecorded == removed && missing == 0 && size_differs == 0 && strays == 0 &&
+           stale_work_folders == work_folders_removed;
   }
 };
 
 struct SpoolCheckOptions {
-  bool remove_unrecorded = false;  // remove files no row names (each bucket fsync'd after)
+  // Remove files no row names (each bucket fsync'd after) and stale work folders.
+  bool remove_unrecorded = false;
   size_t max_listed = 100;
 };
 

@@ -189,6 +189,51 @@ TEST_F(SpoolCheckTest, ResultsCountAsRecordsAndOneFileMayServeSeveral) {
   EXPECT_TRUE(fs::exists(spool_->PathOf(key)));
 }
 
+TEST_F(SpoolCheckTest, WorkFoldersOfEndedJobsWhoseStudyIsGoneAreStale) {
+  Store(1);  // kStudy has instances
+  auto job = [&](const std::string& study, JobState state, int generation) {
+    JobRecord j;
+    j.study_uid = StudyUid(study);
+    j.route = "ct";
+    j.tool = "reference";
+    j.generation = generation;
+    j.state = state;
+    AuditEvent audit;
+    audit.action = "test";
+    auto id = index_->CreateJob(j, audit);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    const fs::path dir = spool_->JobDir(id->value).value();
+    std::ofstream(dir / "output.dcm") << "x";
+    std::ofstream(dir.parent_path() / (std::to_string(id->value) + ".log")) << "tool log";
+    return id->value;
+  };
+  const int64_t kept = job(kStudy.str(), JobState::kFailed, 0);
+  const int64_t stale = job("1.2.826.0.1.3680043.10.2.9", JobState::kDeadLetter, 0);
+  const int64_t working = job("1.2.826.0.1.3680043.10.2.9", JobState::kSending, 1);
+  const fs::path jobs = spool_->root() / "jobs";
+  fs::create_directories(jobs / "999");  // no such job
+
+  SpoolCheckReport r = Check();
+  EXPECT_EQ(r.stale_work_folders, 2);
+  EXPECT_EQ(r.work_folders_removed, 0);
+  EXPECT_FALSE(r.consistent());
+  std::set<fs::path> listed;
+  for (const SpoolProblem& p : r.problems) {
+    EXPECT_EQ(p.kind, SpoolProblem::Kind::kStaleWorkFolder);
+    listed.insert(p.path);
+  }
+  EXPECT_EQ(listed, (std::set<fs::path>{jobs / std::to_string(stale), jobs / "999"}));
+
+  r = Check(/*remove=*/true);
+  EXPECT_EQ(r.work_folders_removed, 2);
+  EXPECT_TRUE(r.consistent());
+  EXPECT_FALSE(fs::exists(jobs / std::to_string(stale)));
+  EXPECT_FALSE(fs::exists(jobs / "999"));
+  EXPECT_TRUE(fs::exists(jobs / std::to_string(kept))) << "its study is still here";
+  EXPECT_TRUE(fs::exists(jobs / std::to_string(working))) << "a job at work keeps its folder";
+  EXPECT_TRUE(fs::exists(jobs / (std::to_string(stale) + ".log"))) << "logs are kept";
+}
+
 TEST_F(SpoolCheckTest, ListsOnlyTheFirstProblemsButCountsEvery) {
   for (int i = 0; i < 12; ++i) CommitOnly(i);
   const SpoolCheckReport r = Check(/*remove=*/false, /*max_listed=*/5);
