@@ -2,8 +2,9 @@
 // the index rows that name spool files, bucket by bucket in key order, so memory is bounded by
 // one bucket's listing whatever the store holds. It finds files no row names (a power failure
 // between a file's fsync and its index commit can leave one, with patient data that retention
-// would then never delete), rows whose file is gone, and files whose size is not the recorded
-// one. Run it with the gateway stopped: the caller holds the spool, so nothing writes meanwhile.
+// would then never delete), rows whose file is gone, files whose size is not the recorded one,
+// and work folders of ended jobs whose study retention took. Run it with the gateway stopped:
+// the caller holds the spool, so nothing writes meanwhile.
 #pragma once
 
 #include <cstdint>
