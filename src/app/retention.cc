@@ -187,7 +187,10 @@ Status RetentionSweeper::Sweep(std::stop_token stop) {
       // A job that did not end done keeps its work folder for whoever investigates; its
       // inputs are hard links to the spool files, so their bytes outlive the files until the
       // folder goes. Every job of the study is over (ExpireStudy checked, in its transaction).
-      if (keys.ok()) RemoveWorkFolders(index_, spool_, study, audit.study_ref, n);
+      if (keys.ok()) {
+        expiring.unlock();  // receipts need not wait for the folders
+        RemoveWorkFolders(index_, spool_, study, audit.study_ref, n);
+      }
       if (!keys.ok()) {
         const StatusCode code = keys.status().code();
         if (code == StatusCode::kFailedPrecondition || code == StatusCode::kNotFound) {

@@ -61,14 +61,6 @@ class PosixFileOps final : public FileOps {
   }
 };
 
-bool IsValidKey(const std::string& key) {
-  if (key.size() != 64) return false;
-  for (char c : key) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 // The name of bucket `i` (0-255) under instances/: two lowercase hex digits, a key's first two.
 std::string BucketName(int i) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -207,12 +199,12 @@ class SpoolImpl final : public Spool {
   fs::path PathOf(const std::string& key) const override {
     // Keys come from Commit; anything else maps to a path that never exists, so a corrupt
     // key can never name a file outside the spool.
-    if (!IsValidKey(key)) return instances_ / "invalid-key";
+    if (!IsSpoolKey(key)) return instances_ / "invalid-key";
     return instances_ / key.substr(0, 2) / (key + ".dcm");
   }
 
   Status Remove(const std::string& key) override {
-    if (!IsValidKey(key)) return InvalidArgument("spool remove: malformed key");
+    if (!IsSpoolKey(key)) return InvalidArgument("spool remove: malformed key");
     int err = ops_->Unlink(PathOf(key));
     if (err != 0 && err != ENOENT) return ErrnoStatus(err, "spool remove " + key.substr(0, 16));
     return Status::Ok();
@@ -229,7 +221,7 @@ class SpoolImpl final : public Spool {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string file = it->path().filename().string();
       const std::string key = file.substr(0, 64);
-      if (file.size() == 68 && file.ends_with(".dcm") && IsValidKey(key) && key.starts_with(name)) {
+      if (file.size() == 68 && file.ends_with(".dcm") && IsSpoolKey(key) && key.starts_with(name)) {
         keys->push_back(key);
       } else {
         strays->push_back(it->path());
@@ -455,6 +447,14 @@ class SpoolImpl final : public Spool {
 };
 
 }  // namespace
+
+bool IsSpoolKey(std::string_view key) {
+  if (key.size() != 64) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
 
 std::string_view PreviousStopName(PreviousStop stop) {
   switch (stop) {

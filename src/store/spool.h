@@ -41,6 +41,9 @@ enum class PreviousStop {
 };
 std::string_view PreviousStopName(PreviousStop stop);
 
+// Whether `key` is named as Commit names files: 64 lowercase hex digits (a SHA-256).
+bool IsSpoolKey(std::string_view key);
+
 class Spool {
  public:
   virtual ~Spool() = default;

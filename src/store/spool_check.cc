@@ -23,19 +23,9 @@ const char* SpoolProblemName(SpoolProblem::Kind kind) {
 
 namespace {
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// The bucket a well-formed key lives in, or -1.
+// The bucket a well-formed key lives in (its first two hex digits), or -1.
 int BucketOf(const std::string& key) {
-  if (key.size() != 64) return -1;
-  for (char c : key) {
-    if (HexDigit(c) < 0) return -1;
-  }
-  return HexDigit(key[0]) * 16 + HexDigit(key[1]);
+  return IsSpoolKey(key) ? std::stoi(key.substr(0, 2), nullptr, 16) : -1;
 }
 
 // Walks the buckets in step with the index's rows, both in key order. The rows of one key
