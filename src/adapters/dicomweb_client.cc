@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/dicomweb_http.h"
+#include "adapters/http_tls.h"
 #include "core/http_url.h"
 
 namespace conduit {
@@ -31,34 +32,47 @@ std::string PercentEncode(std::string_view text) {
   return out;
 }
 
-// A client for the PACS, its base path, and a watchdog bounding every request.
+const char* kTlsSetting = "priors_source.tls";
+
+// A client for the PACS (with the trust's TLS settings for https), its URL, and a watchdog
+// bounding every request.
 struct Session {
-  Session(const HttpUrl& url, steady_clock::time_point deadline, std::stop_token stop)
-      : client(url.Origin()), watchdog(client, std::move(stop), deadline) {}
-  httplib::Client client;
+  Session(std::unique_ptr<httplib::Client> made, HttpUrl pacs, steady_clock::time_point deadline,
+          std::stop_token stop)
+      : owned(std::move(made)),
+        client(*owned),
+        url(std::move(pacs)),
+        watchdog(client, std::move(stop), deadline) {}
+  std::unique_ptr<httplib::Client> owned;
+  httplib::Client& client;
+  const HttpUrl url;
   HttpWatchdog watchdog;
 };
 
-Result<HttpUrl> PacsUrl(const DicomwebPeer& peer, const std::string& what) {
+// A session with the PACS of `peer`, its client set up with `token` and the peer's timeout.
+Result<std::unique_ptr<Session>> OpenSession(const DicomwebPeer& peer,
+                                             const std::optional<std::string>& token,
+                                             steady_clock::time_point deadline,
+                                             std::stop_token stop, const std::string& what) {
   Result<HttpUrl> url = ParseHttpUrl(peer.url);
   if (!url.ok()) return FailedPrecondition(what + ": priors_source.url: " + url.status().message());
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-  if (url->scheme == "https") {
-    return FailedPrecondition(what + ": this build's HTTP client has no TLS; https is refused");
-  }
-#endif
-  return url;
+  Result<std::unique_ptr<httplib::Client>> client = MakeHttpClient(*url, peer.tls, kTlsSetting);
+  if (!client.ok()) return client.status().WithContext(what);
+  auto session = std::make_unique<Session>(std::move(client).value(), std::move(url).value(),
+                                           deadline, std::move(stop));
+  ConfigureHttpClient(session->client, token, session->watchdog);
+  session->client.set_read_timeout(std::min(session->watchdog.Remaining(), peer.timeout));
+  return session;
 }
 
-void Configure(Session& session, const DicomwebPeer& peer,
-               const std::optional<std::string>& token) {
-  ConfigureHttpClient(session.client, token, session.watchdog);
-  session.client.set_read_timeout(std::min(session.watchdog.Remaining(), peer.timeout));
-}
-
-Status Transport(httplib::Error error, const HttpWatchdog& watchdog, const std::string& what) {
+Status Transport(httplib::Error error, const Session& session, const std::string& what) {
+  const HttpWatchdog& watchdog = session.watchdog;
   if (watchdog.Stopping()) return Unavailable(what + ": stopped (shutting down)");
   if (watchdog.Expired()) return DeadlineExceeded(what + ": not done within the time limit");
+  if (const std::string tls = DescribeTlsError(error, session.client, session.url, kTlsSetting);
+      !tls.empty()) {
+    return Unavailable(what + ": " + tls);
+  }
   if (error == httplib::Error::ConnectionTimeout || error == httplib::Error::Read) {
     return DeadlineExceeded(what + ": " + httplib::to_string(error));
   }
@@ -89,11 +103,12 @@ Result<std::vector<StudyMatch>> SearchStudies(const DicomwebPeer& peer,
     return InvalidArgument(
         what + ": the Patient ID holds a wildcard or backslash; it would match other patients");
   }
-  ASSIGN_OR_RETURN(HttpUrl url, PacsUrl(peer, what));
   ASSIGN_OR_RETURN(std::optional<std::string> token,
                    ReadBearerTokenFile(peer.auth_token_file, what, kTokenSetting));
-  Session session(url, deadline, std::move(stop));
-  Configure(session, peer, token);
+  ASSIGN_OR_RETURN(std::unique_ptr<Session> opened,
+                   OpenSession(peer, token, deadline, std::move(stop), what));
+  Session& session = *opened;
+  const HttpUrl& url = session.url;
   // ModalitiesInStudy, StudyDescription, BodyPartExamined, SOPClassesInStudy,
   // NumberOfStudyRelatedInstances (StudyDate, StudyInstanceUID and PatientID come anyway).
   const std::string path = url.path + "/studies?PatientID=" + PercentEncode(patient_id) +
@@ -102,7 +117,7 @@ Result<std::vector<StudyMatch>> SearchStudies(const DicomwebPeer& peer,
                            "&includefield=00201208";
   httplib::Result res =
       session.client.Get(path, httplib::Headers{{"Accept", "application/dicom+json"}});
-  if (!res) return Transport(res.error(), session.watchdog, what);
+  if (!res) return Transport(res.error(), session, what);
   std::vector<StudyMatch> matches;
   if (res->status == 204) return matches;
   if (res->status != 200) return HttpError(res->status, what);
@@ -133,14 +148,15 @@ Result<std::vector<fs::path>> RetrieveStudy(const DicomwebPeer& peer, const Stud
                                             std::stop_token stop) {
   const std::string what = "WADO-RS " + peer.url;
   if (!IsUidText(study.str())) return InvalidArgument(what + ": not a study UID");
-  ASSIGN_OR_RETURN(HttpUrl url, PacsUrl(peer, what));
   ASSIGN_OR_RETURN(std::optional<std::string> token,
                    ReadBearerTokenFile(peer.auth_token_file, what, kTokenSetting));
+  ASSIGN_OR_RETURN(std::unique_ptr<Session> opened,
+                   OpenSession(peer, token, deadline, std::move(stop), what));
+  Session& session = *opened;
+  const HttpUrl& url = session.url;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return ErrnoStatus(ec.value(), what + ": create " + dir.string());
-  Session session(url, deadline, std::move(stop));
-  Configure(session, peer, token);
   int counter = 0;
   WadoFetch fetch = FetchDicomParts(session.client, url.path + "/studies/" + study.str(), what,
                                     [&] { return dir / (std::to_string(++counter) + ".dcm"); });
@@ -149,7 +165,7 @@ Result<std::vector<fs::path>> RetrieveStudy(const DicomwebPeer& peer, const Stud
   }
   if (!fetch.error.ok()) return fetch.error;
   if (fetch.transport != httplib::Error::Success) {
-    return Transport(fetch.transport, session.watchdog, what);
+    return Transport(fetch.transport, session, what);
   }
   return fetch.files;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/status.h"
 #include "dicom/study_match.h"
 
@@ -18,6 +19,7 @@ namespace conduit {
 struct DicomwebPeer {
   std::string url;                            // base URL, e.g. http://pacs:8042/dicom-web
   std::filesystem::path auth_token_file;      // bearer token; empty: none
+  TlsClientConfig tls;                        // for an https url
   std::chrono::milliseconds timeout{30'000};  // longest wait for any one answer
 };
 

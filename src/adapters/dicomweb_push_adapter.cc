@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "adapters/dicomweb_http.h"
+#include "adapters/http_tls.h"
 #include "adapters/stow_response.h"
 #include "adapters/tool_adapter.h"
 #include "core/http_url.h"
@@ -46,6 +47,7 @@ constexpr size_t kSendBufferBytes = 256 * 1024;
 constexpr size_t kPollCacheJobs = 64;
 
 const char* kDicomJson = "application/dicom+json";
+const char* kTlsSetting = "dicomweb.tls";
 
 int64_t MillisSince(steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start).count();
@@ -204,7 +206,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
              " instance(s) to tool " + tool_.name + " at " + url.ToString() + " in " +
              std::to_string(chunks.size()) + " STOW-RS request(s), timeout " +
              std::to_string(tool_.timeout.count()) + " ms");
-    httplib::Client client(url.Origin());
+    ASSIGN_OR_RETURN(std::unique_ptr<httplib::Client> made, Client(url, what));
+    httplib::Client& client = *made;
     HttpWatchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
     ConfigureHttpClient(client, token, watchdog);
 
@@ -237,7 +240,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
           log.Note("dicomweb: " + sent + ": " + body.error().message());
           return body.error().WithContext(what);
         }
-        return TransportError(res.error(), watchdog, what + ": " + chunk_name, sent, started, log);
+        return TransportError(res.error(), client, url, watchdog, what + ": " + chunk_name, sent,
+                              started, log);
       }
       Status st = CheckStowResponse(*res, chunks[i].end - chunks[i].begin, what + ": " + chunk_name,
                                     sent, started, log);
@@ -262,7 +266,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
       return InvalidArgument(what + ": the inputs' study UID is odd");
 
     JobLog log(request.log_file);
-    httplib::Client client(url.Origin());
+    ASSIGN_OR_RETURN(std::unique_ptr<httplib::Client> made, Client(url, what));
+    httplib::Client& client = *made;
     HttpWatchdog watchdog(client, request.stop, steady_clock::now() + tool_.timeout);
     ConfigureHttpClient(client, token, watchdog);
 
@@ -271,7 +276,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
     httplib::Result res = client.Get(study_path + "/instances?includefield=0020000E",
                                      httplib::Headers{{"Accept", kDicomJson}});
     if (!res) {
-      return TransportError(res.error(), watchdog, what + ": QIDO-RS", "QIDO-RS", started, log);
+      return TransportError(res.error(), client, url, watchdog, what + ": QIDO-RS", "QIDO-RS",
+                            started, log);
     }
     if (res->status == 204 || res->status == 404) {
       log.Note("dicomweb: poll QIDO-RS: HTTP " + std::to_string(res->status) + ", no instances, " +
@@ -329,8 +335,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
         break;
       }
       auto file =
-          Retrieve(client, watchdog, study_path + "/series/" + w.series + "/instances/" + w.sop,
-                   dir, what, log);
+          Retrieve(client, url, watchdog,
+                   study_path + "/series/" + w.series + "/instances/" + w.sop, dir, what, log);
       if (!file.ok()) {
         if (first_error.ok()) first_error = file.status();
         if (IsRetryable(file.status().code())) break;  // the tool is in trouble: later
@@ -354,12 +360,15 @@ class DicomwebPushAdapter final : public ToolAdapter {
   Result<HttpUrl> ToolUrl(const std::string& what) const {
     Result<HttpUrl> url = ParseHttpUrl(tool_.url);
     if (!url.ok()) return FailedPrecondition(what + ": dicomweb.url: " + url.status().message());
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-    if (url->scheme == "https") {
-      return FailedPrecondition(what + ": this build's HTTP client has no TLS; https is refused");
-    }
-#endif
     return url;
+  }
+
+  // A client for the tool, with the trust's TLS settings for an https url.
+  Result<std::unique_ptr<httplib::Client>> Client(const HttpUrl& url,
+                                                  const std::string& what) const {
+    Result<std::unique_ptr<httplib::Client>> client = MakeHttpClient(url, tool_.tls, kTlsSetting);
+    if (!client.ok()) return client.status().WithContext(what);
+    return client;
   }
 
   // The bearer token, read at each use so that a rotated token takes effect at once.
@@ -377,11 +386,16 @@ class DicomwebPushAdapter final : public ToolAdapter {
                             std::to_string(tool_.timeout.count()) + " ms");
   }
 
-  Status TransportError(httplib::Error error, const HttpWatchdog& watchdog, const std::string& what,
+  Status TransportError(httplib::Error error, const httplib::Client& client, const HttpUrl& url,
+                        const HttpWatchdog& watchdog, const std::string& what,
                         const std::string& sent, steady_clock::time_point started,
                         JobLog& log) const {
     if (watchdog.Cancelled()) return Cancelled(watchdog, what, log);
     const std::string reason = httplib::to_string(error);
+    if (const std::string tls = DescribeTlsError(error, client, url, kTlsSetting); !tls.empty()) {
+      log.Note("dicomweb: " + sent + ": no response (" + reason + ": " + tls + ")");
+      return Unavailable(what + ": " + tool_.url + ": " + tls);
+    }
     log.Note("dicomweb: " + sent + ": no response (" + reason + ") after " +
              std::to_string(MillisSince(started)) + " ms");
     if (error == httplib::Error::ConnectionTimeout) {
@@ -462,9 +476,10 @@ class DicomwebPushAdapter final : public ToolAdapter {
   }
 
   // Fetches one instance by WADO-RS into `dir`; the files written (one per part).
-  Result<std::vector<fs::path>> Retrieve(httplib::Client& client, const HttpWatchdog& watchdog,
-                                         const std::string& path, const fs::path& dir,
-                                         const std::string& what, JobLog& log) {
+  Result<std::vector<fs::path>> Retrieve(httplib::Client& client, const HttpUrl& url,
+                                         const HttpWatchdog& watchdog, const std::string& path,
+                                         const fs::path& dir, const std::string& what,
+                                         JobLog& log) {
     const auto started = steady_clock::now();
     WadoFetch fetch = FetchDicomParts(client, path, what, [&] {
       return dir / ("result-" + std::to_string(++file_counter_) + "-" + std::to_string(::getpid()) +
@@ -481,8 +496,8 @@ class DicomwebPushAdapter final : public ToolAdapter {
       return fetch.error;
     }
     if (fetch.transport != httplib::Error::Success) {
-      return TransportError(fetch.transport, watchdog, what + ": WADO-RS", "poll WADO-RS", started,
-                            log);
+      return TransportError(fetch.transport, client, url, watchdog, what + ": WADO-RS",
+                            "poll WADO-RS", started, log);
     }
     log.Note("dicomweb: poll WADO-RS: HTTP 200, " + std::to_string(fetch.files.size()) +
              " part(s), " + std::to_string(fetch.bytes) + " bytes, " +

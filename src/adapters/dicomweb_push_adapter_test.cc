@@ -21,6 +21,7 @@
 #include "adapters/tool_adapter.h"
 #include "dicom/instance_meta.h"
 #include "http/multipart.h"
+#include "testing/test_pki.h"
 #include "testing/testing.h"
 
 namespace conduit {
@@ -47,24 +48,42 @@ struct SeenRequest {
 // How the tool answers STOW-RS.
 enum class Answer { kStore, kUnavailable, kConflict, kPartial, kDuplicates, kHang };
 
+// The tool's TLS: its certificate and key, and (for mutual TLS) the CAs its clients' certificates
+// must chain to. No certificate: plain HTTP.
+struct FakeToolTls {
+  fs::path certificate;
+  fs::path key;
+  fs::path client_ca;
+};
+
 class FakeDicomwebTool {
  public:
-  explicit FakeDicomwebTool(fs::path dir) : dir_(std::move(dir)) {
+  explicit FakeDicomwebTool(fs::path dir, const FakeToolTls& tls = {})
+      : dir_(std::move(dir)), tls_(!tls.certificate.empty()) {
+    if (tls_) {
+      server_ = std::make_unique<httplib::SSLServer>(
+          tls.certificate.c_str(), tls.key.c_str(),
+          tls.client_ca.empty() ? nullptr : tls.client_ca.c_str());
+    } else {
+      server_ = std::make_unique<httplib::Server>();
+    }
+    EXPECT_TRUE(server_->is_valid());
+    httplib::Server& server = *server_;
     fs::create_directories(dir_);
-    server_.Post("/dicom-web/studies",
-                 [this](const httplib::Request& req, httplib::Response& res,
-                        const httplib::ContentReader& reader) { Stow(req, res, reader); });
-    server_.Get(R"(/dicom-web/studies/([0-9.]+)/instances)",
-                [this](const httplib::Request& req, httplib::Response& res) { Qido(req, res); });
-    server_.Get(R"(/dicom-web/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+))",
-                [this](const httplib::Request& req, httplib::Response& res) { Wado(req, res); });
-    server_.set_tcp_nodelay(true);
+    server.Post("/dicom-web/studies",
+                [this](const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& reader) { Stow(req, res, reader); });
+    server.Get(R"(/dicom-web/studies/([0-9.]+)/instances)",
+               [this](const httplib::Request& req, httplib::Response& res) { Qido(req, res); });
+    server.Get(R"(/dicom-web/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+))",
+               [this](const httplib::Request& req, httplib::Response& res) { Wado(req, res); });
+    server.set_tcp_nodelay(true);
     // Bound and listening on return: connections queue until the thread accepts them.
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    port_ = server.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
     // Server::stop() before the accept loop runs would be lost (and the join would hang).
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
+    while (!server.is_running() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(1ms);
     }
   }
@@ -74,11 +93,14 @@ class FakeDicomwebTool {
       released_ = true;
     }
     cv_.notify_all();
-    server_.stop();
+    server_->stop();
     thread_.join();
   }
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/dicom-web"; }
+  std::string url() const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) +
+           "/dicom-web";
+  }
   void set_answer(Answer answer) {
     std::lock_guard lock(mu_);
     answer_ = answer;
@@ -236,7 +258,8 @@ class FakeDicomwebTool {
   }
 
   const fs::path dir_;
-  httplib::Server server_;
+  const bool tls_;
+  std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
   std::thread thread_;
   std::mutex mu_;
@@ -290,7 +313,33 @@ class DicomwebPushAdapterTest : public ::testing::Test {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
 
+  // Replaces the tool by one speaking https with `certificate` and `key` (and, when
+  // `client_ca` is given, wanting a client certificate that chains to it).
+  void UseHttpsTool(const fs::path& certificate, const fs::path& key,
+                    const fs::path& client_ca = {}) {
+    tool_.reset();
+    tool_ = std::make_unique<FakeDicomwebTool>(tmp_.path() / "tls-tool",
+                                               FakeToolTls{certificate, key, client_ca});
+    config_.url = tool_->url();
+  }
+
+  // Dispatches to the https tool, which must refuse: the status, checked to be kUnavailable
+  // with nothing stored by the tool.
+  Status RefusedOverTls() {
+    Result<DispatchOutcome> outcome = Dispatch();
+    EXPECT_FALSE(outcome.ok());
+    if (outcome.ok()) return Status::Ok();
+    EXPECT_EQ(outcome.status().code(), StatusCode::kUnavailable) << outcome.status().ToString();
+    EXPECT_TRUE(tool_->requests().empty()) << "the study must not reach an unverified peer";
+    return outcome.status();
+  }
+
   TempDir tmp_;
+  testing::TestPki pki_ = [this] {
+    Result<testing::TestPki> pki = testing::MakeTestPki(tmp_.path());
+    EXPECT_TRUE(pki.ok()) << pki.status().ToString();
+    return pki.ok() ? *pki : testing::TestPki{};
+  }();
   std::optional<JobTokens> tokens_;
   std::unique_ptr<FakeDicomwebTool> tool_;
   DispatchRequest request_;
@@ -487,6 +536,80 @@ TEST_F(DicomwebPushAdapterTest, PollingAToolThatIsDownIsUnavailable) {
       MakeDicomwebPushAdapter(config_, "", *tokens_)->PollResults(request_);
   ASSERT_FALSE(polled.ok());
   EXPECT_EQ(polled.status().code(), StatusCode::kUnavailable) << polled.status().ToString();
+}
+
+TEST_F(DicomwebPushAdapterTest, AnHttpsToolSignedByTheTrustsCaReceivesTheStudy) {
+  UseHttpsTool(pki_.server_certificate, pki_.server_key);
+  config_.tls.ca_file = pki_.ca_certificate;
+  Result<DispatchOutcome> outcome = Dispatch();
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  const std::vector<SeenRequest> requests = tool_->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].sop_instance_uids.size(), 5u);
+  EXPECT_EQ(requests[0].headers.at("Authorization"), std::string("Bearer ") + kToken);
+}
+
+TEST_F(DicomwebPushAdapterTest, ACertificateFromAnotherCaIsRefusedAndSaysWhy) {
+  UseHttpsTool(pki_.server_certificate, pki_.server_key);
+  config_.tls.ca_file = pki_.other_ca_certificate;
+  const std::string message = RefusedOverTls().message();
+  EXPECT_NE(message.find("was not accepted (unable to get local issuer certificate)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("dicomweb.tls.ca_file"), std::string::npos) << message;
+  EXPECT_NE(JobLog().find("SSLServerVerification"), std::string::npos) << JobLog();
+}
+
+TEST_F(DicomwebPushAdapterTest, WithoutACaFileOnlyTheSystemsCasAreTrusted) {
+  UseHttpsTool(pki_.server_certificate, pki_.server_key);
+  const std::string message = RefusedOverTls().message();
+  EXPECT_NE(message.find("was not accepted"), std::string::npos) << message;
+}
+
+TEST_F(DicomwebPushAdapterTest, AnExpiredCertificateIsRefused) {
+  UseHttpsTool(pki_.expired_server_certificate, pki_.expired_server_key);
+  config_.tls.ca_file = pki_.ca_certificate;
+  const std::string message = RefusedOverTls().message();
+  EXPECT_NE(message.find("(certificate has expired)"), std::string::npos) << message;
+}
+
+TEST_F(DicomwebPushAdapterTest, ACertificateForAnotherHostIsRefused) {
+  UseHttpsTool(pki_.wrong_name_certificate, pki_.wrong_name_key);
+  config_.tls.ca_file = pki_.ca_certificate;
+  const std::string message = RefusedOverTls().message();
+  EXPECT_NE(message.find("does not name 127.0.0.1"), std::string::npos) << message;
+}
+
+TEST_F(DicomwebPushAdapterTest, AToolWantingAClientCertificateGetsTheConfiguredOne) {
+  UseHttpsTool(pki_.server_certificate, pki_.server_key, pki_.ca_certificate);
+  config_.tls.ca_file = pki_.ca_certificate;
+  {
+    const std::string message = RefusedOverTls().message();
+    EXPECT_NE(message.find("client_certificate_file"), std::string::npos) << message;
+  }
+  config_.tls.client_certificate_file = pki_.client_certificate;
+  config_.tls.client_key_file = pki_.client_key;
+  Result<DispatchOutcome> outcome = Dispatch();
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(tool_->requests().size(), 1u);
+}
+
+TEST_F(DicomwebPushAdapterTest, PollingOverHttpsUsesTheSameTls) {
+  UseHttpsTool(pki_.server_certificate, pki_.server_key);
+  config_.tls.ca_file = pki_.ca_certificate;
+  config_.poll_interval = 1s;
+  tool_->AddResult("1.2.826.0.1.3680043.9.7.200.1.99.1");
+  auto adapter = MakeDicomwebPushAdapter(config_, "", *tokens_);
+  Result<std::vector<fs::path>> fetched = adapter->PollResults(request_);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().ToString();
+  EXPECT_EQ(fetched->size(), 1u);
+
+  config_.tls.ca_file = pki_.other_ca_certificate;
+  fetched = MakeDicomwebPushAdapter(config_, "", *tokens_)->PollResults(request_);
+  ASSERT_FALSE(fetched.ok());
+  EXPECT_EQ(fetched.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(fetched.status().message().find("was not accepted"), std::string::npos)
+      << fetched.status().message();
 }
 
 TEST(StowChunksTest, KeepsOrderAndPutsAnOversizedInstanceAlone) {

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "adapters/http_tls.h"
 #include "adapters/tool_adapter.h"
 #include "adapters/ups_worklist.h"
 #include "app/api_token_setup.h"
@@ -263,6 +264,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     p->ups_rs = std::make_unique<UpsRsContext>(UpsRsContext{
         *p->worklist, *p->worklist_tokens, *p->index, p->clock, p->metrics, std::string()});
   }
+  // A wrong certificate or key file stops the start, rather than failing every job.
+  RETURN_IF_ERROR(CheckConfiguredTls(c));
   std::map<std::string, std::unique_ptr<ToolAdapter>> adapters;
   for (const ToolConfig& tool : c.tools) {
     switch (tool.kind) {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "adapters/http_tls.h"
 #include "app/api_token_setup.h"
 #include "app/gateway.h"
 #include "app/governance_setup.h"
@@ -261,6 +262,10 @@ int ConfigCheck(const Config& config, const std::string& source) {
   }
   if (auto api_tokens = LoadApiTokensFor(config, *worklist_tokens); !api_tokens.ok()) {
     std::cerr << "conduit: " << source << ": " << api_tokens.status().message() << "\n";
+    return 1;
+  }
+  if (Status tls = CheckConfiguredTls(config); !tls.ok()) {
+    std::cerr << "conduit: " << source << ": " << tls.message() << "\n";
     return 1;
   }
   // Where the data directory will live, as `serve` says at start: the nearest folder that

@@ -164,8 +164,43 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   return Status::Ok();
 }
 
+// `tls:` under `path` of `parent` (absent: the defaults): the CAs trusted for an https peer and
+// the client certificate presented to it. Whether the URL is https is checked by the caller.
+Status ParseTlsClient(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
+                      TlsClientConfig& out) {
+  const YAML::Node n = parent["tls"];
+  if (!yaml::Present(n)) return Status::Ok();
+  const std::string path = parent_path + ".tls";
+  if (!n.IsMap()) {
+    return ctx.Error(n, path, "expected ca_file, client_certificate_file, client_key_file");
+  }
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path, {"ca_file", "client_certificate_file", "client_key_file"}));
+  std::string ca, certificate, key;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "client_certificate_file", certificate));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "client_key_file", key));
+  if (certificate.empty() != key.empty()) {
+    return ctx.Error(n, path,
+                     "client_certificate_file and client_key_file go together (mutual TLS)");
+  }
+  out.ca_file = ca;
+  out.client_certificate_file = certificate;
+  out.client_key_file = key;
+  return Status::Ok();
+}
+
+// `tls:` is only for an https `url`.
+Status CheckTlsUrl(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
+                   const std::string& url, const TlsClientConfig& tls) {
+  if (tls.empty() || url.empty() || url.rfind("https://", 0) == 0) return Status::Ok();
+  return ctx.Error(parent["tls"], parent_path + ".tls",
+                   "applies to an https url, and the url is " + url);
+}
+
 Status ParseDicomwebSettings(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                              ToolConfig& out) {
+  RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
   std::string token_file;
   RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file));
   out.auth_token_file = token_file;
@@ -247,7 +282,7 @@ Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string&
       return ctx.Error(d["url"], section + ".url", "comes from the manifest's endpoint");
     }
     RETURN_IF_ERROR(
-        CheckKeys(ctx, d, section, {"auth_token_file", "chunk_bytes", "poll_interval"}));
+        CheckKeys(ctx, d, section, {"auth_token_file", "chunk_bytes", "poll_interval", "tls"}));
     // Marks the entry as dicomweb until the manifest, which must agree, fills it.
     out.kind = ToolKind::kDicomweb;
     RETURN_IF_ERROR(ParseDicomwebSettings(ctx, d, section, out));
@@ -272,9 +307,10 @@ Status ParseDicomwebTool(const Ctx& ctx, const YAML::Node& tool, const std::stri
   if (!yaml::Present(n)) return ctx.Error(tool, path, "a dicomweb tool needs this section");
   if (!n.IsMap()) return ctx.Error(n, path, "expected url, auth_token_file, chunk_bytes, ...");
   RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path, {"url", "auth_token_file", "chunk_bytes", "poll_interval"}));
+      CheckKeys(ctx, n, path, {"url", "auth_token_file", "chunk_bytes", "poll_interval", "tls"}));
   RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.url, /*required=*/true));
-  return ParseDicomwebSettings(ctx, n, path, out);
+  RETURN_IF_ERROR(ParseDicomwebSettings(ctx, n, path, out));
+  return CheckTlsUrl(ctx, n, path, out.url, out.tls);
 }
 
 const char* ToolKindName(ToolKind kind) {
@@ -445,8 +481,9 @@ Status ParseList(const Ctx& ctx, const YAML::Node& root, const char* key, std::v
 // `kind: dicomweb` with url and auth_token_file; timeout for either.
 Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig& out) {
   const std::string path = "priors_source";
-  RETURN_IF_ERROR(CheckKeys(
-      ctx, n, path, {"kind", "ae_title", "host", "port", "url", "auth_token_file", "timeout"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path,
+                {"kind", "ae_title", "host", "port", "url", "auth_token_file", "tls", "timeout"}));
   std::string kind;
   RETURN_IF_ERROR(GetString(ctx, n, path, "kind", kind, /*required=*/true));
   const auto only_for = [&](const char* key, const char* which) -> Status {
@@ -463,12 +500,15 @@ Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig
     RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
     RETURN_IF_ERROR(only_for("url", "dicomweb"));
     RETURN_IF_ERROR(only_for("auth_token_file", "dicomweb"));
+    RETURN_IF_ERROR(only_for("tls", "dicomweb"));
   } else if (kind == "dicomweb") {
     out.kind = PriorsSourceKind::kDicomweb;
     RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.url, /*required=*/true));
     std::string token_file;
     RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file));
     out.auth_token_file = token_file;
+    RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
+    RETURN_IF_ERROR(CheckTlsUrl(ctx, n, path, out.url, out.tls));
     for (const char* key : {"ae_title", "host", "port"}) RETURN_IF_ERROR(only_for(key, "dimse"));
   } else {
     return ctx.Error(n["kind"], path + ".kind", "expected 'dimse' or 'dicomweb'");
@@ -573,9 +613,16 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   std::vector<std::filesystem::path*> paths = {
       &config.governance.policy_file, &config.governance.key_file,
       &config.priors_source.auth_token_file, &config.http.api_token_file};
+  const auto add_tls = [&paths](TlsClientConfig& tls) {
+    paths.push_back(&tls.ca_file);
+    paths.push_back(&tls.client_certificate_file);
+    paths.push_back(&tls.client_key_file);
+  };
+  add_tls(config.priors_source.tls);
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);
+    add_tls(tool.tls);
   }
   for (std::filesystem::path* p : paths) {
     if (!p->empty() && p->is_relative()) *p = folder / *p;

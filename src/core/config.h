@@ -57,6 +57,19 @@ struct HttpConfig {
   int event_channel_port = -1;
 };
 
+// How Conduit reaches a peer over https. The server's certificate is always verified (chain,
+// validity, and that it names the URL's host); empty paths: the system's CAs, no client
+// certificate. Files are PEM, read at each connection so that renewed ones take effect at once.
+struct TlsClientConfig {
+  std::filesystem::path ca_file;                  // CAs trusted instead of the system's
+  std::filesystem::path client_certificate_file;  // presented for mutual TLS (with the key)
+  std::filesystem::path client_key_file;          // its private key, unencrypted
+
+  bool empty() const {
+    return ca_file.empty() && client_certificate_file.empty() && client_key_file.empty();
+  }
+};
+
 // A DICOM peer that results are delivered to (usually PACS).
 struct DestinationConfig {
   std::string name;
@@ -122,6 +135,8 @@ struct ToolConfig {
   std::filesystem::path auth_token_file;
   // kWorklist: the Scheduled Procedure Step Priority of its workitems: HIGH, MEDIUM or LOW.
   std::string priority = "MEDIUM";
+  // kDicomweb: for an https url, the trust's CAs and client certificate.
+  TlsClientConfig tls;
   // kDicomweb: a STOW-RS request carries at most this many bytes of instances; a larger study
   // goes in several requests.
   uint64_t chunk_bytes = 64ull << 20;
@@ -189,6 +204,7 @@ struct PriorsSourceConfig {
   // kDicomweb: the PACS's DICOMweb base URL and a file holding its bearer token (optional).
   std::string url;
   std::filesystem::path auth_token_file;
+  TlsClientConfig tls;  // for an https url
   // Longest wait for any one answer (association, DIMSE message, HTTP read).
   milliseconds timeout{30'000};
 };

@@ -169,6 +169,82 @@ tools:
   EXPECT_EQ(plain.poll_interval.count(), 0) << "no polling unless asked for";
 }
 
+TEST(ConfigTest, ParsesTlsSettingsForHttpsPeers) {
+  auto config = ParseConfig(R"(
+tools:
+  - name: chest
+    kind: dicomweb
+    dicomweb:
+      url: https://ai.vendor.example/dicom-web
+      tls:
+        ca_file: certs/vendor-ca.pem
+        client_certificate_file: certs/conduit.pem
+        client_key_file: secrets/conduit.key
+  - name: public-ca
+    kind: dicomweb
+    dicomweb: {url: "https://ai.other.example"}
+priors_source:
+  kind: dicomweb
+  url: https://pacs.trust.nhs.uk/dicom-web
+  tls: {ca_file: certs/trust-ca.pem}
+)",
+                            "tls.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const TlsClientConfig& chest = config->tools[0].tls;
+  EXPECT_EQ(chest.ca_file, "certs/vendor-ca.pem");
+  EXPECT_EQ(chest.client_certificate_file, "certs/conduit.pem");
+  EXPECT_EQ(chest.client_key_file, "secrets/conduit.key");
+  EXPECT_TRUE(config->tools[1].tls.empty()) << "the system's CAs, no client certificate";
+  EXPECT_EQ(config->priors_source.tls.ca_file, "certs/trust-ca.pem");
+  EXPECT_TRUE(config->priors_source.tls.client_key_file.empty());
+
+  for (const auto& [yaml, error] : std::vector<std::pair<std::string, std::string>>{
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'http://h',\n"
+            "          tls: {ca_file: ca.pem}}}]\n",
+            "bad.yaml:2: tools[0].dicomweb.tls: applies to an https url, and the url is http://h"},
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h',\n"
+            "          tls: {client_certificate_file: c.pem}}}]\n",
+            "tools[0].dicomweb.tls: client_certificate_file and client_key_file go together"},
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h',\n"
+            "          tls: {client_key_file: c.key}}}]\n",
+            "tools[0].dicomweb.tls: client_certificate_file and client_key_file go together"},
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h', tls: {verify: no}}}]\n",
+            "tools[0].dicomweb.tls.verify: unknown key"},
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h', tls: yes}}]\n",
+            "tools[0].dicomweb.tls: expected ca_file, client_certificate_file, client_key_file"},
+           {"priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: c}}\n",
+            "priors_source.tls: only for kind dicomweb"},
+           {"priors_source: {kind: dicomweb, url: 'http://h', tls: {ca_file: c}}\n",
+            "priors_source.tls: applies to an https url"},
+       }) {
+    auto bad = ParseConfig(yaml, "bad.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(error), std::string::npos)
+        << bad.status().message() << "\n  expected: " << error;
+  }
+}
+
+TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("conduit-config-tls-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  const auto file = dir / "etc" / "conduit.yaml";
+  {
+    std::ofstream out(file);
+    out << "tools:\n"
+           "  - {name: a, kind: dicomweb, dicomweb: {url: 'https://h', tls: {ca_file: ca.pem,\n"
+           "     client_certificate_file: /etc/ssl/c.pem, client_key_file: k/c.key}}}\n"
+           "priors_source: {kind: dicomweb, url: 'https://p', tls: {ca_file: p/ca.pem}}\n";
+  }
+  auto config = LoadConfigFile(file);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->tools[0].tls.ca_file, dir / "etc" / "ca.pem");
+  EXPECT_EQ(config->tools[0].tls.client_certificate_file, "/etc/ssl/c.pem");
+  EXPECT_EQ(config->tools[0].tls.client_key_file, dir / "etc" / "k" / "c.key");
+  EXPECT_EQ(config->priors_source.tls.ca_file, dir / "etc" / "p" / "ca.pem");
+}
+
 TEST(ConfigTest, ParsesAWorklistTool) {
   auto config = ParseConfig(R"(
 tools:

@@ -531,6 +531,12 @@ Status ResolveToolManifests(Config& config, const std::string& source) {
       resolved->auth_token_file = tool.auth_token_file;
       resolved->chunk_bytes = tool.chunk_bytes;
       resolved->poll_interval = tool.poll_interval;
+      resolved->tls = tool.tls;
+      if (!resolved->tls.empty() && resolved->url.rfind("https://", 0) != 0) {
+        return InvalidArgument(source + ": tool '" + resolved->name +
+                               "': dicomweb.tls applies to an https url, and its manifest " +
+                               tool.manifest_file.string() + " gives " + resolved->url);
+      }
     }
     // So do a worklist tool's: the token its performer presents and its workitems' priority.
     if (tool.kind == ToolKind::kWorklist && resolved->kind != ToolKind::kWorklist) {

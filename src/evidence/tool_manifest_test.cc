@@ -462,6 +462,31 @@ TEST_F(ResolveToolManifestsTest, ADicomwebManifestKeepsTheTrustsDicomwebSettings
   EXPECT_EQ(config->tools[0].poll_interval, std::chrono::minutes(1)) << "idempotent";
 }
 
+TEST_F(ResolveToolManifestsTest, TheTrustsTlsSettingsGoWithAnHttpsEndpointOnly) {
+  const std::string web = With(kDimse, "protocol: dimse", "protocol: dicomweb");
+  const std::string dimse_endpoint =
+      "  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n";
+  Write("https.yaml", With(web, dimse_endpoint, "  url: https://ai.acme.example/dicom-web\n"));
+  Write("http.yaml", With(web, dimse_endpoint, "  url: http://ai.acme.example/dicom-web\n"));
+  const fs::path config_file = Write("conduit.yaml", R"(tools:
+  - manifest: https.yaml
+    dicomweb: {tls: {ca_file: certs/acme-ca.pem}}
+)");
+  auto config = LoadConfigFile(config_file);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(ResolveToolManifests(*config, config_file.string()).ok());
+  EXPECT_EQ(config->tools[0].tls.ca_file, dir_ / "certs" / "acme-ca.pem");
+
+  const fs::path plain = Write(
+      "plain.yaml", "tools:\n  - {manifest: http.yaml, dicomweb: {tls: {ca_file: ca.pem}}}\n");
+  auto loaded = LoadConfigFile(plain);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  Status resolved = ResolveToolManifests(*loaded, plain.string());
+  EXPECT_EQ(resolved.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(resolved.message().find("dicomweb.tls applies to an https url"), std::string::npos)
+      << resolved.message();
+}
+
 TEST_F(ResolveToolManifestsTest, ADicomwebSectionNeedsADicomwebManifest) {
   Write("acme.yaml", kDimse);
   const fs::path config_file =

@@ -163,7 +163,7 @@ std::unique_ptr<PriorSource> MakePriorSource(const Config& config) {
           DicomPeer{config.dicom.ae_title, s.ae_title, s.host, s.port, s.timeout});
     case PriorsSourceKind::kDicomweb:
       return std::make_unique<DicomwebPriorSource>(
-          DicomwebPeer{s.url, s.auth_token_file, s.timeout});
+          DicomwebPeer{s.url, s.auth_token_file, s.tls, s.timeout});
   }
   return nullptr;
 }

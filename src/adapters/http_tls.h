@@ -1,0 +1,46 @@
+// TLS for Conduit's outbound HTTP clients (cpp-httplib over OpenSSL): a client for a URL with the
+// trust's TLS settings (core/config.h TlsClientConfig), a check of those settings' files, and
+// what a failed handshake means, in words an operator can act on. `conduit serve` and
+// `conduit config check` use only CheckConfiguredTls.
+#pragma once
+
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "core/http_url.h"
+#include "core/status.h"
+
+namespace conduit {
+
+// A client for `url`'s origin. For https the server's certificate must chain to tls.ca_file
+// (the system's CAs when empty), be valid now and name the URL's host; tls's client
+// certificate, if any, is presented. `setting` names the config section (e.g.
+// "dicomweb.tls") in messages. Errors: kFailedPrecondition if TLS settings are given for an
+// http URL, or this build has no TLS and the URL is https, or the client certificate or key
+// cannot be loaded.
+Result<std::unique_ptr<httplib::Client>> MakeHttpClient(const HttpUrl& url,
+                                                        const TlsClientConfig& tls,
+                                                        const std::string& setting);
+
+// Loads every file `tls` names the way a connection will, so that a wrong one stops the
+// gateway at start-up rather than failing each job. Warns (never failing) when the key file
+// is open to other users. Errors: kFailedPrecondition naming the file and what is wrong
+// (unreadable, no certificate in it, a key that does not match the certificate).
+Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting);
+
+// CheckTlsClientFiles for every peer `config` reaches over DICOMweb: its dicomweb tools and a
+// dicomweb priors_source; messages name the tool.
+Status CheckConfiguredTls(const Config& config);
+
+// For a request on `client` that failed with `error`: what went wrong with TLS, e.g. "the TLS
+// certificate of host:443 was not accepted (certificate has expired)", with a hint naming
+// `setting`. For an https peer that ended the connection mid-request (how a TLS 1.3 server
+// refuses a client certificate) it says so, with that hint. Empty otherwise; the caller
+// must have ruled out its own cancellation first.
+std::string DescribeTlsError(httplib::Error error, const httplib::Client& client,
+                             const HttpUrl& url, const std::string& setting);
+
+}  // namespace conduit
