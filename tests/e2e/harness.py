@@ -129,16 +129,45 @@ def stop_process(proc, timeout=20):
             pipe.close()
 
 
-def http_json(url, method="GET", body=None, timeout=10, headers=None):
+def http_json(url, method="GET", body=None, timeout=10, headers=None, context=None):
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
         raw = r.read()
         return json.loads(raw) if raw else None
 
 
 def run(cmd, check=True, timeout=300, **kw):
     return subprocess.run(cmd, env=ENV, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+def make_test_pki(folder):
+    """A throw-away CA and what it signs, made with the openssl command: a server certificate
+    for 127.0.0.1, a client certificate, and a second CA that signed nothing. Returns their
+    paths by name (ca, other_ca, server_cert, server_key, client_cert, client_key)."""
+    os.makedirs(folder, exist_ok=True)
+    path = {name: os.path.join(folder, name + ext) for name, ext in (
+        ("ca", ".pem"), ("ca_key", ".key"), ("other_ca", ".pem"), ("other_ca_key", ".key"),
+        ("server_cert", ".pem"), ("server_key", ".key"), ("client_cert", ".pem"), ("client_key", ".key"))}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "other_ca"):
+        run(["openssl", "req", "-x509", *ec, "-keyout", path[ca + "_key"], "-out", path[ca], "-days", "2",
+             "-subj", f"/O=Conduit e2e/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign"])
+    for leaf, usage, names in (("server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+                               ("client", "clientAuth", "")):
+        csr = os.path.join(folder, leaf + ".csr")
+        ext = os.path.join(folder, leaf + ".ext")
+        with open(ext, "w") as f:
+            f.write(f"basicConstraints=critical,CA:FALSE\nextendedKeyUsage={usage}\n{names}")
+        run(["openssl", "req", *ec, "-keyout", path[leaf + "_key"], "-out", csr,
+             "-subj", f"/O=Conduit e2e/CN=conduit-e2e-{leaf}"])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", path["ca"], "-CAkey", path["ca_key"],
+             "-set_serial", "2" if leaf == "server" else "3", "-days", "2", "-extfile", ext,
+             "-out", path[leaf + "_cert"]])
+    for key in ("ca_key", "other_ca_key", "server_key", "client_key"):
+        os.chmod(path[key], 0o600)
+    return path
 
 
 def expected_durability(path):

@@ -7,6 +7,7 @@ plugin storing to Conduit (STOW-RS), searching it (QIDO-RS) and retrieving from 
 import glob
 import json
 import os
+import ssl
 import subprocess
 import sys
 import unittest
@@ -18,7 +19,7 @@ import pydicom  # Debian python3-pydicom (tests run with /usr/bin/python3)
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
                      storescu, wait_until, http_json, stop_process, first_line, read_bytes, read_text,
-                     BUILD, ENV)
+                     make_test_pki, run, BUILD, CONDUIT, ENV)
 
 SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
 
@@ -26,17 +27,26 @@ SIM = os.path.join(BUILD, "conduit-dicomweb-tool-sim")
 class DicomwebSim:
     """The vendor simulator on a free port, in a folder of its own."""
 
-    def __init__(self, root, mode="none", port=0, extra=()):
+    def __init__(self, root, mode="none", port=0, extra=(), tls=None):
+        """tls: make_test_pki's paths; the simulator then serves https with its server
+        certificate and wants a client certificate from its CA."""
         self.work = os.path.join(root, "vendor")
         os.makedirs(self.work, exist_ok=True)
         self.mode = mode
         self.extra = list(extra)
         self.proc = None
         self.port = port
+        self.tls = tls
+        self.context = None
+        if tls:
+            self.extra += ["--tls-cert", tls["server_cert"], "--tls-key", tls["server_key"],
+                           "--tls-client-ca", tls["ca"]]
+            self.context = ssl.create_default_context(cafile=tls["ca"])
+            self.context.load_cert_chain(tls["client_cert"], tls["client_key"])
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self):
         self.err = open(os.path.join(self.work, "sim.log"), "a")
@@ -54,12 +64,12 @@ class DicomwebSim:
         body = {"mode": mode}
         if count is not None:
             body["count"] = count
-        return http_json(self.url + "/sim/mode", "POST", body)
+        return http_json(self.url + "/sim/mode", "POST", body, context=self.context)
 
     def status(self):
         if self.proc.poll() is not None:
             return {"exited": self.proc.returncode}
-        return http_json(self.url + "/sim/status")
+        return http_json(self.url + "/sim/status", context=self.context)
 
     def stop(self):
         stop_process(self.proc)
@@ -77,9 +87,11 @@ class DicomwebSim:
 
 
 class DicomwebToolTest(E2ETest):
-    def gateway(self, pacs, sim, timeout="20s", retry=None):
+    def gateway(self, pacs, sim, timeout="20s", retry=None, tls=None, start=True):
         tool = {"name": "vendor", "kind": "dicomweb", "dicomweb": {"url": sim.url + "/dicom-web"},
                 "timeout": timeout, "results_stable_after": "1s", "hosting_region": "UK"}
+        if tls:
+            tool["dicomweb"]["tls"] = tls
         config = {
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
                               "port": pacs.dicom_port, "timeout": "5s"}],
@@ -88,7 +100,8 @@ class DicomwebToolTest(E2ETest):
                         "results_to": ["pacs"], "stable_after": "1s"}],
             "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
         }
-        return self.started(Conduit(self.tmp, config))
+        conduit = Conduit(self.tmp, config)
+        return self.started(conduit) if start else conduit
 
     def send_study(self, conduit, slices=6):
         files = make_study(self.dir("study"), "CT", slices=slices, rows=64, cols=64)
@@ -238,6 +251,52 @@ class DicomwebToolTest(E2ETest):
         wait_until("the replayed job", lambda: conduit.api(f"/api/jobs/{job['id']}")["state"] == "done",
                    timeout=90)
         self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"])
+
+    def test_a_vendor_over_mutual_tls_gets_the_study_and_its_results_reach_pacs(self):
+        pki = make_test_pki(self.dir("pki"))
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, tls=pki))
+        # A key that is not the certificate's stops the start, naming the setting.
+        wrong = self.gateway(pacs, sim, start=False, tls={
+            "ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],
+            "client_key_file": pki["other_ca_key"]})
+        check = run([CONDUIT, "config", "check", "--config", wrong.config_path], check=False)
+        self.assertEqual(check.returncode, 1, check.stdout + check.stderr)
+        self.assertIn("dicomweb.tls.client_key_file", check.stderr)
+        with self.assertRaises(PeerExited):
+            wrong.start()
+        wrong.stop()
+        self.assertIn("tool 'vendor': dicomweb.tls.client_key_file", wrong.logs())
+        self.assertIn("does not match", wrong.logs())
+        os.remove(wrong.log_path)
+
+        conduit = self.gateway(pacs, sim, tls={
+            "ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],
+            "client_key_file": pki["client_key"]})
+        _, study_uid = self.send_study(conduit)
+        self.wait_job_state(conduit, "done", timeout=90)
+        self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"],
+                         self.context(conduit, sim))
+        self.assertGreaterEqual(sim.status()["stow_requests"], 1)
+
+    def test_a_vendor_whose_certificate_is_not_trusted_gets_nothing_and_the_job_says_why(self):
+        pki = make_test_pki(self.dir("pki"))
+        pacs = self.started(Orthanc(self.tmp))
+        sim = self.started(DicomwebSim(self.tmp, tls=pki))
+        conduit = self.gateway(pacs, sim, tls={
+            "ca_file": pki["other_ca"], "client_certificate_file": pki["client_cert"],
+            "client_key_file": pki["client_key"]},
+            retry={"max_attempts": 2, "initial_backoff": "200ms", "max_backoff": "200ms"})
+        _, study_uid = self.send_study(conduit)
+        job = self.wait_job_state(conduit, "dead_letter", timeout=90)[0]
+        ctx = self.context(conduit, sim)
+        self.assertIn("was not accepted", job["last_error"], ctx)
+        self.assertIn("dicomweb.tls.ca_file", job["last_error"], ctx)
+        self.assertEqual(sim.status()["stow_requests"], 0, "nothing reached an unverified peer")
+        self.assertEqual(sim.received_files(), [])
+        self.assertEqual(pacs.instances_of_study(study_uid), [])
+        retries = [e for e in self.audit(conduit) if e["job_id"] == job["id"] and e["action"] == "retry"]
+        self.assertGreaterEqual(len(retries), 1, "a certificate problem is retried with backoff")
 
 
 class OrthancDicomwebPluginTest(E2ETest):

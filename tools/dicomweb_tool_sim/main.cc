@@ -64,6 +64,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--results-ca-file", options.send.ca_file,
                  "PEM file of CAs trusted for an https results URL");
+  auto* tls_cert = app.add_option("--tls-cert", options.tls_certificate,
+                                  "Serve https with this PEM certificate (with --tls-key)");
+  auto* tls_key =
+      app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert (unencrypted)");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  app.add_option("--tls-client-ca", options.tls_client_ca,
+                 "With --tls-cert: want a client certificate issued by a CA in this PEM file")
+      ->needs(tls_cert);
   app.add_option("--http-threads", options.http_threads, "HTTP worker threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();

@@ -86,7 +86,11 @@ Result<std::unique_ptr<DicomwebToolSim>> DicomwebToolSim::Create(SimOptions opti
     if (ec)
       return Internal("tool sim work folder " + options.work_dir.string() + ": " + ec.message());
   }
-  return std::unique_ptr<DicomwebToolSim>(new DicomwebToolSim(std::move(options), clock));
+  std::unique_ptr<DicomwebToolSim> sim(new DicomwebToolSim(std::move(options), clock));
+  if (!sim->server_->is_valid()) {
+    return InvalidArgument("tool sim: the TLS certificate, key or client CA file cannot be loaded");
+  }
+  return sim;
 }
 
 DicomwebToolSim::DicomwebToolSim(SimOptions options, const Clock& clock)
@@ -94,12 +98,19 @@ DicomwebToolSim::DicomwebToolSim(SimOptions options, const Clock& clock)
       clock_(clock),
       modes_(options_.misbehaviour, options_.misbehaviour_count),
       inbox_(options_.work_dir / "inputs", clock, options_.quiet) {
+  if (options_.tls_certificate.empty()) {
+    server_ = std::make_unique<httplib::Server>();
+  } else {
+    server_ = std::make_unique<httplib::SSLServer>(
+        options_.tls_certificate.c_str(), options_.tls_key.c_str(),
+        options_.tls_client_ca.empty() ? nullptr : options_.tls_client_ca.c_str());
+  }
   const int threads = options_.http_threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_.set_tcp_nodelay(true);
-  server_.set_read_timeout(std::chrono::seconds(60));
-  server_.set_write_timeout(std::chrono::seconds(60));
-  server_.set_logger(
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_tcp_nodelay(true);
+  server_->set_read_timeout(std::chrono::seconds(60));
+  server_->set_write_timeout(std::chrono::seconds(60));
+  server_->set_logger(
       [this](const httplib::Request& req, const httplib::Response&) { ReleaseAfterResponse(req); });
   Routes();
 }
@@ -113,9 +124,9 @@ DicomwebToolSim::~DicomwebToolSim() {
 Result<int> DicomwebToolSim::Bind() {
   int port = options_.port;
   if (port == 0) {
-    port = server_.bind_to_any_port(options_.bind);
+    port = server_->bind_to_any_port(options_.bind);
     if (port < 0) return Unavailable("tool sim: cannot bind " + options_.bind);
-  } else if (!server_.bind_to_port(options_.bind, port)) {
+  } else if (!server_->bind_to_port(options_.bind, port)) {
     return Unavailable("tool sim: cannot bind " + options_.bind + ":" + std::to_string(port));
   }
   return port;
@@ -132,31 +143,31 @@ void DicomwebToolSim::Serve() {
       WorkerLoop(stop);
     });
   }
-  server_.listen_after_bind();
+  server_->listen_after_bind();
   for (std::jthread& thread : threads_) thread.request_stop();
   queue_cv_.notify_all();
   threads_.clear();  // joins
 }
 
-void DicomwebToolSim::Stop() { server_.stop(); }
+void DicomwebToolSim::Stop() { server_->stop(); }
 
 void DicomwebToolSim::Routes() {
   const std::string base = EscapeRegex(options_.base_path);
   auto stow = [this](const httplib::Request& req, httplib::Response& res,
                      const httplib::ContentReader& reader) { HandleStow(req, res, reader); };
-  server_.Post(base + "/studies", stow);
-  server_.Post(base + "/studies/([^/]+)", stow);
+  server_->Post(base + "/studies", stow);
+  server_->Post(base + "/studies/([^/]+)", stow);
   auto qido = [this](const httplib::Request& req, httplib::Response& res) { HandleQido(req, res); };
-  server_.Get(base + "/studies/([^/]+)/instances", qido);
-  server_.Get(base + "/studies/([^/]+)/series/([^/]+)/instances", qido);
+  server_->Get(base + "/studies/([^/]+)/instances", qido);
+  server_->Get(base + "/studies/([^/]+)/series/([^/]+)/instances", qido);
   auto wado = [this](const httplib::Request& req, httplib::Response& res) { HandleWado(req, res); };
-  server_.Get(base + "/studies/([^/]+)", wado);
-  server_.Get(base + "/studies/([^/]+)/series/([^/]+)", wado);
-  server_.Get(base + "/studies/([^/]+)/series/([^/]+)/instances/([^/]+)", wado);
-  server_.Post("/sim/mode", [this](const httplib::Request& req, httplib::Response& res) {
+  server_->Get(base + "/studies/([^/]+)", wado);
+  server_->Get(base + "/studies/([^/]+)/series/([^/]+)", wado);
+  server_->Get(base + "/studies/([^/]+)/series/([^/]+)/instances/([^/]+)", wado);
+  server_->Post("/sim/mode", [this](const httplib::Request& req, httplib::Response& res) {
     HandleMode(req, res);
   });
-  server_.Get("/sim/status", [this](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/sim/status", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(StatusJson().dump(), "application/json");
   });
 }

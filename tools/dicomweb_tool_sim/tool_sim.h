@@ -47,14 +47,20 @@ struct SimOptions {
   Misbehaviour misbehaviour = Misbehaviour::kNone;
   int misbehaviour_count = -1;  // -1: until changed
   SendOptions send;
+  // Non-empty: serve https with this PEM certificate and key; with tls_client_ca, also want
+  // a client certificate that chains to one of its CAs (mutual TLS).
+  std::filesystem::path tls_certificate;
+  std::filesystem::path tls_key;
+  std::filesystem::path tls_client_ca;
   int http_threads = 8;
   int workers = 1;
 };
 
 class DicomwebToolSim {
  public:
-  // Makes the work folders. Errors: kInvalidArgument for a bad option; kInternal if the work
-  // folder cannot be made. `clock` must outlive the simulator.
+  // Makes the work folders. Errors: kInvalidArgument for a bad option (such as a TLS
+  // certificate or key that cannot be loaded); kInternal if the work folder cannot be made. `clock`
+  // must outlive the simulator.
   static Result<std::unique_ptr<DicomwebToolSim>> Create(SimOptions options, const Clock& clock);
   ~DicomwebToolSim();
 
@@ -114,7 +120,7 @@ class DicomwebToolSim {
   ModeSwitch modes_;
   StudyInbox inbox_;
   InstanceCatalog catalog_;
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;  // an SSLServer for https
   std::atomic<uint64_t> next_temp_{1};
 
   std::mutex counters_mu_;
