@@ -54,7 +54,7 @@ class DicomwebClientTlsTest : public ::testing::Test {
   DicomwebPeer Peer() const {
     DicomwebPeer peer;
     peer.url = "https://127.0.0.1:" + std::to_string(port_) + "/dicom-web";
-    peer.tls = {pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
+    peer.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
     peer.timeout = 10s;
     return peer;
   }

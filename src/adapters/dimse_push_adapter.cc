@@ -33,6 +33,7 @@ class DimsePushAdapter final : public ToolAdapter {
     peer.host = tool_.host;
     peer.port = tool_.port;
     peer.timeout = tool_.timeout;
+    peer.tls = tool_.tls;
 
     Result<std::vector<Status>> sent = StoreFiles(peer, request.inputs);
     if (!sent.ok()) {

@@ -1,7 +1,6 @@
 // TLS for Conduit's outbound HTTP clients (cpp-httplib over OpenSSL): a client for a URL with the
-// trust's TLS settings (core/config.h TlsClientConfig), a check of those settings' files, and
-// what a failed handshake means, in words an operator can act on. `conduit serve` and
-// `conduit config check` use only CheckConfiguredTls.
+// trust's TLS settings (core/config.h TlsClientConfig), and what a failed handshake means, in
+// words an operator can act on. The files are checked at start-up by core/tls_files.h.
 #pragma once
 
 #include <httplib.h>
@@ -24,16 +23,6 @@ namespace conduit {
 Result<std::unique_ptr<httplib::Client>> MakeHttpClient(const HttpUrl& url,
                                                         const TlsClientConfig& tls,
                                                         const std::string& setting);
-
-// Loads every file `tls` names the way a connection will, so that a wrong one stops the
-// gateway at start-up rather than failing each job. Warns (never failing) when the key file
-// is open to other users. Errors: kFailedPrecondition naming the file and what is wrong
-// (unreadable, no certificate in it, a key that does not match the certificate).
-Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting);
-
-// CheckTlsClientFiles for every peer `config` reaches over DICOMweb: its dicomweb tools and a
-// dicomweb priors_source; messages name the tool.
-Status CheckConfiguredTls(const Config& config);
 
 // For a request on `client` that failed with `error`: what went wrong with TLS, e.g. "the TLS
 // certificate of host:443 was not accepted (certificate has expired)", with a hint naming

@@ -7,7 +7,6 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "adapters/http_tls.h"
 #include "adapters/tool_adapter.h"
 #include "adapters/ups_worklist.h"
 #include "app/api_token_setup.h"
@@ -16,6 +15,7 @@
 #include "app/recovery.h"
 #include "app/retention.h"
 #include "core/job_token.h"
+#include "core/tls_files.h"
 #include "dicom/dimse_listener.h"
 #include "evidence/tool_manifest.h"
 #include "hl7/mllp.h"
@@ -148,6 +148,7 @@ struct Gateway::Parts {
   std::unique_ptr<JobTokens> tokens;          // per-job bearer tokens for tools over HTTP
   std::unique_ptr<DicomwebContext> dicomweb;  // /dicom-web on the HTTP port
   std::unique_ptr<DimseListener> listener;
+  std::unique_ptr<DimseListener> tls_listener;  // when dicom.tls.port is set
   std::unique_ptr<AdminServer> admin;
   // The RIS over HL7 v2 (config `ris:`): the outbox's sender ("hl7-out"), the reporter the job
   // engine calls after delivery, the MLLP listener for orders and reports.
@@ -343,6 +344,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       c, *p->spool, *p->index, *p->router, *p->assembler, *p->intake, p->metrics, p->clock,
       [engine] { engine->Wake(); }, p->guard.get());
   p->listener = MakeDimseListener(c.dicom, *p->ingest);
+  if (c.dicom.tls.port != 0) p->tls_listener = MakeDimseTlsListener(c.dicom, *p->ingest);
 
   Parts* raw = p.get();
   if (c.http.port != 0) {
@@ -366,7 +368,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                              std::string("state=\"") + JobStateName(s) + "\"");
           }
           raw->metrics.Set("conduit_dicom_associations_active",
-                           raw->listener->active_associations());
+                           raw->listener->active_associations() +
+                               (raw->tls_listener ? raw->tls_listener->active_associations() : 0));
         },
         [raw] {
           return std::map<std::string, std::string>{
@@ -427,6 +430,13 @@ Status Gateway::Start() {
     Stop();
     return st;
   }
+  if (p.tls_listener) {
+    st = p.tls_listener->Start();
+    if (!st.ok()) {
+      Stop();
+      return st.WithContext("dicom.tls.port");
+    }
+  }
   if (p.ris_listener) {
     st = p.ris_listener->Start();
     if (!st.ok()) {
@@ -449,9 +459,12 @@ Status Gateway::Start() {
     }
   }
   p.started = true;
-  spdlog::info("event=started node={} ae={} dicom_port={} http_port={} routes={} tools={}",
-               p.config.node.name, p.config.dicom.ae_title.str(), dicom_port(), http_port(),
-               p.config.routes.size(), p.config.tools.size());
+  spdlog::info(
+      "event=started node={} ae={} dicom_port={} dicom_tls_port={} http_port={} routes={} "
+      "tools={}",
+      p.config.node.name, p.config.dicom.ae_title.str(), dicom_port(),
+      p.tls_listener ? p.tls_listener->port() : 0, http_port(), p.config.routes.size(),
+      p.config.tools.size());
   return Status::Ok();
 }
 
@@ -461,6 +474,7 @@ void Gateway::Stop() {
   if (p.admin) p.admin->Stop();
   if (p.ups_events) p.ups_events->Stop();
   if (p.listener) p.listener->Stop();
+  if (p.tls_listener) p.tls_listener->Stop();
   if (p.ris_listener) p.ris_listener->Stop();
   if (p.ticker.joinable()) {
     p.ticker.request_stop();

@@ -79,6 +79,7 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
   receipt.actor = instance.association.calling_ae.str();
   receipt.detail = {{"protocol", instance.association.protocol},
                     {"peer", instance.association.peer_host}};
+  if (instance.association.tls) receipt.detail["tls"] = true;
   auto stored = StoreReceivedInstance(spool_, index_, instance.file, meta, receipt);
   if (!stored.ok()) {
     // If only the index failed, the file is in the spool but unknown to the index: the sender

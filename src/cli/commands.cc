@@ -7,12 +7,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "adapters/http_tls.h"
 #include "app/api_token_setup.h"
 #include "app/gateway.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
 #include "core/iso_time.h"
+#include "core/tls_files.h"
 #include "dicom/dimse_sender.h"
 #include "dicom/instance_meta.h"
 #include "evidence/tool_manifest.h"
@@ -295,10 +295,12 @@ int EchoPeer(const Config& config, const std::string& name) {
     peer.host = d->host;
     peer.port = d->port;
     peer.timeout = d->timeout;
+    peer.tls = d->tls;
   } else if (const ToolConfig* t = config.FindTool(name); t && t->kind == ToolKind::kDimse) {
     peer.called_ae = t->ae_title;
     peer.host = t->host;
     peer.port = t->port;
+    peer.tls = t->tls;
   } else if (t && t->kind != ToolKind::kDimse) {
     std::cerr << "conduit: tool '" << name << "' is "
               << (t->kind == ToolKind::kDicomweb   ? "a DICOMweb service (" + t->url + ")"

@@ -90,10 +90,69 @@ Status ParseNode(const Ctx& ctx, const YAML::Node& n, NodeConfig& out) {
   return Status::Ok();
 }
 
+// `tls:` under `path` of `parent` (absent: the defaults): the CAs trusted for an https peer and
+// the client certificate presented to it. Whether the URL is https is checked by the caller.
+Status ParseTlsClient(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
+                      TlsClientConfig& out) {
+  const YAML::Node n = parent["tls"];
+  if (!yaml::Present(n)) return Status::Ok();
+  const std::string path = parent_path + ".tls";
+  if (!n.IsMap()) {
+    return ctx.Error(n, path, "expected ca_file, client_certificate_file, client_key_file");
+  }
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path, {"ca_file", "client_certificate_file", "client_key_file"}));
+  std::string ca, certificate, key;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "client_certificate_file", certificate));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "client_key_file", key));
+  if (certificate.empty() != key.empty()) {
+    return ctx.Error(n, path,
+                     "client_certificate_file and client_key_file go together (mutual TLS)");
+  }
+  out.enabled = true;
+  out.ca_file = ca;
+  out.client_certificate_file = certificate;
+  out.client_key_file = key;
+  return Status::Ok();
+}
+
+// `tls:` is only for an https `url`.
+Status CheckTlsUrl(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
+                   const std::string& url, const TlsClientConfig& tls) {
+  if (!tls.enabled || url.empty() || url.rfind("https://", 0) == 0) return Status::Ok();
+  return ctx.Error(parent["tls"], parent_path + ".tls",
+                   "applies to an https url, and the url is " + url);
+}
+
+// `dicom.tls`: the DICOM TLS listener's port, certificate, key and client CAs.
+Status ParseDicomTlsListener(const Ctx& ctx, const YAML::Node& dicom, DicomTlsListenerConfig& out) {
+  const YAML::Node n = dicom["tls"];
+  if (!yaml::Present(n)) return Status::Ok();
+  const std::string path = "dicom.tls";
+  if (!n.IsMap()) return ctx.Error(n, path, "expected port, certificate_file, key_file, ...");
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, path,
+                {"port", "certificate_file", "key_file", "ca_file", "require_client_certificate"}));
+  if (!yaml::Present(n["port"])) return ctx.Error(n, path + ".port", "is required");
+  RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
+  std::string certificate, key, ca;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "certificate_file", certificate, /*required=*/true));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "key_file", key, /*required=*/true));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  RETURN_IF_ERROR(
+      GetBool(ctx, n, path, "require_client_certificate", out.require_client_certificate));
+  out.certificate_file = certificate;
+  out.key_file = key;
+  out.ca_file = ca;
+  return Status::Ok();
+}
+
 Status ParseDicom(const Ctx& ctx, const YAML::Node& n, DicomConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, "dicom",
-                            {"ae_title", "bind", "port", "allowed_calling_aes", "max_associations",
-                             "acse_timeout", "dimse_timeout", "max_pdu_bytes", "min_free_bytes"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, "dicom",
+                {"ae_title", "bind", "port", "allowed_calling_aes", "max_associations",
+                 "acse_timeout", "dimse_timeout", "max_pdu_bytes", "min_free_bytes", "tls"}));
   std::string ae = out.ae_title.str();
   RETURN_IF_ERROR(GetString(ctx, n, "dicom", "ae_title", ae));
   RETURN_IF_ERROR(CheckAeTitle(ctx, n["ae_title"], "dicom.ae_title", ae));
@@ -107,6 +166,11 @@ Status ParseDicom(const Ctx& ctx, const YAML::Node& n, DicomConfig& out) {
   RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "max_pdu_bytes", 4096, 1 << 24, out.max_pdu_bytes));
   RETURN_IF_ERROR(
       GetInt(ctx, n, "dicom", "min_free_bytes", 0, int64_t{1} << 50, out.min_free_bytes));
+  RETURN_IF_ERROR(ParseDicomTlsListener(ctx, n, out.tls));
+  if (out.tls.port != 0 && out.tls.port == out.port) {
+    return ctx.Error(n["tls"]["port"], "dicom.tls.port",
+                     "is dicom.port; the TLS listener needs a port of its own (2762 is DICOM's)");
+  }
   return Status::Ok();
 }
 
@@ -149,7 +213,7 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
 
 Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                         DestinationConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"name", "ae_title", "host", "port", "timeout"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"name", "ae_title", "host", "port", "timeout", "tls"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string ae;
@@ -161,41 +225,7 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   if (out.host.empty()) return ctx.Error(n, path + ".host", "is required");
   RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
-  return Status::Ok();
-}
-
-// `tls:` under `path` of `parent` (absent: the defaults): the CAs trusted for an https peer and
-// the client certificate presented to it. Whether the URL is https is checked by the caller.
-Status ParseTlsClient(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
-                      TlsClientConfig& out) {
-  const YAML::Node n = parent["tls"];
-  if (!yaml::Present(n)) return Status::Ok();
-  const std::string path = parent_path + ".tls";
-  if (!n.IsMap()) {
-    return ctx.Error(n, path, "expected ca_file, client_certificate_file, client_key_file");
-  }
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path, {"ca_file", "client_certificate_file", "client_key_file"}));
-  std::string ca, certificate, key;
-  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
-  RETURN_IF_ERROR(GetString(ctx, n, path, "client_certificate_file", certificate));
-  RETURN_IF_ERROR(GetString(ctx, n, path, "client_key_file", key));
-  if (certificate.empty() != key.empty()) {
-    return ctx.Error(n, path,
-                     "client_certificate_file and client_key_file go together (mutual TLS)");
-  }
-  out.ca_file = ca;
-  out.client_certificate_file = certificate;
-  out.client_key_file = key;
-  return Status::Ok();
-}
-
-// `tls:` is only for an https `url`.
-Status CheckTlsUrl(const Ctx& ctx, const YAML::Node& parent, const std::string& parent_path,
-                   const std::string& url, const TlsClientConfig& tls) {
-  if (tls.empty() || url.empty() || url.rfind("https://", 0) == 0) return Status::Ok();
-  return ctx.Error(parent["tls"], parent_path + ".tls",
-                   "applies to an https url, and the url is " + url);
+  return ParseTlsClient(ctx, n, path, out.tls);
 }
 
 Status ParseDicomwebSettings(const Ctx& ctx, const YAML::Node& n, const std::string& path,
@@ -262,11 +292,11 @@ Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string&
   for (const auto& kv : n) {
     const std::string key = kv.first.as<std::string>();
     if (key != "manifest" && key != "name" && key != "dicomweb" && key != "worklist" &&
-        key != "circuit_breaker") {
+        key != "circuit_breaker" && key != "tls") {
       return ctx.Error(kv.first, path + "." + key,
                        "comes from the manifest; a tool named by its manifest takes only "
                        "'manifest', 'name', 'circuit_breaker' and, for a dicomweb tool, "
-                       "'dicomweb', for a worklist tool, 'worklist'");
+                       "'dicomweb', for a worklist tool, 'worklist', for a dimse tool, 'tls'");
     }
   }
   RETURN_IF_ERROR(ParseCircuitBreaker(ctx, n, path, out.circuit_breaker));
@@ -274,6 +304,12 @@ Status ParseManifestTool(const Ctx& ctx, const YAML::Node& n, const std::string&
   RETURN_IF_ERROR(GetString(ctx, n, path, "manifest", file, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   out.manifest_file = file;
+  if (n["tls"].IsDefined() && n["dicomweb"].IsDefined()) {
+    return ctx.Error(n["tls"], path + ".tls",
+                     "a dicomweb tool's TLS settings go under dicomweb (dicomweb.tls)");
+  }
+  // For a dimse manifest (checked when it is read): DICOM over TLS.
+  RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
   if (n["dicomweb"].IsDefined()) {
     const std::string section = path + ".dicomweb";
     const YAML::Node d = n["dicomweb"];
@@ -329,11 +365,27 @@ const char* ToolKindName(ToolKind kind) {
 
 Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, ToolConfig& out) {
   // One key list for both forms: a key of the other form gets ParseManifestTool's message.
-  RETURN_IF_ERROR(CheckKeys(
-      ctx, n, path,
-      {"name", "manifest", "kind", "command", "ae_title", "host", "port", "dicomweb", "worklist",
-       "max_concurrent", "timeout", "results_stable_after", "expected_turnaround",
-       "circuit_breaker", "hosting_region", "category", "retain", "deidentify", "priors"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"name",
+                             "manifest",
+                             "kind",
+                             "command",
+                             "ae_title",
+                             "host",
+                             "port",
+                             "tls",
+                             "dicomweb",
+                             "worklist",
+                             "max_concurrent",
+                             "timeout",
+                             "results_stable_after",
+                             "expected_turnaround",
+                             "circuit_breaker",
+                             "hosting_region",
+                             "category",
+                             "retain",
+                             "deidentify",
+                             "priors"}));
   if (n.IsMap() && n["manifest"].IsDefined()) return ParseManifestTool(ctx, n, path, out);
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
@@ -373,6 +425,12 @@ Status ParseTool(const Ctx& ctx, const YAML::Node& n, const std::string& path, T
     RETURN_IF_ERROR(
         CheckAeTitle(ctx, n["ae_title"].IsDefined() ? n["ae_title"] : n, path + ".ae_title", ae));
     if (out.host.empty()) return ctx.Error(n, path + ".host", "a dimse tool needs a host");
+    RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
+  } else if (n["tls"].IsDefined()) {
+    return ctx.Error(n["tls"], path + ".tls",
+                     out.kind == ToolKind::kDicomweb
+                         ? "a dicomweb tool's TLS settings go under dicomweb (dicomweb.tls)"
+                         : "only a dimse tool takes this section");
   }
   out.ae_title = AeTitle(ae);
   RETURN_IF_ERROR(GetInt(ctx, n, path, "max_concurrent", 1, 256, out.max_concurrent));
@@ -500,7 +558,7 @@ Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig
     RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
     RETURN_IF_ERROR(only_for("url", "dicomweb"));
     RETURN_IF_ERROR(only_for("auth_token_file", "dicomweb"));
-    RETURN_IF_ERROR(only_for("tls", "dicomweb"));
+    RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
   } else if (kind == "dicomweb") {
     out.kind = PriorsSourceKind::kDicomweb;
     RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.url, /*required=*/true));
@@ -619,6 +677,10 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
     paths.push_back(&tls.client_key_file);
   };
   add_tls(config.priors_source.tls);
+  for (DestinationConfig& destination : config.destinations) add_tls(destination.tls);
+  paths.push_back(&config.dicom.tls.certificate_file);
+  paths.push_back(&config.dicom.tls.key_file);
+  paths.push_back(&config.dicom.tls.ca_file);
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);
@@ -714,7 +776,7 @@ Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir) {
   c.dicom.port = 11112;
   c.http.port = 8080;
   c.destinations.push_back(
-      DestinationConfig{"pacs", AeTitle("ORTHANC"), "127.0.0.1", 4242, milliseconds(30'000)});
+      DestinationConfig{"pacs", AeTitle("ORTHANC"), "127.0.0.1", 4242, milliseconds(30'000), {}});
   ToolConfig tool;
   tool.name = "reference";
   tool.kind = ToolKind::kExecutable;

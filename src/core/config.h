@@ -22,6 +22,34 @@ struct NodeConfig {
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 
+// How Conduit reaches a peer over TLS: a tool or PACS at an https URL, or a DICOM node with a
+// `tls:` section (DICOM PS3.15 Annex B). The peer's certificate is always verified (chain,
+// validity, and that it names the host Conduit connects to); empty paths: the system's CAs, no
+// client certificate. Files are PEM, read at each connection so that renewed ones take effect
+// at once.
+struct TlsClientConfig {
+  bool enabled = false;                           // the config has a tls: section
+  std::filesystem::path ca_file;                  // CAs trusted instead of the system's
+  std::filesystem::path client_certificate_file;  // presented for mutual TLS (with the key)
+  std::filesystem::path client_key_file;          // its private key, unencrypted
+
+  bool empty() const {
+    return ca_file.empty() && client_certificate_file.empty() && client_key_file.empty();
+  }
+};
+
+// The DICOM TLS listener (`dicom.tls`): a second port, same AE title and rules as the plain
+// one, speaking only TLS (BCP 195 non-downgrading profile). PEM files.
+struct DicomTlsListenerConfig {
+  int port = 0;                            // 0: no TLS listener
+  std::filesystem::path certificate_file;  // ours, followed by any intermediate CAs
+  std::filesystem::path key_file;          // its private key, unencrypted
+  // CAs whose client certificates are accepted; empty: the system's CAs.
+  std::filesystem::path ca_file;
+  // Refuse a peer that presents no certificate (else verify one if presented).
+  bool require_client_certificate = true;
+};
+
 struct DicomConfig {
   AeTitle ae_title{"CONDUIT"};
   std::string bind = "0.0.0.0";
@@ -35,6 +63,7 @@ struct DicomConfig {
   uint32_t max_pdu_bytes = 131072;
   // Below this much free space in data_dir, C-STORE is refused (out of resources).
   uint64_t min_free_bytes = 512ull << 20;
+  DicomTlsListenerConfig tls;
 };
 
 struct HttpConfig {
@@ -57,19 +86,6 @@ struct HttpConfig {
   int event_channel_port = -1;
 };
 
-// How Conduit reaches a peer over https. The server's certificate is always verified (chain,
-// validity, and that it names the URL's host); empty paths: the system's CAs, no client
-// certificate. Files are PEM, read at each connection so that renewed ones take effect at once.
-struct TlsClientConfig {
-  std::filesystem::path ca_file;                  // CAs trusted instead of the system's
-  std::filesystem::path client_certificate_file;  // presented for mutual TLS (with the key)
-  std::filesystem::path client_key_file;          // its private key, unencrypted
-
-  bool empty() const {
-    return ca_file.empty() && client_certificate_file.empty() && client_key_file.empty();
-  }
-};
-
 // A DICOM peer that results are delivered to (usually PACS).
 struct DestinationConfig {
   std::string name;
@@ -77,6 +93,7 @@ struct DestinationConfig {
   std::string host;
   int port = 104;
   milliseconds timeout{30'000};
+  TlsClientConfig tls;  // enabled: DICOM over TLS
 };
 
 // kWorklist: a pull-model tool (IHE AIW-I): Conduit schedules a UPS workitem on the tool's
@@ -135,7 +152,8 @@ struct ToolConfig {
   std::filesystem::path auth_token_file;
   // kWorklist: the Scheduled Procedure Step Priority of its workitems: HIGH, MEDIUM or LOW.
   std::string priority = "MEDIUM";
-  // kDicomweb: for an https url, the trust's CAs and client certificate.
+  // kDicomweb (an https url) and kDimse (enabled: DICOM over TLS): the trust's CAs and
+  // client certificate.
   TlsClientConfig tls;
   // kDicomweb: a STOW-RS request carries at most this many bytes of instances; a larger study
   // goes in several requests.
@@ -204,7 +222,7 @@ struct PriorsSourceConfig {
   // kDicomweb: the PACS's DICOMweb base URL and a file holding its bearer token (optional).
   std::string url;
   std::filesystem::path auth_token_file;
-  TlsClientConfig tls;  // for an https url
+  TlsClientConfig tls;  // kDicomweb: for an https url; kDimse: enabled means DICOM over TLS
   // Longest wait for any one answer (association, DIMSE message, HTTP read).
   milliseconds timeout{30'000};
 };

@@ -212,10 +212,56 @@ priors_source:
             "tools[0].dicomweb.tls.verify: unknown key"},
            {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h', tls: yes}}]\n",
             "tools[0].dicomweb.tls: expected ca_file, client_certificate_file, client_key_file"},
-           {"priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: c}}\n",
-            "priors_source.tls: only for kind dicomweb"},
            {"priors_source: {kind: dicomweb, url: 'http://h', tls: {ca_file: c}}\n",
             "priors_source.tls: applies to an https url"},
+       }) {
+    auto bad = ParseConfig(yaml, "bad.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(error), std::string::npos)
+        << bad.status().message() << "\n  expected: " << error;
+  }
+}
+
+TEST(ConfigTest, ParsesDicomTlsForTheListenerAndEveryDicomPeer) {
+  auto config = ParseConfig(R"(
+dicom:
+  port: 11112
+  tls: {port: 2762, certificate_file: c.pem, key_file: c.key, ca_file: modalities-ca.pem}
+destinations:
+  - {name: pacs, ae_title: PACS, host: pacs.trust.nhs.uk, port: 2762, tls: {ca_file: ca.pem}}
+  - {name: plain, ae_title: PLAIN, host: h}
+tools:
+  - {name: node, kind: dimse, ae_title: NODE, host: ai.example, port: 2762, tls: {}}
+priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: ca.pem}}
+)",
+                            "dicom-tls.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->dicom.tls.port, 2762);
+  EXPECT_EQ(config->dicom.tls.certificate_file, "c.pem");
+  EXPECT_EQ(config->dicom.tls.key_file, "c.key");
+  EXPECT_EQ(config->dicom.tls.ca_file, "modalities-ca.pem");
+  EXPECT_TRUE(config->dicom.tls.require_client_certificate) << "mutual TLS unless said otherwise";
+  EXPECT_TRUE(config->destinations[0].tls.enabled);
+  EXPECT_EQ(config->destinations[0].tls.ca_file, "ca.pem");
+  EXPECT_FALSE(config->destinations[1].tls.enabled);
+  EXPECT_TRUE(config->tools[0].tls.enabled) << "tls: {} is TLS with the system's CAs";
+  EXPECT_TRUE(config->tools[0].tls.empty());
+  EXPECT_TRUE(config->priors_source.tls.enabled);
+  EXPECT_FALSE(EmbeddedDefaultConfig("/tmp").dicom.tls.port) << "no TLS listener by default";
+
+  for (const auto& [yaml, error] : std::vector<std::pair<std::string, std::string>>{
+           {"dicom: {tls: {certificate_file: c, key_file: k}}\n", "dicom.tls.port: is required"},
+           {"dicom: {tls: {port: 2762, key_file: k}}\n", "dicom.tls.certificate_file: is required"},
+           {"dicom: {port: 2762, tls: {port: 2762, certificate_file: c, key_file: k}}\n",
+            "dicom.tls.port: is dicom.port"},
+           {"dicom: {tls: {port: 2762, certificate_file: c, key_file: k, verify: no}}\n",
+            "dicom.tls.verify: unknown key"},
+           {"tools: [{name: t, kind: executable, command: [x], tls: {}}]\n",
+            "tools[0].tls: only a dimse tool takes this section"},
+           {"tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h'}, tls: {}}]\n",
+            "tools[0].tls: a dicomweb tool's TLS settings go under dicomweb"},
+           {"destinations: [{name: p, ae_title: P, host: h, tls: {client_key_file: k}}]\n",
+            "destinations[0].tls: client_certificate_file and client_key_file go together"},
        }) {
     auto bad = ParseConfig(yaml, "bad.yaml");
     ASSERT_FALSE(bad.ok()) << yaml;
@@ -234,7 +280,9 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
     out << "tools:\n"
            "  - {name: a, kind: dicomweb, dicomweb: {url: 'https://h', tls: {ca_file: ca.pem,\n"
            "     client_certificate_file: /etc/ssl/c.pem, client_key_file: k/c.key}}}\n"
-           "priors_source: {kind: dicomweb, url: 'https://p', tls: {ca_file: p/ca.pem}}\n";
+           "priors_source: {kind: dicomweb, url: 'https://p', tls: {ca_file: p/ca.pem}}\n"
+           "dicom: {tls: {port: 2762, certificate_file: d/c.pem, key_file: d/c.key}}\n"
+           "destinations: [{name: p, ae_title: P, host: h, tls: {ca_file: ca.pem}}]\n";
   }
   auto config = LoadConfigFile(file);
   std::filesystem::remove_all(dir);
@@ -243,6 +291,10 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
   EXPECT_EQ(config->tools[0].tls.client_certificate_file, "/etc/ssl/c.pem");
   EXPECT_EQ(config->tools[0].tls.client_key_file, dir / "etc" / "k" / "c.key");
   EXPECT_EQ(config->priors_source.tls.ca_file, dir / "etc" / "p" / "ca.pem");
+  EXPECT_EQ(config->dicom.tls.certificate_file, dir / "etc" / "d" / "c.pem");
+  EXPECT_EQ(config->dicom.tls.key_file, dir / "etc" / "d" / "c.key");
+  EXPECT_TRUE(config->dicom.tls.ca_file.empty()) << "unset stays unset";
+  EXPECT_EQ(config->destinations[0].tls.ca_file, dir / "etc" / "ca.pem");
 }
 
 TEST(ConfigTest, ParsesAWorklistTool) {

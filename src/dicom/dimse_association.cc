@@ -4,10 +4,13 @@
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/ofstd/ofstd.h>
 
+#include "dicom/dicom_tls.h"
+
 namespace conduit {
 
 std::string PeerName(const DicomPeer& peer) {
-  return peer.called_ae.str() + "@" + peer.host + ":" + std::to_string(peer.port);
+  return peer.called_ae.str() + "@" + peer.host + ":" + std::to_string(peer.port) +
+         (peer.tls.enabled ? " (TLS)" : "");
 }
 
 Status BrokenAssociation(const DicomPeer& peer, const std::string& operation,
@@ -34,10 +37,17 @@ Status Association::Open(const DicomPeer& peer, const std::vector<Context>& cont
   dcmConnectionTimeout.set(timeout_s);
   OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeout_s, &network_);
   if (cond.bad()) return Internal(what + ": initialize network: " + cond.text());
-  AckEveryRead(network_);  // a peer that leaves Nagle on is not held up by our ACKs
+  if (peer.tls.enabled) {
+    if (Status st = UseClientTls(network_, peer.tls, peer.host); !st.ok()) {
+      return st.WithContext(what);
+    }
+  } else {
+    AckEveryRead(network_);  // a peer that leaves Nagle on is not held up by our ACKs
+  }
   T_ASC_Parameters* params = nullptr;
   cond = ASC_createAssociationParameters(&params, ASC_DEFAULTMAXPDU);
   if (cond.bad()) return Internal(what + ": " + cond.text());
+  if (peer.tls.enabled) ASC_setTransportLayerType(params, OFTrue);
   ASC_setAPTitles(params, peer.calling_ae.str().c_str(), peer.called_ae.str().c_str(), nullptr);
   const std::string address = peer.host + ":" + std::to_string(peer.port);
   ASC_setPresentationAddresses(params, OFStandard::getHostName().c_str(), address.c_str());
@@ -62,6 +72,12 @@ Status Association::Open(const DicomPeer& peer, const std::vector<Context>& cont
       OFString text;
       message =
           what + ": association rejected: " + ASC_printRejectParameters(text, &rejection).c_str();
+    }
+    if (peer.tls.enabled) {
+      if (const std::string tls = LastTlsFailure(); !tls.empty()) {
+        message += " (TLS: " + tls + "; check the peer's tls settings: ca_file, " +
+                   "client_certificate_file)";
+      }
     }
     // Once an association exists it owns the parameters.
     if (assoc_ == nullptr) ASC_destroyAssociationParameters(&params);

@@ -27,6 +27,7 @@
 
 #include "core/early_writeback.h"
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
+#include "dicom/dicom_tls.h"
 #include "dicom/dimse_status.h"
 
 namespace conduit {
@@ -164,7 +165,8 @@ MppsEvent ParseMpps(std::string sop_instance_uid, DcmDataset* dataset,
 
 class Listener final : public DimseListener {
  public:
-  Listener(const DicomConfig& config, IngestSink& sink) : config_(config), sink_(sink) {}
+  Listener(const DicomConfig& config, IngestSink& sink, bool tls)
+      : config_(config), sink_(sink), tls_(tls) {}
   ~Listener() override { Stop(); }
 
   Status Start() override;
@@ -200,6 +202,8 @@ class Listener final : public DimseListener {
 
   const DicomConfig config_;
   IngestSink& sink_;
+  const bool tls_;  // the TLS listener: config_.tls.port, DCMTK's TLS layer
+  const char* const kind_ = tls_ ? "dimse TLS listener" : "dimse listener";
   const int dimse_timeout_s_ = TimeoutSeconds(config_.dimse_timeout);
 
   T_ASC_Network* network_ = nullptr;
@@ -222,8 +226,16 @@ Status Listener::Start() {
     network_ = nullptr;
     return Unavailable(std::string("dimse listener: initialize network: ") + cond.text());
   }
-  AckEveryRead(network_);  // senders that leave Nagle on are not held up by our ACKs
-  Result<int> listen_fd = OpenListenSocket(config_.bind, config_.port);
+  if (tls_) {
+    if (Status st = UseServerTls(network_, config_.tls); !st.ok()) {
+      ASC_dropNetwork(&network_);
+      network_ = nullptr;
+      return st.WithContext(kind_);
+    }
+  } else {
+    AckEveryRead(network_);  // senders that leave Nagle on are not held up by our ACKs
+  }
+  Result<int> listen_fd = OpenListenSocket(config_.bind, tls_ ? config_.tls.port : config_.port);
   const int dcmtk_fd = static_cast<int>(DUL_networkSocket(network_->network));
   if (listen_fd.ok() && dup2(*listen_fd, dcmtk_fd) < 0) {
     listen_fd = Unavailable("dimse listener: dup2: " + std::string(std::strerror(errno)));
@@ -237,7 +249,7 @@ Status Listener::Start() {
   port_ = BoundPort(dcmtk_fd);
   accept_thread_ = std::jthread([this](std::stop_token stop) { AcceptLoop(stop); });
   pthread_setname_np(accept_thread_.native_handle(), "dimse-accept");
-  spdlog::info("dimse listener {} on {}:{}", config_.ae_title.str(), config_.bind, port_.load());
+  spdlog::info("{} {} on {}:{}", kind_, config_.ae_title.str(), config_.bind, port_.load());
   return Status::Ok();
 }
 
@@ -260,18 +272,35 @@ void Listener::Stop() {
   }
   ASC_dropNetwork(&network_);
   network_ = nullptr;
-  spdlog::info("dimse listener {} stopped", config_.ae_title.str());
+  spdlog::info("{} {} stopped", kind_, config_.ae_title.str());
 }
 
 void Listener::AcceptLoop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     ReapFinishedWorkers();
     T_ASC_Association* assoc = nullptr;
-    OFCondition cond = ASC_receiveAssociation(network_, &assoc, config_.max_pdu_bytes, nullptr,
-                                              nullptr, OFFalse, DUL_NOBLOCK, kPollSeconds);
+    OFCondition cond =
+        ASC_receiveAssociation(network_, &assoc, config_.max_pdu_bytes, nullptr, nullptr,
+                               tls_ ? OFTrue : OFFalse, DUL_NOBLOCK, kPollSeconds);
     if (cond.bad()) {
-      if (cond != DUL_NOASSOCIATIONREQUEST) {
-        spdlog::warn("dimse listener: receive association: {}", cond.text());
+      if (cond != DUL_NOASSOCIATIONREQUEST && !tls_) {
+        spdlog::warn("{}: receive association: {}", kind_, cond.text());
+      } else if (cond != DUL_NOASSOCIATIONREQUEST) {
+        // A peer that failed the handshake (no or an untrusted certificate, plain DICOM on the
+        // TLS port): reported like any refused association, so it is logged and audited (the
+        // sink throttles what a scanner would cause).
+        const std::string tls = LastTlsFailure();
+        AssociationInfo info;
+        info.calling_ae = AeTitle("UNKNOWN");
+        // DCMTK notes the peer's address on accepting, before the handshake.
+        const std::string address = assoc != nullptr && assoc->params != nullptr
+                                        ? Field(assoc->params->DULparams.callingPresentationAddress)
+                                        : std::string();
+        info.peer_host = address.empty() ? "unknown" : address;
+        info.tls = true;
+        sink_.OnAssociationRejected(
+            info, PermissionDenied(std::string("TLS association refused: ") + cond.text() +
+                                   (tls.empty() ? "" : " (" + tls + ")")));
       }
       if (assoc != nullptr) {
         ASC_dropSCPAssociation(assoc, kPollSeconds);
@@ -301,6 +330,7 @@ void Listener::Admit(T_ASC_Association* assoc) {
   info.calling_ae = AeTitle(Field(assoc->params->DULparams.callingAPTitle));
   info.called_ae = AeTitle(Field(assoc->params->DULparams.calledAPTitle));
   info.peer_host = Field(assoc->params->DULparams.callingPresentationAddress);
+  info.tls = tls_;
   const int socket = DisableNagle(assoc);
 
   const auto& allowed = config_.allowed_calling_aes;
@@ -634,7 +664,11 @@ bool Listener::HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID 
 }  // namespace
 
 std::unique_ptr<DimseListener> MakeDimseListener(const DicomConfig& config, IngestSink& sink) {
-  return std::make_unique<Listener>(config, sink);
+  return std::make_unique<Listener>(config, sink, /*tls=*/false);
+}
+
+std::unique_ptr<DimseListener> MakeDimseTlsListener(const DicomConfig& config, IngestSink& sink) {
+  return std::make_unique<Listener>(config, sink, /*tls=*/true);
 }
 
 }  // namespace conduit

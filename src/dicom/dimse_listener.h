@@ -25,6 +25,7 @@ struct AssociationInfo {
   std::string peer_host;
   // How the objects came: "DIMSE", or "DICOMweb" for STOW-RS (calling_ae is then "DICOMWEB").
   std::string protocol = "DIMSE";
+  bool tls = false;  // DIMSE over TLS (the TLS listener)
 };
 
 // A C-STORE whose dataset has been written, with a Part 10 meta header, to `file`
@@ -84,5 +85,13 @@ class DimseListener {
 };
 
 std::unique_ptr<DimseListener> MakeDimseListener(const DicomConfig& config, IngestSink& sink);
+
+// The same on config.tls.port, speaking only DICOM over TLS (dicom/dicom_tls.h: BCP 195
+// non-downgrading profile; a client certificate verified against config.tls.ca_file, required
+// unless config.tls.require_client_certificate is false). The TLS handshake runs on the accept
+// thread: a peer that connects and never completes it holds this listener's next accept for
+// up to 60 s (DCMTK's socket receive timeout); the plain listener is not affected. A failed
+// handshake is reported through OnAssociationRejected (calling AE "UNKNOWN").
+std::unique_ptr<DimseListener> MakeDimseTlsListener(const DicomConfig& config, IngestSink& sink);
 
 }  // namespace conduit

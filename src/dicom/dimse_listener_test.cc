@@ -182,7 +182,7 @@ class DimseListenerTest : public ::testing::Test {
   }
 
   DicomPeer Peer(const std::string& calling = "TESTSCU") const {
-    return DicomPeer{AeTitle(calling), AeTitle("CONDUIT"), "127.0.0.1", listener_->port(), 30s};
+    return DicomPeer{AeTitle(calling), AeTitle("CONDUIT"), "127.0.0.1", listener_->port(), 30s, {}};
   }
 
   std::vector<std::string> Tool(const std::string& name, const std::string& calling = "TESTSCU") {

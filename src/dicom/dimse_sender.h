@@ -1,6 +1,7 @@
 // DIMSE client side: C-STORE SCU and C-ECHO SCU towards one peer (a PACS or an AI tool's
 // node). Proposes each file's own transfer syntax (no transcoding) plus uncompressed ones.
-// TCP_NODELAY is on. Thread safety: each call opens its own association.
+// TCP_NODELAY is on; TLS when the peer's tls is enabled. Thread safety: each call opens its
+// own association.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/ids.h"
 #include "core/status.h"
 
@@ -19,6 +21,7 @@ struct DicomPeer {
   std::string host;
   int port = 104;
   std::chrono::milliseconds timeout{30'000};
+  TlsClientConfig tls;  // enabled: the association speaks TLS (dicom/dicom_tls.h)
 };
 
 // C-ECHO. Errors: kUnavailable if the peer cannot be reached or rejects the association.

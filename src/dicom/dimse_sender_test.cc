@@ -36,7 +36,7 @@ class DimseSenderTest : public ::testing::Test {
   }
 
   static DicomPeer PeerAt(int port, const std::string& called = "PEER") {
-    return DicomPeer{AeTitle("CONDUIT"), AeTitle(called), "127.0.0.1", port, 30s};
+    return DicomPeer{AeTitle("CONDUIT"), AeTitle(called), "127.0.0.1", port, 30s, {}};
   }
 
   // storescp on a free port writing into <dir>/<name>; extra options before the port.

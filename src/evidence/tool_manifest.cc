@@ -538,6 +538,14 @@ Status ResolveToolManifests(Config& config, const std::string& source) {
                                tool.manifest_file.string() + " gives " + resolved->url);
       }
     }
+    // And a dimse tool's TLS: the trust's CAs and client certificate.
+    if (resolved->kind == ToolKind::kDimse) {
+      resolved->tls = tool.tls;
+    } else if (tool.kind != ToolKind::kDicomweb && tool.tls.enabled) {
+      return InvalidArgument(source + ": tool '" + resolved->name + "' has a tls section but its " +
+                             "manifest " + tool.manifest_file.string() + " says protocol " +
+                             ToolProtocolName(manifest.protocol) + " (tls is for dimse tools)");
+    }
     // So do a worklist tool's: the token its performer presents and its workitems' priority.
     if (tool.kind == ToolKind::kWorklist && resolved->kind != ToolKind::kWorklist) {
       return InvalidArgument(source + ": tool '" + resolved->name + "' has a worklist section " +

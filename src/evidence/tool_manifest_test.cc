@@ -487,6 +487,33 @@ TEST_F(ResolveToolManifestsTest, TheTrustsTlsSettingsGoWithAnHttpsEndpointOnly) 
       << resolved.message();
 }
 
+TEST_F(ResolveToolManifestsTest, ADimseManifestTakesTheTrustsDicomTls) {
+  Write("acme.yaml", kDimse);
+  const fs::path config_file = Write(
+      "conduit.yaml", "tools:\n  - {manifest: acme.yaml, tls: {ca_file: certs/acme-ca.pem}}\n");
+  auto config = LoadConfigFile(config_file);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(ResolveToolManifests(*config, config_file.string()).ok());
+  EXPECT_EQ(config->tools[0].kind, ToolKind::kDimse);
+  EXPECT_TRUE(config->tools[0].tls.enabled);
+  EXPECT_EQ(config->tools[0].tls.ca_file, dir_ / "certs" / "acme-ca.pem");
+
+  const std::string pull = With(With(kDimse, "protocol: dimse", "protocol: ups-rs"),
+                                "endpoint:\n  ae_title: ACMECHEST\n  host: ai.acme.example\n"
+                                "  port: 11112\n",
+                                "");
+  Write("pull.yaml", pull);
+  const fs::path bad = Write("bad.yaml",
+                             "tools:\n  - {manifest: pull.yaml, tls: {},\n"
+                             "     worklist: {auth_token_file: t}}\n");
+  auto loaded = LoadConfigFile(bad);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  Status resolved = ResolveToolManifests(*loaded, bad.string());
+  EXPECT_EQ(resolved.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(resolved.message().find("tls is for dimse tools"), std::string::npos)
+      << resolved.message();
+}
+
 TEST_F(ResolveToolManifestsTest, ADicomwebSectionNeedsADicomwebManifest) {
   Write("acme.yaml", kDimse);
   const fs::path config_file =

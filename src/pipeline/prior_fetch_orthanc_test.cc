@@ -241,8 +241,8 @@ TEST_F(PriorFetchOrthancTest, DicomwebSearchesAndRetrievesTheTwoMostRecentCompar
 }
 
 TEST_F(PriorFetchOrthancTest, DimseStudySearchAnswersWhatThePacsHolds) {
-  DicomPeer peer{AeTitle("CONDUIT"), AeTitle("ORTHANC"), "127.0.0.1", dicom_port_,
-                 std::chrono::seconds(30)};
+  DicomPeer peer{AeTitle("CONDUIT"), AeTitle("ORTHANC"),       "127.0.0.1",
+                 dicom_port_,        std::chrono::seconds(30), {}};
   auto found =
       FindStudies(peer, kPatient, std::chrono::steady_clock::now() + std::chrono::minutes(1), {});
   ASSERT_TRUE(found.ok()) << found.status().ToString();

@@ -160,7 +160,7 @@ std::unique_ptr<PriorSource> MakePriorSource(const Config& config) {
       return nullptr;
     case PriorsSourceKind::kDimse:
       return std::make_unique<DimsePriorSource>(
-          DicomPeer{config.dicom.ae_title, s.ae_title, s.host, s.port, s.timeout});
+          DicomPeer{config.dicom.ae_title, s.ae_title, s.host, s.port, s.timeout, s.tls});
     case PriorsSourceKind::kDicomweb:
       return std::make_unique<DicomwebPriorSource>(
           DicomwebPeer{s.url, s.auth_token_file, s.tls, s.timeout});

@@ -71,6 +71,7 @@ Status Deliverer::Deliver(const JobRecord& job) {
     peer.host = dest->host;
     peer.port = dest->port;
     peer.timeout = dest->timeout;
+    peer.tls = dest->tls;
 
     const std::string to = what + " to " + dest->name;
     Result<std::vector<Status>> sent = StoreFiles(peer, files);

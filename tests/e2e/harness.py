@@ -217,9 +217,11 @@ class Orthanc:
 
     DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
-    def __init__(self, root, aet="ORTHANC", modalities=None, dicomweb_servers=None, name="orthanc"):
+    def __init__(self, root, aet="ORTHANC", modalities=None, dicomweb_servers=None, name="orthanc",
+                 extra=None):
         """`dicomweb_servers`: {name: base URL, or an Orthanc server object such as
-        {"Url": ..., "HttpHeaders": {...}}}; loads the DICOMweb plugin when given."""
+        {"Url": ..., "HttpHeaders": {...}}}; loads the DICOMweb plugin when given. `extra`: more
+        configuration options (e.g. DicomTlsEnabled and its files)."""
         self.root = os.path.join(root, name)
         os.makedirs(os.path.join(self.root, "db"), exist_ok=True)
         self.aet = aet
@@ -227,6 +229,7 @@ class Orthanc:
         self.http_port = free_port()
         self.modalities = modalities or {}
         self.dicomweb_servers = dicomweb_servers
+        self.extra = extra or {}
         self.proc = None
 
     @property
@@ -246,6 +249,7 @@ class Orthanc:
             cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/",
                                "Servers": {k: v if isinstance(v, dict) else [v]
                                            for k, v in self.dicomweb_servers.items()}}
+        cfg.update(self.extra)
         path = os.path.join(self.root, "orthanc.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

@@ -1,0 +1,138 @@
+#include "core/tls_files.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "core/text_file.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+using SslContext = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+
+// A certificate this close to its end gets a warning at start-up.
+constexpr int kExpiryWarningDays = 30;
+
+// Refuses the certificate in use by `ctx` outside its dates; warns when it ends soon.
+Status CheckCertificateDates(SSL_CTX* ctx, const std::string& name) {
+  X509* cert = SSL_CTX_get0_certificate(ctx);
+  if (cert == nullptr) return Status::Ok();
+  if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+    return FailedPrecondition(name + ": the certificate is not valid yet");
+  }
+  if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+    return FailedPrecondition(name + ": the certificate has expired; renew it");
+  }
+  int days = 0;
+  int seconds = 0;
+  if (ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(cert)) == 1 &&
+      days < kExpiryWarningDays) {
+    spdlog::warn("{}: the certificate expires in {} day(s); renew it", name, days);
+  }
+  return Status::Ok();
+}
+
+Status LoadCaFile(SSL_CTX* ctx, const fs::path& ca_file, const std::string& setting) {
+  if (ca_file.empty()) return Status::Ok();
+  const std::string ca = ca_file.string();
+  if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
+    return FailedPrecondition(setting + " " + ca + ": no usable PEM certificate (" +
+                              OpenSslReason("unreadable") + ")");
+  }
+  return Status::Ok();
+}
+
+Result<SslContext> NewContext(const SSL_METHOD* method, const std::string& setting) {
+  ERR_clear_error();
+  SslContext ctx(SSL_CTX_new(method), &SSL_CTX_free);
+  if (!ctx) return FailedPrecondition(setting + ": no TLS context (" + OpenSslReason("") + ")");
+  return ctx;
+}
+
+}  // namespace
+
+std::string OpenSslReason(const std::string& fallback) {
+  const unsigned long code = ERR_peek_last_error();
+  ERR_clear_error();
+  if (code == 0) return fallback;
+  const char* reason = ERR_reason_error_string(code);
+  return reason != nullptr ? reason : fallback;
+}
+
+Status UseCertificateAndKey(SSL_CTX* ctx, const fs::path& certificate, const fs::path& key,
+                            const std::string& certificate_setting,
+                            const std::string& key_setting) {
+  const std::string cert = certificate.string();
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+    return FailedPrecondition(certificate_setting + " " + cert + ": no usable PEM certificate (" +
+                              OpenSslReason("unreadable") + ")");
+  }
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(nullptr, &EVP_PKEY_free);
+  if (FILE* f = std::fopen(key.c_str(), "re")) {
+    // A passphrase callback that gives none: an encrypted key is refused, never prompted for.
+    pkey.reset(PEM_read_PrivateKey(
+        f, nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+    std::fclose(f);
+  }
+  if (!pkey) {
+    return FailedPrecondition(key_setting + " " + key.string() +
+                              ": no usable unencrypted PEM private key (" +
+                              OpenSslReason("unreadable") + ")");
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, pkey.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return FailedPrecondition(key_setting + " " + key.string() + ": does not match " + cert);
+  }
+  return Status::Ok();
+}
+
+Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting) {
+  if (tls.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(SslContext ctx, NewContext(TLS_client_method(), setting));
+  RETURN_IF_ERROR(LoadCaFile(ctx.get(), tls.ca_file, setting + ".ca_file"));
+  if (tls.client_certificate_file.empty()) return Status::Ok();
+  RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), tls.client_certificate_file, tls.client_key_file,
+                                       setting + ".client_certificate_file",
+                                       setting + ".client_key_file"));
+  WarnIfOpenToOthers(tls.client_key_file, setting + ".client_key_file");
+  return CheckCertificateDates(
+      ctx.get(), setting + ".client_certificate_file " + tls.client_certificate_file.string());
+}
+
+Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::string& setting) {
+  if (tls.port == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(SslContext ctx, NewContext(TLS_server_method(), setting));
+  RETURN_IF_ERROR(LoadCaFile(ctx.get(), tls.ca_file, setting + ".ca_file"));
+  RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), tls.certificate_file, tls.key_file,
+                                       setting + ".certificate_file", setting + ".key_file"));
+  WarnIfOpenToOthers(tls.key_file, setting + ".key_file");
+  return CheckCertificateDates(ctx.get(),
+                               setting + ".certificate_file " + tls.certificate_file.string());
+}
+
+Status CheckConfiguredTls(const Config& config) {
+  RETURN_IF_ERROR(CheckTlsListenerFiles(config.dicom.tls, "dicom.tls"));
+  for (const DestinationConfig& destination : config.destinations) {
+    RETURN_IF_ERROR(
+        CheckTlsClientFiles(destination.tls, "destination '" + destination.name + "': tls"));
+  }
+  for (const ToolConfig& tool : config.tools) {
+    if (tool.kind == ToolKind::kDicomweb) {
+      RETURN_IF_ERROR(CheckTlsClientFiles(tool.tls, "tool '" + tool.name + "': dicomweb.tls"));
+    } else if (tool.kind == ToolKind::kDimse) {
+      RETURN_IF_ERROR(CheckTlsClientFiles(tool.tls, "tool '" + tool.name + "': tls"));
+    }
+  }
+  if (config.priors_source.kind != PriorsSourceKind::kNone) {
+    RETURN_IF_ERROR(CheckTlsClientFiles(config.priors_source.tls, "priors_source.tls"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace conduit

@@ -1,0 +1,43 @@
+// The trust's TLS files (core/config.h: TlsClientConfig, DicomTlsListenerConfig) loaded with
+// OpenSSL the way a connection loads them: shared by Conduit's HTTPS client and its DICOM TLS,
+// and run at start-up (`conduit serve`, `conduit config check`) so that a wrong file stops the
+// start instead of failing every transfer. Messages name the setting and the file, never what
+// the file holds.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <filesystem>
+#include <string>
+
+#include "core/config.h"
+#include "core/status.h"
+
+namespace conduit {
+
+// The reason of the newest OpenSSL error on this thread, or `fallback`; the queue is emptied.
+std::string OpenSslReason(const std::string& fallback);
+
+// Puts the certificate chain in `certificate` (ours first, then any intermediate CAs) and the
+// unencrypted private key in `key` (PEM both) into `ctx`. `certificate_setting` and
+// `key_setting` name them in messages (e.g. "dicom.tls.certificate_file"). Errors:
+// kFailedPrecondition naming the file: no usable certificate, no usable unencrypted key, or a
+// key that does not match the certificate.
+Status UseCertificateAndKey(SSL_CTX* ctx, const std::filesystem::path& certificate,
+                            const std::filesystem::path& key,
+                            const std::string& certificate_setting, const std::string& key_setting);
+
+// Loads every file `tls` names (`setting` is its config section, e.g. "priors_source.tls").
+// Also refuses a client certificate outside its dates, warns when one ends within 30 days and
+// when the key file is open to other users.
+Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting);
+
+// The same for the DICOM TLS listener's certificate, key and client CAs (when a port is set).
+Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::string& setting);
+
+// Both, for every TLS peer and listener of `config`: DICOMweb tools, DIMSE tools and
+// destinations with TLS, the priors source, and dicom.tls. Messages name the tool or
+// destination.
+Status CheckConfiguredTls(const Config& config);
+
+}  // namespace conduit

@@ -1,0 +1,135 @@
+// The start-up check of the trust's TLS files, on certificates made by a throw-away test CA
+// (testing/test_pki.h).
+#include "core/tls_files.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "testing/test_pki.h"
+#include "testing/testing.h"
+
+namespace conduit {
+namespace {
+
+class TlsFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<testing::TestPki> pki = testing::MakeTestPki(tmp_.path());
+    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+    pki_ = *pki;
+  }
+
+  Status Check(const TlsClientConfig& tls) {
+    return CheckTlsClientFiles(tls, "tools[0].dicomweb.tls");
+  }
+
+  testing::TempDir tmp_;
+  testing::TestPki pki_;
+};
+
+TEST_F(TlsFilesTest, NoSettingsAndGoodFilesPass) {
+  EXPECT_TRUE(Check({}).ok());
+  EXPECT_TRUE(Check({true, pki_.ca_certificate, {}, {}}).ok());
+  Status st = Check({true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key});
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST_F(TlsFilesTest, AMissingOrEmptyCaFileIsNamed) {
+  Status st = Check({true, tmp_.path() / "nowhere.pem", {}, {}});
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(
+      st.message().find("tools[0].dicomweb.tls.ca_file " + (tmp_.path() / "nowhere.pem").string() +
+                        ": no usable PEM certificate"),
+      std::string::npos)
+      << st.message();
+  std::ofstream(tmp_.path() / "empty.pem") << "not a certificate\n";
+  st = Check({true, tmp_.path() / "empty.pem", {}, {}});
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+}
+
+TEST_F(TlsFilesTest, AKeyThatIsNotTheCertificatesIsRefused) {
+  Status st = Check({true, {}, pki_.client_certificate, pki_.other_client_key});
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(
+      st.message().find("tools[0].dicomweb.tls.client_key_file " + pki_.other_client_key.string() +
+                        ": does not match " + pki_.client_certificate.string()),
+      std::string::npos)
+      << st.message();
+}
+
+TEST_F(TlsFilesTest, AKeyFileGivenAsTheCertificateIsRefused) {
+  Status st = Check({true, {}, pki_.client_key, pki_.client_key});
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("client_certificate_file " + pki_.client_key.string() +
+                              ": no usable PEM certificate"),
+            std::string::npos)
+      << st.message();
+}
+
+TEST_F(TlsFilesTest, AnExpiredClientCertificateStopsTheStart) {
+  Status st = Check({true, {}, pki_.expired_server_certificate, pki_.expired_server_key});
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("has expired; renew it"), std::string::npos) << st.message();
+}
+
+TEST_F(TlsFilesTest, ErrorsNeverQuoteTheKey) {
+  std::ifstream in(pki_.client_key);
+  const std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string body = key.substr(key.find('\n') + 1, 40);
+  for (const TlsClientConfig& tls :
+       {TlsClientConfig{true, pki_.client_key, {}, {}},
+        TlsClientConfig{true, {}, pki_.client_certificate, pki_.other_client_key},
+        TlsClientConfig{true, {}, pki_.client_key, pki_.client_key}}) {
+    Status st = Check(tls);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.message().find(body), std::string::npos) << st.message();
+  }
+}
+
+TEST_F(TlsFilesTest, TheDicomTlsListenersFilesAreCheckedWhenItHasAPort) {
+  DicomTlsListenerConfig tls;
+  EXPECT_TRUE(CheckTlsListenerFiles(tls, "dicom.tls").ok()) << "no port: no listener";
+  tls.port = 2762;
+  tls.certificate_file = pki_.server_certificate;
+  tls.key_file = pki_.server_key;
+  tls.ca_file = pki_.ca_certificate;
+  Status st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  tls.key_file = pki_.client_key;
+  st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_NE(
+      st.message().find("dicom.tls.key_file " + pki_.client_key.string() + ": does not match"),
+      std::string::npos)
+      << st.message();
+  tls.key_file = pki_.server_key;
+  tls.certificate_file = pki_.expired_server_certificate;
+  tls.key_file = pki_.expired_server_key;
+  st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_NE(st.message().find("has expired"), std::string::npos) << st.message();
+}
+
+TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
+  Config config;
+  DestinationConfig pacs;
+  pacs.name = "pacs";
+  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.other_client_key};
+  config.destinations.push_back(pacs);
+  Status st = CheckConfiguredTls(config);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("destination 'pacs': tls.client_key_file"), std::string::npos)
+      << st.message();
+  config.destinations[0].tls.client_key_file = pki_.client_key;
+  ToolConfig tool;
+  tool.name = "node";
+  tool.kind = ToolKind::kDimse;
+  tool.tls = {true, tmp_.path() / "missing-ca.pem", {}, {}};
+  config.tools.push_back(tool);
+  st = CheckConfiguredTls(config);
+  EXPECT_NE(st.message().find("tool 'node': tls.ca_file"), std::string::npos) << st.message();
+  config.tools[0].tls.ca_file = pki_.ca_certificate;
+  EXPECT_TRUE(CheckConfiguredTls(config).ok());
+}
+
+}  // namespace
+}  // namespace conduit
