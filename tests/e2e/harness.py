@@ -143,19 +143,24 @@ def run(cmd, check=True, timeout=300, **kw):
 
 def make_test_pki(folder):
     """A throw-away CA and what it signs, made with the openssl command: a server certificate
-    for 127.0.0.1, a client certificate, and a second CA that signed nothing. Returns their
-    paths by name (ca, other_ca, server_cert, server_key, client_cert, client_key)."""
+    for 127.0.0.1, a client certificate, a node certificate for 127.0.0.1 good for both (a DICOM
+    node that accepts and opens associations), and a second CA that signed nothing. Returns
+    their paths by name (ca, other_ca, server_cert, server_key, client_cert, client_key,
+    node_cert, node_key)."""
     os.makedirs(folder, exist_ok=True)
     path = {name: os.path.join(folder, name + ext) for name, ext in (
         ("ca", ".pem"), ("ca_key", ".key"), ("other_ca", ".pem"), ("other_ca_key", ".key"),
-        ("server_cert", ".pem"), ("server_key", ".key"), ("client_cert", ".pem"), ("client_key", ".key"))}
+        ("server_cert", ".pem"), ("server_key", ".key"), ("client_cert", ".pem"), ("client_key", ".key"),
+        ("node_cert", ".pem"), ("node_key", ".key"))}
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     for ca in ("ca", "other_ca"):
         run(["openssl", "req", "-x509", *ec, "-keyout", path[ca + "_key"], "-out", path[ca], "-days", "2",
              "-subj", f"/O=Conduit e2e/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign"])
-    for leaf, usage, names in (("server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
-                               ("client", "clientAuth", "")):
+    for serial, (leaf, usage, names) in enumerate((
+            ("server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+            ("client", "clientAuth", ""),
+            ("node", "serverAuth,clientAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")), start=2):
         csr = os.path.join(folder, leaf + ".csr")
         ext = os.path.join(folder, leaf + ".ext")
         with open(ext, "w") as f:
@@ -163,9 +168,9 @@ def make_test_pki(folder):
         run(["openssl", "req", *ec, "-keyout", path[leaf + "_key"], "-out", csr,
              "-subj", f"/O=Conduit e2e/CN=conduit-e2e-{leaf}"])
         run(["openssl", "x509", "-req", "-in", csr, "-CA", path["ca"], "-CAkey", path["ca_key"],
-             "-set_serial", "2" if leaf == "server" else "3", "-days", "2", "-extfile", ext,
+             "-set_serial", str(serial), "-days", "2", "-extfile", ext,
              "-out", path[leaf + "_cert"]])
-    for key in ("ca_key", "other_ca_key", "server_key", "client_key"):
+    for key in ("ca_key", "other_ca_key", "server_key", "client_key", "node_key"):
         os.chmod(path[key], 0o600)
     return path
 

@@ -2,7 +2,8 @@
 modality (DCMTK's storescu) stores on Conduit's TLS port with its client certificate, the
 reference tool runs, and the results reach Orthanc over DICOM TLS, Orthanc wanting Conduit's
 client certificate. A modality without a certificate, or speaking plain DICOM to the TLS port,
-is refused and audited; the plain port keeps working beside it."""
+is refused and audited. A DIMSE AI tool node gets its study over TLS and sends its results back
+to the TLS port."""
 
 import os
 import sys
@@ -10,7 +11,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, run,  # noqa: E402
-                     make_test_pki, free_port, CONDUIT)
+                     make_test_pki, free_port, storescu, CONDUIT)
+from test_dimse_tool import DimseToolNode, TOOL_AE  # noqa: E402
 
 
 class DicomTlsTest(E2ETest):
@@ -87,6 +89,38 @@ class DicomTlsTest(E2ETest):
         job = self.wait_job_state(conduit, "dead_letter", timeout=120)[0]
         self.assertIn("certificate verify failed", job["last_error"])
         self.assertEqual(pacs.series_of(study_uid), [])
+
+    def test_a_dimse_tool_over_tls_both_ways(self):
+        pki = make_test_pki(self.dir("pki"))
+        pacs = self.started(Orthanc(self.tmp))
+        tls_port = free_port()
+        # The node accepts the study and opens the association that returns its results.
+        node = DimseToolNode(self.tmp, tls=(pki["node_key"], pki["node_cert"], pki["ca"]))
+        node.conduit_port = tls_port
+        self.started(node)
+        config = {
+            "dicom": {"tls": {"port": tls_port, "certificate_file": pki["server_cert"],
+                              "key_file": pki["server_key"], "ca_file": pki["ca"]}},
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port}],
+            "tools": [{"name": "node", "kind": "dimse", "ae_title": TOOL_AE, "host": "127.0.0.1",
+                       "port": node.port, "hosting_region": "UK", "results_stable_after": "2s",
+                       "timeout": "60s",
+                       "tls": {"ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],
+                               "client_key_file": pki["client_key"]}}],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "node",
+                        "results_to": ["pacs"], "stable_after": "1s"}],
+        }
+        conduit = self.started(Conduit(self.tmp, config))
+        files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
+        study_uid = read_uids(files[0])[0]
+        storescu(conduit.dicom_port, files)  # the modality on the plain port
+        self.wait_job_state(conduit, "done", timeout=120)
+        self.assertEqual(sorted(s["MainDicomTags"].get("Modality", "") for s in pacs.series_of(study_uid)),
+                         ["OT", "SEG", "SR"], node.log() + conduit.logs()[-3000:])
+        results = [e for e in conduit.api("/api/audit?limit=500")["events"]
+                   if e["action"] == "result" and e["outcome"] == "success"]
+        self.assertTrue(results, "the tool's results came back over TLS and were taken")
 
 
 if __name__ == "__main__":

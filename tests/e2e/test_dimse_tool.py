@@ -23,12 +23,14 @@ TOOL_AE = "AITOOL"
 class DimseToolNode:
     """The tool's DICOM node: run-node.sh (storescp + on-study.sh) in a folder of its own."""
 
-    def __init__(self, root, mode="normal", bad_only=False):
+    def __init__(self, root, mode="normal", bad_only=False, tls=None):
+        """tls: (key, certificate, CA) files: the node speaks DICOM over TLS both ways."""
         self.work = os.path.join(root, "tool-node")
         self.port = free_port()
         self.conduit_port = None  # known once the gateway is made
         self.mode = mode
         self.bad_only = bad_only
+        self.tls = ["+tls", tls[0], tls[1], "+cf", tls[2]] if tls else []
         self.proc = None
 
     def start(self):
@@ -36,10 +38,10 @@ class DimseToolNode:
                    CONDUIT_BUILD_DIR=BUILD)
         self.proc = subprocess.Popen([NODE, "--port", str(self.port), "--aet", TOOL_AE,
                                       "--conduit-port", str(self.conduit_port), "--work", self.work,
-                                      "--quiet", "1"],
+                                      "--quiet", "1"] + (["--tls", *self.tls[1:3], self.tls[4]] if self.tls else []),
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until("the tool node", lambda: self._alive() and run(
-            ["echoscu", "-aec", TOOL_AE, "127.0.0.1", str(self.port)], check=False).returncode == 0,
+            ["echoscu", "-aec", TOOL_AE, *self.tls, "127.0.0.1", str(self.port)], check=False).returncode == 0,
             timeout=60)
         return self
 

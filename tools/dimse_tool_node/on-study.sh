@@ -10,7 +10,8 @@ study_dir="${1:?usage: on-study.sh STUDY_DIR}"
 : "${NODE_WORK:?} ${NODE_BUILD:?} ${NODE_AET:?} ${NODE_CONDUIT_AET:?}"
 : "${NODE_CONDUIT_HOST:?} ${NODE_CONDUIT_PORT:?} ${NODE_MODE:?}"
 # Optional: NODE_SLOW_S (slow mode's delay, default 30), NODE_PID (storescp, for crash mode),
-# NODE_BAD_ONLY (wrong-study and echo modes).
+# NODE_BAD_ONLY (wrong-study and echo modes), NODE_TLS (storescu's TLS options, space-separated;
+# paths without spaces).
 export TCP_NODELAY=1
 
 runs="$NODE_WORK/runs"
@@ -36,8 +37,10 @@ send() {  # send WHAT FILE...: C-STORE files to Conduit from the tool's AE title
   local out rc accepted answered
   # --required: one presentation context per SOP class and transfer syntax of the files
   # (storescu's default proposal lacks newer classes such as Segmentation Storage).
+  local tls=()
+  read -r -a tls <<<"${NODE_TLS:-}"
   out="$(storescu --verbose --aetitle "$NODE_AET" --call "$NODE_CONDUIT_AET" --required \
-           --no-halt "$NODE_CONDUIT_HOST" "$NODE_CONDUIT_PORT" "$@" 2>&1)"
+           --no-halt ${tls[@]+"${tls[@]}"} "$NODE_CONDUIT_HOST" "$NODE_CONDUIT_PORT" "$@" 2>&1)"
   rc=$?
   printf '%s\n' "$out" >>"$log"
   answered=$(grep -c "Received Store Response" <<<"$out")

@@ -8,6 +8,11 @@
 #               [--conduit-aet CONDUIT] [--conduit-host 127.0.0.1] [--quiet 1] \
 #               [--build DIR] [--slow-s 30]
 #               [--mode normal|silent|wrong-study|echo|slow|crash|malformed|wrong-references]
+#               [--tls KEY CERT CA]
+#
+# --tls: DICOM over TLS both ways (DCMTK's default BCP 195 non-downgrading profile): storescp
+# speaks only TLS with CERT and KEY and wants a client certificate from CA; results go back
+# over TLS with the same certificate, verifying Conduit's against CA.
 #
 # NODE_MODE (or --mode) makes the node misbehave on purpose:
 #   normal       results (SEG, SR, SC) are sent back
@@ -36,9 +41,10 @@ quiet=1
 build="${CONDUIT_BUILD_DIR:-$here/../../build}"
 mode="${NODE_MODE:-normal}"
 slow_s="${NODE_SLOW_S:-30}"
+tls=()
 
 usage() {
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -54,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --mode) mode="$2"; shift 2 ;;
     --slow-s) slow_s="$2"; shift 2 ;;
+    --tls) tls=(+tls "$2" "$3" +cf "$4"); shift 4 ;;
     -h|--help) usage ;;
     *) echo "run-node.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -87,6 +94,8 @@ work="$(cd "$work" && pwd)"
 export NODE_MODE="$mode" NODE_AET="$aet" NODE_WORK="$work" NODE_BUILD="$build"
 export NODE_CONDUIT_AET="$conduit_aet" NODE_CONDUIT_HOST="$conduit_host"
 export NODE_CONDUIT_PORT="$conduit_port" NODE_SLOW_S="$slow_s" TCP_NODELAY=1
+# storescu's TLS options for on-study.sh (empty: plain DICOM).
+export NODE_TLS="${tls[*]}"
 # storescp is exec'd below, so this shell's pid is storescp's: crash mode kills it.
 export NODE_PID="$$"
 
@@ -97,5 +106,5 @@ echo "$(date -u +%FT%TZ) node $aet on port $port, mode $mode, results to" \
 # no association has arrived for `quiet` seconds (or another study begins). #p is the folder.
 exec storescp --aetitle "$aet" --output-directory "$work/incoming" \
   --sort-on-study-uid study --exec-on-eostudy "$here/on-study.sh #p" \
-  --eostudy-timeout "$quiet" --disable-host-lookup --log-level info \
+  --eostudy-timeout "$quiet" --disable-host-lookup --log-level info ${tls[@]+"${tls[@]}"} \
   "$port" >>"$work/storescp.log" 2>&1
