@@ -59,8 +59,9 @@ STUDIES_QUICK = [
 
 
 
-def echo_ok(port, aet):
-    return subprocess.run(["echoscu", "-aet", "BENCH", "-aec", aet, "127.0.0.1", str(port)],
+def echo_ok(port, aet, args=()):
+    """C-ECHO succeeds; `args`: more echoscu options (e.g. TLS)."""
+    return subprocess.run(["echoscu", "-aet", "BENCH", "-aec", aet, *args, "127.0.0.1", str(port)],
                           env=ENV, capture_output=True, timeout=20).returncode == 0
 
 
@@ -155,9 +156,10 @@ class Conduit:
     routed=False, no route: the instance is made durable and acknowledged, nothing more (this
     isolates what the router and study assembler cost per instance)."""
 
-    def __init__(self, routed=True, wrap=()):
+    def __init__(self, routed=True, wrap=(), dicom_extra=None):
         self.routed = routed
         self.wrap = list(wrap)  # e.g. strace: then proc is the wrapper, pid is Conduit
+        self.dicom_extra = dicom_extra or {}  # more `dicom:` settings (e.g. tls)
         self.name = "Conduit" if routed else "Conduit, no route"
 
     def start(self, work):
@@ -167,7 +169,8 @@ class Conduit:
         cfg = {
             "node": {"name": "bench", "data_dir": os.path.join(root, "data"), "log_level": "info"},
             "dicom": {"ae_title": "CONDUIT", "port": self.port, "bind": "127.0.0.1",
-                      "min_free_bytes": 0, "max_pdu_bytes": PDU, "max_associations": 32},
+                      "min_free_bytes": 0, "max_pdu_bytes": PDU, "max_associations": 32,
+                      **self.dicom_extra},
             "http": {"port": self.http_port},
         }
         if self.routed:
@@ -225,16 +228,16 @@ def shares(files, n):
     return [s for s in out if s]
 
 
-def send(port, aet, files, senders, work, env=None):
+def send(port, aet, files, senders, work, env=None, args=()):
     """Runs `senders` storescu processes at once, each with its share of the files; returns the
     wall-clock seconds from the first start to the last exit. `env`: the senders' environment
-    (default ENV, which has TCP_NODELAY=1)."""
+    (default ENV, which has TCP_NODELAY=1); `args`: more storescu options (e.g. TLS)."""
     procs = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     for i, share in enumerate(shares(files, senders)):
         out = open(os.path.join(work, f"storescu-{i}.log"), "w")
-        cmd = ["storescu", "-aet", "BENCH", "-aec", aet, "-nh", "127.0.0.1", str(port)] + share
+        cmd = ["storescu", "-aet", "BENCH", "-aec", aet, "-nh", *args, "127.0.0.1", str(port)] + share
         procs.append((subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or ENV),
                       out))
     # Popen.wait(timeout=...) polls in steps of up to 50 ms, too coarse for runs of 0.1 s:
@@ -335,7 +338,9 @@ def measure_receiver(make, study, senders, tmp, sender_env=None):
         pid = receiver.peak_pid()
         # CPU of the round only: the receiver's start-up is not the round's work.
         cpu_before = cpu_seconds(pid) if pid else None
-        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work, sender_env)
+        # A receiver may ask its senders for options (TLS).
+        seconds, sender_cpu = send(receiver.port, aet, study["files"], senders, work, sender_env,
+                                   getattr(receiver, "sender_args", ()))
         peak = vm_hwm_kib(pid) if pid else None
         cpu = cpu_seconds(pid) - cpu_before if pid else None
         got = receiver.received()
@@ -427,8 +432,27 @@ def measure_flush(study, tmp):
             "sender_cpu": 0.0}
 
 
-def main():
+def prepare_run(prefix, tmp_root):
+    """Checks that the binaries are built, makes the run's temp folder under `tmp_root`, reads
+    the machine's facts, and switches this module to private copies of the binaries, so that a
+    rebuild of build/ during the run cannot mix two of them. Returns (temp folder, facts)."""
     global CONDUIT, MAKE_STUDY, REFERENCE_TOOL
+    for exe in (CONDUIT, MAKE_STUDY, REFERENCE_TOOL):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"missing {exe}: build the conduit, conduit-make-study and "
+                     f"conduit-reference-tool targets first")
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=tmp_root)
+    info = machine_info(tmp)
+    os.makedirs(os.path.join(tmp, "bin"))
+    CONDUIT, MAKE_STUDY, REFERENCE_TOOL = (
+        shutil.copy2(exe, os.path.join(tmp, "bin")) for exe in (CONDUIT, MAKE_STUDY, REFERENCE_TOOL))
+    with open(CONDUIT, "rb") as f:
+        info["conduit"] += (f", build/conduit sha256 {hashlib.sha256(f.read()).hexdigest()[:12]}"
+                            f" built {datetime.datetime.fromtimestamp(os.path.getmtime(CONDUIT), datetime.timezone.utc):%H:%M UTC}")
+    return tmp, info
+
+
+def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=4, help="parallel storescu processes")
     parser.add_argument("--quick", action="store_true", help="small studies (smoke test)")
@@ -439,20 +463,8 @@ def main():
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args()
 
-    for exe in (CONDUIT, MAKE_STUDY, REFERENCE_TOOL):
-        if not os.access(exe, os.X_OK):
-            sys.exit(f"missing {exe}: build the conduit, conduit-make-study and "
-                     f"conduit-reference-tool targets first")
     run_started = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="conduit-bench-", dir=args.tmp)
-    info = machine_info(tmp)
-    # Run private copies, so a rebuild of build/ during the run cannot mix two binaries.
-    os.makedirs(os.path.join(tmp, "bin"))
-    CONDUIT, MAKE_STUDY, REFERENCE_TOOL = (
-        shutil.copy2(exe, os.path.join(tmp, "bin")) for exe in (CONDUIT, MAKE_STUDY, REFERENCE_TOOL))
-    with open(CONDUIT, "rb") as f:
-        info["conduit"] += (f", build/conduit sha256 {hashlib.sha256(f.read()).hexdigest()[:12]}"
-                            f" built {datetime.datetime.fromtimestamp(os.path.getmtime(CONDUIT), datetime.timezone.utc):%H:%M UTC}")
+    tmp, info = prepare_run("conduit-bench-", args.tmp)
     results = {}  # (study key, scenario, receiver) -> measurement
     try:
         studies = generate(STUDIES_QUICK if args.quick else STUDIES_FULL, os.path.join(tmp, "gen"))

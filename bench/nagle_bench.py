@@ -49,17 +49,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds per study, sender and receiver; the table shows the median")
     args = parser.parse_args()
-    for exe in (ib.CONDUIT, ib.MAKE_STUDY, ib.REFERENCE_TOOL):
-        if not os.access(exe, os.X_OK):
-            sys.exit(f"missing {exe}: build the conduit, conduit-make-study and "
-                     f"conduit-reference-tool targets first")
     started = time.monotonic()
-    tmp = tempfile.mkdtemp(prefix="conduit-bench-nagle-", dir=args.tmp)
-    info = ib.machine_info(tmp)
-    os.makedirs(os.path.join(tmp, "bin"))
-    ib.CONDUIT, ib.MAKE_STUDY, ib.REFERENCE_TOOL = (
-        shutil.copy2(exe, os.path.join(tmp, "bin"))
-        for exe in (ib.CONDUIT, ib.MAKE_STUDY, ib.REFERENCE_TOOL))
+    tmp, info = ib.prepare_run("conduit-bench-nagle-", args.tmp)
     results = {}  # (study key, sender, receiver) -> [seconds per round]
     try:
         studies = ib.generate(STUDIES_QUICK if args.quick else STUDIES_FULL,

@@ -54,6 +54,7 @@ Result<std::unique_ptr<DcmTLSTransportLayer>> NewLayer(T_ASC_NetworkRole role,
 
 Status UseClientTls(T_ASC_Network* network, const TlsClientConfig& tls, const std::string& host) {
   ERR_clear_error();
+  last_verify_error = X509_V_OK;  // the handshake follows on this thread
   ASSIGN_OR_RETURN(std::unique_ptr<DcmTLSTransportLayer> layer,
                    NewLayer(NET_REQUESTOR, tls.ca_file, "tls.ca_file"));
   SSL_CTX* ctx = layer->getNativeHandle();

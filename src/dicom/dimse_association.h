@@ -36,8 +36,9 @@ class Association {
     T_ASC_SC_ROLE role = ASC_SC_ROLE_DEFAULT;
   };
 
-  // Requests the association. Errors: kUnavailable if the peer cannot be reached or rejects
-  // it; kInternal for DCMTK set-up failures.
+  // Requests the association (over TLS when peer.tls.enabled). Errors: kUnavailable if the
+  // peer cannot be reached, fails the TLS handshake or rejects it; kFailedPrecondition if a TLS
+  // file cannot be loaded; kInternal for DCMTK set-up failures.
   Status Open(const DicomPeer& peer, const std::vector<Context>& contexts);
 
   // Accepted presentation context `id`'s transfer syntax, or "" if it was not accepted.

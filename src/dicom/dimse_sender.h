@@ -28,7 +28,8 @@ struct DicomPeer {
 Status Echo(const DicomPeer& peer);
 
 // C-STOREs every file over one association. The outer Result fails (kUnavailable,
-// kDeadlineExceeded) only if the association cannot be made or breaks; otherwise one Status
+// kDeadlineExceeded; kFailedPrecondition for a TLS file that cannot be loaded) only if the
+// association cannot be made or breaks; otherwise one Status
 // per file, in order: OK on success or warning statuses; kUnavailable on A7xx "out of
 // resources" (retryable); kInvalidArgument for other refusals; kFailedPrecondition if no
 // presentation context was accepted for the file's SOP class and transfer syntax.
