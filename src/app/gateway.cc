@@ -370,6 +370,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
           raw->metrics.Set("conduit_dicom_associations_active",
                            raw->listener->active_associations() +
                                (raw->tls_listener ? raw->tls_listener->active_associations() : 0));
+          // Read at each scrape: a certificate renewed by replacing its file shows at once.
+          for (const CertificateEnd& end : ConfiguredCertificateEnds(raw->config)) {
+            raw->metrics.Set("conduit_tls_certificate_expiry_timestamp_seconds",
+                             static_cast<double>(end.not_after_unix),
+                             "setting=\"" + end.setting + "\"");
+          }
         },
         [raw] {
           return std::map<std::string, std::string>{
@@ -381,6 +387,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
         }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
+    p->metrics.Describe("conduit_tls_certificate_expiry_timestamp_seconds", "gauge",
+                        "When each configured TLS certificate (or CA file's first) ends, "
+                        "Unix seconds");
     ctx.dicomweb = p->dicomweb.get();
     ctx.ups_rs = p->ups_rs.get();
     ctx.api_tokens = p->api_tokens.get();

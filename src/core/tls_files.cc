@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <ctime>
 #include <memory>
+#include <optional>
 
 #include "core/text_file.h"
 
@@ -133,6 +135,73 @@ Status CheckConfiguredTls(const Config& config) {
     RETURN_IF_ERROR(CheckTlsClientFiles(config.priors_source.tls, "priors_source.tls"));
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The end of the first certificate in `file` (`earliest`: of the one that ends first).
+std::optional<int64_t> NotAfter(const fs::path& file, bool earliest) {
+  FILE* f = std::fopen(file.c_str(), "re");
+  if (f == nullptr) return std::nullopt;
+  std::optional<int64_t> end;
+  while (X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr)) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
+      const int64_t when = timegm(&tm);
+      if (!end || when < *end) end = when;
+    }
+    X509_free(cert);
+    if (!earliest) break;
+  }
+  std::fclose(f);
+  ERR_clear_error();  // the read past the last certificate
+  return end;
+}
+
+void AddEnds(std::vector<CertificateEnd>& out, const std::string& prefix,
+             const TlsClientConfig& tls) {
+  if (!tls.enabled) return;
+  if (!tls.client_certificate_file.empty()) {
+    if (auto end = NotAfter(tls.client_certificate_file, false)) {
+      out.push_back({prefix + ".client_certificate_file", tls.client_certificate_file, *end});
+    }
+  }
+  if (!tls.ca_file.empty()) {
+    if (auto end = NotAfter(tls.ca_file, true)) {
+      out.push_back({prefix + ".ca_file", tls.ca_file, *end});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
+  std::vector<CertificateEnd> out;
+  const DicomTlsListenerConfig& listener = config.dicom.tls;
+  if (listener.port != 0) {
+    if (auto end = NotAfter(listener.certificate_file, false)) {
+      out.push_back({"dicom.tls.certificate_file", listener.certificate_file, *end});
+    }
+    if (!listener.ca_file.empty()) {
+      if (auto end = NotAfter(listener.ca_file, true)) {
+        out.push_back({"dicom.tls.ca_file", listener.ca_file, *end});
+      }
+    }
+  }
+  for (const DestinationConfig& destination : config.destinations) {
+    AddEnds(out, "destinations[" + destination.name + "].tls", destination.tls);
+  }
+  for (const ToolConfig& tool : config.tools) {
+    if (tool.kind == ToolKind::kDicomweb) {
+      AddEnds(out, "tools[" + tool.name + "].dicomweb.tls", tool.tls);
+    } else if (tool.kind == ToolKind::kDimse) {
+      AddEnds(out, "tools[" + tool.name + "].tls", tool.tls);
+    }
+  }
+  if (config.priors_source.kind != PriorsSourceKind::kNone) {
+    AddEnds(out, "priors_source.tls", config.priors_source.tls);
+  }
+  return out;
 }
 
 }  // namespace conduit

@@ -7,8 +7,10 @@
 
 #include <openssl/ssl.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/status.h"
@@ -39,5 +41,16 @@ Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::strin
 // destinations with TLS, the priors source, and dicom.tls. Messages name the tool or
 // destination.
 Status CheckConfiguredTls(const Config& config);
+
+// When a certificate file `config` names stops being valid: the TLS listener's certificate,
+// each client certificate, and each CA file (its earliest-ending certificate). `setting` names
+// it as a metric label can, e.g. "destinations[pacs].tls.client_certificate_file". Files that
+// cannot be read are left out (the start-up check and the failing connections name them).
+struct CertificateEnd {
+  std::string setting;
+  std::filesystem::path file;
+  int64_t not_after_unix = 0;  // seconds since the epoch
+};
+std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config);
 
 }  // namespace conduit

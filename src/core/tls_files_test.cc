@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <fstream>
+#include <map>
 
 #include "testing/test_pki.h"
 #include "testing/testing.h"
@@ -129,6 +131,37 @@ TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
   EXPECT_NE(st.message().find("tool 'node': tls.ca_file"), std::string::npos) << st.message();
   config.tools[0].tls.ca_file = pki_.ca_certificate;
   EXPECT_TRUE(CheckConfiguredTls(config).ok());
+}
+
+TEST_F(TlsFilesTest, CertificateEndsAreReadForEveryConfiguredCertificate) {
+  Config config;
+  config.dicom.tls.port = 2762;
+  config.dicom.tls.certificate_file = pki_.expired_server_certificate;
+  config.dicom.tls.key_file = pki_.expired_server_key;
+  DestinationConfig pacs;
+  pacs.name = "pacs";
+  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
+  config.destinations.push_back(pacs);
+  DestinationConfig missing;
+  missing.name = "gone";
+  missing.tls = {true, tmp_.path() / "no-such-ca.pem", {}, {}};
+  config.destinations.push_back(missing);
+  DestinationConfig plain;
+  plain.name = "plain";
+  config.destinations.push_back(plain);
+
+  std::map<std::string, int64_t> ends;
+  for (const CertificateEnd& end : ConfiguredCertificateEnds(config)) {
+    ends[end.setting] = end.not_after_unix;
+  }
+  const int64_t now = std::time(nullptr);
+  ASSERT_EQ(ends.size(), 3u) << "the listener's, the client certificate and the CA file; "
+                                "an unreadable file and a plain destination give none";
+  EXPECT_LT(ends["dicom.tls.certificate_file"], now) << "ended yesterday";
+  EXPECT_NEAR(static_cast<double>(ends["destinations[pacs].tls.client_certificate_file"] - now),
+              30.0 * 86400, 120.0);
+  EXPECT_NEAR(static_cast<double>(ends["destinations[pacs].tls.ca_file"] - now), 30.0 * 86400,
+              120.0);
 }
 
 }  // namespace

@@ -73,6 +73,11 @@ class DicomTlsTest(E2ETest):
         receipts = [e for e in conduit.api("/api/audit?limit=500")["events"] if e["action"] == "receive"]
         self.assertEqual(len(receipts), 6)
         self.assertTrue(all(e["detail"].get("tls") is True for e in receipts), receipts[0])
+        # Each configured certificate's end is a metric, for an alert before it comes.
+        metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
+        for setting in ("dicom.tls.certificate_file", "dicom.tls.ca_file",
+                        "destinations[pacs].tls.client_certificate_file", "destinations[pacs].tls.ca_file"):
+            self.assertIn(f'conduit_tls_certificate_expiry_timestamp_seconds{{setting="{setting}"}}', metrics)
         # `conduit echo` reaches the PACS over TLS too.
         echo = run([CONDUIT, "echo", "--config", conduit.config_path, "pacs"], check=False)
         self.assertEqual(echo.returncode, 0, echo.stdout + echo.stderr)
