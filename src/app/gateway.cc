@@ -55,8 +55,8 @@ std::string ResultsBaseUrl(const Config& c) {
   std::string url = c.http.public_url;
   if (url.empty() && c.http.port != 0) {
     const bool wildcard = c.http.bind == "0.0.0.0" || c.http.bind == "::" || c.http.bind.empty();
-    url = "http://" + (wildcard ? std::string("127.0.0.1") : c.http.bind) + ":" +
-          std::to_string(c.http.port);
+    url = std::string(c.http.tls() ? "https://" : "http://") +
+          (wildcard ? std::string("127.0.0.1") : c.http.bind) + ":" + std::to_string(c.http.port);
   }
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
@@ -238,6 +238,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     const int channel_port = c.http.event_channel_port >= 0           ? c.http.event_channel_port
                              : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1
                                                                       : 0;
+    if (c.http.port != 0 && channel_port != 0 && c.http.tls()) {
+      spdlog::warn(
+          "the UPS-RS event channel on port {} is plain WebSocket (ws://) although http.tls "
+          "is set: put a TLS proxy in front of it, or set http.event_channel_port: 0 "
+          "(performers then catch up by query)",
+          channel_port);
+    }
     if (c.http.port != 0 && channel_port != 0) {
       // An AE title's channel opens to the tool subscribed under it (the worklist is built
       // just below, before the channel starts).

@@ -188,7 +188,7 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   RETURN_IF_ERROR(CheckKeys(ctx, n, "http",
                             {"bind", "port", "threads", "public_url", "max_stow_bytes",
-                             "event_channel_port", "api_token_file"}));
+                             "event_channel_port", "api_token_file", "tls"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   std::string token_file;
@@ -208,6 +208,15 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   RETURN_IF_ERROR(
       GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "event_channel_port", 0, 65535, out.event_channel_port));
+  if (const YAML::Node tls = n["tls"]; yaml::Present(tls)) {
+    if (!tls.IsMap()) return ctx.Error(tls, "http.tls", "expected certificate_file, key_file");
+    RETURN_IF_ERROR(CheckKeys(ctx, tls, "http.tls", {"certificate_file", "key_file"}));
+    std::string certificate, key;
+    RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "certificate_file", certificate, true));
+    RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "key_file", key, true));
+    out.tls_certificate_file = certificate;
+    out.tls_key_file = key;
+  }
   return Status::Ok();
 }
 
@@ -678,6 +687,8 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   };
   add_tls(config.priors_source.tls);
   for (DestinationConfig& destination : config.destinations) add_tls(destination.tls);
+  paths.push_back(&config.http.tls_certificate_file);
+  paths.push_back(&config.http.tls_key_file);
   paths.push_back(&config.dicom.tls.certificate_file);
   paths.push_back(&config.dicom.tls.key_file);
   paths.push_back(&config.dicom.tls.ca_file);

@@ -84,6 +84,11 @@ struct HttpConfig {
   // when a worklist tool is configured and the HTTP front end is on. -1 (the default, when
   // not given): port + 1. 0: no event channel (subscribers then catch up by query).
   int event_channel_port = -1;
+  // Serve https with this certificate (ours, then any intermediate CAs) and unencrypted key,
+  // PEM both, loaded at start; both empty: plain http. The event channel stays plain.
+  std::filesystem::path tls_certificate_file;
+  std::filesystem::path tls_key_file;
+  bool tls() const { return !tls_certificate_file.empty(); }
 };
 
 // A DICOM peer that results are delivered to (usually PACS).

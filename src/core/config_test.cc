@@ -270,6 +270,27 @@ priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: ca.pem}}
   }
 }
 
+TEST(ConfigTest, ParsesHttpsForTheHttpFrontEnd) {
+  auto config = ParseConfig("http: {port: 8443, tls: {certificate_file: c.pem, key_file: c.key}}\n",
+                            "https.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->http.tls());
+  EXPECT_EQ(config->http.tls_certificate_file, "c.pem");
+  EXPECT_EQ(config->http.tls_key_file, "c.key");
+  EXPECT_FALSE(EmbeddedDefaultConfig("/tmp").http.tls()) << "plain http by default";
+  for (const auto& [yaml, error] : std::vector<std::pair<std::string, std::string>>{
+           {"http: {tls: {certificate_file: c.pem}}\n", "http.tls.key_file: is required"},
+           {"http: {tls: {key_file: k}}\n", "http.tls.certificate_file: is required"},
+           {"http: {tls: {certificate_file: c, key_file: k, ca_file: a}}\n",
+            "http.tls.ca_file: unknown key"},
+       }) {
+    auto bad = ParseConfig(yaml, "bad.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(error), std::string::npos)
+        << bad.status().message() << "\n  expected: " << error;
+  }
+}
+
 TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("conduit-config-tls-test-" + std::to_string(::getpid()));
@@ -282,7 +303,8 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
            "     client_certificate_file: /etc/ssl/c.pem, client_key_file: k/c.key}}}\n"
            "priors_source: {kind: dicomweb, url: 'https://p', tls: {ca_file: p/ca.pem}}\n"
            "dicom: {tls: {port: 2762, certificate_file: d/c.pem, key_file: d/c.key}}\n"
-           "destinations: [{name: p, ae_title: P, host: h, tls: {ca_file: ca.pem}}]\n";
+           "destinations: [{name: p, ae_title: P, host: h, tls: {ca_file: ca.pem}}]\n"
+           "http: {tls: {certificate_file: h/c.pem, key_file: /k/c.key}}\n";
   }
   auto config = LoadConfigFile(file);
   std::filesystem::remove_all(dir);
@@ -295,6 +317,8 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
   EXPECT_EQ(config->dicom.tls.key_file, dir / "etc" / "d" / "c.key");
   EXPECT_TRUE(config->dicom.tls.ca_file.empty()) << "unset stays unset";
   EXPECT_EQ(config->destinations[0].tls.ca_file, dir / "etc" / "ca.pem");
+  EXPECT_EQ(config->http.tls_certificate_file, dir / "etc" / "h" / "c.pem");
+  EXPECT_EQ(config->http.tls_key_file, "/k/c.key");
 }
 
 TEST(ConfigTest, ParsesAWorklistTool) {

@@ -120,6 +120,15 @@ Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::strin
 
 Status CheckConfiguredTls(const Config& config) {
   RETURN_IF_ERROR(CheckTlsListenerFiles(config.dicom.tls, "dicom.tls"));
+  if (config.http.port != 0 && config.http.tls()) {
+    ASSIGN_OR_RETURN(SslContext ctx, NewContext(TLS_server_method(), "http.tls"));
+    RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), config.http.tls_certificate_file,
+                                         config.http.tls_key_file, "http.tls.certificate_file",
+                                         "http.tls.key_file"));
+    WarnIfOpenToOthers(config.http.tls_key_file, "http.tls.key_file");
+    RETURN_IF_ERROR(CheckCertificateDates(
+        ctx.get(), "http.tls.certificate_file " + config.http.tls_certificate_file.string()));
+  }
   for (const DestinationConfig& destination : config.destinations) {
     RETURN_IF_ERROR(
         CheckTlsClientFiles(destination.tls, "destination '" + destination.name + "': tls"));
@@ -186,6 +195,11 @@ std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
       if (auto end = NotAfter(listener.ca_file, true)) {
         out.push_back({"dicom.tls.ca_file", listener.ca_file, *end});
       }
+    }
+  }
+  if (config.http.port != 0 && config.http.tls()) {
+    if (auto end = NotAfter(config.http.tls_certificate_file, false)) {
+      out.push_back({"http.tls.certificate_file", config.http.tls_certificate_file, *end});
     }
   }
   for (const DestinationConfig& destination : config.destinations) {

@@ -38,11 +38,11 @@ Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& settin
 Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::string& setting);
 
 // Both, for every TLS peer and listener of `config`: DICOMweb tools, DIMSE tools and
-// destinations with TLS, the priors source, and dicom.tls. Messages name the tool or
+// destinations with TLS, the priors source, dicom.tls, and http.tls. Messages name the tool or
 // destination.
 Status CheckConfiguredTls(const Config& config);
 
-// When a certificate file `config` names stops being valid: the TLS listener's certificate,
+// When a certificate file `config` names stops being valid: the TLS listeners' certificates,
 // each client certificate, and each CA file (its earliest-ending certificate). `setting` names
 // it as a metric label can, e.g. "destinations[pacs].tls.client_certificate_file". Files that
 // cannot be read are left out (the start-up check and the failing connections name them).

@@ -131,6 +131,14 @@ TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
   EXPECT_NE(st.message().find("tool 'node': tls.ca_file"), std::string::npos) << st.message();
   config.tools[0].tls.ca_file = pki_.ca_certificate;
   EXPECT_TRUE(CheckConfiguredTls(config).ok());
+  config.http.tls_certificate_file = pki_.server_certificate;
+  config.http.tls_key_file = pki_.client_key;
+  st = CheckConfiguredTls(config);
+  EXPECT_NE(st.message().find("http.tls.key_file " + pki_.client_key.string() + ": does not match"),
+            std::string::npos)
+      << st.message();
+  config.http.tls_key_file = pki_.server_key;
+  EXPECT_TRUE(CheckConfiguredTls(config).ok());
 }
 
 TEST_F(TlsFilesTest, CertificateEndsAreReadForEveryConfiguredCertificate) {

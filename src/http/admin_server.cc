@@ -527,7 +527,24 @@ Status HttpAdminServer::Start() {
                               "http.api_token_file");
   }
   const int requested = ctx_.config.http.port;
-  auto server = std::make_unique<httplib::Server>();
+  std::unique_ptr<httplib::Server> server;
+  if (ctx_.config.http.tls()) {
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+    return FailedPrecondition("http admin server: http.tls: this build's HTTP server has no TLS");
+#else
+    auto tls = std::make_unique<httplib::SSLServer>(ctx_.config.http.tls_certificate_file.c_str(),
+                                                    ctx_.config.http.tls_key_file.c_str());
+    if (tls->is_valid()) SSL_CTX_set_min_proto_version(tls->ssl_context(), TLS1_2_VERSION);
+    server = std::move(tls);
+    if (!server->is_valid()) {
+      return FailedPrecondition("http admin server: http.tls: the certificate " +
+                                ctx_.config.http.tls_certificate_file.string() + " or key " +
+                                ctx_.config.http.tls_key_file.string() + " cannot be loaded");
+    }
+#endif
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
   Configure(*server);
 
   int bound = -1;
@@ -559,7 +576,8 @@ Status HttpAdminServer::Start() {
     return Unavailable("http admin server: accept loop on " + host + ":" + std::to_string(bound) +
                        " ended at once");
   }
-  spdlog::info("http admin server listening on {}:{} ({} threads, {})", host, bound,
+  spdlog::info("http admin server listening on {}:{} ({}, {} threads, {})", host, bound,
+               ctx_.config.http.tls() ? "https" : "plain http",
                std::max(1, ctx_.config.http.threads),
                ctx_.api_tokens != nullptr
                    ? std::to_string(ctx_.api_tokens->size()) + " API token(s)"

@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -298,9 +299,10 @@ class Orthanc:
 
 
 class Conduit:
-    """A Conduit gateway process with a config written from a dict (JSON is valid YAML)."""
+    """A Conduit gateway process with a config written from a dict (JSON is valid YAML).
+    `ca_file`: the CA to trust when the config has Conduit serve https (http.tls)."""
 
-    def __init__(self, root, config=None, wrap=()):
+    def __init__(self, root, config=None, wrap=(), ca_file=None):
         self.root = root
         self.data_dir = os.path.join(root, "conduit-data")
         self.dicom_port = free_port()
@@ -324,10 +326,12 @@ class Conduit:
             json.dump(base, f, indent=2)
         self.log_path = os.path.join(root, "conduit.log")
         self.proc = None
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.config["http"].get("tls") else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     def start(self):
         self.log = open(self.log_path, "a")
@@ -366,7 +370,7 @@ class Conduit:
             with open(token_file) as f:
                 token = [line.strip() for line in f if line.strip() and not line.startswith("#")][0]
             headers["Authorization"] = "Bearer " + token
-        return http_json(self.url + path, method, headers=headers)
+        return http_json(self.url + path, method, headers=headers, context=self.context)
 
     def jobs(self, state=None):
         return self.api("/api/jobs" + (f"?state={state}" if state else ""))

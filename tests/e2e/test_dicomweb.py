@@ -87,7 +87,9 @@ class DicomwebSim:
 
 
 class DicomwebToolTest(E2ETest):
-    def gateway(self, pacs, sim, timeout="20s", retry=None, tls=None, start=True):
+    def gateway(self, pacs, sim, timeout="20s", retry=None, tls=None, start=True, https=None):
+        """tls: the tool's dicomweb.tls; https: make_test_pki's paths, Conduit then serves https
+        with its server certificate."""
         tool = {"name": "vendor", "kind": "dicomweb", "dicomweb": {"url": sim.url + "/dicom-web"},
                 "timeout": timeout, "results_stable_after": "1s", "hosting_region": "UK"}
         if tls:
@@ -100,7 +102,10 @@ class DicomwebToolTest(E2ETest):
                         "results_to": ["pacs"], "stable_after": "1s"}],
             "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
         }
-        conduit = Conduit(self.tmp, config)
+        if https:
+            config["http"] = {"tls": {"certificate_file": https["server_cert"],
+                                      "key_file": https["server_key"]}}
+        conduit = Conduit(self.tmp, config, ca_file=https["ca"] if https else None)
         return self.started(conduit) if start else conduit
 
     def send_study(self, conduit, slices=6):
@@ -253,9 +258,11 @@ class DicomwebToolTest(E2ETest):
         self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"])
 
     def test_a_vendor_over_mutual_tls_gets_the_study_and_its_results_reach_pacs(self):
+        """Both ways over TLS: Conduit to the vendor with mutual TLS, and the vendor's results
+        back to Conduit's own https front end (http.tls), verified against the same CA."""
         pki = make_test_pki(self.dir("pki"))
         pacs = self.started(Orthanc(self.tmp))
-        sim = self.started(DicomwebSim(self.tmp, tls=pki))
+        sim = self.started(DicomwebSim(self.tmp, tls=pki, extra=["--results-ca-file", pki["ca"]]))
         # A key that is not the certificate's stops the start, naming the setting.
         wrong = self.gateway(pacs, sim, start=False, tls={
             "ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],
@@ -270,9 +277,10 @@ class DicomwebToolTest(E2ETest):
         self.assertIn("does not match", wrong.logs())
         os.remove(wrong.log_path)
 
-        conduit = self.gateway(pacs, sim, tls={
+        conduit = self.gateway(pacs, sim, https=pki, tls={
             "ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],
             "client_key_file": pki["client_key"]})
+        self.assertTrue(conduit.url.startswith("https://"))
         _, study_uid = self.send_study(conduit)
         self.wait_job_state(conduit, "done", timeout=90)
         self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"],
