@@ -50,20 +50,16 @@ STUDIES_QUICK = [
     ("MR 256x256x30", "mr30", "MR", ["--slices", "30"], 1),
     ("DX 3000x2500 x3", "dx3", "DX", [], 3),
 ]
-
-
-
-
-
-
-
+# The CT 100 and MR studies alone: for the benches that compare one condition on and off
+# (Nagle, TLS).
+CT_MR_FULL = [STUDIES_FULL[0], STUDIES_FULL[2]]
+CT_MR_QUICK = [STUDIES_QUICK[0], STUDIES_QUICK[2]]
 
 
 def echo_ok(port, aet, args=()):
     """C-ECHO succeeds; `args`: more echoscu options (e.g. TLS)."""
     return subprocess.run(["echoscu", "-aet", "BENCH", "-aec", aet, *args, "127.0.0.1", str(port)],
                           env=ENV, capture_output=True, timeout=20).returncode == 0
-
 
 
 # ---------------------------------------------------------------- receivers

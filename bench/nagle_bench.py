@@ -21,14 +21,6 @@ sys.path.insert(0, HERE)
 import ingest_bench as ib  # noqa: E402
 from benchlib import log  # noqa: E402
 
-STUDIES_FULL = [
-    ("CT 512x512x100", "ct100", "CT", ["--slices", "100", "--rows", "512", "--cols", "512"], 1),
-    ("MR 256x256x150", "mr150", "MR", ["--slices", "150", "--rows", "256", "--cols", "256"], 1),
-]
-STUDIES_QUICK = [
-    ("CT 512x512x20", "ct20", "CT", ["--slices", "20"], 1),
-    ("MR 256x256x30", "mr30", "MR", ["--slices", "30"], 1),
-]
 SENDERS = {
     "nagle": ("Nagle on (TCP_NODELAY unset)",
               {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}),
@@ -53,7 +45,7 @@ def main():
     tmp, info = ib.prepare_run("conduit-bench-nagle-", args.tmp)
     results = {}  # (study key, sender, receiver) -> [seconds per round]
     try:
-        studies = ib.generate(STUDIES_QUICK if args.quick else STUDIES_FULL,
+        studies = ib.generate(ib.CT_MR_QUICK if args.quick else ib.CT_MR_FULL,
                               os.path.join(tmp, "gen"))
         order = list(RECEIVERS)
         for study in studies:

@@ -23,14 +23,6 @@ sys.path.insert(0, HERE)
 import ingest_bench as ib  # noqa: E402
 from benchlib import free_port, log, wait_until  # noqa: E402
 
-STUDIES_FULL = [
-    ("CT 512x512x100", "ct100", "CT", ["--slices", "100", "--rows", "512", "--cols", "512"], 1),
-    ("MR 256x256x150", "mr150", "MR", ["--slices", "150", "--rows", "256", "--cols", "256"], 1),
-]
-STUDIES_QUICK = [
-    ("CT 512x512x20", "ct20", "CT", ["--slices", "20"], 1),
-    ("MR 256x256x30", "mr30", "MR", ["--slices", "30"], 1),
-]
 SENDERS = (1, 4)
 
 
@@ -120,7 +112,7 @@ def main():
     }
     results = {}  # (study key, senders, receiver) -> [seconds per round]
     try:
-        studies = ib.generate(STUDIES_QUICK if args.quick else STUDIES_FULL,
+        studies = ib.generate(ib.CT_MR_QUICK if args.quick else ib.CT_MR_FULL,
                               os.path.join(tmp, "gen"))
         order = list(receivers)
         for study in studies:
