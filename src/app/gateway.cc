@@ -388,6 +388,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
           return std::map<std::string, std::string>{
               {"node", raw->config.node.name},
               {"dicom_listener", raw->started ? "up" : "down"},
+              {"dicom_tls_listener", !raw->tls_listener ? "off"
+                                     : raw->started     ? "up"
+                                                        : "down"},
               {"dicom_ae_title", raw->config.dicom.ae_title.str()},
               {"storage", std::string(DurabilityName(raw->storage.durability))},
               {"previous_stop", std::string(PreviousStopName(raw->spool->previous_stop()))}};

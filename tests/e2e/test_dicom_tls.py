@@ -73,6 +73,8 @@ class DicomTlsTest(E2ETest):
         receipts = [e for e in conduit.api("/api/audit?limit=500")["events"] if e["action"] == "receive"]
         self.assertEqual(len(receipts), 6)
         self.assertTrue(all(e["detail"].get("tls") is True for e in receipts), receipts[0])
+        health = conduit.api("/api/health")
+        self.assertEqual((health["dicom_listener"], health["dicom_tls_listener"]), ("up", "up"))
         # Each configured certificate's end is a metric, for an alert before it comes.
         metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
         for setting in ("dicom.tls.certificate_file", "dicom.tls.ca_file",

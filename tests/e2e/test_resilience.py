@@ -269,6 +269,7 @@ class ResilienceTest(E2ETest):
         self.assertIn(f", {expected}\n", conduit.cli("config", "check").stdout)
         self.started(conduit)
         self.assertEqual(conduit.api("/api/health")["storage"], expected)
+        self.assertEqual(conduit.api("/api/health")["dicom_tls_listener"], "off", "no dicom.tls")
         line = next(entry for entry in conduit.logs().splitlines() if "event=storage" in entry)
         self.assertIn(f"durability={expected}", line)
         self.assertIn("level=info" if expected == "journaling" else "level=warning", line)
