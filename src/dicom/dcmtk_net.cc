@@ -89,6 +89,8 @@ void AckEveryRead(T_ASC_Network* network) {
   if (network != nullptr) ASC_setTransportLayer(network, new QuickAckLayer, /*takeover=*/1);
 }
 
+DcmTransportConnection* NewQuickAckConnection(int socket) { return new QuickAckConnection(socket); }
+
 int TimeoutSeconds(std::chrono::milliseconds timeout) {
   const auto seconds = (timeout.count() + 999) / 1000;
   return seconds < 1 ? 1 : static_cast<int>(seconds);

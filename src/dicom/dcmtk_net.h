@@ -23,6 +23,10 @@ int DisableNagle(T_ASC_Association* assoc);
 // acknowledged; with Linux's delayed acknowledgement that is up to 40 ms per message.
 void AckEveryRead(T_ASC_Network* network);
 
+// A plain connection on an accepted `socket` (owned from here on) that acknowledges what it
+// reads at once, as AckEveryRead's connections do.
+DcmTransportConnection* NewQuickAckConnection(int socket);
+
 // Whole seconds for DCMTK timeouts (at least 1).
 int TimeoutSeconds(std::chrono::milliseconds timeout);
 

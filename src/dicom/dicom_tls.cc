@@ -76,7 +76,7 @@ Status UseClientTls(T_ASC_Network* network, const TlsClientConfig& tls, const st
   return Status::Ok();
 }
 
-Status UseServerTls(T_ASC_Network* network, const DicomTlsListenerConfig& tls) {
+Result<std::unique_ptr<DcmTransportLayer>> MakeServerTlsLayer(const DicomTlsListenerConfig& tls) {
   ERR_clear_error();
   ASSIGN_OR_RETURN(std::unique_ptr<DcmTLSTransportLayer> layer,
                    NewLayer(NET_ACCEPTOR, tls.ca_file, "dicom.tls.ca_file"));
@@ -86,11 +86,7 @@ Status UseServerTls(T_ASC_Network* network, const DicomTlsListenerConfig& tls) {
   layer->setCertificateVerification(tls.require_client_certificate ? DCV_requireCertificate
                                                                    : DCV_checkCertificate);
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), RecordVerifyError);
-  if (OFCondition cond = ASC_setTransportLayer(network, layer.release(), /*takeover=*/1);
-      cond.bad()) {
-    return Internal(std::string("DICOM TLS: ") + cond.text());
-  }
-  return Status::Ok();
+  return std::unique_ptr<DcmTransportLayer>(std::move(layer));
 }
 
 std::string LastTlsFailure() {

@@ -4,6 +4,7 @@
 // Private to src/dicom (DCMTK types).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "core/config.h"
@@ -18,10 +19,11 @@ namespace conduit {
 // Errors: kFailedPrecondition if a file cannot be loaded (named), kInternal for DCMTK set-up.
 Status UseClientTls(T_ASC_Network* network, const TlsClientConfig& tls, const std::string& host);
 
-// Makes every association `network` (an acceptor) accepts speak TLS with the listener's
-// certificate, verifying a client certificate against tls.ca_file (the system's CAs when
-// empty); one is required unless tls.require_client_certificate is false.
-Status UseServerTls(T_ASC_Network* network, const DicomTlsListenerConfig& tls);
+// The TLS layer of the TLS listener: its createConnection(socket, true) gives a connection
+// whose serverSideHandshake() presents the listener's certificate and verifies a client
+// certificate against tls.ca_file (the system's CAs when empty); one is required unless
+// tls.require_client_certificate is false. Thread-safe: connections may be made on any thread.
+Result<std::unique_ptr<DcmTransportLayer>> MakeServerTlsLayer(const DicomTlsListenerConfig& tls);
 
 // After a failed TLS handshake on this thread: what OpenSSL found wrong with the peer's
 // certificate (e.g. "hostname mismatch", "certificate has expired"), else OpenSSL's last

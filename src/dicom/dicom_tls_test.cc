@@ -57,8 +57,10 @@ class DicomTlsTest : public ::testing::Test {
   }
 
   // Conduit's TLS listener on a free port, its certificate from our CA.
-  std::unique_ptr<DimseListener> StartTlsListener(CommittingSink& sink) {
+  std::unique_ptr<DimseListener> StartTlsListener(CommittingSink& sink,
+                                                  std::chrono::milliseconds acse_timeout = 30s) {
     DicomConfig config;
+    config.acse_timeout = acse_timeout;
     config.bind = "127.0.0.1";
     config.port = testing::FreePort();
     config.tls.port = testing::FreePort();
@@ -163,6 +165,34 @@ TEST_F(DicomTlsTest, TheTlsListenerRefusesAPeerWithoutACertificateOrWithoutTls) 
       listener->port(), {"+tls", pki_.client_key.string(), pki_.client_certificate.string(), "+cf",
                          pki_.ca_certificate.string()});
   EXPECT_EQ(good.exit_code, 0) << good.output;
+}
+
+TEST_F(DicomTlsTest, PeersThatStallTheirHandshakeDoNotHoldUpOthers) {
+  CommittingSink sink(dir_.path() / "sink");
+  auto listener = StartTlsListener(sink, /*acse_timeout=*/120s);
+  // Connected and silent; the first bytes of a TLS record (a ClientHello that never comes).
+  testing::SilentPeer silent(listener->port());
+  testing::SilentPeer partial_hello(listener->port(), std::string("\x16\x03\x01\x02\x00", 5));
+  ASSERT_TRUE(silent.connected() && partial_hello.connected());
+  testing::CommandResult result = Storescu(
+      listener->port(), {"+tls", pki_.client_key.string(), pki_.client_certificate.string(), "+cf",
+                         pki_.ca_certificate.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(sink.instances().size(), 2u);
+}
+
+TEST_F(DicomTlsTest, AHandshakeThatStallsIsCutOffAfterTheAcseTimeoutAndReported) {
+  CommittingSink sink(dir_.path() / "sink");
+  auto listener = StartTlsListener(sink, /*acse_timeout=*/1s);
+  testing::SilentPeer partial_hello(listener->port(), std::string("\x16\x03\x01\x02\x00", 5));
+  ASSERT_TRUE(partial_hello.connected());
+  EXPECT_TRUE(partial_hello.ClosedByPeer(30s));
+  ASSERT_TRUE(testing::Eventually([&] { return !sink.rejected().empty(); }));
+  EXPECT_EQ(sink.rejected()[0].code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(sink.rejected()[0].message().find(
+                "TLS association refused: handshake not finished within 1 s (dicom.acse_timeout)"),
+            std::string::npos)
+      << sink.rejected()[0].message();
 }
 
 TEST_F(DicomTlsTest, ConduitsSenderAndTlsListenerTalkToEachOther) {

@@ -6,10 +6,14 @@
 #include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/ofstd/ofstd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -18,20 +22,25 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "core/early_writeback.h"
+#include "dicom/accepted_connection.h"
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
 #include "dicom/dicom_tls.h"
 #include "dicom/dimse_status.h"
 
 namespace conduit {
 namespace {
+
+using namespace std::chrono_literals;
 
 // How often blocked waits wake to check for Stop().
 constexpr int kPollSeconds = 1;
@@ -73,6 +82,14 @@ const char* kStorageTransferSyntaxes[] = {
 
 const char* kVerificationSopClasses[] = {UID_VerificationSOPClass};
 const char* kMppsSopClasses[] = {UID_ModalityPerformedProcedureStepSOPClass};
+
+// Connections open at once (associated or still negotiating): the associations allowed, and as
+// many again (at least 8) that may be negotiating, so that peers which connect and say nothing
+// cannot keep others out, nor start threads without bound.
+int MaxConnections(int max_associations) {
+  const int associations = std::max(1, max_associations);
+  return associations + std::max(8, associations);
+}
 
 template <size_t N>
 int Count(const char* (&)[N]) {
@@ -177,16 +194,22 @@ class Listener final : public DimseListener {
  private:
   struct Worker {
     std::jthread thread;
-    int socket = -1;  // guarded by mu_; -1 once the association is closing
+    int socket = -1;  // guarded by mu_; -1 once the connection is closing
     bool finished = false;
   };
 
   void AcceptLoop(std::stop_token stop);
-  void Admit(T_ASC_Association* assoc);
+  // Starts a thread for an accepted connection, or closes it when too many are open.
+  void Spawn(int socket, const std::string& peer);
+  void RunConnection(std::stop_token stop, int socket, AssociationInfo info, Worker* self);
+  // The TLS handshake on a new connection, bounded by acse_timeout. Null (reported) if it fails.
+  DcmTransportConnection* Handshake(int socket, const AssociationInfo& info);
+  // Reports a connection that ended without an A-ASSOCIATE-RQ (closed, timed out, not DICOM).
+  void NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out);
+  // Checks the calling AE title and the association limit; serves the association if both pass.
+  void Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info);
   void Reject(T_ASC_Association* assoc, const AssociationInfo& info, T_ASC_RejectParameters why,
               const Status& status);
-  void RunAssociation(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info,
-                      Worker* self);
   void Serve(std::stop_token stop, T_ASC_Association* assoc, const AssociationInfo& info);
   // Handlers return false when the association can no longer be used (and must be aborted).
   bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
@@ -204,49 +227,37 @@ class Listener final : public DimseListener {
   IngestSink& sink_;
   const bool tls_;  // the TLS listener: config_.tls.port, DCMTK's TLS layer
   const char* const kind_ = tls_ ? "dimse TLS listener" : "dimse listener";
+  const int acse_timeout_s_ = TimeoutSeconds(config_.acse_timeout);
   const int dimse_timeout_s_ = TimeoutSeconds(config_.dimse_timeout);
+  // Connections open at once, associated or still negotiating; one more is closed at once.
+  const size_t max_connections_ = static_cast<size_t>(MaxConnections(config_.max_associations));
 
-  T_ASC_Network* network_ = nullptr;
+  int listen_fd_ = -1;
+  std::unique_ptr<DcmTransportLayer> tls_layer_;  // the TLS listener's
   std::jthread accept_thread_;
   std::atomic<int> port_{0};
   std::atomic<int> active_{0};
+  std::chrono::steady_clock::time_point last_accept_warning_{};  // accept thread only
 
   std::mutex mu_;
   std::list<Worker> workers_;  // guarded by mu_; nodes are stable while their thread runs
 };
 
 Status Listener::Start() {
-  if (network_ != nullptr) return FailedPrecondition("dimse listener: already started");
-  PrepareDcmtkNetwork();
-  // DCMTK binds every interface; it listens on an ephemeral port here and its socket is then
-  // replaced by one bound to the configured address and port.
-  OFCondition cond =
-      ASC_initializeNetwork(NET_ACCEPTOR, 0, TimeoutSeconds(config_.acse_timeout), &network_);
-  if (cond.bad()) {
-    network_ = nullptr;
-    return Unavailable(std::string("dimse listener: initialize network: ") + cond.text());
-  }
+  if (listen_fd_ >= 0) return FailedPrecondition("dimse listener: already started");
+  if (Status st = PrepareOwnAccept(); !st.ok()) return st;
   if (tls_) {
-    if (Status st = UseServerTls(network_, config_.tls); !st.ok()) {
-      ASC_dropNetwork(&network_);
-      network_ = nullptr;
-      return st.WithContext(kind_);
-    }
-  } else {
-    AckEveryRead(network_);  // senders that leave Nagle on are not held up by our ACKs
+    Result<std::unique_ptr<DcmTransportLayer>> layer = MakeServerTlsLayer(config_.tls);
+    if (!layer.ok()) return layer.status().WithContext(kind_);
+    tls_layer_ = std::move(*layer);
   }
   Result<int> listen_fd = OpenListenSocket(config_.bind, tls_ ? config_.tls.port : config_.port);
-  const int dcmtk_fd = static_cast<int>(DUL_networkSocket(network_->network));
-  if (listen_fd.ok() && dup2(*listen_fd, dcmtk_fd) < 0) {
-    listen_fd = Unavailable("dimse listener: dup2: " + std::string(std::strerror(errno)));
-  }
   if (!listen_fd.ok()) {
-    ASC_dropNetwork(&network_);
-    network_ = nullptr;
+    tls_layer_.reset();
     return listen_fd.status();
   }
-  close(*listen_fd);
-  port_ = BoundPort(dcmtk_fd);
+  listen_fd_ = *listen_fd;
+  port_ = BoundPort(listen_fd_);
   accept_thread_ = std::jthread([this](std::stop_token stop) { AcceptLoop(stop); });
   pthread_setname_np(accept_thread_.native_handle(), "dimse-accept");
   spdlog::info("{} {} on {}:{}", kind_, config_.ae_title.str(), config_.bind, port_.load());
@@ -254,7 +265,7 @@ Status Listener::Start() {
 }
 
 void Listener::Stop() {
-  if (network_ == nullptr) return;
+  if (listen_fd_ < 0) return;
   accept_thread_.request_stop();
   if (accept_thread_.joinable()) accept_thread_.join();
   std::list<Worker> stopping;
@@ -262,7 +273,7 @@ void Listener::Stop() {
     std::lock_guard lock(mu_);
     for (Worker& worker : workers_) {
       worker.thread.request_stop();
-      // Wakes a thread blocked in a read; the thread aborts and closes the association.
+      // Wakes a thread blocked in a read or a handshake; it then closes the connection.
       if (worker.socket >= 0) shutdown(worker.socket, SHUT_RDWR);
     }
     stopping.splice(stopping.end(), workers_);
@@ -270,46 +281,62 @@ void Listener::Stop() {
   for (Worker& worker : stopping) {
     if (worker.thread.joinable()) worker.thread.join();
   }
-  ASC_dropNetwork(&network_);
-  network_ = nullptr;
+  close(listen_fd_);
+  listen_fd_ = -1;
+  tls_layer_.reset();
   spdlog::info("{} {} stopped", kind_, config_.ae_title.str());
 }
 
 void Listener::AcceptLoop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     ReapFinishedWorkers();
-    T_ASC_Association* assoc = nullptr;
-    OFCondition cond =
-        ASC_receiveAssociation(network_, &assoc, config_.max_pdu_bytes, nullptr, nullptr,
-                               tls_ ? OFTrue : OFFalse, DUL_NOBLOCK, kPollSeconds);
-    if (cond.bad()) {
-      if (cond != DUL_NOASSOCIATIONREQUEST && !tls_) {
-        spdlog::warn("{}: receive association: {}", kind_, cond.text());
-      } else if (cond != DUL_NOASSOCIATIONREQUEST) {
-        // A peer that failed the handshake (no or an untrusted certificate, plain DICOM on the
-        // TLS port): reported like any refused association, so it is logged and audited (the
-        // sink throttles what a scanner would cause).
-        const std::string tls = LastTlsFailure();
-        AssociationInfo info;
-        info.calling_ae = AeTitle("UNKNOWN");
-        // DCMTK notes the peer's address on accepting, before the handshake.
-        const std::string address = assoc != nullptr && assoc->params != nullptr
-                                        ? Field(assoc->params->DULparams.callingPresentationAddress)
-                                        : std::string();
-        info.peer_host = address.empty() ? "unknown" : address;
-        info.tls = true;
-        sink_.OnAssociationRejected(
-            info, PermissionDenied(std::string("TLS association refused: ") + cond.text() +
-                                   (tls.empty() ? "" : " (" + tls + ")")));
+    pollfd ready{listen_fd_, POLLIN, 0};
+    if (poll(&ready, 1, kPollSeconds * 1000) <= 0) continue;
+    sockaddr_in from{};
+    socklen_t length = sizeof from;
+    const int socket =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &length, SOCK_CLOEXEC);
+    if (socket < 0) {
+      const int err = errno;
+      if (err == EINTR || err == EAGAIN || err == ECONNABORTED) continue;
+      // Out of descriptors, say: the connection waits in the backlog; warn, at most every 10 s.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_accept_warning_ >= std::chrono::seconds(10)) {
+        last_accept_warning_ = now;
+        spdlog::warn("{}: accept: {}", kind_, std::strerror(err));
       }
-      if (assoc != nullptr) {
-        ASC_dropSCPAssociation(assoc, kPollSeconds);
-        ASC_destroyAssociation(&assoc);
-      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    Admit(assoc);
+    char address[INET_ADDRSTRLEN] = "unknown";
+    inet_ntop(AF_INET, &from.sin_addr, address, sizeof address);
+    Spawn(socket, address);
   }
+}
+
+void Listener::Spawn(int socket, const std::string& peer) {
+  AssociationInfo info;
+  info.calling_ae = AeTitle("UNKNOWN");
+  info.peer_host = peer;
+  info.tls = tls_;
+  {
+    std::lock_guard lock(mu_);
+    if (workers_.size() < max_connections_) {
+      Worker& worker = workers_.emplace_back();
+      worker.socket = socket;
+      // The thread takes mu_ before touching `worker`, so it waits for this assignment.
+      worker.thread = std::jthread([this, socket, info, self = &worker](std::stop_token stop) {
+        RunConnection(stop, socket, info, self);
+      });
+      pthread_setname_np(worker.thread.native_handle(), "dimse-assoc");
+      return;
+    }
+  }
+  close(socket);
+  sink_.OnAssociationRejected(
+      info,
+      ResourceExhausted("connection from " + peer + " closed: " + std::to_string(max_connections_) +
+                        " connections already open (associated or negotiating)"));
 }
 
 void Listener::ReapFinishedWorkers() {
@@ -325,13 +352,90 @@ void Listener::ReapFinishedWorkers() {
   // Joined outside the lock: each thread has only its return left to do.
 }
 
-void Listener::Admit(T_ASC_Association* assoc) {
-  AssociationInfo info;
+DcmTransportConnection* Listener::Handshake(int socket, const AssociationInfo& info) {
+  std::unique_ptr<DcmTransportConnection> connection(tls_layer_->createConnection(socket, OFTrue));
+  if (connection == nullptr) {
+    close(socket);
+    sink_.OnAssociationRejected(info, Internal("TLS association refused: no TLS connection"));
+    return nullptr;
+  }
+  // DCMTK's handshake blocks; a peer that stalls in it is cut off after acse_timeout.
+  timeval limit{acse_timeout_s_, 0};
+  setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  const auto began = std::chrono::steady_clock::now();
+  const OFCondition cond = connection->serverSideHandshake();
+  const bool timed_out =
+      std::chrono::steady_clock::now() - began >= std::chrono::seconds(acse_timeout_s_) - 1s;
+  timeval none{0, 0};
+  setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+  if (cond.good()) return connection.release();
+  // No or an untrusted certificate, plain DICOM on the TLS port, a stalled handshake: reported
+  // like any refused association, so it is logged and audited (the sink throttles what a
+  // scanner would cause).
+  const std::string why = LastTlsFailure();
+  if (timed_out) {
+    sink_.OnAssociationRejected(
+        info, DeadlineExceeded("TLS association refused: handshake not finished within " +
+                               std::to_string(acse_timeout_s_) + " s (dicom.acse_timeout)"));
+    return nullptr;
+  }
+  sink_.OnAssociationRejected(
+      info, PermissionDenied(std::string("TLS association refused: ") + cond.text() +
+                             (why.empty() ? "" : " (" + why + ")")));
+  return nullptr;  // the connection closes its socket
+}
+
+void Listener::RunConnection(std::stop_token stop, int socket, AssociationInfo info, Worker* self) {
+  const int on = 1;
+  setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  DcmTransportConnection* connection =
+      tls_ ? Handshake(socket, info) : NewQuickAckConnection(socket);
+  T_ASC_Network* network = nullptr;
+  T_ASC_Association* assoc = nullptr;
+  if (connection != nullptr) {
+    const auto began = std::chrono::steady_clock::now();
+    const OFCondition cond = ReceiveAssociation(connection, info.peer_host, acse_timeout_s_,
+                                                config_.max_pdu_bytes, tls_, &network, &assoc);
+    // DCMTK reports a peer that closed, or said nothing until the ARTIM timer ran out, as a
+    // success without a request: an A-ASSOCIATE-RQ proposes at least one context.
+    if (cond.good() && ASC_countPresentationContexts(assoc->params) > 0) {
+      Admit(stop, assoc, info);
+    } else if (!stop.stop_requested()) {
+      const bool timed_out =
+          cond == DUL_READTIMEOUT ||
+          std::chrono::steady_clock::now() - began >= std::chrono::seconds(acse_timeout_s_) - 1s;
+      NoAssociation(info, cond, timed_out);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    self->socket = -1;  // from here on Stop() must not touch the descriptor
+  }
+  DropReceivedAssociation(&network, &assoc);
+  std::lock_guard lock(mu_);
+  self->finished = true;
+}
+
+void Listener::NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out) {
+  if (timed_out) {
+    sink_.OnAssociationRejected(
+        info,
+        DeadlineExceeded("connection from " + info.peer_host + ": no A-ASSOCIATE-RQ within " +
+                         std::to_string(acse_timeout_s_) + " s (dicom.acse_timeout); closed"));
+  } else if (cond.good() || cond == DUL_NETWORKCLOSED) {
+    // A port probe or a load balancer's health check: connects and closes.
+    spdlog::debug("{}: connection from {} closed before associating", kind_, info.peer_host);
+  } else {
+    sink_.OnAssociationRejected(info, InvalidArgument("connection from " + info.peer_host +
+                                                      ": no valid A-ASSOCIATE-RQ: " + cond.text()));
+  }
+}
+
+void Listener::Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info) {
   info.calling_ae = AeTitle(Field(assoc->params->DULparams.callingAPTitle));
   info.called_ae = AeTitle(Field(assoc->params->DULparams.calledAPTitle));
-  info.peer_host = Field(assoc->params->DULparams.callingPresentationAddress);
-  info.tls = tls_;
-  const int socket = DisableNagle(assoc);
 
   const auto& allowed = config_.allowed_calling_aes;
   if (!allowed.empty() &&
@@ -343,7 +447,8 @@ void Listener::Admit(T_ASC_Association* assoc) {
                             ": calling AE title not allowed"));
     return;
   }
-  if (active_.load() >= std::max(1, config_.max_associations)) {
+  if (active_.fetch_add(1) >= std::max(1, config_.max_associations)) {
+    --active_;
     Reject(assoc, info,
            {ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
             ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED},
@@ -352,15 +457,8 @@ void Listener::Admit(T_ASC_Association* assoc) {
                              " associations already open"));
     return;
   }
-  ++active_;
-  std::lock_guard lock(mu_);
-  Worker& worker = workers_.emplace_back();
-  worker.socket = socket;
-  // The thread takes mu_ before touching `worker`, so it waits for this assignment.
-  worker.thread = std::jthread([this, assoc, info, self = &worker](std::stop_token stop) {
-    RunAssociation(stop, assoc, info, self);
-  });
-  pthread_setname_np(worker.thread.native_handle(), "dimse-assoc");
+  Serve(stop, assoc, info);
+  --active_;
 }
 
 void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
@@ -368,22 +466,6 @@ void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
   // Logged and audited by the sink (throttled there: scanners probe DICOM ports).
   sink_.OnAssociationRejected(info, status);  // before the peer learns of it: tests see order
   ASC_rejectAssociation(assoc, &why);
-  ASC_dropSCPAssociation(assoc, kPollSeconds);
-  ASC_destroyAssociation(&assoc);
-}
-
-void Listener::RunAssociation(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info,
-                              Worker* self) {
-  Serve(stop, assoc, info);
-  {
-    std::lock_guard lock(mu_);
-    self->socket = -1;  // from here on Stop() must not touch the descriptor
-  }
-  ASC_dropSCPAssociation(assoc, kPollSeconds);
-  ASC_destroyAssociation(&assoc);
-  --active_;
-  std::lock_guard lock(mu_);
-  self->finished = true;
 }
 
 // Accepts each storage context with the first transfer syntax the *sender* proposed that we

@@ -1,10 +1,14 @@
 // DimseListener: Conduit's DICOM upper-layer front end. Owns its accept loop and one thread
-// per association (bounded by max_associations; one more is rejected as transient, local
-// limit exceeded). Serves C-ECHO, C-STORE for every storage SOP class and common transfer
-// syntax (stored as received, never transcoded) and MPPS N-CREATE/N-SET. TCP_NODELAY is on.
-// The bind address must be IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any called AE title is
-// accepted (the A-ASSOCIATE-AC echoes it); only calling AE titles are checked.
-// Thread safety: Start/Stop from one thread; the sink is called from association threads.
+// per connection, which does the TLS handshake (TLS listener), waits up to acse_timeout for the
+// A-ASSOCIATE-RQ and serves the association: a peer that connects and says nothing holds up
+// only itself. Associations are bounded by max_associations (one more is rejected as
+// transient, local limit exceeded); connections still negotiating by as many again (at least
+// 8; one more is closed at once and reported through OnAssociationRejected). Serves C-ECHO, C-STORE
+// for every storage SOP class and common transfer syntax (stored as received, never transcoded) and
+// MPPS N-CREATE/N-SET. TCP_NODELAY is on. The bind address must be IPv4 ("0.0.0.0", "127.0.0.1",
+// "localhost"...). Any called AE title is accepted (the A-ASSOCIATE-AC echoes it); only calling AE
+// titles are checked. Thread safety: Start/Stop from one thread; the sink is called from
+// association threads.
 #pragma once
 
 #include <filesystem>
@@ -75,9 +79,8 @@ class DimseListener {
   virtual ~DimseListener() = default;
   // Binds and starts the accept thread. Errors: kUnavailable if the port cannot be bound.
   virtual Status Start() = 0;
-  // Stops accepting, aborts open associations, joins every thread; within about a second
-  // (longer only while a peer that has connected but not yet sent its A-ASSOCIATE-RQ is
-  // waited for, bounded by acse_timeout).
+  // Stops accepting, aborts open associations, closes negotiating connections, joins every
+  // thread; within about a second.
   virtual void Stop() = 0;
   // The bound port (useful when config asked for port 0).
   virtual int port() const = 0;
@@ -88,10 +91,8 @@ std::unique_ptr<DimseListener> MakeDimseListener(const DicomConfig& config, Inge
 
 // The same on config.tls.port, speaking only DICOM over TLS (dicom/dicom_tls.h: BCP 195
 // non-downgrading profile; a client certificate verified against config.tls.ca_file, required
-// unless config.tls.require_client_certificate is false). The TLS handshake runs on the accept
-// thread: a peer that connects and never completes it holds this listener's next accept for
-// up to 60 s (DCMTK's socket receive timeout); the plain listener is not affected. A failed
-// handshake is reported through OnAssociationRejected (calling AE "UNKNOWN").
+// unless config.tls.require_client_certificate is false). A handshake that fails, or does not
+// finish within acse_timeout, is reported through OnAssociationRejected (calling AE "UNKNOWN").
 std::unique_ptr<DimseListener> MakeDimseTlsListener(const DicomConfig& config, IngestSink& sink);
 
 }  // namespace conduit

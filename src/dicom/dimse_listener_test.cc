@@ -456,6 +456,110 @@ TEST_F(DimseListenerTest, StopAbortsOpenAssociationsAndReturnsPromptly) {
   EXPECT_FALSE(testing::WaitForPort(listener_->port(), 1s));
 }
 
+// The A-ASSOCIATE-RQ PDU header (type 01H, reserved, length) announcing `length` bytes.
+std::string AssociateRqHeader(uint32_t length) {
+  return {'\x01',
+          '\x00',
+          static_cast<char>(length >> 24),
+          static_cast<char>(length >> 16),
+          static_cast<char>(length >> 8),
+          static_cast<char>(length)};
+}
+
+TEST_F(DimseListenerTest, PeersThatStallBeforeAssociatingDoNotHoldUpOthers) {
+  DicomConfig config;
+  config.acse_timeout = 120s;  // far beyond TestScu's own 30 s wait for its answer
+  StartListener(config);
+  // Connected and silent; half a PDU header; a header announcing more than follows.
+  testing::SilentPeer silent(listener_->port());
+  testing::SilentPeer half_header(listener_->port(), "\x01\x00\x00");
+  testing::SilentPeer short_pdu(listener_->port(), AssociateRqHeader(1000) + "0123456789");
+  ASSERT_TRUE(silent.connected() && half_header.connected() && short_pdu.connected());
+
+  TestScu scu;
+  ASSERT_TRUE(scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good());
+  EXPECT_EQ(scu.Echo(), 0x0000);
+  EXPECT_EQ(listener_->active_associations(), 1);
+  const auto result = RunCommand(Tool("echoscu"));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+}
+
+TEST_F(DimseListenerTest, APeerThatNeverAssociatesIsCutOffAfterTheAcseTimeout) {
+  DicomConfig config;
+  config.acse_timeout = 1s;
+  StartListener(config);
+  testing::SilentPeer silent(listener_->port());
+  testing::SilentPeer half_header(listener_->port(), "\x01\x00");
+  ASSERT_TRUE(silent.connected() && half_header.connected());
+  EXPECT_TRUE(silent.ClosedByPeer(30s));
+  EXPECT_TRUE(half_header.ClosedByPeer(30s));
+  // Reported (and so logged and audited, throttled by the sink) as a refused association.
+  ASSERT_TRUE(Eventually([&] { return sink_.rejected().size() == 2; }));
+  for (const Status& why : sink_.rejected()) {
+    EXPECT_EQ(why.code(), StatusCode::kDeadlineExceeded);
+    EXPECT_NE(why.message().find("no A-ASSOCIATE-RQ within 1 s"), std::string::npos)
+        << why.message();
+  }
+}
+
+TEST_F(DimseListenerTest, APeerThatSpeaksSomethingElseIsReportedAndAPortProbeIsNot) {
+  StartListener();
+  ASSERT_TRUE(testing::WaitForPort(listener_->port()));  // connects and closes: a probe
+  testing::SilentPeer http(listener_->port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(http.ClosedByPeer(30s));
+  ASSERT_TRUE(Eventually([&] { return !sink_.rejected().empty(); }));
+  ASSERT_EQ(sink_.rejected().size(), 1u);
+  EXPECT_EQ(sink_.rejected()[0].code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(sink_.rejected()[0].message().find("no valid A-ASSOCIATE-RQ"), std::string::npos)
+      << sink_.rejected()[0].message();
+}
+
+TEST_F(DimseListenerTest, ConnectionsBeyondTheLimitAreClosedAndReported) {
+  DicomConfig config;
+  config.max_associations = 1;  // so 1 + 8 connections may be open at once
+  StartListener(config);
+  std::vector<std::unique_ptr<testing::SilentPeer>> silent;
+  for (int i = 0; i < 9; ++i) {
+    silent.push_back(std::make_unique<testing::SilentPeer>(listener_->port()));
+  }
+  testing::SilentPeer one_too_many(listener_->port());
+  EXPECT_TRUE(one_too_many.ClosedByPeer(30s));
+  ASSERT_TRUE(Eventually([&] { return !sink_.rejected().empty(); }));
+  EXPECT_EQ(sink_.rejected()[0].code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(sink_.rejected()[0].message().find("9 connections already open"), std::string::npos)
+      << sink_.rejected()[0].message();
+
+  // Once they go, a real peer gets in.
+  silent.clear();
+  EXPECT_TRUE(Eventually([&] {
+    TestScu scu;
+    return scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good() && scu.Echo() == 0;
+  }));
+}
+
+TEST_F(DimseListenerTest, StopClosesConnectionsThatAreStillNegotiating) {
+  DicomConfig config;
+  config.acse_timeout = 120s;
+  StartListener(config);
+  testing::SilentPeer silent(listener_->port());
+  ASSERT_TRUE(silent.connected());
+  {
+    // Connections are accepted in order: once this one is served, the silent one is waiting
+    // for its A-ASSOCIATE-RQ on a thread of its own.
+    TestScu scu;
+    ASSERT_TRUE(scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good());
+    EXPECT_EQ(scu.Echo(), 0x0000);
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  listener_->Stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  // Contract is about a second, not the 120 s acse_timeout; the bound is generous for a
+  // loaded machine.
+  EXPECT_LT(took, 15s);
+  EXPECT_TRUE(silent.ClosedByPeer(5s));
+}
+
 TEST_F(DimseListenerTest, SecondListenerOnTheSamePortIsUnavailable) {
   StartListener();
   DicomConfig config;

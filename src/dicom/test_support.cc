@@ -9,12 +9,14 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -245,6 +247,40 @@ bool WaitForPort(int port, std::chrono::seconds timeout) {
         return ok;
       },
       std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+}
+
+SilentPeer::SilentPeer(int port, const std::string& bytes) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd_ >= 0 && (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+                   (!bytes.empty() && send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) !=
+                                          static_cast<ssize_t>(bytes.size())))) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+SilentPeer::~SilentPeer() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool SilentPeer::ClosedByPeer(std::chrono::seconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (fd_ >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd ready{fd_, POLLIN, 0};
+    if (poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
+    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
+    // Anything the listener says first (an A-ABORT, a TLS alert) is read past.
+  }
+  return false;
 }
 
 }  // namespace conduit::testing

@@ -91,6 +91,24 @@ class Process {
 // Waits until something accepts TCP connections on 127.0.0.1:port (bounded).
 bool WaitForPort(int port, std::chrono::seconds timeout = std::chrono::seconds(20));
 
+// A TCP connection to 127.0.0.1:port that sends `bytes` (maybe none) and then nothing more:
+// a peer that stalls before or inside its A-ASSOCIATE-RQ or TLS handshake. Closed on
+// destruction.
+class SilentPeer {
+ public:
+  explicit SilentPeer(int port, const std::string& bytes = "");
+  ~SilentPeer();
+  SilentPeer(const SilentPeer&) = delete;
+  SilentPeer& operator=(const SilentPeer&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  // True once the other side has closed the connection (read gives end of file or a reset),
+  // waiting at most `timeout`.
+  bool ClosedByPeer(std::chrono::seconds timeout) const;
+
+ private:
+  int fd_ = -1;
+};
+
 // Polls `done` until true or `timeout`.
 template <typename F>
 bool Eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
