@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """C-STORE from a sender that leaves Nagle's algorithm on: Conduit beside DCMTK storescp and
 Orthanc, one association, the same studies and sender (DCMTK storescu), with the sender's
-TCP_NODELAY unset (DCMTK 3.6.7's default, and what many modality stacks do) and set. Prints a
-markdown report on stdout.
+TCP_NODELAY unset (DCMTK 3.6.7's default, and what many modality stacks do) and set; in the
+clear, and over DICOM TLS into Conduit's TLS listener and storescp +tls (certificates as in
+tls_bench.py). Prints a markdown report on stdout.
 
 Run by hand (never part of the test suite): bench/run_nagle.sh [--repeat N] [--quick].
 """
@@ -19,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, HERE)
 import ingest_bench as ib  # noqa: E402
+import tls_bench as tb  # noqa: E402
 from benchlib import log  # noqa: E402
 
 SENDERS = {
@@ -26,11 +28,17 @@ SENDERS = {
               {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}),
     "nodelay": ("Nagle off (TCP_NODELAY=1)", dict(os.environ, TCP_NODELAY="1")),
 }
-RECEIVERS = {
-    "storescp": ("storescp (no fsync)", lambda: ib.Storescp(ignore=False, fork=False)),
-    "orthanc": ("Orthanc", lambda: ib.Orthanc(1)),
-    "conduit": ("**Conduit**", lambda: ib.Conduit()),
-}
+RECEIVERS = {}  # key -> (label, make); filled in main(), once the certificates exist
+
+
+def receivers(pki):
+    return {
+        "storescp": ("storescp (no fsync)", lambda: ib.Storescp(ignore=False, fork=False)),
+        "orthanc": ("Orthanc", lambda: ib.Orthanc(1)),
+        "conduit": ("**Conduit**", lambda: ib.Conduit()),
+        "storescp_tls": ("storescp, TLS (no fsync)", lambda: tb.TlsStorescp(pki, fork=False)),
+        "conduit_tls": ("**Conduit, TLS listener**", lambda: tb.TlsConduit(pki)),
+    }
 
 
 def main():
@@ -43,6 +51,7 @@ def main():
     args = parser.parse_args()
     started = time.monotonic()
     tmp, info = ib.prepare_run("conduit-bench-nagle-", args.tmp)
+    RECEIVERS.update(receivers(tb.make_pki(os.path.join(tmp, "pki"))))
     results = {}  # (study key, sender, receiver) -> [seconds per round]
     try:
         studies = ib.generate(ib.CT_MR_QUICK if args.quick else ib.CT_MR_FULL,
@@ -81,15 +90,19 @@ def render(info, studies, results, args, total):
                            f"{med * 1000 / count:.2f} |")
     out += ["", "Ratios (Conduit's instances/s over the other's, same study and sender):", "",
             "| study | sender | Conduit / storescp | Conduit / Orthanc | "
-            "Conduit, Nagle on / Nagle off |", "|---|---|---:|---:|---:|"]
+            "Conduit, Nagle on / Nagle off | Conduit TLS / storescp TLS | "
+            "Conduit TLS, Nagle on / Nagle off |", "|---|---|---:|---:|---:|---:|---:|"]
     for s in studies:
         def rate(sender, key):
             return len(s["files"]) / statistics.median(results[(s["key"], sender, key)])
         for sender, (sender_label, _) in SENDERS.items():
             own = rate(sender, "conduit") / rate("nodelay", "conduit")
+            own_tls = rate(sender, "conduit_tls") / rate("nodelay", "conduit_tls")
             out.append(f"| {s['label']} | {sender_label} | "
                        f"{rate(sender, 'conduit') / rate(sender, 'storescp'):.2f} | "
-                       f"{rate(sender, 'conduit') / rate(sender, 'orthanc'):.2f} | {own:.2f} |")
+                       f"{rate(sender, 'conduit') / rate(sender, 'orthanc'):.2f} | {own:.2f} | "
+                       f"{rate(sender, 'conduit_tls') / rate(sender, 'storescp_tls'):.2f} | "
+                       f"{own_tls:.2f} |")
     return "\n".join(out) + "\n"
 
 

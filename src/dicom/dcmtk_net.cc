@@ -52,34 +52,19 @@ int DisableNagle(T_ASC_Association* assoc) {
   return fd;
 }
 
+void AckNow(int socket) {
+  const int on = 1;
+  setsockopt(socket, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
 namespace {
-
-// A plain TCP connection that asks for an immediate acknowledgement after each read that got
-// data: the kernel then acknowledges as soon as the receive queue is empty. TCP_QUICKACK does
-// not stay set (sending data can put the socket back into delayed-ACK mode), hence per read.
-class QuickAckConnection final : public DcmTCPConnection {
- public:
-  explicit QuickAckConnection(DcmNativeSocketType socket)
-      : DcmTCPConnection(socket), fd_(static_cast<int>(socket)) {}
-  ssize_t read(void* buf, size_t nbyte) override {
-    const ssize_t n = DcmTCPConnection::read(buf, nbyte);
-    if (n > 0) {
-      const int on = 1;
-      setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
-    }
-    return n;
-  }
-
- private:
-  const int fd_;
-};
 
 class QuickAckLayer final : public DcmTransportLayer {
  public:
   DcmTransportConnection* createConnection(DcmNativeSocketType socket,
                                            OFBool use_secure_layer) override {
-    if (use_secure_layer) return nullptr;  // Conduit's DIMSE does not use DCMTK's TLS layer
-    return new QuickAckConnection(socket);
+    if (use_secure_layer) return nullptr;  // TLS: dicom_tls.h's layer
+    return new QuickAck<DcmTCPConnection>(socket);
   }
 };
 
@@ -88,8 +73,6 @@ class QuickAckLayer final : public DcmTransportLayer {
 void AckEveryRead(T_ASC_Network* network) {
   if (network != nullptr) ASC_setTransportLayer(network, new QuickAckLayer, /*takeover=*/1);
 }
-
-DcmTransportConnection* NewQuickAckConnection(int socket) { return new QuickAckConnection(socket); }
 
 int TimeoutSeconds(std::chrono::milliseconds timeout) {
   const auto seconds = (timeout.count() + 999) / 1000;

@@ -4,6 +4,7 @@
 
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 
 #include <chrono>
 #include <string>
@@ -17,15 +18,27 @@ void PrepareDcmtkNetwork();
 // Sets TCP_NODELAY on the association's socket. Returns the socket, or -1 if it has none.
 int DisableNagle(T_ASC_Association* assoc);
 
-// Makes every connection `network` opens or accepts from now on acknowledge what it reads at
-// once (TCP_QUICKACK after each read). A peer that leaves Nagle's algorithm on (DCMTK 3.6.7's
-// tools without TCP_NODELAY=1, for one) holds each small write until its previous one is
-// acknowledged; with Linux's delayed acknowledgement that is up to 40 ms per message.
+// Makes every plain connection `network` opens from now on a QuickAck one (below).
 void AckEveryRead(T_ASC_Network* network);
 
-// A plain connection on an accepted `socket` (owned from here on) that acknowledges what it
-// reads at once, as AckEveryRead's connections do.
-DcmTransportConnection* NewQuickAckConnection(int socket);
+// Asks the kernel to acknowledge what `socket` has received at once (TCP_QUICKACK, which does
+// not stay set: call it after each read that got data).
+void AckNow(int socket);
+
+// A DCMTK connection (Base: DcmTCPConnection, DcmTLSConnection) that calls AckNow after each
+// read that got data. A peer that leaves Nagle's algorithm on (DCMTK 3.6.7's tools without
+// TCP_NODELAY=1, for one) holds each small write until its previous one is acknowledged; with
+// Linux's delayed acknowledgement that is up to 40 ms per message, over TLS as in the clear.
+template <typename Base>
+class QuickAck final : public Base {
+ public:
+  using Base::Base;
+  ssize_t read(void* buf, size_t nbyte) override {
+    const ssize_t n = Base::read(buf, nbyte);
+    if (n > 0) AckNow(static_cast<int>(this->getSocket()));
+    return n;
+  }
+};
 
 // Whole seconds for DCMTK timeouts (at least 1).
 int TimeoutSeconds(std::chrono::milliseconds timeout);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dcmtk/dcmtls/tlslayer.h>
+#include <dcmtk/dcmtls/tlstrans.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -22,6 +23,21 @@ int RecordVerifyError(int preverify_ok, X509_STORE_CTX* store) {
   return preverify_ok;
 }
 
+// DCMTK's TLS layer making connections that acknowledge what they read at once, as Conduit's
+// plain ones do (what DcmTLSTransportLayer::createConnection does, with QuickAck). For TLS only.
+class QuickAckTlsLayer final : public DcmTLSTransportLayer {
+ public:
+  using DcmTLSTransportLayer::DcmTLSTransportLayer;
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket,
+                                           OFBool use_secure_layer) override {
+    if (!use_secure_layer) return nullptr;
+    SSL* ssl = SSL_new(getNativeHandle());
+    if (ssl == nullptr) return nullptr;
+    SSL_set_fd(ssl, static_cast<int>(socket));
+    return new QuickAck<DcmTLSConnection>(socket, ssl);
+  }
+};
+
 bool IsIpAddress(const std::string& host) {
   unsigned char buf[16];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -32,7 +48,8 @@ Result<std::unique_ptr<DcmTLSTransportLayer>> NewLayer(T_ASC_NetworkRole role,
                                                        const std::filesystem::path& ca_file,
                                                        const std::string& ca_setting) {
   // OpenSSL 3 initialises and seeds itself; DCMTK need not.
-  auto layer = std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFFalse);
+  std::unique_ptr<DcmTLSTransportLayer> layer =
+      std::make_unique<QuickAckTlsLayer>(role, nullptr, OFFalse);
   if (!*layer) return Internal("DICOM TLS: DCMTK could not make a TLS context");
   if (OFCondition cond = layer->setTLSProfile(TSP_Profile_BCP195_ND); cond.bad()) {
     return Internal(std::string("DICOM TLS: profile: ") + cond.text());

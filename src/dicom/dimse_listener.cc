@@ -391,7 +391,7 @@ void Listener::RunConnection(std::stop_token stop, int socket, AssociationInfo i
   const int on = 1;
   setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   DcmTransportConnection* connection =
-      tls_ ? Handshake(socket, info) : NewQuickAckConnection(socket);
+      tls_ ? Handshake(socket, info) : new QuickAck<DcmTCPConnection>(socket);
   T_ASC_Network* network = nullptr;
   T_ASC_Association* assoc = nullptr;
   if (connection != nullptr) {
