@@ -238,13 +238,6 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     const int channel_port = c.http.event_channel_port >= 0           ? c.http.event_channel_port
                              : c.http.port > 0 && c.http.port < 65535 ? c.http.port + 1
                                                                       : 0;
-    if (c.http.port != 0 && channel_port != 0 && c.http.tls()) {
-      spdlog::warn(
-          "the UPS-RS event channel on port {} is plain WebSocket (ws://) although http.tls "
-          "is set: put a TLS proxy in front of it, or set http.event_channel_port: 0 "
-          "(performers then catch up by query)",
-          channel_port);
-    }
     if (c.http.port != 0 && channel_port != 0) {
       // An AE title's channel opens to the tool subscribed under it (the worklist is built
       // just below, before the channel starts).
@@ -252,6 +245,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       UpsEventChannelOptions options;
       options.bind = c.http.bind;
       options.port = channel_port;
+      // With HTTPS on the HTTP port, the channel is wss:// with the same certificate: the
+      // performer's bearer token never travels in the clear.
+      options.certificate_file = c.http.tls_certificate_file;
+      options.key_file = c.http.tls_key_file;
       Parts* reporting = p.get();
       p->ups_events = std::make_unique<UpsEventChannel>(
           options,

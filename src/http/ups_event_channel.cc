@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <cctype>
 #include <condition_variable>
@@ -16,10 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/refusal_throttle.h"
+#include "core/tls_files.h"
 #include "http/percent_decoding.h"
 #include "http/ups_body.h"
 
@@ -82,6 +85,8 @@ std::string BearerOf(const http::request<http::empty_body>& req) {
 class UpsEventChannel::Impl {
  public:
   class Session;
+  template <typename Stream>
+  class StreamSession;
 
   Impl(UpsEventChannelOptions options, Authorizer authorize, RefusalReporter report_refusal)
       : options_(std::move(options)),
@@ -121,6 +126,7 @@ class UpsEventChannel::Impl {
   const RefusalReporter report_refusal_;
   RefusalThrottle log_lines_{std::chrono::minutes(1), 4096};
   std::unique_ptr<net::io_context> ioc_;
+  std::unique_ptr<net::ssl::context> tls_;  // wss: options_.certificate_file is set
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::jthread thread_;
   std::atomic<int> port_{0};
@@ -138,27 +144,17 @@ class UpsEventChannel::Impl {
   bool run_done_ = false;
 };
 
-// One connection: HTTP upgrade request, then the WebSocket. Lives on the io thread; Send()
-// reaches it only through posted handlers and the atomic `pending_` count.
+// One connection: TLS handshake (wss), HTTP upgrade request, then the WebSocket. Lives on the
+// io thread; Send() reaches it only through posted handlers and the atomic `pending_` count.
+// What Send() and Stop() need, whatever the stream; StreamSession does the I/O.
 class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl& owner, tcp::socket socket) : owner_(owner), ws_(std::move(socket)) {
-    ++owner_.live_sessions();
-  }
-  ~Session() { --owner_.live_sessions(); }
+  explicit Session(Impl& owner) : owner_(owner) { ++owner_.live_sessions(); }
+  virtual ~Session() { --owner_.live_sessions(); }
 
   const std::string& ae() const { return ae_; }
   // Set before Register(); read by Send() under the channel's lock.
   const std::string& tool() const { return tool_; }
-
-  void Start() {
-    parser_.emplace();
-    parser_->header_limit(kMaxHeaderBytes);
-    beast::get_lowest_layer(ws_).expires_after(owner_.options().handshake_timeout);
-    http::async_read(
-        ws_.next_layer(), buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
-  }
 
   // From Send(): false when this connection already has max_queued_events waiting.
   bool Reserve() {
@@ -171,7 +167,47 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   // From Send(): true the first time the connection overflows.
   bool MarkOverflow() { return !overflowed_.exchange(true); }
 
-  void Enqueue(std::shared_ptr<const std::string> text) {
+  virtual void Start() = 0;
+  virtual void Enqueue(std::shared_ptr<const std::string> text) = 0;
+  virtual void CloseForOverflow() = 0;
+  virtual void Close(const websocket::close_reason& reason) = 0;
+
+ protected:
+  Impl& owner_;
+  std::string ae_;
+  std::string tool_;  // whose events it carries; empty: every tool's
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> overflowed_{false};
+};
+
+namespace {
+
+template <typename Stream>
+constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+}  // namespace
+
+// Stream: beast::tcp_stream (ws://) or beast::ssl_stream<beast::tcp_stream> (wss://).
+template <typename Stream>
+class UpsEventChannel::Impl::StreamSession final : public Session {
+ public:
+  StreamSession(Impl& owner, tcp::socket socket) requires(!kTls<Stream>)
+      : Session(owner), ws_(std::move(socket)) {}
+  StreamSession(Impl& owner, tcp::socket socket, net::ssl::context& tls) requires(kTls<Stream>)
+      : Session(owner), ws_(std::move(socket), tls) {}
+
+  void Start() override {
+    beast::get_lowest_layer(ws_).expires_after(owner_.options().handshake_timeout);
+    if constexpr (kTls<Stream>) {
+      ws_.next_layer().async_handshake(
+          net::ssl::stream_base::server,
+          [self = Self()](beast::error_code ec) { self->OnTlsHandshake(ec); });
+    } else {
+      ReadRequest();
+    }
+  }
+
+  void Enqueue(std::shared_ptr<const std::string> text) override {
     if (closing_) {
       pending_.fetch_sub(1);
       return;
@@ -182,13 +218,13 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
 
   // A subscriber that does not read would hold a close frame behind its unread events:
   // the socket is closed at once.
-  void CloseForOverflow() {
+  void CloseForOverflow() override {
     spdlog::warn("event=ups_event_channel_overflow ae=\"{}\" queued={}: closing the connection",
                  ae_, owner_.options().max_queued_events);
     End();
   }
 
-  void Close(const websocket::close_reason& reason) {
+  void Close(const websocket::close_reason& reason) override {
     if (closing_) return;
     closing_ = true;
     if (!open_) {
@@ -196,10 +232,38 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
       beast::get_lowest_layer(ws_).socket().close(ignored);
       return;
     }
-    ws_.async_close(reason, [self = shared_from_this()](beast::error_code) { self->End(); });
+    ws_.async_close(reason, [self = Self()](beast::error_code) { self->End(); });
   }
 
  private:
+  std::shared_ptr<StreamSession> Self() {
+    return std::static_pointer_cast<StreamSession>(shared_from_this());
+  }
+
+  void OnTlsHandshake(beast::error_code ec) {
+    if (ec) {
+      // A plain ws:// client, an untrusted or expired certificate on the client's side, a
+      // scanner: one line a minute per peer.
+      const std::string peer = PeerAddress();
+      if (const std::optional<int64_t> unreported = owner_.AdmitLogLine(peer + " tls")) {
+        spdlog::warn(
+            "event=ups_event_channel_refused peer={} reason=\"TLS handshake failed: {}\" "
+            "unreported_before={}",
+            peer, ec.message(), *unreported);
+      }
+      return End();
+    }
+    if (closing_) return End();
+    ReadRequest();
+  }
+
+  void ReadRequest() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    http::async_read(ws_.next_layer(), buffer_, *parser_,
+                     [self = Self()](beast::error_code ec, size_t) { self->OnRequest(ec); });
+  }
+
   void OnRequest(beast::error_code ec) {
     if (ec) {
       if (ec != http::error::end_of_stream && ec != net::error::operation_aborted) {
@@ -253,9 +317,8 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     ws_.read_message_max(kMaxClientMessageBytes);
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "conduit"); }));
-    ws_.async_accept(req, [self = shared_from_this()](beast::error_code accept_ec) {
-      self->OnAccepted(accept_ec);
-    });
+    ws_.async_accept(req,
+                     [self = Self()](beast::error_code accept_ec) { self->OnAccepted(accept_ec); });
   }
 
   // The client's address, for logs and audit ("unknown" once the socket is gone).
@@ -302,12 +365,11 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     res->body() = nlohmann::json{{"error", std::move(message)}}.dump();
     res->keep_alive(false);
     res->prepare_payload();
-    http::async_write(
-        ws_.next_layer(), *res, [self = shared_from_this(), res](beast::error_code, size_t) {
-          beast::error_code ignored;
-          beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ignored);
-          self->End();
-        });
+    http::async_write(ws_.next_layer(), *res, [self = Self(), res](beast::error_code, size_t) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->End();
+    });
   }
 
   void OnAccepted(beast::error_code ec) {
@@ -324,7 +386,7 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   }
 
   void Read() {
-    ws_.async_read(read_buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    ws_.async_read(read_buffer_, [self = Self()](beast::error_code ec, size_t) {
       if (ec) {
         if (ec != websocket::error::closed && ec != net::error::operation_aborted) {
           spdlog::info("event=ups_event_channel_closed ae=\"{}\" reason=\"{}\"", self->ae_,
@@ -342,21 +404,20 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
   void Write() {
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->queue_.pop_front();
-                      self->pending_.fetch_sub(1);
-                      if (ec || self->closing_) {
-                        self->writing_ = false;
-                        if (ec && !self->closing_) self->End();
-                        return;
-                      }
-                      if (self->queue_.empty()) {
-                        self->writing_ = false;
-                      } else {
-                        self->Write();
-                      }
-                    });
+    ws_.async_write(net::buffer(*queue_.front()), [self = Self()](beast::error_code ec, size_t) {
+      self->queue_.pop_front();
+      self->pending_.fetch_sub(1);
+      if (ec || self->closing_) {
+        self->writing_ = false;
+        if (ec && !self->closing_) self->End();
+        return;
+      }
+      if (self->queue_.empty()) {
+        self->writing_ = false;
+      } else {
+        self->Write();
+      }
+    });
   }
 
   // The connection is over: forget it (idempotent).
@@ -369,16 +430,11 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
     beast::get_lowest_layer(ws_).socket().close(ignored);
   }
 
-  Impl& owner_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
   beast::flat_buffer read_buffer_;
-  std::string ae_;
-  std::string tool_;  // whose events it carries; empty: every tool's
   std::deque<std::shared_ptr<const std::string>> queue_;
-  std::atomic<size_t> pending_{0};
-  std::atomic<bool> overflowed_{false};
   bool writing_ = false;
   bool open_ = false;
   bool closing_ = false;
@@ -387,6 +443,15 @@ class UpsEventChannel::Impl::Session : public std::enable_shared_from_this<Sessi
 
 Status UpsEventChannel::Impl::Start() {
   if (thread_.joinable()) return FailedPrecondition("ups event channel: already started");
+  if (!options_.certificate_file.empty()) {
+    auto tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+    RETURN_IF_ERROR(UseCertificateAndKey(tls->native_handle(), options_.certificate_file,
+                                         options_.key_file, "http.tls.certificate_file",
+                                         "http.tls.key_file")
+                        .WithContext("ups event channel"));
+    tls_ = std::move(tls);
+  }
   ioc_ = std::make_unique<net::io_context>(1);
   const std::string where = options_.bind + ":" + std::to_string(options_.port);
   beast::error_code ec;
@@ -427,7 +492,8 @@ Status UpsEventChannel::Impl::Start() {
     }
     done_cv_.notify_all();
   });
-  spdlog::info("ups event channel listening on {}:{}", options_.bind, port_.load());
+  spdlog::info("ups event channel listening on {}:{} ({})", options_.bind, port_.load(),
+               tls_ ? "wss" : "ws");
   return Status::Ok();
 }
 
@@ -447,7 +513,13 @@ void UpsEventChannel::Impl::Accept() {
       socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(*this, std::move(socket));
+      std::shared_ptr<Session> session;
+      if (tls_) {
+        session = std::make_shared<StreamSession<beast::ssl_stream<beast::tcp_stream>>>(
+            *this, std::move(socket), *tls_);
+      } else {
+        session = std::make_shared<StreamSession<beast::tcp_stream>>(*this, std::move(socket));
+      }
       std::erase_if(all_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
       all_.push_back(session);
       session->Start();

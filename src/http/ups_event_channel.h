@@ -1,6 +1,7 @@
 // UpsEventChannel: the UPS-RS event channel (IHE AIW-I RAD-109 "Open Event Channel", PS3.18
 // §8.10.4 Open Notification Connection) and the notifications sent over it (RAD-87, PS3.18
-// §8.10.5/§11.13 Send Event Report). A WebSocket server (Boost.Beast) on its own port:
+// §8.10.5/§11.13 Send Event Report). A WebSocket server (Boost.Beast) on its own port, over
+// TLS (wss://) when the options name a certificate:
 //   GET /ws/subscribers/{AETitle}   (also /subscribers/{AETitle}), Upgrade: websocket
 // with "Authorization: Bearer <token>" when an authorizer is set. Each Send() becomes one
 // text frame holding the DICOM JSON of the N-EVENT-REPORT (EventReportJson) on every open
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,10 +32,15 @@ namespace conduit {
 
 struct UpsEventChannelOptions {
   std::string bind = "127.0.0.1";
-  int port = 0;                    // 0 picks a free port (tests)
-  size_t max_queued_events = 256;  // per connection
-  size_t max_connections = 256;    // over all AE titles
-  std::chrono::milliseconds handshake_timeout{10'000};
+  int port = 0;                                         // 0 picks a free port (tests)
+  size_t max_queued_events = 256;                       // per connection
+  size_t max_connections = 256;                         // over all AE titles
+  std::chrono::milliseconds handshake_timeout{10'000};  // TLS handshake and upgrade request
+  // Both set: the channel speaks only TLS (wss://, TLS 1.2 at least, no client certificates),
+  // with this certificate (PEM, with any intermediates) and unencrypted key; the HTTP front
+  // end's (http.tls). Loaded by Start().
+  std::filesystem::path certificate_file;
+  std::filesystem::path key_file;
 };
 
 // What an authorizer decides for one upgrade request: open it; 401 (no or unknown token);
@@ -65,8 +72,9 @@ class UpsEventChannel final : public UpsEventSink {
                   RefusalReporter report_refusal = nullptr);
   ~UpsEventChannel() override;  // Stop()s
 
-  // Binds bind:port and starts the io thread. Errors: kUnavailable if the port cannot be
-  // bound; kFailedPrecondition if already started.
+  // Loads the TLS certificate (if any), binds bind:port and starts the io thread. Errors:
+  // kUnavailable if the port cannot be bound; kFailedPrecondition if already started or the
+  // certificate or key cannot be used (named).
   Status Start();
   // Closes every connection (close frame, then the socket) and joins the io thread; at most
   // about a second. Idempotent.

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdio>
@@ -16,7 +17,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
+
+#include "testing/test_pki.h"
 
 namespace conduit {
 namespace {
@@ -52,9 +56,21 @@ UpsEvent StateReport(const std::string& uid, const std::string& state) {
   return e;
 }
 
-// A WebSocket client on its own io_context; every operation bounded by kWait.
-class Client {
+// A WebSocket client on its own io_context; every operation bounded by kWait. Stream:
+// beast::tcp_stream (ws://) or beast::ssl_stream<beast::tcp_stream> (wss://, trusting only
+// the CA file given to the constructor and checking that the certificate names 127.0.0.1).
+template <typename Stream>
+class BasicClient {
  public:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  BasicClient() requires(!kTls) : ws_(ioc_) {}
+  explicit BasicClient(const std::filesystem::path& ca_file) requires(kTls) : ws_(ioc_, tls_) {
+    // The stream's SSL object exists already: what it verifies is set on it.
+    tls_.load_verify_file(ca_file.string());
+    ws_.next_layer().set_verify_mode(net::ssl::verify_peer);
+  }
+
   // Connects to 127.0.0.1:port and upgrades `target`; the handshake's HTTP response is kept.
   beast::error_code Open(int port, const std::string& target, const std::string& token) {
     beast::error_code ec;
@@ -62,6 +78,17 @@ class Client {
     beast::get_lowest_layer(ws_).socket().connect(
         tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)), ec);
     if (ec) return ec;
+    if constexpr (kTls) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ws_.next_layer().native_handle()), "127.0.0.1");
+      bool shaken = false;
+      ws_.next_layer().async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) {
+        ec = e;
+        shaken = true;
+      });
+      Run(shaken);
+      if (!shaken) return net::error::timed_out;
+      if (ec) return ec;
+    }
     if (!token.empty()) {
       ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
         req.set(http::field::authorization, "Bearer " + token);
@@ -109,9 +136,13 @@ class Client {
   }
 
   net::io_context ioc_;
-  websocket::stream<beast::tcp_stream> ws_{ioc_};
+  net::ssl::context tls_{net::ssl::context::tls_client};
+  websocket::stream<Stream> ws_;
   websocket::response_type response_;
 };
+
+using Client = BasicClient<beast::tcp_stream>;
+using TlsClient = BasicClient<beast::ssl_stream<beast::tcp_stream>>;
 
 class UpsEventChannelTest : public ::testing::Test {
  protected:
@@ -332,17 +363,83 @@ TEST(UpsEventReportTest, ScpStatusChangeUsesTheWellKnownInstanceAndBadAttributes
   EXPECT_EQ(report.size(), 5u);
 }
 
-// An independent client: python3's websocket-client (python3-websocket).
-TEST_F(UpsEventChannelTest, PythonWebsocketClientReceivesTheEvent) {
+class UpsEventChannelTlsTest : public UpsEventChannelTest {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ups_event_tls_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    Result<testing::TestPki> pki = testing::MakeTestPki(dir_);
+    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+    pki_ = *pki;
+  }
+  void TearDown() override {
+    UpsEventChannelTest::TearDown();
+    std::filesystem::remove_all(dir_);
+  }
+  UpsEventChannelOptions TlsOptions() const {
+    UpsEventChannelOptions options;
+    options.certificate_file = pki_.server_certificate;
+    options.key_file = pki_.server_key;
+    return options;
+  }
+
+  std::filesystem::path dir_;
+  testing::TestPki pki_;
+};
+
+TEST_F(UpsEventChannelTlsTest, OverTlsTheSubscriberReceivesTheEventReport) {
+  StartChannel(TlsOptions());
+  TlsClient client(pki_.ca_certificate);
+  ASSERT_FALSE(client.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  ASSERT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
+  channel_->Send("PERF1", StateReport("2.25.1", "IN PROGRESS"));
+  std::optional<std::string> text = client.Read();
+  ASSERT_TRUE(text);
+  EXPECT_EQ(json::parse(*text)["00001000"]["Value"][0], "2.25.1");
+  // The token is checked over TLS as in the clear.
+  TlsClient wrong(pki_.ca_certificate);
+  EXPECT_TRUE(wrong.Open(channel_->port(), "/ws/subscribers/PERF1", "nobody"));
+  EXPECT_EQ(wrong.response().result(), http::status::unauthorized);
+}
+
+TEST_F(UpsEventChannelTlsTest, APlainClientOrOneThatDistrustsTheCertificateGetsNothing) {
+  StartChannel(TlsOptions());
+  Client plain;
+  EXPECT_TRUE(plain.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  TlsClient distrusting(pki_.other_ca_certificate);
+  EXPECT_TRUE(distrusting.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+  // The channel carries on.
+  TlsClient good(pki_.ca_certificate);
+  ASSERT_FALSE(good.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  EXPECT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
+}
+
+TEST_F(UpsEventChannelTlsTest, AKeyThatDoesNotMatchTheCertificateStopsTheStart) {
+  UpsEventChannelOptions options = TlsOptions();
+  options.key_file = pki_.other_client_key;
+  UpsEventChannel channel(options, nullptr);
+  const Status started = channel.Start();
+  EXPECT_EQ(started.code(), StatusCode::kFailedPrecondition) << started.ToString();
+  EXPECT_NE(started.message().find("http.tls.key_file"), std::string::npos) << started.ToString();
+  EXPECT_EQ(channel.port(), 0);
+}
+
+// An independent client: python3's websocket-client (python3-websocket), subscribed as PERF2
+// at `url` with the options `connect_options` (Python keyword arguments, may be empty). Sends
+// one event once it is connected; returns what the client received (opcode, text) or fails.
+void PythonClientReceivesTheEvent(UpsEventChannel& channel, const std::string& url,
+                                  const std::string& connect_options) {
   if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
-  StartChannel();
   const std::filesystem::path out = std::filesystem::temp_directory_path() /
                                     ("ups_event_py_" + std::to_string(::getpid()) + ".txt");
   const std::string script =
-      "import sys, websocket\n"
-      "ws = websocket.create_connection('ws://127.0.0.1:" +
-      std::to_string(channel_->port()) +
-      "/ws/subscribers/PERF2', header=['Authorization: Bearer token-two'], timeout=20)\n"
+      "import sys, ssl, websocket\n"
+      "ws = websocket.create_connection('" +
+      url + "', header=['Authorization: Bearer token-two'], timeout=20" + connect_options +
+      ")\n"
       "op, data = ws.recv_data()\n"
       "print(op)\n"
       "print(data.decode())\n"
@@ -354,8 +451,8 @@ TEST_F(UpsEventChannelTest, PythonWebsocketClientReceivesTheEvent) {
     rc = std::system(
         ("timeout 60 /usr/bin/python3 " + py.string() + " > " + out.string() + " 2>&1").c_str());
   });
-  const bool connected = Eventually([&] { return channel_->ConnectionCount("PERF2") == 1; });
-  if (connected) channel_->Send("PERF2", StateReport("2.25.42", "COMPLETED"));
+  const bool connected = Eventually([&] { return channel.ConnectionCount("PERF2") == 1; });
+  if (connected) channel.Send("PERF2", StateReport("2.25.42", "COMPLETED"));
   runner.join();
   std::ifstream in(out);
   std::stringstream got;
@@ -371,6 +468,22 @@ TEST_F(UpsEventChannelTest, PythonWebsocketClientReceivesTheEvent) {
   json report = json::parse(text);
   EXPECT_EQ(report["00001000"]["Value"][0], "2.25.42");
   EXPECT_EQ(report["00741000"]["Value"][0], "COMPLETED");
+}
+
+TEST_F(UpsEventChannelTest, PythonWebsocketClientReceivesTheEvent) {
+  StartChannel();
+  PythonClientReceivesTheEvent(
+      *channel_, "ws://127.0.0.1:" + std::to_string(channel_->port()) + "/ws/subscribers/PERF2",
+      "");
+}
+
+TEST_F(UpsEventChannelTlsTest, PythonWebsocketClientReceivesTheEventOverTls) {
+  StartChannel(TlsOptions());
+  // Python checks the certificate against the CA and that it names the host it connected to.
+  PythonClientReceivesTheEvent(
+      *channel_, "wss://127.0.0.1:" + std::to_string(channel_->port()) + "/ws/subscribers/PERF2",
+      ", sslopt={'cert_reqs': ssl.CERT_REQUIRED, 'ca_certs': '" + pki_.ca_certificate.string() +
+          "'}");
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ import websocket  # Debian python3-websocket: an independent event-channel clien
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
                      storescu, wait_until, http_json, stop_process, free_port, first_line, read_bytes,
-                     read_text, BUILD, ENV)
+                     read_text, make_test_pki, BUILD, ENV)
 
 PERFORMER = os.path.join(BUILD, "conduit-aiwi-performer")
 TOKEN = "aiwi-performer-token-e2e"
@@ -51,7 +51,9 @@ class Performer:
                "--work", os.path.join(self.work, "files"), "--keep-files", "--log", self.log_path,
                "--misbehave", self.misbehave] + self.extra
         if self.workflow == "triggered":
-            cmd += ["--events-url", f"ws://127.0.0.1:{self.conduit.event_port}/ws/subscribers/{self.ae}"]
+            scheme = "wss" if self.conduit.url.startswith("https") else "ws"
+            cmd += ["--events-url",
+                    f"{scheme}://127.0.0.1:{self.conduit.event_port}/ws/subscribers/{self.ae}"]
         self.err = open(os.path.join(self.work, "performer.log"), "a")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, env=ENV, text=True)
         line = first_line(self.proc, timeout=90)
@@ -84,7 +86,9 @@ class Performer:
 
 
 class WorklistTest(E2ETest):
-    def gateway(self, pacs, turnaround="60s", timeout="60s", retry=None):
+    def gateway(self, pacs, turnaround="60s", timeout="60s", retry=None, https=None):
+        """https: make_test_pki's paths; Conduit then serves https (http.tls), and with it the
+        event channel wss."""
         with open(os.path.join(self.tmp, "performer.token"), "w") as f:
             f.write(TOKEN + "\n")
         tool = {"name": "aiwi", "kind": "worklist",
@@ -101,7 +105,10 @@ class WorklistTest(E2ETest):
                         "results_to": ["pacs"], "stable_after": "1s"}],
             "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
         }
-        conduit = Conduit(self.tmp, config)
+        if https:
+            config["http"]["tls"] = {"certificate_file": https["server_cert"],
+                                     "key_file": https["server_key"]}
+        conduit = Conduit(self.tmp, config, ca_file=https["ca"] if https else None)
         conduit.event_port = event_port
         return self.started(conduit)
 
@@ -226,6 +233,27 @@ class WorklistTest(E2ETest):
             self.assertIn("IN PROGRESS", seen)
         finally:
             ws.close()
+
+    def test_over_https_the_event_channel_is_wss_and_a_plain_ws_client_gets_nothing(self):
+        """With http.tls the performer's bearer token never travels in the clear: the UPS-RS
+        calls are https and the event channel wss, both verified against the trust's CA."""
+        pki = make_test_pki(self.dir("pki"))
+        pacs = self.started(Orthanc(self.tmp))
+        conduit = self.gateway(pacs, https=pki)
+        self.assertTrue(conduit.url.startswith("https://"))
+        with self.assertRaises(Exception):
+            websocket.create_connection(
+                f"ws://127.0.0.1:{conduit.event_port}/ws/subscribers/AIPERF", timeout=10,
+                header=["Authorization: Bearer " + TOKEN]).close()
+        performer = self.started(Performer(self.tmp, conduit, "triggered", poll_ms=600000,
+                                           extra=["--ca-file", pki["ca"]]))
+        self.assertIn("event channel open (TLS)", performer.log())
+        files, study_uid = self.send_study(conduit)
+        self.wait_job_state(conduit, "done", timeout=120)
+        ctx = self.context(conduit, performer)
+        self.expect_results_in_pacs_reidentified(pacs, study_uid, files, ctx)
+        self.expect_nothing_identifying(performer, files, study_uid)
+        self.assertNotIn("plain WebSocket", conduit.logs())
 
     def test_a_performer_that_crashes_mid_claim_has_its_work_returned_to_the_queue(self):
         pacs = self.started(Orthanc(self.tmp))

@@ -8,7 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <type_traits>
 
 #include "dicomweb_tool_sim/stoppable_sleep.h"
 
@@ -26,18 +28,22 @@ constexpr auto kConnectTimeout = std::chrono::seconds(10);
 }  // namespace
 
 Result<WebSocketUrl> ParseWebSocketUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "ws://";
-  if (url.rfind(kScheme, 0) != 0) {
-    return InvalidArgument("events URL must start with ws:// (wss is not supported)");
+  WebSocketUrl parsed;
+  std::string_view scheme = "ws://";
+  if (url.starts_with("wss://")) {
+    parsed.tls = true;
+    scheme = "wss://";
+  } else if (!url.starts_with(scheme)) {
+    return InvalidArgument("events URL must start with ws:// or wss://");
   }
-  const std::string rest = url.substr(kScheme.size());
+  const std::string rest = url.substr(scheme.size());
   const size_t slash = rest.find('/');
   const std::string authority = rest.substr(0, slash);
-  WebSocketUrl parsed;
   parsed.target = slash == std::string::npos ? "/" : rest.substr(slash);
   const size_t colon = authority.rfind(':');
   parsed.host = authority.substr(0, colon);
-  parsed.port = colon == std::string::npos ? "80" : authority.substr(colon + 1);
+  parsed.port =
+      colon == std::string::npos ? (parsed.tls ? "443" : "80") : authority.substr(colon + 1);
   if (parsed.host.empty()) return InvalidArgument("events URL has no host");
   if (parsed.port.empty() || !std::all_of(parsed.port.begin(), parsed.port.end(),
                                           [](char c) { return c >= '0' && c <= '9'; })) {
@@ -49,7 +55,8 @@ Result<WebSocketUrl> ParseWebSocketUrl(const std::string& url) {
 void EventChannel::Run(std::stop_token stop) {
   std::chrono::milliseconds backoff(500);
   while (!stop.stop_requested()) {
-    Status ended = RunOnce(stop);
+    Status ended = url_.tls ? RunOnce<beast::ssl_stream<beast::tcp_stream>>(stop)
+                            : RunOnce<beast::tcp_stream>(stop);
     if (stop.stop_requested()) return;
     spdlog::warn("event channel: {}; reconnecting in {} ms", ended.ToString(), backoff.count());
     if (!SleepUnlessStopped(backoff, stop)) return;
@@ -57,10 +64,43 @@ void EventChannel::Run(std::stop_token stop) {
   }
 }
 
+template <typename Stream>
 Status EventChannel::RunOnce(std::stop_token stop) {
+  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   asio::io_context io;
   tcp::resolver resolver(io);
-  websocket::stream<beast::tcp_stream> ws(io);
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  if constexpr (kTls) {
+    SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+    beast::error_code ec;
+    if (ca_file_.empty()) {
+      tls.set_default_verify_paths(ec);
+    } else {
+      tls.load_verify_file(ca_file_, ec);
+    }
+    if (ec) return FailedPrecondition("CA file " + ca_file_ + ": " + ec.message());
+  }
+  auto make = [&] {
+    if constexpr (kTls) {
+      return websocket::stream<Stream>(io, tls);
+    } else {
+      return websocket::stream<Stream>(io);
+    }
+  };
+  websocket::stream<Stream> ws = make();
+  if constexpr (kTls) {
+    // Verify the server's certificate and that it names the host (an IP address or a name).
+    SSL* ssl = ws.next_layer().native_handle();
+    ws.next_layer().set_verify_mode(asio::ssl::verify_peer);
+    boost::system::error_code ip_error;
+    asio::ip::make_address(url_.host, ip_error);
+    if (ip_error) {
+      SSL_set_tlsext_host_name(ssl, url_.host.c_str());
+      SSL_set1_host(ssl, url_.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url_.host.c_str());
+    }
+  }
   beast::flat_buffer buffer;
   Status ended;
   bool done = false;
@@ -92,13 +132,28 @@ Status EventChannel::RunOnce(std::stop_token stop) {
           req.set(beast::http::field::user_agent, "conduit-aiwi-performer");
           if (!token_.empty()) req.set(beast::http::field::authorization, "Bearer " + token_);
         }));
-        const std::string host = url_.host + ":" + url_.port;
-        ws.async_handshake(host, url_.target, [&](beast::error_code hec) {
-          if (hec) return finish(Unavailable("WebSocket handshake: " + hec.message()));
-          spdlog::info("event channel open");
-          on_open_();
-          read_next();
-        });
+        auto upgrade = [&] {
+          const std::string host = url_.host + ":" + url_.port;
+          ws.async_handshake(host, url_.target, [&](beast::error_code hec) {
+            if (hec) return finish(Unavailable("WebSocket handshake: " + hec.message()));
+            spdlog::info("event channel open{}", kTls ? " (TLS)" : "");
+            on_open_();
+            read_next();
+          });
+        };
+        if constexpr (kTls) {
+          beast::get_lowest_layer(ws).expires_after(kConnectTimeout);
+          ws.next_layer().async_handshake(
+              asio::ssl::stream_base::client, [&, upgrade](beast::error_code tec) {
+                if (tec) {
+                  return finish(Unavailable("TLS handshake: " + tec.message()));
+                }
+                beast::get_lowest_layer(ws).expires_never();
+                upgrade();
+              });
+        } else {
+          upgrade();
+        }
       });
 
   while (!done && !stop.stop_requested()) {

@@ -13,14 +13,15 @@
 
 namespace conduit::tools {
 
-// A parsed "ws://host[:port]/path" URL (wss is not supported).
+// A parsed "ws://host[:port]/path" or "wss://host[:port]/path" URL.
 struct WebSocketUrl {
+  bool tls = false;  // wss
   std::string host;
-  std::string port;    // "80" when absent
+  std::string port;    // "80" (ws) or "443" (wss) when absent
   std::string target;  // path and query, "/" when absent
 };
 
-// Errors: kInvalidArgument naming what is wrong (scheme other than ws, no host).
+// Errors: kInvalidArgument naming what is wrong (scheme other than ws or wss, no host).
 Result<WebSocketUrl> ParseWebSocketUrl(const std::string& url);
 
 class EventChannel {
@@ -29,9 +30,13 @@ class EventChannel {
   using OnFrame = std::function<void(const std::string& text)>;
 
   // `token` is sent as "Authorization: Bearer <token>" on the upgrade request when not empty.
-  EventChannel(WebSocketUrl url, std::string token, OnOpen on_open, OnFrame on_frame)
+  // wss: the server's certificate must chain to `ca_file` (the system's CAs when empty) and
+  // name the URL's host.
+  EventChannel(WebSocketUrl url, std::string token, std::string ca_file, OnOpen on_open,
+               OnFrame on_frame)
       : url_(std::move(url)),
         token_(std::move(token)),
+        ca_file_(std::move(ca_file)),
         on_open_(std::move(on_open)),
         on_frame_(std::move(on_frame)) {}
 
@@ -42,11 +47,14 @@ class EventChannel {
   void Run(std::stop_token stop);
 
  private:
-  // One connection's life. Returns when it is lost or `stop` is requested.
+  // One connection's life. Returns when it is lost or `stop` is requested. Stream:
+  // beast::tcp_stream (ws) or beast::ssl_stream<beast::tcp_stream> (wss).
+  template <typename Stream>
   Status RunOnce(std::stop_token stop);
 
   WebSocketUrl url_;
   std::string token_;
+  std::string ca_file_;
   OnOpen on_open_;
   OnFrame on_frame_;
 };

@@ -81,7 +81,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pull", "triggered"}))
       ->capture_default_str();
   app.add_option("--events-url", options.events_url,
-                 "Triggered: the event channel, e.g. ws://127.0.0.1:8081/ws/subscribers/AE");
+                 "Triggered: the event channel, e.g. ws://127.0.0.1:8081/ws/subscribers/AE "
+                 "(wss:// when the gateway serves HTTPS)");
+  app.add_option("--ca-file", options.send.ca_file,
+                 "https and wss: the CAs to trust (PEM; default: the system's)");
   app.add_option("--poll-ms", poll_ms, "Pull: query interval")
       ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->capture_default_str();

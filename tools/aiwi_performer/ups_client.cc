@@ -23,9 +23,10 @@ Status StatusError(const std::string& what, int status) {
   return FailedPrecondition(what);
 }
 
-std::unique_ptr<httplib::Client> MakeClient(const std::string& origin,
-                                            std::chrono::seconds timeout) {
+std::unique_ptr<httplib::Client> MakeClient(const std::string& origin, std::chrono::seconds timeout,
+                                            const std::string& ca_file) {
   auto client = std::make_unique<httplib::Client>(origin);
+  if (!ca_file.empty()) client->set_ca_cert_path(ca_file);
   client->set_tcp_nodelay(true);
   client->set_connection_timeout(timeout);
   client->set_read_timeout(timeout);
@@ -51,15 +52,15 @@ std::string PercentEncode(std::string_view text) {
 }
 
 Result<UpsClient> UpsClient::Create(const std::string& base_url, std::string token,
-                                    std::chrono::seconds timeout) {
+                                    std::chrono::seconds timeout, std::string ca_file) {
   Result<std::pair<std::string, std::string>> split = SplitUrl(base_url);
   if (!split.ok()) return split.status().WithContext("UPS-RS base URL");
-  return UpsClient(split->first, split->second, std::move(token), timeout);
+  return UpsClient(split->first, split->second, std::move(token), timeout, std::move(ca_file));
 }
 
 Result<HttpAnswer> UpsClient::Send(const std::string& method, const Target& target,
                                    const std::string& body) const {
-  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_);
+  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, ca_file_);
   httplib::Headers headers = {{"Accept", kDicomJson}};
   if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);
   httplib::Result result = method == "GET"   ? client->Get(target.path, headers)
@@ -136,7 +137,7 @@ Result<std::vector<std::filesystem::path>> UpsClient::RetrieveInstances(
     if (!split.ok()) return split.status().WithContext("WADO-RS Retrieve URL");
     target = {split->first, split->second.empty() ? "/" : split->second};
   }
-  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_);
+  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, ca_file_);
   httplib::Headers headers = {
       {"Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*"}};
   if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);

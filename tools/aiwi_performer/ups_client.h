@@ -27,8 +27,9 @@ class UpsClient {
   // `base_url`: the UPS-RS service, "http://host:port[/prefix]" (workitems is under it).
   // `token`: sent as "Authorization: Bearer <token>" when not empty (never logged).
   // Errors: kInvalidArgument for a bad URL.
+  // `ca_file`: for https, the CAs trusted (the system's when empty).
   static Result<UpsClient> Create(const std::string& base_url, std::string token,
-                                  std::chrono::seconds timeout);
+                                  std::chrono::seconds timeout, std::string ca_file = "");
 
   // RAD-81: GET {base}/workitems?ProcedureStepState=SCHEDULED. Errors: kUnavailable without
   // an answer; kFailedPrecondition (kPermissionDenied for 401/403) for another status than
@@ -58,11 +59,13 @@ class UpsClient {
   const std::string& token() const { return token_; }
 
  private:
-  UpsClient(std::string origin, std::string prefix, std::string token, std::chrono::seconds timeout)
+  UpsClient(std::string origin, std::string prefix, std::string token, std::chrono::seconds timeout,
+            std::string ca_file)
       : origin_(std::move(origin)),
         prefix_(std::move(prefix)),
         token_(std::move(token)),
-        timeout_(timeout) {}
+        timeout_(timeout),
+        ca_file_(std::move(ca_file)) {}
 
   struct Target {
     std::string origin;  // scheme://host[:port]
@@ -76,6 +79,7 @@ class UpsClient {
   std::string prefix_;
   std::string token_;
   std::chrono::seconds timeout_;
+  std::string ca_file_;
 };
 
 // Percent-encodes `text` for a URL path segment or query value (RFC 3986 unreserved kept).

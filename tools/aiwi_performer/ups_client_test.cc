@@ -208,7 +208,14 @@ TEST(WebSocketUrlTest, ParsesHostPortAndTarget) {
   ASSERT_TRUE(bare.ok());
   EXPECT_EQ(bare->port, "80");
   EXPECT_EQ(bare->target, "/");
-  for (const char* bad : {"http://h/x", "wss://h/x", "ws://:80/x", "ws://h:/x", "ws://h:8a/x"}) {
+  EXPECT_FALSE(bare->tls);
+  Result<WebSocketUrl> secure = ParseWebSocketUrl("wss://gateway.example/ws/subscribers/AI");
+  ASSERT_TRUE(secure.ok());
+  EXPECT_TRUE(secure->tls);
+  EXPECT_EQ(secure->host, "gateway.example");
+  EXPECT_EQ(secure->port, "443");
+  for (const char* bad :
+       {"http://h/x", "https://h/x", "ws://:80/x", "wss://:443/x", "ws://h:/x", "ws://h:8a/x"}) {
     EXPECT_FALSE(ParseWebSocketUrl(bad).ok()) << bad;
   }
 }
