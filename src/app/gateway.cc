@@ -380,6 +380,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                              static_cast<double>(end.not_after_unix),
                              "setting=\"" + end.setting + "\"");
           }
+          for (const CertificateEnd& update : ConfiguredCrlNextUpdates(raw->config)) {
+            raw->metrics.Set("conduit_tls_crl_next_update_timestamp_seconds",
+                             static_cast<double>(update.not_after_unix),
+                             "setting=\"" + update.setting + "\"");
+          }
         },
         [raw] {
           return std::map<std::string, std::string>{
@@ -397,6 +402,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     p->metrics.Describe("conduit_tls_certificate_expiry_timestamp_seconds", "gauge",
                         "When each configured TLS certificate (or CA file's first) ends, "
                         "Unix seconds");
+    p->metrics.Describe("conduit_tls_crl_next_update_timestamp_seconds", "gauge",
+                        "When each configured CRL file is due to be replaced (its earliest "
+                        "next update), Unix seconds; past it every peer is refused");
     ctx.dicomweb = p->dicomweb.get();
     ctx.ups_rs = p->ups_rs.get();
     ctx.api_tokens = p->api_tokens.get();

@@ -131,20 +131,22 @@ Status ParseDicomTlsListener(const Ctx& ctx, const YAML::Node& dicom, DicomTlsLi
   if (!yaml::Present(n)) return Status::Ok();
   const std::string path = "dicom.tls";
   if (!n.IsMap()) return ctx.Error(n, path, "expected port, certificate_file, key_file, ...");
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path,
-                {"port", "certificate_file", "key_file", "ca_file", "require_client_certificate"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"port", "certificate_file", "key_file", "ca_file",
+                             "require_client_certificate", "crl_file"}));
   if (!yaml::Present(n["port"])) return ctx.Error(n, path + ".port", "is required");
   RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
-  std::string certificate, key, ca;
+  std::string certificate, key, ca, crl;
   RETURN_IF_ERROR(GetString(ctx, n, path, "certificate_file", certificate, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "key_file", key, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "crl_file", crl));
   RETURN_IF_ERROR(
       GetBool(ctx, n, path, "require_client_certificate", out.require_client_certificate));
   out.certificate_file = certificate;
   out.key_file = key;
   out.ca_file = ca;
+  out.crl_file = crl;
   return Status::Ok();
 }
 
@@ -692,6 +694,7 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   paths.push_back(&config.dicom.tls.certificate_file);
   paths.push_back(&config.dicom.tls.key_file);
   paths.push_back(&config.dicom.tls.ca_file);
+  paths.push_back(&config.dicom.tls.crl_file);
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);

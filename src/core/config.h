@@ -48,6 +48,9 @@ struct DicomTlsListenerConfig {
   std::filesystem::path ca_file;
   // Refuse a peer that presents no certificate (else verify one if presented).
   bool require_client_certificate = true;
+  // PEM certificate revocation lists (the CAs' of ca_file): a client certificate they revoke is
+  // refused. Read again whenever the file changes. Empty: no revocation check.
+  std::filesystem::path crl_file;
 };
 
 struct DicomConfig {

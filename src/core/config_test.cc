@@ -203,7 +203,8 @@ TEST(ConfigTest, ParsesDicomTlsForTheListenerAndEveryDicomPeer) {
   auto config = ParseConfig(R"(
 dicom:
   port: 11112
-  tls: {port: 2762, certificate_file: c.pem, key_file: c.key, ca_file: modalities-ca.pem}
+  tls: {port: 2762, certificate_file: c.pem, key_file: c.key, ca_file: modalities-ca.pem,
+        crl_file: modalities-ca.crl}
 destinations:
   - {name: pacs, ae_title: PACS, host: pacs.trust.nhs.uk, port: 2762, tls: {ca_file: ca.pem}}
   - {name: plain, ae_title: PLAIN, host: h}
@@ -218,6 +219,7 @@ priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: ca.pem}}
   EXPECT_EQ(config->dicom.tls.key_file, "c.key");
   EXPECT_EQ(config->dicom.tls.ca_file, "modalities-ca.pem");
   EXPECT_TRUE(config->dicom.tls.require_client_certificate) << "mutual TLS unless said otherwise";
+  EXPECT_EQ(config->dicom.tls.crl_file, "modalities-ca.crl");
   EXPECT_TRUE(config->destinations[0].tls.enabled);
   EXPECT_EQ(config->destinations[0].tls.ca_file, "ca.pem");
   EXPECT_FALSE(config->destinations[1].tls.enabled);

@@ -3,12 +3,16 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "core/text_file.h"
 
@@ -48,6 +52,47 @@ Status LoadCaFile(SSL_CTX* ctx, const fs::path& ca_file, const std::string& sett
                               OpenSslReason("unreadable") + ")");
   }
   return Status::Ok();
+}
+
+// Each CRL in `crl_file` must come from a CA in `ca_file`, verify with its key, and that CA
+// must be allowed to sign CRLs: otherwise OpenSSL refuses every certificate it checks.
+Status CheckCrlIssuers(const fs::path& ca_file, const fs::path& crl_file,
+                       const std::string& setting) {
+  std::vector<std::unique_ptr<X509, decltype(&X509_free)>> cas;
+  if (FILE* f = std::fopen(ca_file.c_str(), "re")) {
+    while (X509* ca = PEM_read_X509(f, nullptr, nullptr, nullptr)) cas.emplace_back(ca, &X509_free);
+    std::fclose(f);
+  }
+  ERR_clear_error();
+  FILE* f = std::fopen(crl_file.c_str(), "re");
+  if (f == nullptr) return Status::Ok();  // LoadCrlFile has said why
+  Status status = Status::Ok();
+  while (X509_CRL* crl = PEM_read_X509_CRL(f, nullptr, nullptr, nullptr)) {
+    const X509* issuer = nullptr;
+    for (const auto& ca : cas) {
+      if (X509_NAME_cmp(X509_get_subject_name(ca.get()), X509_CRL_get_issuer(crl)) == 0) {
+        issuer = ca.get();
+      }
+    }
+    const std::string where = setting + " " + crl_file.string() + ": ";
+    if (issuer == nullptr) {
+      status = FailedPrecondition(where + "a CRL is not issued by a CA in " + ca_file.string());
+    } else if (X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
+      status = FailedPrecondition(where + "a CRL's signature does not verify with its CA in " +
+                                  ca_file.string());
+    } else if ((X509_get_extension_flags(const_cast<X509*>(issuer)) & EXFLAG_KUSAGE) != 0 &&
+               (X509_get_key_usage(const_cast<X509*>(issuer)) & KU_CRL_SIGN) == 0) {
+      status = FailedPrecondition(where +
+                                  "its CA's key usage lacks cRLSign, so OpenSSL would "
+                                  "refuse every client certificate; the CA must be "
+                                  "reissued with cRLSign");
+    }
+    X509_CRL_free(crl);
+    if (!status.ok()) break;
+  }
+  std::fclose(f);
+  ERR_clear_error();
+  return status;
 }
 
 Result<SslContext> NewContext(const SSL_METHOD* method, const std::string& setting) {
@@ -94,6 +139,43 @@ Status UseCertificateAndKey(SSL_CTX* ctx, const fs::path& certificate, const fs:
   return Status::Ok();
 }
 
+Result<int64_t> LoadCrlFile(X509_STORE* store, const fs::path& crl_file,
+                            const std::string& setting) {
+  ERR_clear_error();
+  FILE* f = std::fopen(crl_file.c_str(), "re");
+  if (f == nullptr) {
+    return FailedPrecondition(setting + " " + crl_file.string() + ": cannot be read (" +
+                              std::strerror(errno) + ")");
+  }
+  int count = 0;
+  int64_t next_update = 0;
+  while (X509_CRL* crl = PEM_read_X509_CRL(f, nullptr, nullptr, nullptr)) {
+    ++count;
+    std::tm tm{};
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+    if (next != nullptr && ASN1_TIME_to_tm(next, &tm) == 1) {
+      const int64_t when = timegm(&tm);
+      if (next_update == 0 || when < next_update) next_update = when;
+    }
+    const int added = X509_STORE_add_crl(store, crl);
+    X509_CRL_free(crl);
+    if (added != 1) {
+      std::fclose(f);
+      return FailedPrecondition(setting + " " + crl_file.string() + ": a CRL cannot be used (" +
+                                OpenSslReason("unusable") + ")");
+    }
+  }
+  std::fclose(f);
+  // The loop ends on the first thing that is not a CRL: at the end of the file, or on garbage.
+  const unsigned long last = ERR_peek_last_error();
+  ERR_clear_error();
+  if (count == 0 || (last != 0 && ERR_GET_REASON(last) != PEM_R_NO_START_LINE)) {
+    return FailedPrecondition(setting + " " + crl_file.string() + ": no usable PEM CRL");
+  }
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  return next_update;
+}
+
 Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting) {
   if (tls.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(SslContext ctx, NewContext(TLS_client_method(), setting));
@@ -114,6 +196,18 @@ Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::strin
   RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), tls.certificate_file, tls.key_file,
                                        setting + ".certificate_file", setting + ".key_file"));
   WarnIfOpenToOthers(tls.key_file, setting + ".key_file");
+  if (!tls.crl_file.empty()) {
+    ASSIGN_OR_RETURN(const int64_t next_update, LoadCrlFile(SSL_CTX_get_cert_store(ctx.get()),
+                                                            tls.crl_file, setting + ".crl_file"));
+    if (next_update != 0 && next_update <= std::time(nullptr)) {
+      return FailedPrecondition(setting + ".crl_file " + tls.crl_file.string() +
+                                ": past its next update, so every client certificate would be "
+                                "refused (CRL has expired); put the CA's current CRL there");
+    }
+    if (!tls.ca_file.empty()) {
+      RETURN_IF_ERROR(CheckCrlIssuers(tls.ca_file, tls.crl_file, setting + ".crl_file"));
+    }
+  }
   return CheckCertificateDates(ctx.get(),
                                setting + ".certificate_file " + tls.certificate_file.string());
 }
@@ -214,6 +308,18 @@ std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
   }
   if (config.priors_source.kind != PriorsSourceKind::kNone) {
     AddEnds(out, "priors_source.tls", config.priors_source.tls);
+  }
+  return out;
+}
+
+std::vector<CertificateEnd> ConfiguredCrlNextUpdates(const Config& config) {
+  std::vector<CertificateEnd> out;
+  const DicomTlsListenerConfig& listener = config.dicom.tls;
+  if (listener.port == 0 || listener.crl_file.empty()) return out;
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), &X509_STORE_free);
+  Result<int64_t> next_update = LoadCrlFile(store.get(), listener.crl_file, "dicom.tls.crl_file");
+  if (next_update.ok() && *next_update != 0) {
+    out.push_back({"dicom.tls.crl_file", listener.crl_file, *next_update});
   }
   return out;
 }

@@ -29,12 +29,20 @@ Status UseCertificateAndKey(SSL_CTX* ctx, const std::filesystem::path& certifica
                             const std::filesystem::path& key,
                             const std::string& certificate_setting, const std::string& key_setting);
 
+// Adds every PEM CRL in `crl_file` to `store` and has it checked for the peer's certificate
+// (X509_V_FLAG_CRL_CHECK). Returns the earliest next update of those CRLs (seconds since the
+// epoch; 0 if none says). Errors: kFailedPrecondition naming `setting` and the file when it
+// holds no CRL or one that cannot be read.
+Result<int64_t> LoadCrlFile(X509_STORE* store, const std::filesystem::path& crl_file,
+                            const std::string& setting);
+
 // Loads every file `tls` names (`setting` is its config section, e.g. "priors_source.tls").
 // Also refuses a client certificate outside its dates, warns when one ends within 30 days and
 // when the key file is open to other users.
 Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& setting);
 
-// The same for the DICOM TLS listener's certificate, key and client CAs (when a port is set).
+// The same for the DICOM TLS listener's certificate, key, client CAs and CRLs (when a port is
+// set); CRLs past their next update are refused (they would refuse every peer).
 Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::string& setting);
 
 // Both, for every TLS peer and listener of `config`: DICOMweb tools, DIMSE tools and
@@ -52,5 +60,10 @@ struct CertificateEnd {
   int64_t not_after_unix = 0;  // seconds since the epoch
 };
 std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config);
+
+// When each CRL file `config` names is due to be replaced (the earliest next update in it):
+// past that time OpenSSL refuses every peer it would check. Same shape; unreadable files are
+// left out.
+std::vector<CertificateEnd> ConfiguredCrlNextUpdates(const Config& config);
 
 }  // namespace conduit

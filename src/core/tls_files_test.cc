@@ -26,6 +26,16 @@ class TlsFilesTest : public ::testing::Test {
     return CheckTlsClientFiles(tls, "tools[0].dicomweb.tls");
   }
 
+  // A DICOM TLS listener whose files are all good (no CRL).
+  DicomTlsListenerConfig GoodListener() const {
+    DicomTlsListenerConfig tls;
+    tls.port = 2762;
+    tls.certificate_file = pki_.server_certificate;
+    tls.key_file = pki_.server_key;
+    tls.ca_file = pki_.ca_certificate;
+    return tls;
+  }
+
   testing::TempDir tmp_;
   testing::TestPki pki_;
 };
@@ -90,12 +100,8 @@ TEST_F(TlsFilesTest, ErrorsNeverQuoteTheKey) {
 }
 
 TEST_F(TlsFilesTest, TheDicomTlsListenersFilesAreCheckedWhenItHasAPort) {
-  DicomTlsListenerConfig tls;
-  EXPECT_TRUE(CheckTlsListenerFiles(tls, "dicom.tls").ok()) << "no port: no listener";
-  tls.port = 2762;
-  tls.certificate_file = pki_.server_certificate;
-  tls.key_file = pki_.server_key;
-  tls.ca_file = pki_.ca_certificate;
+  EXPECT_TRUE(CheckTlsListenerFiles({}, "dicom.tls").ok()) << "no port: no listener";
+  DicomTlsListenerConfig tls = GoodListener();
   Status st = CheckTlsListenerFiles(tls, "dicom.tls");
   EXPECT_TRUE(st.ok()) << st.ToString();
   tls.key_file = pki_.client_key;
@@ -109,6 +115,41 @@ TEST_F(TlsFilesTest, TheDicomTlsListenersFilesAreCheckedWhenItHasAPort) {
   tls.key_file = pki_.expired_server_key;
   st = CheckTlsListenerFiles(tls, "dicom.tls");
   EXPECT_NE(st.message().find("has expired"), std::string::npos) << st.message();
+}
+
+TEST_F(TlsFilesTest, TheListenersCrlFileMustHoldCurrentCrls) {
+  DicomTlsListenerConfig tls = GoodListener();
+  tls.crl_file = pki_.crl;
+  Status st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  tls.crl_file = pki_.expired_crl;
+  st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("dicom.tls.crl_file " + pki_.expired_crl.string() +
+                              ": past its next update"),
+            std::string::npos)
+      << st.message();
+  tls.ca_file = pki_.other_ca_certificate;  // the CRL's CA is not among the client CAs
+  tls.crl_file = pki_.crl;
+  st = CheckTlsListenerFiles(tls, "dicom.tls");
+  EXPECT_NE(st.message().find("a CRL is not issued by a CA in"), std::string::npos) << st.message();
+  tls.ca_file = pki_.ca_certificate;
+  for (const std::filesystem::path& wrong : {pki_.ca_certificate, tmp_.path() / "no-crl.pem"}) {
+    tls.crl_file = wrong;
+    st = CheckTlsListenerFiles(tls, "dicom.tls");
+    EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << wrong;
+    EXPECT_NE(st.message().find("dicom.tls.crl_file " + wrong.string()), std::string::npos)
+        << st.message();
+  }
+
+  Config config;
+  config.dicom.tls = tls;
+  config.dicom.tls.crl_file = pki_.crl;
+  const std::vector<CertificateEnd> updates = ConfiguredCrlNextUpdates(config);
+  ASSERT_EQ(updates.size(), 1u);
+  EXPECT_EQ(updates[0].setting, "dicom.tls.crl_file");
+  EXPECT_NEAR(static_cast<double>(updates[0].not_after_unix - std::time(nullptr)), 7.0 * 86400,
+              120.0);
 }
 
 TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include "dicom/dimse_listener.h"
 #include "dicom/dimse_sender.h"
@@ -58,9 +59,11 @@ class DicomTlsTest : public ::testing::Test {
 
   // Conduit's TLS listener on a free port, its certificate from our CA.
   std::unique_ptr<DimseListener> StartTlsListener(CommittingSink& sink,
-                                                  std::chrono::milliseconds acse_timeout = 30s) {
+                                                  std::chrono::milliseconds acse_timeout = 30s,
+                                                  const fs::path& crl_file = {}) {
     DicomConfig config;
     config.acse_timeout = acse_timeout;
+    config.tls.crl_file = crl_file;
     config.bind = "127.0.0.1";
     config.port = testing::FreePort();
     config.tls.port = testing::FreePort();
@@ -193,6 +196,38 @@ TEST_F(DicomTlsTest, AHandshakeThatStallsIsCutOffAfterTheAcseTimeoutAndReported)
                 "TLS association refused: handshake not finished within 1 s (dicom.acse_timeout)"),
             std::string::npos)
       << sink.rejected()[0].message();
+}
+
+TEST_F(DicomTlsTest, ARevokedClientCertificateIsRefusedAndANewCrlNeedsNoRestart) {
+  const fs::path crl = dir_.path() / "listener-crl.pem";
+  fs::copy_file(pki_.crl, crl);
+  CommittingSink sink(dir_.path() / "sink");
+  auto listener = StartTlsListener(sink, 30s, crl);
+  auto with = [&](const fs::path& key, const fs::path& certificate) {
+    return Storescu(listener->port(), {"+tls", key.string(), certificate.string(), "+cf",
+                                       pki_.ca_certificate.string()});
+  };
+  testing::CommandResult revoked = with(pki_.revoked_client_key, pki_.revoked_client_certificate);
+  EXPECT_NE(revoked.exit_code, 0) << revoked.output;
+  ASSERT_FALSE(sink.rejected().empty());
+  EXPECT_NE(sink.rejected()[0].message().find("certificate revoked"), std::string::npos)
+      << sink.rejected()[0].message();
+  testing::CommandResult good = with(pki_.client_key, pki_.client_certificate);
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_EQ(sink.instances().size(), 2u);
+
+  // The CA revokes the other certificate too: the next association sees the new CRL.
+  fs::copy_file(pki_.crl_revoking_client, crl, fs::copy_options::overwrite_existing);
+  testing::CommandResult now_revoked = with(pki_.client_key, pki_.client_certificate);
+  EXPECT_NE(now_revoked.exit_code, 0) << now_revoked.output;
+  EXPECT_EQ(sink.instances().size(), 2u);
+
+  // A CRL file spoiled in place keeps the last good CRLs in force.
+  std::ofstream(crl) << "not a CRL\n";
+  testing::CommandResult still_revoked = with(pki_.client_key, pki_.client_certificate);
+  EXPECT_NE(still_revoked.exit_code, 0) << still_revoked.output;
+  testing::CommandResult never = with(pki_.revoked_client_key, pki_.revoked_client_certificate);
+  EXPECT_NE(never.exit_code, 0) << never.output;
 }
 
 TEST_F(DicomTlsTest, ConduitsSenderAndTlsListenerTalkToEachOther) {

@@ -78,6 +78,37 @@ Status WriteKey(const fs::path& file, EVP_PKEY* key) {
   return ok ? Status::Ok() : Internal("cannot write a key to " + file.string());
 }
 
+// A CRL of `ca` revoking `revoked`, issued a day ago, next update `next_update_s` from now.
+Status WriteCrl(const fs::path& file, X509* ca, EVP_PKEY* ca_key, const std::vector<X509*>& revoked,
+                long next_update_s) {
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), &X509_CRL_free);
+  if (!crl) return Internal("cannot make a CRL");
+  X509_CRL_set_version(crl.get(), 1);
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca));
+  auto set_time = [&](long offset_s, int (*setter)(X509_CRL*, const ASN1_TIME*)) {
+    ASN1_TIME* t = X509_gmtime_adj(nullptr, offset_s);
+    setter(crl.get(), t);
+    ASN1_TIME_free(t);
+  };
+  set_time(-kDay, X509_CRL_set1_lastUpdate);
+  set_time(next_update_s, X509_CRL_set1_nextUpdate);
+  for (X509* cert : revoked) {
+    X509_REVOKED* entry = X509_REVOKED_new();
+    X509_REVOKED_set_serialNumber(entry, X509_get_serialNumber(cert));
+    ASN1_TIME* when = X509_gmtime_adj(nullptr, -60);
+    X509_REVOKED_set_revocationDate(entry, when);
+    ASN1_TIME_free(when);
+    X509_CRL_add0_revoked(crl.get(), entry);
+  }
+  X509_CRL_sort(crl.get());
+  if (X509_CRL_sign(crl.get(), ca_key, EVP_sha256()) == 0) return Internal("cannot sign a CRL");
+  FILE* f = std::fopen(file.c_str(), "w");
+  if (f == nullptr) return Internal("cannot write " + file.string());
+  const bool ok = PEM_write_X509_CRL(f, crl.get()) == 1;
+  std::fclose(f);
+  return ok ? Status::Ok() : Internal("cannot write a CRL to " + file.string());
+}
+
 }  // namespace
 
 Result<TestPki> MakeTestPki(const fs::path& dir) {
@@ -114,6 +145,11 @@ Result<TestPki> MakeTestPki(const fs::path& dir) {
     Validity validity;
     std::vector<std::pair<int, std::string>> extensions;
   };
+  const std::vector<std::pair<int, std::string>> client_ext = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "clientAuth"},
+      {NID_authority_key_identifier, "keyid"}};
   const std::vector<Leaf> leaves = {
       {&pki.server_certificate, &pki.server_key, "server", now,
        server_ext("IP:127.0.0.1,DNS:localhost")},
@@ -121,15 +157,10 @@ Result<TestPki> MakeTestPki(const fs::path& dir) {
        server_ext("DNS:wrong-host.example")},
       {&pki.expired_server_certificate, &pki.expired_server_key, "expired",
        Validity{-3 * kDay, -kDay}, server_ext("IP:127.0.0.1,DNS:localhost")},
-      {&pki.client_certificate,
-       &pki.client_key,
-       "client",
-       now,
-       {{NID_basic_constraints, "critical,CA:FALSE"},
-        {NID_key_usage, "critical,digitalSignature"},
-        {NID_ext_key_usage, "clientAuth"},
-        {NID_authority_key_identifier, "keyid"}}},
+      {&pki.client_certificate, &pki.client_key, "client", now, client_ext},
+      {&pki.revoked_client_certificate, &pki.revoked_client_key, "revoked-client", now, client_ext},
   };
+  std::vector<Cert> clients;  // client, revoked-client: for the CRLs
   for (const Leaf& leaf : leaves) {
     Key key = NewKey();
     if (!key) return Internal("cannot make an EC key");
@@ -141,7 +172,15 @@ Result<TestPki> MakeTestPki(const fs::path& dir) {
     *leaf.key_file = dir / (leaf.name + ".key");
     RETURN_IF_ERROR(WriteCert(*leaf.cert_file, cert.get()));
     RETURN_IF_ERROR(WriteKey(*leaf.key_file, key.get()));
+    if (leaf.name.ends_with("client")) clients.push_back(std::move(cert));
   }
+  pki.crl = dir / "crl.pem";
+  pki.crl_revoking_client = dir / "crl-revoking-client.pem";
+  pki.expired_crl = dir / "expired-crl.pem";
+  RETURN_IF_ERROR(WriteCrl(pki.crl, ca.get(), ca_key.get(), {clients[1].get()}, 7 * kDay));
+  RETURN_IF_ERROR(WriteCrl(pki.crl_revoking_client, ca.get(), ca_key.get(),
+                           {clients[0].get(), clients[1].get()}, 7 * kDay));
+  RETURN_IF_ERROR(WriteCrl(pki.expired_crl, ca.get(), ca_key.get(), {clients[1].get()}, -kDay));
   Key other = NewKey();
   if (!other) return Internal("cannot make an EC key");
   pki.other_client_key = dir / "other-client.key";

@@ -20,7 +20,12 @@ struct TestPki {
   std::filesystem::path expired_server_key;
   std::filesystem::path client_certificate;  // for mutual TLS (CN conduit-test-client)
   std::filesystem::path client_key;
-  std::filesystem::path other_client_key;  // a key that matches no certificate here
+  std::filesystem::path revoked_client_certificate;  // a second client certificate, revoked by
+  std::filesystem::path revoked_client_key;          // `crl`
+  std::filesystem::path crl;  // the CA's CRL: the revoked client, next update in 7 days
+  std::filesystem::path crl_revoking_client;  // the same, also revoking client_certificate
+  std::filesystem::path expired_crl;          // like `crl`, but its next update was yesterday
+  std::filesystem::path other_client_key;     // a key that matches no certificate here
 };
 
 // Creates the CA, certificates and keys under `dir` (which must exist); key files mode 0600.

@@ -157,7 +157,7 @@ def make_test_pki(folder):
     for ca in ("ca", "other_ca"):
         run(["openssl", "req", "-x509", *ec, "-keyout", path[ca + "_key"], "-out", path[ca], "-days", "2",
              "-subj", f"/O=Conduit e2e/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign"])
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
     for serial, (leaf, usage, names) in enumerate((
             ("server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
             ("client", "clientAuth", ""),
@@ -174,6 +174,28 @@ def make_test_pki(folder):
     for key in ("ca_key", "other_ca_key", "server_key", "client_key", "node_key"):
         os.chmod(path[key], 0o600)
     return path
+
+
+def make_test_crl(pki, revoke=()):
+    """The CA's CRL (next update in 7 days) revoking the certificates named in `revoke` (keys of
+    make_test_pki's paths), made with `openssl ca`; its path."""
+    folder = os.path.join(os.path.dirname(pki["ca"]), "crl-" + "-".join(revoke or ("none",)))
+    os.makedirs(folder, exist_ok=True)
+    index = os.path.join(folder, "index.txt")
+    open(index, "w").close()
+    with open(os.path.join(folder, "crlnumber"), "w") as f:
+        f.write("01\n")
+    cnf = os.path.join(folder, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write(f"[ca]\ndefault_ca = test\n[test]\ndatabase = {index}\n"
+                f"crlnumber = {folder}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 7\n")
+    for name in revoke:
+        run(["openssl", "ca", "-config", cnf, "-keyfile", pki["ca_key"], "-cert", pki["ca"],
+             "-revoke", pki[name]])
+    crl = os.path.join(folder, "crl.pem")
+    run(["openssl", "ca", "-config", cnf, "-keyfile", pki["ca_key"], "-cert", pki["ca"], "-gencrl",
+         "-out", crl])
+    return crl
 
 
 def expected_durability(path):

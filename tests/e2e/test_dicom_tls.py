@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, run,  # noqa: E402
-                     make_test_pki, free_port, storescu, CONDUIT)
+                     make_test_pki, make_test_crl, free_port, storescu, CONDUIT)
 from test_dimse_tool import DimseToolNode, TOOL_AE  # noqa: E402
 
 
@@ -23,10 +23,13 @@ class DicomTlsTest(E2ETest):
             "DicomTlsPrivateKey": pki["server_key"], "DicomTlsTrustedCertificates": pki["ca"],
             "DicomTlsRemoteCertificateRequired": True}))
 
-    def gateway(self, pacs, pki, ca_for_pacs):
+    def gateway(self, pacs, pki, ca_for_pacs, crl=None):
+        listener = {"port": free_port(), "certificate_file": pki["server_cert"],
+                    "key_file": pki["server_key"], "ca_file": pki["ca"]}
+        if crl:
+            listener["crl_file"] = crl
         config = {
-            "dicom": {"tls": {"port": free_port(), "certificate_file": pki["server_cert"],
-                              "key_file": pki["server_key"], "ca_file": pki["ca"]}},
+            "dicom": {"tls": listener},
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
                               "port": pacs.dicom_port,
                               "tls": {"ca_file": ca_for_pacs, "client_certificate_file": pki["client_cert"],
@@ -46,7 +49,7 @@ class DicomTlsTest(E2ETest):
     def test_a_study_over_tls_in_and_its_results_over_tls_to_pacs(self):
         pki = make_test_pki(self.dir("pki"))
         pacs = self.tls_pacs(pki)
-        conduit = self.gateway(pacs, pki, pki["ca"])
+        conduit = self.gateway(pacs, pki, pki["ca"], crl=make_test_crl(pki, revoke=("node_cert",)))
         files = make_study(self.dir("study"), "CT", slices=6, rows=64, cols=64)
         study_uid = read_uids(files[0])[0]
 
@@ -80,6 +83,20 @@ class DicomTlsTest(E2ETest):
         for setting in ("dicom.tls.certificate_file", "dicom.tls.ca_file",
                         "destinations[pacs].tls.client_certificate_file", "destinations[pacs].tls.ca_file"):
             self.assertIn(f'conduit_tls_certificate_expiry_timestamp_seconds{{setting="{setting}"}}', metrics)
+        self.assertIn('conduit_tls_crl_next_update_timestamp_seconds{setting="dicom.tls.crl_file"}', metrics)
+        # A certificate the CA has revoked (the node's, also good for client authentication) is
+        # refused and counted (its log line and audit entry fall under the minute's throttle of
+        # this peer's earlier refusals).
+        def refused():
+            text = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
+            line = [x for x in text.splitlines()
+                    if x.startswith('conduit_instances_rejected_total{reason="PERMISSION_DENIED"}')]
+            return float(line[0].split()[-1]) if line else 0.0
+        before = refused()
+        revoked = self.storescu_tls(conduit, files, ["+tls", pki["node_key"], pki["node_cert"],
+                                                     "+cf", pki["ca"]])
+        self.assertNotEqual(revoked.returncode, 0, revoked.stdout + revoked.stderr)
+        self.assertEqual(refused(), before + 1)
         # `conduit echo` reaches the PACS over TLS too.
         echo = run([CONDUIT, "echo", "--config", conduit.config_path, "pacs"], check=False)
         self.assertEqual(echo.returncode, 0, echo.stdout + echo.stderr)
