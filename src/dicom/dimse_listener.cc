@@ -202,8 +202,9 @@ class Listener final : public DimseListener {
   // Starts a thread for an accepted connection, or closes it when too many are open.
   void Spawn(int socket, const std::string& peer);
   void RunConnection(std::stop_token stop, int socket, AssociationInfo info, Worker* self);
-  // The TLS handshake on a new connection, bounded by acse_timeout. Null (reported) if it fails.
-  DcmTransportConnection* Handshake(int socket, const AssociationInfo& info);
+  // The TLS handshake on `connection` (on `socket`), bounded by acse_timeout. False (reported)
+  // if it fails.
+  bool Handshake(DcmTransportConnection& connection, int socket, const AssociationInfo& info);
   // Reports a connection that ended without an A-ASSOCIATE-RQ (closed, timed out, not DICOM).
   void NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out);
   // Checks the calling AE title and the association limit; serves the association if both pass.
@@ -352,25 +353,20 @@ void Listener::ReapFinishedWorkers() {
   // Joined outside the lock: each thread has only its return left to do.
 }
 
-DcmTransportConnection* Listener::Handshake(int socket, const AssociationInfo& info) {
-  std::unique_ptr<DcmTransportConnection> connection(tls_layer_->createConnection(socket, OFTrue));
-  if (connection == nullptr) {
-    close(socket);
-    sink_.OnAssociationRejected(info, Internal("TLS association refused: no TLS connection"));
-    return nullptr;
-  }
+bool Listener::Handshake(DcmTransportConnection& connection, int socket,
+                         const AssociationInfo& info) {
   // DCMTK's handshake blocks; a peer that stalls in it is cut off after acse_timeout.
   timeval limit{acse_timeout_s_, 0};
   setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   const auto began = std::chrono::steady_clock::now();
-  const OFCondition cond = connection->serverSideHandshake();
+  const OFCondition cond = connection.serverSideHandshake();
   const bool timed_out =
       std::chrono::steady_clock::now() - began >= std::chrono::seconds(acse_timeout_s_) - 1s;
   timeval none{0, 0};
   setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-  if (cond.good()) return connection.release();
+  if (cond.good()) return true;
   // No or an untrusted certificate, plain DICOM on the TLS port, a stalled handshake: reported
   // like any refused association, so it is logged and audited (the sink throttles what a
   // scanner would cause).
@@ -379,25 +375,31 @@ DcmTransportConnection* Listener::Handshake(int socket, const AssociationInfo& i
     sink_.OnAssociationRejected(
         info, DeadlineExceeded("TLS association refused: handshake not finished within " +
                                std::to_string(acse_timeout_s_) + " s (dicom.acse_timeout)"));
-    return nullptr;
+  } else {
+    sink_.OnAssociationRejected(
+        info, PermissionDenied(std::string("TLS association refused: ") + cond.text() +
+                               (why.empty() ? "" : " (" + why + ")")));
   }
-  sink_.OnAssociationRejected(
-      info, PermissionDenied(std::string("TLS association refused: ") + cond.text() +
-                             (why.empty() ? "" : " (" + why + ")")));
-  return nullptr;  // the connection closes its socket
+  return false;
 }
 
 void Listener::RunConnection(std::stop_token stop, int socket, AssociationInfo info, Worker* self) {
   const int on = 1;
   setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  DcmTransportConnection* connection =
-      tls_ ? Handshake(socket, info) : new QuickAck<DcmTCPConnection>(socket);
+  // Owns the socket until DCMTK takes it; closed (below) only once Stop() cannot touch it.
+  std::unique_ptr<DcmTransportConnection> connection(
+      tls_ ? tls_layer_->createConnection(socket, OFTrue) : new QuickAck<DcmTCPConnection>(socket));
+  const bool made = connection != nullptr;
+  if (!made) {
+    sink_.OnAssociationRejected(info, Internal("TLS association refused: no TLS connection"));
+  }
   T_ASC_Network* network = nullptr;
   T_ASC_Association* assoc = nullptr;
-  if (connection != nullptr) {
+  if (connection != nullptr && (!tls_ || Handshake(*connection, socket, info))) {
     const auto began = std::chrono::steady_clock::now();
-    const OFCondition cond = ReceiveAssociation(connection, info.peer_host, acse_timeout_s_,
-                                                config_.max_pdu_bytes, tls_, &network, &assoc);
+    const OFCondition cond =
+        ReceiveAssociation(connection.release(), info.peer_host, acse_timeout_s_,
+                           config_.max_pdu_bytes, tls_, &network, &assoc);
     // DCMTK reports a peer that closed, or said nothing until the ARTIM timer ran out, as a
     // success without a request: an A-ASSOCIATE-RQ proposes at least one context.
     if (cond.good() && ASC_countPresentationContexts(assoc->params) > 0) {
@@ -413,6 +415,8 @@ void Listener::RunConnection(std::stop_token stop, int socket, AssociationInfo i
     std::lock_guard lock(mu_);
     self->socket = -1;  // from here on Stop() must not touch the descriptor
   }
+  connection.reset();        // closes the socket if DCMTK never took the connection
+  if (!made) close(socket);  // no connection object was ever made
   DropReceivedAssociation(&network, &assoc);
   std::lock_guard lock(mu_);
   self->finished = true;
