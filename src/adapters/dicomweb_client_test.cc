@@ -54,7 +54,7 @@ class DicomwebClientTlsTest : public ::testing::Test {
   DicomwebPeer Peer() const {
     DicomwebPeer peer;
     peer.url = "https://127.0.0.1:" + std::to_string(port_) + "/dicom-web";
-    peer.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
+    peer.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key, {}};
     peer.timeout = 10s;
     return peer;
   }
@@ -90,6 +90,20 @@ TEST_F(DicomwebClientTlsTest, APacsWhoseCertificateCannotBeTrustedIsUnavailableA
   EXPECT_NE(
       found.status().message().find("); priors_source.tls.ca_file must hold the CA that issued it"),
       std::string::npos)
+      << found.status().message();
+}
+
+TEST_F(DicomwebClientTlsTest, APacsWhoseCertificateIsRevokedIsRefusedAndTheMessageSaysSo) {
+  DicomwebPeer peer = Peer();
+  peer.tls.crl_file = pki_.crl;  // revokes another certificate only
+  auto found = Search(peer);
+  EXPECT_TRUE(found.ok()) << found.status().ToString();
+  peer.tls.crl_file = pki_.crl_revoking_server;
+  found = Search(peer);
+  ASSERT_FALSE(found.ok());
+  EXPECT_EQ(found.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(found.status().message().find("(certificate revoked); priors_source.tls.crl_file"),
+            std::string::npos)
       << found.status().message();
 }
 

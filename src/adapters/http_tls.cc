@@ -36,6 +36,11 @@ Result<std::unique_ptr<httplib::Client>> MakeHttpClient(const HttpUrl& url,
                                          setting + ".client_key_file"));
   }
   if (!tls.ca_file.empty()) client->set_ca_cert_path(tls.ca_file.string());
+  if (!tls.crl_file.empty()) {
+    // The CA file is loaded into the same store when the client connects.
+    RETURN_IF_ERROR(
+        LoadCrlFile(SSL_CTX_get_cert_store(ctx), tls.crl_file, setting + ".crl_file").status());
+  }
   client->enable_server_certificate_verification(true);
   return client;
 #endif
@@ -50,9 +55,15 @@ std::string DescribeTlsError(httplib::Error error, const httplib::Client& client
       const long result = client.get_openssl_verify_result();
       if (result != X509_V_OK) {
         ERR_clear_error();
+        const bool revocation =
+            result == X509_V_ERR_CERT_REVOKED || result == X509_V_ERR_CRL_HAS_EXPIRED ||
+            result == X509_V_ERR_UNABLE_TO_GET_CRL || result == X509_V_ERR_CRL_NOT_YET_VALID;
         return "the TLS certificate of " + peer + " was not accepted (" +
-               X509_verify_cert_error_string(result) + "); " + setting +
-               ".ca_file must hold the CA that issued it";
+               X509_verify_cert_error_string(result) + "); " +
+               (revocation ? setting +
+                                 ".crl_file holds the CA's revocation list: the certificate "
+                                 "is revoked, or the CRL is missing or out of date"
+                           : setting + ".ca_file must hold the CA that issued it");
       }
 #else
       (void)client;

@@ -15,11 +15,11 @@
 namespace conduit {
 
 // A client for `url`'s origin. For https the server's certificate must chain to tls.ca_file
-// (the system's CAs when empty), be valid now and name the URL's host; tls's client
-// certificate, if any, is presented. `setting` names the config section (e.g.
-// "dicomweb.tls") in messages. Errors: kFailedPrecondition if TLS settings are given for an
-// http URL, or this build has no TLS and the URL is https, or the client certificate or key
-// cannot be loaded.
+// (the system's CAs when empty), be valid now, name the URL's host and not be revoked by
+// tls.crl_file's CRLs (when set); tls's client certificate, if any, is presented. `setting` names
+// the config section (e.g. "dicomweb.tls") in messages. Errors: kFailedPrecondition if TLS settings
+// are given for an http URL, or this build has no TLS and the URL is https, or the client
+// certificate or key cannot be loaded.
 Result<std::unique_ptr<httplib::Client>> MakeHttpClient(const HttpUrl& url,
                                                         const TlsClientConfig& tls,
                                                         const std::string& setting);

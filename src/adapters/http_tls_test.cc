@@ -28,7 +28,7 @@ TEST_F(HttpTlsTest, TlsSettingsForAnHttpUrlAreRefused) {
   Result<HttpUrl> url = ParseHttpUrl("http://127.0.0.1:8042/dicom-web");
   ASSERT_TRUE(url.ok());
   EXPECT_TRUE(MakeHttpClient(*url, {}, "dicomweb.tls").ok());
-  auto client = MakeHttpClient(*url, {true, pki_.ca_certificate, {}, {}}, "dicomweb.tls");
+  auto client = MakeHttpClient(*url, {true, pki_.ca_certificate, {}, {}, {}}, "dicomweb.tls");
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(client.status().message().find("applies to an https url"), std::string::npos);
@@ -37,13 +37,13 @@ TEST_F(HttpTlsTest, TlsSettingsForAnHttpUrlAreRefused) {
 TEST_F(HttpTlsTest, AClientWithABadKeyIsNotMade) {
   Result<HttpUrl> url = ParseHttpUrl("https://127.0.0.1:8443/dicom-web");
   ASSERT_TRUE(url.ok());
-  auto client = MakeHttpClient(*url, {true, {}, pki_.client_certificate, pki_.other_client_key},
+  auto client = MakeHttpClient(*url, {true, {}, pki_.client_certificate, pki_.other_client_key, {}},
                                "dicomweb.tls");
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(MakeHttpClient(*url,
-                             {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key},
-                             "dicomweb.tls")
+  EXPECT_TRUE(MakeHttpClient(
+                  *url, {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key, {}},
+                  "dicomweb.tls")
                   .ok());
 }
 

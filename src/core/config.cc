@@ -98,12 +98,14 @@ Status ParseTlsClient(const Ctx& ctx, const YAML::Node& parent, const std::strin
   if (!yaml::Present(n)) return Status::Ok();
   const std::string path = parent_path + ".tls";
   if (!n.IsMap()) {
-    return ctx.Error(n, path, "expected ca_file, client_certificate_file, client_key_file");
+    return ctx.Error(n, path,
+                     "expected ca_file, client_certificate_file, client_key_file, crl_file");
   }
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path, {"ca_file", "client_certificate_file", "client_key_file"}));
-  std::string ca, certificate, key;
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"ca_file", "client_certificate_file", "client_key_file", "crl_file"}));
+  std::string ca, certificate, key, crl;
   RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "crl_file", crl));
   RETURN_IF_ERROR(GetString(ctx, n, path, "client_certificate_file", certificate));
   RETURN_IF_ERROR(GetString(ctx, n, path, "client_key_file", key));
   if (certificate.empty() != key.empty()) {
@@ -114,6 +116,7 @@ Status ParseTlsClient(const Ctx& ctx, const YAML::Node& parent, const std::strin
   out.ca_file = ca;
   out.client_certificate_file = certificate;
   out.client_key_file = key;
+  out.crl_file = crl;
   return Status::Ok();
 }
 
@@ -686,6 +689,7 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
     paths.push_back(&tls.ca_file);
     paths.push_back(&tls.client_certificate_file);
     paths.push_back(&tls.client_key_file);
+    paths.push_back(&tls.crl_file);
   };
   add_tls(config.priors_source.tls);
   for (DestinationConfig& destination : config.destinations) add_tls(destination.tls);

@@ -32,9 +32,11 @@ struct TlsClientConfig {
   std::filesystem::path ca_file;                  // CAs trusted instead of the system's
   std::filesystem::path client_certificate_file;  // presented for mutual TLS (with the key)
   std::filesystem::path client_key_file;          // its private key, unencrypted
+  std::filesystem::path crl_file;  // PEM CRLs: a peer certificate they revoke is refused
 
   bool empty() const {
-    return ca_file.empty() && client_certificate_file.empty() && client_key_file.empty();
+    return ca_file.empty() && client_certificate_file.empty() && client_key_file.empty() &&
+           crl_file.empty();
   }
 };
 

@@ -95,6 +95,21 @@ Status CheckCrlIssuers(const fs::path& ca_file, const fs::path& crl_file,
   return status;
 }
 
+// The CRLs of `crl_file` (if set) loaded into `ctx`, current, and from the CAs of `ca_file`.
+Status CheckCrlFile(SSL_CTX* ctx, const fs::path& ca_file, const fs::path& crl_file,
+                    const std::string& setting) {
+  if (crl_file.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(const int64_t next_update,
+                   LoadCrlFile(SSL_CTX_get_cert_store(ctx), crl_file, setting));
+  if (next_update != 0 && next_update <= std::time(nullptr)) {
+    return FailedPrecondition(setting + " " + crl_file.string() +
+                              ": past its next update, so every certificate it covers would be "
+                              "refused (CRL has expired); put the CA's current CRL there");
+  }
+  if (!ca_file.empty()) RETURN_IF_ERROR(CheckCrlIssuers(ca_file, crl_file, setting));
+  return Status::Ok();
+}
+
 Result<SslContext> NewContext(const SSL_METHOD* method, const std::string& setting) {
   ERR_clear_error();
   SslContext ctx(SSL_CTX_new(method), &SSL_CTX_free);
@@ -180,6 +195,7 @@ Status CheckTlsClientFiles(const TlsClientConfig& tls, const std::string& settin
   if (tls.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(SslContext ctx, NewContext(TLS_client_method(), setting));
   RETURN_IF_ERROR(LoadCaFile(ctx.get(), tls.ca_file, setting + ".ca_file"));
+  RETURN_IF_ERROR(CheckCrlFile(ctx.get(), tls.ca_file, tls.crl_file, setting + ".crl_file"));
   if (tls.client_certificate_file.empty()) return Status::Ok();
   RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), tls.client_certificate_file, tls.client_key_file,
                                        setting + ".client_certificate_file",
@@ -196,18 +212,7 @@ Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::strin
   RETURN_IF_ERROR(UseCertificateAndKey(ctx.get(), tls.certificate_file, tls.key_file,
                                        setting + ".certificate_file", setting + ".key_file"));
   WarnIfOpenToOthers(tls.key_file, setting + ".key_file");
-  if (!tls.crl_file.empty()) {
-    ASSIGN_OR_RETURN(const int64_t next_update, LoadCrlFile(SSL_CTX_get_cert_store(ctx.get()),
-                                                            tls.crl_file, setting + ".crl_file"));
-    if (next_update != 0 && next_update <= std::time(nullptr)) {
-      return FailedPrecondition(setting + ".crl_file " + tls.crl_file.string() +
-                                ": past its next update, so every client certificate would be "
-                                "refused (CRL has expired); put the CA's current CRL there");
-    }
-    if (!tls.ca_file.empty()) {
-      RETURN_IF_ERROR(CheckCrlIssuers(tls.ca_file, tls.crl_file, setting + ".crl_file"));
-    }
-  }
+  RETURN_IF_ERROR(CheckCrlFile(ctx.get(), tls.ca_file, tls.crl_file, setting + ".crl_file"));
   return CheckCertificateDates(ctx.get(),
                                setting + ".certificate_file " + tls.certificate_file.string());
 }
@@ -276,6 +281,24 @@ void AddEnds(std::vector<CertificateEnd>& out, const std::string& prefix,
   }
 }
 
+// Calls `visit` with the metric label prefix and settings of every TLS client of `config`.
+template <typename F>
+void ForEachTlsClient(const Config& config, F visit) {
+  for (const DestinationConfig& destination : config.destinations) {
+    visit("destinations[" + destination.name + "].tls", destination.tls);
+  }
+  for (const ToolConfig& tool : config.tools) {
+    if (tool.kind == ToolKind::kDicomweb) {
+      visit("tools[" + tool.name + "].dicomweb.tls", tool.tls);
+    } else if (tool.kind == ToolKind::kDimse) {
+      visit("tools[" + tool.name + "].tls", tool.tls);
+    }
+  }
+  if (config.priors_source.kind != PriorsSourceKind::kNone) {
+    visit(std::string("priors_source.tls"), config.priors_source.tls);
+  }
+}
+
 }  // namespace
 
 std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
@@ -296,31 +319,25 @@ std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
       out.push_back({"http.tls.certificate_file", config.http.tls_certificate_file, *end});
     }
   }
-  for (const DestinationConfig& destination : config.destinations) {
-    AddEnds(out, "destinations[" + destination.name + "].tls", destination.tls);
-  }
-  for (const ToolConfig& tool : config.tools) {
-    if (tool.kind == ToolKind::kDicomweb) {
-      AddEnds(out, "tools[" + tool.name + "].dicomweb.tls", tool.tls);
-    } else if (tool.kind == ToolKind::kDimse) {
-      AddEnds(out, "tools[" + tool.name + "].tls", tool.tls);
-    }
-  }
-  if (config.priors_source.kind != PriorsSourceKind::kNone) {
-    AddEnds(out, "priors_source.tls", config.priors_source.tls);
-  }
+  ForEachTlsClient(config, [&out](const std::string& prefix, const TlsClientConfig& tls) {
+    AddEnds(out, prefix, tls);
+  });
   return out;
 }
 
 std::vector<CertificateEnd> ConfiguredCrlNextUpdates(const Config& config) {
   std::vector<CertificateEnd> out;
-  const DicomTlsListenerConfig& listener = config.dicom.tls;
-  if (listener.port == 0 || listener.crl_file.empty()) return out;
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), &X509_STORE_free);
-  Result<int64_t> next_update = LoadCrlFile(store.get(), listener.crl_file, "dicom.tls.crl_file");
-  if (next_update.ok() && *next_update != 0) {
-    out.push_back({"dicom.tls.crl_file", listener.crl_file, *next_update});
-  }
+  auto add = [&out](const std::string& setting, const fs::path& crl_file) {
+    if (crl_file.empty()) return;
+    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
+                                                                  &X509_STORE_free);
+    Result<int64_t> next_update = LoadCrlFile(store.get(), crl_file, setting);
+    if (next_update.ok() && *next_update != 0) out.push_back({setting, crl_file, *next_update});
+  };
+  if (config.dicom.tls.port != 0) add("dicom.tls.crl_file", config.dicom.tls.crl_file);
+  ForEachTlsClient(config, [&add](const std::string& prefix, const TlsClientConfig& tls) {
+    if (tls.enabled) add(prefix + ".crl_file", tls.crl_file);
+  });
   return out;
 }
 

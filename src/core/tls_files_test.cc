@@ -42,13 +42,13 @@ class TlsFilesTest : public ::testing::Test {
 
 TEST_F(TlsFilesTest, NoSettingsAndGoodFilesPass) {
   EXPECT_TRUE(Check({}).ok());
-  EXPECT_TRUE(Check({true, pki_.ca_certificate, {}, {}}).ok());
-  Status st = Check({true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key});
+  EXPECT_TRUE(Check({true, pki_.ca_certificate, {}, {}, {}}).ok());
+  Status st = Check({true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key, {}});
   EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
 TEST_F(TlsFilesTest, AMissingOrEmptyCaFileIsNamed) {
-  Status st = Check({true, tmp_.path() / "nowhere.pem", {}, {}});
+  Status st = Check({true, tmp_.path() / "nowhere.pem", {}, {}, {}});
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(
       st.message().find("tools[0].dicomweb.tls.ca_file " + (tmp_.path() / "nowhere.pem").string() +
@@ -56,12 +56,12 @@ TEST_F(TlsFilesTest, AMissingOrEmptyCaFileIsNamed) {
       std::string::npos)
       << st.message();
   std::ofstream(tmp_.path() / "empty.pem") << "not a certificate\n";
-  st = Check({true, tmp_.path() / "empty.pem", {}, {}});
+  st = Check({true, tmp_.path() / "empty.pem", {}, {}, {}});
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
 }
 
 TEST_F(TlsFilesTest, AKeyThatIsNotTheCertificatesIsRefused) {
-  Status st = Check({true, {}, pki_.client_certificate, pki_.other_client_key});
+  Status st = Check({true, {}, pki_.client_certificate, pki_.other_client_key, {}});
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(
       st.message().find("tools[0].dicomweb.tls.client_key_file " + pki_.other_client_key.string() +
@@ -71,7 +71,7 @@ TEST_F(TlsFilesTest, AKeyThatIsNotTheCertificatesIsRefused) {
 }
 
 TEST_F(TlsFilesTest, AKeyFileGivenAsTheCertificateIsRefused) {
-  Status st = Check({true, {}, pki_.client_key, pki_.client_key});
+  Status st = Check({true, {}, pki_.client_key, pki_.client_key, {}});
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("client_certificate_file " + pki_.client_key.string() +
                               ": no usable PEM certificate"),
@@ -80,7 +80,7 @@ TEST_F(TlsFilesTest, AKeyFileGivenAsTheCertificateIsRefused) {
 }
 
 TEST_F(TlsFilesTest, AnExpiredClientCertificateStopsTheStart) {
-  Status st = Check({true, {}, pki_.expired_server_certificate, pki_.expired_server_key});
+  Status st = Check({true, {}, pki_.expired_server_certificate, pki_.expired_server_key, {}});
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(st.message().find("has expired; renew it"), std::string::npos) << st.message();
 }
@@ -90,9 +90,9 @@ TEST_F(TlsFilesTest, ErrorsNeverQuoteTheKey) {
   const std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string body = key.substr(key.find('\n') + 1, 40);
   for (const TlsClientConfig& tls :
-       {TlsClientConfig{true, pki_.client_key, {}, {}},
-        TlsClientConfig{true, {}, pki_.client_certificate, pki_.other_client_key},
-        TlsClientConfig{true, {}, pki_.client_key, pki_.client_key}}) {
+       {TlsClientConfig{true, pki_.client_key, {}, {}, {}},
+        TlsClientConfig{true, {}, pki_.client_certificate, pki_.other_client_key, {}},
+        TlsClientConfig{true, {}, pki_.client_key, pki_.client_key, {}}}) {
     Status st = Check(tls);
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.message().find(body), std::string::npos) << st.message();
@@ -142,21 +142,37 @@ TEST_F(TlsFilesTest, TheListenersCrlFileMustHoldCurrentCrls) {
         << st.message();
   }
 
+  // The peers Conduit connects to may have CRLs too: checked alike, and each is a metric.
   Config config;
   config.dicom.tls = tls;
   config.dicom.tls.crl_file = pki_.crl;
-  const std::vector<CertificateEnd> updates = ConfiguredCrlNextUpdates(config);
-  ASSERT_EQ(updates.size(), 1u);
-  EXPECT_EQ(updates[0].setting, "dicom.tls.crl_file");
-  EXPECT_NEAR(static_cast<double>(updates[0].not_after_unix - std::time(nullptr)), 7.0 * 86400,
-              120.0);
+  DestinationConfig pacs;
+  pacs.name = "pacs";
+  pacs.tls = {true, pki_.ca_certificate, {}, {}, pki_.expired_crl};
+  config.destinations.push_back(pacs);
+  st = CheckConfiguredTls(config);
+  EXPECT_NE(st.message().find("destination 'pacs': tls.crl_file " + pki_.expired_crl.string() +
+                              ": past its next update"),
+            std::string::npos)
+      << st.message();
+  config.destinations[0].tls.crl_file = pki_.crl_revoking_server;
+  EXPECT_TRUE(CheckConfiguredTls(config).ok());
+  std::map<std::string, int64_t> updates;
+  for (const CertificateEnd& update : ConfiguredCrlNextUpdates(config)) {
+    updates[update.setting] = update.not_after_unix;
+  }
+  ASSERT_EQ(updates.size(), 2u);
+  for (const char* setting : {"dicom.tls.crl_file", "destinations[pacs].tls.crl_file"}) {
+    EXPECT_NEAR(static_cast<double>(updates[setting] - std::time(nullptr)), 7.0 * 86400, 120.0)
+        << setting;
+  }
 }
 
 TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
   Config config;
   DestinationConfig pacs;
   pacs.name = "pacs";
-  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.other_client_key};
+  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.other_client_key, {}};
   config.destinations.push_back(pacs);
   Status st = CheckConfiguredTls(config);
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
@@ -166,7 +182,7 @@ TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
   ToolConfig tool;
   tool.name = "node";
   tool.kind = ToolKind::kDimse;
-  tool.tls = {true, tmp_.path() / "missing-ca.pem", {}, {}};
+  tool.tls = {true, tmp_.path() / "missing-ca.pem", {}, {}, {}};
   config.tools.push_back(tool);
   st = CheckConfiguredTls(config);
   EXPECT_NE(st.message().find("tool 'node': tls.ca_file"), std::string::npos) << st.message();
@@ -189,11 +205,11 @@ TEST_F(TlsFilesTest, CertificateEndsAreReadForEveryConfiguredCertificate) {
   config.dicom.tls.key_file = pki_.expired_server_key;
   DestinationConfig pacs;
   pacs.name = "pacs";
-  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
+  pacs.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key, {}};
   config.destinations.push_back(pacs);
   DestinationConfig missing;
   missing.name = "gone";
-  missing.tls = {true, tmp_.path() / "no-such-ca.pem", {}, {}};
+  missing.tls = {true, tmp_.path() / "no-such-ca.pem", {}, {}, {}};
   config.destinations.push_back(missing);
   DestinationConfig plain;
   plain.name = "plain";

@@ -164,6 +164,10 @@ Status UseClientTls(T_ASC_Network* network, const TlsClientConfig& tls, const st
     RETURN_IF_ERROR(UseCertificateAndKey(ctx, tls.client_certificate_file, tls.client_key_file,
                                          "tls.client_certificate_file", "tls.client_key_file"));
   }
+  if (!tls.crl_file.empty()) {
+    RETURN_IF_ERROR(
+        LoadCrlFile(SSL_CTX_get_cert_store(ctx), tls.crl_file, "tls.crl_file").status());
+  }
   layer->setCertificateVerification(DCV_requireCertificate);
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), RecordVerifyError);
   // The layer serves one association to one host (Association opens a network per peer).

@@ -14,8 +14,9 @@
 namespace conduit {
 
 // Makes every association `network` (a requestor) opens speak TLS to `host`: the peer's
-// certificate must chain to tls.ca_file (the system's CAs when empty), be within its dates and
-// name `host` (DNS name or IP address); tls's client certificate, if any, is presented.
+// certificate must chain to tls.ca_file (the system's CAs when empty), be within its dates, name
+// `host` (DNS name or IP address) and not be revoked by tls.crl_file's CRLs (when set); tls's
+// client certificate, if any, is presented.
 // Errors: kFailedPrecondition if a file cannot be loaded (named), kInternal for DCMTK set-up.
 Status UseClientTls(T_ASC_Network* network, const TlsClientConfig& tls, const std::string& host);
 

@@ -53,7 +53,7 @@ class DicomTlsTest : public ::testing::Test {
 
   DicomPeer TlsPeer(int port, const std::string& called = "PEER") const {
     DicomPeer peer{AeTitle("CONDUIT"), AeTitle(called), "127.0.0.1", port, 20s, {}};
-    peer.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key};
+    peer.tls = {true, pki_.ca_certificate, pki_.client_certificate, pki_.client_key, {}};
     return peer;
   }
 
@@ -122,6 +122,21 @@ TEST_F(DicomTlsTest, APeerWhoseCertificateNamesAnotherHostGetsNothing) {
   EXPECT_NE(sent.status().message().find("IP address mismatch"), std::string::npos)
       << sent.status().message();
   EXPECT_EQ(StoredByStorescp(), 0u);
+}
+
+TEST_F(DicomTlsTest, APeerWhoseCertificateIsRevokedGetsNothing) {
+  const int port = StartTlsStorescp(pki_.server_certificate, pki_.server_key);
+  DicomPeer peer = TlsPeer(port);
+  peer.tls.crl_file = pki_.crl;  // revokes another certificate only
+  Result<std::vector<Status>> sent = StoreFiles(peer, files_);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_EQ(StoredByStorescp(), 2u);
+  peer.tls.crl_file = pki_.crl_revoking_server;
+  sent = StoreFiles(peer, files_);
+  ASSERT_FALSE(sent.ok());
+  EXPECT_EQ(sent.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(sent.status().message().find("certificate revoked"), std::string::npos)
+      << sent.status().message();
 }
 
 TEST_F(DicomTlsTest, WithoutAClientCertificateStorescpRefuses) {

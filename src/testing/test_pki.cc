@@ -160,7 +160,7 @@ Result<TestPki> MakeTestPki(const fs::path& dir) {
       {&pki.client_certificate, &pki.client_key, "client", now, client_ext},
       {&pki.revoked_client_certificate, &pki.revoked_client_key, "revoked-client", now, client_ext},
   };
-  std::vector<Cert> clients;  // client, revoked-client: for the CRLs
+  std::vector<Cert> issued;  // server, ..., client, revoked-client: for the CRLs
   for (const Leaf& leaf : leaves) {
     Key key = NewKey();
     if (!key) return Internal("cannot make an EC key");
@@ -172,15 +172,20 @@ Result<TestPki> MakeTestPki(const fs::path& dir) {
     *leaf.key_file = dir / (leaf.name + ".key");
     RETURN_IF_ERROR(WriteCert(*leaf.cert_file, cert.get()));
     RETURN_IF_ERROR(WriteKey(*leaf.key_file, key.get()));
-    if (leaf.name.ends_with("client")) clients.push_back(std::move(cert));
+    issued.push_back(std::move(cert));
   }
   pki.crl = dir / "crl.pem";
   pki.crl_revoking_client = dir / "crl-revoking-client.pem";
   pki.expired_crl = dir / "expired-crl.pem";
-  RETURN_IF_ERROR(WriteCrl(pki.crl, ca.get(), ca_key.get(), {clients[1].get()}, 7 * kDay));
+  X509* server = issued[0].get();  // the order of `leaves`
+  X509* client = issued[3].get();
+  X509* revoked_client = issued[4].get();
+  pki.crl_revoking_server = dir / "crl-revoking-server.pem";
+  RETURN_IF_ERROR(WriteCrl(pki.crl, ca.get(), ca_key.get(), {revoked_client}, 7 * kDay));
   RETURN_IF_ERROR(WriteCrl(pki.crl_revoking_client, ca.get(), ca_key.get(),
-                           {clients[0].get(), clients[1].get()}, 7 * kDay));
-  RETURN_IF_ERROR(WriteCrl(pki.expired_crl, ca.get(), ca_key.get(), {clients[1].get()}, -kDay));
+                           {client, revoked_client}, 7 * kDay));
+  RETURN_IF_ERROR(WriteCrl(pki.expired_crl, ca.get(), ca_key.get(), {revoked_client}, -kDay));
+  RETURN_IF_ERROR(WriteCrl(pki.crl_revoking_server, ca.get(), ca_key.get(), {server}, 7 * kDay));
   Key other = NewKey();
   if (!other) return Internal("cannot make an EC key");
   pki.other_client_key = dir / "other-client.key";

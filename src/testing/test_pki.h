@@ -25,6 +25,7 @@ struct TestPki {
   std::filesystem::path crl;  // the CA's CRL: the revoked client, next update in 7 days
   std::filesystem::path crl_revoking_client;  // the same, also revoking client_certificate
   std::filesystem::path expired_crl;          // like `crl`, but its next update was yesterday
+  std::filesystem::path crl_revoking_server;  // revoking server_certificate
   std::filesystem::path other_client_key;     // a key that matches no certificate here
 };
 
