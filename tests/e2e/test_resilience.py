@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+import socket
 import random
 import shutil
 import subprocess
@@ -292,6 +293,37 @@ class ResilienceTest(E2ETest):
         storescu(conduit.dicom_port, [truncated], check=False)
         storescu(conduit.dicom_port, good[1:])
         self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 3)
+
+    def test_peers_that_connect_and_say_nothing_hold_up_no_sender_and_are_audited(self):
+        """A stuck modality, a half-open connection through a firewall, a health check that
+        holds its connection: each waits on its own, and is cut off after dicom.acse_timeout."""
+        pacs = self.started(Orthanc(self.tmp))
+        config = self.config(pacs.dicom_port)
+        config["dicom"] = {"acse_timeout": "12s"}
+        conduit = self.started(Conduit(self.tmp, config))
+        silent = [socket.create_connection(("127.0.0.1", conduit.dicom_port), timeout=60)
+                  for _ in range(3)]
+        try:
+            study = make_study(self.dir("study"), "CT", slices=3, rows=64, cols=64)
+            # Served while the three wait: storescu gives up after 5 s without an answer to its
+            # association request, well before the first silent peer's 12 s are up.
+            run(["storescu", "-ta", "5", "-aet", "MODALITY", "-aec", "CONDUIT", "127.0.0.1",
+                 str(conduit.dicom_port), *study])
+            self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 3)
+            for peer in silent:
+                self.assertEqual(peer.recv(1), b"", "closed by Conduit after the ACSE timeout")
+        finally:
+            for peer in silent:
+                peer.close()
+        # One audit entry for the peer (the throttle counts the rest), naming the reason; DCMTK
+        # may close the connection just before the entry is written.
+        def rejects():
+            return [e for e in conduit.api("/api/audit?limit=200")["events"] if e["action"] == "reject"]
+        wait_until("the refusal in the audit", rejects, timeout=20)
+        rejects = rejects()
+        self.assertEqual(len(rejects), 1, rejects)
+        self.assertIn("no A-ASSOCIATE-RQ within 12 s", rejects[0]["detail"]["reason"])
+        self.assertEqual(rejects[0]["detail"]["peer"], "127.0.0.1")
 
 
 if __name__ == "__main__":
