@@ -84,7 +84,7 @@ Status CheckCrlIssuers(const fs::path& ca_file, const fs::path& crl_file,
                (X509_get_key_usage(const_cast<X509*>(issuer)) & KU_CRL_SIGN) == 0) {
       status = FailedPrecondition(where +
                                   "its CA's key usage lacks cRLSign, so OpenSSL would "
-                                  "refuse every client certificate; the CA must be "
+                                  "refuse every certificate the CRL covers; the CA must be "
                                   "reissued with cRLSign");
     }
     X509_CRL_free(crl);
