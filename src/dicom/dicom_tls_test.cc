@@ -213,6 +213,24 @@ TEST_F(DicomTlsTest, AHandshakeThatStallsIsCutOffAfterTheAcseTimeoutAndReported)
       << sink.rejected()[0].message();
 }
 
+TEST_F(DicomTlsTest, AHandshakeThatDripsIsCutOffAfterTheAcseTimeoutToo) {
+  CommittingSink sink(dir_.path() / "sink");
+  auto listener = StartTlsListener(sink, /*acse_timeout=*/2s);
+  // A record header announcing a 512-byte ClientHello, then a byte every 200 ms: no read
+  // waits long, so only a deadline on the whole handshake ends it (else after about 100 s).
+  testing::SilentPeer dripping(listener->port(), std::string("\x16\x03\x01\x02\x00", 5));
+  ASSERT_TRUE(dripping.connected());
+  dripping.Drip(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(dripping.ClosedByPeer(60s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  ASSERT_TRUE(testing::Eventually([&] { return !sink.rejected().empty(); }));
+  EXPECT_EQ(sink.rejected()[0].code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(sink.rejected()[0].message().find("handshake not finished within 2 s"),
+            std::string::npos)
+      << sink.rejected()[0].message();
+}
+
 TEST_F(DicomTlsTest, ARevokedClientCertificateIsRefusedAndANewCrlNeedsNoRestart) {
   const fs::path crl = dir_.path() / "listener-crl.pem";
   fs::copy_file(pki_.crl, crl);

@@ -196,15 +196,27 @@ class Listener final : public DimseListener {
     std::jthread thread;
     int socket = -1;  // guarded by mu_; -1 once the connection is closing
     bool finished = false;
+    // Guarded by mu_. Until the association is admitted, the TLS handshake and the
+    // A-ASSOCIATE-RQ must be done by this time; max() once admitted.
+    std::chrono::steady_clock::time_point negotiate_until =
+        std::chrono::steady_clock::time_point::max();
+    bool cut_off = false;  // guarded by mu_: shut down by CutOffSlowNegotiations
   };
 
   void AcceptLoop(std::stop_token stop);
+  // Shuts down every connection still negotiating past its deadline (its thread then reports
+  // it): a peer that sends a byte now and then is bounded like one that sends nothing.
+  void CutOffSlowNegotiations();
+  // Ends the negotiation phase of `self`: false if it was already cut off.
+  bool FinishNegotiation(Worker* self);
+  bool WasCutOff(Worker* self);
   // Starts a thread for an accepted connection, or closes it when too many are open.
   void Spawn(int socket, const std::string& peer);
   void RunConnection(std::stop_token stop, int socket, AssociationInfo info, Worker* self);
   // The TLS handshake on `connection` (on `socket`), bounded by acse_timeout. False (reported)
   // if it fails.
-  bool Handshake(DcmTransportConnection& connection, int socket, const AssociationInfo& info);
+  bool Handshake(DcmTransportConnection& connection, int socket, const AssociationInfo& info,
+                 Worker* self);
   // Reports a connection that ended without an A-ASSOCIATE-RQ (closed, timed out, not DICOM).
   void NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out);
   // Checks the calling AE title and the association limit; serves the association if both pass.
@@ -291,6 +303,7 @@ void Listener::Stop() {
 void Listener::AcceptLoop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     ReapFinishedWorkers();
+    CutOffSlowNegotiations();
     pollfd ready{listen_fd_, POLLIN, 0};
     if (poll(&ready, 1, kPollSeconds * 1000) <= 0) continue;
     sockaddr_in from{};
@@ -325,6 +338,8 @@ void Listener::Spawn(int socket, const std::string& peer) {
     if (workers_.size() < max_connections_) {
       Worker& worker = workers_.emplace_back();
       worker.socket = socket;
+      worker.negotiate_until =
+          std::chrono::steady_clock::now() + std::chrono::seconds(acse_timeout_s_);
       // The thread takes mu_ before touching `worker`, so it waits for this assignment.
       worker.thread = std::jthread([this, socket, info, self = &worker](std::stop_token stop) {
         RunConnection(stop, socket, info, self);
@@ -353,16 +368,40 @@ void Listener::ReapFinishedWorkers() {
   // Joined outside the lock: each thread has only its return left to do.
 }
 
+void Listener::CutOffSlowNegotiations() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  for (Worker& worker : workers_) {
+    if (worker.socket >= 0 && !worker.cut_off && now >= worker.negotiate_until) {
+      worker.cut_off = true;
+      // Wakes the thread from its read; it reports the timeout and closes the connection.
+      shutdown(worker.socket, SHUT_RDWR);
+    }
+  }
+}
+
+bool Listener::FinishNegotiation(Worker* self) {
+  std::lock_guard lock(mu_);
+  self->negotiate_until = std::chrono::steady_clock::time_point::max();
+  return !self->cut_off;
+}
+
+bool Listener::WasCutOff(Worker* self) {
+  std::lock_guard lock(mu_);
+  return self->cut_off;
+}
+
 bool Listener::Handshake(DcmTransportConnection& connection, int socket,
-                         const AssociationInfo& info) {
-  // DCMTK's handshake blocks; a peer that stalls in it is cut off after acse_timeout.
+                         const AssociationInfo& info, Worker* self) {
+  // DCMTK's handshake blocks. The accept thread shuts the socket down once the negotiation
+  // deadline has passed (CutOffSlowNegotiations); the per-read timeouts only back that up.
   timeval limit{acse_timeout_s_, 0};
   setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   const auto began = std::chrono::steady_clock::now();
   const OFCondition cond = connection.serverSideHandshake();
-  const bool timed_out =
-      std::chrono::steady_clock::now() - began >= std::chrono::seconds(acse_timeout_s_) - 1s;
+  const bool timed_out = WasCutOff(self) || std::chrono::steady_clock::now() - began >=
+                                                std::chrono::seconds(acse_timeout_s_) - 1s;
   timeval none{0, 0};
   setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
@@ -395,18 +434,19 @@ void Listener::RunConnection(std::stop_token stop, int socket, AssociationInfo i
   }
   T_ASC_Network* network = nullptr;
   T_ASC_Association* assoc = nullptr;
-  if (connection != nullptr && (!tls_ || Handshake(*connection, socket, info))) {
+  if (connection != nullptr && (!tls_ || Handshake(*connection, socket, info, self))) {
     const auto began = std::chrono::steady_clock::now();
     const OFCondition cond =
         ReceiveAssociation(connection.release(), info.peer_host, acse_timeout_s_,
                            config_.max_pdu_bytes, tls_, &network, &assoc);
     // DCMTK reports a peer that closed, or said nothing until the ARTIM timer ran out, as a
     // success without a request: an A-ASSOCIATE-RQ proposes at least one context.
-    if (cond.good() && ASC_countPresentationContexts(assoc->params) > 0) {
+    if (cond.good() && ASC_countPresentationContexts(assoc->params) > 0 &&
+        FinishNegotiation(self)) {
       Admit(stop, assoc, info);
     } else if (!stop.stop_requested()) {
       const bool timed_out =
-          cond == DUL_READTIMEOUT ||
+          WasCutOff(self) || cond == DUL_READTIMEOUT ||
           std::chrono::steady_clock::now() - began >= std::chrono::seconds(acse_timeout_s_) - 1s;
       NoAssociation(info, cond, timed_out);
     }

@@ -502,6 +502,31 @@ TEST_F(DimseListenerTest, APeerThatNeverAssociatesIsCutOffAfterTheAcseTimeout) {
   }
 }
 
+TEST_F(DimseListenerTest, APeerThatDripsItsRequestIsCutOffAfterTheAcseTimeoutToo) {
+  DicomConfig config;
+  config.acse_timeout = 2s;
+  StartListener(config);
+  // Announces a 1000-byte A-ASSOCIATE-RQ and sends it a byte every 200 ms: each read gets
+  // data well within acse_timeout, so only a deadline on the whole request ends it (else after
+  // about 200 s).
+  testing::SilentPeer dripping(listener_->port(), AssociateRqHeader(1000));
+  ASSERT_TRUE(dripping.connected());
+  dripping.Drip(200ms);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(dripping.ClosedByPeer(60s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  ASSERT_TRUE(Eventually([&] { return !sink_.rejected().empty(); }));
+  ASSERT_EQ(sink_.rejected().size(), 1u);
+  EXPECT_EQ(sink_.rejected()[0].code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(sink_.rejected()[0].message().find("no A-ASSOCIATE-RQ within 2 s"), std::string::npos)
+      << sink_.rejected()[0].message();
+
+  // The listener still serves a peer that associates at once.
+  TestScu scu;
+  ASSERT_TRUE(scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good());
+  EXPECT_EQ(scu.Echo(), 0x0000);
+}
+
 TEST_F(DimseListenerTest, APeerThatSpeaksSomethingElseIsReportedAndAPortProbeIsNot) {
   StartListener();
   ASSERT_TRUE(testing::WaitForPort(listener_->port()));  // connects and closes: a probe

@@ -264,7 +264,19 @@ SilentPeer::SilentPeer(int port, const std::string& bytes) {
 }
 
 SilentPeer::~SilentPeer() {
+  dripper_ = {};  // stops and joins the dripping thread before the descriptor goes
   if (fd_ >= 0) close(fd_);
+}
+
+void SilentPeer::Drip(std::chrono::milliseconds interval) {
+  if (fd_ < 0) return;
+  dripper_ = std::jthread([fd = fd_, interval](std::stop_token stop) {
+    const char byte = 0;
+    while (!stop.stop_requested()) {
+      std::this_thread::sleep_for(interval);
+      if (send(fd, &byte, 1, MSG_NOSIGNAL) != 1) return;
+    }
+  });
 }
 
 bool SilentPeer::ClosedByPeer(std::chrono::seconds timeout) const {

@@ -92,12 +92,15 @@ class Process {
 bool WaitForPort(int port, std::chrono::seconds timeout = std::chrono::seconds(20));
 
 // A TCP connection to 127.0.0.1:port that sends `bytes` (maybe none) and then nothing more:
-// a peer that stalls before or inside its A-ASSOCIATE-RQ or TLS handshake. Closed on
-// destruction.
+// a peer that stalls before or inside its A-ASSOCIATE-RQ or TLS handshake. Drip() makes it a
+// slow peer instead. Closed on destruction.
 class SilentPeer {
  public:
   explicit SilentPeer(int port, const std::string& bytes = "");
   ~SilentPeer();
+  // From now on sends one zero byte every `interval`, on a thread of its own, until the
+  // connection fails or the peer is destroyed.
+  void Drip(std::chrono::milliseconds interval);
   SilentPeer(const SilentPeer&) = delete;
   SilentPeer& operator=(const SilentPeer&) = delete;
   bool connected() const { return fd_ >= 0; }
@@ -107,6 +110,7 @@ class SilentPeer {
 
  private:
   int fd_ = -1;
+  std::jthread dripper_;
 };
 
 // Polls `done` until true or `timeout`.
