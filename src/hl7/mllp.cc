@@ -245,7 +245,8 @@ void MllpListener::AcceptLoop(std::stop_token stop) {
       continue;
     }
     const std::string peer = PeerName(address);
-    if (active_.load() >= std::max(1, options_.max_connections)) {
+    std::lock_guard lock(mu_);
+    if (!MakeRoomLocked(peer)) {
       spdlog::warn("mllp listener: connection from {} refused: {} connections already open", peer,
                    options_.max_connections);
       close(fd);
@@ -253,14 +254,47 @@ void MllpListener::AcceptLoop(std::stop_token stop) {
     }
     DisableNagle(fd);
     ++active_;
-    std::lock_guard lock(mu_);
     Connection& connection = connections_.emplace_back();
     connection.socket = fd;
+    connection.peer = peer;
+    connection.last_activity = SteadyClock::now();
     // The thread takes mu_ before touching `connection`, so it waits for this assignment.
     connection.thread = std::jthread(
         [this, fd, peer, self = &connection](std::stop_token s) { Serve(s, fd, peer, self); });
     pthread_setname_np(connection.thread.native_handle(), "mllp-conn");
   }
+}
+
+bool MllpListener::MakeRoomLocked(const std::string& peer) {
+  const auto now = SteadyClock::now();
+  int open = 0;
+  Connection* idlest = nullptr;
+  for (Connection& connection : connections_) {
+    if (connection.finished || connection.evicted) continue;
+    ++open;
+    if (connection.socket < 0 || connection.answering) continue;
+    if (now - connection.last_activity < options_.evict_idle_after) continue;
+    if (idlest == nullptr || connection.last_activity < idlest->last_activity) {
+      idlest = &connection;
+    }
+  }
+  if (open < std::max(1, options_.max_connections)) return true;
+  if (idlest == nullptr) return false;
+  idlest->evicted = true;
+  // Wakes its thread, which closes the connection and logs why.
+  shutdown(idlest->socket, SHUT_RDWR);
+  spdlog::warn(
+      "mllp listener: {} connections open: closing the one from {}, idle for {:.1f} s, to serve "
+      "a new one from {}",
+      options_.max_connections, idlest->peer,
+      std::chrono::duration<double>(now - idlest->last_activity).count(), peer);
+  return true;
+}
+
+void MllpListener::MarkActivity(Connection* self, bool answering) {
+  std::lock_guard lock(mu_);
+  self->last_activity = SteadyClock::now();
+  self->answering = answering;
 }
 
 void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Connection* self) {
@@ -295,6 +329,7 @@ void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Con
     last_activity = SteadyClock::now();
     messages.clear();
     decoder.Feed(std::string_view(buffer.data(), static_cast<size_t>(n)), messages);
+    MarkActivity(self, !messages.empty());
     if (decoder.discarded_bytes() > discarded_logged) {
       spdlog::warn("mllp listener: {}: {} bytes outside MLLP frames discarded", peer,
                    decoder.discarded_bytes() - discarded_logged);
@@ -322,14 +357,14 @@ void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Con
       ++handled_;
     }
     if (failed) break;
+    if (!messages.empty()) MarkActivity(self, false);
   }
+  std::lock_guard lock(mu_);
+  if (self->evicted) why = "idle, closed to serve a newer connection";
   spdlog::info("mllp listener: closing connection from {}: {}", peer, why);
-  {
-    std::lock_guard lock(mu_);
-    self->socket = -1;
-    close(socket);
-    self->finished = true;
-  }
+  self->socket = -1;
+  close(socket);
+  self->finished = true;
   --active_;
 }
 

@@ -72,8 +72,12 @@ using MllpRawHandler = std::function<Result<std::string>(std::string_view payloa
 struct MllpListenerOptions {
   std::string bind = "127.0.0.1";  // IPv4 address; "0.0.0.0" for any
   int port = 0;                    // 0: an ephemeral port (see port())
-  int max_connections = 8;         // one more is accepted and closed at once
-  Hl7Limits limits;                // also bounds each frame (limits.max_message_bytes)
+  // When this many are open, a new connection takes the place of the one idle longest, if it
+  // has been idle for evict_idle_after and is not answering a message; else it is closed at
+  // once. (A RIS that reconnects after a network fault leaves dead connections behind.)
+  int max_connections = 8;
+  std::chrono::milliseconds evict_idle_after{std::chrono::seconds(30)};
+  Hl7Limits limits;  // also bounds each frame (limits.max_message_bytes)
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // closes a silent peer
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
   std::string application = "CONDUIT";  // MSH-3 of the ACKs the listener builds
@@ -110,9 +114,18 @@ class MllpListener {
   struct Connection {
     std::jthread thread;
     int socket = -1;
-    bool finished = false;  // guarded by mu_
+    std::string peer;
+    // Guarded by mu_:
+    std::chrono::steady_clock::time_point last_activity;  // accepted, or last bytes read
+    bool answering = false;  // a message is being handled or its ACK written
+    bool evicted = false;    // shut down to make room for a new connection
+    bool finished = false;
   };
   void AcceptLoop(std::stop_token stop);
+  // Whether a connection from `peer` may be served now, evicting the longest-idle connection
+  // when the limit is reached (see MllpListenerOptions::max_connections). Holds mu_.
+  bool MakeRoomLocked(const std::string& peer);
+  void MarkActivity(Connection* self, bool answering);
   void Serve(std::stop_token stop, int socket, std::string peer, Connection* self);
   // The reply for one payload, or an error that closes the connection.
   Result<std::string> Answer(std::string_view payload, const std::string& peer);

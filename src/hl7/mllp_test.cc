@@ -307,6 +307,45 @@ TEST_F(MllpListenerTest, ConnectionsOverTheLimitAreClosed) {
   EXPECT_TRUE(first.ReadFrame().has_value());
 }
 
+TEST_F(MllpListenerTest, AtTheLimitANewConnectionReplacesTheLongestIdleOne) {
+  MllpListenerOptions options;
+  options.max_connections = 2;
+  options.evict_idle_after = 300ms;
+  StartListener(options);
+  // Two connections left behind by a RIS (say, after a network fault), the older one first.
+  RawClient oldest(listener_->port());
+  oldest.Write(MllpFrame(Oru("O1")));
+  ASSERT_TRUE(oldest.ReadFrame().has_value());
+  std::this_thread::sleep_for(50ms);
+  RawClient older(listener_->port());
+  older.Write(MllpFrame(Oru("O2")));
+  ASSERT_TRUE(older.ReadFrame().has_value());
+  std::this_thread::sleep_for(400ms);
+
+  RawClient fresh(listener_->port());
+  EXPECT_TRUE(oldest.ClosedByPeer());
+  fresh.Write(MllpFrame(Oru("F1")));
+  EXPECT_TRUE(fresh.ReadFrame().has_value());
+  // The other one was not touched.
+  older.Write(MllpFrame(Oru("O3")));
+  EXPECT_TRUE(older.ReadFrame().has_value());
+  EXPECT_TRUE(WaitFor([&] { return listener_->messages_handled() == 4; }));
+}
+
+TEST_F(MllpListenerTest, AtTheLimitConnectionsInUseAreNotReplaced) {
+  MllpListenerOptions options;
+  options.max_connections = 1;
+  options.evict_idle_after = 10s;
+  StartListener(options);
+  RawClient first(listener_->port());
+  first.Write(MllpFrame(Oru("U1")));
+  ASSERT_TRUE(first.ReadFrame().has_value());
+  RawClient second(listener_->port());  // the first was active less than 10 s ago
+  EXPECT_TRUE(second.ClosedByPeer());
+  first.Write(MllpFrame(Oru("U2")));
+  EXPECT_TRUE(first.ReadFrame().has_value());
+}
+
 TEST_F(MllpListenerTest, RawHandlerSeesPayloadBytes) {
   listener_ = std::make_unique<MllpListener>(
       MllpListenerOptions{}, MllpRawHandler([](std::string_view payload) -> Result<std::string> {
