@@ -192,8 +192,8 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   RETURN_IF_ERROR(CheckKeys(ctx, n, "http",
-                            {"bind", "port", "threads", "public_url", "max_stow_bytes",
-                             "event_channel_port", "api_token_file", "tls"}));
+                            {"bind", "port", "threads", "request_header_timeout", "public_url",
+                             "max_stow_bytes", "event_channel_port", "api_token_file", "tls"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   std::string token_file;
@@ -209,6 +209,12 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
                          "reverse proxy");
   }
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
+  RETURN_IF_ERROR(
+      GetDuration(ctx, n, "http", "request_header_timeout", out.request_header_timeout));
+  if (out.request_header_timeout < std::chrono::seconds(1)) {
+    return ctx.Error(n["request_header_timeout"], "http.request_header_timeout",
+                     "must be at least 1s");
+  }
   RETURN_IF_ERROR(GetHttpUrl(ctx, n, "http", "public_url", out.public_url));
   RETURN_IF_ERROR(
       GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));

@@ -80,6 +80,9 @@ struct HttpConfig {
   // endpoints keep their own tokens. Empty: no authentication (loopback bind only).
   std::filesystem::path api_token_file;
   int threads = 4;
+  // A request's line and headers (and a TLS handshake) must arrive within this; a client that
+  // drips them is cut off, so that few can hold the `threads` workers.
+  milliseconds request_header_timeout{20'000};
   // The base URL tools use to reach this gateway (results by STOW-RS, inputs by WADO-RS),
   // e.g. "https://conduit.trust.nhs.uk:8443". Empty: "http://<bind>:<port>".
   std::string public_url;

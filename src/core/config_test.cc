@@ -133,7 +133,8 @@ TEST(ConfigTest, RelativeGovernancePathsAreResolvedAgainstTheConfigFilesFolder) 
 
 TEST(ConfigTest, ParsesADicomwebToolAndTheHttpPublicUrl) {
   auto config = ParseConfig(R"(
-http: {port: 8443, public_url: "https://conduit.trust.nhs.uk:8443/", max_stow_bytes: 1048576}
+http: {port: 8443, public_url: "https://conduit.trust.nhs.uk:8443/", max_stow_bytes: 1048576,
+       request_header_timeout: 5s}
 tools:
   - name: chest
     kind: dicomweb
@@ -152,6 +153,9 @@ tools:
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->http.public_url, "https://conduit.trust.nhs.uk:8443");
   EXPECT_EQ(config->http.max_stow_bytes, 1048576u);
+  EXPECT_EQ(config->http.request_header_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(EmbeddedDefaultConfig("/tmp").http.request_header_timeout, std::chrono::seconds(20));
+  EXPECT_FALSE(ParseConfig("http: {request_header_timeout: 500ms}\n", "short.yaml").ok());
   ASSERT_EQ(config->tools.size(), 2u);
   const ToolConfig& chest = config->tools[0];
   EXPECT_EQ(chest.kind, ToolKind::kDicomweb);

@@ -31,6 +31,7 @@
 #include "evidence/tool_registry.h"
 #include "http/auth_refusals.h"
 #include "http/client_errors.h"
+#include "http/connection_deadline.h"
 #include "http/dicomweb_read.h"
 #include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
@@ -400,6 +401,8 @@ class HttpAdminServer final : public AdminServer {
   }
 
   void Configure(httplib::Server& server);
+  // http.request_header_timeout, and how a connection cut off by it is reported.
+  HeaderDeadline HeaderDeadlineOf();
   // Entry points: requests without a body (GET, HEAD, OPTIONS) and with one (POST, PUT,
   // PATCH, DELETE: the handler reads it).
   void Serve(const httplib::Request& req, httplib::Response& res);
@@ -439,6 +442,19 @@ class HttpAdminServer final : public AdminServer {
   std::map<std::thread::id, Trace> traces_;  // one entry per pool thread at most
   ClientErrors client_errors_;               // this port's 4xx other than 401/403
 };
+
+HeaderDeadline HttpAdminServer::HeaderDeadlineOf() {
+  HeaderDeadline deadline;
+  deadline.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      ctx_.config.http.request_header_timeout);
+  deadline.on_timeout = [this](const std::string& peer) {
+    // Counted and reported like the other client errors; no request was read to name.
+    ctx_.metrics.Add("conduit_http_requests_total", 1,
+                     "method=\"other\",route=\"unparsed\",code=\"408\"");
+    client_errors_.Report(peer, "other", "unparsed", 408, ctx_.index, ctx_.clock.Now());
+  };
+  return deadline;
+}
 
 void HttpAdminServer::Configure(httplib::Server& server) {
   int threads = std::max(1, ctx_.config.http.threads);
@@ -532,8 +548,8 @@ Status HttpAdminServer::Start() {
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
     return FailedPrecondition("http admin server: http.tls: this build's HTTP server has no TLS");
 #else
-    auto tls = std::make_unique<httplib::SSLServer>(ctx_.config.http.tls_certificate_file.c_str(),
-                                                    ctx_.config.http.tls_key_file.c_str());
+    auto tls = MakeDeadlineTlsServer(ctx_.config.http.tls_certificate_file,
+                                     ctx_.config.http.tls_key_file, HeaderDeadlineOf());
     if (tls->is_valid()) SSL_CTX_set_min_proto_version(tls->ssl_context(), TLS1_2_VERSION);
     server = std::move(tls);
     if (!server->is_valid()) {
@@ -543,7 +559,7 @@ Status HttpAdminServer::Start() {
     }
 #endif
   } else {
-    server = std::make_unique<httplib::Server>();
+    server = MakeDeadlineServer(HeaderDeadlineOf());
   }
   Configure(*server);
 

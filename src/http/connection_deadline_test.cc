@@ -1,0 +1,299 @@
+// The HTTP servers with a deadline on each request's line and headers: real httplib clients
+// (plain and TLS, with keep-alive) are served as by httplib's own servers; peers that drip
+// their request or their TLS handshake are cut off and reported; slow bodies are not.
+#include "http/connection_deadline.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "testing/test_pki.h"
+#include "testing/testing.h"
+
+namespace conduit {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <typename F>
+bool Eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// A raw TCP client: sends what it is told, reads until the server closes.
+class RawPeer {
+ public:
+  explicit RawPeer(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~RawPeer() {
+    dripper_ = {};
+    ssl_.reset();
+    close(fd_);
+  }
+  bool connected() const { return connected_; }
+  // Makes this a TLS connection (the server's certificate is not checked): a handshake now,
+  // and every later Send and Drip through it.
+  bool StartTls() {
+    context_.reset(SSL_CTX_new(TLS_client_method()));
+    if (!context_) return false;
+    ssl_.reset(SSL_new(context_.get()));
+    return ssl_ && SSL_set_fd(ssl_.get(), fd_) == 1 && SSL_connect(ssl_.get()) == 1;
+  }
+  bool Send(std::string_view bytes) {
+    if (ssl_) {
+      return SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) ==
+             static_cast<int>(bytes.size());
+    }
+    return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // Sends `byte` every `interval` on a thread of its own until the connection fails.
+  void Drip(char byte, std::chrono::milliseconds interval) {
+    dripper_ = std::jthread([this, byte, interval](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        std::this_thread::sleep_for(interval);
+        if (!Send(std::string_view(&byte, 1))) return;
+      }
+    });
+  }
+  // Everything the server sends until it closes, or nullopt after `timeout`.
+  std::optional<std::string> ReadUntilClosed(std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string received;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{fd_, POLLIN, 0};
+      if (poll(&ready, 1, 100) <= 0) continue;
+      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) return received;
+      received.append(buffer, static_cast<size_t>(n));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct FreeContext {
+    void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+  };
+  struct FreeSsl {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
+  int fd_ = -1;
+  bool connected_ = false;
+  std::unique_ptr<SSL_CTX, FreeContext> context_;
+  std::unique_ptr<SSL, FreeSsl> ssl_;
+  std::jthread dripper_;  // last: stopped and joined before the rest goes
+};
+
+class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    auto pki = testing::MakeTestPki(dir_.path());
+    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+    pki_ = *pki;
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    thread_ = {};
+    server_.reset();
+  }
+
+  bool tls() const { return GetParam(); }
+
+  void StartServer(std::chrono::milliseconds header_timeout) {
+    HeaderDeadline deadline{header_timeout, [this](const std::string& peer) {
+                              std::lock_guard lock(mu_);
+                              timed_out_peers_.push_back(peer);
+                            }};
+    if (tls()) {
+      server_ = MakeDeadlineTlsServer(pki_.server_certificate, pki_.server_key, deadline);
+    } else {
+      server_ = MakeDeadlineServer(deadline);
+    }
+    ASSERT_TRUE(server_->is_valid());
+    server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+    server_->set_read_timeout(1s);
+    server_->set_write_timeout(1s);
+    server_->set_keep_alive_timeout(1);
+    server_->Get("/hello", [](const httplib::Request& request, httplib::Response& response) {
+      response.set_content("hello " + request.remote_addr, "text/plain");
+    });
+    server_->Get("/large", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content(std::string(3 << 20, 'x'), "application/octet-stream");
+    });
+    server_->Post("/echo-size", [](const httplib::Request&, httplib::Response& response,
+                                   const httplib::ContentReader& reader) {
+      size_t size = 0;
+      reader([&](const char*, size_t n) {
+        size += n;
+        return true;
+      });
+      response.set_content(std::to_string(size), "text/plain");
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port_, 0);
+    thread_ = std::jthread([this] { server_->listen_after_bind(); });
+    ASSERT_TRUE(Eventually([&] { return server_->is_running(); }));
+  }
+
+  std::unique_ptr<httplib::Client> Client() {
+    auto client = std::make_unique<httplib::Client>(
+        (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_));
+    if (tls()) client->set_ca_cert_path(pki_.ca_certificate.c_str());
+    client->enable_server_certificate_verification(tls());
+    client->set_keep_alive(true);
+    client->set_read_timeout(30s);
+    return client;
+  }
+
+  std::vector<std::string> TimedOutPeers() {
+    std::lock_guard lock(mu_);
+    return timed_out_peers_;
+  }
+
+  testing::TempDir dir_;
+  testing::TestPki pki_;
+  std::unique_ptr<httplib::Server> server_;
+  std::jthread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> timed_out_peers_;
+};
+
+TEST_P(ConnectionDeadlineTest, ServesRequestsOverOneKeptAliveConnection) {
+  StartServer(5s);
+  auto client = Client();
+  for (int i = 0; i < 3; ++i) {
+    auto hello = client->Get("/hello");
+    ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+    EXPECT_EQ(hello->status, 200);
+    EXPECT_EQ(hello->body, "hello 127.0.0.1");
+  }
+  auto large = client->Get("/large");
+  ASSERT_TRUE(large) << httplib::to_string(large.error());
+  EXPECT_EQ(large->body.size(), 3u << 20);
+  const std::string body(5 << 20, 'b');
+  auto posted = client->Post("/echo-size", body, "application/octet-stream");
+  ASSERT_TRUE(posted) << httplib::to_string(posted.error());
+  EXPECT_EQ(posted->body, std::to_string(body.size()));
+  auto missing = client->Get("/nowhere");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_TRUE(TimedOutPeers().empty());
+}
+
+TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHeadersIsCutOffAndReported) {
+  StartServer(2s);
+  // Each byte comes well within the per-read timeout (1 s): only the deadline ends it.
+  RawPeer dripping(port_);
+  ASSERT_TRUE(dripping.connected());
+  if (tls()) {
+    ASSERT_TRUE(dripping.StartTls());
+  }
+  ASSERT_TRUE(dripping.Send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+  dripping.Drip('a', 200ms);
+  const auto start = std::chrono::steady_clock::now();
+  const std::optional<std::string> answer = dripping.ReadUntilClosed(30s);
+  ASSERT_TRUE(answer.has_value()) << "not closed within 30 s";
+  if (!tls()) {
+    EXPECT_EQ(*answer, "") << "closed without an answer";
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+  ASSERT_TRUE(Eventually([&] { return TimedOutPeers().size() == 1; }));
+  EXPECT_EQ(TimedOutPeers()[0], "127.0.0.1");
+  // Others are served meanwhile and afterwards.
+  auto hello = Client()->Get("/hello");
+  ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+  EXPECT_EQ(hello->status, 200);
+}
+
+TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHandshakeIsCutOffAndReported) {
+  if (!tls()) GTEST_SKIP() << "plain HTTP has no handshake";
+  StartServer(2s);
+  // A TLS record header announcing a 512-byte ClientHello, then a byte every 200 ms.
+  RawPeer dripping(port_);
+  ASSERT_TRUE(dripping.connected());
+  ASSERT_TRUE(dripping.Send(std::string("\x16\x03\x01\x02\x00", 5)));
+  dripping.Drip('\0', 200ms);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(dripping.ReadUntilClosed(30s).has_value()) << "not closed within 30 s";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+  ASSERT_TRUE(Eventually([&] { return TimedOutPeers().size() == 1; }));
+  auto hello = Client()->Get("/hello");
+  ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+  EXPECT_EQ(hello->status, 200);
+}
+
+TEST_P(ConnectionDeadlineTest, ABodyThatComesSlowlyIsNotCutOff) {
+  StartServer(1s);
+  // The headers at once, then 12 chunks of the body 250 ms apart: 3 s in all, three times
+  // the header deadline, each chunk within the per-read timeout.
+  auto client = Client();
+  size_t sent = 0;
+  auto posted = client->Post(
+      "/echo-size", 12 * 1000,
+      [&](size_t offset, size_t, httplib::DataSink& sink) {
+        if (offset > 0) std::this_thread::sleep_for(250ms);
+        const std::string chunk(1000, 'c');
+        sent += chunk.size();
+        return sink.write(chunk.data(), chunk.size());
+      },
+      "application/octet-stream");
+  ASSERT_TRUE(posted) << httplib::to_string(posted.error());
+  EXPECT_EQ(posted->status, 200);
+  EXPECT_EQ(posted->body, "12000");
+  EXPECT_TRUE(TimedOutPeers().empty());
+}
+
+TEST_P(ConnectionDeadlineTest, AnIdleKeptAliveConnectionIsClosedWithoutAReport) {
+  StartServer(5s);
+  if (tls()) {
+    // httplib's client takes the server's close_notify for a live connection and fails its
+    // next request on it (so it does against httplib's own SSLServer); only the report counts.
+    auto client = Client();
+    ASSERT_TRUE(client->Get("/hello"));
+    std::this_thread::sleep_for(2500ms);  // past the 1 s keep-alive timeout
+  } else {
+    RawPeer peer(port_);
+    ASSERT_TRUE(peer.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto start = std::chrono::steady_clock::now();
+    const std::optional<std::string> answer = peer.ReadUntilClosed(30s);
+    ASSERT_TRUE(answer.has_value()) << "not closed within 30 s";
+    EXPECT_NE(answer->find("hello 127.0.0.1"), std::string::npos) << *answer;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+  }
+  auto again = Client()->Get("/hello");
+  ASSERT_TRUE(again) << httplib::to_string(again.error());
+  EXPECT_TRUE(TimedOutPeers().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainAndTls, ConnectionDeadlineTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Tls" : "Plain";
+                         });
+
+}  // namespace
+}  // namespace conduit
