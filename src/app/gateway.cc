@@ -340,7 +340,17 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     listen.port = c.ris.listen_port;
     listen.application = c.ris.sending_application;
     listen.facility = c.ris.sending_facility;
+    listen.allowed_peers = c.ris.listen_allowed_hosts;
     RisInbound* inbound = p->ris_inbound.get();
+    listen.on_refused = [inbound](const std::string& peer, const Status& why) {
+      inbound->OnConnectionRefused(peer, why);
+    };
+    if (c.ris.listen_allowed_hosts.empty() && !IsLoopbackHost(c.ris.listen_bind)) {
+      spdlog::warn(
+          "ris {}: the MLLP listener on {}:{} takes orders and reports from any address; set "
+          "ris.listen_allowed_hosts to the RIS's",
+          c.ris.name, c.ris.listen_bind, c.ris.listen_port);
+    }
     p->ris_listener = std::make_unique<MllpListener>(
         listen, [inbound](const Hl7Message& m) { return inbound->Handle(m); }, p->clock);
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/address_range.h"
 #include "core/ids.h"
 #include "core/status.h"
 
@@ -264,6 +265,9 @@ struct RisConfig {
   std::string processing_id = "P";              // MSH-11: P, T or D
   std::string listen_bind = "0.0.0.0";
   int listen_port = 0;  // MLLP listener for orders and reports from the RIS; 0: off
+  // Addresses the listener takes connections from; empty: any (warned about at start when
+  // listen_bind is not a loopback address).
+  std::vector<AddressRange> listen_allowed_hosts;
   milliseconds connect_timeout{10'000};
   milliseconds ack_timeout{30'000};
   milliseconds initial_backoff{5'000};

@@ -129,11 +129,11 @@ const char* RisPriorityMessageName(RisPriorityMessage message) {
 
 Status ParseRisSection(const yaml::Context& ctx, const YAML::Node& n, RisConfig& out) {
   if (!n.IsMap()) return ctx.Error(n, kPath, "expected a mapping (host, port, listen_port, ...)");
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, kPath,
-                {"name", "host", "port", "receiving_application", "receiving_facility",
-                 "sending_application", "sending_facility", "processing_id", "listen_bind",
-                 "listen_port", "connect_timeout", "ack_timeout", "retry", "send", "urgent_when"}));
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, kPath,
+      {"name", "host", "port", "receiving_application", "receiving_facility", "sending_application",
+       "sending_facility", "processing_id", "listen_bind", "listen_port", "listen_allowed_hosts",
+       "connect_timeout", "ack_timeout", "retry", "send", "urgent_when"}));
   RETURN_IF_ERROR(GetString(ctx, n, kPath, "name", out.name));
   if (out.name.empty() || out.name.size() > 64) {
     return ctx.Error(Blame(n, "name"), "ris.name", "expected 1 to 64 characters");
@@ -167,6 +167,18 @@ Status ParseRisSection(const yaml::Context& ctx, const YAML::Node& n, RisConfig&
   }
   RETURN_IF_ERROR(GetString(ctx, n, kPath, "listen_bind", out.listen_bind));
   RETURN_IF_ERROR(GetPort(ctx, n, "listen_port", 0, out.listen_port));
+  std::vector<yaml::ListItem> hosts;
+  RETURN_IF_ERROR(yaml::GetNameList(ctx, n, kPath, "listen_allowed_hosts", hosts));
+  out.listen_allowed_hosts.clear();
+  for (const yaml::ListItem& item : hosts) {
+    Result<AddressRange> range = AddressRange::Parse(item.value);
+    if (!range.ok()) return ctx.Error(item.node, item.path, range.status().message());
+    out.listen_allowed_hosts.push_back(*range);
+  }
+  if (!hosts.empty() && out.listen_port == 0) {
+    return ctx.Error(n["listen_allowed_hosts"], "ris.listen_allowed_hosts",
+                     "needs ris.listen_port (the listener it restricts)");
+  }
   RETURN_IF_ERROR(GetDuration(ctx, n, kPath, "connect_timeout", out.connect_timeout));
   RETURN_IF_ERROR(GetDuration(ctx, n, kPath, "ack_timeout", out.ack_timeout));
   RETURN_IF_ERROR(

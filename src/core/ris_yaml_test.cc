@@ -19,6 +19,7 @@ ris:
   sending_facility: HUB
   processing_id: T
   listen_port: 2576
+  listen_allowed_hosts: [10.20.30.40, 10.21.0.0/16]
   ack_timeout: 5s
   retry: {initial_backoff: 2s, max_backoff: 1m, max_attempts: 10}
   send: {results: false, priority: orm}
@@ -33,6 +34,9 @@ ris:
   EXPECT_EQ(r.receiving_facility, "TRUST");
   EXPECT_EQ(r.processing_id, "T");
   EXPECT_EQ(r.listen_port, 2576);
+  ASSERT_EQ(r.listen_allowed_hosts.size(), 2u);
+  EXPECT_EQ(r.listen_allowed_hosts[0].ToString(), "10.20.30.40");
+  EXPECT_EQ(r.listen_allowed_hosts[1].ToString(), "10.21.0.0/16");
   EXPECT_EQ(r.ack_timeout, 5s);
   EXPECT_EQ(r.initial_backoff, 2s);
   EXPECT_EQ(r.max_backoff, 60s);
@@ -61,6 +65,11 @@ TEST(RisConfigTest, MistakesAreNamedWithTheirKey) {
       {"ris: {port: 2575}", "ris.port: needs ris.host"},
       {"ris: {name: ris}", "neither host"},
       {"ris: {listen_port: 70000}", "ris.listen_port: out of range"},
+      {"ris: {listen_port: 2576, listen_allowed_hosts: [10.0.0.1, ris.trust.nhs.uk]}",
+       "ris.listen_allowed_hosts[1]: 'ris.trust.nhs.uk' is not an IPv4 address"},
+      {"ris: {listen_port: 2576, listen_allowed_hosts: [10.0.0.1/8]}", "beyond the /8 prefix"},
+      {"ris: {host: r, port: 1, send: {priority: none}, listen_allowed_hosts: [10.0.0.1]}",
+       "ris.listen_allowed_hosts: needs ris.listen_port"},
       {"ris: {host: r, port: 1, sending_application: 'A|B'}", "ris.sending_application: may not"},
       {"ris: {host: r, port: 1, sending_application: ''}", "ris.sending_application: is required"},
       {"ris: {host: r, port: 1, processing_id: X}", "ris.processing_id"},

@@ -63,10 +63,14 @@ Status WriteAll(int socket, std::string_view bytes, SteadyClock::time_point dead
   return Status::Ok();
 }
 
-std::string PeerName(const sockaddr_in& address) {
+std::string PeerHost(const sockaddr_in& address) {
   char text[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
-  return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
+  return text;
+}
+
+std::string PeerName(const sockaddr_in& address) {
+  return PeerHost(address) + ":" + std::to_string(ntohs(address.sin_port));
 }
 
 }  // namespace
@@ -245,11 +249,19 @@ void MllpListener::AcceptLoop(std::stop_token stop) {
       continue;
     }
     const std::string peer = PeerName(address);
-    std::lock_guard lock(mu_);
-    if (!MakeRoomLocked(peer)) {
-      spdlog::warn("mllp listener: connection from {} refused: {} connections already open", peer,
-                   options_.max_connections);
+    if (!Allowed(options_.allowed_peers, address.sin_addr)) {
       close(fd);
+      Refuse(PeerHost(address), PermissionDenied("connection from " + peer +
+                                                 " refused: address not in the allowed list"));
+      continue;
+    }
+    std::unique_lock lock(mu_);
+    if (!MakeRoomLocked(peer)) {
+      lock.unlock();
+      close(fd);
+      Refuse(PeerHost(address), ResourceExhausted("connection from " + peer + " refused: " +
+                                                  std::to_string(options_.max_connections) +
+                                                  " connections already open, none idle"));
       continue;
     }
     DisableNagle(fd);
@@ -262,6 +274,14 @@ void MllpListener::AcceptLoop(std::stop_token stop) {
     connection.thread = std::jthread(
         [this, fd, peer, self = &connection](std::stop_token s) { Serve(s, fd, peer, self); });
     pthread_setname_np(connection.thread.native_handle(), "mllp-conn");
+  }
+}
+
+void MllpListener::Refuse(const std::string& peer, const Status& why) {
+  if (options_.on_refused) {
+    options_.on_refused(peer, why);
+  } else {
+    spdlog::warn("mllp listener: {}", why.message());
   }
 }
 

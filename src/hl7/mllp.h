@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/address_range.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "hl7/hl7_ack.h"
@@ -77,6 +78,13 @@ struct MllpListenerOptions {
   // once. (A RIS that reconnects after a network fault leaves dead connections behind.)
   int max_connections = 8;
   std::chrono::milliseconds evict_idle_after{std::chrono::seconds(30)};
+  // Connections from other addresses are closed at once; empty: any address.
+  std::vector<AddressRange> allowed_peers;
+  // Told of each connection closed at once, with the peer's address (no port):
+  // kPermissionDenied (address not allowed) or kResourceExhausted (max_connections open, none
+  // idle enough to replace). Called on the accept thread; it should not block. Empty: each is
+  // logged as a warning.
+  std::function<void(const std::string& peer, const Status& why)> on_refused;
   Hl7Limits limits;  // also bounds each frame (limits.max_message_bytes)
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // closes a silent peer
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
@@ -126,6 +134,8 @@ class MllpListener {
   // when the limit is reached (see MllpListenerOptions::max_connections). Holds mu_.
   bool MakeRoomLocked(const std::string& peer);
   void MarkActivity(Connection* self, bool answering);
+  // Reports a connection closed at once (options_.on_refused, or a warning).
+  void Refuse(const std::string& peer, const Status& why);
   void Serve(std::stop_token stop, int socket, std::string peer, Connection* self);
   // The reply for one payload, or an error that closes the connection.
   Result<std::string> Answer(std::string_view payload, const std::string& peer);

@@ -346,6 +346,36 @@ TEST_F(MllpListenerTest, AtTheLimitConnectionsInUseAreNotReplaced) {
   EXPECT_TRUE(first.ReadFrame().has_value());
 }
 
+TEST_F(MllpListenerTest, ConnectionsFromAddressesNotAllowedAreClosedAndReported) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, Status>> refused;
+  MllpListenerOptions options;
+  options.allowed_peers = {*AddressRange::Parse("10.0.0.0/8")};
+  options.on_refused = [&](const std::string& peer, const Status& why) {
+    std::lock_guard lock(mu);
+    refused.emplace_back(peer, why);
+  };
+  StartListener(options);
+  RawClient outsider(listener_->port());
+  outsider.Write(MllpFrame(Oru("X1")));
+  EXPECT_TRUE(outsider.ClosedByPeer());
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return refused.size() == 1;
+  }));
+  EXPECT_EQ(refused[0].first, "127.0.0.1");
+  EXPECT_EQ(refused[0].second.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(listener_->messages_handled(), 0u);
+
+  options.allowed_peers.push_back(*AddressRange::Parse("127.0.0.1"));
+  StartListener(options);
+  RawClient insider(listener_->port());
+  insider.Write(MllpFrame(Oru("A1")));
+  EXPECT_TRUE(insider.ReadFrame().has_value());
+  std::lock_guard lock(mu);
+  EXPECT_EQ(refused.size(), 1u);
+}
+
 TEST_F(MllpListenerTest, RawHandlerSeesPayloadBytes) {
   listener_ = std::make_unique<MllpListener>(
       MllpListenerOptions{}, MllpRawHandler([](std::string_view payload) -> Result<std::string> {

@@ -45,6 +45,30 @@ RisInbound::RisInbound(RisInboundOptions options, Index& index, const Clock& clo
       complete_study_(std::move(complete_study)) {
   metrics_.Describe("conduit_hl7_received_total", "counter",
                     "HL7 messages received from a RIS, by type and the ACK code answered");
+  metrics_.Describe("conduit_hl7_connections_refused_total", "counter",
+                    "Connections to the MLLP listener closed at once, by reason");
+}
+
+void RisInbound::OnConnectionRefused(const std::string& peer, const Status& why) {
+  const std::string reason(StatusCodeName(why.code()));
+  metrics_.Add("conduit_hl7_connections_refused_total", 1,
+               "source=\"" + options_.source + "\",reason=\"" + reason + "\"");
+  const TimePoint now = clock_.Now();
+  const std::optional<int64_t> unreported = refusals_.Admit(peer + ' ' + reason, now);
+  if (!unreported) return;
+  spdlog::warn("ris {}: mllp {} (unreported_before={})", options_.source, why.message(),
+               *unreported);
+  AuditEvent audit;
+  audit.at = now;
+  audit.action = "hl7_refused";
+  audit.outcome = "failure";
+  audit.actor = peer;
+  json detail = {{"source", options_.source}, {"reason", reason}, {"error", why.message()}};
+  if (*unreported > 0) detail["unreported_before"] = *unreported;
+  audit.detail = DumpJson(detail);
+  if (Status st = index_.AppendAudit(audit); !st.ok()) {
+    spdlog::error("ris {}: audit: {}", options_.source, st.ToString());
+  }
 }
 
 Result<std::string> RisInbound::Handle(const Hl7Message& message) {

@@ -9,8 +9,10 @@
 // Answers: AA once stored; AE (ERR-3 207) when the index fails (the RIS sends it again later);
 // AR for a message refused for good: another type (ERR-3 200), no accession number (101).
 // Each message is audited (action hl7_receive) and logged by type and control id only.
-// Metric: conduit_hl7_received_total{source,type,ack}.
-// Thread safety: Handle may be called concurrently (one call per listener connection).
+// Metric: conduit_hl7_received_total{source,type,ack}. Connections the listener closed at
+// once (OnConnectionRefused) are counted in conduit_hl7_connections_refused_total{source,reason}
+// and logged and audited (hl7_refused) once a minute per peer and reason.
+// Thread safety: Handle and OnConnectionRefused may be called concurrently.
 #pragma once
 
 #include <atomic>
@@ -21,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "core/refusal_throttle.h"
 #include "hl7/hl7_ack.h"
 #include "hl7/hl7_message.h"
 #include "hl7/patient_key.h"
@@ -53,6 +56,8 @@ class RisInbound {
   // Handles one message and returns the ACK to send back (ER7). Errors only when no ACK can
   // be built (the listener then answers itself).
   Result<std::string> Handle(const Hl7Message& message);
+  // A connection the listener closed before reading from it (MllpListenerOptions::on_refused).
+  void OnConnectionRefused(const std::string& peer, const Status& why);
 
  private:
   struct Handled {
@@ -73,6 +78,7 @@ class RisInbound {
   const PatientKeyer& keyer_;
   CompleteStudyFn complete_study_;
   std::atomic<uint64_t> ack_sequence_{0};
+  RefusalThrottle refusals_{std::chrono::minutes(1), 1024};
 };
 
 }  // namespace conduit

@@ -217,5 +217,30 @@ TEST_F(RisInboundTest, MessagesWeCannotUseAreRefusedWithAnExplainingAck) {
             1);
 }
 
+TEST_F(RisInboundTest, RefusedConnectionsAreCountedAndReportedOnceAMinutePerPeerAndReason) {
+  const Status not_allowed = PermissionDenied("connection from 192.0.2.7:40000 refused");
+  inbound_->OnConnectionRefused("192.0.2.7", not_allowed);
+  inbound_->OnConnectionRefused("192.0.2.7", not_allowed);
+  inbound_->OnConnectionRefused("192.0.2.7", ResourceExhausted("8 connections already open"));
+  EXPECT_EQ(metrics_.Value("conduit_hl7_connections_refused_total",
+                           R"(source="ris",reason="PERMISSION_DENIED")"),
+            2);
+  EXPECT_EQ(metrics_.Value("conduit_hl7_connections_refused_total",
+                           R"(source="ris",reason="RESOURCE_EXHAUSTED")"),
+            1);
+  std::vector<AuditEvent> audits = Audits("hl7_refused");
+  ASSERT_EQ(audits.size(), 2u);
+  for (const AuditEvent& audit : audits) {
+    EXPECT_EQ(audit.actor, "192.0.2.7");
+    EXPECT_EQ(audit.outcome, "failure");
+  }
+  clock_.Advance(61s);
+  inbound_->OnConnectionRefused("192.0.2.7", not_allowed);
+  audits = Audits("hl7_refused");
+  ASSERT_EQ(audits.size(), 3u);
+  EXPECT_NE(audits[0].detail.find("\"unreported_before\":1"), std::string::npos)
+      << audits[0].detail;
+}
+
 }  // namespace
 }  // namespace conduit

@@ -73,7 +73,7 @@ def send_to_conduit(port, kind, **fields):
 
 
 class RisTest(E2ETest):
-    def gateway(self, pacs, ris_port, stable_after="1s"):
+    def gateway(self, pacs, ris_port, stable_after="1s", allowed_hosts=None):
         listen = free_port()
         config = {
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
@@ -88,6 +88,8 @@ class RisTest(E2ETest):
                     "send": {"results": True, "priority": "omi"},
                     "urgent_when": {"codes": ["SCT:52101004"]}},
         }
+        if allowed_hosts is not None:
+            config["ris"]["listen_allowed_hosts"] = allowed_hosts
         conduit = Conduit(self.tmp, config)
         conduit.mllp_port = listen
         return self.started(conduit)
@@ -178,6 +180,28 @@ class RisTest(E2ETest):
                                 and e["outcome"] == "failure"]) >= 2, timeout=60)
         time.sleep(2)
         self.assertEqual(len(ris.received()), 2, "AR is not retried")
+
+    def test_a_sender_whose_address_is_not_allowed_is_refused_and_audited(self):
+        pacs = self.started(Orthanc(self.tmp))
+        ris = self.started(RisSim(self.tmp))
+        conduit = self.gateway(pacs, ris.port, allowed_hosts=["10.0.0.0/8"])
+        answer = send_to_conduit(conduit.mllp_port, "oru-report", accession=ACCESSION, patient_id=PATIENT,
+                                 report_text="No nodule seen.", report_status="F", code="SCT:2667000",
+                                 control_id="RPT-X")
+        self.assertNotEqual(answer.returncode, 0, "no ACK for a peer that is not allowed")
+        refused = wait_until("the refusal audited",
+                             lambda: [e for e in self.audit(conduit) if e["action"] == "hl7_refused"],
+                             timeout=30)
+        self.assertEqual(refused[0]["actor"], "127.0.0.1")
+        self.assertIn("PERMISSION_DENIED", json.dumps(refused[0]))
+        db = sqlite3.connect(os.path.join(conduit.data_dir, "index.sqlite"))
+        try:
+            self.assertEqual(db.execute("SELECT COUNT(*) FROM ris_reports").fetchone()[0], 0)
+        finally:
+            db.close()
+        metrics = urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()
+        self.assertRegex(metrics, r'conduit_hl7_connections_refused_total\{reason="PERMISSION_DENIED",'
+                                  r'source="ris"\} 1')
 
     def test_reports_from_the_ris_are_stored_as_ground_truth(self):
         pacs = self.started(Orthanc(self.tmp))
