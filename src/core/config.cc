@@ -75,6 +75,47 @@ Status CheckAeTitle(const Ctx& ctx, const YAML::Node& node, const std::string& k
   return Status::Ok();
 }
 
+// dicom.allowed_calling_aes: AE titles, each alone (from any address) or as
+// {ae_title: X, hosts: [addresses or blocks]}.
+Status ParseAllowedCallingAes(const Ctx& ctx, const YAML::Node& list, DicomConfig& out) {
+  const std::string path = "dicom.allowed_calling_aes";
+  if (!yaml::Present(list)) return Status::Ok();
+  if (!list.IsSequence()) {
+    return ctx.Error(list, path, "expected a list of AE titles or {ae_title, hosts} mappings");
+  }
+  out.allowed_calling_aes.clear();
+  out.calling_ae_hosts.clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node item = list[i];
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    std::string ae;
+    if (item.IsScalar()) {
+      ae = item.as<std::string>();
+      RETURN_IF_ERROR(CheckAeTitle(ctx, item, at, ae));
+    } else if (item.IsMap()) {
+      RETURN_IF_ERROR(CheckKeys(ctx, item, at, {"ae_title", "hosts"}));
+      RETURN_IF_ERROR(GetString(ctx, item, at, "ae_title", ae, true));
+      RETURN_IF_ERROR(CheckAeTitle(ctx, item["ae_title"], at + ".ae_title", ae));
+      std::vector<yaml::ListItem> hosts;
+      RETURN_IF_ERROR(yaml::GetNameList(ctx, item, at, "hosts", hosts, true));
+      std::vector<AddressRange>& ranges = out.calling_ae_hosts[ae];
+      for (const yaml::ListItem& host : hosts) {
+        Result<AddressRange> range = AddressRange::Parse(host.value);
+        if (!range.ok()) return ctx.Error(host.node, host.path, range.status().message());
+        ranges.push_back(*range);
+      }
+    } else {
+      return ctx.Error(item, at, "expected an AE title or {ae_title, hosts}");
+    }
+    if (std::find(out.allowed_calling_aes.begin(), out.allowed_calling_aes.end(), ae) !=
+        out.allowed_calling_aes.end()) {
+      return ctx.Error(item, at, "'" + ae + "' is listed twice");
+    }
+    out.allowed_calling_aes.push_back(ae);
+  }
+  return Status::Ok();
+}
+
 Status ParseNode(const Ctx& ctx, const YAML::Node& n, NodeConfig& out) {
   RETURN_IF_ERROR(CheckKeys(ctx, n, "node", {"name", "data_dir", "log_level"}));
   RETURN_IF_ERROR(GetString(ctx, n, "node", "name", out.name));
@@ -164,7 +205,7 @@ Status ParseDicom(const Ctx& ctx, const YAML::Node& n, DicomConfig& out) {
   out.ae_title = AeTitle(ae);
   RETURN_IF_ERROR(GetString(ctx, n, "dicom", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "port", 0, 65535, out.port));
-  RETURN_IF_ERROR(GetStringList(ctx, n, "dicom", "allowed_calling_aes", out.allowed_calling_aes));
+  RETURN_IF_ERROR(ParseAllowedCallingAes(ctx, n["allowed_calling_aes"], out));
   RETURN_IF_ERROR(GetInt(ctx, n, "dicom", "max_associations", 1, 1000, out.max_associations));
   RETURN_IF_ERROR(GetDuration(ctx, n, "dicom", "acse_timeout", out.acse_timeout));
   RETURN_IF_ERROR(GetDuration(ctx, n, "dicom", "dimse_timeout", out.dimse_timeout));

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ struct DicomConfig {
   int port = 11112;
   // Calling AE titles allowed to associate; empty means any.
   std::vector<std::string> allowed_calling_aes;
+  // Of those, the ones bound to addresses: they may associate from these only (the YAML item
+  // {ae_title: CT1, hosts: [10.1.2.3]} in allowed_calling_aes).
+  std::map<std::string, std::vector<AddressRange>> calling_ae_hosts;
   // Concurrent associations; one more is rejected (transient, local limit exceeded).
   int max_associations = 32;
   milliseconds acse_timeout{30'000};

@@ -45,6 +45,23 @@ TEST(ConfigTest, ParsesTheIssueExample) {
   EXPECT_EQ(route.on_late, LateInstancePolicy::kIgnore);
 }
 
+TEST(ConfigTest, CallingAeTitlesMayBeBoundToAddresses) {
+  auto config = ParseConfig(R"(
+dicom:
+  allowed_calling_aes:
+    - CT1
+    - {ae_title: MR1, hosts: [10.1.2.3, 10.9.0.0/16]}
+)",
+                            "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->dicom.allowed_calling_aes, (std::vector<std::string>{"CT1", "MR1"}));
+  ASSERT_EQ(config->dicom.calling_ae_hosts.size(), 1u);
+  const std::vector<AddressRange>& hosts = config->dicom.calling_ae_hosts.at("MR1");
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_EQ(hosts[0].ToString(), "10.1.2.3");
+  EXPECT_EQ(hosts[1].ToString(), "10.9.0.0/16");
+}
+
 TEST(ConfigTest, ParsesListsOfPatternsAndOptions) {
   auto config = ParseConfig(R"(
 tools:
@@ -471,6 +488,21 @@ INSTANTIATE_TEST_SUITE_P(
                   "dicom: {allowed_calling_aes: [MODALITY]}\n"
                   "tools: [{name: t, kind: dimse, ae_title: AITOOL, host: 127.0.0.1}]\n",
                   "tool 't' sends its results from AE 'AITOOL'"},
+        BadConfig{"calling_ae_without_hosts", "dicom: {allowed_calling_aes: [{ae_title: CT1}]}\n",
+                  "bad.yaml:1: dicom.allowed_calling_aes[0].hosts: is required"},
+        BadConfig{"calling_ae_host_name",
+                  "dicom:\n  allowed_calling_aes:\n    - CT1\n"
+                  "    - {ae_title: MR1, hosts: [mr1.trust.nhs.uk]}\n",
+                  "bad.yaml:4: dicom.allowed_calling_aes[1].hosts[0]: 'mr1.trust.nhs.uk' is not "
+                  "an IPv4 address"},
+        BadConfig{"calling_ae_twice",
+                  "dicom: {allowed_calling_aes: [CT1, {ae_title: CT1, hosts: [10.0.0.1]}]}\n",
+                  "dicom.allowed_calling_aes[1]: 'CT1' is listed twice"},
+        BadConfig{"calling_ae_unknown_key",
+                  "dicom: {allowed_calling_aes: [{ae_title: CT1, host: 10.0.0.1}]}\n",
+                  "dicom.allowed_calling_aes[0].host: unknown key"},
+        BadConfig{"calling_ae_too_long", "dicom: {allowed_calling_aes: [ABCDEFGHIJKLMNOPQ]}\n",
+                  "dicom.allowed_calling_aes[0]: an AE title has 1 to 16 characters"},
         BadConfig{"unknown_governance_key", "governance:\n  policy: p.yaml\n  keyfile: k\n",
                   "bad.yaml:3: governance.keyfile: unknown key"},
         BadConfig{"governance_not_a_map", "governance: policy.yaml\n",

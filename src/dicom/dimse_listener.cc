@@ -31,6 +31,7 @@
 #include <string>
 #include <thread>
 
+#include "core/address_range.h"
 #include "core/early_writeback.h"
 #include "dicom/accepted_connection.h"
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
@@ -219,6 +220,8 @@ class Listener final : public DimseListener {
                  Worker* self);
   // Reports a connection that ended without an A-ASSOCIATE-RQ (closed, timed out, not DICOM).
   void NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out);
+  // Whether the calling AE title may associate from the peer's address (config_.calling_ae_hosts).
+  bool FromAllowedHost(const AssociationInfo& info) const;
   // Checks the calling AE title and the association limit; serves the association if both pass.
   void Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info);
   void Reject(T_ASC_Association* assoc, const AssociationInfo& info, T_ASC_RejectParameters why,
@@ -477,6 +480,14 @@ void Listener::NoAssociation(const AssociationInfo& info, const OFCondition& con
   }
 }
 
+bool Listener::FromAllowedHost(const AssociationInfo& info) const {
+  const auto bound = config_.calling_ae_hosts.find(info.calling_ae.str());
+  if (bound == config_.calling_ae_hosts.end()) return true;
+  in_addr address{};
+  return inet_pton(AF_INET, info.peer_host.c_str(), &address) == 1 &&
+         Allowed(bound->second, address);
+}
+
 void Listener::Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info) {
   info.calling_ae = AeTitle(Field(assoc->params->DULparams.callingAPTitle));
   info.called_ae = AeTitle(Field(assoc->params->DULparams.calledAPTitle));
@@ -489,6 +500,14 @@ void Listener::Admit(std::stop_token stop, T_ASC_Association* assoc, Association
             ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
            PermissionDenied("association from " + info.calling_ae.str() + " at " + info.peer_host +
                             ": calling AE title not allowed"));
+    return;
+  }
+  if (!FromAllowedHost(info)) {
+    Reject(assoc, info,
+           {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+            ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
+           PermissionDenied("association from " + info.calling_ae.str() + " at " + info.peer_host +
+                            ": calling AE title not allowed from this address"));
     return;
   }
   if (active_.fetch_add(1) >= std::max(1, config_.max_associations)) {

@@ -263,6 +263,34 @@ TEST_F(DimseListenerTest, CallingAeOutsideTheAllowListIsRejected) {
   EXPECT_EQ(rejected[0].code(), StatusCode::kPermissionDenied);
 }
 
+TEST_F(DimseListenerTest, ACallingAeBoundToAddressesIsRejectedFromOthers) {
+  DicomConfig config;
+  config.allowed_calling_aes = {"ELSEWHERE", "LOCAL", "ANYWHERE"};
+  config.calling_ae_hosts["ELSEWHERE"] = {*AddressRange::Parse("10.0.0.0/8")};
+  config.calling_ae_hosts["LOCAL"] = {*AddressRange::Parse("192.0.2.1"),
+                                      *AddressRange::Parse("127.0.0.0/8")};
+  StartListener(config);
+
+  TestScu elsewhere;
+  EXPECT_EQ(elsewhere.Connect(listener_->port(), "ELSEWHERE", kCtImageStorage),
+            DUL_ASSOCIATIONREJECTED);
+  EXPECT_EQ(elsewhere.rejection().result, ASC_RESULT_REJECTEDPERMANENT);
+  EXPECT_EQ(elsewhere.rejection().reason, ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
+  const auto rejected = sink_.rejected();
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_EQ(rejected[0].code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(rejected[0].message().find("ELSEWHERE at 127.0.0.1: calling AE title not allowed from "
+                                       "this address"),
+            std::string::npos)
+      << rejected[0].message();
+  for (const char* ae : {"LOCAL", "ANYWHERE"}) {
+    TestScu scu;
+    ASSERT_TRUE(scu.Connect(listener_->port(), ae, kCtImageStorage).good()) << ae;
+    EXPECT_EQ(scu.Echo(), 0x0000) << ae;
+  }
+  EXPECT_EQ(sink_.rejected().size(), 1u);
+}
+
 TEST_F(DimseListenerTest, AssociationBeyondMaxAssociationsIsRejectedAsTransient) {
   DicomConfig config;
   config.max_associations = 2;

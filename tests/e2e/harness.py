@@ -360,8 +360,9 @@ class Conduit:
         self.proc = subprocess.Popen(self.wrap + [CONDUIT, "serve", "--config", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=ENV)
         allowed = self.config["dicom"].get("allowed_calling_aes") or ["ECHOSCU"]
+        echo_ae = allowed[0] if isinstance(allowed[0], str) else allowed[0]["ae_title"]
         wait_until("Conduit's DICOM listener",
-                   lambda: self._alive() and run(["echoscu", "-aet", allowed[0], "-aec", "CONDUIT",
+                   lambda: self._alive() and run(["echoscu", "-aet", echo_ae, "-aec", "CONDUIT",
                                                   "127.0.0.1", str(self.dicom_port)],
                                                  check=False).returncode == 0,
                    timeout=60)

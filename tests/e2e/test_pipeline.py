@@ -1,5 +1,6 @@
 """A study travels the whole spine: modality -> Conduit (DIMSE) -> reference AI tool -> PACS."""
 
+import json
 import os
 import sys
 import unittest
@@ -112,11 +113,14 @@ class PipelineTest(E2ETest):
 
     def test_calling_ae_not_on_the_allow_list_is_refused_and_audited(self):
         pacs = self.started(Orthanc(self.tmp))
-        conduit = self.gateway(pacs, dicom={"allowed_calling_aes": ["TRUSTED"]})
+        # BOUND may only come from 10.0.0.0/8, as a modality's entry in a PACS names its host.
+        conduit = self.gateway(pacs, dicom={"allowed_calling_aes": [
+            "TRUSTED", {"ae_title": "BOUND", "hosts": ["10.0.0.0/8"]}]})
         files = make_study(self.dir("study"), "CT", slices=2, rows=64, cols=64)
         for _ in range(3):  # as a port scanner would, again and again
             refused = storescu(conduit.dicom_port, files, calling="STRANGER", check=False)
             self.assertNotEqual(refused.returncode, 0)
+        self.assertNotEqual(storescu(conduit.dicom_port, files, calling="BOUND", check=False).returncode, 0)
         storescu(conduit.dicom_port, files, calling="TRUSTED")
         studies = conduit.api("/api/studies")["studies"]
         self.assertEqual(studies[0]["instance_count"], 2)
@@ -125,8 +129,11 @@ class PipelineTest(E2ETest):
         rejects = [e for e in audit if e["action"] == "reject" and e["actor"] == "STRANGER"]
         self.assertEqual(len(rejects), 1, rejects)
         self.assertEqual(rejects[0]["detail"]["peer"], "127.0.0.1")
+        bound = [e for e in audit if e["action"] == "reject" and e["actor"] == "BOUND"]
+        self.assertEqual(len(bound), 1, bound)
+        self.assertIn("not allowed from this address", json.dumps(bound[0]))
         metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
-        self.assertIn('conduit_instances_rejected_total{reason="PERMISSION_DENIED"} 3', metrics)
+        self.assertIn('conduit_instances_rejected_total{reason="PERMISSION_DENIED"} 4', metrics)
 
     def test_orthanc_as_a_sender_stores_a_study_into_conduit(self):
         sender_root = self.dir("sender")
