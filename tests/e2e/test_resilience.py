@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.request
@@ -324,6 +325,52 @@ class ResilienceTest(E2ETest):
         self.assertEqual(len(rejects), 1, rejects)
         self.assertIn("no A-ASSOCIATE-RQ within 12 s", rejects[0]["detail"]["reason"])
         self.assertEqual(rejects[0]["detail"]["peer"], "127.0.0.1")
+
+    def test_peers_that_drip_their_request_are_cut_off_at_the_deadline_on_every_port(self):
+        """A byte every half second keeps each read within its timeout; only a deadline on the
+        whole association request (DICOM) or request head (HTTP) ends it. With one HTTP worker,
+        such a client would otherwise keep the admin API from everyone."""
+        pacs = self.started(Orthanc(self.tmp))
+        config = self.config(pacs.dicom_port)
+        config["dicom"] = {"acse_timeout": "4s"}
+        config["http"] = {"threads": 1, "request_header_timeout": "3s"}
+        conduit = self.started(Conduit(self.tmp, config))
+        # An A-ASSOCIATE-RQ header announcing 1000 bytes; the start of an HTTP request.
+        openings = {conduit.dicom_port: b"\x01\x00\x00\x00\x03\xe8",
+                    conduit.http_port: b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: "}
+        lasted = {}
+
+        def drip(port, opening):
+            began = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as peer:
+                peer.sendall(opening)
+                try:
+                    while time.monotonic() - began < 60:
+                        time.sleep(0.5)
+                        peer.sendall(b"a")
+                except OSError:
+                    pass  # closed by Conduit
+            lasted[port] = time.monotonic() - began
+
+        threads = [threading.Thread(target=drip, args=item) for item in openings.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertLess(lasted[conduit.dicom_port], 30, "DICOM peer cut off near acse_timeout")
+        self.assertLess(lasted[conduit.http_port], 30, "HTTP peer cut off near the header deadline")
+        events = wait_until("both refusals in the audit", lambda: (lambda e: e if any(
+            x["action"] == "reject" for x in e) and any(
+            x["action"] == "http_client_error" for x in e) else None)(
+            conduit.api("/api/audit?limit=200")["events"]), timeout=20)
+        reject = [e for e in events if e["action"] == "reject"][0]
+        self.assertIn("no A-ASSOCIATE-RQ within 4 s", reject["detail"]["reason"])
+        http = [e for e in events if e["action"] == "http_client_error"][0]
+        self.assertEqual(http["detail"]["status"], 408)
+        self.assertEqual(http["detail"]["peer"], "127.0.0.1")
+        metrics = urllib.request.urlopen(conduit.url + "/metrics", timeout=10).read().decode()
+        self.assertIn('conduit_http_requests_total{code="408",method="other",route="unparsed"} 1',
+                      metrics)
 
 
 if __name__ == "__main__":
