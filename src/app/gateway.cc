@@ -345,12 +345,6 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     listen.on_refused = [inbound](const std::string& peer, const Status& why) {
       inbound->OnConnectionRefused(peer, why);
     };
-    if (c.ris.listen_allowed_hosts.empty() && !IsLoopbackHost(c.ris.listen_bind)) {
-      spdlog::warn(
-          "ris {}: the MLLP listener on {}:{} takes orders and reports from any address; set "
-          "ris.listen_allowed_hosts to the RIS's",
-          c.ris.name, c.ris.listen_bind, c.ris.listen_port);
-    }
     p->ris_listener = std::make_unique<MllpListener>(
         listen, [inbound](const Hl7Message& m) { return inbound->Handle(m); }, p->clock);
   }
@@ -430,6 +424,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
 
 Status Gateway::Start() {
   Parts& p = *parts_;
+  for (const std::string& warning : ExposureWarnings(p.config)) spdlog::warn("{}", warning);
   // A crash between storing an instance and routing it loses only the routing decision:
   // studies received in the last hours are routed again where no unit exists.
   auto reopened = OpenUnitsLostInACrash(*p.index, *p.spool, *p.router, *p.assembler,

@@ -281,6 +281,9 @@ int ConfigCheck(const Config& config, const std::string& source) {
       std::cout << source << ": warning: " << advice << "\n";
     }
   }
+  for (const std::string& warning : ExposureWarnings(config)) {
+    std::cout << source << ": warning: " << warning << "\n";
+  }
   std::cout << source << ": OK (" << config.destinations.size() << " destinations, "
             << config.tools.size() << " tools, " << config.routes.size() << " routes; policy '"
             << (policy.ok() ? policy->name + " " + policy->version : "?") << "')\n";

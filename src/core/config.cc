@@ -670,6 +670,19 @@ const RouteConfig* Config::FindRoute(std::string_view name) const {
   return nullptr;
 }
 
+std::vector<std::string> ExposureWarnings(const Config& config) {
+  std::vector<std::string> warnings;
+  const RisConfig& ris = config.ris;
+  if (ris.listen_port != 0 && ris.listen_allowed_hosts.empty() &&
+      !IsLoopbackHost(ris.listen_bind)) {
+    warnings.push_back("ris: the MLLP listener on " + ris.listen_bind + ":" +
+                       std::to_string(ris.listen_port) +
+                       " takes orders and reports from any address; set "
+                       "ris.listen_allowed_hosts to the RIS's");
+  }
+  return warnings;
+}
+
 bool IsLoopbackHost(std::string_view host) {
   std::string h(host);
   std::transform(h.begin(), h.end(), h.begin(),

@@ -317,6 +317,11 @@ struct Config {
   const RouteConfig* FindRoute(std::string_view name) const;
 };
 
+// What in a valid configuration leaves a door open that the operator may not mean to (e.g. an
+// MLLP listener that takes orders and reports from any address), one sentence each; shown by
+// `conduit config check` and logged as warnings at start.
+std::vector<std::string> ExposureWarnings(const Config& config);
+
 // True if `host` is a loopback address: "localhost", 127.0.0.0/8, ::1 (also IPv4-mapped
 // ::ffff:127.x.y.z). Anything else, the wildcards 0.0.0.0 and :: included, is reachable from
 // the network.

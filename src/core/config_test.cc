@@ -45,6 +45,20 @@ TEST(ConfigTest, ParsesTheIssueExample) {
   EXPECT_EQ(route.on_late, LateInstancePolicy::kIgnore);
 }
 
+TEST(ConfigTest, AnMllpListenerOpenToEveryAddressIsWarnedAbout) {
+  auto open = ParseConfig("ris: {listen_port: 2576}\n", "c.yaml");
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  const std::vector<std::string> warnings = ExposureWarnings(*open);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("ris.listen_allowed_hosts"), std::string::npos) << warnings[0];
+  for (const char* yaml : {"ris: {listen_port: 2576, listen_allowed_hosts: [10.1.2.3]}\n",
+                           "ris: {listen_port: 2576, listen_bind: 127.0.0.1}\n", "node: {}\n"}) {
+    auto config = ParseConfig(yaml, "c.yaml");
+    ASSERT_TRUE(config.ok()) << yaml << config.status().ToString();
+    EXPECT_TRUE(ExposureWarnings(*config).empty()) << yaml;
+  }
+}
+
 TEST(ConfigTest, CallingAeTitlesMayBeBoundToAddresses) {
   auto config = ParseConfig(R"(
 dicom:
