@@ -92,6 +92,12 @@ int MaxConnections(int max_associations) {
   return associations + std::max(8, associations);
 }
 
+// Connections from one address that may be negotiating at once: half the negotiating room (at
+// least 4), so that one host (a broken load balancer, a scanner) cannot take all of it.
+int MaxNegotiatingPerPeer(int max_associations) {
+  return std::max(8, std::max(1, max_associations)) / 2;
+}
+
 template <size_t N>
 int Count(const char* (&)[N]) {
   return static_cast<int>(N);
@@ -195,7 +201,8 @@ class Listener final : public DimseListener {
  private:
   struct Worker {
     std::jthread thread;
-    int socket = -1;  // guarded by mu_; -1 once the connection is closing
+    std::string peer;  // the peer's address
+    int socket = -1;   // guarded by mu_; -1 once the connection is closing
     bool finished = false;
     // Guarded by mu_. Until the association is admitted, the TLS handshake and the
     // A-ASSOCIATE-RQ must be done by this time; max() once admitted.
@@ -247,6 +254,8 @@ class Listener final : public DimseListener {
   const int dimse_timeout_s_ = TimeoutSeconds(config_.dimse_timeout);
   // Connections open at once, associated or still negotiating; one more is closed at once.
   const size_t max_connections_ = static_cast<size_t>(MaxConnections(config_.max_associations));
+  const size_t max_negotiating_per_peer_ =
+      static_cast<size_t>(MaxNegotiatingPerPeer(config_.max_associations));
 
   int listen_fd_ = -1;
   std::unique_ptr<DcmTransportLayer> tls_layer_;  // the TLS listener's
@@ -336,10 +345,25 @@ void Listener::Spawn(int socket, const std::string& peer) {
   info.calling_ae = AeTitle("UNKNOWN");
   info.peer_host = peer;
   info.tls = tls_;
+  std::string why;
   {
     std::lock_guard lock(mu_);
-    if (workers_.size() < max_connections_) {
+    size_t negotiating_from_peer = 0;
+    for (const Worker& worker : workers_) {
+      if (!worker.finished && worker.peer == peer &&
+          worker.negotiate_until != std::chrono::steady_clock::time_point::max()) {
+        ++negotiating_from_peer;
+      }
+    }
+    if (workers_.size() >= max_connections_) {
+      why = std::to_string(max_connections_) +
+            " connections already open (associated or negotiating)";
+    } else if (negotiating_from_peer >= max_negotiating_per_peer_) {
+      why = std::to_string(negotiating_from_peer) + " connections from " + peer +
+            " still negotiating";
+    } else {
       Worker& worker = workers_.emplace_back();
+      worker.peer = peer;
       worker.socket = socket;
       worker.negotiate_until =
           std::chrono::steady_clock::now() + std::chrono::seconds(acse_timeout_s_);
@@ -352,10 +376,8 @@ void Listener::Spawn(int socket, const std::string& peer) {
     }
   }
   close(socket);
-  sink_.OnAssociationRejected(
-      info,
-      ResourceExhausted("connection from " + peer + " closed: " + std::to_string(max_connections_) +
-                        " connections already open (associated or negotiating)"));
+  sink_.OnAssociationRejected(info,
+                              ResourceExhausted("connection from " + peer + " closed: " + why));
 }
 
 void Listener::ReapFinishedWorkers() {

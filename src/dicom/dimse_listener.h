@@ -4,12 +4,13 @@
 // the connection's accept (enforced within about a second), however slowly the peer drips its
 // bytes: a peer that connects and stalls holds up only itself, and not for longer. Associations are
 // bounded by max_associations (one more is rejected as transient, local limit exceeded);
-// connections still negotiating by as many again (at least 8; one more is closed at once and
-// reported through OnAssociationRejected). Serves C-ECHO, C-STORE for every storage SOP class and
-// common transfer syntax (stored as received, never transcoded) and MPPS N-CREATE/N-SET.
-// TCP_NODELAY is on. The bind address must be IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any
-// called AE title is accepted (the A-ASSOCIATE-AC echoes it); only calling AE titles are checked.
-// Thread safety: Start/Stop from one thread; the sink is called from association threads.
+// connections still negotiating by as many again (at least 8), and by half that from any one
+// address (at least 4); one more is closed at once and reported through OnAssociationRejected.
+// Serves C-ECHO, C-STORE for every storage SOP class and common transfer syntax (stored as
+// received, never transcoded) and MPPS N-CREATE/N-SET. TCP_NODELAY is on. The bind address must be
+// IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any called AE title is accepted (the
+// A-ASSOCIATE-AC echoes it); only calling AE titles are checked. Thread safety: Start/Stop from one
+// thread; the sink is called from association threads.
 #pragma once
 
 #include <filesystem>

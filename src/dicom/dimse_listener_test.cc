@@ -571,11 +571,14 @@ TEST_F(DimseListenerTest, ConnectionsBeyondTheLimitAreClosedAndReported) {
   DicomConfig config;
   config.max_associations = 1;  // so 1 + 8 connections may be open at once
   StartListener(config);
+  // From nine addresses, within each address's own limit.
   std::vector<std::unique_ptr<testing::SilentPeer>> silent;
   for (int i = 0; i < 9; ++i) {
-    silent.push_back(std::make_unique<testing::SilentPeer>(listener_->port()));
+    silent.push_back(std::make_unique<testing::SilentPeer>(listener_->port(), "",
+                                                           "127.0.0." + std::to_string(10 + i)));
+    ASSERT_TRUE(silent.back()->connected());
   }
-  testing::SilentPeer one_too_many(listener_->port());
+  testing::SilentPeer one_too_many(listener_->port(), "", "127.0.0.30");
   EXPECT_TRUE(one_too_many.ClosedByPeer(30s));
   ASSERT_TRUE(Eventually([&] { return !sink_.rejected().empty(); }));
   EXPECT_EQ(sink_.rejected()[0].code(), StatusCode::kResourceExhausted);
@@ -588,6 +591,30 @@ TEST_F(DimseListenerTest, ConnectionsBeyondTheLimitAreClosedAndReported) {
     TestScu scu;
     return scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good() && scu.Echo() == 0;
   }));
+}
+
+TEST_F(DimseListenerTest, OneAddressCannotTakeAllTheRoomForNegotiating) {
+  DicomConfig config;
+  config.max_associations = 1;  // 8 may be negotiating, 4 of them from one address
+  StartListener(config);
+  std::vector<std::unique_ptr<testing::SilentPeer>> silent;
+  for (int i = 0; i < 4; ++i) {
+    silent.push_back(std::make_unique<testing::SilentPeer>(listener_->port(), "", "127.0.0.5"));
+    ASSERT_TRUE(silent.back()->connected());
+  }
+  testing::SilentPeer fifth(listener_->port(), "", "127.0.0.5");
+  EXPECT_TRUE(fifth.ClosedByPeer(30s));
+  ASSERT_TRUE(Eventually([&] { return !sink_.rejected().empty(); }));
+  EXPECT_EQ(sink_.rejected()[0].code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(sink_.rejected()[0].message().find("4 connections from 127.0.0.5 still negotiating"),
+            std::string::npos)
+      << sink_.rejected()[0].message();
+
+  // Another address still gets in and is served.
+  TestScu scu;
+  ASSERT_TRUE(scu.Connect(listener_->port(), "TESTSCU", kCtImageStorage).good());
+  EXPECT_EQ(scu.Echo(), 0x0000);
+  EXPECT_EQ(sink_.rejected().size(), 1u);
 }
 
 TEST_F(DimseListenerTest, StopClosesConnectionsThatAreStillNegotiating) {

@@ -249,8 +249,18 @@ bool WaitForPort(int port, std::chrono::seconds timeout) {
       std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
 }
 
-SilentPeer::SilentPeer(int port, const std::string& bytes) {
+SilentPeer::SilentPeer(int port, const std::string& bytes, const std::string& source) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0 && !source.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &local.sin_addr) != 1 ||
+        bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      close(fd_);
+      fd_ = -1;
+      return;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -96,7 +96,9 @@ bool WaitForPort(int port, std::chrono::seconds timeout = std::chrono::seconds(2
 // slow peer instead. Closed on destruction.
 class SilentPeer {
  public:
-  explicit SilentPeer(int port, const std::string& bytes = "");
+  // `source`: the local address to connect from (any of 127.0.0.0/8 reaches the listener),
+  // empty for the system's choice.
+  explicit SilentPeer(int port, const std::string& bytes = "", const std::string& source = "");
   ~SilentPeer();
   // From now on sends one zero byte every `interval`, on a thread of its own, until the
   // connection fails or the peer is destroyed.
