@@ -318,6 +318,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     outbox.sender.port = c.ris.port;
     outbox.sender.connect_timeout = c.ris.connect_timeout;
     outbox.sender.ack_timeout = c.ris.ack_timeout;
+    if (c.ris.tls) {
+      ASSIGN_OR_RETURN(outbox.sender.tls, MakeMllpClientContext(c.ris.send_tls, "ris.tls"));
+    }
     outbox.initial_backoff = c.ris.initial_backoff;
     outbox.max_backoff = c.ris.max_backoff;
     outbox.max_attempts = c.ris.max_attempts;
@@ -341,6 +344,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     listen.application = c.ris.sending_application;
     listen.facility = c.ris.sending_facility;
     listen.allowed_peers = c.ris.listen_allowed_hosts;
+    if (c.ris.tls) {
+      ASSIGN_OR_RETURN(listen.tls, MakeMllpServerContext(c.ris.listen_tls, "ris.tls"));
+    }
     RisInbound* inbound = p->ris_inbound.get();
     listen.on_refused = [inbound](const std::string& peer, const Status& why) {
       inbound->OnConnectionRefused(peer, why);

@@ -759,6 +759,11 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   paths.push_back(&config.dicom.tls.key_file);
   paths.push_back(&config.dicom.tls.ca_file);
   paths.push_back(&config.dicom.tls.crl_file);
+  add_tls(config.ris.send_tls);
+  paths.push_back(&config.ris.listen_tls.certificate_file);
+  paths.push_back(&config.ris.listen_tls.key_file);
+  paths.push_back(&config.ris.listen_tls.ca_file);
+  paths.push_back(&config.ris.listen_tls.crl_file);
   for (ToolConfig& tool : config.tools) {
     paths.push_back(&tool.manifest_file);
     paths.push_back(&tool.auth_token_file);

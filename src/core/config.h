@@ -272,6 +272,12 @@ struct RisConfig {
   // Addresses the listener takes connections from; empty: any (warned about at start when
   // listen_bind is not a loopback address).
   std::vector<AddressRange> listen_allowed_hosts;
+  // MLLP over TLS (ris.tls), both ways: the listener's certificate and the CAs of the RIS's
+  // client certificate (listen_tls; port unused), and the CAs the RIS's server certificate
+  // must chain to, with our certificate for mutual TLS (send_tls). Off unless tls is true.
+  bool tls = false;
+  DicomTlsListenerConfig listen_tls;
+  TlsClientConfig send_tls;
   milliseconds connect_timeout{10'000};
   milliseconds ack_timeout{30'000};
   milliseconds initial_backoff{5'000};

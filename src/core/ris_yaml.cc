@@ -89,6 +89,35 @@ Status ParseSend(const yaml::Context& ctx, const YAML::Node& n, RisConfig& out) 
   return Status::Ok();
 }
 
+// ris.tls: one set of files for both directions, as the RIS is one peer.
+Status ParseTls(const yaml::Context& ctx, const YAML::Node& n, RisConfig& out) {
+  const std::string path = "ris.tls";
+  if (!n.IsMap()) {
+    return ctx.Error(n, path, "expected ca_file, certificate_file, key_file, crl_file");
+  }
+  RETURN_IF_ERROR(CheckKeys(
+      ctx, n, path,
+      {"ca_file", "certificate_file", "key_file", "crl_file", "require_client_certificate"}));
+  std::string ca, certificate, key, crl;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca, true));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "certificate_file", certificate));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "key_file", key));
+  RETURN_IF_ERROR(GetString(ctx, n, path, "crl_file", crl));
+  bool require_client_certificate = true;
+  RETURN_IF_ERROR(GetBool(ctx, n, path, "require_client_certificate", require_client_certificate));
+  if (certificate.empty() != key.empty()) {
+    return ctx.Error(n, path, "certificate_file and key_file go together");
+  }
+  out.tls = true;
+  out.listen_tls.certificate_file = certificate;
+  out.listen_tls.key_file = key;
+  out.listen_tls.ca_file = ca;
+  out.listen_tls.crl_file = crl;
+  out.listen_tls.require_client_certificate = require_client_certificate;
+  out.send_tls = {true, ca, certificate, key, crl};
+  return Status::Ok();
+}
+
 Status ParseUrgentWhen(const yaml::Context& ctx, const YAML::Node& n, RisUrgencyRule& out) {
   const std::string path = "ris.urgent_when";
   if (!n.IsMap()) return ctx.Error(n, path, "expected codes, score_at_least");
@@ -133,7 +162,7 @@ Status ParseRisSection(const yaml::Context& ctx, const YAML::Node& n, RisConfig&
       ctx, n, kPath,
       {"name", "host", "port", "receiving_application", "receiving_facility", "sending_application",
        "sending_facility", "processing_id", "listen_bind", "listen_port", "listen_allowed_hosts",
-       "connect_timeout", "ack_timeout", "retry", "send", "urgent_when"}));
+       "connect_timeout", "ack_timeout", "retry", "send", "urgent_when", "tls"}));
   RETURN_IF_ERROR(GetString(ctx, n, kPath, "name", out.name));
   if (out.name.empty() || out.name.size() > 64) {
     return ctx.Error(Blame(n, "name"), "ris.name", "expected 1 to 64 characters");
@@ -185,10 +214,15 @@ Status ParseRisSection(const yaml::Context& ctx, const YAML::Node& n, RisConfig&
       AtLeast(ctx, n, kPath, "connect_timeout", out.connect_timeout, milliseconds(100), "100ms"));
   RETURN_IF_ERROR(
       AtLeast(ctx, n, kPath, "ack_timeout", out.ack_timeout, milliseconds(100), "100ms"));
+  if (Present(n["tls"])) RETURN_IF_ERROR(ParseTls(ctx, n["tls"], out));
   if (Present(n["retry"])) RETURN_IF_ERROR(ParseRetry(ctx, n["retry"], out));
   if (Present(n["send"])) RETURN_IF_ERROR(ParseSend(ctx, n["send"], out));
   if (Present(n["urgent_when"]))
     RETURN_IF_ERROR(ParseUrgentWhen(ctx, n["urgent_when"], out.urgent_when));
+  if (out.tls && out.listen_port != 0 && out.listen_tls.certificate_file.empty()) {
+    return ctx.Error(n["tls"], "ris.tls.certificate_file",
+                     "is required with ris.listen_port: the listener presents it to the RIS");
+  }
   if (out.host.empty() && out.listen_port == 0) {
     return ctx.Error(n, kPath,
                      "neither host (to send results) nor listen_port (to receive orders and "

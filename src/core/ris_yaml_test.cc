@@ -48,6 +48,30 @@ ris:
   EXPECT_TRUE(r.sends());
 }
 
+TEST(RisConfigTest, ReadsTlsForBothDirections) {
+  auto config = ParseConfig(R"(
+ris:
+  host: ris.example
+  port: 2575
+  listen_port: 2576
+  send: {priority: none}
+  tls: {ca_file: ris-ca.pem, certificate_file: c.pem, key_file: c.key, crl_file: ris.crl}
+)",
+                            "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const RisConfig& r = config->ris;
+  EXPECT_TRUE(r.tls);
+  EXPECT_EQ(r.listen_tls.certificate_file, "c.pem");
+  EXPECT_EQ(r.listen_tls.ca_file, "ris-ca.pem");
+  EXPECT_EQ(r.listen_tls.crl_file, "ris.crl");
+  EXPECT_TRUE(r.listen_tls.require_client_certificate);
+  EXPECT_TRUE(r.send_tls.enabled);
+  EXPECT_EQ(r.send_tls.ca_file, "ris-ca.pem");
+  EXPECT_EQ(r.send_tls.client_certificate_file, "c.pem");
+  EXPECT_EQ(r.send_tls.client_key_file, "c.key");
+  EXPECT_FALSE(ParseConfig("ris: {listen_port: 2576}\n", "c.yaml")->ris.tls);
+}
+
 TEST(RisConfigTest, NoSectionMeansNoRis) {
   auto config = ParseConfig("node: {name: n}\n", "c.yaml");
   ASSERT_TRUE(config.ok());
@@ -68,6 +92,14 @@ TEST(RisConfigTest, MistakesAreNamedWithTheirKey) {
       {"ris: {listen_port: 2576, listen_allowed_hosts: [10.0.0.1, ris.trust.nhs.uk]}",
        "ris.listen_allowed_hosts[1]: 'ris.trust.nhs.uk' is not an IPv4 address"},
       {"ris: {listen_port: 2576, listen_allowed_hosts: [10.0.0.1/8]}", "beyond the /8 prefix"},
+      {"ris: {listen_port: 2576, tls: {certificate_file: c.pem, key_file: c.key}}",
+       "ris.tls.ca_file: is required"},
+      {"ris: {listen_port: 2576, tls: {ca_file: ca.pem}}",
+       "ris.tls.certificate_file: is required with ris.listen_port"},
+      {"ris: {listen_port: 2576, tls: {ca_file: ca.pem, certificate_file: c.pem}}",
+       "ris.tls: certificate_file and key_file go together"},
+      {"ris: {listen_port: 2576, tls: {ca_file: ca.pem, client_key_file: k}}",
+       "ris.tls.client_key_file: unknown key"},
       {"ris: {host: r, port: 1, send: {priority: none}, listen_allowed_hosts: [10.0.0.1]}",
        "ris.listen_allowed_hosts: needs ris.listen_port"},
       {"ris: {host: r, port: 1, sending_application: 'A|B'}", "ris.sending_application: may not"},

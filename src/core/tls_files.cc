@@ -242,6 +242,15 @@ Status CheckConfiguredTls(const Config& config) {
   if (config.priors_source.kind != PriorsSourceKind::kNone) {
     RETURN_IF_ERROR(CheckTlsClientFiles(config.priors_source.tls, "priors_source.tls"));
   }
+  if (config.ris.tls) {
+    if (!config.ris.listen_tls.certificate_file.empty()) {
+      DicomTlsListenerConfig ris = config.ris.listen_tls;
+      ris.port = 1;  // checked whenever given: the sender presents the same certificate
+      RETURN_IF_ERROR(CheckTlsListenerFiles(ris, "ris.tls"));
+    } else {
+      RETURN_IF_ERROR(CheckTlsClientFiles(config.ris.send_tls, "ris.tls"));
+    }
+  }
   return Status::Ok();
 }
 
@@ -322,6 +331,14 @@ std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
   ForEachTlsClient(config, [&out](const std::string& prefix, const TlsClientConfig& tls) {
     AddEnds(out, prefix, tls);
   });
+  if (config.ris.tls) {
+    if (auto end = NotAfter(config.ris.listen_tls.certificate_file, false)) {
+      out.push_back({"ris.tls.certificate_file", config.ris.listen_tls.certificate_file, *end});
+    }
+    if (auto end = NotAfter(config.ris.listen_tls.ca_file, true)) {
+      out.push_back({"ris.tls.ca_file", config.ris.listen_tls.ca_file, *end});
+    }
+  }
   return out;
 }
 
@@ -338,6 +355,7 @@ std::vector<CertificateEnd> ConfiguredCrlNextUpdates(const Config& config) {
   ForEachTlsClient(config, [&add](const std::string& prefix, const TlsClientConfig& tls) {
     if (tls.enabled) add(prefix + ".crl_file", tls.crl_file);
   });
+  if (config.ris.tls) add("ris.tls.crl_file", config.ris.listen_tls.crl_file);
   return out;
 }
 

@@ -39,30 +39,6 @@ int RemainingMillis(SteadyClock::time_point deadline) {
   return left.count() <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
 }
 
-// Writes all of `bytes` to a non-blocking socket before `deadline`, giving up when `stop` is
-// requested. Errors: kDeadlineExceeded, kUnavailable.
-Status WriteAll(int socket, std::string_view bytes, SteadyClock::time_point deadline,
-                const std::stop_token* stop) {
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = send(socket, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return Unavailable("write: " + Errno(errno));
-    }
-    if (stop != nullptr && stop->stop_requested()) return Unavailable("write: stopping");
-    const int left = RemainingMillis(deadline);
-    if (left == 0) return DeadlineExceeded("write: timed out");
-    pollfd p{socket, POLLOUT, 0};
-    poll(&p, 1, std::min(left, kPollMillis));
-  }
-  return Status::Ok();
-}
-
 std::string PeerHost(const sockaddr_in& address) {
   char text[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
@@ -195,7 +171,8 @@ Status MllpListener::Start() {
   listen_socket_ = fd;
   accept_thread_ = std::jthread([this](std::stop_token stop) { AcceptLoop(stop); });
   pthread_setname_np(accept_thread_.native_handle(), "mllp-accept");
-  spdlog::info("mllp listener on {}:{}", options_.bind, port_.load());
+  spdlog::info("mllp listener on {}:{}{}", options_.bind, port_.load(),
+               options_.tls ? " (TLS)" : "");
   return Status::Ok();
 }
 
@@ -318,37 +295,51 @@ void MllpListener::MarkActivity(Connection* self, bool answering) {
 }
 
 void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Connection* self) {
-  spdlog::info("mllp listener: connection from {}", peer);
+  spdlog::info("mllp listener: connection from {}{}", peer, options_.tls ? " (TLS)" : "");
+  auto stream = std::make_unique<MllpStream>(socket, options_.tls);
+  std::string why = "peer closed the connection";
+  const Status shaken =
+      stream->Handshake(/*server=*/true, SteadyClock::now() + options_.handshake_timeout, &stop);
+  if (shaken.ok()) {
+    why = Converse(stop, *stream, peer, self);
+  } else {
+    why = shaken.message();
+    if (shaken.code() != StatusCode::kUnavailable) {
+      const std::string host = peer.substr(0, peer.rfind(':'));
+      Refuse(host, Status(shaken.code(), "connection from " + peer + " refused: " + why));
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (self->evicted) why = "idle, closed to serve a newer connection";
+    self->socket = -1;  // from here on nobody else may shut the descriptor down
+  }
+  spdlog::info("mllp listener: closing connection from {}: {}", peer, why);
+  stream.reset();  // closes the socket
+  std::lock_guard lock(mu_);
+  self->finished = true;
+  --active_;
+}
+
+std::string MllpListener::Converse(std::stop_token stop, MllpStream& stream,
+                                   const std::string& peer, Connection* self) {
   MllpDecoder decoder(options_.limits.max_message_bytes);
   std::vector<std::string> messages;
   std::string buffer(64 * 1024, '\0');
   auto last_activity = SteadyClock::now();
   size_t discarded_logged = 0;
-  std::string why = "peer closed the connection";
   while (true) {
-    if (stop.stop_requested()) {
-      why = "listener stopping";
-      break;
-    }
-    pollfd p{socket, POLLIN, 0};
-    const int ready = poll(&p, 1, kPollMillis);
-    if (ready == 0) {
-      if (SteadyClock::now() - last_activity > options_.idle_timeout) {
-        why = "idle timeout";
-        break;
-      }
+    if (stop.stop_requested()) return "listener stopping";
+    Result<size_t> n =
+        stream.Read(buffer.data(), buffer.size(), std::chrono::milliseconds(kPollMillis));
+    if (!n.ok()) return n.status().message();
+    if (*n == 0) {
+      if (SteadyClock::now() - last_activity > options_.idle_timeout) return "idle timeout";
       continue;
-    }
-    const ssize_t n = recv(socket, buffer.data(), buffer.size(), 0);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      why = "read: " + Errno(errno);
-      break;
     }
     last_activity = SteadyClock::now();
     messages.clear();
-    decoder.Feed(std::string_view(buffer.data(), static_cast<size_t>(n)), messages);
+    decoder.Feed(std::string_view(buffer.data(), *n), messages);
     MarkActivity(self, !messages.empty());
     if (decoder.discarded_bytes() > discarded_logged) {
       spdlog::warn("mllp listener: {}: {} bytes outside MLLP frames discarded", peer,
@@ -356,36 +347,18 @@ void MllpListener::Serve(std::stop_token stop, int socket, std::string peer, Con
       discarded_logged = decoder.discarded_bytes();
     }
     if (decoder.oversized_frames() > 0) {
-      why = "a frame over " + std::to_string(options_.limits.max_message_bytes) + " bytes";
-      break;
+      return "a frame over " + std::to_string(options_.limits.max_message_bytes) + " bytes";
     }
-    bool failed = false;
     for (const std::string& payload : messages) {
       Result<std::string> reply = Answer(payload, peer);
-      if (!reply.ok()) {
-        why = reply.status().message();
-        failed = true;
-        break;
-      }
+      if (!reply.ok()) return reply.status().message();
       const Status written =
-          WriteAll(socket, MllpFrame(*reply), SteadyClock::now() + options_.write_timeout, &stop);
-      if (!written.ok()) {
-        why = "ack " + written.message();
-        failed = true;
-        break;
-      }
+          stream.WriteAll(MllpFrame(*reply), SteadyClock::now() + options_.write_timeout, &stop);
+      if (!written.ok()) return "ack " + written.message();
       ++handled_;
     }
-    if (failed) break;
     if (!messages.empty()) MarkActivity(self, false);
   }
-  std::lock_guard lock(mu_);
-  if (self->evicted) why = "idle, closed to serve a newer connection";
-  spdlog::info("mllp listener: closing connection from {}: {}", peer, why);
-  self->socket = -1;
-  close(socket);
-  self->finished = true;
-  --active_;
 }
 
 std::string MllpListener::NextControlId() {
@@ -432,21 +405,19 @@ Result<std::string> MllpListener::Answer(std::string_view payload, const std::st
   return ack.Serialize();
 }
 
-void MllpSender::Close() {
-  if (socket_ >= 0) close(socket_);
-  socket_ = -1;
-}
+void MllpSender::Close() { stream_.reset(); }
 
 Status MllpSender::EnsureConnected() {
   const std::string where =
       "mllp send to " + options_.host + ":" + std::to_string(options_.port) + ": ";
-  if (socket_ >= 0) {
-    // A peer that closed an idle connection, or sent bytes nobody asked for: start afresh.
+  if (stream_ != nullptr) {
+    // A peer that closed an idle connection, or sent bytes nobody asked for (over TLS, its
+    // close_notify): start afresh.
     char byte;
-    const ssize_t n = recv(socket_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = recv(stream_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0) Close();
   }
-  if (socket_ >= 0) return Status::Ok();
+  if (stream_ != nullptr) return Status::Ok();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -456,7 +427,8 @@ Status MllpSender::EnsureConnected() {
   if (rc != 0) return Unavailable(where + "resolve: " + gai_strerror(rc));
   const auto deadline = SteadyClock::now() + options_.connect_timeout;
   std::string last_error = "no address";
-  for (addrinfo* a = found; a != nullptr && socket_ < 0; a = a->ai_next) {
+  int connected = -1;
+  for (addrinfo* a = found; a != nullptr && connected < 0; a = a->ai_next) {
     const int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
       last_error = Errno(errno);
@@ -482,10 +454,15 @@ Status MllpSender::EnsureConnected() {
       continue;
     }
     DisableNagle(fd);
-    socket_ = fd;
+    connected = fd;
   }
   freeaddrinfo(found);
-  if (socket_ < 0) return Unavailable(where + last_error);
+  if (connected < 0) return Unavailable(where + last_error);
+  stream_ = std::make_unique<MllpStream>(connected, options_.tls, options_.host);
+  if (Status shaken = stream_->Handshake(/*server=*/false, deadline, nullptr); !shaken.ok()) {
+    Close();
+    return Unavailable(where + shaken.message());
+  }
   return Status::Ok();
 }
 
@@ -496,7 +473,7 @@ Result<AckOutcome> MllpSender::Exchange(const Hl7Message& message) {
   if (control_id.empty()) return InvalidArgument("mllp send: message has no control id (MSH-10)");
   RETURN_IF_ERROR(EnsureConnected());
   const auto deadline = SteadyClock::now() + options_.ack_timeout;
-  const Status written = WriteAll(socket_, MllpFrame(message.Serialize()), deadline, nullptr);
+  const Status written = stream_->WriteAll(MllpFrame(message.Serialize()), deadline, nullptr);
   if (!written.ok()) {
     Close();
     return Status(written.code(), where + written.message());
@@ -511,17 +488,14 @@ Result<AckOutcome> MllpSender::Exchange(const Hl7Message& message) {
       return DeadlineExceeded(where + "no ACK within " +
                               std::to_string(options_.ack_timeout.count()) + " ms");
     }
-    pollfd p{socket_, POLLIN, 0};
-    if (poll(&p, 1, left) <= 0) continue;
-    const ssize_t n = recv(socket_, buffer.data(), buffer.size(), 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-    if (n <= 0) {
-      const std::string why = n == 0 ? "peer closed the connection" : Errno(errno);
+    Result<size_t> n = stream_->Read(buffer.data(), buffer.size(), std::chrono::milliseconds(left));
+    if (!n.ok()) {
       Close();
-      return Unavailable(where + why + " before its ACK");
+      return Unavailable(where + n.status().message() + " before its ACK");
     }
+    if (*n == 0) continue;
     frames.clear();
-    decoder.Feed(std::string_view(buffer.data(), static_cast<size_t>(n)), frames);
+    decoder.Feed(std::string_view(buffer.data(), *n), frames);
     if (decoder.oversized_frames() > 0) {
       Close();
       return Unavailable(where + "answer over " + std::to_string(options_.max_ack_bytes) +

@@ -22,6 +22,7 @@
 #include "core/status.h"
 #include "hl7/hl7_ack.h"
 #include "hl7/hl7_message.h"
+#include "hl7/mllp_stream.h"
 
 namespace conduit {
 
@@ -80,14 +81,20 @@ struct MllpListenerOptions {
   std::chrono::milliseconds evict_idle_after{std::chrono::seconds(30)};
   // Connections from other addresses are closed at once; empty: any address.
   std::vector<AddressRange> allowed_peers;
-  // Told of each connection closed at once, with the peer's address (no port):
-  // kPermissionDenied (address not allowed) or kResourceExhausted (max_connections open, none
-  // idle enough to replace). Called on the accept thread; it should not block. Empty: each is
-  // logged as a warning.
+  // Told of each connection refused, with the peer's address (no port): kPermissionDenied
+  // (address not allowed, TLS handshake failed), kResourceExhausted (max_connections open, none
+  // idle enough to replace), kDeadlineExceeded (TLS handshake too slow). Called on the accept
+  // thread or the connection's; it should not block for long. Empty: each is logged as a
+  // warning.
   std::function<void(const std::string& peer, const Status& why)> on_refused;
   Hl7Limits limits;  // also bounds each frame (limits.max_message_bytes)
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // closes a silent peer
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+  // With a context (MakeMllpServerContext), every connection speaks TLS: its handshake must be
+  // done within handshake_timeout of the accept; one that fails is reported like a refused
+  // connection (kPermissionDenied or kDeadlineExceeded, through on_refused).
+  SslContext tls;
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
   std::string application = "CONDUIT";  // MSH-3 of the ACKs the listener builds
   std::string facility;                 // MSH-4 of the ACKs the listener builds
 };
@@ -137,6 +144,9 @@ class MllpListener {
   // Reports a connection closed at once (options_.on_refused, or a warning).
   void Refuse(const std::string& peer, const Status& why);
   void Serve(std::stop_token stop, int socket, std::string peer, Connection* self);
+  // Reads and answers messages until the connection ends; returns why it ended.
+  std::string Converse(std::stop_token stop, MllpStream& stream, const std::string& peer,
+                       Connection* self);
   // The reply for one payload, or an error that closes the connection.
   Result<std::string> Answer(std::string_view payload, const std::string& peer);
   std::string NextControlId();
@@ -162,6 +172,9 @@ struct MllpSenderOptions {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds ack_timeout{std::chrono::seconds(30)};  // from the last byte sent
   size_t max_ack_bytes = 1024 * 1024;
+  // With a context (MakeMllpClientContext): TLS, the peer's certificate verified against it
+  // and against `host`; the handshake is bounded by connect_timeout.
+  SslContext tls;
 };
 
 // MllpSender: sends one message and waits for the ACK whose MSA-2 names its control id (ACKs
@@ -185,12 +198,12 @@ class MllpSender {
   // kInvalidArgument (do not retry), transport errors as Exchange().
   Status Send(const Hl7Message& message);
   void Close();
-  bool connected() const { return socket_ >= 0; }
+  bool connected() const { return stream_ != nullptr; }
 
  private:
   Status EnsureConnected();
   const MllpSenderOptions options_;
-  int socket_ = -1;
+  std::unique_ptr<MllpStream> stream_;
 };
 
 }  // namespace conduit

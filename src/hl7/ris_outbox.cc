@@ -37,8 +37,8 @@ Status RisOutbox::Start() {
   UpdatePendingGauge();
   thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
   pthread_setname_np(thread_.native_handle(), "hl7-out");
-  spdlog::info("hl7 outbox {}: sending to {}:{}", options_.destination, options_.sender.host,
-               options_.sender.port);
+  spdlog::info("hl7 outbox {}: sending to {}:{}{}", options_.destination, options_.sender.host,
+               options_.sender.port, options_.sender.tls ? " over TLS" : "");
   return Status::Ok();
 }
 

@@ -17,7 +17,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, PeerExited, Conduit, Orthanc, make_study, read_uids,  # noqa: E402
-                     storescu, wait_until, free_port, stop_process, read_text, BUILD, ENV)
+                     storescu, wait_until, free_port, stop_process, read_text, make_test_pki, BUILD, ENV)
 
 RIS_SIM = os.path.join(BUILD, "conduit-ris-sim")
 PATIENT = "RIS-E2E-4410"
@@ -27,11 +27,12 @@ ACCESSION = "ACC-E2E-91"
 class RisSim:
     """The RIS simulator listening on `port` (0: any free one) and logging what it receives."""
 
-    def __init__(self, root, mode="aa", port=0):
+    def __init__(self, root, mode="aa", port=0, tls_args=()):
         self.root = os.path.join(root, "ris")
         os.makedirs(self.root, exist_ok=True)
         self.mode = mode
         self.port = port
+        self.tls_args = list(tls_args)
         self.log_path = os.path.join(self.root, f"received-{mode}.jsonl")
         self.proc = None
 
@@ -41,7 +42,8 @@ class RisSim:
             os.remove(port_file)
         self.err = open(os.path.join(self.root, "sim.log"), "a")
         self.proc = subprocess.Popen([RIS_SIM, "--listen", str(self.port), "--bind", "127.0.0.1",
-                                      "--mode", self.mode, "--log", self.log_path, "--port-file", port_file],
+                                      "--mode", self.mode, "--log", self.log_path, "--port-file", port_file,
+                                      *self.tls_args],
                                      stdout=self.err, stderr=self.err, env=ENV)
         wait_until("the RIS simulator", lambda: self._alive() and os.path.exists(port_file)
                    and read_text(port_file).strip(), timeout=60)
@@ -63,17 +65,18 @@ class RisSim:
         return [json.loads(line) for line in open(self.log_path) if line.strip()]
 
 
-def send_to_conduit(port, kind, **fields):
+def send_to_conduit(port, kind, tls_args=(), **fields):
     """Sends an ORM "exam completed" or an ORU report to Conduit's MLLP listener; the exit code
     is the ACK's (0 for AA)."""
-    cmd = [RIS_SIM, "--send", kind, "--to", f"127.0.0.1:{port}", "--ack-timeout-ms", "20000"]
+    cmd = [RIS_SIM, "--send", kind, "--to", f"127.0.0.1:{port}", "--ack-timeout-ms", "20000",
+           *tls_args]
     for key, value in fields.items():
         cmd += ["--" + key.replace("_", "-"), value]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=ENV)
 
 
 class RisTest(E2ETest):
-    def gateway(self, pacs, ris_port, stable_after="1s", allowed_hosts=None):
+    def gateway(self, pacs, ris_port, stable_after="1s", allowed_hosts=None, tls=None):
         listen = free_port()
         config = {
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
@@ -90,6 +93,8 @@ class RisTest(E2ETest):
         }
         if allowed_hosts is not None:
             config["ris"]["listen_allowed_hosts"] = allowed_hosts
+        if tls is not None:
+            config["ris"]["tls"] = tls
         conduit = Conduit(self.tmp, config)
         conduit.mllp_port = listen
         return self.started(conduit)
@@ -132,6 +137,36 @@ class RisTest(E2ETest):
         self.assertNotIn(PATIENT, conduit.logs(), "no identifier in Conduit's log")
         time.sleep(1)
         self.assertEqual(len(ris.received()), 2, "one priority update and one result, once each")
+
+    def test_over_tls_both_ways_an_order_completes_the_study_and_the_ris_gets_the_results(self):
+        pki = make_test_pki(self.dir("pki"))
+        pacs = self.started(Orthanc(self.tmp))
+        # The RIS: its server certificate, and it wants Conduit's client certificate.
+        ris = self.started(RisSim(self.tmp, tls_args=["--tls-ca", pki["ca"], "--tls-cert",
+                                                      pki["server_cert"], "--tls-key", pki["server_key"]]))
+        conduit = self.gateway(pacs, ris.port, stable_after="600s", tls={
+            "ca_file": pki["ca"], "certificate_file": pki["node_cert"], "key_file": pki["node_key"]})
+        files, _ = self.study()
+        storescu(conduit.dicom_port, files)
+        wait_until("the instances indexed",
+                   lambda: conduit.api("/api/studies?limit=10")["studies"], timeout=60)
+        client = ["--tls-ca", pki["ca"], "--tls-cert", pki["client_cert"], "--tls-key", pki["client_key"]]
+        # MLLP in the clear, and TLS without a client certificate, are refused and audited.
+        plain = send_to_conduit(conduit.mllp_port, "orm-complete", accession=ACCESSION, patient_id=PATIENT)
+        self.assertNotEqual(plain.returncode, 0, plain.stdout)
+        anonymous = send_to_conduit(conduit.mllp_port, "orm-complete", tls_args=client[:2],
+                                    accession=ACCESSION, patient_id=PATIENT)
+        self.assertNotEqual(anonymous.returncode, 0, anonymous.stdout)
+        refused = wait_until("the refusals audited", lambda: [
+            e for e in self.audit(conduit) if e["action"] == "hl7_refused"], timeout=30)
+        self.assertIn("TLS handshake failed", json.dumps(refused))
+        answer = send_to_conduit(conduit.mllp_port, "orm-complete", tls_args=client,
+                                 accession=ACCESSION, patient_id=PATIENT)
+        self.assertEqual(answer.returncode, 0, f"AA expected: {answer.stdout}{answer.stderr}")
+
+        self.wait_job_state(conduit, "done", timeout=90)
+        self.expect_priority_then_results(ris, f"\nconduit log tail:\n{conduit.logs()[-4000:]}")
+        self.assertIn("over TLS", conduit.logs())
 
     def test_a_ris_that_is_down_gets_the_messages_once_it_is_back(self):
         pacs = self.started(Orthanc(self.tmp))

@@ -3,6 +3,8 @@
 //   send:   conduit-ris-sim --send orm-complete --accession ACC1 --to 127.0.0.1:2576
 //           (also: --send oru-report, or --send @message.hl7); exit code 0 AA, 1 AE, 2 AR,
 //           3 no answer / no connection, 4 bad usage.
+//   TLS (either way): --tls-ca CA.pem [--tls-cert C.pem --tls-key C.key]; listening needs the
+//   certificate, and then wants a client certificate from that CA.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -21,8 +23,14 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
+// The TLS files given on the command line (all empty: MLLP in the clear).
+struct TlsFiles {
+  std::string ca, certificate, key;
+  bool on() const { return !ca.empty() || !certificate.empty(); }
+};
+
 int Send(const std::string& what, const conduit::tools::RisSimOutgoing& outgoing,
-         const std::string& to, int ack_timeout_ms) {
+         const std::string& to, int ack_timeout_ms, const TlsFiles& tls) {
   std::string er7;
   if (!what.empty() && what[0] == '@') {
     std::ifstream in(what.substr(1), std::ios::binary);
@@ -55,6 +63,15 @@ int Send(const std::string& what, const conduit::tools::RisSimOutgoing& outgoing
   options.host = to.substr(0, colon);
   options.port = std::atoi(to.substr(colon + 1).c_str());
   options.ack_timeout = std::chrono::milliseconds(ack_timeout_ms);
+  if (tls.on()) {
+    auto context = conduit::MakeMllpClientContext({true, tls.ca, tls.certificate, tls.key, {}},
+                                                  "ris sim --tls");
+    if (!context.ok()) {
+      std::cerr << context.status().message() << "\n";
+      return 4;
+    }
+    options.tls = *context;
+  }
   conduit::MllpSender sender(options);
   auto ack = sender.Exchange(*message);
   if (!ack.ok()) {
@@ -88,6 +105,10 @@ int main(int argc, char** argv) {
   std::string to;
   int ack_timeout_ms = 10'000;
   conduit::tools::RisSimOutgoing outgoing;
+  TlsFiles tls;
+  app.add_option("--tls-ca", tls.ca, "TLS: CA file the peer's certificate must chain to");
+  app.add_option("--tls-cert", tls.certificate, "TLS: our certificate (PEM)");
+  app.add_option("--tls-key", tls.key, "TLS: its private key (PEM, unencrypted)");
   app.add_option("--listen", listen_port, "MLLP port to listen on (0: any free port)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--bind", bind, "Address to listen on (IPv4)");
@@ -107,13 +128,14 @@ int main(int argc, char** argv) {
   app.add_option("--report-status", outgoing.report_status, "oru-report: OBR-25 (P, F, C)");
   app.add_option("--code", outgoing.code, "oru-report: a coded finding SCHEME:VALUE");
   CLI11_PARSE(app, argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error, not the end
 
   if (!send.empty()) {
     if (to.empty()) {
       std::cerr << "ris sim: --send needs --to HOST:PORT\n";
       return 4;
     }
-    return Send(send, outgoing, to, ack_timeout_ms);
+    return Send(send, outgoing, to, ack_timeout_ms, tls);
   }
   if (listen_port < 0) {
     std::cerr << "ris sim: give --listen PORT or --send KIND --to HOST:PORT\n";
@@ -139,6 +161,18 @@ int main(int argc, char** argv) {
   options.bind = bind;
   options.port = listen_port;
   options.application = "RISSIM";
+  if (tls.on()) {
+    conduit::DicomTlsListenerConfig files;
+    files.certificate_file = tls.certificate;
+    files.key_file = tls.key;
+    files.ca_file = tls.ca;
+    auto context = conduit::MakeMllpServerContext(files, "ris sim --tls");
+    if (!context.ok()) {
+      std::cerr << context.status().message() << "\n";
+      return 4;
+    }
+    options.tls = *context;
+  }
   conduit::MllpListener listener(
       options, [&peer](std::string_view payload) { return peer.Handle(payload); }, clock);
   if (auto st = listener.Start(); !st.ok()) {
@@ -154,7 +188,7 @@ int main(int argc, char** argv) {
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   std::cout << "conduit-ris-sim (NON-CLINICAL) listening on " << bind << ":" << listener.port()
-            << " mode " << mode_text << std::endl;
+            << " mode " << mode_text << (tls.on() ? " over TLS" : "") << std::endl;
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   peer.Stopping();
   listener.Stop();
