@@ -44,6 +44,8 @@ Status CheckCertificateDates(SSL_CTX* ctx, const std::string& name) {
   return Status::Ok();
 }
 
+}  // namespace
+
 Status LoadCaFile(SSL_CTX* ctx, const fs::path& ca_file, const std::string& setting) {
   if (ca_file.empty()) return Status::Ok();
   const std::string ca = ca_file.string();
@@ -53,6 +55,8 @@ Status LoadCaFile(SSL_CTX* ctx, const fs::path& ca_file, const std::string& sett
   }
   return Status::Ok();
 }
+
+namespace {
 
 // Each CRL in `crl_file` must come from a CA in `ca_file`, verify with its key, and that CA
 // must be allowed to sign CRLs: otherwise OpenSSL refuses every certificate it checks.

@@ -29,6 +29,10 @@ Status UseCertificateAndKey(SSL_CTX* ctx, const std::filesystem::path& certifica
                             const std::filesystem::path& key,
                             const std::string& certificate_setting, const std::string& key_setting);
 
+// Trusts the PEM CA certificates in `ca_file` for verifying peers; nothing when it is empty.
+// Errors: kFailedPrecondition naming `setting` and the file when it holds no usable one.
+Status LoadCaFile(SSL_CTX* ctx, const std::filesystem::path& ca_file, const std::string& setting);
+
 // Adds every PEM CRL in `crl_file` to `store` and has it checked for the peer's certificate
 // (X509_V_FLAG_CRL_CHECK). Returns the earliest next update of those CRLs (seconds since the
 // epoch; 0 if none says). Errors: kFailedPrecondition naming `setting` and the file when it

@@ -35,12 +35,8 @@ Result<SslContext> NewContext(const SSL_METHOD* method, const std::string& setti
 
 Status UseCas(SSL_CTX* context, const std::filesystem::path& ca_file,
               const std::filesystem::path& crl_file, const std::string& setting) {
-  if (ca_file.empty()) {
-    SSL_CTX_set_default_verify_paths(context);
-  } else if (SSL_CTX_load_verify_locations(context, ca_file.c_str(), nullptr) != 1) {
-    return FailedPrecondition(setting + ".ca_file " + ca_file.string() + ": " +
-                              OpenSslReason("no usable CA certificate"));
-  }
+  if (ca_file.empty()) SSL_CTX_set_default_verify_paths(context);
+  RETURN_IF_ERROR(LoadCaFile(context, ca_file, setting + ".ca_file"));
   if (!crl_file.empty()) {
     Result<int64_t> loaded =
         LoadCrlFile(SSL_CTX_get_cert_store(context), crl_file, setting + ".crl_file");
