@@ -227,8 +227,9 @@ class Listener final : public DimseListener {
                  Worker* self);
   // Reports a connection that ended without an A-ASSOCIATE-RQ (closed, timed out, not DICOM).
   void NoAssociation(const AssociationInfo& info, const OFCondition& cond, bool timed_out);
-  // Whether the calling AE title may associate from the peer's address (config_.calling_ae_hosts).
-  bool FromAllowedHost(const AssociationInfo& info) const;
+  // Why the calling AE title may not associate from the peer's address (the allow-list and
+  // config_.calling_ae_hosts), or empty if it may.
+  std::string CallingAeRefusal(const AssociationInfo& info) const;
   // Checks the calling AE title and the association limit; serves the association if both pass.
   void Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info);
   void Reject(T_ASC_Association* assoc, const AssociationInfo& info, T_ASC_RejectParameters why,
@@ -502,34 +503,32 @@ void Listener::NoAssociation(const AssociationInfo& info, const OFCondition& con
   }
 }
 
-bool Listener::FromAllowedHost(const AssociationInfo& info) const {
+std::string Listener::CallingAeRefusal(const AssociationInfo& info) const {
+  const auto& allowed = config_.allowed_calling_aes;
+  if (!allowed.empty() &&
+      std::find(allowed.begin(), allowed.end(), info.calling_ae.str()) == allowed.end()) {
+    return "calling AE title not allowed";
+  }
   const auto bound = config_.calling_ae_hosts.find(info.calling_ae.str());
-  if (bound == config_.calling_ae_hosts.end()) return true;
+  if (bound == config_.calling_ae_hosts.end()) return {};
   in_addr address{};
-  return inet_pton(AF_INET, info.peer_host.c_str(), &address) == 1 &&
-         Allowed(bound->second, address);
+  if (inet_pton(AF_INET, info.peer_host.c_str(), &address) == 1 &&
+      Allowed(bound->second, address)) {
+    return {};
+  }
+  return "calling AE title not allowed from this address";
 }
 
 void Listener::Admit(std::stop_token stop, T_ASC_Association* assoc, AssociationInfo info) {
   info.calling_ae = AeTitle(Field(assoc->params->DULparams.callingAPTitle));
   info.called_ae = AeTitle(Field(assoc->params->DULparams.calledAPTitle));
 
-  const auto& allowed = config_.allowed_calling_aes;
-  if (!allowed.empty() &&
-      std::find(allowed.begin(), allowed.end(), info.calling_ae.str()) == allowed.end()) {
+  if (const std::string refusal = CallingAeRefusal(info); !refusal.empty()) {
     Reject(assoc, info,
            {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
             ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
            PermissionDenied("association from " + info.calling_ae.str() + " at " + info.peer_host +
-                            ": calling AE title not allowed"));
-    return;
-  }
-  if (!FromAllowedHost(info)) {
-    Reject(assoc, info,
-           {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-            ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED},
-           PermissionDenied("association from " + info.calling_ae.str() + " at " + info.peer_host +
-                            ": calling AE title not allowed from this address"));
+                            ": " + refusal));
     return;
   }
   if (active_.fetch_add(1) >= std::max(1, config_.max_associations)) {
