@@ -6,13 +6,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-#include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "core/revocation_store.h"
 #include "core/tls_files.h"
 
 namespace conduit {
@@ -26,79 +24,6 @@ int RecordVerifyError(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok == 0) last_verify_error = X509_STORE_CTX_get_error(store);
   return preverify_ok;
 }
-
-// The store a TLS listener with a CRL file verifies client certificates with: its CAs and the
-// CRLs, rebuilt when the CRL file changes (modification time, size or inode), so that a new CRL
-// takes effect from the next association without a restart. A changed file that cannot be used
-// leaves the last good store in place (logged once per change).
-class RevocationStore {
- public:
-  RevocationStore(std::filesystem::path ca_file, std::filesystem::path crl_file)
-      : ca_file_(std::move(ca_file)), crl_file_(std::move(crl_file)) {}
-  ~RevocationStore() { X509_STORE_free(store_); }
-  RevocationStore(const RevocationStore&) = delete;
-  RevocationStore& operator=(const RevocationStore&) = delete;
-
-  // The first load: an error stops the listener's start.
-  Status Load() {
-    std::lock_guard lock(mu_);
-    stamp_ = StampOf();
-    ASSIGN_OR_RETURN(X509_STORE * store, Build());
-    store_ = store;
-    return Status::Ok();
-  }
-
-  // Has `ssl` verify its peer against the current CAs and CRLs.
-  void Apply(SSL* ssl) {
-    std::lock_guard lock(mu_);
-    const std::string stamp = StampOf();
-    if (stamp != stamp_) {
-      stamp_ = stamp;
-      Result<X509_STORE*> rebuilt = Build();
-      if (rebuilt.ok()) {
-        X509_STORE_free(store_);
-        store_ = *rebuilt;
-        spdlog::info("event=tls_crl_reloaded setting=dicom.tls.crl_file file={}",
-                     crl_file_.string());
-      } else {
-        spdlog::error("event=tls_crl_reload_failed {}; the previous CRLs stay in force",
-                      rebuilt.status().message());
-      }
-    }
-    SSL_set1_verify_cert_store(ssl, store_);
-    X509_VERIFY_PARAM_set_flags(SSL_get0_param(ssl), X509_V_FLAG_CRL_CHECK);
-  }
-
- private:
-  std::string StampOf() const {
-    struct stat st {};
-    if (::stat(crl_file_.c_str(), &st) != 0) return "missing";
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
-  }
-
-  Result<X509_STORE*> Build() const {
-    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
-                                                                  &X509_STORE_free);
-    if (!store) return Internal("DICOM TLS: cannot make a certificate store");
-    const int loaded = ca_file_.empty()
-                           ? X509_STORE_set_default_paths(store.get())
-                           : X509_STORE_load_locations(store.get(), ca_file_.c_str(), nullptr);
-    if (loaded != 1) {
-      return FailedPrecondition("dicom.tls.ca_file " + ca_file_.string() +
-                                ": no usable PEM certificate (" + OpenSslReason("unreadable") +
-                                ")");
-    }
-    RETURN_IF_ERROR(LoadCrlFile(store.get(), crl_file_, "dicom.tls.crl_file").status());
-    return store.release();
-  }
-
-  const std::filesystem::path ca_file_;
-  const std::filesystem::path crl_file_;
-  std::mutex mu_;
-  X509_STORE* store_ = nullptr;  // guarded by mu_
-  std::string stamp_;            // guarded by mu_: the CRL file's when store_ (re)loaded
-};
 
 // DCMTK's TLS layer making connections that acknowledge what they read at once, as Conduit's
 // plain ones do (what DcmTLSTransportLayer::createConnection does, with QuickAck). For TLS only.
@@ -193,7 +118,7 @@ Result<std::unique_ptr<DcmTransportLayer>> MakeServerTlsLayer(const DicomTlsList
                                                                    : DCV_checkCertificate);
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), RecordVerifyError);
   if (!tls.crl_file.empty()) {
-    auto revocation = std::make_unique<RevocationStore>(tls.ca_file, tls.crl_file);
+    auto revocation = std::make_unique<RevocationStore>(tls.ca_file, tls.crl_file, "dicom.tls");
     RETURN_IF_ERROR(revocation->Load());
     layer->CheckRevocation(std::move(revocation));
   }

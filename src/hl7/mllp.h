@@ -93,7 +93,7 @@ struct MllpListenerOptions {
   // With a context (MakeMllpServerContext), every connection speaks TLS: its handshake must be
   // done within handshake_timeout of the accept; one that fails is reported like a refused
   // connection (kPermissionDenied or kDeadlineExceeded, through on_refused).
-  SslContext tls;
+  MllpTls tls;
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
   std::string application = "CONDUIT";  // MSH-3 of the ACKs the listener builds
   std::string facility;                 // MSH-4 of the ACKs the listener builds
@@ -174,7 +174,7 @@ struct MllpSenderOptions {
   size_t max_ack_bytes = 1024 * 1024;
   // With a context (MakeMllpClientContext): TLS, the peer's certificate verified against it
   // and against `host`; the handshake is bounded by connect_timeout.
-  SslContext tls;
+  MllpTls tls;
 };
 
 // MllpSender: sends one message and waits for the ACK whose MSA-2 names its control id (ACKs

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <utility>
 
 #include "core/tls_files.h"
 
@@ -25,57 +27,72 @@ int MillisUntil(SteadyClock::time_point deadline) {
 
 constexpr int kStopCheckMillis = 100;  // how often a wait looks at its stop token
 
-Result<SslContext> NewContext(const SSL_METHOD* method, const std::string& setting) {
-  SslContext context(SSL_CTX_new(method), SSL_CTX_free);
+using OwnedContext = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+
+Result<OwnedContext> NewContext(const SSL_METHOD* method, const std::string& setting) {
+  OwnedContext context(SSL_CTX_new(method), &SSL_CTX_free);
   if (!context) return Internal(setting + ": " + OpenSslReason("cannot create a TLS context"));
   SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION);
   SSL_CTX_set_mode(context.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   return context;
 }
 
-Status UseCas(SSL_CTX* context, const std::filesystem::path& ca_file,
-              const std::filesystem::path& crl_file, const std::string& setting) {
+// The CAs in the context itself; with a CRL file, also a store of CAs and CRLs that follows it.
+Result<std::unique_ptr<RevocationStore>> UseCas(SSL_CTX* context,
+                                                const std::filesystem::path& ca_file,
+                                                const std::filesystem::path& crl_file,
+                                                const std::string& setting) {
   if (ca_file.empty()) SSL_CTX_set_default_verify_paths(context);
   RETURN_IF_ERROR(LoadCaFile(context, ca_file, setting + ".ca_file"));
-  if (!crl_file.empty()) {
-    Result<int64_t> loaded =
-        LoadCrlFile(SSL_CTX_get_cert_store(context), crl_file, setting + ".crl_file");
-    if (!loaded.ok()) return loaded.status();
-  }
-  return Status::Ok();
+  if (crl_file.empty()) return std::unique_ptr<RevocationStore>();
+  auto revocation = std::make_unique<RevocationStore>(ca_file, crl_file, setting);
+  RETURN_IF_ERROR(revocation->Load());
+  return revocation;
 }
 
 }  // namespace
 
-Result<SslContext> MakeMllpServerContext(const DicomTlsListenerConfig& tls,
-                                         const std::string& setting) {
-  ASSIGN_OR_RETURN(SslContext context, NewContext(TLS_server_method(), setting));
+MllpTlsContext::MllpTlsContext(SSL_CTX* context, std::unique_ptr<RevocationStore> revocation)
+    : context_(context), revocation_(std::move(revocation)) {}
+
+MllpTlsContext::~MllpTlsContext() { SSL_CTX_free(context_); }
+
+SSL* MllpTlsContext::NewConnection() const {
+  SSL* ssl = SSL_new(context_);
+  if (ssl != nullptr && revocation_) revocation_->Apply(ssl);
+  return ssl;
+}
+
+Result<MllpTls> MakeMllpServerContext(const DicomTlsListenerConfig& tls,
+                                      const std::string& setting) {
+  ASSIGN_OR_RETURN(OwnedContext context, NewContext(TLS_server_method(), setting));
   RETURN_IF_ERROR(UseCertificateAndKey(context.get(), tls.certificate_file, tls.key_file,
                                        setting + ".certificate_file", setting + ".key_file"));
-  RETURN_IF_ERROR(UseCas(context.get(), tls.ca_file, tls.crl_file, setting));
+  ASSIGN_OR_RETURN(std::unique_ptr<RevocationStore> revocation,
+                   UseCas(context.get(), tls.ca_file, tls.crl_file, setting));
   SSL_CTX_set_verify(
       context.get(),
       SSL_VERIFY_PEER | (tls.require_client_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
       nullptr);
-  return context;
+  return std::make_shared<const MllpTlsContext>(context.release(), std::move(revocation));
 }
 
-Result<SslContext> MakeMllpClientContext(const TlsClientConfig& tls, const std::string& setting) {
-  ASSIGN_OR_RETURN(SslContext context, NewContext(TLS_client_method(), setting));
+Result<MllpTls> MakeMllpClientContext(const TlsClientConfig& tls, const std::string& setting) {
+  ASSIGN_OR_RETURN(OwnedContext context, NewContext(TLS_client_method(), setting));
   if (!tls.client_certificate_file.empty()) {
     RETURN_IF_ERROR(UseCertificateAndKey(context.get(), tls.client_certificate_file,
                                          tls.client_key_file, setting + ".certificate_file",
                                          setting + ".key_file"));
   }
-  RETURN_IF_ERROR(UseCas(context.get(), tls.ca_file, tls.crl_file, setting));
+  ASSIGN_OR_RETURN(std::unique_ptr<RevocationStore> revocation,
+                   UseCas(context.get(), tls.ca_file, tls.crl_file, setting));
   SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER, nullptr);
-  return context;
+  return std::make_shared<const MllpTlsContext>(context.release(), std::move(revocation));
 }
 
-MllpStream::MllpStream(int fd, const SslContext& context, const std::string& server_name)
-    : fd_(fd) {
+MllpStream::MllpStream(int fd, const MllpTls& context, const std::string& server_name) : fd_(fd) {
   if (!context) return;
-  ssl_ = SSL_new(context.get());
+  ssl_ = context->NewConnection();
   if (ssl_ == nullptr) return;
   SSL_set_fd(ssl_, fd_);
   if (!server_name.empty()) {

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -178,6 +180,44 @@ TEST_F(MllpTlsTest, TheListenerRefusesPeersWithoutAGoodCertificateAndReportsThem
   EXPECT_TRUE(Sender(SenderTls(), "127.0.0.1")->Send(Oru("N4")).ok());
 }
 
+TEST_F(MllpTlsTest, ANewCrlTakesEffectAtTheNextConnectionOnBothEnds) {
+  namespace fs = std::filesystem;
+  // The listener: the CA revokes the RIS's certificate after the start.
+  const fs::path listener_crl = dir_.path() / "listener-crl.pem";
+  fs::copy_file(pki_.crl, listener_crl);
+  DicomTlsListenerConfig tls = ListenerTls();
+  tls.crl_file = listener_crl;
+  StartListener(tls);
+  EXPECT_TRUE(Sender(SenderTls(), "127.0.0.1")->Send(Oru("C1")).ok());
+  fs::copy_file(pki_.crl_revoking_client, listener_crl, fs::copy_options::overwrite_existing);
+  EXPECT_FALSE(Sender(SenderTls(), "127.0.0.1")->Send(Oru("C2")).ok());
+  ASSERT_TRUE(RefusedEventually(1));
+  EXPECT_NE(Refused()[0].second.message().find("revoked"), std::string::npos)
+      << Refused()[0].second.ToString();
+  // A CRL file spoiled in place keeps the last good CRLs in force.
+  std::ofstream(listener_crl) << "not a CRL\n";
+  EXPECT_FALSE(Sender(SenderTls(), "127.0.0.1")->Send(Oru("C3")).ok());
+  EXPECT_EQ(listener_->messages_handled(), 1u);
+
+  // The sender: one context for every connection it opens; the CA revokes the listener's.
+  StartListener(ListenerTls());
+  const fs::path sender_crl = dir_.path() / "sender-crl.pem";
+  fs::copy_file(pki_.crl, sender_crl);
+  TlsClientConfig client = SenderTls();
+  client.crl_file = sender_crl;
+  Result<MllpTls> context = MakeMllpClientContext(client, "ris.tls");
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  MllpSenderOptions options;
+  options.port = listener_->port();
+  options.tls = *context;
+  EXPECT_TRUE(MllpSender(options).Send(Oru("C4")).ok());
+  fs::copy_file(pki_.crl_revoking_server, sender_crl, fs::copy_options::overwrite_existing);
+  const Status revoked = MllpSender(options).Send(Oru("C5"));
+  EXPECT_EQ(revoked.code(), StatusCode::kUnavailable);
+  EXPECT_NE(revoked.message().find("revoked"), std::string::npos) << revoked.ToString();
+  EXPECT_EQ(listener_->messages_handled(), 1u);
+}
+
 TEST_F(MllpTlsTest, AHandshakeThatStallsIsCutOffAndReported) {
   StartListener(ListenerTls(), /*handshake_timeout=*/1s);
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -197,13 +237,13 @@ TEST_F(MllpTlsTest, AHandshakeThatStallsIsCutOffAndReported) {
 TEST_F(MllpTlsTest, ContextsNameTheSettingOfAFileThatCannotBeUsed) {
   DicomTlsListenerConfig tls = ListenerTls();
   tls.key_file = pki_.other_client_key;
-  Result<SslContext> mismatched = MakeMllpServerContext(tls, "ris.tls");
+  Result<MllpTls> mismatched = MakeMllpServerContext(tls, "ris.tls");
   EXPECT_EQ(mismatched.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(mismatched.status().message().find("ris.tls.key_file"), std::string::npos)
       << mismatched.status().ToString();
   TlsClientConfig client = SenderTls();
   client.ca_file = dir_.path() / "missing.pem";
-  Result<SslContext> no_ca = MakeMllpClientContext(client, "ris.tls");
+  Result<MllpTls> no_ca = MakeMllpClientContext(client, "ris.tls");
   EXPECT_EQ(no_ca.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(no_ca.status().message().find("ris.tls.ca_file"), std::string::npos)
       << no_ca.status().ToString();
