@@ -98,7 +98,7 @@ struct HttpConfig {
   // not given): port + 1. 0: no event channel (subscribers then catch up by query).
   int event_channel_port = -1;
   // Serve https with this certificate (ours, then any intermediate CAs) and unencrypted key,
-  // PEM both, loaded at start; both empty: plain http. The event channel stays plain.
+  // PEM both, loaded at start; both empty: plain http. The event channel is then wss://.
   std::filesystem::path tls_certificate_file;
   std::filesystem::path tls_key_file;
   bool tls() const { return !tls_certificate_file.empty(); }
