@@ -140,6 +140,9 @@ struct Gateway::Parts {
   std::unique_ptr<UpsEventChannel> ups_events;
   std::unique_ptr<Worklist> worklist;
   std::unique_ptr<UpsRsContext> ups_rs;
+  // priors_source.retrieve: move: what the PACS sends on our C-MOVEs, taken aside by the
+  // ingest path for the prior fetcher. Before both, which use it.
+  std::unique_ptr<MoveInbox> move_inbox;
   std::unique_ptr<PriorFetcher> priors;  // when a priors_source is configured; used by engine
   std::unique_ptr<JobEngine> engine;
   std::unique_ptr<RetentionSweeper> retention;  // "retention": hourly, per the policy
@@ -300,7 +303,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   }
   p->engine = std::make_unique<JobEngine>(c, *p->index, *p->spool, p->clock, std::move(adapters),
                                           *p->deliverer, *p->intake, p->metrics, p->guard.get());
-  if (std::unique_ptr<PriorSource> source = MakePriorSource(c)) {
+  if (c.priors_source.kind == PriorsSourceKind::kDimse &&
+      c.priors_source.retrieve == PriorsRetrieve::kMove) {
+    p->move_inbox = std::make_unique<MoveInbox>(c.dicom.ae_title);
+  }
+  if (std::unique_ptr<PriorSource> source = MakePriorSource(c, p->move_inbox.get())) {
     spdlog::info("priors are found on and fetched from {}", source->Name());
     p->priors = std::make_unique<PriorFetcherImpl>(std::move(source), *p->index, *p->spool,
                                                    p->clock, p->metrics);
@@ -356,7 +363,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
   }
   p->ingest = std::make_unique<IngestService>(
       c, *p->spool, *p->index, *p->router, *p->assembler, *p->intake, p->metrics, p->clock,
-      [engine] { engine->Wake(); }, p->guard.get());
+      [engine] { engine->Wake(); }, p->guard.get(), p->move_inbox.get());
   p->listener = MakeDimseListener(c.dicom, *p->ingest);
   if (c.dicom.tls.port != 0) p->tls_listener = MakeDimseTlsListener(c.dicom, *p->ingest);
 

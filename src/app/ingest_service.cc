@@ -27,7 +27,7 @@ AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_
 IngestService::IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                              StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                              const Clock& clock, std::function<void()> wake_jobs,
-                             TransferGuard* guard)
+                             TransferGuard* guard, MoveInbox* move_inbox)
     : config_(config),
       spool_(spool),
       index_(index),
@@ -37,7 +37,8 @@ IngestService::IngestService(const Config& config, Spool& spool, Index& index, c
       metrics_(metrics),
       clock_(clock),
       wake_jobs_(std::move(wake_jobs)),
-      guard_(guard) {
+      guard_(guard),
+      move_inbox_(move_inbox) {
   metrics_.Describe("conduit_instances_received_total", "counter",
                     "Instances received and made durable (duplicates included)");
   metrics_.Describe("conduit_instances_duplicate_total", "counter",
@@ -61,6 +62,10 @@ const ToolConfig* IngestService::ToolByAe(const AeTitle& ae) const {
 }
 
 Status IngestService::OnInstance(const ReceivedInstance& instance) {
+  // A prior the PACS sends on our C-MOVE: input to a job, never a new study.
+  if (move_inbox_ != nullptr && instance.association.protocol == "DIMSE") {
+    if (std::optional<Status> taken = move_inbox_->Take(instance)) return *taken;
+  }
   // Only a DIMSE association can come from a tool's node; STOW-RS results use OnJobResult.
   if (instance.association.protocol == "DIMSE") {
     if (const ToolConfig* tool = ToolByAe(instance.association.calling_ae)) {

@@ -14,6 +14,7 @@
 #include "core/refusal_throttle.h"
 #include "dicom/dimse_listener.h"
 #include "http/dicomweb_context.h"
+#include "pipeline/move_inbox.h"
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
 #include "pipeline/transfer_guard.h"
@@ -27,8 +28,8 @@ class IngestService final : public IngestSink, public JobResultSink {
  public:
   IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                 StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
-                const Clock& clock, std::function<void()> wake_jobs,
-                TransferGuard* guard = nullptr);
+                const Clock& clock, std::function<void()> wake_jobs, TransferGuard* guard = nullptr,
+                MoveInbox* move_inbox = nullptr);
 
   std::filesystem::path NewIncomingPath() override;
   Status CheckCapacity() override;
@@ -61,7 +62,8 @@ class IngestService final : public IngestSink, public JobResultSink {
   Metrics& metrics_;
   const Clock& clock_;
   std::function<void()> wake_jobs_;
-  TransferGuard* guard_;  // maps results of de-identified tools back; may be null
+  TransferGuard* guard_;   // maps results of de-identified tools back; may be null
+  MoveInbox* move_inbox_;  // takes instances a prior retrieve by C-MOVE awaits; may be null
   RefusalThrottle association_refusals_{std::chrono::minutes(1), 4096};
 };
 

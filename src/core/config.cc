@@ -596,13 +596,14 @@ Status ParseList(const Ctx& ctx, const YAML::Node& root, const char* key, std::v
   return Status::Ok();
 }
 
-// `priors_source:` the PACS priors are found on: `kind: dimse` with ae_title, host, port, or
+// `priors_source:` the PACS priors are found on: `kind: dimse` with ae_title, host, port and
+// retrieve (get or move), or
 // `kind: dicomweb` with url and auth_token_file; timeout for either.
 Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig& out) {
   const std::string path = "priors_source";
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, path,
-                {"kind", "ae_title", "host", "port", "url", "auth_token_file", "tls", "timeout"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"kind", "ae_title", "host", "port", "retrieve", "url",
+                             "auth_token_file", "tls", "timeout"}));
   std::string kind;
   RETURN_IF_ERROR(GetString(ctx, n, path, "kind", kind, /*required=*/true));
   const auto only_for = [&](const char* key, const char* which) -> Status {
@@ -617,6 +618,13 @@ Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig
     out.ae_title = AeTitle(ae);
     RETURN_IF_ERROR(GetString(ctx, n, path, "host", out.host, /*required=*/true));
     RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
+    std::string retrieve = "get";
+    RETURN_IF_ERROR(GetString(ctx, n, path, "retrieve", retrieve));
+    if (retrieve == "move") {
+      out.retrieve = PriorsRetrieve::kMove;
+    } else if (retrieve != "get") {
+      return ctx.Error(n["retrieve"], path + ".retrieve", "expected 'get' or 'move'");
+    }
     RETURN_IF_ERROR(only_for("url", "dicomweb"));
     RETURN_IF_ERROR(only_for("auth_token_file", "dicomweb"));
     RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
@@ -628,7 +636,9 @@ Status ParsePriorsSource(const Ctx& ctx, const YAML::Node& n, PriorsSourceConfig
     out.auth_token_file = token_file;
     RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
     RETURN_IF_ERROR(CheckTlsUrl(ctx, n, path, out.url, out.tls));
-    for (const char* key : {"ae_title", "host", "port"}) RETURN_IF_ERROR(only_for(key, "dimse"));
+    for (const char* key : {"ae_title", "host", "port", "retrieve"}) {
+      RETURN_IF_ERROR(only_for(key, "dimse"));
+    }
   } else {
     return ctx.Error(n["kind"], path + ".kind", "expected 'dimse' or 'dicomweb'");
   }
@@ -824,6 +834,17 @@ Status ValidateConfig(const Config& config, const std::string& source) {
                                "', which dicom.allowed_calling_aes does not list: its results "
                                "would be refused");
       }
+    }
+  }
+  if (config.priors_source.kind == PriorsSourceKind::kDimse &&
+      config.priors_source.retrieve == PriorsRetrieve::kMove &&
+      !config.dicom.allowed_calling_aes.empty()) {
+    const auto& allowed = config.dicom.allowed_calling_aes;
+    const std::string& pacs = config.priors_source.ae_title.str();
+    if (std::find(allowed.begin(), allowed.end(), pacs) == allowed.end()) {
+      return InvalidArgument(source + ": priors_source retrieves by C-MOVE from AE '" + pacs +
+                             "', which dicom.allowed_calling_aes does not list: the instances "
+                             "it sends would be refused");
     }
   }
   if (config.priors_source.kind == PriorsSourceKind::kNone) {

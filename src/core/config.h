@@ -231,12 +231,17 @@ struct RouteConfig {
 // Where priors are found and fetched from: a PACS over DIMSE (C-FIND and C-GET, from our
 // dicom.ae_title) or over DICOMweb (QIDO-RS and WADO-RS).
 enum class PriorsSourceKind { kNone, kDimse, kDicomweb };
+// How a DIMSE priors source hands a study over: C-GET on our association, or C-MOVE to our AE
+// title (the PACS opens associations to our listener).
+enum class PriorsRetrieve { kGet, kMove };
+
 struct PriorsSourceConfig {
   PriorsSourceKind kind = PriorsSourceKind::kNone;
   // kDimse: the PACS's node.
   AeTitle ae_title;
   std::string host;
   int port = 104;
+  PriorsRetrieve retrieve = PriorsRetrieve::kGet;  // kDimse
   // kDicomweb: the PACS's DICOMweb base URL and a file holding its bearer token (optional).
   std::string url;
   std::filesystem::path auth_token_file;

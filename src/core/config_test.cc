@@ -264,6 +264,18 @@ priors_source: {kind: dimse, ae_title: PACS, host: h, tls: {ca_file: ca.pem}}
   EXPECT_FALSE(EmbeddedDefaultConfig("/tmp").dicom.tls.port) << "no TLS listener by default";
 }
 
+TEST(ConfigTest, PriorsAreRetrievedByCGetUnlessCMoveIsAskedFor) {
+  auto get = ParseConfig("priors_source: {kind: dimse, ae_title: PACS, host: h}\n", "get.yaml");
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  EXPECT_EQ(get->priors_source.retrieve, PriorsRetrieve::kGet);
+  auto move = ParseConfig(
+      "dicom: {allowed_calling_aes: [CT1, PACS]}\n"
+      "priors_source: {kind: dimse, ae_title: PACS, host: h, retrieve: move}\n",
+      "move.yaml");
+  ASSERT_TRUE(move.ok()) << move.status().ToString();
+  EXPECT_EQ(move->priors_source.retrieve, PriorsRetrieve::kMove);
+}
+
 TEST(ConfigTest, ParsesHttpsForTheHttpFrontEnd) {
   auto config = ParseConfig("http: {port: 8443, tls: {certificate_file: c.pem, key_file: c.key}}\n",
                             "https.yaml");
@@ -448,6 +460,17 @@ INSTANTIATE_TEST_SUITE_P(
             "tls_not_a_map",
             "tools: [{name: t, kind: dicomweb, dicomweb: {url: 'https://h', tls: yes}}]\n",
             "tools[0].dicomweb.tls: expected ca_file, client_certificate_file, client_key_file"},
+        BadConfig{"priors_retrieve_unknown",
+                  "priors_source: {kind: dimse, ae_title: PACS, host: h, retrieve: copy}\n",
+                  "bad.yaml:1: priors_source.retrieve: expected 'get' or 'move'"},
+        BadConfig{"priors_retrieve_for_dicomweb",
+                  "priors_source: {kind: dicomweb, url: 'http://h', retrieve: move}\n",
+                  "priors_source.retrieve: only for kind dimse"},
+        BadConfig{"priors_move_from_an_ae_not_allowed",
+                  "dicom: {allowed_calling_aes: [CT1]}\n"
+                  "priors_source: {kind: dimse, ae_title: PACS, host: h, retrieve: move}\n",
+                  "priors_source retrieves by C-MOVE from AE 'PACS', which "
+                  "dicom.allowed_calling_aes does not list"},
         BadConfig{"tls_priors_http_url",
                   "priors_source: {kind: dicomweb, url: 'http://h', tls: {ca_file: c}}\n",
                   "priors_source.tls: applies to an https url"},

@@ -733,7 +733,12 @@ bool Listener::ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextI
                               ": dataset SOP Instance/Class UID differ from the C-STORE request's");
     return true;
   }
-  outcome = sink_.OnInstance(ReceivedInstance{file, std::move(meta).value(), info});
+  AeTitle move_originator;
+  if ((request.opts & O_STORE_MOVEORIGINATORAETITLE) != 0) {
+    move_originator = AeTitle(Field(request.MoveOriginatorApplicationEntityTitle));
+  }
+  outcome = sink_.OnInstance(
+      ReceivedInstance{file, std::move(meta).value(), info, std::move(move_originator)});
   return true;
 }
 

@@ -40,6 +40,9 @@ struct ReceivedInstance {
   std::filesystem::path file;
   InstanceMeta meta;
   AssociationInfo association;
+  // A C-STORE sub-operation of a C-MOVE: the AE title that asked for the move, as the
+  // C-STORE-RQ names it (Move Originator Application Entity Title); empty otherwise.
+  AeTitle move_originator;
 };
 
 // An MPPS N-CREATE or N-SET. `instances` lists every Referenced SOP Instance UID in the

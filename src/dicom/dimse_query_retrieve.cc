@@ -112,6 +112,18 @@ Status NextCommand(T_ASC_Association* assoc, const DicomPeer& peer, const std::s
   }
 }
 
+// NextCommand, which must be a `expected` (a C-FIND-RSP or C-MOVE-RSP): kUnavailable otherwise.
+Status NextResponse(T_ASC_Association* assoc, const DicomPeer& peer, const std::string& operation,
+                    T_DIMSE_Command expected, steady_clock::time_point deadline,
+                    const std::stop_token& stop, T_ASC_PresentationContextID& pres_id,
+                    T_DIMSE_Message& message) {
+  RETURN_IF_ERROR(NextCommand(assoc, peer, operation, deadline, stop, pres_id, message));
+  if (message.CommandField != expected) {
+    return Unavailable(operation + " to " + PeerName(peer) + ": unexpected DIMSE command");
+  }
+  return Status::Ok();
+}
+
 Status CheckPatientId(const std::string& patient_id) {
   if (patient_id.empty()) return InvalidArgument("C-FIND: the study has no Patient ID");
   if (patient_id.find_first_of("*?\\") != std::string::npos) {
@@ -208,11 +220,27 @@ Status OpenStudyRoot(Association& association, const DicomPeer& peer,
   return Status::Ok();
 }
 
-// Sends a C-FIND-RQ or C-GET-RQ (`command`) of `sop_class` with `identifier` on presentation
-// context 1 (the one OpenStudyRoot checked).
+// OpenStudyRoot with the one context `operation` needs (`sop_class`, uncompressed).
+Status OpenStudyRootOnly(Association& association, const DicomPeer& peer, const char* sop_class,
+                         const std::string& operation) {
+  return OpenStudyRoot(
+      association, peer,
+      {{sop_class, {std::begin(kUncompressedSyntaxes), std::end(kUncompressedSyntaxes)}}},
+      operation);
+}
+
+// The identifier of a retrieve of a whole study.
+void StudyKeys(DcmDataset& keys, const StudyUid& study) {
+  keys.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+  keys.putAndInsertString(DCM_StudyInstanceUID, study.str().c_str());
+}
+
+// Sends a C-FIND-RQ, C-GET-RQ or C-MOVE-RQ (`command`; to `move_destination`) of `sop_class`
+// with `identifier` on presentation context 1 (the one OpenStudyRoot checked).
 Status SendStudyRootRequest(T_ASC_Association* assoc, const DicomPeer& peer,
                             const std::string& operation, T_DIMSE_Command command,
-                            const char* sop_class, DcmDataset& identifier) {
+                            const char* sop_class, DcmDataset& identifier,
+                            const std::string& move_destination = {}) {
   T_DIMSE_Message request{};
   request.CommandField = command;
   auto fill = [&](auto& rq) {
@@ -223,6 +251,10 @@ Status SendStudyRootRequest(T_ASC_Association* assoc, const DicomPeer& peer,
   };
   if (command == DIMSE_C_FIND_RQ) {
     fill(request.msg.CFindRQ);
+  } else if (command == DIMSE_C_MOVE_RQ) {
+    fill(request.msg.CMoveRQ);
+    OFStandard::strlcpy(request.msg.CMoveRQ.MoveDestination, move_destination.c_str(),
+                        sizeof request.msg.CMoveRQ.MoveDestination);
   } else {
     fill(request.msg.CGetRQ);
   }
@@ -240,11 +272,8 @@ Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::st
   RETURN_IF_ERROR(CheckPatientId(patient_id));
   const std::string operation = "C-FIND";
   Association association;
-  RETURN_IF_ERROR(
-      OpenStudyRoot(association, peer,
-                    {{UID_FINDStudyRootQueryRetrieveInformationModel,
-                      {std::begin(kUncompressedSyntaxes), std::end(kUncompressedSyntaxes)}}},
-                    operation));
+  RETURN_IF_ERROR(OpenStudyRootOnly(association, peer,
+                                    UID_FINDStudyRootQueryRetrieveInformationModel, operation));
   T_ASC_Association* assoc = association.get();
 
   DcmDataset query;
@@ -262,10 +291,8 @@ Result<std::vector<StudyMatch>> FindStudies(const DicomPeer& peer, const std::st
   for (;;) {
     T_ASC_PresentationContextID pres_id = 0;
     T_DIMSE_Message message;
-    RETURN_IF_ERROR(NextCommand(assoc, peer, operation, deadline, stop, pres_id, message));
-    if (message.CommandField != DIMSE_C_FIND_RSP) {
-      return Unavailable(operation + " to " + PeerName(peer) + ": unexpected DIMSE command");
-    }
+    RETURN_IF_ERROR(
+        NextResponse(assoc, peer, operation, DIMSE_C_FIND_RSP, deadline, stop, pres_id, message));
     const T_DIMSE_C_FindRSP& response = message.msg.CFindRSP;
     std::unique_ptr<DcmDataset> identifier;
     if (response.DataSetType != DIMSE_DATASET_NULL) {
@@ -328,8 +355,7 @@ Result<std::vector<fs::path>> GetStudy(const DicomPeer& peer, const StudyUid& st
   T_ASC_Association* assoc = association.get();
 
   DcmDataset keys;
-  keys.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
-  keys.putAndInsertString(DCM_StudyInstanceUID, study.str().c_str());
+  StudyKeys(keys, study);
   RETURN_IF_ERROR(SendStudyRootRequest(assoc, peer, operation, DIMSE_C_GET_RQ,
                                        UID_GETStudyRootQueryRetrieveInformationModel, keys));
 
@@ -370,6 +396,52 @@ Result<std::vector<fs::path>> GetStudy(const DicomPeer& peer, const StudyUid& st
   }
   association.Release();
   return files;
+}
+
+Result<int> MoveStudy(const DicomPeer& peer, const StudyUid& study, const AeTitle& destination,
+                      steady_clock::time_point deadline, std::stop_token stop) {
+  const std::string operation = "C-MOVE";
+  Association association;
+  RETURN_IF_ERROR(OpenStudyRootOnly(association, peer,
+                                    UID_MOVEStudyRootQueryRetrieveInformationModel, operation));
+  T_ASC_Association* assoc = association.get();
+
+  DcmDataset keys;
+  StudyKeys(keys, study);
+  RETURN_IF_ERROR(SendStudyRootRequest(assoc, peer, operation, DIMSE_C_MOVE_RQ,
+                                       UID_MOVEStudyRootQueryRetrieveInformationModel, keys,
+                                       destination.str()));
+  for (;;) {
+    T_ASC_PresentationContextID pres_id = 0;
+    T_DIMSE_Message message;
+    RETURN_IF_ERROR(
+        NextResponse(assoc, peer, operation, DIMSE_C_MOVE_RSP, deadline, stop, pres_id, message));
+    const T_DIMSE_C_MoveRSP& response = message.msg.CMoveRSP;
+    if (response.DataSetType != DIMSE_DATASET_NULL) {
+      RETURN_IF_ERROR(SkipDataset(assoc, peer, operation));
+    }
+    if (response.DimseStatus == STATUS_MOVE_Pending_SubOperationsAreContinuing) continue;
+    const int completed = (response.opts & O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS)
+                              ? response.NumberOfCompletedSubOperations
+                              : 0;
+    const int failed = (response.opts & O_MOVE_NUMBEROFFAILEDSUBOPERATIONS)
+                           ? response.NumberOfFailedSubOperations
+                           : 0;
+    if (response.DimseStatus == kDimseSuccess && failed == 0) {
+      association.Release();
+      return completed;
+    }
+    std::string message_text =
+        operation + " to " + PeerName(peer) + " (destination " + destination.str() + "): status " +
+        DimseStatusText(response.DimseStatus) + ", " + std::to_string(completed) + " sent, " +
+        std::to_string(failed) + " failed";
+    if (response.DimseStatus == STATUS_MOVE_Refused_MoveDestinationUnknown) {
+      message_text +=
+          " (the PACS does not know the destination AE title: add it, with this "
+          "node's address and DICOM port)";
+    }
+    return Unavailable(message_text);
+  }
 }
 
 }  // namespace conduit

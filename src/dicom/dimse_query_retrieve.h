@@ -1,8 +1,10 @@
-// DIMSE query/retrieve SCU towards a PACS: C-FIND of a patient's studies and C-GET of a study
-// (Study Root). C-GET brings the instances back on the same association as C-STORE
+// DIMSE query/retrieve SCU towards a PACS: C-FIND of a patient's studies, and C-GET or C-MOVE
+// of a study (Study Root). C-GET brings the instances back on the same association as C-STORE
 // sub-operations, which are streamed to files: nothing arrives on the listener, so nothing
-// retrieved is routed as a new study. TCP_NODELAY is on. Every wait is bounded by `deadline`
-// and ends within about a second of `stop`. Thread safety: each call opens its own association.
+// retrieved is routed as a new study. C-MOVE's instances do arrive on the listener, on
+// associations the PACS opens (pipeline/move_inbox.h takes them aside). TCP_NODELAY is on. Every
+// wait is bounded by `deadline` and ends within about a second of `stop`. Thread safety: each call
+// opens its own association.
 #pragma once
 
 #include <chrono>
@@ -39,5 +41,14 @@ Result<std::vector<std::filesystem::path>> GetStudy(const DicomPeer& peer, const
                                                     const std::filesystem::path& dir,
                                                     std::chrono::steady_clock::time_point deadline,
                                                     std::stop_token stop);
+
+// C-MOVE of study `study` to `destination` (Study Root): the PACS opens associations of its own
+// to the AE title `destination` names in its configuration (ours) and sends the instances as
+// C-STORE sub-operations, which our listener receives. Returns, once the PACS's final
+// response has come, the number of instances it says it sent. Errors: as FindStudies;
+// kUnavailable also when the PACS refuses the move (e.g. A801, destination unknown) or reports
+// failed sub-operations.
+Result<int> MoveStudy(const DicomPeer& peer, const StudyUid& study, const AeTitle& destination,
+                      std::chrono::steady_clock::time_point deadline, std::stop_token stop);
 
 }  // namespace conduit

@@ -429,7 +429,7 @@ class StoreTransaction {
              InvalidArgument(PartName() + ": not of the study named in the request path"));
       return Status::Ok();
     }
-    ReceivedInstance instance{file_.Release(), std::move(*meta), association_};
+    ReceivedInstance instance{file_.Release(), std::move(*meta), association_, {}};
     {
       st = ctx_.job_results.OnJobResult(*target_.job, instance);
       if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
@@ -509,7 +509,8 @@ class StoreTransaction {
       out.refused = true;
       return out;
     }
-    out.status = ctx_.ingest.OnInstance(ReceivedInstance{std::move(file), *out.meta, association_});
+    out.status =
+        ctx_.ingest.OnInstance(ReceivedInstance{std::move(file), *out.meta, association_, {}});
     if (!out.status.ok()) out.reason = FailureReasonOf(out.status);
     return out;
   }

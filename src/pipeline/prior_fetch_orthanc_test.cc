@@ -1,5 +1,5 @@
-// Priors found on and fetched from a real Orthanc (the PACS) over DIMSE (C-FIND + C-GET) and
-// DICOMweb (QIDO-RS + WADO-RS), then de-identified with the current study under one
+// Priors found on and fetched from a real Orthanc (the PACS) over DIMSE (C-FIND + C-GET; C-MOVE's
+// refusals) and DICOMweb (QIDO-RS + WADO-RS), then de-identified with the current study under one
 // pseudonymous patient.
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -80,7 +80,7 @@ class PriorFetchOrthancTest : public ::testing::Test {
             {"Port", 1},
             {"AllowFind", true},
             {"AllowGet", true},
-            {"AllowMove", false}}}}},
+            {"AllowMove", true}}}}},  // to port 1: nobody listens
         {"Plugins", {"/usr/share/orthanc/plugins/libOrthancDicomWeb.so"}},
         {"DicomWeb", {{"Enable", true}, {"Root", "/dicom-web/"}}},
     };
@@ -162,7 +162,7 @@ class PriorFetchOrthancTest : public ::testing::Test {
   }
 
   Result<std::vector<fs::path>> Gather() {
-    auto source = MakePriorSource(config_);
+    auto source = MakePriorSource(config_, nullptr);
     EXPECT_NE(source, nullptr);
     PriorFetcherImpl fetcher(std::move(source), *index_, *spool_, clock_, metrics_);
     return fetcher.Gather(job_, tool_, {});
@@ -253,6 +253,23 @@ TEST_F(PriorFetchOrthancTest, DimseStudySearchAnswersWhatThePacsHolds) {
   EXPECT_EQ(by_uid[kMr2022].modalities, std::vector<std::string>{"MR"});
   EXPECT_EQ(by_uid[kPrior2021].study_date, "20210620");
   EXPECT_EQ(by_uid[kPrior2021].instance_count, 2);
+}
+
+// The successful C-MOVE path needs our listener: tests/e2e/test_priors.py.
+TEST_F(PriorFetchOrthancTest, ACMoveThePacsCannotCarryOutSaysWhy) {
+  DicomPeer peer{AeTitle("CONDUIT"), AeTitle("ORTHANC"),       "127.0.0.1",
+                 dicom_port_,        std::chrono::seconds(30), {}};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  Result<int> unknown = MoveStudy(peer, StudyUid(kPrior2021), AeTitle("NOBODY"), deadline, {});
+  EXPECT_EQ(unknown.status().code(), StatusCode::kUnavailable);
+  // Orthanc 1.10 answers C000 here, not A801 (which would add a hint to the message).
+  EXPECT_NE(unknown.status().message().find("(destination NOBODY): status 0x"), std::string::npos)
+      << unknown.status().ToString();
+  // A destination the PACS knows but cannot reach: its sub-operations fail.
+  Result<int> unreachable = MoveStudy(peer, StudyUid(kPrior2021), AeTitle("CONDUIT"), deadline, {});
+  EXPECT_EQ(unreachable.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(unreachable.status().message().find("C-MOVE to ORTHANC@127.0.0.1"), std::string::npos)
+      << unreachable.status().ToString();
 }
 
 TEST_F(PriorFetchOrthancTest, AnUnreachablePacsIsAMissingPriorWithinTheTimeLimit) {

@@ -62,11 +62,14 @@ void AddDistinct(std::vector<std::string>& values, const std::string& value) {
   if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
 }
 
+// C-FIND, then C-GET, or with a move inbox C-MOVE to our own AE title.
 class DimsePriorSource final : public PriorSource {
  public:
-  explicit DimsePriorSource(DicomPeer peer) : peer_(std::move(peer)) {}
+  DimsePriorSource(DicomPeer peer, MoveInbox* move_inbox)
+      : peer_(std::move(peer)), move_inbox_(move_inbox) {}
   std::string Name() const override {
-    return "DIMSE " + peer_.called_ae.str() + "@" + peer_.host + ":" + std::to_string(peer_.port);
+    return "DIMSE " + peer_.called_ae.str() + "@" + peer_.host + ":" + std::to_string(peer_.port) +
+           (move_inbox_ != nullptr ? " (C-MOVE)" : "");
   }
   Result<std::vector<StudyMatch>> Find(const std::string& patient_id,
                                        steady_clock::time_point deadline,
@@ -76,11 +79,27 @@ class DimsePriorSource final : public PriorSource {
   Result<std::vector<fs::path>> Fetch(const StudyMatch& study, const fs::path& dir,
                                       steady_clock::time_point deadline,
                                       std::stop_token stop) override {
-    return GetStudy(peer_, study.study_uid, study.sop_classes, dir, deadline, std::move(stop));
+    if (move_inbox_ == nullptr) {
+      return GetStudy(peer_, study.study_uid, study.sop_classes, dir, deadline, std::move(stop));
+    }
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return ErrnoStatus(ec.value(), "C-MOVE: create " + dir.string());
+    ASSIGN_OR_RETURN(std::unique_ptr<MoveInbox::Expectation> expected,
+                     move_inbox_->Expect(study.study_uid, peer_.called_ae, dir));
+    ASSIGN_OR_RETURN(const int sent, MoveStudy(peer_, study.study_uid, peer_.calling_ae, deadline,
+                                               std::move(stop)));
+    std::vector<fs::path> files = expected->files();
+    if (static_cast<int>(files.size()) < sent) {
+      return Unavailable("C-MOVE from " + Name() + ": the PACS sent " + std::to_string(sent) +
+                         " instance(s), " + std::to_string(files.size()) + " arrived here");
+    }
+    return files;
   }
 
  private:
   const DicomPeer peer_;
+  MoveInbox* const move_inbox_;  // null: C-GET
 };
 
 class DicomwebPriorSource final : public PriorSource {
@@ -153,14 +172,15 @@ bool Comparable(const CurrentStudy& current, const std::vector<std::string>& mod
   return true;
 }
 
-std::unique_ptr<PriorSource> MakePriorSource(const Config& config) {
+std::unique_ptr<PriorSource> MakePriorSource(const Config& config, MoveInbox* move_inbox) {
   const PriorsSourceConfig& s = config.priors_source;
   switch (s.kind) {
     case PriorsSourceKind::kNone:
       return nullptr;
     case PriorsSourceKind::kDimse:
       return std::make_unique<DimsePriorSource>(
-          DicomPeer{config.dicom.ae_title, s.ae_title, s.host, s.port, s.timeout, s.tls});
+          DicomPeer{config.dicom.ae_title, s.ae_title, s.host, s.port, s.timeout, s.tls},
+          s.retrieve == PriorsRetrieve::kMove ? move_inbox : nullptr);
     case PriorsSourceKind::kDicomweb:
       return std::make_unique<DicomwebPriorSource>(
           DicomwebPeer{s.url, s.auth_token_file, s.tls, s.timeout});

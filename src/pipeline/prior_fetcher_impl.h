@@ -1,7 +1,7 @@
 // The gateway's PriorFetcher: priors are found on and fetched from the PACS named by the
-// config's priors_source (C-FIND + C-GET, or QIDO-RS + WADO-RS), then stored in the spool and
-// the index like received instances (audit "prior_fetched") but never offered to the router:
-// a prior is input to a job, not a new study. A prior already in the index is reused.
+// config's priors_source (C-FIND + C-GET or C-MOVE, or QIDO-RS + WADO-RS), then stored in the spool
+// and the index like received instances (audit "prior_fetched") but never offered to the router: a
+// prior is input to a job, not a new study. A prior already in the index is reused.
 #pragma once
 
 #include <chrono>
@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "dicom/study_match.h"
+#include "pipeline/move_inbox.h"
 #include "pipeline/prior_fetcher.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -67,8 +68,9 @@ class PriorSource {
 };
 
 // The source config.priors_source names (calling from config.dicom.ae_title over DIMSE);
-// null when there is none.
-std::unique_ptr<PriorSource> MakePriorSource(const Config& config);
+// null when there is none. With priors_source.retrieve: move, studies are fetched by C-MOVE
+// to dicom.ae_title and taken aside by `move_inbox`, which the ingest path must consult.
+std::unique_ptr<PriorSource> MakePriorSource(const Config& config, MoveInbox* move_inbox);
 
 // Thread safety: Gather may be called concurrently (the job pool).
 class PriorFetcherImpl final : public PriorFetcher {

@@ -1,7 +1,8 @@
 """Priors from PACS end to end: a tool whose entry asks for the two most recent comparable
-studies within five years gets them from Orthanc, over DIMSE (C-FIND + C-GET) and over DICOMweb
-(QIDO-RS + WADO-RS), beside the current study and under the same pseudonymous patient; studies
-that are too old, of another modality or of another patient stay out."""
+studies within five years gets them from Orthanc, over DIMSE (C-FIND, then C-GET or C-MOVE to
+Conduit's listener) and over DICOMweb (QIDO-RS + WADO-RS), beside the current study and under
+the same pseudonymous patient; studies that are too old, of another modality or of another
+patient stay out, and priors that arrive on the listener are not routed as new studies."""
 
 import collections
 import os
@@ -34,7 +35,8 @@ class PriorsTest(E2ETest):
         conduit_ports = Conduit(self.tmp)  # only for its free ports; the real one is made below
         pacs = self.started(Orthanc(self.tmp, dicomweb_servers={}, modalities={
             "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1", "Port": conduit_ports.dicom_port,
-                        "AllowFind": True, "AllowGet": True, "AllowMove": False}}))
+                        "AllowFind": True, "AllowGet": True,
+                        "AllowMove": source_kind == "dimse-move"}}))
         priors = {
             "recent": self.study("recent", "CT", 3, "20250301"),
             "older": self.study("older", "CT", 4, "20230301"),
@@ -50,7 +52,9 @@ class PriorsTest(E2ETest):
 
         sim = self.started(DicomwebSim(self.tmp))
         source = ({"kind": "dimse", "ae_title": pacs.aet, "host": "127.0.0.1", "port": pacs.dicom_port}
-                  if source_kind == "dimse" else {"kind": "dicomweb", "url": pacs.url + "/dicom-web"})
+                  if source_kind.startswith("dimse") else {"kind": "dicomweb", "url": pacs.url + "/dicom-web"})
+        if source_kind == "dimse-move":
+            source["retrieve"] = "move"
         config = {
             "dicom": {"port": conduit_ports.dicom_port},
             "priors_source": source,
@@ -99,6 +103,9 @@ class PriorsTest(E2ETest):
 
     def test_priors_over_dimse_reach_the_tool_under_the_current_studys_pseudonym(self):
         self.run_with_source("dimse")
+
+    def test_priors_over_dimse_by_c_move_reach_the_tool_and_are_not_routed(self):
+        self.run_with_source("dimse-move")
 
     def test_priors_over_dicomweb_reach_the_tool_under_the_current_studys_pseudonym(self):
         self.run_with_source("dicomweb")

@@ -1,0 +1,70 @@
+// MoveInbox: where instances a PACS sends on our C-MOVE for a prior (C-STORE sub-operations on
+// associations the PACS opens to our listener) are taken aside instead of being ingested as a
+// new study. A retrieve registers the study it asked for (Expect) and its folder; the ingest
+// path offers every received instance (Take) first. An instance is taken when its study is
+// expected and it comes from the PACS's AE title or names us as its move originator. One that
+// names us as move originator but that no retrieve expects (it came too late) is refused: it
+// must not be routed as a new study.
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+#include "dicom/dimse_listener.h"
+
+namespace conduit {
+
+class MoveInbox {
+ public:
+  // `our_ae`: the AE title C-MOVEs name as destination (dicom.ae_title).
+  explicit MoveInbox(AeTitle our_ae) : our_ae_(std::move(our_ae)) {}
+
+  // One retrieve in progress; unregistered when destroyed.
+  class Expectation {
+   public:
+    ~Expectation();
+    Expectation(const Expectation&) = delete;
+    Expectation& operator=(const Expectation&) = delete;
+    // The files taken so far, in order of arrival.
+    std::vector<std::filesystem::path> files() const;
+
+   private:
+    friend class MoveInbox;
+    Expectation(MoveInbox& inbox, uint64_t id) : inbox_(inbox), id_(id) {}
+    MoveInbox& inbox_;
+    uint64_t id_;
+  };
+
+  // Expects instances of `study` from `source_ae` (the PACS), moved into `dir` (which must exist,
+  // on the file system of the listener's incoming files). Errors: kFailedPrecondition if the
+  // study is already expected (one retrieve of a study at a time).
+  Result<std::unique_ptr<Expectation>> Expect(const StudyUid& study, const AeTitle& source_ae,
+                                              const std::filesystem::path& dir);
+
+  // For an instance a retrieve expects: moves its file into that retrieve's folder and returns
+  // OK (or the error of the move). For one naming us as move originator that none expects:
+  // removes the file and returns kFailedPrecondition. Otherwise nullopt: ingest it as usual.
+  std::optional<Status> Take(const ReceivedInstance& instance);
+
+ private:
+  struct Pending {
+    StudyUid study;
+    AeTitle source_ae;
+    std::filesystem::path dir;
+    std::vector<std::filesystem::path> files;
+  };
+
+  const AeTitle our_ae_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, Pending> pending_;  // guarded by mu_
+  uint64_t next_id_ = 1;                 // guarded by mu_
+};
+
+}  // namespace conduit

@@ -1,0 +1,103 @@
+// MoveInbox: which received instances a C-MOVE retrieve takes aside, and which the ingest path
+// keeps; files on a temp dir.
+#include "pipeline/move_inbox.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "testing/testing.h"
+
+namespace conduit {
+namespace {
+
+namespace fs = std::filesystem;
+
+class MoveInboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(incoming());
+    fs::create_directories(retrieve_dir());
+  }
+  fs::path incoming() const { return dir_.path() / "incoming"; }
+  fs::path retrieve_dir() const { return dir_.path() / "retrieve"; }
+
+  // An instance of `study` just written by the listener, from `calling_ae`.
+  ReceivedInstance Received(const std::string& study, const std::string& calling_ae,
+                            const std::string& move_originator = "") {
+    const fs::path file = incoming() / ("in-" + std::to_string(++count_));
+    std::ofstream(file) << "instance " << count_;
+    ReceivedInstance instance;
+    instance.file = file;
+    instance.meta.study_uid = StudyUid(study);
+    instance.association.calling_ae = AeTitle(calling_ae);
+    instance.move_originator = AeTitle(move_originator);
+    return instance;
+  }
+
+  testing::TempDir dir_;
+  int count_ = 0;
+  MoveInbox inbox_{AeTitle("CONDUIT")};
+};
+
+TEST_F(MoveInboxTest, TakesTheExpectedStudyFromThePacsOrNamingUsAsOriginator) {
+  auto expected = inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir());
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  const ReceivedInstance from_pacs = Received("1.2.3", "PACS");
+  std::optional<Status> taken = inbox_.Take(from_pacs);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_TRUE(taken->ok()) << taken->ToString();
+  // A PACS whose archive node calls from another AE title, naming us as move originator.
+  taken = inbox_.Take(Received("1.2.3", "PACS-NODE2", "CONDUIT"));
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_TRUE(taken->ok());
+
+  const auto files = (*expected)->files();
+  ASSERT_EQ(files.size(), 2u);
+  for (const fs::path& f : files) EXPECT_EQ(f.parent_path(), retrieve_dir());
+  EXPECT_FALSE(fs::exists(from_pacs.file)) << "moved, not copied";
+  std::string content;
+  std::getline(std::ifstream(files[0]), content);
+  EXPECT_EQ(content, "instance 1");
+}
+
+TEST_F(MoveInboxTest, LeavesOtherInstancesToTheIngestPath) {
+  auto expected = inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir());
+  ASSERT_TRUE(expected.ok());
+  // The same PACS forwarding a new study; a modality sending the same study UID.
+  const ReceivedInstance new_study = Received("9.9.9", "PACS");
+  EXPECT_FALSE(inbox_.Take(new_study).has_value());
+  EXPECT_FALSE(inbox_.Take(Received("1.2.3", "CT1")).has_value());
+  // A move someone else asked for.
+  EXPECT_FALSE(inbox_.Take(Received("1.2.3", "CT1", "WORKSTATION")).has_value());
+  EXPECT_TRUE(fs::exists(new_study.file)) << "left where it was";
+  EXPECT_TRUE((*expected)->files().empty());
+}
+
+TEST_F(MoveInboxTest, RefusesAMoveForUsThatNoRetrieveAwaits) {
+  const ReceivedInstance late = Received("1.2.3", "PACS", "CONDUIT");
+  std::optional<Status> taken = inbox_.Take(late);
+  ASSERT_TRUE(taken.has_value()) << "never routed as a new study";
+  EXPECT_EQ(taken->code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(late.file));
+  // Nor once its retrieve has ended.
+  {
+    auto expected = inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir());
+    ASSERT_TRUE(expected.ok());
+  }
+  EXPECT_FALSE(inbox_.Take(Received("1.2.3", "PACS")).has_value());
+  EXPECT_EQ(inbox_.Take(Received("1.2.3", "PACS", "CONDUIT"))->code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(MoveInboxTest, OneRetrieveOfAStudyAtATime) {
+  auto first = inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir());
+  ASSERT_TRUE(first.ok());
+  auto second = inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(inbox_.Expect(StudyUid("4.5.6"), AeTitle("PACS"), retrieve_dir()).ok());
+}
+
+}  // namespace
+}  // namespace conduit
