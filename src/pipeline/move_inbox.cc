@@ -18,38 +18,41 @@ std::vector<std::filesystem::path> MoveInbox::Expectation::files() const {
   return it == inbox_.pending_.end() ? std::vector<std::filesystem::path>{} : it->second.files;
 }
 
-Result<std::unique_ptr<MoveInbox::Expectation>> MoveInbox::Expect(
-    const StudyUid& study, const AeTitle& source_ae, const std::filesystem::path& dir) {
+std::unique_ptr<MoveInbox::Expectation> MoveInbox::Expect(const StudyUid& study,
+                                                          const AeTitle& source_ae,
+                                                          const std::filesystem::path& dir) {
   std::lock_guard lock(mu_);
-  for (const auto& [id, pending] : pending_) {
-    if (pending.study == study) {
-      return FailedPrecondition("a retrieve of this study is already in progress");
-    }
-  }
   const uint64_t id = next_id_++;
-  pending_.emplace(id, Pending{study, source_ae, dir, {}});
+  pending_.emplace(id, Pending{study, source_ae, dir, {}, {}});
   return std::unique_ptr<Expectation>(new Expectation(*this, id));
 }
 
 std::optional<Status> MoveInbox::Take(const ReceivedInstance& instance) {
   const bool ours = !instance.move_originator.empty() && instance.move_originator == our_ae_;
+  std::error_code ec;
   std::lock_guard lock(mu_);
-  for (auto& [id, pending] : pending_) {
+  bool expected = false;
+  for (auto& [id, pending] : pending_) {  // in order of Expect
     if (pending.study != instance.meta.study_uid) continue;
     if (!ours && pending.source_ae != instance.association.calling_ae) continue;
+    expected = true;
+    if (pending.instances.count(instance.meta.sop_instance_uid) != 0) continue;
     const std::filesystem::path target =
         pending.dir / (std::to_string(pending.files.size() + 1) + ".dcm");
     if (std::rename(instance.file.c_str(), target.c_str()) != 0) {
       const int error = errno;
-      std::error_code ec;
       std::filesystem::remove(instance.file, ec);
       return ErrnoStatus(error, "retrieve: keep a moved instance in " + pending.dir.string());
     }
     pending.files.push_back(target);
+    pending.instances.insert(instance.meta.sop_instance_uid);
+    return Status::Ok();
+  }
+  if (expected) {  // a copy every retrieve of its study already holds
+    std::filesystem::remove(instance.file, ec);
     return Status::Ok();
   }
   if (!ours) return std::nullopt;
-  std::error_code ec;
   std::filesystem::remove(instance.file, ec);
   return FailedPrecondition("a C-MOVE sub-operation for us that no retrieve in progress expects");
 }

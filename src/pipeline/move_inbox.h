@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "core/ids.h"
@@ -43,13 +44,14 @@ class MoveInbox {
   };
 
   // Expects instances of `study` from `source_ae` (the PACS), moved into `dir` (which must exist,
-  // on the file system of the listener's incoming files). Errors: kFailedPrecondition if the
-  // study is already expected (one retrieve of a study at a time).
-  Result<std::unique_ptr<Expectation>> Expect(const StudyUid& study, const AeTitle& source_ae,
-                                              const std::filesystem::path& dir);
+  // on the file system of the listener's incoming files). Two jobs may retrieve one study at
+  // once: the PACS then sends it twice, and each retrieve gets one copy of every instance.
+  std::unique_ptr<Expectation> Expect(const StudyUid& study, const AeTitle& source_ae,
+                                      const std::filesystem::path& dir);
 
-  // For an instance a retrieve expects: moves its file into that retrieve's folder and returns
-  // OK (or the error of the move). For one naming us as move originator that none expects:
+  // For an instance a retrieve expects: moves its file into the folder of the first retrieve
+  // of its study that lacks it, and returns OK (or the error of the move); a further copy that
+  // none lacks is dropped (OK). For one naming us as move originator that none expects:
   // removes the file and returns kFailedPrecondition. Otherwise nullopt: ingest it as usual.
   std::optional<Status> Take(const ReceivedInstance& instance);
 
@@ -59,6 +61,7 @@ class MoveInbox {
     AeTitle source_ae;
     std::filesystem::path dir;
     std::vector<std::filesystem::path> files;
+    std::set<SopInstanceUid> instances;  // of `files`
   };
 
   const AeTitle our_ae_;

@@ -85,8 +85,8 @@ class DimsePriorSource final : public PriorSource {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return ErrnoStatus(ec.value(), "C-MOVE: create " + dir.string());
-    ASSIGN_OR_RETURN(std::unique_ptr<MoveInbox::Expectation> expected,
-                     move_inbox_->Expect(study.study_uid, peer_.called_ae, dir));
+    const std::unique_ptr<MoveInbox::Expectation> expected =
+        move_inbox_->Expect(study.study_uid, peer_.called_ae, dir);
     ASSIGN_OR_RETURN(const int sent, MoveStudy(peer_, study.study_uid, peer_.calling_ae, deadline,
                                                std::move(stop)));
     std::vector<fs::path> files = expected->files();
