@@ -261,10 +261,18 @@ Result<StudyUid> ParseStudyUid(std::string_view text) {
   return StudyUid(std::string(text));
 }
 
-// The fixed pool that serves connections: httplib's ThreadPool, with named threads.
+// The fixed pool that serves connections: httplib's ThreadPool, with named threads, and the
+// gauges that say whether it is big enough: connections accepted but waiting for a worker,
+// and workers serving one.
 class WorkerPool final : public httplib::TaskQueue {
  public:
-  explicit WorkerPool(int threads) {
+  WorkerPool(int threads, Metrics& metrics) : metrics_(metrics) {
+    metrics_.Describe("conduit_http_workers", "gauge", "HTTP worker threads (http.threads)");
+    metrics_.Describe("conduit_http_workers_busy", "gauge", "HTTP workers serving a connection");
+    metrics_.Describe("conduit_http_connections_waiting", "gauge",
+                      "HTTP connections accepted and waiting for a free worker");
+    metrics_.Set("conduit_http_workers", threads);
+    Publish();
     for (int i = 0; i < threads; ++i) {
       workers_.emplace_back([this] {
         pthread_setname_np(pthread_self(), "http-worker");
@@ -278,6 +286,7 @@ class WorkerPool final : public httplib::TaskQueue {
     {
       std::lock_guard lock(mu_);
       jobs_.push_back(std::move(fn));
+      Publish();
     }
     cv_.notify_one();
   }
@@ -305,15 +314,27 @@ class WorkerPool final : public httplib::TaskQueue {
         if (jobs_.empty()) return;  // shut down and drained
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        ++busy_;
+        Publish();
       }
       job();  // serves one connection; closes its socket
+      std::lock_guard lock(mu_);
+      --busy_;
+      Publish();
     }
+  }
+
+  void Publish() {  // under mu_, except from the constructor
+    metrics_.Set("conduit_http_workers_busy", busy_);
+    metrics_.Set("conduit_http_connections_waiting", static_cast<double>(jobs_.size()));
   }
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;  // accepted connections waiting for a worker
+  int busy_ = 0;                            // guarded by mu_
   bool shutdown_ = false;
+  Metrics& metrics_;
   std::vector<std::jthread> workers_;
 };
 
@@ -458,7 +479,7 @@ HeaderDeadline HttpAdminServer::HeaderDeadlineOf() {
 
 void HttpAdminServer::Configure(httplib::Server& server) {
   int threads = std::max(1, ctx_.config.http.threads);
-  server.new_task_queue = [threads] { return new WorkerPool(threads); };
+  server.new_task_queue = [this, threads] { return new WorkerPool(threads, ctx_.metrics); };
   // Handlers read bodies themselves (content-reader overloads below): admin routes into a
   // string of at most kMaxPayloadBytes, STOW-RS streamed to disk up to max_stow_bytes.
   // httplib's own limit (on Content-Length) only backs those up.

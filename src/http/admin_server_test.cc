@@ -725,6 +725,50 @@ TEST_F(AdminServerTest, ServesConcurrentClients) {
   EXPECT_EQ(ok.load(), 80);
 }
 
+// Opens a connection that sends half a request and then nothing: it holds a worker until the
+// header deadline. The caller closes it.
+int HalfRequest(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string half = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::send(fd, half.data(), half.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(half.size())) {
+    ADD_FAILURE() << "cannot open a half request";
+  }
+  return fd;
+}
+
+TEST_F(AdminServerTest, GaugesSayWhetherThereAreWorkersEnough) {
+  client_.reset();  // its kept-alive connection would hold a worker for a second
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(metrics_.Value("conduit_http_workers"), 2);
+  EXPECT_EQ(metrics_.Value("conduit_http_workers_busy"), 0);
+  // Two stalled clients take both workers; a third connection waits for one.
+  std::vector<int> stalled = {HalfRequest(server_->port()), HalfRequest(server_->port()),
+                              HalfRequest(server_->port())};
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (metrics_.Value("conduit_http_connections_waiting") < 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(metrics_.Value("conduit_http_workers_busy"), 2);
+  EXPECT_EQ(metrics_.Value("conduit_http_connections_waiting"), 1);
+  for (int fd : stalled) ::close(fd);
+  // Closed by their clients, the connections end and the workers are free again.
+  while ((metrics_.Value("conduit_http_workers_busy") > 0 ||
+          metrics_.Value("conduit_http_connections_waiting") > 0) &&
+         std::chrono::steady_clock::now() < deadline + 10s) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(metrics_.Value("conduit_http_workers_busy"), 0);
+  EXPECT_EQ(metrics_.Value("conduit_http_connections_waiting"), 0);
+  client_ = MakeClient(server_->port());
+  ExpectStillServing();
+}
+
 TEST_F(AdminServerTest, StopsPromptlyAndRestarts) {
   auto start = std::chrono::steady_clock::now();
   server_->Stop();
