@@ -532,7 +532,8 @@ Status ParseGovernance(const Ctx& ctx, const YAML::Node& n, GovernanceConfig& ou
 
 Status ParseRoute(const Ctx& ctx, const YAML::Node& n, const std::string& path, RouteConfig& out) {
   RETURN_IF_ERROR(CheckKeys(
-      ctx, n, path, {"name", "when", "tool", "results_to", "stable_after", "select", "on_late"}));
+      ctx, n, path,
+      {"name", "when", "tool", "results_to", "shadow", "stable_after", "select", "on_late"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   const YAML::Node when = n["when"];
@@ -558,6 +559,11 @@ Status ParseRoute(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
   RETURN_IF_ERROR(GetString(ctx, n, path, "tool", out.tool));
   if (out.tool.empty()) return ctx.Error(n, path + ".tool", "is required");
   RETURN_IF_ERROR(GetStringList(ctx, n, path, "results_to", out.results_to));
+  RETURN_IF_ERROR(GetBool(ctx, n, path, "shadow", out.shadow));
+  if (out.shadow && !out.results_to.empty()) {
+    return ctx.Error(n["results_to"], path + ".results_to",
+                     "a shadow route delivers nothing: remove results_to, or shadow");
+  }
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "stable_after", out.stable_after));
   std::string select;
   RETURN_IF_ERROR(GetString(ctx, n, path, "select", select));

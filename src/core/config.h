@@ -223,6 +223,10 @@ struct RouteConfig {
   std::vector<RouteCondition> when;  // all must hold
   std::string tool;
   std::vector<std::string> results_to;
+  // An evaluation before go-live: the tool gets the studies and its results are validated,
+  // kept and their findings recorded like any other job's, but nothing is delivered to PACS
+  // or reported to the RIS. results_to must then be empty.
+  bool shadow = false;
   milliseconds stable_after{60'000};
   RouteScope select = RouteScope::kStudy;
   LateInstancePolicy on_late = LateInstancePolicy::kIgnore;

@@ -92,6 +92,7 @@ routes:
     tool: node
     select: series
     on_late: rerun
+  - {name: evaluation, tool: node, shadow: true}
 retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
 )",
                             "t.yaml");
@@ -101,6 +102,8 @@ retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
   EXPECT_EQ(config->routes[0].when.size(), 3u);
   EXPECT_EQ(config->routes[0].select, RouteScope::kSeries);
   EXPECT_EQ(config->routes[0].on_late, LateInstancePolicy::kRerun);
+  EXPECT_FALSE(config->routes[0].shadow);
+  EXPECT_TRUE(config->routes[1].shadow);
   EXPECT_EQ(config->retry.max_attempts, 3);
   EXPECT_EQ(config->retry.max_backoff, std::chrono::minutes(1));
 }
@@ -509,6 +512,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "routes: [{name: r, tool: t, stable_after: soon}]\n",
                   "bad.yaml:2: routes[0].stable_after"},
         BadConfig{"unknown_tool", "routes: [{name: r, tool: nope}]\n", "names tool 'nope'"},
+        BadConfig{"shadow_route_with_destinations",
+                  "destinations: [{name: pacs, ae_title: P, host: h}]\n"
+                  "routes: [{name: r, tool: reference, shadow: true, results_to: [pacs]}]\n",
+                  "bad.yaml:2: routes[0].results_to: a shadow route delivers nothing"},
         BadConfig{"unknown_destination",
                   "tools: [{name: t, kind: executable, command: [x]}]\n"
                   "routes: [{name: r, tool: t, results_to: [pacs]}]\n",

@@ -186,6 +186,7 @@ json JobJson(const JobRecord& j) {
               {"route", j.route},
               {"tool", j.tool},
               {"destinations", j.destinations},
+              {"shadow", j.shadow},
               {"series", series},
               {"generation", j.generation},
               {"state", JobStateName(j.state)},

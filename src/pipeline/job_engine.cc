@@ -625,7 +625,7 @@ Status JobEngine::DeliverResults(JobRecord& job) {
   const size_t count = results.ok() ? results->size() : 0;
   auto quarantined = index_.ListQuarantined(job.id);
   const size_t quarantined_count = quarantined.ok() ? quarantined->size() : 0;
-  if (reporter_ != nullptr) {
+  if (reporter_ != nullptr && !job.shadow) {  // a shadow job's findings stay here
     // Before "done": a crash in between reports again, which the reporter makes harmless.
     Status reported = reporter_->OnDelivered(job);
     if (!reported.ok())
@@ -637,6 +637,7 @@ Status JobEngine::DeliverResults(JobRecord& job) {
   }
   nlohmann::json detail{{"results", count}, {"destinations", job.destinations.size()}};
   if (quarantined_count > 0) detail["quarantined"] = quarantined_count;
+  if (job.shadow) detail["shadow"] = true;
   return Transition(job, JobState::kDone, "done", "success", Detail(detail));
 }
 

@@ -49,7 +49,8 @@ class JobEngine {
   ~JobEngine();
 
   // Optional parts, set before Start(): who is told about delivered jobs besides PACS (the
-  // RIS), and where priors come from for tools that ask for them. Null: none.
+  // RIS; never of a shadow job), and where priors come from for tools that ask for them.
+  // Null: none.
   void SetReporter(ResultReporter* reporter) { reporter_ = reporter; }
   void SetPriorFetcher(PriorFetcher* priors) { priors_ = priors; }
 

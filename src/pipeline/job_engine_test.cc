@@ -265,12 +265,14 @@ class JobEngineTest : public ::testing::Test {
     ASSERT_TRUE(index_->PutInstance(r, Audit("receive")).ok());
   }
 
-  JobId CreateJob(const std::string& tool) {
+  // A job of `tool`, its results to PACS, or to nowhere for a shadow job.
+  JobId CreateJob(const std::string& tool, bool shadow = false) {
     JobRecord job;
     job.study_uid = StudyUid(kStudy);
     job.route = "route-" + std::to_string(++routes_);
     job.tool = tool;
-    job.destinations = {"pacs"};
+    if (!shadow) job.destinations = {"pacs"};
+    job.shadow = shadow;
     job.state = JobState::kQueued;
     job.next_attempt_at = clock_.Now();
     job.created_at = clock_.Now();
@@ -941,6 +943,38 @@ TEST_F(JobEngineTest, TheReporterHearsOfADeliveredJobBeforeItIsDoneAndARefusalIs
   EXPECT_EQ(Job(id).state, JobState::kDone);
   EXPECT_EQ(reporter.Calls(), (std::vector<int64_t>{id.value, id.value}));
   EXPECT_EQ(pacs->ReceivedCount(), 1) << "PACS got the result once despite the retry";
+}
+
+TEST_F(JobEngineTest, AShadowJobKeepsItsResultsAndTellsNeitherPacsNorTheRis) {
+  auto pacs = StartPacs();
+  ASSERT_NE(pacs, nullptr);
+  RecordingReporter reporter;
+  engine_->SetReporter(&reporter);
+  AddInput("2.25.100.1");
+  const JobId shadow = CreateJob("fast", /*shadow=*/true);
+  RunDueSteps();  // dispatch: results at once
+  RunDueSteps();  // "delivery": to no destination, no report
+  const JobRecord job = Job(shadow);
+  EXPECT_EQ(job.state, JobState::kDone);
+  EXPECT_TRUE(job.shadow) << "kept in the index";
+  EXPECT_TRUE(reporter.Calls().empty());
+  EXPECT_EQ(pacs->ReceivedCount(), 0);
+  auto results = index_->ListResults(shadow);
+  ASSERT_TRUE(results.ok());
+  EXPECT_FALSE(results->empty()) << "its results are kept, for the evidence layer";
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(std::any_of(audit->begin(), audit->end(), [&](const AuditEvent& a) {
+    return a.job_id == shadow && a.action == "done" &&
+           a.detail.find("\"shadow\":true") != std::string::npos;
+  }));
+
+  // The same tool in a clinical route is reported.
+  const JobId clinical = CreateJob("fast");
+  RunDueSteps();
+  RunDueSteps();
+  EXPECT_EQ(Job(clinical).state, JobState::kDone);
+  EXPECT_EQ(reporter.Calls(), (std::vector<int64_t>{clinical.value}));
 }
 
 TEST_F(JobEngineTest, PriorsJoinTheInputsOfToolsThatAskForThem) {

@@ -254,6 +254,7 @@ Result<JobId> StudyAssembler::Complete(AssemblyUnit unit, const std::string& why
     job.route = route->name;
     job.tool = route->tool;
     job.destinations = route->results_to;
+    job.shadow = route->shadow;
     if (route->select == RouteScope::kSeries && !unit.series_uid.empty()) {
       job.series = {unit.series_uid};
     }

@@ -29,7 +29,10 @@ class StudyAssemblerTest : public ::testing::Test {
  protected:
   StudyAssemblerTest() {
     config_.routes = {MakeRoute("chest"), MakeRoute("per-series", RouteScope::kSeries),
-                      MakeRoute("rerun", RouteScope::kStudy, LateInstancePolicy::kRerun)};
+                      MakeRoute("rerun", RouteScope::kStudy, LateInstancePolicy::kRerun),
+                      MakeRoute("evaluation")};
+    config_.routes.back().results_to.clear();
+    config_.routes.back().shadow = true;
     Reopen();
   }
 
@@ -123,6 +126,17 @@ TEST_F(StudyAssemblerTest, NextQuietPeriodEndIsTheEarliestOpenUnitsEnd) {
   EXPECT_EQ(assembler_->NextQuietPeriodEnd(), std::nullopt);
 }
 
+TEST_F(StudyAssemblerTest, AShadowRoutesJobIsMarkedShadowAndGoesNowhere) {
+  Receive("evaluation", "1.2.4", "1.2.4.9", "1.2.4.1");
+  clock_.Advance(60s);
+  auto created = Tick();
+  ASSERT_EQ(created.size(), 1u);
+  auto job = index_->GetJob(created[0]);
+  ASSERT_TRUE(job.ok() && job->has_value());
+  EXPECT_TRUE((*job)->shadow);
+  EXPECT_TRUE((*job)->destinations.empty());
+}
+
 TEST_F(StudyAssemblerTest, QuietPeriodCreatesOneQueuedJobForTheStudy) {
   Receive("chest", "1.2.3", "1.2.3.9", "1.2.3.1");
   Receive("chest", "1.2.3", "1.2.3.8", "1.2.3.2");
@@ -137,6 +151,7 @@ TEST_F(StudyAssemblerTest, QuietPeriodCreatesOneQueuedJobForTheStudy) {
   EXPECT_EQ(j.route, "chest");
   EXPECT_EQ(j.tool, "reference");
   EXPECT_EQ(j.destinations, std::vector<std::string>{"pacs"});
+  EXPECT_FALSE(j.shadow);
   EXPECT_TRUE(j.series.empty()) << "a study-scoped route sends the whole study";
   EXPECT_EQ(j.generation, 0);
   EXPECT_EQ(j.state, JobState::kQueued);

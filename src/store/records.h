@@ -133,6 +133,9 @@ struct JobRecord {
   TimePoint updated_at;
   TimePoint dispatched_at;   // when the tool was handed the study (kAwaitingResults)
   TimePoint last_result_at;  // when the latest result arrived
+  // Its route's `shadow` when the job was made: results kept and their findings recorded,
+  // never delivered to a destination or reported to the RIS.
+  bool shadow = false;
 };
 
 // A result object returned by a tool for a job, held in the spool until delivered.

@@ -143,7 +143,7 @@ MppsRecord ReadMpps(const SqliteStatement& s) {
 
 constexpr const char* kJobColumns =
     "id, study_uid, route, tool, destinations, series, generation, state, attempts, "
-    "next_attempt_at, last_error, created_at, updated_at, dispatched_at, last_result_at";
+    "next_attempt_at, last_error, created_at, updated_at, dispatched_at, last_result_at, shadow";
 
 JobRecord ReadJob(const SqliteStatement& s) {
   JobRecord j;
@@ -164,10 +164,11 @@ JobRecord ReadJob(const SqliteStatement& s) {
   j.updated_at = FromUnixMillis(s.Int(12));
   j.dispatched_at = FromUnixMillis(s.Int(13));
   j.last_result_at = FromUnixMillis(s.Int(14));
+  j.shadow = s.Int(15) != 0;
   return j;
 }
 
-// Binds every column of a job but id, as ?2 .. ?15.
+// Binds every column of a job but id, as ?2 .. ?16.
 void BindJob(SqliteStatement& s, const JobRecord& j) {
   s.Bind(2, j.study_uid.str())
       .Bind(3, j.route)
@@ -182,7 +183,8 @@ void BindJob(SqliteStatement& s, const JobRecord& j) {
       .Bind(12, ToUnixMillis(j.created_at))
       .Bind(13, ToUnixMillis(j.updated_at))
       .Bind(14, ToUnixMillis(j.dispatched_at))
-      .Bind(15, ToUnixMillis(j.last_result_at));
+      .Bind(15, ToUnixMillis(j.last_result_at))
+      .Bind(16, int64_t{j.shadow ? 1 : 0});
 }
 
 constexpr const char* kResultColumns =
@@ -632,8 +634,9 @@ class SqliteIndex final : public Index {
       ASSIGN_OR_RETURN(auto s, c.Prepare("INSERT INTO jobs (study_uid, route, tool, "
                                          "destinations, series, generation, state, attempts, "
                                          "next_attempt_at, last_error, created_at, updated_at, "
-                                         "dispatched_at, last_result_at) VALUES (?2, ?3, ?4, ?5, "
-                                         "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"));
+                                         "dispatched_at, last_result_at, shadow) VALUES (?2, "
+                                         "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                                         "?15, ?16)"));
       BindJob(s, job);
       RETURN_IF_ERROR(s.Run());
       id = JobId{c.LastInsertRowId()};
@@ -653,7 +656,7 @@ class SqliteIndex final : public Index {
                                      "destinations = ?5, series = ?6, generation = ?7, state = ?8, "
                                      "attempts = ?9, next_attempt_at = ?10, last_error = ?11, "
                                      "created_at = ?12, updated_at = ?13, dispatched_at = ?14, "
-                                     "last_result_at = ?15 WHERE id = ?1"));
+                                     "last_result_at = ?15, shadow = ?16 WHERE id = ?1"));
           s.Bind(1, job.id.value);
           BindJob(s, job);
           RETURN_IF_ERROR(s.Run());

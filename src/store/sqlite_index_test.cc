@@ -314,6 +314,8 @@ TEST_F(SqliteIndexTest, UpdateJobReplacesEveryField) {
   j.updated_at = clock_.Now() + seconds(1);
   j.dispatched_at = clock_.Now() + seconds(2);
   j.last_result_at = clock_.Now() + seconds(3);
+  EXPECT_FALSE(j.shadow);
+  j.shadow = true;
   ASSERT_TRUE(index_->UpdateJob(j, Audit("dispatch", id)).ok());
 
   auto got = index_->GetJob(id);
@@ -333,6 +335,7 @@ TEST_F(SqliteIndexTest, UpdateJobReplacesEveryField) {
   EXPECT_EQ(g.updated_at, j.updated_at);
   EXPECT_EQ(g.dispatched_at, j.dispatched_at);
   EXPECT_EQ(g.last_result_at, j.last_result_at);
+  EXPECT_TRUE(g.shadow);
   EXPECT_EQ(index_->ListAudit(1, 0).value()[0].action, "dispatch");
 
   JobRecord unknown = j;

@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 10> kMigrations = {
+constexpr std::array<const char*, 11> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -181,6 +181,9 @@ CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
     ,
 // 9 -> 10: quarantined results of each job.
 #include "store/sqlite_schema_v10_quarantined_results.inc"
+    ,
+// 10 -> 11: shadow jobs.
+#include "store/sqlite_schema_v11_shadow_jobs.inc"
     ,
 };
 
