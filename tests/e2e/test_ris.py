@@ -76,7 +76,7 @@ def send_to_conduit(port, kind, tls_args=(), **fields):
 
 
 class RisTest(E2ETest):
-    def gateway(self, pacs, ris_port, stable_after="1s", allowed_hosts=None, tls=None):
+    def gateway(self, pacs, ris_port, stable_after="1s", allowed_hosts=None, tls=None, shadow=False):
         listen = free_port()
         config = {
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
@@ -91,6 +91,9 @@ class RisTest(E2ETest):
                     "send": {"results": True, "priority": "omi"},
                     "urgent_when": {"codes": ["SCT:52101004"]}},
         }
+        if shadow:
+            config["routes"][0]["shadow"] = True
+            del config["routes"][0]["results_to"]
         if allowed_hosts is not None:
             config["ris"]["listen_allowed_hosts"] = allowed_hosts
         if tls is not None:
@@ -202,6 +205,25 @@ class RisTest(E2ETest):
         self.assertEqual(sorted(m["control_id"] for m in listed),
                          sorted(m["control_id"] for m in outbox["messages"]))
         self.assertNotIn(PATIENT, json.dumps(listed))
+
+    def test_a_shadow_route_keeps_the_findings_and_tells_neither_pacs_nor_the_ris(self):
+        pacs = self.started(Orthanc(self.tmp))
+        ris = self.started(RisSim(self.tmp))
+        conduit = self.gateway(pacs, ris.port, shadow=True)
+        files, study_uid = self.study()
+        storescu(conduit.dicom_port, files)
+        self.wait_job_state(conduit, "done", timeout=90)
+        ctx = f"\nconduit log tail:\n{conduit.logs()[-4000:]}"
+        job = conduit.jobs()["jobs"][0]
+        self.assertTrue(job["shadow"], ctx)
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertTrue(detail["results"], f"the tool's results are kept{ctx}")
+        self.assertTrue(detail["findings"], f"and their findings recorded{ctx}")
+        time.sleep(3)  # what a clinical route would have sent by now (the RIS test above: ~1 s)
+        self.assertEqual(ris.received(), [], "no findings or priority update at the RIS")
+        self.assertEqual(pacs.instances_of_study(study_uid), [], "nothing in PACS")
+        done = [e for e in self.audit(conduit) if e["action"] == "done"]
+        self.assertTrue(done and done[0]["detail"].get("shadow") is True, done)
 
     def test_a_refusal_is_final_and_audited(self):
         pacs = self.started(Orthanc(self.tmp))
