@@ -9,7 +9,11 @@ namespace conduit {
 
 MoveInbox::Expectation::~Expectation() {
   std::lock_guard lock(inbox_.mu_);
-  inbox_.pending_.erase(id_);
+  const auto it = inbox_.pending_.find(id_);
+  if (it == inbox_.pending_.end()) return;
+  inbox_.ended_[it->second.study] = {it->second.source_ae,
+                                     std::chrono::steady_clock::now() + inbox_.linger_};
+  inbox_.pending_.erase(it);
 }
 
 std::vector<std::filesystem::path> MoveInbox::Expectation::files() const {
@@ -52,9 +56,23 @@ std::optional<Status> MoveInbox::Take(const ReceivedInstance& instance) {
     std::filesystem::remove(instance.file, ec);
     return Status::Ok();
   }
-  if (!ours) return std::nullopt;
+  bool late = ours;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = ended_.begin(); it != ended_.end();) {
+    if (it->second.until <= now) {
+      it = ended_.erase(it);
+      continue;
+    }
+    if (it->first == instance.meta.study_uid &&
+        it->second.source_ae == instance.association.calling_ae) {
+      late = true;
+    }
+    ++it;
+  }
+  if (!late) return std::nullopt;
   std::filesystem::remove(instance.file, ec);
-  return FailedPrecondition("a C-MOVE sub-operation for us that no retrieve in progress expects");
+  return FailedPrecondition(
+      "a C-MOVE sub-operation for us that no retrieve in progress expects (it came too late)");
 }
 
 }  // namespace conduit

@@ -3,11 +3,13 @@
 // new study. A retrieve registers the study it asked for (Expect) and its folder; the ingest
 // path offers every received instance (Take) first. An instance is taken when its study is
 // expected and it comes from the PACS's AE title or names us as its move originator. One that
-// names us as move originator but that no retrieve expects (it came too late) is refused: it
-// must not be routed as a new study.
+// names us as move originator but that no retrieve expects, or that comes from the PACS for a
+// study whose retrieve ended in the last `linger` (it came too late), is refused: it must not
+// be routed as a new study.
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -25,7 +27,9 @@ namespace conduit {
 class MoveInbox {
  public:
   // `our_ae`: the AE title C-MOVEs name as destination (dicom.ae_title).
-  explicit MoveInbox(AeTitle our_ae) : our_ae_(std::move(our_ae)) {}
+  explicit MoveInbox(AeTitle our_ae,
+                     std::chrono::steady_clock::duration linger = std::chrono::minutes(10))
+      : our_ae_(std::move(our_ae)), linger_(linger) {}
 
   // One retrieve in progress; unregistered when destroyed.
   class Expectation {
@@ -51,8 +55,9 @@ class MoveInbox {
 
   // For an instance a retrieve expects: moves its file into the folder of the first retrieve
   // of its study that lacks it, and returns OK (or the error of the move); a further copy that
-  // none lacks is dropped (OK). For one naming us as move originator that none expects:
-  // removes the file and returns kFailedPrecondition. Otherwise nullopt: ingest it as usual.
+  // none lacks is dropped (OK). For one naming us as move originator that none expects, or
+  // from the PACS for a study whose retrieve ended within `linger`: removes the file and
+  // returns kFailedPrecondition. Otherwise nullopt: ingest it as usual.
   std::optional<Status> Take(const ReceivedInstance& instance);
 
  private:
@@ -64,9 +69,17 @@ class MoveInbox {
     std::set<SopInstanceUid> instances;  // of `files`
   };
 
+  // A retrieve that ended: late copies from its PACS are refused until `until`.
+  struct Ended {
+    AeTitle source_ae;
+    std::chrono::steady_clock::time_point until;
+  };
+
   const AeTitle our_ae_;
+  const std::chrono::steady_clock::duration linger_;
   mutable std::mutex mu_;
   std::map<uint64_t, Pending> pending_;  // guarded by mu_
+  std::map<StudyUid, Ended> ended_;      // guarded by mu_; pruned as it is read
   uint64_t next_id_ = 1;                 // guarded by mu_
 };
 

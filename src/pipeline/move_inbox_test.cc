@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "testing/testing.h"
 
@@ -81,11 +82,27 @@ TEST_F(MoveInboxTest, RefusesAMoveForUsThatNoRetrieveAwaits) {
   ASSERT_TRUE(taken.has_value()) << "never routed as a new study";
   EXPECT_EQ(taken->code(), StatusCode::kFailedPrecondition);
   EXPECT_FALSE(fs::exists(late.file));
-  // Nor once its retrieve has ended.
+  // Nor once its retrieve has ended; for a while, a late copy from the PACS that does not
+  // name us is refused too. Other studies from the PACS are not.
   inbox_.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir()).reset();
-  EXPECT_FALSE(inbox_.Take(Received("1.2.3", "PACS")).has_value());
   EXPECT_EQ(inbox_.Take(Received("1.2.3", "PACS", "CONDUIT"))->code(),
             StatusCode::kFailedPrecondition);
+  const ReceivedInstance late_copy = Received("1.2.3", "PACS");
+  taken = inbox_.Take(late_copy);
+  ASSERT_TRUE(taken.has_value()) << "not routed as a new study";
+  EXPECT_EQ(taken->code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(late_copy.file));
+  EXPECT_FALSE(inbox_.Take(Received("4.5.6", "PACS")).has_value());
+  EXPECT_FALSE(inbox_.Take(Received("1.2.3", "CT1")).has_value()) << "a modality, not the PACS";
+}
+
+TEST_F(MoveInboxTest, AfterTheLingerTheStudyIsOrdinaryAgain) {
+  MoveInbox brief(AeTitle("CONDUIT"), std::chrono::milliseconds(50));
+  brief.Expect(StudyUid("1.2.3"), AeTitle("PACS"), retrieve_dir()).reset();
+  EXPECT_TRUE(brief.Take(Received("1.2.3", "PACS")).has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(brief.Take(Received("1.2.3", "PACS")).has_value())
+      << "the PACS forwarding the study later is ingested as usual";
 }
 
 TEST_F(MoveInboxTest, TwoRetrievesOfOneStudyEachGetOneCopyOfEveryInstance) {
