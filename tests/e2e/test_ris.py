@@ -219,7 +219,7 @@ class RisTest(E2ETest):
         detail = conduit.api(f"/api/jobs/{job['id']}")
         self.assertTrue(detail["results"], f"the tool's results are kept{ctx}")
         self.assertTrue(detail["findings"], f"and their findings recorded{ctx}")
-        time.sleep(3)  # what a clinical route would have sent by now (the RIS test above: ~1 s)
+        time.sleep(3)  # a clinical route's messages follow its job's end, without a quiet period
         self.assertEqual(ris.received(), [], "no findings or priority update at the RIS")
         self.assertEqual(pacs.instances_of_study(study_uid), [], "nothing in PACS")
         done = [e for e in self.audit(conduit) if e["action"] == "done"]
