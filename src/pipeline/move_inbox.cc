@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <system_error>
 
@@ -11,8 +12,9 @@ MoveInbox::Expectation::~Expectation() {
   std::lock_guard lock(inbox_.mu_);
   const auto it = inbox_.pending_.find(id_);
   if (it == inbox_.pending_.end()) return;
-  inbox_.ended_[it->second.study] = {it->second.source_ae,
-                                     std::chrono::steady_clock::now() + inbox_.linger_};
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(inbox_.ended_, [now](const auto& ended) { return ended.second.until <= now; });
+  inbox_.ended_[it->second.study] = {it->second.source_ae, now + inbox_.linger_};
   inbox_.pending_.erase(it);
 }
 
@@ -56,19 +58,10 @@ std::optional<Status> MoveInbox::Take(const ReceivedInstance& instance) {
     std::filesystem::remove(instance.file, ec);
     return Status::Ok();
   }
-  bool late = ours;
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = ended_.begin(); it != ended_.end();) {
-    if (it->second.until <= now) {
-      it = ended_.erase(it);
-      continue;
-    }
-    if (it->first == instance.meta.study_uid &&
-        it->second.source_ae == instance.association.calling_ae) {
-      late = true;
-    }
-    ++it;
-  }
+  const auto ended = ended_.find(instance.meta.study_uid);
+  const bool late =
+      ours || (ended != ended_.end() && ended->second.until > std::chrono::steady_clock::now() &&
+               ended->second.source_ae == instance.association.calling_ae);
   if (!late) return std::nullopt;
   std::filesystem::remove(instance.file, ec);
   return FailedPrecondition(

@@ -79,7 +79,7 @@ class MoveInbox {
   const std::chrono::steady_clock::duration linger_;
   mutable std::mutex mu_;
   std::map<uint64_t, Pending> pending_;  // guarded by mu_
-  std::map<StudyUid, Ended> ended_;      // guarded by mu_; pruned as it is read
+  std::map<StudyUid, Ended> ended_;      // guarded by mu_; pruned when one is added
   uint64_t next_id_ = 1;                 // guarded by mu_
 };
 
