@@ -81,8 +81,6 @@ std::string DicomJsonString(const nlohmann::json& dataset, std::string_view tag)
 // Whether `s` is a DICOM UID: 1 to 64 characters, dot-separated numbers without leading
 // zeros.
 bool IsDicomUidText(std::string_view s);
-// A fresh "2.25." UID from 128 random bits.
-std::string NewDicomUid();
 // `t` as a DICOM DT in UTC: "YYYYMMDDHHMMSS+0000".
 std::string DicomDateTimeUtc(TimePoint t);
 

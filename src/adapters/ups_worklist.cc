@@ -10,6 +10,7 @@
 #include <set>
 
 #include "adapters/ups_dataset.h"
+#include "core/dicom_uid.h"
 
 namespace conduit {
 namespace {
