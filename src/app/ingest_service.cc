@@ -27,7 +27,8 @@ AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_
 IngestService::IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                              StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                              const Clock& clock, std::function<void()> wake_jobs,
-                             TransferGuard* guard, MoveInbox* move_inbox)
+                             TransferGuard* guard, MoveInbox* move_inbox,
+                             CommitmentWaiters* commitments)
     : config_(config),
       spool_(spool),
       index_(index),
@@ -38,7 +39,8 @@ IngestService::IngestService(const Config& config, Spool& spool, Index& index, c
       clock_(clock),
       wake_jobs_(std::move(wake_jobs)),
       guard_(guard),
-      move_inbox_(move_inbox) {
+      move_inbox_(move_inbox),
+      commitments_(commitments) {
   metrics_.Describe("conduit_instances_received_total", "counter",
                     "Instances received and made durable (duplicates included)");
   metrics_.Describe("conduit_instances_duplicate_total", "counter",
@@ -265,6 +267,28 @@ Status IngestService::OnMpps(const MppsEvent& event) {
   Status st = assembler_.OnMpps(record);
   if (st.ok()) wake_jobs_();
   return st;
+}
+
+Status IngestService::OnCommitmentReport(const CommitmentReport& report,
+                                         const AssociationInfo& association) {
+  const bool awaited = commitments_ != nullptr && commitments_->Deliver(report);
+  AuditEvent audit;
+  audit.at = clock_.Now();
+  audit.action = "commitment_report";
+  audit.outcome = awaited ? "success" : "unexpected";
+  audit.actor = association.calling_ae.str();
+  audit.detail = nlohmann::json{
+      {"committed", report.committed.size()},
+      {"failed", report.failed.size()},
+      {"awaited",
+       awaited}}.dump();
+  Status st = index_.AppendAudit(audit);
+  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
+  if (!awaited) {
+    spdlog::warn("event=commitment_report_unexpected from={} committed={} failed={}",
+                 association.calling_ae.str(), report.committed.size(), report.failed.size());
+  }
+  return Status::Ok();
 }
 
 }  // namespace conduit

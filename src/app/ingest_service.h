@@ -18,6 +18,7 @@
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
 #include "pipeline/transfer_guard.h"
+#include "results/commitment_waiters.h"
 #include "results/result_intake.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -29,7 +30,7 @@ class IngestService final : public IngestSink, public JobResultSink {
   IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                 StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                 const Clock& clock, std::function<void()> wake_jobs, TransferGuard* guard = nullptr,
-                MoveInbox* move_inbox = nullptr);
+                MoveInbox* move_inbox = nullptr, CommitmentWaiters* commitments = nullptr);
 
   std::filesystem::path NewIncomingPath() override;
   Status CheckCapacity() override;
@@ -39,6 +40,11 @@ class IngestService final : public IngestSink, public JobResultSink {
   // title and reason, the entry saying how many went unreported before it.
   void OnAssociationRejected(const AssociationInfo& association, const Status& why) override;
   Status OnMpps(const MppsEvent& event) override;
+  // Handed to the delivery waiting for it, and audited. A report nobody waits for (it came
+  // after its wait ended: that delivery is retried anyway) is acknowledged too, so that the
+  // PACS does not keep re-sending it; it is audited as "unexpected".
+  Status OnCommitmentReport(const CommitmentReport& report,
+                            const AssociationInfo& association) override;
   // A result stored for `job` over DICOMweb: the job must be sending or awaiting results.
   Status OnJobResult(JobId job, const ReceivedInstance& instance) override;
   Status OnUnreadableJobResult(JobId job, const std::filesystem::path& file,
@@ -64,6 +70,7 @@ class IngestService final : public IngestSink, public JobResultSink {
   std::function<void()> wake_jobs_;
   TransferGuard* guard_;   // maps results of de-identified tools back; may be null
   MoveInbox* move_inbox_;  // takes instances a prior retrieve by C-MOVE awaits; may be null
+  CommitmentWaiters* commitments_;  // deliveries awaiting storage commitment; may be null
   RefusalThrottle association_refusals_{std::chrono::minutes(1), 4096};
 };
 

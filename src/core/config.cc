@@ -274,7 +274,9 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
 
 Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                         DestinationConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"name", "ae_title", "host", "port", "timeout", "tls"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path,
+                            {"name", "ae_title", "host", "port", "timeout", "tls",
+                             "storage_commitment", "commitment_timeout"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
   std::string ae;
@@ -286,6 +288,15 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   if (out.host.empty()) return ctx.Error(n, path + ".host", "is required");
   RETURN_IF_ERROR(GetInt(ctx, n, path, "port", 1, 65535, out.port));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
+  RETURN_IF_ERROR(GetBool(ctx, n, path, "storage_commitment", out.storage_commitment));
+  RETURN_IF_ERROR(GetDuration(ctx, n, path, "commitment_timeout", out.commitment_timeout));
+  // The job's delivery waits for the report: a PACS that commits only after archiving for
+  // hours is better left without storage commitment than holding a delivery that long.
+  if (out.commitment_timeout < std::chrono::seconds(1) ||
+      out.commitment_timeout > std::chrono::minutes(30)) {
+    return ctx.Error(n["commitment_timeout"], path + ".commitment_timeout",
+                     "must be between 1s and 30m");
+  }
   return ParseTlsClient(ctx, n, path, out.tls);
 }
 
@@ -842,6 +853,18 @@ Status ValidateConfig(const Config& config, const std::string& source) {
       }
     }
   }
+  if (!config.dicom.allowed_calling_aes.empty()) {
+    const auto& allowed = config.dicom.allowed_calling_aes;
+    for (const auto& d : config.destinations) {
+      if (!d.storage_commitment) continue;
+      if (std::find(allowed.begin(), allowed.end(), d.ae_title.str()) == allowed.end()) {
+        return InvalidArgument(source + ": destination '" + d.name +
+                               "' has storage_commitment on, but dicom.allowed_calling_aes does "
+                               "not list its AE '" +
+                               d.ae_title.str() + "': its commitment reports would be refused");
+      }
+    }
+  }
   if (config.priors_source.kind == PriorsSourceKind::kDimse &&
       config.priors_source.retrieve == PriorsRetrieve::kMove &&
       !config.dicom.allowed_calling_aes.empty()) {
@@ -885,8 +908,12 @@ Config EmbeddedDefaultConfig(const std::filesystem::path& binary_dir) {
   c.dicom.ae_title = AeTitle("CONDUIT");
   c.dicom.port = 11112;
   c.http.port = 8080;
-  c.destinations.push_back(
-      DestinationConfig{"pacs", AeTitle("ORTHANC"), "127.0.0.1", 4242, milliseconds(30'000), {}});
+  DestinationConfig pacs;
+  pacs.name = "pacs";
+  pacs.ae_title = AeTitle("ORTHANC");
+  pacs.host = "127.0.0.1";
+  pacs.port = 4242;
+  c.destinations.push_back(pacs);
   ToolConfig tool;
   tool.name = "reference";
   tool.kind = ToolKind::kExecutable;

@@ -112,6 +112,11 @@ struct DestinationConfig {
   int port = 104;
   milliseconds timeout{30'000};
   TlsClientConfig tls;  // enabled: DICOM over TLS
+  // Storage Commitment (PS3.4 Annex J, IHE RAD-10): a result counts as delivered only once
+  // this PACS has reported it committed, within commitment_timeout of the request; the
+  // report comes back to Conduit's listener on an association the PACS opens.
+  bool storage_commitment = false;
+  milliseconds commitment_timeout{120'000};
 };
 
 // kWorklist: a pull-model tool (IHE AIW-I): Conduit schedules a UPS workitem on the tool's

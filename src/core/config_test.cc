@@ -108,6 +108,20 @@ retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
   EXPECT_EQ(config->retry.max_backoff, std::chrono::minutes(1));
 }
 
+TEST(ConfigTest, ParsesStorageCommitmentOfADestination) {
+  auto config = ParseConfig(R"(
+destinations:
+  - {name: pacs, ae_title: PACS, host: 10.0.0.5, storage_commitment: true, commitment_timeout: 5m}
+  - {name: viewer, ae_title: VIEW, host: 10.0.0.6}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->destinations[0].storage_commitment);
+  EXPECT_EQ(config->destinations[0].commitment_timeout, std::chrono::minutes(5));
+  EXPECT_FALSE(config->destinations[1].storage_commitment);
+  EXPECT_EQ(config->destinations[1].commitment_timeout, std::chrono::minutes(2));
+}
+
 TEST(ConfigTest, ParsesGovernanceAndToolGovernanceFields) {
   auto config = ParseConfig(R"(
 governance: {policy: /etc/conduit/policy.yaml, key_file: /etc/conduit/trust.key}
@@ -496,6 +510,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"destination_tls_key_without_certificate",
                   "destinations: [{name: p, ae_title: P, host: h, tls: {client_key_file: k}}]\n",
                   "destinations[0].tls: client_certificate_file and client_key_file go together"},
+        BadConfig{"commitment_timeout_too_long",
+                  "destinations: [{name: p, ae_title: P, host: h, storage_commitment: true,\n"
+                  "                commitment_timeout: 2h}]\n",
+                  "bad.yaml:2: destinations[0].commitment_timeout: must be between 1s and 30m"},
+        BadConfig{"commitment_from_an_ae_not_allowed",
+                  "dicom: {allowed_calling_aes: [CT1]}\n"
+                  "destinations: [{name: p, ae_title: PACS, host: h, storage_commitment: true}]\n",
+                  "destination 'p' has storage_commitment on, but dicom.allowed_calling_aes does "
+                  "not list its AE 'PACS'"},
         BadConfig{"http_tls_without_key", "http: {tls: {certificate_file: c.pem}}\n",
                   "http.tls.key_file: is required"},
         BadConfig{"http_tls_without_certificate", "http: {tls: {key_file: k}}\n",

@@ -100,4 +100,10 @@ void Association::Release() {
   assoc_ = nullptr;
 }
 
+void Association::AcknowledgePeerRelease() {
+  ASC_acknowledgeRelease(assoc_);
+  ASC_destroyAssociation(&assoc_);
+  assoc_ = nullptr;
+}
+
 }  // namespace conduit

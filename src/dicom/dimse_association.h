@@ -46,6 +46,8 @@ class Association {
 
   // Releases the association (aborts it if the release fails).
   void Release();
+  // Answers the release the peer asked for (DUL_PEERREQUESTEDRELEASE) and closes.
+  void AcknowledgePeerRelease();
 
   T_ASC_Association* get() { return assoc_; }
 

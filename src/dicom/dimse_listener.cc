@@ -29,11 +29,13 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "core/address_range.h"
 #include "core/early_writeback.h"
 #include "dicom/accepted_connection.h"
+#include "dicom/commitment_report_service.h"
 #include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
 #include "dicom/dicom_tls.h"
 #include "dicom/dimse_status.h"
@@ -242,6 +244,10 @@ class Listener final : public DimseListener {
                     T_DIMSE_C_StoreRQ& request, const AssociationInfo& info, Status& outcome);
   bool HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
                   T_DIMSE_Message& message, const AssociationInfo& info);
+  bool HandleCommitmentReport(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                              T_DIMSE_N_EventReportRQ& request, const AssociationInfo& info);
+  bool RefuseCommitmentRequest(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                               T_DIMSE_N_ActionRQ& request, const AssociationInfo& info);
   bool SendStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
                          T_DIMSE_C_StoreRQ& request, const Status& outcome);
   bool DrainDataset(T_ASC_Association* assoc);
@@ -578,6 +584,30 @@ void AcceptStorageContexts(T_ASC_Parameters* params) {
   }
 }
 
+// Accepts Storage Commitment Push Model contexts in the role the peer proposed: a PACS sends
+// its N-EVENT-REPORT on an association it opens, proposing either the default role or, by
+// role selection, the SCP role (PS3.7 D.3.3.4).
+void AcceptCommitmentContexts(T_ASC_Parameters* params) {
+  const int count = ASC_countPresentationContexts(params);
+  for (int i = 0; i < count; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
+    if (std::string_view(pc.abstractSyntax) != UID_StorageCommitmentPushModelSOPClass) continue;
+    const char* chosen = nullptr;
+    for (int t = 0; t < pc.transferSyntaxCount && chosen == nullptr; ++t) {
+      for (const char* ours : kUncompressedTransferSyntaxes) {
+        if (std::string_view(pc.proposedTransferSyntaxes[t]) == ours) chosen = ours;
+      }
+    }
+    if (chosen == nullptr) {
+      ASC_refusePresentationContext(params, pc.presentationContextID,
+                                    ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+      continue;
+    }
+    ASC_acceptPresentationContext(params, pc.presentationContextID, chosen, pc.proposedRole);
+  }
+}
+
 void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const AssociationInfo& info) {
   T_ASC_Parameters* params = assoc->params;
   ASC_acceptContextsWithPreferredTransferSyntaxes(
@@ -587,6 +617,7 @@ void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const Assoc
   ASC_acceptContextsWithPreferredTransferSyntaxes(params, kMppsSopClasses, Count(kMppsSopClasses),
                                                   kUncompressedTransferSyntaxes,
                                                   Count(kUncompressedTransferSyntaxes));
+  AcceptCommitmentContexts(params);
   // Answer with the title the peer called us by.
   ASC_setAPTitles(params, nullptr, nullptr, info.called_ae.str().c_str());
   OFCondition cond = ASC_acknowledgeAssociation(assoc);
@@ -644,6 +675,12 @@ void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const Assoc
       case DIMSE_N_CREATE_RQ:
       case DIMSE_N_SET_RQ:
         usable = HandleMpps(assoc, pres_id, message, info);
+        break;
+      case DIMSE_N_EVENT_REPORT_RQ:
+        usable = HandleCommitmentReport(assoc, pres_id, message.msg.NEventReportRQ, info);
+        break;
+      case DIMSE_N_ACTION_RQ:
+        usable = RefuseCommitmentRequest(assoc, pres_id, message.msg.NActionRQ, info);
         break;
       default:
         spdlog::warn("dimse listener: association from {}: unsupported DIMSE command 0x{:04x}",
@@ -827,6 +864,45 @@ bool Listener::HandleMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID 
     rsp.DataSetType = DIMSE_DATASET_NULL;
     rsp.opts = O_NSET_AFFECTEDSOPCLASSUID | O_NSET_AFFECTEDSOPINSTANCEUID;
   }
+  return DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &response, nullptr, nullptr, nullptr,
+                                          nullptr)
+      .good();
+}
+
+bool Listener::HandleCommitmentReport(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
+                                      T_DIMSE_N_EventReportRQ& request,
+                                      const AssociationInfo& info) {
+  return ServeCommitmentReport(assoc, pres_id, request, dimse_timeout_s_, info.calling_ae,
+                               [this, &info](const CommitmentReport& report) {
+                                 return sink_.OnCommitmentReport(report, info);
+                               });
+}
+
+// Conduit holds instances only until its jobs are done and its retention ends: it must not
+// tell a modality that it may delete them. A commitment request is answered 0110.
+bool Listener::RefuseCommitmentRequest(T_ASC_Association* assoc,
+                                       T_ASC_PresentationContextID pres_id,
+                                       T_DIMSE_N_ActionRQ& request, const AssociationInfo& info) {
+  if (request.DataSetType != DIMSE_DATASET_NULL && !DrainDataset(assoc)) return false;
+  spdlog::warn(
+      "dimse listener: {} asked Conduit to commit to storage; refused: Conduit is "
+      "no archive",
+      info.calling_ae.str());
+  sink_.OnRejected(info, FailedPrecondition("N-ACTION from " + info.calling_ae.str() +
+                                            ": storage commitment requests are refused"));
+  T_DIMSE_Message response{};
+  response.CommandField = DIMSE_N_ACTION_RSP;
+  T_DIMSE_N_ActionRSP& rsp = response.msg.NActionRSP;
+  rsp.MessageIDBeingRespondedTo = request.MessageID;
+  OFStandard::strlcpy(rsp.AffectedSOPClassUID, request.RequestedSOPClassUID,
+                      sizeof rsp.AffectedSOPClassUID);
+  OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, request.RequestedSOPInstanceUID,
+                      sizeof rsp.AffectedSOPInstanceUID);
+  rsp.ActionTypeID = request.ActionTypeID;
+  rsp.DimseStatus = 0x0110;  // Processing failure
+  rsp.DataSetType = DIMSE_DATASET_NULL;
+  rsp.opts =
+      O_NACTION_AFFECTEDSOPCLASSUID | O_NACTION_AFFECTEDSOPINSTANCEUID | O_NACTION_ACTIONTYPEID;
   return DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &response, nullptr, nullptr, nullptr,
                                           nullptr)
       .good();

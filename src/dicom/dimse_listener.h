@@ -7,10 +7,11 @@
 // connections still negotiating by as many again (at least 8), and by half that from any one
 // address (at least 4); one more is closed at once and reported through OnAssociationRejected.
 // Serves C-ECHO, C-STORE for every storage SOP class and common transfer syntax (stored as
-// received, never transcoded) and MPPS N-CREATE/N-SET. TCP_NODELAY is on. The bind address must be
-// IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any called AE title is accepted (the
-// A-ASSOCIATE-AC echoes it); only calling AE titles are checked. Thread safety: Start/Stop from one
-// thread; the sink is called from association threads.
+// received, never transcoded), MPPS N-CREATE/N-SET, and the N-EVENT-REPORTs of Storage
+// Commitment (Conduit asks; it refuses to commit itself: N-ACTION is answered 0110). TCP_NODELAY is
+// on. The bind address must be IPv4 ("0.0.0.0", "127.0.0.1", "localhost"...). Any called AE title
+// is accepted (the A-ASSOCIATE-AC echoes it); only calling AE titles are checked. Thread safety:
+// Start/Stop from one thread; the sink is called from association threads.
 #pragma once
 
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "core/ids.h"
 #include "core/status.h"
 #include "dicom/instance_meta.h"
+#include "dicom/storage_commitment.h"
 
 namespace conduit {
 
@@ -77,6 +79,15 @@ class IngestSink {
     OnRejected(association, why);
   }
   virtual Status OnMpps(const MppsEvent& event) = 0;
+  // A Storage Commitment report (N-EVENT-REPORT) from a PACS Conduit asked to commit.
+  // OK acknowledges it (0000); errors map as for MPPS. Default: refused (0110), for sinks
+  // that never ask.
+  virtual Status OnCommitmentReport(const CommitmentReport& report,
+                                    const AssociationInfo& association) {
+    (void)report;
+    (void)association;
+    return FailedPrecondition("no storage commitment was requested here");
+  }
 };
 
 class DimseListener {

@@ -42,7 +42,8 @@ class TestScu {
   }
 
   // Proposes context 1 for `sop_class` in explicit little endian (and 3 for Verification).
-  OFCondition Connect(int port, const std::string& calling, const std::string& sop_class) {
+  OFCondition Connect(int port, const std::string& calling, const std::string& sop_class,
+                      T_ASC_SC_ROLE role = ASC_SC_ROLE_DEFAULT) {
     OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, 30, &network_);
     if (cond.bad()) return cond;
     T_ASC_Parameters* params = nullptr;
@@ -51,7 +52,7 @@ class TestScu {
     const std::string address = "127.0.0.1:" + std::to_string(port);
     ASC_setPresentationAddresses(params, "localhost", address.c_str());
     const char* syntaxes[] = {UID_LittleEndianExplicitTransferSyntax};
-    ASC_addPresentationContext(params, 1, sop_class.c_str(), syntaxes, 1);
+    ASC_addPresentationContext(params, 1, sop_class.c_str(), syntaxes, 1, role);
     ASC_addPresentationContext(params, 3, UID_VerificationSOPClass, syntaxes, 1);
     cond = ASC_requestAssociation(network_, params, &assoc_);
     if (cond == DUL_ASSOCIATIONREJECTED) ASC_getRejectParameters(params, &rejection_);
@@ -116,6 +117,42 @@ class TestScu {
     return ReceiveStatus(create ? DIMSE_N_CREATE_RSP : DIMSE_N_SET_RSP);
   }
 
+  // A Storage Commitment N-EVENT-REPORT (a PACS's report); returns the response status.
+  uint16_t SendCommitmentReport(uint16_t event_type, DcmDataset& dataset) {
+    T_DIMSE_Message request{};
+    request.CommandField = DIMSE_N_EVENT_REPORT_RQ;
+    T_DIMSE_N_EventReportRQ& rq = request.msg.NEventReportRQ;
+    rq.MessageID = assoc_->nextMsgID++;
+    OFStandard::strlcpy(rq.AffectedSOPClassUID, UID_StorageCommitmentPushModelSOPClass,
+                        sizeof rq.AffectedSOPClassUID);
+    OFStandard::strlcpy(rq.AffectedSOPInstanceUID, UID_StorageCommitmentPushModelSOPInstance,
+                        sizeof rq.AffectedSOPInstanceUID);
+    rq.EventTypeID = event_type;
+    rq.DataSetType = DIMSE_DATASET_PRESENT;
+    const OFCondition cond =
+        DIMSE_sendMessageUsingMemoryData(assoc_, 1, &request, nullptr, &dataset, nullptr, nullptr);
+    EXPECT_TRUE(cond.good()) << cond.text();
+    return ReceiveStatus(DIMSE_N_EVENT_REPORT_RSP);
+  }
+
+  // A Storage Commitment N-ACTION (a modality asking Conduit to commit); the response status.
+  uint16_t SendCommitmentRequest(DcmDataset& dataset) {
+    T_DIMSE_Message request{};
+    request.CommandField = DIMSE_N_ACTION_RQ;
+    T_DIMSE_N_ActionRQ& rq = request.msg.NActionRQ;
+    rq.MessageID = assoc_->nextMsgID++;
+    OFStandard::strlcpy(rq.RequestedSOPClassUID, UID_StorageCommitmentPushModelSOPClass,
+                        sizeof rq.RequestedSOPClassUID);
+    OFStandard::strlcpy(rq.RequestedSOPInstanceUID, UID_StorageCommitmentPushModelSOPInstance,
+                        sizeof rq.RequestedSOPInstanceUID);
+    rq.ActionTypeID = 1;
+    rq.DataSetType = DIMSE_DATASET_PRESENT;
+    const OFCondition cond =
+        DIMSE_sendMessageUsingMemoryData(assoc_, 1, &request, nullptr, &dataset, nullptr, nullptr);
+    EXPECT_TRUE(cond.good()) << cond.text();
+    return ReceiveStatus(DIMSE_N_ACTION_RSP);
+  }
+
   const T_ASC_RejectParameters& rejection() const { return rejection_; }
 
  private:
@@ -160,6 +197,10 @@ class TestScu {
         return response.msg.NCreateRSP.DimseStatus;
       case DIMSE_N_SET_RSP:
         return response.msg.NSetRSP.DimseStatus;
+      case DIMSE_N_EVENT_REPORT_RSP:
+        return response.msg.NEventReportRSP.DimseStatus;
+      case DIMSE_N_ACTION_RSP:
+        return response.msg.NActionRSP.DimseStatus;
       default:
         return 0xFFFF;
     }
@@ -648,6 +689,70 @@ TEST_F(DimseListenerTest, SecondListenerOnTheSamePortIsUnavailable) {
   auto second = MakeDimseListener(config, sink_);
   const Status started = second->Start();
   EXPECT_EQ(started.code(), StatusCode::kUnavailable) << started.ToString();
+}
+
+// A PACS reports storage commitment on an association it opens, proposing the default role or
+// the SCP role by role selection: the report reaches the sink and is acknowledged.
+TEST_F(DimseListenerTest, StorageCommitmentReportsReachTheSinkInEitherRole) {
+  StartListener();
+  for (T_ASC_SC_ROLE role : {ASC_SC_ROLE_DEFAULT, ASC_SC_ROLE_SCP}) {
+    TestScu scu;
+    ASSERT_TRUE(scu.Connect(listener_->port(), "PACS", UID_StorageCommitmentPushModelSOPClass, role)
+                    .good());
+    DcmDataset report;
+    report.putAndInsertString(DCM_TransactionUID, "2.25.4242");
+    DcmItem* item = nullptr;
+    ASSERT_TRUE(report.findOrCreateSequenceItem(DCM_ReferencedSOPSequence, item, 0).good());
+    item->putAndInsertString(DCM_ReferencedSOPClassUID, kCtImageStorage);
+    item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.826.0.1.3680043.10.6.1");
+    DcmItem* failed = nullptr;
+    ASSERT_TRUE(report.findOrCreateSequenceItem(DCM_FailedSOPSequence, failed, 0).good());
+    failed->putAndInsertString(DCM_ReferencedSOPClassUID, kCtImageStorage);
+    failed->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.826.0.1.3680043.10.6.2");
+    failed->putAndInsertUint16(DCM_FailureReason, 0x0112);
+    EXPECT_EQ(scu.SendCommitmentReport(2, report), 0x0000);
+    scu.Release();
+  }
+  const std::vector<CommitmentReport> reports = sink_.commitment_reports();
+  ASSERT_EQ(reports.size(), 2u);
+  for (const CommitmentReport& r : reports) {
+    EXPECT_EQ(r.transaction_uid, "2.25.4242");
+    EXPECT_EQ(r.reported_by.str(), "PACS");
+    ASSERT_EQ(r.committed.size(), 1u);
+    EXPECT_EQ(r.committed[0].sop_instance.str(), "1.2.826.0.1.3680043.10.6.1");
+    ASSERT_EQ(r.failed.size(), 1u);
+    EXPECT_EQ(r.failed[0].sop_instance.str(), "1.2.826.0.1.3680043.10.6.2");
+    EXPECT_EQ(r.failed[0].failure_reason, 0x0112);
+  }
+}
+
+// A report without a Transaction UID is answered with a failure and not handed on; the
+// association stays usable.
+TEST_F(DimseListenerTest, MalformedStorageCommitmentReportIsRefused) {
+  StartListener();
+  TestScu scu;
+  ASSERT_TRUE(
+      scu.Connect(listener_->port(), "PACS", UID_StorageCommitmentPushModelSOPClass).good());
+  DcmDataset report;
+  report.putAndInsertString(DCM_PatientID, "not a report");
+  EXPECT_NE(scu.SendCommitmentReport(1, report), 0x0000);
+  EXPECT_EQ(scu.Echo(), 0x0000);
+  scu.Release();
+  EXPECT_TRUE(sink_.commitment_reports().empty());
+}
+
+// Conduit is no archive: a modality asking it to commit is refused (0110), and told so.
+TEST_F(DimseListenerTest, StorageCommitmentRequestsAreRefused) {
+  StartListener();
+  TestScu scu;
+  ASSERT_TRUE(
+      scu.Connect(listener_->port(), "MODALITY", UID_StorageCommitmentPushModelSOPClass).good());
+  DcmDataset request;
+  request.putAndInsertString(DCM_TransactionUID, "2.25.77");
+  EXPECT_EQ(scu.SendCommitmentRequest(request), 0x0110);
+  EXPECT_EQ(scu.Echo(), 0x0000);
+  scu.Release();
+  EXPECT_FALSE(sink_.rejected().empty());
 }
 
 }  // namespace

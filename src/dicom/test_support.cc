@@ -131,6 +131,17 @@ Status CommittingSink::OnMpps(const MppsEvent& event) {
   return Status::Ok();
 }
 
+Status CommittingSink::OnCommitmentReport(const CommitmentReport& report, const AssociationInfo&) {
+  std::lock_guard lock(mu_);
+  commitment_reports_.push_back(report);
+  return Status::Ok();
+}
+
+std::vector<CommitmentReport> CommittingSink::commitment_reports() const {
+  std::lock_guard lock(mu_);
+  return commitment_reports_;
+}
+
 void CommittingSink::set_capacity(Status s) {
   std::lock_guard lock(mu_);
   capacity_ = std::move(s);

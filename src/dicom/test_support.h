@@ -45,6 +45,9 @@ class CommittingSink : public IngestSink {
   Status OnInstance(const ReceivedInstance& instance) override;
   void OnRejected(const AssociationInfo& association, const Status& why) override;
   Status OnMpps(const MppsEvent& event) override;
+  // Records the report and answers OK.
+  Status OnCommitmentReport(const CommitmentReport& report,
+                            const AssociationInfo& association) override;
 
   void set_capacity(Status s);
   void set_instance_outcome(Status s);
@@ -52,6 +55,7 @@ class CommittingSink : public IngestSink {
   std::vector<ReceivedInstance> instances() const;
   std::vector<Status> rejected() const;
   std::vector<MppsEvent> mpps() const;
+  std::vector<CommitmentReport> commitment_reports() const;
   const std::filesystem::path& incoming_dir() const { return incoming_; }
   const std::filesystem::path& committed_dir() const { return committed_; }
 
@@ -65,6 +69,7 @@ class CommittingSink : public IngestSink {
   std::vector<ReceivedInstance> instances_;
   std::vector<Status> rejected_;
   std::vector<MppsEvent> mpps_;
+  std::vector<CommitmentReport> commitment_reports_;
 };
 
 // Runs a command (argv[0] looked up in PATH) with TCP_NODELAY=1; returns its exit code and

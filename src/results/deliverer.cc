@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -10,7 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/dicom_uid.h"
 #include "dicom/dimse_sender.h"
+#include "dicom/dimse_status.h"
+#include "dicom/storage_commitment.h"
 
 namespace conduit {
 namespace {
@@ -30,8 +34,9 @@ std::string RefusalReason(const Status& status) {
 
 }  // namespace
 
-Deliverer::Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock)
-    : config_(config), index_(index), spool_(spool), clock_(clock) {}
+Deliverer::Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
+                     CommitmentWaiters* commitments)
+    : config_(config), index_(index), spool_(spool), clock_(clock), commitments_(commitments) {}
 
 Status Deliverer::Deliver(const JobRecord& job) {
   const std::string what = "deliver job " + std::to_string(job.id.value);
@@ -86,6 +91,7 @@ Status Deliverer::Deliver(const JobRecord& job) {
     }
 
     int ok_count = 0;
+    std::vector<const ResultRecord*> stored;  // accepted, awaiting the PACS's commitment
     for (size_t i = 0; i < pending.size(); ++i) {
       const ResultRecord& result = *pending[i];
       const Status& st = (*sent)[i];
@@ -101,8 +107,14 @@ Status Deliverer::Deliver(const JobRecord& job) {
                          .dump();
       if (st.ok()) {
         audit.outcome = "success";
-        RETURN_IF_ERROR(index_.MarkDelivered(job.id, result.sop_instance_uid, dest->name, audit));
         ++ok_count;
+        if (dest->storage_commitment) {
+          // Delivered only once committed: until then a retry sends it again.
+          RETURN_IF_ERROR(index_.AppendAudit(audit));
+          stored.push_back(&result);
+          continue;
+        }
+        RETURN_IF_ERROR(index_.MarkDelivered(job.id, result.sop_instance_uid, dest->name, audit));
         continue;
       }
       audit.outcome = "failure";
@@ -117,8 +129,14 @@ Status Deliverer::Deliver(const JobRecord& job) {
                                   " refused a result: " + RefusalReason(st));
       }
     }
-    spdlog::info("{} (study {}): {} of {} result(s) delivered", to, study_ref, ok_count,
-                 pending.size());
+    spdlog::info("{} (study {}): {} of {} result(s) {}", to, study_ref, ok_count, pending.size(),
+                 dest->storage_commitment ? "stored" : "delivered");
+    if (!stored.empty()) {
+      if (Status committed = Commit(job, *dest, peer, stored); !committed.ok()) {
+        spdlog::warn("{} (study {})", committed.message(), study_ref);
+        if (!retry_later) retry_later = committed;
+      }
+    }
   }
 
   // A retryable failure wins: the retry may still reach the other destination, and a
@@ -126,6 +144,87 @@ Status Deliverer::Deliver(const JobRecord& job) {
   if (retry_later) return *retry_later;
   if (refused) return *refused;
   return Status::Ok();
+}
+
+Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, const DicomPeer& peer,
+                         const std::vector<const ResultRecord*>& stored) {
+  const std::string what =
+      "deliver job " + std::to_string(job.id.value) + " to " + dest.name + ": storage commitment";
+  if (commitments_ == nullptr) {
+    return FailedPrecondition(what + ": this deliverer cannot receive commitment reports");
+  }
+  std::vector<CommitmentReference> refs;
+  std::map<std::string, const ResultRecord*> by_uid;
+  for (const ResultRecord* result : stored) {
+    refs.push_back({result->sop_class_uid, result->sop_instance_uid, 0});
+    by_uid[result->sop_instance_uid.str()] = result;
+  }
+  const std::string transaction = NewDicomUid();
+  auto ticket = commitments_->Expect(transaction);
+
+  AuditEvent audit;
+  audit.at = clock_.Now();
+  audit.action = "commit";
+  audit.actor = dest.name;
+  audit.study_ref = StudyRef(job.study_uid);
+  audit.job_id = job.id;
+  nlohmann::json detail = {{"destination", dest.name}, {"requested", refs.size()}};
+
+  Status asked = RequestStorageCommitment(
+      peer, transaction, refs,
+      [this](const CommitmentReport& report) { commitments_->Deliver(report); });
+  if (!asked.ok()) {
+    audit.outcome = "failure";
+    detail["error"] = std::string(StatusCodeName(asked.code()));
+    audit.detail = detail.dump();
+    RETURN_IF_ERROR(index_.AppendAudit(audit));
+    return Unavailable(what + ": " + asked.message());
+  }
+  std::optional<CommitmentReport> report = ticket->Wait(dest.commitment_timeout);
+  audit.at = clock_.Now();
+  if (!report) {
+    audit.outcome = "failure";
+    detail["error"] = "no report";
+    audit.detail = detail.dump();
+    RETURN_IF_ERROR(index_.AppendAudit(audit));
+    return Unavailable(what + ": no report within " +
+                       std::to_string(dest.commitment_timeout.count() / 1000) +
+                       " s (the results are sent again)");
+  }
+
+  // Only what was asked counts; each committed result is recorded as delivered.
+  std::set<std::string> committed;
+  for (const CommitmentReference& ref : report->committed) {
+    auto it = by_uid.find(ref.sop_instance.str());
+    if (it == by_uid.end() || committed.count(it->first) > 0) continue;
+    AuditEvent done = audit;
+    done.outcome = "success";
+    done.detail = nlohmann::json{
+        {"destination", dest.name},
+        {"sop_class", it->second->sop_class_uid.str()},
+        {"committed",
+         true}}.dump();
+    RETURN_IF_ERROR(index_.MarkDelivered(job.id, it->second->sop_instance_uid, dest.name, done));
+    committed.insert(it->first);
+  }
+  if (committed.size() == stored.size()) return Status::Ok();
+
+  std::set<uint16_t> reasons;
+  for (const CommitmentReference& ref : report->failed) {
+    if (by_uid.count(ref.sop_instance.str()) > 0) reasons.insert(ref.failure_reason);
+  }
+  std::string reason_text;
+  for (uint16_t r : reasons) reason_text += (reason_text.empty() ? "" : ", ") + DimseStatusText(r);
+  audit.outcome = "failure";
+  detail["committed"] = committed.size();
+  detail["failure_reasons"] = reason_text;
+  audit.detail = detail.dump();
+  RETURN_IF_ERROR(index_.AppendAudit(audit));
+  return Unavailable(what + ": " + std::to_string(stored.size() - committed.size()) + " of " +
+                     std::to_string(stored.size()) + " result(s) not committed" +
+                     (reason_text.empty() ? std::string(" (not in the report)")
+                                          : " (failure reason " + reason_text + ")") +
+                     "; they are sent again");
 }
 
 }  // namespace conduit

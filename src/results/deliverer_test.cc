@@ -123,6 +123,26 @@ TEST_F(DelivererTest, DeliversEveryResultAndRecordsEachDelivery) {
   EXPECT_EQ(delivers, 2);
 }
 
+// storescp stores but offers no Storage Commitment: the results are not delivered, and the
+// job is retried (sending them again) instead of trusting a PACS that cannot commit.
+TEST_F(DelivererTest, ADestinationThatCannotCommitLeavesResultsUndelivered) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  config_.destinations[0].storage_commitment = true;
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  CommitmentWaiters waiters;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters);
+  Status st = deliverer.Deliver(job);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.message().find("does not accept the Storage Commitment Push Model"),
+            std::string::npos)
+      << st.message();
+  EXPECT_EQ(pacs->WaitForReceived(1), 1);  // stored, but not committed
+  EXPECT_EQ(DeliveredTo(job, "pacs"), 0u);
+}
+
 TEST_F(DelivererTest, AlreadyDeliveredResultsAreNotSentAgain) {
   auto pacs = StartPacs("pacs");
   ASSERT_NE(pacs, nullptr);

@@ -58,6 +58,36 @@ class PipelineTest(E2ETest):
         self.assertNotIn("PLANTEDID123", logs)
         self.assertNotIn("PLANTED", str(conduit.api("/api/studies")))
 
+    def test_with_storage_commitment_the_job_is_done_once_the_pacs_committed(self):
+        conduit_ports = Conduit(self.tmp)  # only for its free ports; the real one is made below
+        pacs = self.started(Orthanc(self.tmp, modalities={
+            "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1", "Port": conduit_ports.dicom_port}}))
+        conduit = Conduit(self.tmp, {
+            "dicom": {"port": conduit_ports.dicom_port,
+                      "allowed_calling_aes": ["MODALITY", pacs.aet]},
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port, "storage_commitment": True,
+                              "commitment_timeout": "30s"}],
+            "tools": [self.reference_tool()],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
+                        "results_to": ["pacs"], "stable_after": "1s"}]})
+        conduit.dicom_port = conduit_ports.dicom_port  # the port Orthanc knows
+        self.started(conduit)
+        files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
+        study_uid = read_uids(files[0])[0]
+        storescu(conduit.dicom_port, files)
+
+        job = self.wait_job_state(conduit, "done")[0]
+        self.assertEqual(sum(len(s["Instances"]) for s in pacs.series_of(study_uid)), 3)
+        audit = conduit.api("/api/audit?limit=500")["events"]
+        commits = [e for e in audit if e["action"] == "commit" and e["job_id"] == job["id"]]
+        self.assertEqual([e["outcome"] for e in commits], ["success"] * 3, commits)
+        reports = [e for e in audit if e["action"] == "commitment_report"]
+        self.assertEqual(len(reports), 1, reports)
+        self.assertEqual(reports[0]["actor"], pacs.aet)
+        self.assertEqual(reports[0]["outcome"], "success")
+        self.assertEqual(reports[0]["detail"]["committed"], 3)
+
     def test_route_test_and_echo_commands_explain_and_check_without_sending(self):
         pacs = self.started(Orthanc(self.tmp))
         routes = [

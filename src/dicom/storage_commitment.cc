@@ -1,0 +1,172 @@
+#include "dicom/storage_commitment.h"
+
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/ofstd/ofstd.h>
+
+#include <chrono>
+
+#include "dicom/commitment_report_service.h"
+#include "dicom/dcmtk_net.h"  // first DCMTK include: brings osconfig.h
+#include "dicom/dimse_association.h"
+#include "dicom/dimse_status.h"
+
+namespace conduit {
+namespace {
+
+constexpr uint16_t kRequestStorageCommitment = 1;  // Action Type ID
+constexpr uint16_t kAllCommitted = 1;              // Event Type IDs
+constexpr uint16_t kSomeFailed = 2;
+constexpr int kReportLingerSeconds = 1;
+
+std::string StringOf(DcmItem& item, const DcmTagKey& key) {
+  OFString value;
+  if (item.findAndGetOFString(key, value).bad()) return {};
+  return std::string(value.c_str());
+}
+
+// The items of `sequence` in `dataset` (none if absent). kInvalidArgument for an item
+// without both UIDs.
+Status ReadReferences(DcmDataset& dataset, const DcmTagKey& sequence, bool with_reason,
+                      std::vector<CommitmentReference>& out) {
+  for (unsigned long i = 0;; ++i) {
+    DcmItem* item = nullptr;
+    if (dataset.findAndGetSequenceItem(sequence, item, static_cast<signed long>(i)).bad() ||
+        item == nullptr) {
+      break;
+    }
+    CommitmentReference ref;
+    ref.sop_class = SopClassUid(StringOf(*item, DCM_ReferencedSOPClassUID));
+    ref.sop_instance = SopInstanceUid(StringOf(*item, DCM_ReferencedSOPInstanceUID));
+    if (ref.sop_class.str().empty() || ref.sop_instance.str().empty()) {
+      return InvalidArgument(
+          "storage commitment report: an item lacks its SOP class or "
+          "instance UID");
+    }
+    if (with_reason) {
+      Uint16 reason = 0;
+      // A failed item without a reason still failed: 0x0110 (processing failure).
+      ref.failure_reason =
+          item->findAndGetUint16(DCM_FailureReason, reason).good() && reason != 0 ? reason : 0x0110;
+    }
+    out.push_back(std::move(ref));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void FillCommitmentRequest(const std::string& transaction_uid,
+                           const std::vector<CommitmentReference>& refs, DcmDataset& dataset) {
+  dataset.putAndInsertString(DCM_TransactionUID, transaction_uid.c_str());
+  // An empty sequence still has to be present (Type 1 in the N-ACTION).
+  dataset.insertEmptyElement(DCM_ReferencedSOPSequence);
+  for (const CommitmentReference& ref : refs) {
+    auto* item = new DcmItem();
+    item->putAndInsertString(DCM_ReferencedSOPClassUID, ref.sop_class.str().c_str());
+    item->putAndInsertString(DCM_ReferencedSOPInstanceUID, ref.sop_instance.str().c_str());
+    dataset.insertSequenceItem(DCM_ReferencedSOPSequence, item);
+  }
+}
+
+Result<CommitmentReport> ParseCommitmentReport(uint16_t event_type, DcmDataset& dataset) {
+  if (event_type != kAllCommitted && event_type != kSomeFailed) {
+    return InvalidArgument("storage commitment report: event type " + std::to_string(event_type) +
+                           " (expected 1 or 2)");
+  }
+  CommitmentReport report;
+  report.transaction_uid = StringOf(dataset, DCM_TransactionUID);
+  if (report.transaction_uid.empty()) {
+    return InvalidArgument("storage commitment report: no Transaction UID");
+  }
+  RETURN_IF_ERROR(ReadReferences(dataset, DCM_ReferencedSOPSequence, false, report.committed));
+  RETURN_IF_ERROR(ReadReferences(dataset, DCM_FailedSOPSequence, true, report.failed));
+  return report;
+}
+
+Status RequestStorageCommitment(const DicomPeer& peer, const std::string& transaction_uid,
+                                const std::vector<CommitmentReference>& refs,
+                                const std::function<void(const CommitmentReport&)>& on_report) {
+  const std::string what = "storage commitment request to " + PeerName(peer);
+  Association association;
+  RETURN_IF_ERROR(association.Open(
+      peer, {{UID_StorageCommitmentPushModelSOPClass,
+              {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}}));
+  T_ASC_Association* assoc = association.get();
+  const T_ASC_PresentationContextID pres_id =
+      ASC_findAcceptedPresentationContextID(assoc, UID_StorageCommitmentPushModelSOPClass);
+  if (pres_id == 0) {
+    return Unavailable(what + ": the peer does not accept the Storage Commitment Push Model");
+  }
+  DcmDataset information;
+  FillCommitmentRequest(transaction_uid, refs, information);
+
+  T_DIMSE_Message request{};
+  request.CommandField = DIMSE_N_ACTION_RQ;
+  T_DIMSE_N_ActionRQ& rq = request.msg.NActionRQ;
+  rq.MessageID = assoc->nextMsgID++;
+  OFStandard::strlcpy(rq.RequestedSOPClassUID, UID_StorageCommitmentPushModelSOPClass,
+                      sizeof rq.RequestedSOPClassUID);
+  OFStandard::strlcpy(rq.RequestedSOPInstanceUID, UID_StorageCommitmentPushModelSOPInstance,
+                      sizeof rq.RequestedSOPInstanceUID);
+  rq.ActionTypeID = kRequestStorageCommitment;
+  rq.DataSetType = DIMSE_DATASET_PRESENT;
+  OFCondition cond = DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &request, nullptr,
+                                                      &information, nullptr, nullptr);
+  if (cond.bad()) return BrokenAssociation(peer, "N-ACTION", cond);
+
+  const int timeout_s = TimeoutSeconds(peer.timeout);
+  T_DIMSE_Message response{};
+  T_ASC_PresentationContextID response_id = 0;
+  DcmDataset* detail = nullptr;
+  cond =
+      DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, timeout_s, &response_id, &response, &detail);
+  delete detail;
+  if (cond.bad()) return BrokenAssociation(peer, "N-ACTION", cond);
+  if (response.CommandField != DIMSE_N_ACTION_RSP) {
+    return Unavailable(what + ": unexpected DIMSE command in answer");
+  }
+  const T_DIMSE_N_ActionRSP& rsp = response.msg.NActionRSP;
+  if (rsp.DataSetType != DIMSE_DATASET_NULL) {
+    DcmDataset* reply = nullptr;
+    cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, timeout_s, &response_id, &reply,
+                                        nullptr, nullptr);
+    delete reply;
+    if (cond.bad()) return BrokenAssociation(peer, "N-ACTION", cond);
+  }
+  if (rsp.DimseStatus != kDimseSuccess) {
+    association.Release();
+    return Unavailable(what + ": status " + DimseStatusText(rsp.DimseStatus));
+  }
+  // A PACS may report on this association while it is open (PS3.4 J.3.3): linger a second.
+  while (ASC_dataWaiting(assoc, kReportLingerSeconds)) {
+    T_DIMSE_Message message{};
+    T_ASC_PresentationContextID id = 0;
+    DcmDataset* command_detail = nullptr;
+    cond =
+        DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, timeout_s, &id, &message, &command_detail);
+    delete command_detail;
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      association.AcknowledgePeerRelease();
+      return Status::Ok();
+    }
+    // The request was answered: a broken association here loses nothing but this report,
+    // which the wait then misses (and the delivery is retried).
+    if (cond.bad()) return Status::Ok();
+    if (message.CommandField != DIMSE_N_EVENT_REPORT_RQ) break;
+    if (!ServeCommitmentReport(assoc, id, message.msg.NEventReportRQ, timeout_s, peer.called_ae,
+                               [&on_report](const CommitmentReport& report) {
+                                 on_report(report);
+                                 return Status::Ok();
+                               })) {
+      return Status::Ok();
+    }
+  }
+  association.Release();
+  return Status::Ok();
+}
+
+}  // namespace conduit
