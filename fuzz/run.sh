@@ -12,7 +12,8 @@ seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
 parallel=${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 2)}
 all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
-  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params fuzz_policy fuzz_stow_response)
+  fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params fuzz_policy fuzz_stow_response
+  fuzz_commitment_report)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else
@@ -98,6 +99,7 @@ run_target() {
     fuzz_ups_body) extra+=(-max_len=8192) ;;
     fuzz_policy) extra+=(-max_len=8192) ;;
     fuzz_stow_response) extra+=(-max_len=8192) ;;
+    fuzz_commitment_report) extra+=(-max_len=4096) ;;
   esac
   # FUZZ_SECONDS=0: only replay the seeds (libFuzzer reads 0 as "no time limit").
   local budget

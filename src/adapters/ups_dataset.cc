@@ -46,23 +46,6 @@ std::string DicomJsonString(const json& dataset, std::string_view tag) {
   return "";
 }
 
-bool IsDicomUidText(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t dot = s.find('.', start);
-    if (dot == std::string_view::npos) dot = s.size();
-    std::string_view part = s.substr(start, dot - start);
-    if (part.empty()) return false;
-    if (part.size() > 1 && part[0] == '0') return false;
-    for (char c : part) {
-      if (c < '0' || c > '9') return false;
-    }
-    start = dot + 1;
-  }
-  return true;
-}
-
 std::string DicomDateTimeUtc(TimePoint t) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
   std::tm utc{};

@@ -78,9 +78,6 @@ nlohmann::json DicomJsonCode(const std::string& value, const std::string& scheme
 // or not text.
 std::string DicomJsonString(const nlohmann::json& dataset, std::string_view tag);
 
-// Whether `s` is a DICOM UID: 1 to 64 characters, dot-separated numbers without leading
-// zeros.
-bool IsDicomUidText(std::string_view s);
 // `t` as a DICOM DT in UTC: "YYYYMMDDHHMMSS+0000".
 std::string DicomDateTimeUtc(TimePoint t);
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "adapters/ups_dataset.h"
+#include "core/dicom_uid.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
 

@@ -17,4 +17,21 @@ std::string NewDicomUid() {
   return "2.25." + digits;
 }
 
+bool IsDicomUidText(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t dot = s.find('.', start);
+    if (dot == std::string_view::npos) dot = s.size();
+    std::string_view part = s.substr(start, dot - start);
+    if (part.empty()) return false;
+    if (part.size() > 1 && part[0] == '0') return false;
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+    }
+    start = dot + 1;
+  }
+  return true;
+}
+
 }  // namespace conduit

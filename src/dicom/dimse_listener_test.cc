@@ -135,6 +135,29 @@ class TestScu {
     return ReceiveStatus(DIMSE_N_EVENT_REPORT_RSP);
   }
 
+  // A Storage Commitment N-EVENT-REPORT whose dataset PDV carries `dataset_bytes` verbatim
+  // (explicit little endian); returns the response status, or 0xFFFF when none came (the
+  // association was aborted).
+  uint16_t SendCommitmentReportRaw(const std::string& dataset_bytes) {
+    DcmDataset command;
+    command.putAndInsertString(DCM_AffectedSOPClassUID, UID_StorageCommitmentPushModelSOPClass);
+    command.putAndInsertUint16(DCM_CommandField, DIMSE_N_EVENT_REPORT_RQ);
+    command.putAndInsertUint16(DCM_MessageID, assoc_->nextMsgID++);
+    command.putAndInsertUint16(DCM_CommandDataSetType, 0x0000);
+    command.putAndInsertString(DCM_AffectedSOPInstanceUID,
+                               UID_StorageCommitmentPushModelSOPInstance);
+    command.putAndInsertUint16(DCM_EventTypeID, 1);
+    EXPECT_TRUE(WritePdv(DUL_COMMANDPDV, Encode(command, EXS_LittleEndianImplicit)).good());
+    EXPECT_TRUE(WritePdv(DUL_DATASETPDV, dataset_bytes).good());
+    T_DIMSE_Message response{};
+    T_ASC_PresentationContextID id = 0;
+    if (DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 30, &id, &response, nullptr).bad() ||
+        response.CommandField != DIMSE_N_EVENT_REPORT_RSP) {
+      return 0xFFFF;
+    }
+    return response.msg.NEventReportRSP.DimseStatus;
+  }
+
   // A Storage Commitment N-ACTION (a modality asking Conduit to commit); the response status.
   uint16_t SendCommitmentRequest(DcmDataset& dataset) {
     T_DIMSE_Message request{};
@@ -738,6 +761,26 @@ TEST_F(DimseListenerTest, MalformedStorageCommitmentReportIsRefused) {
   EXPECT_NE(scu.SendCommitmentReport(1, report), 0x0000);
   EXPECT_EQ(scu.Echo(), 0x0000);
   scu.Release();
+  EXPECT_TRUE(sink_.commitment_reports().empty());
+}
+
+// A report whose Transaction UID claims 805 MB but carries a few bytes: DCMTK cannot receive
+// it, the association is aborted without anything held or handed on, and the listener goes
+// on serving.
+TEST_F(DimseListenerTest, AReportClaimingAHugeValueAbortsTheAssociationWithoutHoldingIt) {
+  StartListener();
+  TestScu scu;
+  ASSERT_TRUE(
+      scu.Connect(listener_->port(), "PACS", UID_StorageCommitmentPushModelSOPClass).good());
+  // (0008,1195) in explicit VR little endian: UI has a 16-bit length field, so the 32-bit
+  // length of an unknown VR (UN) for the same tag.
+  std::string bytes("\x08\x00\x95\x11UN\x00\x00\x00\x00\x00\x30", 12);
+  bytes += "2.25.1";
+  EXPECT_EQ(scu.SendCommitmentReportRaw(bytes), 0xFFFF);
+  TestScu next;
+  ASSERT_TRUE(next.Connect(listener_->port(), "PACS", UID_VerificationSOPClass).good());
+  EXPECT_EQ(next.Echo(), 0x0000);
+  next.Release();
   EXPECT_TRUE(sink_.commitment_reports().empty());
 }
 

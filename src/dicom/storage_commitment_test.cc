@@ -199,6 +199,15 @@ TEST(StorageCommitmentTest, MalformedReportsAreRefused) {
   ASSERT_TRUE(half_item.findOrCreateSequenceItem(DCM_ReferencedSOPSequence, item, 0).good());
   item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.3.1");
   EXPECT_EQ(ParseCommitmentReport(1, half_item).status().code(), StatusCode::kInvalidArgument);
+
+  DcmDataset not_a_uid;
+  FillCommitmentRequest("2.25.3", {{SopClassUid("1.2.abc"), SopInstanceUid("1.2.3"), 0}},
+                        not_a_uid);
+  EXPECT_EQ(ParseCommitmentReport(1, not_a_uid).status().code(), StatusCode::kInvalidArgument);
+  DcmDataset blank_transaction;
+  FillCommitmentRequest("   ", TwoRefs(), blank_transaction);
+  EXPECT_EQ(ParseCommitmentReport(1, blank_transaction).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace
