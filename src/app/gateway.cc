@@ -226,8 +226,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                                       Pseudonymiser(std::move(key)), std::move(deid_settings));
   p->router = std::make_unique<Router>(c.routes);
   p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock, p->metrics);
-  p->deliverer =
-      std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock, p->commitments.get());
+  p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock,
+                                             p->commitments.get(), &p->metrics);
 
   ASSIGN_OR_RETURN(JobTokens tokens,
                    JobTokens::LoadOrCreate(c.node.data_dir / "keys" / "job-token.key"));

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,8 +36,21 @@ std::string RefusalReason(const Status& status) {
 }  // namespace
 
 Deliverer::Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-                     CommitmentWaiters* commitments)
-    : config_(config), index_(index), spool_(spool), clock_(clock), commitments_(commitments) {}
+                     CommitmentWaiters* commitments, Metrics* metrics)
+    : config_(config),
+      index_(index),
+      spool_(spool),
+      clock_(clock),
+      commitments_(commitments),
+      metrics_(metrics) {
+  if (metrics_ != nullptr) {
+    metrics_->Describe("conduit_storage_commitment_requests_total", "counter",
+                       "Storage commitment requests to PACS destinations, by outcome: "
+                       "committed, partial (some not committed), no_report, refused");
+    metrics_->Describe("conduit_storage_commitment_seconds", "histogram",
+                       "From a storage commitment request to the PACS's report");
+  }
+}
 
 Status Deliverer::Deliver(const JobRecord& job) {
   const std::string what = "deliver job " + std::to_string(job.id.value);
@@ -170,10 +184,19 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
   audit.job_id = job.id;
   nlohmann::json detail = {{"destination", dest.name}, {"requested", refs.size()}};
 
+  const std::string label = "destination=\"" + dest.name + "\"";
+  auto count = [this, &label](const char* outcome) {
+    if (metrics_ != nullptr) {
+      metrics_->Add("conduit_storage_commitment_requests_total", 1,
+                    label + ",outcome=\"" + outcome + "\"");
+    }
+  };
+  const auto asked_at = std::chrono::steady_clock::now();
   Status asked = RequestStorageCommitment(
       peer, transaction, refs,
       [this](const CommitmentReport& report) { commitments_->Deliver(report); });
   if (!asked.ok()) {
+    count("refused");
     audit.outcome = "failure";
     detail["error"] = std::string(StatusCodeName(asked.code()));
     audit.detail = detail.dump();
@@ -183,6 +206,7 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
   std::optional<CommitmentReport> report = ticket->Wait(dest.commitment_timeout);
   audit.at = clock_.Now();
   if (!report) {
+    count("no_report");
     audit.outcome = "failure";
     detail["error"] = "no report";
     audit.detail = detail.dump();
@@ -192,6 +216,11 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
                        " s (the results are sent again)");
   }
 
+  if (metrics_ != nullptr) {
+    metrics_->Observe(
+        "conduit_storage_commitment_seconds",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - asked_at).count(), label);
+  }
   // Only what was asked counts; each committed result is recorded as delivered.
   std::set<std::string> committed;
   for (const CommitmentReference& ref : report->committed) {
@@ -207,7 +236,11 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
     RETURN_IF_ERROR(index_.MarkDelivered(job.id, it->second->sop_instance_uid, dest.name, done));
     committed.insert(it->first);
   }
-  if (committed.size() == stored.size()) return Status::Ok();
+  if (committed.size() == stored.size()) {
+    count("committed");
+    return Status::Ok();
+  }
+  count("partial");
 
   std::set<uint16_t> reasons;
   for (const CommitmentReference& ref : report->failed) {

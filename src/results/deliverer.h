@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/metrics.h"
 #include "dicom/dimse_sender.h"
 #include "results/commitment_waiters.h"
 #include "store/index.h"
@@ -18,9 +19,10 @@ namespace conduit {
 class Deliverer {
  public:
   // `commitments` receives the PACS's storage commitment reports (from the DIMSE listener);
-  // without it a destination with storage_commitment cannot be delivered to.
+  // without it a destination with storage_commitment cannot be delivered to. `metrics`, when
+  // given, counts each commitment request by outcome and times its report.
   Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-            CommitmentWaiters* commitments = nullptr);
+            CommitmentWaiters* commitments = nullptr, Metrics* metrics = nullptr);
   // Delivers every not-yet-delivered result of `job` to each of its destinations.
   // OK when all are delivered. Errors: kUnavailable when a destination is unreachable,
   // answered out-of-resources, or did not report every result committed within its
@@ -35,6 +37,7 @@ class Deliverer {
   Spool& spool_;
   const Clock& clock_;
   CommitmentWaiters* commitments_;
+  Metrics* metrics_;
 
   // Asks `dest` to commit to `stored` (results it has just accepted), waits for its report and
   // marks the committed ones delivered. kUnavailable when any is not committed.

@@ -174,7 +174,8 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
 
 TEST_F(StorageCommitmentOrthancTest, ResultsCountAsDeliveredOnceOrthancCommitsThem) {
   JobRecord job = CreateJobWithResults(3);
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_);
+  Metrics metrics;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_, &metrics);
   const Status st = deliverer.Deliver(job);
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(Delivered(job), 3u);
@@ -185,6 +186,12 @@ TEST_F(StorageCommitmentOrthancTest, ResultsCountAsDeliveredOnceOrthancCommitsTh
   EXPECT_EQ(reports[0].reported_by.str(), "ORTHANC");
   EXPECT_EQ(reports[0].committed.size(), 3u);
   EXPECT_TRUE(reports[0].failed.empty());
+  EXPECT_EQ(metrics.Value("conduit_storage_commitment_requests_total",
+                          R"(destination="pacs",outcome="committed")"),
+            1);
+  EXPECT_NE(metrics.RenderPrometheus().find(
+                R"(conduit_storage_commitment_seconds_count{destination="pacs"} 1)"),
+            std::string::npos);
   // Delivered: a resumed job sends nothing more and asks nothing more.
   ASSERT_TRUE(deliverer.Deliver(job).ok());
   EXPECT_EQ(sink_->commitment_reports().size(), 1u);
@@ -231,7 +238,8 @@ class StorageCommitmentNoWayBackTest : public StorageCommitmentOrthancTest {
 TEST_F(StorageCommitmentNoWayBackTest, NoReportWithinTheTimeoutLeavesResultsUndelivered) {
   config_.destinations[0].commitment_timeout = 3s;
   JobRecord job = CreateJobWithResults(2);
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_);
+  Metrics metrics;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_, &metrics);
   const Status st = deliverer.Deliver(job);
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_NE(st.message().find("no report within 3 s"), std::string::npos) << st.message();
@@ -239,6 +247,9 @@ TEST_F(StorageCommitmentNoWayBackTest, NoReportWithinTheTimeoutLeavesResultsUnde
   EXPECT_EQ(Audited("deliver", "success"), 2);
   EXPECT_EQ(Audited("commit", "failure"), 1);
   EXPECT_TRUE(sink_->commitment_reports().empty());
+  EXPECT_EQ(metrics.Value("conduit_storage_commitment_requests_total",
+                          R"(destination="pacs",outcome="no_report")"),
+            1);
 }
 
 }  // namespace
