@@ -46,6 +46,11 @@ void CommitmentWaiters::Shutdown() {
   cv_.notify_all();
 }
 
+bool CommitmentWaiters::shut_down() const {
+  std::lock_guard lock(mu_);
+  return shut_down_;
+}
+
 void CommitmentWaiters::Forget(const std::string& transaction_uid) {
   std::lock_guard lock(mu_);
   waiting_.erase(transaction_uid);

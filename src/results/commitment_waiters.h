@@ -45,6 +45,7 @@ class CommitmentWaiters {
 
   // Ends every wait now and every later one at once (the gateway is stopping).
   void Shutdown();
+  bool shut_down() const;
 
  private:
   struct Slot {
@@ -52,7 +53,7 @@ class CommitmentWaiters {
   };
   void Forget(const std::string& transaction_uid);
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool shut_down_ = false;
   std::map<std::string, std::shared_ptr<Slot>> waiting_;

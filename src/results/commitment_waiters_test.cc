@@ -60,6 +60,7 @@ TEST(CommitmentWaitersTest, ShutdownEndsEveryWait) {
   EXPECT_FALSE(ticket->Wait(60s).has_value());
   stopper.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  EXPECT_TRUE(waiters.shut_down());
   EXPECT_FALSE(waiters.Expect("2.25.6")->Wait(60s).has_value());
 }
 

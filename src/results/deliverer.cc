@@ -206,11 +206,17 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
   std::optional<CommitmentReport> report = ticket->Wait(dest.commitment_timeout);
   audit.at = clock_.Now();
   if (!report) {
-    count("no_report");
+    const bool stopping = commitments_->shut_down();
+    if (!stopping) count("no_report");
     audit.outcome = "failure";
-    detail["error"] = "no report";
+    detail["error"] = stopping ? "stopping" : "no report";
     audit.detail = detail.dump();
     RETURN_IF_ERROR(index_.AppendAudit(audit));
+    if (stopping) {
+      return Unavailable(what +
+                         ": Conduit is stopping; the results are sent and asked again "
+                         "after the next start");
+    }
     return Unavailable(what + ": no report within " +
                        std::to_string(dest.commitment_timeout.count() / 1000) +
                        " s (the results are sent again)");

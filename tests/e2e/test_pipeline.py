@@ -7,7 +7,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (E2ETest, Conduit, Orthanc, make_study, read_uids, storescu,  # noqa: E402
-                     http_json, run)
+                     http_json, run, wait_until)
 
 
 class PipelineTest(E2ETest):
@@ -87,6 +87,45 @@ class PipelineTest(E2ETest):
         self.assertEqual(reports[0]["actor"], pacs.aet)
         self.assertEqual(reports[0]["outcome"], "success")
         self.assertEqual(reports[0]["detail"]["committed"], 3)
+
+    def test_a_delivery_awaiting_commitment_neither_holds_up_a_stop_nor_is_lost(self):
+        conduit_ports = Conduit(self.tmp)  # only for its free ports; the real one is made below
+        # Orthanc takes the request but reports to a port where nobody listens: no report comes.
+        pacs = self.started(Orthanc(self.tmp, modalities={
+            "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1", "Port": 1}}))
+        conduit = Conduit(self.tmp, {
+            "dicom": {"port": conduit_ports.dicom_port},
+            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
+                              "port": pacs.dicom_port, "storage_commitment": True,
+                              "commitment_timeout": "30m"}],
+            "tools": [self.reference_tool()],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
+                        "results_to": ["pacs"], "stable_after": "1s"}]})
+        conduit.dicom_port = conduit_ports.dicom_port
+        self.started(conduit)
+        files = make_study(self.dir("study"), "CT", slices=3, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+
+        def stored(n):
+            audit = conduit.api("/api/audit?limit=500")["events"]
+            return sum(e["action"] == "deliver" and e["outcome"] == "success" for e in audit) >= n
+        wait_until("the results stored in PACS", lambda: stored(3), timeout=60)
+        self.assertEqual([j["state"] for j in conduit.jobs()["jobs"]], ["delivering"])
+
+        # SIGTERM while the delivery waits (up to 30 minutes) for its report: a prompt, clean stop.
+        proc = conduit.proc
+        proc.terminate()
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0, conduit.logs()[-2000:])
+        conduit.stop()
+        self.assertIn("Conduit is stopping", conduit.logs())
+
+        # Nothing counted as delivered: after the restart the job sends its results again.
+        conduit.start()
+        wait_until("the results sent again", lambda: stored(6), timeout=120)
+        job = conduit.jobs()["jobs"][0]
+        self.assertEqual(job["state"], "delivering")
+        self.assertEqual(conduit.api(f"/api/jobs/{job['id']}")["deliveries"], [])
 
     def test_route_test_and_echo_commands_explain_and_check_without_sending(self):
         pacs = self.started(Orthanc(self.tmp))
