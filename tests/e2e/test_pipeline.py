@@ -58,21 +58,27 @@ class PipelineTest(E2ETest):
         self.assertNotIn("PLANTEDID123", logs)
         self.assertNotIn("PLANTED", str(conduit.api("/api/studies")))
 
-    def test_with_storage_commitment_the_job_is_done_once_the_pacs_committed(self):
+    def committing_gateway(self, reports_to_port, commitment_timeout, dicom=None):
+        """Orthanc as a PACS that knows AE CONDUIT at 127.0.0.1:`reports_to_port` (None: the
+        gateway's own DICOM port), and a gateway whose only destination asks it to commit."""
         conduit_ports = Conduit(self.tmp)  # only for its free ports; the real one is made below
         pacs = self.started(Orthanc(self.tmp, modalities={
-            "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1", "Port": conduit_ports.dicom_port}}))
+            "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1",
+                        "Port": reports_to_port or conduit_ports.dicom_port}}))
         conduit = Conduit(self.tmp, {
-            "dicom": {"port": conduit_ports.dicom_port,
-                      "allowed_calling_aes": ["MODALITY", pacs.aet]},
+            "dicom": {"port": conduit_ports.dicom_port, **(dicom or {})},
             "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
                               "port": pacs.dicom_port, "storage_commitment": True,
-                              "commitment_timeout": "30s"}],
+                              "commitment_timeout": commitment_timeout}],
             "tools": [self.reference_tool()],
             "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
                         "results_to": ["pacs"], "stable_after": "1s"}]})
         conduit.dicom_port = conduit_ports.dicom_port  # the port Orthanc knows
-        self.started(conduit)
+        return pacs, self.started(conduit)
+
+    def test_with_storage_commitment_the_job_is_done_once_the_pacs_committed(self):
+        pacs, conduit = self.committing_gateway(
+            None, "30s", dicom={"allowed_calling_aes": ["MODALITY", "ORTHANC"]})
         files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
         study_uid = read_uids(files[0])[0]
         storescu(conduit.dicom_port, files)
@@ -89,20 +95,8 @@ class PipelineTest(E2ETest):
         self.assertEqual(reports[0]["detail"]["committed"], 3)
 
     def test_a_delivery_awaiting_commitment_neither_holds_up_a_stop_nor_is_lost(self):
-        conduit_ports = Conduit(self.tmp)  # only for its free ports; the real one is made below
         # Orthanc takes the request but reports to a port where nobody listens: no report comes.
-        pacs = self.started(Orthanc(self.tmp, modalities={
-            "conduit": {"AET": "CONDUIT", "Host": "127.0.0.1", "Port": 1}}))
-        conduit = Conduit(self.tmp, {
-            "dicom": {"port": conduit_ports.dicom_port},
-            "destinations": [{"name": "pacs", "ae_title": pacs.aet, "host": "127.0.0.1",
-                              "port": pacs.dicom_port, "storage_commitment": True,
-                              "commitment_timeout": "30m"}],
-            "tools": [self.reference_tool()],
-            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
-                        "results_to": ["pacs"], "stable_after": "1s"}]})
-        conduit.dicom_port = conduit_ports.dicom_port
-        self.started(conduit)
+        pacs, conduit = self.committing_gateway(1, "30m")
         files = make_study(self.dir("study"), "CT", slices=3, rows=64, cols=64)
         storescu(conduit.dicom_port, files)
 
