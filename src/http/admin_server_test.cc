@@ -749,8 +749,10 @@ TEST_F(AdminServerTest, GaugesSayWhetherThereAreWorkersEnough) {
   // Two stalled clients take both workers; a third connection waits for one.
   std::vector<int> stalled = {HalfRequest(server_->port()), HalfRequest(server_->port()),
                               HalfRequest(server_->port())};
+  // All three may be queued before a worker wakes: wait for the settled state.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (metrics_.Value("conduit_http_connections_waiting") < 1 &&
+  while ((metrics_.Value("conduit_http_workers_busy") < 2 ||
+          metrics_.Value("conduit_http_connections_waiting") != 1) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
