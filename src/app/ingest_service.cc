@@ -24,6 +24,14 @@ AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_
   return attributes;
 }
 
+Status StorageErrorForSender(const Status& error) {
+  if (error.ok() || error.code() == StatusCode::kResourceExhausted ||
+      error.code() == StatusCode::kInternal) {
+    return error;
+  }
+  return Internal(error.message());
+}
+
 IngestService::IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                              StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                              const Clock& clock, std::function<void()> wake_jobs,
@@ -93,9 +101,10 @@ Status IngestService::IngestStudyInstance(const ReceivedInstance& instance) {
     // is told to retry, and the re-sent instance replaces the orphan under the same key.
     spdlog::error("event=receive_failed study={} from={} error=\"{}\"", StudyRef(meta.study_uid),
                   instance.association.calling_ae.str(), stored.status().ToString());
+    const Status for_sender = StorageErrorForSender(stored.status());
     metrics_.Add("conduit_instances_rejected_total", 1,
-                 "reason=\"" + std::string(StatusCodeName(stored.status().code())) + "\"");
-    return stored.status();
+                 "reason=\"" + std::string(StatusCodeName(for_sender.code())) + "\"");
+    return for_sender;
   }
   metrics_.Add("conduit_instances_received_total", 1);
   metrics_.Add("conduit_bytes_received_total", static_cast<double>(stored->size_bytes));

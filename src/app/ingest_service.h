@@ -74,6 +74,12 @@ class IngestService final : public IngestSink, public JobResultSink {
   RefusalThrottle association_refusals_{std::chrono::minutes(1), 4096};
 };
 
+// What a sender is told when storing its object failed on our side (spool or index): out of
+// resources stays kResourceExhausted (A700, retry later); any other error becomes kInternal
+// (0110, processing failure), never kInvalidArgument (C000, "your object is bad") nor
+// kPermissionDenied (0124, "you may not"), which would blame the sender for a fault of ours.
+Status StorageErrorForSender(const Status& error);
+
 // The attributes routes match on: the instance's text attributes plus "CallingAE".
 AttributeMap RoutingAttributes(const InstanceMeta& meta, const AeTitle& calling_ae);
 
