@@ -107,21 +107,9 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& seg, size_t fr
   return t;
 }
 
-// "<public url>/dicom-web": the configured public URL, else the Host the client used.
+// "<base>/dicom-web", the base as RequestBaseUrl says.
 std::string BaseUrl(const DicomwebContext& ctx, const httplib::Request& req) {
-  std::string base = ctx.config.http.public_url;
-  if (base.empty()) {
-    std::string host = req.get_header_value("Host");
-    const bool host_ok =
-        !host.empty() && host.size() <= 255 && std::all_of(host.begin(), host.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
-                 c == '[' || c == ']';
-        });
-    if (!host_ok) host = ctx.config.http.bind + ":" + std::to_string(ctx.config.http.port);
-    base = "http://" + host;
-  }
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + std::string(kPrefix);
+  return RequestBaseUrl(ctx.config, req) + std::string(kPrefix);
 }
 
 // Serves a retrieval of `t` over `instances` (already narrowed to the target).

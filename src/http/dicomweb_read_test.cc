@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "dicom/instance_meta.h"
 #include "dicom/test_support.h"
+#include "http/dicomweb_request.h"
 #include "http/http_test_support.h"
 #include "http/multipart.h"
 #include "store/sqlite_index.h"
@@ -660,6 +661,28 @@ TEST_F(DicomwebReadTest, LargeStudyIsStreamedInBoundedMemory) {
   EXPECT_LT(after_kb - before_kb, 64 * 1024)
       << "streaming " << received / (1024 * 1024) << " MiB raised the peak by "
       << (after_kb - before_kb) / 1024 << " MiB";
+}
+
+// The base of the URLs in answers: the public URL when set; else the scheme this front end
+// serves and the Host the client used, or bind:port for a Host that is absent or odd.
+TEST(RequestBaseUrlTest, FollowsThePublicUrlElseTheSchemeServedAndTheHost) {
+  Config config;
+  config.http.bind = "10.1.2.3";
+  config.http.port = 8443;
+  httplib::Request req;
+  req.headers.emplace("Host", "conduit.trust.nhs.uk:8443");
+  EXPECT_EQ(RequestBaseUrl(config, req), "http://conduit.trust.nhs.uk:8443");
+  config.http.tls_certificate_file = "cert.pem";
+  config.http.tls_key_file = "key.pem";
+  EXPECT_EQ(RequestBaseUrl(config, req), "https://conduit.trust.nhs.uk:8443");
+
+  httplib::Request odd;
+  odd.headers.emplace("Host", "evil.example/<script>");
+  EXPECT_EQ(RequestBaseUrl(config, odd), "https://10.1.2.3:8443");
+  EXPECT_EQ(RequestBaseUrl(config, httplib::Request{}), "https://10.1.2.3:8443");
+
+  config.http.public_url = "https://pacs-gw.example/";
+  EXPECT_EQ(RequestBaseUrl(config, req), "https://pacs-gw.example");
 }
 
 }  // namespace

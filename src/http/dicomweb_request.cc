@@ -53,4 +53,20 @@ bool MayActOnJob(DicomwebContext& ctx, JobId job, std::string_view token) {
   return record.ok() && record->has_value() && (*record)->tool == *tool;
 }
 
+std::string RequestBaseUrl(const Config& config, const httplib::Request& req) {
+  std::string base = config.http.public_url;
+  if (base.empty()) {
+    std::string host = req.get_header_value("Host");
+    const bool host_ok =
+        !host.empty() && host.size() <= 255 && std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+                 c == '[' || c == ']';
+        });
+    if (!host_ok) host = config.http.bind + ":" + std::to_string(config.http.port);
+    base = std::string(config.http.tls() ? "https://" : "http://") + host;
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
 }  // namespace conduit

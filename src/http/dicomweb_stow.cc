@@ -635,23 +635,6 @@ class StoreTransaction {
   std::string error_message_;
 };
 
-// What the client reached us by: the configured public URL, else the Host it used.
-std::string BaseUrl(const Config& config, const httplib::Request& req) {
-  std::string base = config.http.public_url;
-  if (base.empty()) {
-    std::string host = req.get_header_value("Host");
-    bool ok = !host.empty() && host.size() <= 255;
-    for (char c : host) {
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
-                  c == '[' || c == ']');
-    }
-    if (!ok) host = config.http.bind + ":" + std::to_string(config.http.port);
-    base = "http://" + host;
-  }
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base;
-}
-
 // Refuses a result attempt on the job endpoint: 401 with the challenge, counted, logged and
 // audited (AuthRefusals).
 void RefuseToken(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
@@ -785,7 +768,8 @@ void ServeDicomwebStore(DicomwebContext& ctx, const httplib::Request& req, httpl
       association.called_ae = ctx.config.dicom.ae_title;
       association.peer_host = req.remote_addr;
       association.protocol = "DICOMweb";
-      StoreTransaction transaction(ctx, *target, association, BaseUrl(ctx.config, req), boundary);
+      StoreTransaction transaction(ctx, *target, association, RequestBaseUrl(ctx.config, req),
+                                   boundary);
       read_through = !framing->present() ||
                      transaction.ReadBody(content_reader, ctx.config.http.max_stow_bytes);
       reading_started = true;
