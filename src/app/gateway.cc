@@ -361,6 +361,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
     listen.on_refused = [inbound](const std::string& peer, const Status& why) {
       inbound->OnConnectionRefused(peer, why);
     };
+    listen.on_unparsed = [inbound](const std::string& peer, const std::string& control_id,
+                                   const Status& why) {
+      inbound->OnUnparsed(peer, control_id, why);
+    };
     p->ris_listener = std::make_unique<MllpListener>(
         listen, [inbound](const Hl7Message& m) { return inbound->Handle(m); }, p->clock);
   }

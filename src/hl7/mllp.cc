@@ -49,6 +49,11 @@ std::string PeerName(const sockaddr_in& address) {
   return PeerHost(address) + ":" + std::to_string(ntohs(address.sin_port));
 }
 
+// The address of a PeerName ("host:port" -> "host").
+std::string HostOf(const std::string& peer_name) {
+  return peer_name.substr(0, peer_name.rfind(':'));
+}
+
 }  // namespace
 
 std::string MllpFrame(std::string_view payload) {
@@ -380,11 +385,16 @@ Result<std::string> MllpListener::Answer(std::string_view payload, const std::st
   if (!message.ok()) {
     Result<Hl7Message> header = Hl7Message::ParseHeader(payload, options_.limits);
     if (!header.ok()) {
+      if (options_.on_unparsed) options_.on_unparsed(HostOf(peer), "", message.status());
       return InvalidArgument("mllp listener: " + peer +
                              ": unreadable message: " + message.status().message());
     }
-    spdlog::warn("mllp listener: {}: message {} refused: {}", peer,
-                 header->control_id().substr(0, 20), message.status().message());
+    if (options_.on_unparsed) {
+      options_.on_unparsed(HostOf(peer), header->control_id(), message.status());
+    } else {
+      spdlog::warn("mllp listener: {}: message {} refused: {}", peer,
+                   header->control_id().substr(0, 20), message.status().message());
+    }
     const std::string code =
         message.status().code() == StatusCode::kResourceExhausted ? "207" : "102";
     ASSIGN_OR_RETURN(

@@ -87,6 +87,12 @@ struct MllpListenerOptions {
   // thread or the connection's; it should not block for long. Empty: each is logged as a
   // warning.
   std::function<void(const std::string& peer, const Status& why)> on_refused;
+  // Told of each message that does not parse, with the peer's address, its control id (MSH-10)
+  // and why: answered AR (ERR-3 102, or 207 over a limit), or, when even its header cannot be
+  // read (control id empty), the connection is closed. Never passed to the handler. Called on
+  // the connection's thread. Empty: each is logged as a warning.
+  std::function<void(const std::string& peer, const std::string& control_id, const Status& why)>
+      on_unparsed;
   Hl7Limits limits;  // also bounds each frame (limits.max_message_bytes)
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // closes a silent peer
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};

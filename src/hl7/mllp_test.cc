@@ -279,6 +279,41 @@ TEST_F(MllpListenerTest, MalformedMessageWithReadableHeaderGetsAr) {
   EXPECT_TRUE(received_.empty()) << "the handler never sees a malformed message";
 }
 
+// Every message that does not parse is reported to on_unparsed, with the peer's address and
+// its control id when its header could be read (empty when not).
+TEST_F(MllpListenerTest, UnparsedMessagesAreReported) {
+  struct Unparsed {
+    std::string peer, control_id;
+    StatusCode code;
+  };
+  std::mutex seen_mu;
+  std::vector<Unparsed> seen;
+  MllpListenerOptions options;
+  options.on_unparsed = [&](const std::string& peer, const std::string& control_id,
+                            const Status& why) {
+    std::lock_guard lock(seen_mu);
+    seen.push_back({peer, control_id, why.code()});
+  };
+  StartListener(options);
+  {
+    RawClient client(listener_->port());
+    client.Write(MllpFrame("MSH|^~\\&|RIS|T|C|H|||ORM^O01|M3|P|2.3\rpid|bad\r"));
+    ASSERT_TRUE(client.ReadFrame().has_value());
+  }
+  {
+    RawClient client(listener_->port());
+    client.Write(MllpFrame("this is not HL7"));
+    EXPECT_TRUE(client.ClosedByPeer());
+  }
+  std::lock_guard lock(seen_mu);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].peer, "127.0.0.1");
+  EXPECT_EQ(seen[0].control_id, "M3");
+  EXPECT_EQ(seen[0].code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(seen[1].peer, "127.0.0.1");
+  EXPECT_EQ(seen[1].control_id, "");
+}
+
 TEST_F(MllpListenerTest, UnreadableMessageClosesTheConnection) {
   StartListener();
   RawClient client(listener_->port());

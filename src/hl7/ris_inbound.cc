@@ -71,6 +71,33 @@ void RisInbound::OnConnectionRefused(const std::string& peer, const Status& why)
   }
 }
 
+void RisInbound::OnUnparsed(const std::string& peer, const std::string& control_id,
+                            const Status& why) {
+  const char* ack = control_id.empty() ? "none" : "AR";
+  metrics_.Add("conduit_hl7_received_total", 1,
+               "source=\"" + options_.source + "\",type=\"unparsed\",ack=\"" + ack + "\"");
+  const TimePoint now = clock_.Now();
+  const std::optional<int64_t> unreported = unparsed_.Admit(peer + ' ' + ack, now);
+  if (!unreported) return;
+  spdlog::warn("ris {}: a message from {} did not parse (answered {}): {} (unreported_before={})",
+               options_.source, peer, ack, why.message(), *unreported);
+  AuditEvent audit;
+  audit.at = now;
+  audit.action = "hl7_receive";
+  audit.outcome = "failure";
+  audit.actor = options_.source;
+  json detail = {{"type", "unparsed"},
+                 {"peer", peer},
+                 {"control_id", Short(control_id)},
+                 {"ack", ack},
+                 {"error", why.message()}};
+  if (*unreported > 0) detail["unreported_before"] = *unreported;
+  audit.detail = DumpJson(detail);
+  if (Status st = index_.AppendAudit(audit); !st.ok()) {
+    spdlog::error("ris {}: audit: {}", options_.source, st.ToString());
+  }
+}
+
 Result<std::string> RisInbound::Handle(const Hl7Message& message) {
   const std::string type =
       message.message_code().substr(0, 3) + "^" + message.trigger_event().substr(0, 3);

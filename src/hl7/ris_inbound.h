@@ -8,11 +8,12 @@
 //    evidence layer reads; a report sent again (same MSH-3, MSH-10) is stored once.
 // Answers: AA once stored; AE (ERR-3 207) when the index fails (the RIS sends it again later);
 // AR for a message refused for good: another type (ERR-3 200), no accession number (101).
-// Each message is audited (action hl7_receive) and logged by type and control id only.
+// Each message is audited (action hl7_receive) and logged by type and control id only; one that
+// does not parse (OnUnparsed) once a minute per peer and kind, counted every time.
 // Metric: conduit_hl7_received_total{source,type,ack}. Connections the listener closed at
 // once (OnConnectionRefused) are counted in conduit_hl7_connections_refused_total{source,reason}
 // and logged and audited (hl7_refused) once a minute per peer and reason.
-// Thread safety: Handle and OnConnectionRefused may be called concurrently.
+// Thread safety: Handle, OnConnectionRefused and OnUnparsed may be called concurrently.
 #pragma once
 
 #include <atomic>
@@ -58,6 +59,10 @@ class RisInbound {
   Result<std::string> Handle(const Hl7Message& message);
   // A connection the listener closed before reading from it (MllpListenerOptions::on_refused).
   void OnConnectionRefused(const std::string& peer, const Status& why);
+  // A message that did not parse (MllpListenerOptions::on_unparsed): counted as type
+  // "unparsed" (ack AR, or "none" when its header was unreadable too and the connection was
+  // closed), logged and audited (hl7_receive, failure) once a minute per peer and kind.
+  void OnUnparsed(const std::string& peer, const std::string& control_id, const Status& why);
 
  private:
   struct Handled {
@@ -79,6 +84,7 @@ class RisInbound {
   CompleteStudyFn complete_study_;
   std::atomic<uint64_t> ack_sequence_{0};
   RefusalThrottle refusals_{std::chrono::minutes(1), 1024};
+  RefusalThrottle unparsed_{std::chrono::minutes(1), 1024};
 };
 
 }  // namespace conduit

@@ -242,5 +242,30 @@ TEST_F(RisInboundTest, RefusedConnectionsAreCountedAndReportedOnceAMinutePerPeer
       << audits[0].detail;
 }
 
+TEST_F(RisInboundTest, UnparsedMessagesAreCountedAndAuditedOnceAMinutePerPeerAndKind) {
+  const Status bad = InvalidArgument("segment 2 (pid): not a segment name");
+  inbound_->OnUnparsed("192.0.2.9", "M7", bad);
+  inbound_->OnUnparsed("192.0.2.9", "M8", bad);
+  inbound_->OnUnparsed("192.0.2.9", "", InvalidArgument("no MSH segment"));
+  EXPECT_EQ(
+      metrics_.Value("conduit_hl7_received_total", R"(source="ris",type="unparsed",ack="AR")"), 2);
+  EXPECT_EQ(
+      metrics_.Value("conduit_hl7_received_total", R"(source="ris",type="unparsed",ack="none")"),
+      1);
+  std::vector<AuditEvent> audits = Audits("hl7_receive");
+  ASSERT_EQ(audits.size(), 2u);
+  for (const AuditEvent& audit : audits) {
+    EXPECT_EQ(audit.outcome, "failure");
+    EXPECT_NE(audit.detail.find("\"type\":\"unparsed\""), std::string::npos) << audit.detail;
+    EXPECT_NE(audit.detail.find("192.0.2.9"), std::string::npos) << audit.detail;
+  }
+  clock_.Advance(61s);
+  inbound_->OnUnparsed("192.0.2.9", "M9", bad);
+  audits = Audits("hl7_receive");
+  ASSERT_EQ(audits.size(), 3u);
+  EXPECT_NE(audits[0].detail.find("\"unreported_before\":1"), std::string::npos)
+      << audits[0].detail;
+}
+
 }  // namespace
 }  // namespace conduit
