@@ -32,7 +32,8 @@ Status RequestStorageCommitment(const DicomPeer& peer, const std::string& transa
   const T_ASC_PresentationContextID pres_id =
       ASC_findAcceptedPresentationContextID(assoc, UID_StorageCommitmentPushModelSOPClass);
   if (pres_id == 0) {
-    return Unavailable(what + ": the peer does not accept the Storage Commitment Push Model");
+    return FailedPrecondition(what +
+                              ": the peer does not accept the Storage Commitment Push Model");
   }
   DcmDataset information;
   FillCommitmentRequest(transaction_uid, refs, information);

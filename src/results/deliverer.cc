@@ -148,7 +148,11 @@ Status Deliverer::Deliver(const JobRecord& job) {
     if (!stored.empty()) {
       if (Status committed = Commit(job, *dest, peer, stored); !committed.ok()) {
         spdlog::warn("{} (study {})", committed.message(), study_ref);
-        if (!retry_later) retry_later = committed;
+        if (!IsRetryable(committed.code())) {
+          if (!refused) refused = committed;
+        } else if (!retry_later) {
+          retry_later = committed;
+        }
       }
     }
   }
@@ -201,6 +205,11 @@ Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, co
     detail["error"] = std::string(StatusCodeName(asked.code()));
     audit.detail = detail.dump();
     RETURN_IF_ERROR(index_.AppendAudit(audit));
+    if (asked.code() == StatusCode::kFailedPrecondition) {
+      // The PACS offers no storage commitment: a configuration to fix, not a job to retry.
+      return InvalidArgument(what + ": " + asked.message() +
+                             " (turn storage_commitment off for it, or have it offered)");
+    }
     return Unavailable(what + ": " + asked.message());
   }
   std::optional<CommitmentReport> report = ticket->Wait(dest.commitment_timeout);

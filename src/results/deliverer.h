@@ -27,8 +27,9 @@ class Deliverer {
   // OK when all are delivered. Errors: kUnavailable when a destination is unreachable,
   // answered out-of-resources, or did not report every result committed within its
   // commitment_timeout (retry later: the results not committed are sent again);
-  // kInvalidArgument when a destination refused a result for good; kNotFound for an unknown
-  // destination; kFailedPrecondition for storage commitment without `commitments`.
+  // kInvalidArgument when a destination refused a result for good, or has storage_commitment
+  // on but offers no Storage Commitment; kNotFound for an unknown destination;
+  // kFailedPrecondition for storage commitment without `commitments`.
   Status Deliver(const JobRecord& job);
 
  private:

@@ -124,7 +124,8 @@ TEST_F(DelivererTest, DeliversEveryResultAndRecordsEachDelivery) {
 }
 
 // storescp stores but offers no Storage Commitment: the results are not delivered, and the
-// job is retried (sending them again) instead of trusting a PACS that cannot commit.
+// delivery fails for good (the job ends failed, replayable) rather than trusting a PACS that
+// cannot commit or re-sending to it until the dead letter.
 TEST_F(DelivererTest, ADestinationThatCannotCommitLeavesResultsUndelivered) {
   auto pacs = StartPacs("pacs");
   ASSERT_NE(pacs, nullptr);
@@ -135,7 +136,7 @@ TEST_F(DelivererTest, ADestinationThatCannotCommitLeavesResultsUndelivered) {
   CommitmentWaiters waiters;
   Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters);
   Status st = deliverer.Deliver(job);
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("does not accept the Storage Commitment Push Model"),
             std::string::npos)
       << st.message();
