@@ -29,7 +29,6 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <string_view>
 #include <thread>
 
 #include "core/address_range.h"
@@ -558,54 +557,48 @@ void Listener::Reject(T_ASC_Association* assoc, const AssociationInfo& info,
   ASC_rejectAssociation(assoc, &why);
 }
 
-// Accepts each storage context with the first transfer syntax the *sender* proposed that we
-// support. Senders list the encoding their file already has first, so the instance is stored
-// as the modality encoded it rather than re-encoded to suit a preference of ours.
-void AcceptStorageContexts(T_ASC_Parameters* params) {
-  static const std::set<std::string> kStorageClasses(
-      dcmAllStorageSOPClassUIDs, dcmAllStorageSOPClassUIDs + numberOfDcmAllStorageSOPClassUIDs);
-  static const std::set<std::string> kSyntaxes(std::begin(kStorageTransferSyntaxes),
-                                               std::end(kStorageTransferSyntaxes));
+// Accepts each proposed context whose SOP class is in `classes` with the first transfer syntax
+// the *sender* proposed that is in `syntaxes` (refused when none is), in the role the sender
+// proposed when `proposed_role`, else the default role.
+void AcceptProposedContexts(T_ASC_Parameters* params, const std::set<std::string>& classes,
+                            const std::set<std::string>& syntaxes, bool proposed_role) {
   const int count = ASC_countPresentationContexts(params);
   for (int i = 0; i < count; ++i) {
     T_ASC_PresentationContext pc;
     if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
-    if (!kStorageClasses.count(pc.abstractSyntax)) continue;
+    if (!classes.count(pc.abstractSyntax)) continue;
     const char* chosen = nullptr;
     for (int t = 0; t < pc.transferSyntaxCount && chosen == nullptr; ++t) {
-      if (kSyntaxes.count(pc.proposedTransferSyntaxes[t])) chosen = pc.proposedTransferSyntaxes[t];
-    }
-    if (chosen != nullptr) {
-      ASC_acceptPresentationContext(params, pc.presentationContextID, chosen);
-    } else {
-      ASC_refusePresentationContext(params, pc.presentationContextID,
-                                    ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
-    }
-  }
-}
-
-// Accepts Storage Commitment Push Model contexts in the role the peer proposed: a PACS sends
-// its N-EVENT-REPORT on an association it opens, proposing either the default role or, by
-// role selection, the SCP role (PS3.7 D.3.3.4).
-void AcceptCommitmentContexts(T_ASC_Parameters* params) {
-  const int count = ASC_countPresentationContexts(params);
-  for (int i = 0; i < count; ++i) {
-    T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
-    if (std::string_view(pc.abstractSyntax) != UID_StorageCommitmentPushModelSOPClass) continue;
-    const char* chosen = nullptr;
-    for (int t = 0; t < pc.transferSyntaxCount && chosen == nullptr; ++t) {
-      for (const char* ours : kUncompressedTransferSyntaxes) {
-        if (std::string_view(pc.proposedTransferSyntaxes[t]) == ours) chosen = ours;
-      }
+      if (syntaxes.count(pc.proposedTransferSyntaxes[t])) chosen = pc.proposedTransferSyntaxes[t];
     }
     if (chosen == nullptr) {
       ASC_refusePresentationContext(params, pc.presentationContextID,
                                     ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
       continue;
     }
-    ASC_acceptPresentationContext(params, pc.presentationContextID, chosen, pc.proposedRole);
+    ASC_acceptPresentationContext(params, pc.presentationContextID, chosen,
+                                  proposed_role ? pc.proposedRole : ASC_SC_ROLE_DEFAULT);
   }
+}
+
+// Storage contexts: senders list the encoding their file already has first, so the instance
+// is stored as the modality encoded it rather than re-encoded to suit a preference of ours.
+void AcceptStorageContexts(T_ASC_Parameters* params) {
+  static const std::set<std::string> kStorageClasses(
+      dcmAllStorageSOPClassUIDs, dcmAllStorageSOPClassUIDs + numberOfDcmAllStorageSOPClassUIDs);
+  static const std::set<std::string> kSyntaxes(std::begin(kStorageTransferSyntaxes),
+                                               std::end(kStorageTransferSyntaxes));
+  AcceptProposedContexts(params, kStorageClasses, kSyntaxes, /*proposed_role=*/false);
+}
+
+// Storage Commitment Push Model contexts, in the role the peer proposed: a PACS sends its
+// N-EVENT-REPORT on an association it opens, proposing either the default role or, by role
+// selection, the SCP role (PS3.7 D.3.3.4).
+void AcceptCommitmentContexts(T_ASC_Parameters* params) {
+  static const std::set<std::string> kClasses{UID_StorageCommitmentPushModelSOPClass};
+  static const std::set<std::string> kSyntaxes(std::begin(kUncompressedTransferSyntaxes),
+                                               std::end(kUncompressedTransferSyntaxes));
+  AcceptProposedContexts(params, kClasses, kSyntaxes, /*proposed_role=*/true);
 }
 
 void Listener::Serve(std::stop_token stop, T_ASC_Association* assoc, const AssociationInfo& info) {
