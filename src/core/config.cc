@@ -183,7 +183,14 @@ Status ParseDicomTlsListener(const Ctx& ctx, const YAML::Node& dicom, DicomTlsLi
   std::string certificate, key, ca, crl;
   RETURN_IF_ERROR(GetString(ctx, n, path, "certificate_file", certificate, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "key_file", key, /*required=*/true));
-  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca));
+  // Client certificates are checked against the trust's own CAs only: with the system's,
+  // a certificate any public CA issued to anyone would open the listener.
+  if (!yaml::Present(n["ca_file"])) {
+    return ctx.Error(n, path + ".ca_file",
+                     "is required: the CAs (the trust's or the imaging network's) whose client "
+                     "certificates this listener accepts");
+  }
+  RETURN_IF_ERROR(GetString(ctx, n, path, "ca_file", ca, /*required=*/true));
   RETURN_IF_ERROR(GetString(ctx, n, path, "crl_file", crl));
   RETURN_IF_ERROR(
       GetBool(ctx, n, path, "require_client_certificate", out.require_client_certificate));

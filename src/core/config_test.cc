@@ -314,7 +314,8 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
            "  - {name: a, kind: dicomweb, dicomweb: {url: 'https://h', tls: {ca_file: ca.pem,\n"
            "     client_certificate_file: /etc/ssl/c.pem, client_key_file: k/c.key}}}\n"
            "priors_source: {kind: dicomweb, url: 'https://p', tls: {ca_file: p/ca.pem}}\n"
-           "dicom: {tls: {port: 2762, certificate_file: d/c.pem, key_file: d/c.key}}\n"
+           "dicom: {tls: {port: 2762, certificate_file: d/c.pem, key_file: d/c.key,\n"
+           "              ca_file: d/ca.pem}}\n"
            "destinations: [{name: p, ae_title: P, host: h, tls: {ca_file: ca.pem}}]\n"
            "http: {tls: {certificate_file: h/c.pem, key_file: /k/c.key}}\n";
   }
@@ -327,7 +328,8 @@ TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
   EXPECT_EQ(config->priors_source.tls.ca_file, dir / "etc" / "p" / "ca.pem");
   EXPECT_EQ(config->dicom.tls.certificate_file, dir / "etc" / "d" / "c.pem");
   EXPECT_EQ(config->dicom.tls.key_file, dir / "etc" / "d" / "c.key");
-  EXPECT_TRUE(config->dicom.tls.ca_file.empty()) << "unset stays unset";
+  EXPECT_EQ(config->dicom.tls.ca_file, dir / "etc" / "d" / "ca.pem");
+  EXPECT_TRUE(config->dicom.tls.crl_file.empty()) << "unset stays unset";
   EXPECT_EQ(config->destinations[0].tls.ca_file, dir / "etc" / "ca.pem");
   EXPECT_EQ(config->http.tls_certificate_file, dir / "etc" / "h" / "c.pem");
   EXPECT_EQ(config->http.tls_key_file, "/k/c.key");
@@ -496,8 +498,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"dicom_tls_without_certificate", "dicom: {tls: {port: 2762, key_file: k}}\n",
                   "dicom.tls.certificate_file: is required"},
         BadConfig{"dicom_tls_on_dicom_port",
-                  "dicom: {port: 2762, tls: {port: 2762, certificate_file: c, key_file: k}}\n",
+                  "dicom: {port: 2762, tls: {port: 2762, certificate_file: c, key_file: k, "
+                  "ca_file: a}}\n",
                   "dicom.tls.port: is dicom.port"},
+        BadConfig{"dicom_tls_without_client_cas",
+                  "dicom: {tls: {port: 2762, certificate_file: c, key_file: k}}\n",
+                  "dicom.tls.ca_file: is required: the CAs"},
+        BadConfig{"dicom_tls_with_blank_client_cas",
+                  "dicom: {tls: {port: 2762, certificate_file: c, key_file: k, ca_file: ''}}\n",
+                  "dicom.tls.ca_file: is required"},
         BadConfig{"dicom_tls_unknown_key",
                   "dicom: {tls: {port: 2762, certificate_file: c, key_file: k, verify: no}}\n",
                   "dicom.tls.verify: unknown key"},
