@@ -121,6 +121,25 @@ class Index {
   // The (sop, destination) pairs already delivered for a job.
   virtual Result<std::set<std::pair<std::string, std::string>>> ListDelivered(JobId job) = 0;
 
+  // --- storage commitment (results/commitment_ledger.h) ---
+  // Records the results one transaction asks a destination to commit to, with `audit`, in one
+  // transaction. Errors: kNotFound for no such job; kAlreadyExists for a known transaction.
+  virtual Status OpenCommitment(const std::vector<CommitmentRecord>& items,
+                                const AuditEvent& audit) = 0;
+  // The job's commitment rows (open, or reported not committed), oldest request first.
+  virtual Result<std::vector<CommitmentRecord>> ListCommitments(JobId job) = 0;
+  // The rows of one transaction, in any state; empty if none.
+  virtual Result<std::vector<CommitmentRecord>> CommitmentRows(
+      const std::string& transaction_uid) = 0;
+  // Applies a report, in one transaction: each committed result is recorded as delivered to
+  // the row's destination (with its audit) and its row goes; any other is marked reported
+  // with its failure reason. Then appends `audit`. Rows already reported are left as they are.
+  virtual Status SettleCommitment(const std::string& transaction_uid,
+                                  const std::vector<CommitmentOutcome>& outcomes,
+                                  const AuditEvent& audit) = 0;
+  // Removes a transaction's rows (withdrawn, or given up on before a retry) and appends `audit`.
+  virtual Status CloseCommitment(const std::string& transaction_uid, const AuditEvent& audit) = 0;
+
   // --- quarantined results ---
   // Records that a result of job `record.job_id` was quarantined and appends `audit`, in one
   // transaction. Errors: kNotFound for no such job.

@@ -222,6 +222,29 @@ struct AuditEvent {
   std::string policy_hash;
 };
 
+// One result a PACS destination was asked to commit to, under one storage commitment
+// transaction, until the PACS's report settles it.
+struct CommitmentRecord {
+  std::string transaction_uid;
+  JobId job_id;
+  std::string destination;
+  SopInstanceUid sop_instance_uid;
+  SopClassUid sop_class_uid;
+  TimePoint requested_at;
+  TimePoint deadline;           // no report by then: the result is sent and asked again
+  bool reported = false;        // the report came and did not commit this result
+  uint16_t failure_reason = 0;  // its Failure Reason (0: the report left it out)
+};
+
+// What a report says of one result of its transaction: committed (a delivery, recorded with
+// `audit`) or not (with the report's Failure Reason, 0 when it left the result out).
+struct CommitmentOutcome {
+  SopInstanceUid sop_instance_uid;
+  bool committed = false;
+  uint16_t failure_reason = 0;
+  AuditEvent audit;  // for a committed result
+};
+
 // A substitute made when de-identifying for a transfer, kept inside the trust so results can
 // be re-identified. Never leaves the index; never logged.
 struct CrosswalkRecord {

@@ -202,6 +202,24 @@ ResultRecord ReadResult(const SqliteStatement& s) {
   return r;
 }
 
+constexpr const char* kCommitmentColumns =
+    "transaction_uid, job_id, destination, sop_instance_uid, sop_class_uid, requested_at, "
+    "deadline, reported, failure_reason";
+
+CommitmentRecord ReadCommitment(const SqliteStatement& s) {
+  CommitmentRecord r;
+  r.transaction_uid = s.Text(0);
+  r.job_id = JobId{s.Int(1)};
+  r.destination = s.Text(2);
+  r.sop_instance_uid = SopInstanceUid(s.Text(3));
+  r.sop_class_uid = SopClassUid(s.Text(4));
+  r.requested_at = FromUnixMillis(s.Int(5));
+  r.deadline = FromUnixMillis(s.Int(6));
+  r.reported = s.Int(7) != 0;
+  r.failure_reason = static_cast<uint16_t>(s.Int(8));
+  return r;
+}
+
 constexpr const char* kToolColumns =
     "name, version, manifest_json, manifest_hash, added_at, removed_at";
 
@@ -796,6 +814,9 @@ class SqliteIndex final : public Index {
                {"instances", "DELETE FROM instances WHERE study_uid = ?1"},
                {"results",
                 "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE study_uid = ?1)"},
+               {"commitments",
+                "DELETE FROM commitments WHERE job_id IN (SELECT id FROM jobs WHERE study_uid = "
+                "?1)"},
                {"units", "DELETE FROM units WHERE study_uid = ?1"},
                {"mpps", "DELETE FROM mpps WHERE study_uid = ?1"}}) {
         ASSIGN_OR_RETURN(auto s, c.Prepare(sql));
@@ -929,6 +950,109 @@ class SqliteIndex final : public Index {
       out.emplace(s.Text(0), s.Text(1));
     }
     return out;
+  }
+
+  // --- storage commitment ---
+
+  Status OpenCommitment(const std::vector<CommitmentRecord>& items,
+                        const AuditEvent& audit) override {
+    if (items.empty()) return InvalidArgument("index open commitment: no results");
+    const std::string what =
+        "index open commitment for job " + std::to_string(items.front().job_id.value);
+    return writer_.Write(what, [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(bool job_exists, JobExists(c, items.front().job_id));
+      if (!job_exists) return NotFound("no such job");
+      ASSIGN_OR_RETURN(
+          bool known,
+          RowExists(c, "SELECT 1 FROM commitments WHERE transaction_uid = ?1",
+                    [&](SqliteStatement& s) { s.Bind(1, items.front().transaction_uid); }));
+      if (known) return AlreadyExists("transaction already recorded");
+      const std::string insert = std::string("INSERT INTO commitments (") + kCommitmentColumns +
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+      for (const CommitmentRecord& r : items) {
+        ASSIGN_OR_RETURN(auto s, c.Prepare(insert));
+        s.Bind(1, r.transaction_uid)
+            .Bind(2, r.job_id.value)
+            .Bind(3, r.destination)
+            .Bind(4, r.sop_instance_uid.str())
+            .Bind(5, r.sop_class_uid.str())
+            .Bind(6, ToUnixMillis(r.requested_at))
+            .Bind(7, ToUnixMillis(r.deadline))
+            .Bind(8, int64_t{r.reported ? 1 : 0})
+            .Bind(9, int64_t{r.failure_reason});
+        RETURN_IF_ERROR(s.Run());
+      }
+      return Audit(c, audit);
+    });
+  }
+
+  Result<std::vector<CommitmentRecord>> ListCommitments(JobId job) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kCommitmentColumns +
+                                              " FROM commitments WHERE job_id = ?1 "
+                                              "ORDER BY requested_at, transaction_uid, "
+                                              "sop_instance_uid"));
+    s.Bind(1, job.value);
+    return CollectRows<CommitmentRecord>(s, ReadCommitment, "index list commitments");
+  }
+
+  Result<std::vector<CommitmentRecord>> CommitmentRows(const std::string& transaction) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare(std::string("SELECT ") + kCommitmentColumns +
+                                              " FROM commitments WHERE transaction_uid = ?1 "
+                                              "ORDER BY sop_instance_uid"));
+    s.Bind(1, transaction);
+    return CollectRows<CommitmentRecord>(s, ReadCommitment, "index commitment rows");
+  }
+
+  Status SettleCommitment(const std::string& transaction,
+                          const std::vector<CommitmentOutcome>& outcomes,
+                          const AuditEvent& audit) override {
+    return writer_.Write("index settle commitment", [&](SqliteConnection& c) -> Status {
+      for (const CommitmentOutcome& o : outcomes) {
+        ASSIGN_OR_RETURN(auto row, c.Prepare("SELECT job_id, destination FROM commitments "
+                                             "WHERE transaction_uid = ?1 AND "
+                                             "sop_instance_uid = ?2 AND reported = 0"));
+        row.Bind(1, transaction).Bind(2, o.sop_instance_uid.str());
+        ASSIGN_OR_RETURN(bool open, row.Step());
+        if (!open) continue;
+        const int64_t job = row.Int(0);
+        const std::string destination = row.Text(1);
+        if (o.committed) {
+          ASSIGN_OR_RETURN(auto d, c.Prepare("INSERT OR IGNORE INTO deliveries (job_id, "
+                                             "sop_instance_uid, destination, delivered_at) "
+                                             "VALUES (?1, ?2, ?3, ?4)"));
+          d.Bind(1, job)
+              .Bind(2, o.sop_instance_uid.str())
+              .Bind(3, destination)
+              .Bind(4, ToUnixMillis(o.audit.at));
+          RETURN_IF_ERROR(d.Run());
+          ASSIGN_OR_RETURN(auto del, c.Prepare("DELETE FROM commitments WHERE transaction_uid "
+                                               "= ?1 AND sop_instance_uid = ?2"));
+          del.Bind(1, transaction).Bind(2, o.sop_instance_uid.str());
+          RETURN_IF_ERROR(del.Run());
+          RETURN_IF_ERROR(Audit(c, o.audit));
+        } else {
+          ASSIGN_OR_RETURN(auto u, c.Prepare("UPDATE commitments SET reported = 1, "
+                                             "failure_reason = ?3 WHERE transaction_uid = ?1 "
+                                             "AND sop_instance_uid = ?2"));
+          u.Bind(1, transaction)
+              .Bind(2, o.sop_instance_uid.str())
+              .Bind(3, int64_t{o.failure_reason});
+          RETURN_IF_ERROR(u.Run());
+        }
+      }
+      return Audit(c, audit);
+    });
+  }
+
+  Status CloseCommitment(const std::string& transaction, const AuditEvent& audit) override {
+    return writer_.Write("index close commitment", [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(auto s, c.Prepare("DELETE FROM commitments WHERE transaction_uid = ?1"));
+      s.Bind(1, transaction);
+      RETURN_IF_ERROR(s.Run());
+      return Audit(c, audit);
+    });
   }
 
   // --- quarantined results ---

@@ -1017,6 +1017,15 @@ TEST_F(SqliteIndexRetentionTest, ExpireStudyDeletesItsDataKeepsHistoryAndReturns
           .ok());
   ASSERT_TRUE(
       index_->PutMpps({"mpps.1", StudyUid("S"), "COMPLETED", {SopInstanceUid("S.1")}}).ok());
+  // A request the job was given up on with (it ended in the dead letter, say) goes too.
+  CommitmentRecord asked{
+      "2.25.9",     job,   "PACS1", SopInstanceUid("res.shared"), SopClassUid("1.2"), clock_.Now(),
+      clock_.Now(), false, 0};
+  ASSERT_TRUE(index_->OpenCommitment({asked}, Audit("commit_request", job)).ok());
+  CommitmentRecord other_asked = asked;
+  other_asked.transaction_uid = "2.25.10";
+  other_asked.job_id = other_job;
+  ASSERT_TRUE(index_->OpenCommitment({other_asked}, Audit("commit_request", other_job)).ok());
 
   auto keys = index_->ExpireStudy(StudyUid("S"), ExpireAudit("S"));
   ASSERT_TRUE(keys.ok()) << keys.status().ToString();
@@ -1029,6 +1038,8 @@ TEST_F(SqliteIndexRetentionTest, ExpireStudyDeletesItsDataKeepsHistoryAndReturns
   EXPECT_TRUE(index_->ListResults(job)->empty());
   EXPECT_TRUE(index_->UnitsOfStudy(StudyUid("S"))->empty());
   EXPECT_TRUE(index_->MppsOfStudy(StudyUid("S"))->empty());
+  EXPECT_TRUE(index_->ListCommitments(job)->empty());
+  EXPECT_EQ(index_->ListCommitments(other_job)->size(), 1u);
   auto kept_job = index_->GetJob(job);
   ASSERT_TRUE(kept_job.ok() && kept_job->has_value()) << "jobs are history";
   EXPECT_EQ((*kept_job)->state, JobState::kDone);

@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 11> kMigrations = {
+constexpr std::array<const char*, 12> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -184,6 +184,9 @@ CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
     ,
 // 10 -> 11: shadow jobs.
 #include "store/sqlite_schema_v11_shadow_jobs.inc"
+    ,
+// 11 -> 12: storage commitment requests awaiting their reports.
+#include "store/sqlite_schema_v12_commitments.inc"
     ,
 };
 
