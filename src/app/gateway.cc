@@ -128,8 +128,8 @@ struct Gateway::Parts {
   std::unique_ptr<Index> index;
   std::unique_ptr<Router> router;
   std::unique_ptr<ResultIntake> intake;
-  // Storage commitment reports the listener receives, for the deliveries awaiting them.
-  std::unique_ptr<CommitmentWaiters> commitments = std::make_unique<CommitmentWaiters>();
+  // Storage commitment requests awaiting the PACS's reports (kept in the index).
+  std::unique_ptr<CommitmentLedger> commitments;
   std::unique_ptr<Deliverer> deliverer;
   std::unique_ptr<TransferGuard> guard;
   // IHE AIW-I, when a `kind: worklist` tool is configured: its performers' tokens, the UPS
@@ -226,8 +226,15 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                                       Pseudonymiser(std::move(key)), std::move(deid_settings));
   p->router = std::make_unique<Router>(c.routes);
   p->intake = std::make_unique<ResultIntake>(*p->index, *p->spool, p->clock, p->metrics);
-  p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock,
-                                             p->commitments.get(), &p->metrics);
+  // A settled report makes its job due; the engine, created below, then steps it.
+  p->commitments = std::make_unique<CommitmentLedger>(
+      *p->index, p->clock,
+      [parts = p.get()] {
+        if (parts->engine) parts->engine->Wake();
+      },
+      &p->metrics);
+  p->deliverer =
+      std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock, p->commitments.get());
 
   ASSIGN_OR_RETURN(JobTokens tokens,
                    JobTokens::LoadOrCreate(c.node.data_dir / "keys" / "job-token.key"));
@@ -530,8 +537,6 @@ void Gateway::Stop() {
     p.ticker.join();
   }
   if (p.retention) p.retention->Stop();
-  // A delivery waiting for a commitment report ends its wait now (and is retried next start).
-  if (p.commitments) p.commitments->Shutdown();
   if (p.engine) p.engine->Stop();
   if (p.ris_outbox) p.ris_outbox->Stop();  // after the engine: nothing queues any more
   if (p.started) spdlog::info("event=stopped node={}", p.config.node.name);

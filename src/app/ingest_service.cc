@@ -36,7 +36,7 @@ IngestService::IngestService(const Config& config, Spool& spool, Index& index, c
                              StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                              const Clock& clock, std::function<void()> wake_jobs,
                              TransferGuard* guard, MoveInbox* move_inbox,
-                             CommitmentWaiters* commitments)
+                             CommitmentLedger* commitments)
     : config_(config),
       spool_(spool),
       index_(index),
@@ -280,23 +280,31 @@ Status IngestService::OnMpps(const MppsEvent& event) {
 
 Status IngestService::OnCommitmentReport(const CommitmentReport& report,
                                          const AssociationInfo& association) {
-  const bool awaited = commitments_ != nullptr && commitments_->Deliver(report);
+  if (commitments_ != nullptr) {
+    CommitmentReport from_peer = report;
+    if (from_peer.reported_by.str().empty()) from_peer.reported_by = association.calling_ae;
+    Result<bool> taken = commitments_->OnReport(from_peer);
+    if (!taken.ok()) {
+      spdlog::error("event=commitment_report_failed from={} error=\"{}\"",
+                    association.calling_ae.str(), taken.status().ToString());
+      return taken.status();
+    }
+    return Status::Ok();
+  }
   AuditEvent audit;
   audit.at = clock_.Now();
   audit.action = "commitment_report";
-  audit.outcome = awaited ? "success" : "unexpected";
+  audit.outcome = "unexpected";
   audit.actor = association.calling_ae.str();
   audit.detail = nlohmann::json{
       {"committed", report.committed.size()},
       {"failed", report.failed.size()},
       {"awaited",
-       awaited}}.dump();
+       false}}.dump();
   Status st = index_.AppendAudit(audit);
   if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
-  if (!awaited) {
-    spdlog::warn("event=commitment_report_unexpected from={} committed={} failed={}",
-                 association.calling_ae.str(), report.committed.size(), report.failed.size());
-  }
+  spdlog::warn("event=commitment_report_unexpected from={} committed={} failed={}",
+               association.calling_ae.str(), report.committed.size(), report.failed.size());
   return Status::Ok();
 }
 

@@ -18,7 +18,7 @@
 #include "pipeline/router.h"
 #include "pipeline/study_assembler.h"
 #include "pipeline/transfer_guard.h"
-#include "results/commitment_waiters.h"
+#include "results/commitment_ledger.h"
 #include "results/result_intake.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -30,7 +30,7 @@ class IngestService final : public IngestSink, public JobResultSink {
   IngestService(const Config& config, Spool& spool, Index& index, const Router& router,
                 StudyAssembler& assembler, ResultIntake& intake, Metrics& metrics,
                 const Clock& clock, std::function<void()> wake_jobs, TransferGuard* guard = nullptr,
-                MoveInbox* move_inbox = nullptr, CommitmentWaiters* commitments = nullptr);
+                MoveInbox* move_inbox = nullptr, CommitmentLedger* commitments = nullptr);
 
   std::filesystem::path NewIncomingPath() override;
   Status CheckCapacity() override;
@@ -40,9 +40,10 @@ class IngestService final : public IngestSink, public JobResultSink {
   // title and reason, the entry saying how many went unreported before it.
   void OnAssociationRejected(const AssociationInfo& association, const Status& why) override;
   Status OnMpps(const MppsEvent& event) override;
-  // Handed to the delivery waiting for it, and audited. A report nobody waits for (it came
-  // after its wait ended: that delivery is retried anyway) is acknowledged too, so that the
-  // PACS does not keep re-sending it; it is audited as "unexpected".
+  // Settles its storage commitment request (CommitmentLedger::OnReport), audited. A report
+  // for no open request (given up on: those results are sent again anyway) is acknowledged
+  // too, so that the PACS does not keep re-sending it; it is audited as "unexpected". An
+  // index error is returned (the PACS is told 0110 and may send the report again).
   Status OnCommitmentReport(const CommitmentReport& report,
                             const AssociationInfo& association) override;
   // A result stored for `job` over DICOMweb: the job must be sending or awaiting results.
@@ -68,9 +69,9 @@ class IngestService final : public IngestSink, public JobResultSink {
   Metrics& metrics_;
   const Clock& clock_;
   std::function<void()> wake_jobs_;
-  TransferGuard* guard_;   // maps results of de-identified tools back; may be null
-  MoveInbox* move_inbox_;  // takes instances a prior retrieve by C-MOVE awaits; may be null
-  CommitmentWaiters* commitments_;  // deliveries awaiting storage commitment; may be null
+  TransferGuard* guard_;           // maps results of de-identified tools back; may be null
+  MoveInbox* move_inbox_;          // takes instances a prior retrieve by C-MOVE awaits; may be null
+  CommitmentLedger* commitments_;  // storage commitment requests awaiting reports; may be null
   RefusalThrottle association_refusals_{std::chrono::minutes(1), 4096};
 };
 

@@ -297,12 +297,12 @@ Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& 
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
   RETURN_IF_ERROR(GetBool(ctx, n, path, "storage_commitment", out.storage_commitment));
   RETURN_IF_ERROR(GetDuration(ctx, n, path, "commitment_timeout", out.commitment_timeout));
-  // The job's delivery waits for the report: a PACS that commits only after archiving for
-  // hours is better left without storage commitment than holding a delivery that long.
+  // Nothing is held while a report is awaited (the request is in the index), so a PACS that
+  // commits only once its archive has the images, hours later, can be waited for.
   if (out.commitment_timeout < std::chrono::seconds(1) ||
-      out.commitment_timeout > std::chrono::minutes(30)) {
+      out.commitment_timeout > std::chrono::hours(72)) {
     return ctx.Error(n["commitment_timeout"], path + ".commitment_timeout",
-                     "must be between 1s and 30m");
+                     "must be between 1s and 72h");
   }
   return ParseTlsClient(ctx, n, path, out.tls);
 }

@@ -113,8 +113,9 @@ struct DestinationConfig {
   milliseconds timeout{30'000};
   TlsClientConfig tls;  // enabled: DICOM over TLS
   // Storage Commitment (PS3.4 Annex J, IHE RAD-10): a result counts as delivered only once
-  // this PACS has reported it committed, within commitment_timeout of the request; the
-  // report comes back to Conduit's listener on an association the PACS opens.
+  // this PACS has reported it committed, within commitment_timeout of the request (else it
+  // is sent and asked again); the report comes back to Conduit's listener on an association
+  // the PACS opens, whenever it comes (results/commitment_ledger.h).
   bool storage_commitment = false;
   milliseconds commitment_timeout{120'000};
 };

@@ -111,13 +111,13 @@ retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 1m}
 TEST(ConfigTest, ParsesStorageCommitmentOfADestination) {
   auto config = ParseConfig(R"(
 destinations:
-  - {name: pacs, ae_title: PACS, host: 10.0.0.5, storage_commitment: true, commitment_timeout: 5m}
+  - {name: pacs, ae_title: PACS, host: 10.0.0.5, storage_commitment: true, commitment_timeout: 24h}
   - {name: viewer, ae_title: VIEW, host: 10.0.0.6}
 )",
                             "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_TRUE(config->destinations[0].storage_commitment);
-  EXPECT_EQ(config->destinations[0].commitment_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(config->destinations[0].commitment_timeout, std::chrono::hours(24));
   EXPECT_FALSE(config->destinations[1].storage_commitment);
   EXPECT_EQ(config->destinations[1].commitment_timeout, std::chrono::minutes(2));
 }
@@ -521,8 +521,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "destinations[0].tls: client_certificate_file and client_key_file go together"},
         BadConfig{"commitment_timeout_too_long",
                   "destinations: [{name: p, ae_title: P, host: h, storage_commitment: true,\n"
-                  "                commitment_timeout: 2h}]\n",
-                  "bad.yaml:2: destinations[0].commitment_timeout: must be between 1s and 30m"},
+                  "                commitment_timeout: 73h}]\n",
+                  "bad.yaml:2: destinations[0].commitment_timeout: must be between 1s and 72h"},
         BadConfig{"commitment_from_an_ae_not_allowed",
                   "dicom: {allowed_calling_aes: [CT1]}\n"
                   "destinations: [{name: p, ae_title: PACS, host: h, storage_commitment: true}]\n",

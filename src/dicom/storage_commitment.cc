@@ -22,7 +22,7 @@ constexpr int kReportLingerSeconds = 1;
 
 Status RequestStorageCommitment(const DicomPeer& peer, const std::string& transaction_uid,
                                 const std::vector<CommitmentReference>& refs,
-                                const std::function<void(const CommitmentReport&)>& on_report) {
+                                const std::function<Status(const CommitmentReport&)>& on_report) {
   const std::string what = "storage commitment request to " + PeerName(peer);
   Association association;
   RETURN_IF_ERROR(association.Open(
@@ -88,14 +88,11 @@ Status RequestStorageCommitment(const DicomPeer& peer, const std::string& transa
       return Status::Ok();
     }
     // The request was answered: a broken association here loses nothing but this report,
-    // which the wait then misses (and the delivery is retried).
+    // which then does not come (and the delivery is retried after its deadline).
     if (cond.bad()) return Status::Ok();
     if (message.CommandField != DIMSE_N_EVENT_REPORT_RQ) break;
     if (!ServeCommitmentReport(assoc, id, message.msg.NEventReportRQ, timeout_s, peer.called_ae,
-                               [&on_report](const CommitmentReport& report) {
-                                 on_report(report);
-                                 return Status::Ok();
-                               })) {
+                               on_report)) {
       return Status::Ok();
     }
   }

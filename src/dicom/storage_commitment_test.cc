@@ -122,7 +122,10 @@ TEST(StorageCommitmentTest, AReportOnTheRequestsOwnAssociationIsTakenAndAnswered
   std::vector<CommitmentReport> reports;
   const Status st = RequestStorageCommitment(
       peer, "2.25.31337", {{SopClassUid(UID_CTImageStorage), SopInstanceUid("1.2.3.9"), 0}},
-      [&reports](const CommitmentReport& r) { reports.push_back(r); });
+      [&reports](const CommitmentReport& r) {
+        reports.push_back(r);
+        return Status::Ok();
+      });
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].transaction_uid, "2.25.31337");
@@ -130,6 +133,19 @@ TEST(StorageCommitmentTest, AReportOnTheRequestsOwnAssociationIsTakenAndAnswered
   ASSERT_EQ(reports[0].committed.size(), 1u);
   EXPECT_EQ(reports[0].committed[0].sop_instance.str(), "1.2.3.9");
   EXPECT_EQ(pacs.report_answer(), 0x0000);
+  EXPECT_TRUE(pacs.released());
+}
+
+// A report that cannot be recorded (the index failed) is not acknowledged as taken: the PACS
+// hears a processing failure and may send it again.
+TEST(StorageCommitmentTest, AReportThatCannotBeRecordedIsAnsweredWithAFailure) {
+  SameAssociationPacs pacs;
+  DicomPeer peer{AeTitle("CONDUIT"), AeTitle("PACS"), "127.0.0.1", pacs.port(), 10s, {}};
+  const Status st = RequestStorageCommitment(
+      peer, "2.25.31338", {{SopClassUid(UID_CTImageStorage), SopInstanceUid("1.2.3.9"), 0}},
+      [](const CommitmentReport&) { return Internal("index: disk I/O error"); });
+  ASSERT_TRUE(st.ok()) << "the request itself was answered: " << st.ToString();
+  EXPECT_EQ(pacs.report_answer(), 0x0110);
   EXPECT_TRUE(pacs.released());
 }
 

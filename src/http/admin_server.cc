@@ -932,6 +932,7 @@ Result<Payload> HttpAdminServer::Job(const httplib::Request&, const Args& args) 
   ASSIGN_OR_RETURN(std::vector<ResultRecord> results, ctx_.index.ListResults(id));
   ASSIGN_OR_RETURN(auto delivered, ctx_.index.ListDelivered(id));
   ASSIGN_OR_RETURN(std::vector<FindingRecord> findings, ctx_.index.ListFindings(id));
+  ASSIGN_OR_RETURN(std::vector<CommitmentRecord> commitments, ctx_.index.ListCommitments(id));
   json body = JobJson(*job);
   json result_list = json::array();
   for (const ResultRecord& r : results) {
@@ -960,8 +961,21 @@ Result<Payload> HttpAdminServer::Job(const httplib::Request&, const Args& args) 
              {"units", f.units},
              {"tracking_id", f.tracking_id}});
   }
+  // Storage commitment asked of a PACS and not yet settled: awaited until `report_due`, or
+  // reported not committed (sent again on the job's next step).
+  json commitment_list = json::array();
+  for (const CommitmentRecord& c : commitments) {
+    json item{{"sop_instance_uid", c.sop_instance_uid.str()},
+              {"destination", c.destination},
+              {"requested_at", IsoTime(c.requested_at)},
+              {"report_due", IsoTime(c.deadline)},
+              {"state", c.reported ? "not_committed" : "awaited"}};
+    if (c.reported && c.failure_reason != 0) item["failure_reason"] = c.failure_reason;
+    commitment_list.push_back(std::move(item));
+  }
   body["results"] = result_list;
   body["deliveries"] = delivery_list;
+  body["commitments"] = commitment_list;
   body["findings"] = finding_list;
   return Json(body);
 }

@@ -395,6 +395,26 @@ TEST_F(AdminServerTest, JobDetailHasResultsAndDeliveries) {
   ASSERT_EQ(job["deliveries"].size(), 1u);
   EXPECT_EQ(job["deliveries"][0]["sop_instance_uid"], "1.2.826.0.1.3680043.10.9.1");
   EXPECT_EQ(job["deliveries"][0]["destination"], "pacs");
+  EXPECT_TRUE(job["commitments"].empty()) << job.dump();
+}
+
+TEST_F(AdminServerTest, JobDetailShowsStorageCommitmentAwaited) {
+  CommitmentRecord row;
+  row.transaction_uid = "2.25.77";
+  row.job_id = job_a_;
+  row.destination = "archive";
+  row.sop_instance_uid = SopInstanceUid("1.2.826.0.1.3680043.10.9.1");
+  row.sop_class_uid = SopClassUid("1.2.840.10008.5.1.4.1.1.88.34");
+  row.requested_at = clock_.Now();
+  row.deadline = clock_.Now() + std::chrono::hours(6);
+  ASSERT_TRUE(index_->OpenCommitment({row}, Audit("commit_request", kStudyA, job_a_)).ok());
+  auto [status, job] = GetJson("/api/jobs/" + std::to_string(job_a_.value));
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(job["commitments"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["commitments"][0]["destination"], "archive");
+  EXPECT_EQ(job["commitments"][0]["state"], "awaited");
+  EXPECT_EQ(job["commitments"][0]["report_due"],
+            FormatIsoTime(row.deadline, IsoPrecision::kMillis));
 }
 
 TEST_F(AdminServerTest, UnknownJobAndPathAre404WithJsonError) {

@@ -619,8 +619,9 @@ Status JobEngine::DeliverResults(JobRecord& job) {
   // A result referring to a quarantined one would reach PACS pointing at nothing.
   auto withheld = intake_.WithholdDependents(job, job.tool);
   if (!withheld.ok()) return Fail(job, withheld.status(), "delivering");
-  Status st = deliverer_.Deliver(job);
-  if (!st.ok()) return Fail(job, st, "delivering");
+  Result<DeliveryProgress> progress = deliverer_.Deliver(job);
+  if (!progress.ok()) return Fail(job, progress.status(), "delivering");
+  if (!progress->done) return AwaitCommitment(job, *progress);
   auto results = index_.ListResults(job.id);
   const size_t count = results.ok() ? results->size() : 0;
   auto quarantined = index_.ListQuarantined(job.id);
@@ -639,6 +640,25 @@ Status JobEngine::DeliverResults(JobRecord& job) {
   if (quarantined_count > 0) detail["quarantined"] = quarantined_count;
   if (job.shadow) detail["shadow"] = true;
   return Transition(job, JobState::kDone, "done", "success", Detail(detail));
+}
+
+Status JobEngine::AwaitCommitment(const JobRecord& job, const DeliveryProgress& progress) {
+  Status st = index_.DeferJob(job.id, progress.until);
+  if (!st.ok()) return st.WithContext(JobName(job) + ": awaiting storage commitment");
+  // A report that settled some of them while this step ran made the job due before the
+  // deferral above overwrote that: step again now.
+  Result<size_t> awaited = deliverer_.AwaitedResults(job);
+  if (!awaited.ok() || *awaited != progress.awaited) {
+    st = index_.DeferJob(job.id, clock_.Now());
+    if (!st.ok()) return st.WithContext(JobName(job) + ": awaiting storage commitment");
+    return awaited.status();
+  }
+  if (progress.awaited > 0) {
+    spdlog::info("job {} (study {}): awaiting storage commitment of {} result(s), until {}",
+                 job.id.value, StudyRef(job.study_uid), progress.awaited,
+                 FormatIsoTime(progress.until));
+  }
+  return Status::Ok();
 }
 
 Status JobEngine::Fail(JobRecord job, const Status& why, const std::string& step) {

@@ -134,6 +134,9 @@ class JobEngine {
   Status Dispatch(JobRecord& job, ToolVerdict& verdict);
   Status Await(JobRecord& job, ToolVerdict& verdict);
   Status DeliverResults(JobRecord& job);
+  // Leaves a delivering job until its storage commitment reports come (or their deadline):
+  // no attempt is counted and no worker waits.
+  Status AwaitCommitment(const JobRecord& job, const DeliveryProgress& progress);
   // Handles an error of a step: retry with backoff, dead letter or fail, as the code says.
   Status Fail(JobRecord job, const Status& why, const std::string& step);
   // Moves the job to `next` (attempts reset, due now) and records it with an audit event.

@@ -36,23 +36,10 @@ std::string RefusalReason(const Status& status) {
 }  // namespace
 
 Deliverer::Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-                     CommitmentWaiters* commitments, Metrics* metrics)
-    : config_(config),
-      index_(index),
-      spool_(spool),
-      clock_(clock),
-      commitments_(commitments),
-      metrics_(metrics) {
-  if (metrics_ != nullptr) {
-    metrics_->Describe("conduit_storage_commitment_requests_total", "counter",
-                       "Storage commitment requests to PACS destinations, by outcome: "
-                       "committed, partial (some not committed), no_report, refused");
-    metrics_->Describe("conduit_storage_commitment_seconds", "histogram",
-                       "From a storage commitment request to the PACS's report");
-  }
-}
+                     CommitmentLedger* commitments)
+    : config_(config), index_(index), spool_(spool), clock_(clock), commitments_(commitments) {}
 
-Status Deliverer::Deliver(const JobRecord& job) {
+Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
   const std::string what = "deliver job " + std::to_string(job.id.value);
   const std::string study_ref = StudyRef(job.study_uid);
 
@@ -66,14 +53,20 @@ Status Deliverer::Deliver(const JobRecord& job) {
 
   ASSIGN_OR_RETURN(std::vector<ResultRecord> results, index_.ListResults(job.id));
   ASSIGN_OR_RETURN(auto delivered, index_.ListDelivered(job.id));
+  ASSIGN_OR_RETURN(std::vector<CommitmentRecord> commitments, index_.ListCommitments(job.id));
 
   std::optional<Status> retry_later;  // first retryable failure
   std::optional<Status> refused;      // first refusal for good
   for (const DestinationConfig* dest : destinations) {
+    // Results whose commitment was asked of this destination: awaited, or given up on now
+    // and sent again on the retry.
+    std::set<std::string> held;
+    RETURN_IF_ERROR(ReviewCommitments(job, *dest, commitments, held, retry_later));
     std::vector<const ResultRecord*> pending;
     std::vector<std::filesystem::path> files;
     for (const ResultRecord& result : results) {
       if (delivered.count({result.sop_instance_uid.str(), dest->name}) > 0) continue;
+      if (held.count(result.sop_instance_uid.str()) > 0) continue;
       std::filesystem::path path = spool_.PathOf(result.spool_key);
       std::error_code ec;
       if (!std::filesystem::is_regular_file(path, ec)) {
@@ -146,12 +139,12 @@ Status Deliverer::Deliver(const JobRecord& job) {
     spdlog::info("{} (study {}): {} of {} result(s) {}", to, study_ref, ok_count, pending.size(),
                  dest->storage_commitment ? "stored" : "delivered");
     if (!stored.empty()) {
-      if (Status committed = Commit(job, *dest, peer, stored); !committed.ok()) {
-        spdlog::warn("{} (study {})", committed.message(), study_ref);
-        if (!IsRetryable(committed.code())) {
-          if (!refused) refused = committed;
+      if (Status asked = RequestCommitment(job, *dest, peer, stored); !asked.ok()) {
+        spdlog::warn("{} (study {})", asked.message(), study_ref);
+        if (!IsRetryable(asked.code())) {
+          if (!refused) refused = asked;
         } else if (!retry_later) {
-          retry_later = committed;
+          retry_later = asked;
         }
       }
     }
@@ -161,118 +154,149 @@ Status Deliverer::Deliver(const JobRecord& job) {
   // refusal for good repeats on the retry and ends the job then.
   if (retry_later) return *retry_later;
   if (refused) return *refused;
+
+  // Done only when every result is delivered everywhere; otherwise reports are awaited (or
+  // one came during this step: step again now).
+  ASSIGN_OR_RETURN(delivered, index_.ListDelivered(job.id));
+  if (delivered.size() >= results.size() * destinations.size()) {
+    bool all = true;
+    for (const ResultRecord& result : results) {
+      for (const DestinationConfig* dest : destinations) {
+        all = all && delivered.count({result.sop_instance_uid.str(), dest->name}) > 0;
+      }
+    }
+    if (all) return DeliveryProgress{};
+  }
+  ASSIGN_OR_RETURN(commitments, index_.ListCommitments(job.id));
+  DeliveryProgress progress;
+  progress.done = false;
+  progress.until = clock_.Now();
+  std::optional<TimePoint> earliest;
+  for (const CommitmentRecord& row : commitments) {
+    if (row.reported) {
+      earliest = clock_.Now();  // reported not committed during this step: retry now
+      break;
+    }
+    ++progress.awaited;
+    if (!earliest || row.deadline < *earliest) earliest = row.deadline;
+  }
+  if (earliest) progress.until = *earliest;
+  return progress;
+}
+
+Result<size_t> Deliverer::AwaitedResults(const JobRecord& job) {
+  ASSIGN_OR_RETURN(std::vector<CommitmentRecord> rows, index_.ListCommitments(job.id));
+  size_t awaited = 0;
+  for (const CommitmentRecord& row : rows) awaited += row.reported ? 0 : 1;
+  return awaited;
+}
+
+Status Deliverer::ReviewCommitments(const JobRecord& job, const DestinationConfig& dest,
+                                    const std::vector<CommitmentRecord>& rows,
+                                    std::set<std::string>& held,
+                                    std::optional<Status>& retry_later) {
+  std::map<std::string, std::vector<const CommitmentRecord*>> by_transaction;
+  for (const CommitmentRecord& row : rows) {
+    if (row.destination != dest.name) continue;
+    held.insert(row.sop_instance_uid.str());
+    by_transaction[row.transaction_uid].push_back(&row);
+  }
+  const TimePoint now = clock_.Now();
+  const std::string what =
+      "deliver job " + std::to_string(job.id.value) + " to " + dest.name + ": storage commitment";
+  for (const auto& [transaction, items] : by_transaction) {
+    size_t open = 0;
+    std::set<uint16_t> reasons;
+    for (const CommitmentRecord* row : items) {
+      if (!row->reported) {
+        ++open;
+      } else if (row->failure_reason != 0) {
+        reasons.insert(row->failure_reason);
+      }
+    }
+    const bool overdue = open > 0 && now >= items.front()->deadline;
+    if (open > 0 && !overdue) continue;  // awaited
+
+    // Given up on: the results go again on the retry.
+    if (overdue && commitments_ != nullptr) commitments_->CountRequest(dest.name, "no_report");
+    std::string reason_text;
+    for (uint16_t r : reasons) {
+      reason_text += (reason_text.empty() ? "" : ", ") + DimseStatusText(r);
+    }
+    AuditEvent audit;
+    audit.at = now;
+    audit.action = "commit";
+    audit.outcome = "failure";
+    audit.actor = dest.name;
+    audit.study_ref = StudyRef(job.study_uid);
+    audit.job_id = job.id;
+    nlohmann::json detail = {{"destination", dest.name}, {"not_committed", items.size()}};
+    if (overdue) detail["error"] = "no report";
+    if (!reason_text.empty()) detail["failure_reasons"] = reason_text;
+    audit.detail = detail.dump();
+    RETURN_IF_ERROR(index_.CloseCommitment(transaction, audit));
+    if (!retry_later) {
+      const long long waited =
+          std::chrono::duration_cast<std::chrono::seconds>(now - items.front()->requested_at)
+              .count();
+      retry_later =
+          Unavailable(what + ": " + std::to_string(items.size()) + " result(s) not committed" +
+                      (overdue ? " (no report within " + std::to_string(waited) + " s)"
+                       : reason_text.empty() ? std::string(" (not in the report)")
+                                             : " (failure reason " + reason_text + ")") +
+                      "; they are sent again");
+    }
+    spdlog::warn("{} (study {}): {}", what, StudyRef(job.study_uid), retry_later->message());
+  }
   return Status::Ok();
 }
 
-Status Deliverer::Commit(const JobRecord& job, const DestinationConfig& dest, const DicomPeer& peer,
-                         const std::vector<const ResultRecord*>& stored) {
+Status Deliverer::RequestCommitment(const JobRecord& job, const DestinationConfig& dest,
+                                    const DicomPeer& peer,
+                                    const std::vector<const ResultRecord*>& stored) {
   const std::string what =
       "deliver job " + std::to_string(job.id.value) + " to " + dest.name + ": storage commitment";
   if (commitments_ == nullptr) {
     return FailedPrecondition(what + ": this deliverer cannot receive commitment reports");
   }
   std::vector<CommitmentReference> refs;
-  std::map<std::string, const ResultRecord*> by_uid;
   for (const ResultRecord* result : stored) {
     refs.push_back({result->sop_class_uid, result->sop_instance_uid, 0});
-    by_uid[result->sop_instance_uid.str()] = result;
   }
   const std::string transaction = NewDicomUid();
-  auto ticket = commitments_->Expect(transaction);
+  RETURN_IF_ERROR(commitments_->Open(job, dest.name, transaction, stored,
+                                     clock_.Now() + dest.commitment_timeout));
+  CommitmentLedger* ledger = commitments_;
+  Status asked = RequestStorageCommitment(
+      peer, transaction, refs, [ledger](const CommitmentReport& report) -> Status {
+        // A report on the request's own association; the listener takes the others.
+        Result<bool> taken = ledger->OnReport(report);
+        if (!taken.ok()) {
+          spdlog::error("event=commitment_report_failed error=\"{}\"", taken.status().ToString());
+        }
+        return taken.status();
+      });
+  if (asked.ok()) return Status::Ok();
 
+  commitments_->CountRequest(dest.name, "refused");
   AuditEvent audit;
   audit.at = clock_.Now();
   audit.action = "commit";
+  audit.outcome = "failure";
   audit.actor = dest.name;
   audit.study_ref = StudyRef(job.study_uid);
   audit.job_id = job.id;
-  nlohmann::json detail = {{"destination", dest.name}, {"requested", refs.size()}};
-
-  const std::string label = "destination=\"" + dest.name + "\"";
-  auto count = [this, &label](const char* outcome) {
-    if (metrics_ != nullptr) {
-      metrics_->Add("conduit_storage_commitment_requests_total", 1,
-                    label + ",outcome=\"" + outcome + "\"");
-    }
-  };
-  const auto asked_at = std::chrono::steady_clock::now();
-  Status asked = RequestStorageCommitment(
-      peer, transaction, refs,
-      [this](const CommitmentReport& report) { commitments_->Deliver(report); });
-  if (!asked.ok()) {
-    count("refused");
-    audit.outcome = "failure";
-    detail["error"] = std::string(StatusCodeName(asked.code()));
-    audit.detail = detail.dump();
-    RETURN_IF_ERROR(index_.AppendAudit(audit));
-    if (asked.code() == StatusCode::kFailedPrecondition) {
-      // The PACS offers no storage commitment: a configuration to fix, not a job to retry.
-      return InvalidArgument(what + ": " + asked.message() +
-                             " (turn storage_commitment off for it, or have it offered)");
-    }
-    return Unavailable(what + ": " + asked.message());
+  audit.detail = nlohmann::json{{"destination", dest.name},
+                                {"not_committed", stored.size()},
+                                {"error", std::string(StatusCodeName(asked.code()))}}
+                     .dump();
+  RETURN_IF_ERROR(index_.CloseCommitment(transaction, audit));
+  if (asked.code() == StatusCode::kFailedPrecondition) {
+    // The PACS offers no storage commitment: a configuration to fix, not a job to retry.
+    return InvalidArgument(what + ": " + asked.message() +
+                           " (turn storage_commitment off for it, or have it offered)");
   }
-  std::optional<CommitmentReport> report = ticket->Wait(dest.commitment_timeout);
-  audit.at = clock_.Now();
-  if (!report) {
-    const bool stopping = commitments_->shut_down();
-    if (!stopping) count("no_report");
-    audit.outcome = "failure";
-    detail["error"] = stopping ? "stopping" : "no report";
-    audit.detail = detail.dump();
-    RETURN_IF_ERROR(index_.AppendAudit(audit));
-    if (stopping) {
-      return Unavailable(what +
-                         ": Conduit is stopping; the results are sent and asked again "
-                         "after the next start");
-    }
-    return Unavailable(what + ": no report within " +
-                       std::to_string(dest.commitment_timeout.count() / 1000) +
-                       " s (the results are sent again)");
-  }
-
-  if (metrics_ != nullptr) {
-    metrics_->Observe(
-        "conduit_storage_commitment_seconds",
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - asked_at).count(), label);
-  }
-  // Only what was asked counts; each committed result is recorded as delivered.
-  std::set<std::string> committed;
-  for (const CommitmentReference& ref : report->committed) {
-    auto it = by_uid.find(ref.sop_instance.str());
-    if (it == by_uid.end() || committed.count(it->first) > 0) continue;
-    AuditEvent done = audit;
-    done.outcome = "success";
-    done.detail = nlohmann::json{
-        {"destination", dest.name},
-        {"sop_class", it->second->sop_class_uid.str()},
-        {"committed",
-         true}}.dump();
-    RETURN_IF_ERROR(index_.MarkDelivered(job.id, it->second->sop_instance_uid, dest.name, done));
-    committed.insert(it->first);
-  }
-  if (committed.size() == stored.size()) {
-    count("committed");
-    return Status::Ok();
-  }
-  count("partial");
-
-  std::set<uint16_t> reasons;
-  for (const CommitmentReference& ref : report->failed) {
-    if (by_uid.count(ref.sop_instance.str()) > 0) reasons.insert(ref.failure_reason);
-  }
-  std::string reason_text;
-  for (uint16_t r : reasons) reason_text += (reason_text.empty() ? "" : ", ") + DimseStatusText(r);
-  audit.outcome = "failure";
-  detail["committed"] = committed.size();
-  detail["failure_reasons"] = reason_text;
-  audit.detail = detail.dump();
-  RETURN_IF_ERROR(index_.AppendAudit(audit));
-  return Unavailable(what + ": " + std::to_string(stored.size() - committed.size()) + " of " +
-                     std::to_string(stored.size()) + " result(s) not committed" +
-                     (reason_text.empty() ? std::string(" (not in the report)")
-                                          : " (failure reason " + reason_text + ")") +
-                     "; they are sent again");
+  return Unavailable(what + ": " + asked.message());
 }
 
 }  // namespace conduit

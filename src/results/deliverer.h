@@ -4,46 +4,69 @@
 // are recorded so a resumed job never re-sends them.
 #pragma once
 
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/config.h"
-#include "core/metrics.h"
 #include "dicom/dimse_sender.h"
-#include "results/commitment_waiters.h"
+#include "results/commitment_ledger.h"
 #include "store/index.h"
 #include "store/spool.h"
 
 namespace conduit {
 
+// What a delivery that did not fail left to do.
+struct DeliveryProgress {
+  bool done = true;  // every result is delivered to every destination
+  // When not done: step the job again at `until` (the earliest deadline of the storage
+  // commitment reports awaited, or now), or as soon as a report settles one of them.
+  TimePoint until;
+  size_t awaited = 0;  // results whose storage commitment report is awaited
+};
+
 class Deliverer {
  public:
-  // `commitments` receives the PACS's storage commitment reports (from the DIMSE listener);
-  // without it a destination with storage_commitment cannot be delivered to. `metrics`, when
-  // given, counts each commitment request by outcome and times its report.
+  // `commitments` records storage commitment requests and settles them from the PACS's
+  // reports; without it a destination with storage_commitment cannot be delivered to.
   Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-            CommitmentWaiters* commitments = nullptr, Metrics* metrics = nullptr);
-  // Delivers every not-yet-delivered result of `job` to each of its destinations.
-  // OK when all are delivered. Errors: kUnavailable when a destination is unreachable,
-  // answered out-of-resources, or did not report every result committed within its
-  // commitment_timeout (retry later: the results not committed are sent again);
-  // kInvalidArgument when a destination refused a result for good, or has storage_commitment
-  // on but offers no Storage Commitment; kNotFound for an unknown destination;
-  // kFailedPrecondition for storage commitment without `commitments`.
-  Status Deliver(const JobRecord& job);
+            CommitmentLedger* commitments = nullptr);
+  // Delivers every not-yet-delivered result of `job` to each of its destinations. For a
+  // destination with storage_commitment it sends the results, asks for their commitment and
+  // returns without waiting (DeliveryProgress::done false); the results count as delivered
+  // when the report comes (CommitmentLedger::OnReport). Results still awaited are not sent
+  // again; those reported not committed, or unanswered by the deadline, are sent again on
+  // the retry that the kUnavailable error asks for.
+  // Errors: kUnavailable when a destination is unreachable, answered out-of-resources, or
+  // has not committed every result asked (retry later); kInvalidArgument when a destination
+  // refused a result for good, or has storage_commitment on but offers no Storage
+  // Commitment; kNotFound for an unknown destination; kFailedPrecondition for storage
+  // commitment without `commitments`.
+  Result<DeliveryProgress> Deliver(const JobRecord& job);
+
+  // The job's results whose storage commitment report is awaited (open requests).
+  Result<size_t> AwaitedResults(const JobRecord& job);
 
  private:
   const Config& config_;
   Index& index_;
   Spool& spool_;
   const Clock& clock_;
-  CommitmentWaiters* commitments_;
-  Metrics* metrics_;
+  CommitmentLedger* commitments_;
 
-  // Asks `dest` to commit to `stored` (results it has just accepted), waits for its report and
-  // marks the committed ones delivered. kUnavailable when any is not committed.
-  Status Commit(const JobRecord& job, const DestinationConfig& dest, const DicomPeer& peer,
-                const std::vector<const ResultRecord*>& stored);
+  // Gives up on `dest`'s requests that were reported not committed or are past their
+  // deadline (their results go again on the retry: `retry_later`) and adds the results of
+  // every request of `dest`, given up on or still awaited, to `held` (not sent now).
+  Status ReviewCommitments(const JobRecord& job, const DestinationConfig& dest,
+                           const std::vector<CommitmentRecord>& rows, std::set<std::string>& held,
+                           std::optional<Status>& retry_later);
+
+  // Records a request for `dest` to commit to `stored` (results it has just accepted) and
+  // sends it; the report settles it later.
+  Status RequestCommitment(const JobRecord& job, const DestinationConfig& dest,
+                           const DicomPeer& peer, const std::vector<const ResultRecord*>& stored);
 };
 
 }  // namespace conduit

@@ -47,19 +47,9 @@ class DelivererTest : public ::testing::Test {
   }
 
   JobRecord CreateJob(std::vector<std::string> destinations) {
-    JobRecord job;
-    job.study_uid = StudyUid(kStudy);
-    job.route = "route";
-    job.tool = "tool";
-    job.destinations = std::move(destinations);
-    job.state = JobState::kDelivering;
-    job.created_at = clock_.Now();
-    job.updated_at = clock_.Now();
-    auto id = index_->CreateJob(job, AuditEvent{clock_.Now(), "create", "success", "test",
-                                                StudyRef(job.study_uid), JobId{}, "{}", ""});
-    EXPECT_TRUE(id.ok()) << id.status().ToString();
-    job.id = id.ok() ? *id : JobId{};
-    return job;
+    auto job = testing::CreateDeliveringJob(*index_, kStudy, std::move(destinations), clock_.Now());
+    EXPECT_TRUE(job.ok()) << job.status().ToString();
+    return job.ok() ? *job : JobRecord{};
   }
 
   // A result in the spool, attached to `job` as ResultIntake would.
@@ -110,8 +100,9 @@ TEST_F(DelivererTest, DeliversEveryResultAndRecordsEachDelivery) {
   AddResult(job, 2);
 
   Deliverer deliverer(config_, *index_, *spool_, clock_);
-  Status st = deliverer.Deliver(job);
-  ASSERT_TRUE(st.ok()) << st.ToString();
+  Result<DeliveryProgress> progress = deliverer.Deliver(job);
+  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  EXPECT_TRUE(progress->done) << "no storage commitment: nothing to await";
   EXPECT_EQ(pacs->WaitForReceived(2), 2);
   EXPECT_EQ(DeliveredTo(job, "pacs"), 2u);
   auto audit = index_->ListAudit(50, 0);
@@ -133,15 +124,18 @@ TEST_F(DelivererTest, ADestinationThatCannotCommitLeavesResultsUndelivered) {
   config_.destinations[0].storage_commitment = true;
   JobRecord job = CreateJob({"pacs"});
   AddResult(job, 1);
-  CommitmentWaiters waiters;
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters);
-  Status st = deliverer.Deliver(job);
+  CommitmentLedger ledger(*index_, clock_, nullptr);
+  Deliverer deliverer(config_, *index_, *spool_, clock_, &ledger);
+  Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("does not accept the Storage Commitment Push Model"),
             std::string::npos)
       << st.message();
   EXPECT_EQ(pacs->WaitForReceived(1), 1);  // stored, but not committed
   EXPECT_EQ(DeliveredTo(job, "pacs"), 0u);
+  auto open = index_->ListCommitments(job.id);
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty()) << "a request never sent awaits nothing";
 }
 
 TEST_F(DelivererTest, AlreadyDeliveredResultsAreNotSentAgain) {
@@ -168,7 +162,7 @@ TEST_F(DelivererTest, DestinationDownIsUnavailableAndNothingIsMarked) {
   JobRecord job = CreateJob({"pacs"});
   AddResult(job, 1);
   Deliverer deliverer(config_, *index_, *spool_, clock_);
-  Status st = deliverer.Deliver(job);
+  Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_EQ(DeliveredTo(job, "pacs"), 0u);
 }
@@ -183,14 +177,14 @@ TEST_F(DelivererTest, OneDestinationDownStillDeliversToTheOtherAndResumes) {
   AddResult(job, 1);
   AddResult(job, 2);
   Deliverer deliverer(config_, *index_, *spool_, clock_);
-  EXPECT_EQ(deliverer.Deliver(job).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(deliverer.Deliver(job).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(DeliveredTo(job, "pacs"), 2u);
   EXPECT_EQ(DeliveredTo(job, "archive"), 0u);
 
   auto archive = StartPacs("archive");
   ASSERT_NE(archive, nullptr);
   config_.destinations[1].port = archive->port();
-  Status st = deliverer.Deliver(job);
+  Status st = deliverer.Deliver(job).status();
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(archive->WaitForReceived(2), 2);
   EXPECT_EQ(pacs->ReceivedCount(), 2) << "the retry re-sent to the destination that had them";
@@ -205,7 +199,7 @@ TEST_F(DelivererTest, RefusedResultIsInvalidArgumentNamingTheDestination) {
   AddResult(job, 1);
   AddResult(job, 2, kUnknownSopClass);  // storescp accepts no context for it
   Deliverer deliverer(config_, *index_, *spool_, clock_);
-  Status st = deliverer.Deliver(job);
+  Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("pacs"), std::string::npos) << st.message();
   EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
@@ -217,7 +211,7 @@ TEST_F(DelivererTest, UnknownDestinationIsNotFound) {
   JobRecord job = CreateJob({"nowhere"});
   AddResult(job, 1);
   Deliverer deliverer(config_, *index_, *spool_, clock_);
-  EXPECT_EQ(deliverer.Deliver(job).code(), StatusCode::kNotFound);
+  EXPECT_EQ(deliverer.Deliver(job).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

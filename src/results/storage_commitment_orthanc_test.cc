@@ -3,16 +3,18 @@
 // N-EVENT-REPORT on an association it opens back to a real Conduit DIMSE listener.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "dicom/dimse_listener.h"
 #include "dicom/storage_commitment.h"
 #include "dicom/test_support.h"
-#include "results/commitment_waiters.h"
+#include "results/commitment_ledger.h"
 #include "results/deliverer.h"
 #include "store/sqlite_index.h"
 #include "testing/testing.h"
@@ -30,20 +32,21 @@ bool OrthancInstalled() {
   return fs::exists("/usr/sbin/Orthanc") || fs::exists("/usr/bin/Orthanc");
 }
 
-// The listener's sink: reports go to the deliveries waiting for them, as in the gateway.
+// The listener's sink: reports settle their requests in the ledger, as in the gateway.
 class ForwardingSink : public testing::CommittingSink {
  public:
-  ForwardingSink(fs::path root, CommitmentWaiters& waiters)
-      : CommittingSink(std::move(root)), waiters_(waiters) {}
+  ForwardingSink(fs::path root, std::atomic<CommitmentLedger*>& ledger)
+      : CommittingSink(std::move(root)), ledger_(ledger) {}
   Status OnCommitmentReport(const CommitmentReport& report,
                             const AssociationInfo& association) override {
     RETURN_IF_ERROR(CommittingSink::OnCommitmentReport(report, association));
-    waiters_.Deliver(report);
-    return Status::Ok();
+    CommitmentLedger* ledger = ledger_.load();
+    if (ledger == nullptr) return Status::Ok();
+    return ledger->OnReport(report).status();
   }
 
  private:
-  CommitmentWaiters& waiters_;
+  std::atomic<CommitmentLedger*>& ledger_;
 };
 
 class StorageCommitmentOrthancTest : public ::testing::Test {
@@ -78,7 +81,7 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
     dicom.ae_title = AeTitle("CONDUIT");
     dicom.bind = "127.0.0.1";
     dicom.port = listener_port_;
-    sink_ = std::make_unique<ForwardingSink>(tmp_.path() / "sink", waiters_);
+    sink_ = std::make_unique<ForwardingSink>(tmp_.path() / "sink", ledger_for_sink_);
     listener_ = MakeDimseListener(dicom, *sink_);
     ASSERT_TRUE(listener_->Start().ok());
 
@@ -98,6 +101,22 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
     pacs.storage_commitment = true;
     pacs.commitment_timeout = 20s;
     config_.destinations.push_back(pacs);
+    ledger_ = std::make_unique<CommitmentLedger>(
+        *index_, clock_, [this] { ++wakes_; }, &metrics_);
+    ledger_for_sink_ = ledger_.get();
+  }
+
+  // Waits (up to 20 s) until no report is awaited for `job`; returns how many still are.
+  size_t WaitForReports(const JobRecord& job) {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      auto rows = index_->ListCommitments(job.id);
+      EXPECT_TRUE(rows.ok());
+      size_t open = 0;
+      for (const CommitmentRecord& r : *rows) open += r.reported ? 0 : 1;
+      if (open == 0 || std::chrono::steady_clock::now() > until) return open;
+      std::this_thread::sleep_for(20ms);
+    }
   }
 
   // Where Orthanc sends its reports for AE CONDUIT.
@@ -105,21 +124,13 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
 
   void TearDown() override {
     if (listener_) listener_->Stop();
+    ledger_for_sink_ = nullptr;
   }
 
   JobRecord CreateJobWithResults(int n) {
-    JobRecord job;
-    job.study_uid = StudyUid(kStudy);
-    job.route = "route";
-    job.tool = "tool";
-    job.destinations = {"pacs"};
-    job.state = JobState::kDelivering;
-    job.created_at = clock_.Now();
-    job.updated_at = clock_.Now();
-    auto id = index_->CreateJob(job, AuditEvent{clock_.Now(), "create", "success", "test",
-                                                StudyRef(job.study_uid), JobId{}, "{}", ""});
-    EXPECT_TRUE(id.ok());
-    job.id = *id;
+    auto created = testing::CreateDeliveringJob(*index_, kStudy, {"pacs"}, clock_.Now());
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    JobRecord job = created.ok() ? *created : JobRecord{};
     for (int i = 1; i <= n; ++i) {
       const SopInstanceUid sop(std::string(kResultSeries) + "." + std::to_string(i));
       const fs::path incoming = spool_->NewIncomingPath();
@@ -152,17 +163,16 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
   }
 
   int Audited(const std::string& action, const std::string& outcome) {
-    auto audit = index_->ListAudit(100, 0);
-    EXPECT_TRUE(audit.ok());
-    int n = 0;
-    for (const AuditEvent& e : *audit) n += e.action == action && e.outcome == outcome;
-    return n;
+    return testing::CountAudited(*index_, action, outcome);
   }
 
   testing::TempDir tmp_;
   FakeClock clock_;
   Config config_;
-  CommitmentWaiters waiters_;
+  Metrics metrics_;
+  std::atomic<int> wakes_{0};
+  std::unique_ptr<CommitmentLedger> ledger_;
+  std::atomic<CommitmentLedger*> ledger_for_sink_{nullptr};  // set once the index is open
   int listener_port_ = 0;
   int orthanc_dicom_ = 0;
   std::unique_ptr<testing::Process> orthanc_;
@@ -174,45 +184,79 @@ class StorageCommitmentOrthancTest : public ::testing::Test {
 
 TEST_F(StorageCommitmentOrthancTest, ResultsCountAsDeliveredOnceOrthancCommitsThem) {
   JobRecord job = CreateJobWithResults(3);
-  Metrics metrics;
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_, &metrics);
-  const Status st = deliverer.Deliver(job);
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(Delivered(job), 3u);
+  Deliverer deliverer(config_, *index_, *spool_, clock_, ledger_.get());
+  Result<DeliveryProgress> sent = deliverer.Deliver(job);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
   EXPECT_EQ(Audited("deliver", "success"), 3);
+  EXPECT_EQ(Audited("commit_request", "success"), 1);
+  // The delivery does not wait for the report: it arrives on the listener and settles the
+  // request whenever it comes.
+  ASSERT_EQ(WaitForReports(job), 0u) << "Orthanc sent no report";
+  EXPECT_EQ(Delivered(job), 3u);
   EXPECT_EQ(Audited("commit", "success"), 3);
+  EXPECT_EQ(Audited("commitment_report", "success"), 1);
+  EXPECT_GE(wakes_.load(), 1) << "the job is stepped again once its report is in";
+  auto job_now = index_->GetJob(job.id);
+  ASSERT_TRUE(job_now.ok() && job_now->has_value());
+  EXPECT_LE((*job_now)->next_attempt_at, clock_.Now()) << "due at once";
   const std::vector<CommitmentReport> reports = sink_->commitment_reports();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].reported_by.str(), "ORTHANC");
   EXPECT_EQ(reports[0].committed.size(), 3u);
   EXPECT_TRUE(reports[0].failed.empty());
-  EXPECT_EQ(metrics.Value("conduit_storage_commitment_requests_total",
-                          R"(destination="pacs",outcome="committed")"),
+  EXPECT_EQ(metrics_.Value("conduit_storage_commitment_requests_total",
+                           R"(destination="pacs",outcome="committed")"),
             1);
-  EXPECT_NE(metrics.RenderPrometheus().find(
+  EXPECT_NE(metrics_.RenderPrometheus().find(
                 R"(conduit_storage_commitment_seconds_count{destination="pacs"} 1)"),
             std::string::npos);
-  // Delivered: a resumed job sends nothing more and asks nothing more.
-  ASSERT_TRUE(deliverer.Deliver(job).ok());
+  // Delivered: the job's next step finds it done, and sends and asks nothing more.
+  Result<DeliveryProgress> next = deliverer.Deliver(job);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_TRUE(next->done);
   EXPECT_EQ(sink_->commitment_reports().size(), 1u);
+  EXPECT_EQ(Audited("deliver", "success"), 3);
+}
+
+// While its report is awaited, a job's next step sends nothing again and reports the wait.
+TEST_F(StorageCommitmentOrthancTest, AwaitedResultsAreNotSentAgain) {
+  ledger_for_sink_ = nullptr;  // the listener acknowledges the report but records nothing
+  JobRecord job = CreateJobWithResults(2);
+  Deliverer deliverer(config_, *index_, *spool_, clock_, ledger_.get());
+  Result<DeliveryProgress> sent = deliverer.Deliver(job);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_FALSE(sent->done);
+  EXPECT_EQ(sent->awaited, 2u);
+  EXPECT_EQ(sent->until, clock_.Now() + 20s) << "the destination's commitment_timeout";
+  Result<DeliveryProgress> again = deliverer.Deliver(job);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->done);
+  EXPECT_EQ(Audited("deliver", "success"), 2) << "nothing sent twice";
+  EXPECT_EQ(Audited("commit_request", "success"), 1) << "nothing asked twice";
+  EXPECT_EQ(Delivered(job), 0u);
 }
 
 TEST_F(StorageCommitmentOrthancTest, InstancesOrthancDoesNotHoldAreReportedFailed) {
   DicomPeer peer{AeTitle("CONDUIT"), AeTitle("ORTHANC"), "127.0.0.1", orthanc_dicom_, 10s, {}};
+  ledger_for_sink_ = nullptr;  // a request outside any job: the report is only kept
   const std::string transaction = "2.25.123456789";
-  auto ticket = waiters_.Expect(transaction);
   const Status asked =
       RequestStorageCommitment(peer, transaction,
                                {{SopClassUid(testing::kSecondaryCaptureStorage),
                                  SopInstanceUid("1.2.826.0.1.3680043.9.7.411"), 0}},
-                               [this](const CommitmentReport& r) { waiters_.Deliver(r); });
+                               [](const CommitmentReport&) { return Status::Ok(); });
   ASSERT_TRUE(asked.ok()) << asked.ToString();
-  std::optional<CommitmentReport> report = ticket->Wait(20s);
-  ASSERT_TRUE(report.has_value()) << "Orthanc sent no report";
-  EXPECT_TRUE(report->committed.empty());
-  ASSERT_EQ(report->failed.size(), 1u);
-  EXPECT_EQ(report->failed[0].sop_instance.str(), "1.2.826.0.1.3680043.9.7.411");
-  EXPECT_NE(report->failed[0].failure_reason, 0);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (sink_->commitment_reports().empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const std::vector<CommitmentReport> reports = sink_->commitment_reports();
+  ASSERT_EQ(reports.size(), 1u) << "Orthanc sent no report";
+  EXPECT_EQ(reports[0].transaction_uid, transaction);
+  EXPECT_TRUE(reports[0].committed.empty());
+  ASSERT_EQ(reports[0].failed.size(), 1u);
+  EXPECT_EQ(reports[0].failed[0].sop_instance.str(), "1.2.826.0.1.3680043.9.7.411");
+  EXPECT_NE(reports[0].failed[0].failure_reason, 0);
 }
 
 // Orthanc aborts an N-ACTION from an AE title it does not know: the stored results stay
@@ -220,36 +264,55 @@ TEST_F(StorageCommitmentOrthancTest, InstancesOrthancDoesNotHoldAreReportedFaile
 TEST_F(StorageCommitmentOrthancTest, ARefusedRequestLeavesResultsUndelivered) {
   config_.dicom.ae_title = AeTitle("STRANGER");
   JobRecord job = CreateJobWithResults(2);
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_);
-  const Status st = deliverer.Deliver(job);
+  Deliverer deliverer(config_, *index_, *spool_, clock_, ledger_.get());
+  const Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_NE(st.message().find("N-ACTION"), std::string::npos) << st.message();
   EXPECT_EQ(Delivered(job), 0u);
   EXPECT_EQ(Audited("commit", "failure"), 1);
+  auto rows = index_->ListCommitments(job.id);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(rows->empty()) << "a refused request awaits nothing";
+  EXPECT_EQ(metrics_.Value("conduit_storage_commitment_requests_total",
+                           R"(destination="pacs",outcome="refused")"),
+            1);
 }
 
 // Orthanc takes the request but cannot reach Conduit with its report (it has the wrong port):
-// the wait ends at commitment_timeout and nothing counts as delivered.
+// once commitment_timeout has passed, the job's next step gives up on the request, and the
+// retry after it sends the results and asks again.
 class StorageCommitmentNoWayBackTest : public StorageCommitmentOrthancTest {
  protected:
   int ReportPort() const override { return 1; }  // nobody listens there
 };
 
-TEST_F(StorageCommitmentNoWayBackTest, NoReportWithinTheTimeoutLeavesResultsUndelivered) {
+TEST_F(StorageCommitmentNoWayBackTest, NoReportByTheDeadlineSendsTheResultsAgain) {
   config_.destinations[0].commitment_timeout = 3s;
   JobRecord job = CreateJobWithResults(2);
-  Metrics metrics;
-  Deliverer deliverer(config_, *index_, *spool_, clock_, &waiters_, &metrics);
-  const Status st = deliverer.Deliver(job);
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
-  EXPECT_NE(st.message().find("no report within 3 s"), std::string::npos) << st.message();
+  Deliverer deliverer(config_, *index_, *spool_, clock_, ledger_.get());
+  Result<DeliveryProgress> sent = deliverer.Deliver(job);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_FALSE(sent->done);
+  EXPECT_EQ(sent->until, clock_.Now() + 3s);
+
+  clock_.Advance(3s);
+  const Status overdue = deliverer.Deliver(job).status();
+  EXPECT_EQ(overdue.code(), StatusCode::kUnavailable) << overdue.ToString();
+  EXPECT_NE(overdue.message().find("no report within 3 s"), std::string::npos) << overdue.message();
   EXPECT_EQ(Delivered(job), 0u);
-  EXPECT_EQ(Audited("deliver", "success"), 2);
+  EXPECT_EQ(Audited("deliver", "success"), 2) << "given up on, not yet sent again";
   EXPECT_EQ(Audited("commit", "failure"), 1);
   EXPECT_TRUE(sink_->commitment_reports().empty());
-  EXPECT_EQ(metrics.Value("conduit_storage_commitment_requests_total",
-                          R"(destination="pacs",outcome="no_report")"),
+  EXPECT_EQ(metrics_.Value("conduit_storage_commitment_requests_total",
+                           R"(destination="pacs",outcome="no_report")"),
             1);
+
+  // The retry: sent and asked again, under a new transaction.
+  Result<DeliveryProgress> retry = deliverer.Deliver(job);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_FALSE(retry->done);
+  EXPECT_EQ(Audited("deliver", "success"), 4);
+  EXPECT_EQ(Audited("commit_request", "success"), 2);
 }
 
 }  // namespace

@@ -88,6 +88,34 @@ Status PutTestInstance(Index& index, const std::string& study_uid, const std::st
   return put.ok() ? Status::Ok() : put.status();
 }
 
+Result<JobRecord> CreateDeliveringJob(Index& index, const std::string& study_uid,
+                                      std::vector<std::string> destinations, TimePoint at) {
+  JobRecord job;
+  job.study_uid = StudyUid(study_uid);
+  job.route = "route";
+  job.tool = "tool";
+  job.destinations = std::move(destinations);
+  job.state = JobState::kDelivering;
+  job.created_at = at;
+  job.updated_at = at;
+  AuditEvent audit;
+  audit.at = at;
+  audit.action = "create";
+  audit.outcome = "success";
+  audit.actor = "test";
+  audit.study_ref = StudyRef(job.study_uid);
+  ASSIGN_OR_RETURN(job.id, index.CreateJob(job, audit));
+  return job;
+}
+
+int CountAudited(Index& index, const std::string& action, const std::string& outcome) {
+  auto audit = index.ListAudit(1000, 0);
+  if (!audit.ok()) return -1;
+  int n = 0;
+  for (const AuditEvent& e : *audit) n += e.action == action && e.outcome == outcome ? 1 : 0;
+  return n;
+}
+
 int64_t PeakResidentKb() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {

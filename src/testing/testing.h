@@ -44,6 +44,15 @@ Status PutTestInstance(Index& index, const std::string& study_uid, const std::st
                        const std::string& sop_instance_uid, TimePoint at,
                        const std::string& spool_key);
 
+// Creates a job of route "route" and tool "tool" for `study_uid`, delivering to
+// `destinations` (state kDelivering, created at `at`), as the router would; returns it with
+// its id.
+Result<JobRecord> CreateDeliveringJob(Index& index, const std::string& study_uid,
+                                      std::vector<std::string> destinations, TimePoint at);
+
+// How many of the newest 1000 audit entries have `action` and `outcome` (-1 if unreadable).
+int CountAudited(Index& index, const std::string& action, const std::string& outcome);
+
 // Peak resident memory of this process so far (VmHWM in /proc/self/status), in KiB; -1 if
 // unknown. Tests of bounded memory compare it before and after the work.
 int64_t PeakResidentKb();

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -94,31 +95,46 @@ class PipelineTest(E2ETest):
         self.assertEqual(reports[0]["outcome"], "success")
         self.assertEqual(reports[0]["detail"]["committed"], 3)
 
-    def test_a_delivery_awaiting_commitment_neither_holds_up_a_stop_nor_is_lost(self):
+    def test_an_awaited_commitment_survives_a_restart_and_its_deadline_still_holds(self):
         # Orthanc takes the request but reports to a port where nobody listens: no report comes.
-        pacs, conduit = self.committing_gateway(1, "30m")
+        pacs, conduit = self.committing_gateway(1, "25s")
         files = make_study(self.dir("study"), "CT", slices=3, rows=64, cols=64)
         storescu(conduit.dicom_port, files)
 
-        def stored(n):
+        def audited(action, outcome="success"):
             audit = conduit.api("/api/audit?limit=500")["events"]
-            return sum(e["action"] == "deliver" and e["outcome"] == "success" for e in audit) >= n
-        wait_until("the results stored in PACS", lambda: stored(3), timeout=60)
-        self.assertEqual([j["state"] for j in conduit.jobs()["jobs"]], ["delivering"])
+            return sum(e["action"] == action and e["outcome"] == outcome for e in audit)
+        wait_until("the commitment asked of PACS", lambda: audited("commit_request") == 1,
+                   timeout=60)
+        self.assertEqual(audited("deliver"), 3)
+        job = conduit.jobs()["jobs"][0]
+        self.assertEqual(job["state"], "delivering")
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertEqual([c["state"] for c in detail["commitments"]], ["awaited"] * 3, detail)
+        due = detail["commitments"][0]["report_due"]
 
-        # SIGTERM while the delivery waits (up to 30 minutes) for its report: a prompt, clean stop.
+        # No worker waits for the report: SIGTERM stops at once.
         proc = conduit.proc
         proc.terminate()
         proc.wait(timeout=30)
         self.assertEqual(proc.returncode, 0, conduit.logs()[-2000:])
         conduit.stop()
-        self.assertIn("Conduit is stopping", conduit.logs())
 
-        # Nothing counted as delivered: after the restart the job sends its results again.
+        # After the restart the request is still awaited, with the same deadline: nothing is
+        # sent again before it, nothing counts as delivered.
         conduit.start()
-        wait_until("the results sent again", lambda: stored(6), timeout=120)
-        job = conduit.jobs()["jobs"][0]
-        self.assertEqual(job["state"], "delivering")
+        time.sleep(3)
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertEqual(detail["state"], "delivering")
+        self.assertEqual([c["report_due"] for c in detail["commitments"]], [due] * 3, detail)
+        self.assertEqual(detail["deliveries"], [])
+        self.assertEqual(audited("deliver"), 3)
+
+        # Past the deadline the request is given up on and the retry sends and asks again.
+        wait_until("the results sent again", lambda: audited("deliver") >= 6, timeout=120)
+        self.assertGreaterEqual(audited("commit", "failure"), 1)
+        wait_until("the commitment asked again", lambda: audited("commit_request") == 2,
+                   timeout=60)
         self.assertEqual(conduit.api(f"/api/jobs/{job['id']}")["deliveries"], [])
 
     def test_route_test_and_echo_commands_explain_and_check_without_sending(self):
