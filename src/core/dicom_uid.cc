@@ -17,7 +17,9 @@ std::string NewDicomUid() {
   return "2.25." + digits;
 }
 
-bool IsDicomUidText(std::string_view s) {
+namespace {
+
+bool IsUid(std::string_view s, bool leading_zeros) {
   if (s.empty() || s.size() > 64) return false;
   size_t start = 0;
   while (start <= s.size()) {
@@ -25,7 +27,7 @@ bool IsDicomUidText(std::string_view s) {
     if (dot == std::string_view::npos) dot = s.size();
     std::string_view part = s.substr(start, dot - start);
     if (part.empty()) return false;
-    if (part.size() > 1 && part[0] == '0') return false;
+    if (!leading_zeros && part.size() > 1 && part[0] == '0') return false;
     for (char c : part) {
       if (c < '0' || c > '9') return false;
     }
@@ -33,5 +35,11 @@ bool IsDicomUidText(std::string_view s) {
   }
   return true;
 }
+
+}  // namespace
+
+bool IsDicomUidText(std::string_view s) { return IsUid(s, /*leading_zeros=*/false); }
+
+bool IsDicomUidAsFound(std::string_view s) { return IsUid(s, /*leading_zeros=*/true); }
 
 }  // namespace conduit

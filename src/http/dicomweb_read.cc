@@ -9,6 +9,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "core/dicom_uid.h"
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
@@ -102,8 +103,9 @@ std::optional<Target> ParseTarget(const std::vector<std::string>& seg, size_t fr
   } else {
     return std::nullopt;
   }
-  bad_uid = !IsDicomUid(t.study.str()) || (!t.series.empty() && !IsDicomUid(t.series.str())) ||
-            (!t.instance.empty() && !IsDicomUid(t.instance.str()));
+  bad_uid = !IsDicomUidAsFound(t.study.str()) ||
+            (!t.series.empty() && !IsDicomUidAsFound(t.series.str())) ||
+            (!t.instance.empty() && !IsDicomUidAsFound(t.instance.str()));
   return t;
 }
 

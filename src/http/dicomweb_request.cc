@@ -18,11 +18,6 @@ std::string_view TrimSpaces(std::string_view s) {
 
 }  // namespace
 
-bool IsDicomUid(std::string_view s) {
-  return !s.empty() && s.size() <= 64 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
 std::optional<JobId> ParseJobIdSegment(std::string_view text) {
   int64_t id = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);

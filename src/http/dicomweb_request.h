@@ -14,9 +14,6 @@
 
 namespace conduit {
 
-// PS3.5 §9.1: 1 to 64 characters of digits and dots.
-bool IsDicomUid(std::string_view s);
-
 // A positive decimal job id, the whole of `text`; nullopt otherwise.
 std::optional<JobId> ParseJobIdSegment(std::string_view text);
 

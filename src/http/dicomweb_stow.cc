@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dicom_uid.h"
 #include "core/early_writeback.h"
 #include "dicom/instance_meta.h"
 #include "http/dicomweb_request.h"
@@ -575,7 +576,7 @@ class StoreTransaction {
   }
 
   std::string StudyUrl(const std::string& study) const {
-    if (target_.job || !IsDicomUid(study)) return "";
+    if (target_.job || !IsDicomUidAsFound(study)) return "";
     return base_url_ + std::string(kPrefix) + "/studies/" + study;
   }
 
@@ -604,7 +605,8 @@ class StoreTransaction {
       json items = json::array();
       for (const StoredInstance& s : stored_) {
         std::string url;
-        if (IsDicomUid(s.series) && IsDicomUid(s.sop_instance) && !StudyUrl(s.study).empty()) {
+        if (IsDicomUidAsFound(s.series) && IsDicomUidAsFound(s.sop_instance) &&
+            !StudyUrl(s.study).empty()) {
           url = StudyUrl(s.study) + "/series/" + s.series + "/instances/" + s.sop_instance;
         }
         items.push_back(json{{"00081150", UidValue(s.sop_class)},
@@ -674,7 +676,7 @@ bool Admit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response&
       return false;
     }
   }
-  if (target.study && !IsDicomUid(target.study->str())) {
+  if (target.study && !IsDicomUidAsFound(target.study->str())) {
     JsonError(res, 400, "study uid in the path: not a DICOM UID");
     return false;
   }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dicom_uid.h"
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
 #include "http/percent_decoding.h"
@@ -328,7 +329,7 @@ Result<std::string> QueryTransactionUid(const httplib::Request& req) {
   if (query.empty()) return std::string();
   if (query.find('=') == std::string_view::npos && query.find('&') == std::string_view::npos) {
     std::optional<std::string> uid = PercentDecode(query);
-    if (!uid || !IsDicomUid(*uid))
+    if (!uid || !IsDicomUidAsFound(*uid))
       return InvalidArgument("query: the Transaction UID is not a UID");
     return *uid;
   }
@@ -336,7 +337,8 @@ Result<std::string> QueryTransactionUid(const httplib::Request& req) {
   for (const char* name : {"transaction", "TransactionUID", "00081195"}) {
     if (!req.has_param(name)) continue;
     const std::string value = req.get_param_value(name);
-    if (!IsDicomUid(value)) return InvalidArgument(std::string("query: ") + name + " is not a UID");
+    if (!IsDicomUidAsFound(value))
+      return InvalidArgument(std::string("query: ") + name + " is not a UID");
     if (!found.empty() && found != value) {
       return InvalidArgument("query: two different Transaction UIDs");
     }
@@ -486,7 +488,7 @@ void Dispatch(Exchange& x, const std::string& body) {
     return MethodNotAllowed(x, "GET, HEAD");
   }
   const std::string& uid = seg[2];
-  if (!IsDicomUid(uid)) return x.Error(400, "the workitem UID in the path is not a UID");
+  if (!IsDicomUidAsFound(uid)) return x.Error(400, "the workitem UID in the path is not a UID");
   if (seg.size() == 3) {
     if (get) return Retrieve(x, uid);
     if (m == "POST") return Update(x, uid, body);
