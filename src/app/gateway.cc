@@ -402,6 +402,25 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                              it == counts->end() ? 0 : static_cast<double>(it->second),
                              std::string("state=\"") + JobStateName(s) + "\"");
           }
+          // Every destination that commits has a value, 0 when nothing is awaited.
+          std::map<std::string, CommitmentBacklog> backlogs;
+          for (const DestinationConfig& d : raw->config.destinations) {
+            if (d.storage_commitment) backlogs[d.name] = {d.name, 0, {}};
+          }
+          if (auto awaited = raw->index->CommitmentBacklogs(); awaited.ok()) {
+            for (const CommitmentBacklog& b : *awaited) backlogs[b.destination] = b;
+          }
+          for (const auto& [name, b] : backlogs) {
+            const std::string label = "destination=\"" + name + "\"";
+            raw->metrics.Set("conduit_storage_commitment_awaited_results",
+                             static_cast<double>(b.results), label);
+            raw->metrics.Set("conduit_storage_commitment_oldest_request_timestamp_seconds",
+                             b.results == 0 ? 0.0
+                                            : std::chrono::duration<double>(
+                                                  b.oldest_requested_at.time_since_epoch())
+                                                  .count(),
+                             label);
+          }
           raw->metrics.Set("conduit_dicom_associations_active",
                            raw->listener->active_associations() +
                                (raw->tls_listener ? raw->tls_listener->active_associations() : 0));
@@ -429,6 +448,11 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
               {"previous_stop", std::string(PreviousStopName(raw->spool->previous_stop()))}};
         }};
     p->metrics.Describe("conduit_jobs", "gauge", "Jobs by state");
+    p->metrics.Describe("conduit_storage_commitment_awaited_results", "gauge",
+                        "Results stored in a PACS whose storage commitment report is awaited");
+    p->metrics.Describe("conduit_storage_commitment_oldest_request_timestamp_seconds", "gauge",
+                        "When the oldest storage commitment request still awaited was sent, "
+                        "Unix seconds (0: none)");
     p->metrics.Describe("conduit_dicom_associations_active", "gauge", "Open DICOM associations");
     p->metrics.Describe("conduit_tls_certificate_expiry_timestamp_seconds", "gauge",
                         "When each configured TLS certificate (or CA file's first) ends, "

@@ -132,6 +132,12 @@ TEST_F(CommitmentLedgerTest, ACommittingReportDeliversEveryResultAndMakesTheJobD
 TEST_F(CommitmentLedgerTest, WhatIsNotCommittedStaysForTheRetry) {
   JobRecord job = CreateJob(4);
   ASSERT_TRUE(ledger_->Open(job, "pacs", "2.25.2", All(), clock_.Now() + 10min).ok());
+  auto backlog = index_->CommitmentBacklogs();
+  ASSERT_TRUE(backlog.ok()) << backlog.status().ToString();
+  ASSERT_EQ(backlog->size(), 1u);
+  EXPECT_EQ((*backlog)[0].destination, "pacs");
+  EXPECT_EQ((*backlog)[0].results, 4);
+  EXPECT_EQ((*backlog)[0].oldest_requested_at, clock_.Now());
   // 1 committed; 2 failed (0xA7xx is not a commitment reason, but any is kept); 3 both
   // committed and failed: not taken as committed; 4 left out.
   CommitmentReport report = Report("2.25.2", {1, 3}, {{2, 0x0110}, {3, 0x0112}});
@@ -147,6 +153,7 @@ TEST_F(CommitmentLedgerTest, WhatIsNotCommittedStaysForTheRetry) {
   EXPECT_EQ(reasons[Sop(2).str()], 0x0110);
   EXPECT_EQ(reasons[Sop(3).str()], 0x0112);
   EXPECT_EQ(reasons[Sop(4).str()], 0);
+  EXPECT_TRUE(index_->CommitmentBacklogs()->empty()) << "nothing awaited any more";
   EXPECT_EQ(metrics_.Value("conduit_storage_commitment_requests_total",
                            R"(destination="pacs",outcome="partial")"),
             1);

@@ -137,6 +137,9 @@ class Index {
   virtual Status SettleCommitment(const std::string& transaction_uid,
                                   const std::vector<CommitmentOutcome>& outcomes,
                                   const AuditEvent& audit) = 0;
+  // Per destination with any, the results whose report is awaited (open rows), and the oldest
+  // such request; by destination name.
+  virtual Result<std::vector<CommitmentBacklog>> CommitmentBacklogs() = 0;
   // Removes a transaction's rows (withdrawn, or given up on before a retry) and appends `audit`.
   virtual Status CloseCommitment(const std::string& transaction_uid, const AuditEvent& audit) = 0;
 

@@ -245,6 +245,13 @@ struct CommitmentOutcome {
   AuditEvent audit;  // for a committed result
 };
 
+// Storage commitment awaited from one destination: how many results, and since when.
+struct CommitmentBacklog {
+  std::string destination;
+  int64_t results = 0;
+  TimePoint oldest_requested_at;
+};
+
 // A substitute made when de-identifying for a transfer, kept inside the trust so results can
 // be re-identified. Never leaves the index; never logged.
 struct CrosswalkRecord {

@@ -1046,6 +1046,20 @@ class SqliteIndex final : public Index {
     });
   }
 
+  Result<std::vector<CommitmentBacklog>> CommitmentBacklogs() override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT destination, count(*), min(requested_at) "
+                                              "FROM commitments WHERE reported = 0 "
+                                              "GROUP BY destination ORDER BY destination"));
+    std::vector<CommitmentBacklog> out;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, WithStepContext(s.Step(), "index commitment backlogs"));
+      if (!row) break;
+      out.push_back({s.Text(0), s.Int(1), FromUnixMillis(s.Int(2))});
+    }
+    return out;
+  }
+
   Status CloseCommitment(const std::string& transaction, const AuditEvent& audit) override {
     return writer_.Write("index close commitment", [&](SqliteConnection& c) -> Status {
       ASSIGN_OR_RETURN(auto s, c.Prepare("DELETE FROM commitments WHERE transaction_uid = ?1"));

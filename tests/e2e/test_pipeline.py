@@ -112,6 +112,8 @@ class PipelineTest(E2ETest):
         detail = conduit.api(f"/api/jobs/{job['id']}")
         self.assertEqual([c["state"] for c in detail["commitments"]], ["awaited"] * 3, detail)
         due = detail["commitments"][0]["report_due"]
+        metrics = run(["curl", "-sf", conduit.url + "/metrics"]).stdout
+        self.assertIn('conduit_storage_commitment_awaited_results{destination="pacs"} 3', metrics)
 
         # No worker waits for the report: SIGTERM stops at once.
         proc = conduit.proc
