@@ -137,6 +137,16 @@ int main(int argc, char** argv) {
   tool_remove->add_option("name", tool_name, "Tool name")->required();
   tool_remove->add_option("--version", tool_remove_version, "The version to remove")->required();
 
+  auto* dpia = app.add_subcommand(
+      "dpia", "Write a pre-filled DPIA (Markdown) for a tool, from its manifest and the policy");
+  std::string dpia_manifest, dpia_organisation;
+  std::optional<std::string> dpia_out;
+  dpia->add_option("manifest", dpia_manifest, "Tool manifest (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  dpia->add_option("--organisation", dpia_organisation, "The trust or network, for the title");
+  dpia->add_option("--out", dpia_out, "Write it here instead of to stdout");
+
   auto* spool_cmd = app.add_subcommand("spool", "The spool of received instances and results");
   spool_cmd->require_subcommand(1);
   auto* spool_check = spool_cmd->add_subcommand(
@@ -148,7 +158,7 @@ int main(int argc, char** argv) {
   spool_check->add_flag("--json", spool_json, "Print JSON");
 
   for (auto* sub : {serve, route_test, jobs_list, jobs_retry, ris_outbox, config_check, echo,
-                    tool_add, tool_list, tool_show, tool_remove, spool_check}) {
+                    tool_add, tool_list, tool_show, tool_remove, dpia, spool_check}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -196,6 +206,11 @@ int main(int argc, char** argv) {
   }
   if (echo->parsed()) return conduit::cli::EchoPeer(*config, echo_name);
   if (tool_add->parsed()) return conduit::cli::ToolAdd(*config, tool_manifest);
+  if (dpia->parsed()) {
+    return conduit::cli::ToolDpia(
+        *config, dpia_manifest, dpia_organisation,
+        dpia_out ? std::optional<std::filesystem::path>(*dpia_out) : std::nullopt);
+  }
   if (tool_list->parsed()) return conduit::cli::ToolList(*config, tool_all, tool_json);
   if (tool_show->parsed()) {
     return conduit::cli::ToolShow(*config, tool_name, tool_version, tool_json);

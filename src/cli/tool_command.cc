@@ -1,9 +1,11 @@
 #include "cli/tool_command.h"
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "evidence/tool_dpia.h"
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "store/sqlite_index.h"
@@ -217,6 +219,45 @@ int ToolRemove(const Config& config, const std::string& name, const std::string&
                 << "'; remove it there to stop routing to it\n";
     }
   }
+  return 0;
+}
+
+int ToolDpia(const Config& config, const std::filesystem::path& manifest_file,
+             const std::string& organisation, const std::optional<std::filesystem::path>& out) {
+  auto manifest = LoadToolManifestFile(manifest_file);
+  if (!manifest.ok()) {
+    std::cerr << "conduit dpia: " << manifest.status().message() << "\n";
+    return 2;
+  }
+  auto policy = PolicyOfConfig(config);
+  if (!policy.ok()) {
+    std::cerr << "conduit dpia: " << policy.status().message() << "\n";
+    return 2;
+  }
+  auto tool = DpiaToolOf(*manifest);
+  if (!tool.ok()) {
+    std::cerr << "conduit dpia: " << tool.status().message() << "\n";
+    return 2;
+  }
+  SystemClock clock;
+  auto dpia = RenderDpia(*policy, *tool, DpiaContext{organisation, clock.Now()});
+  if (!dpia.ok()) {
+    std::cerr << "conduit dpia: " << dpia.status().message() << "\n";
+    return 2;
+  }
+  if (!out) {
+    std::cout << *dpia;
+    return 0;
+  }
+  std::ofstream file(*out, std::ios::binary | std::ios::trunc);
+  file << *dpia;
+  file.close();
+  if (!file) {
+    std::cerr << "conduit dpia: cannot write " << out->string() << "\n";
+    return 1;
+  }
+  std::cout << "DPIA draft for " << manifest->name << " " << manifest->version << " written to "
+            << out->string() << "\n";
   return 0;
 }
 

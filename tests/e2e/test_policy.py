@@ -177,6 +177,34 @@ class PolicyTest(E2ETest):
         self.assertIn("'US'", out.stderr)
         self.assertIn("UK", out.stderr)
 
+    def test_a_tools_dpia_names_its_manifest_and_policy_and_a_forbidden_tool_gets_none(self):
+        examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+        manifest = os.path.join(examples, "tools", "acme-chest-dimse.yaml")
+        example_policy = os.path.join(examples, "policy.yaml")
+        conduit = Conduit(self.tmp, {"governance": {"policy": example_policy}})
+        out_file = os.path.join(self.tmp, "dpia.md")
+        out = conduit.cli("dpia", manifest, "--organisation", "E2E Trust", "--out", out_file)
+        self.assertIn("written to", out.stdout)
+        with open(out_file) as f:
+            dpia = f.read()
+        with open(manifest, "rb") as f:
+            manifest_hash = hashlib.sha256(f.read()).hexdigest()
+        with open(example_policy, "rb") as f:
+            policy_hash = hashlib.sha256(f.read()).hexdigest()
+        self.assertIn(f"| Manifest SHA-256 | `{manifest_hash}` |", dpia)
+        self.assertIn(f"| Policy SHA-256 | `{policy_hash}` |", dpia)
+        self.assertIn("| Organisation | E2E Trust |", dpia)
+        self.assertIn("Retain Patient Characteristics", dpia)
+        self.assertIn("**To complete.**", dpia)
+
+        # The test policy grants the Acme tool's category nothing: no DPIA, as no registration.
+        policy, _ = self.policy_file()
+        refusing = Conduit(self.dir("refusing"), {"governance": {"policy": policy}})
+        out = refusing.cli("dpia", manifest, check=False)
+        self.assertEqual(out.returncode, 2, out.stdout + out.stderr)
+        self.assertIn("acme-chest-ct", out.stderr)
+        self.assertEqual(out.stdout, "")
+
     def test_an_api_token_also_given_to_an_ai_vendor_is_refused_before_anything_runs(self):
         token = "e2e-api-token-" + "0" * 40
         api_tokens = os.path.join(self.tmp, "api.tokens")
