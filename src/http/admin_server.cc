@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/iso_time.h"
+#include "evidence/tool_dpia.h"
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "http/auth_refusals.h"
@@ -390,6 +391,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("POST", "/api/tools", &HttpAdminServer::AddTool);
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
+    AddRoute("POST", "/api/dpia", &HttpAdminServer::Dpia);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
     AuthRefusals::Describe(ctx_.metrics);
     if (ctx_.dicomweb != nullptr) DescribeStowMetrics(ctx_.metrics);
@@ -451,6 +453,7 @@ class HttpAdminServer final : public AdminServer {
   Result<Payload> Tools(const httplib::Request& req, const Args& args);
   Result<Payload> Tool(const httplib::Request& req, const Args& args);
   Result<Payload> AddTool(const httplib::Request& req, const Args& args);
+  Result<Payload> Dpia(const httplib::Request& req, const Args& args);
   Result<Payload> RemoveTool(const httplib::Request& req, const Args& args);
   Result<Payload> MetricsText(const httplib::Request& req, const Args& args);
 
@@ -1051,6 +1054,20 @@ Result<Payload> HttpAdminServer::AddTool(const httplib::Request& req, const Args
   Payload payload{"application/json", ToolRecordJson(*tool)};
   payload.status = outcome == PutOutcome::kInserted ? 201 : 200;
   return payload;
+}
+
+// The body is a tool manifest's YAML (as for POST /api/tools; nothing is registered); the
+// answer the tool's pre-filled DPIA under the config's policy, as Markdown.
+Result<Payload> HttpAdminServer::Dpia(const httplib::Request& req, const Args&) {
+  ASSIGN_OR_RETURN(ToolManifest manifest, ParseToolManifest(req.body, "request body"));
+  ASSIGN_OR_RETURN(Policy policy, PolicyOfConfig(ctx_.config));
+  ASSIGN_OR_RETURN(DpiaTool tool, DpiaToolOf(manifest));
+  const std::string organisation =
+      req.has_param("organisation") ? req.get_param_value("organisation") : "";
+  if (organisation.size() > 200) return InvalidArgument("organisation: over 200 characters");
+  ASSIGN_OR_RETURN(std::string markdown,
+                   RenderDpia(policy, tool, DpiaContext{organisation, ctx_.clock.Now()}));
+  return Payload{"text/markdown; charset=utf-8", std::move(markdown)};
 }
 
 Result<Payload> HttpAdminServer::RemoveTool(const httplib::Request&, const Args& args) {

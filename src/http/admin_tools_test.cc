@@ -170,6 +170,29 @@ TEST_F(AdminToolsTest, PolicyBreachesAndChangedManifestsAreConflicts) {
   EXPECT_NE(changed->body.find("needs a new version"), std::string::npos) << changed->body;
 }
 
+TEST_F(AdminToolsTest, TheDpiaOfAManifestIsMarkdownAndRegistersNothing) {
+  auto dpia =
+      client_->Post("/api/dpia?organisation=Example%20Trust", kManifest, "application/yaml");
+  ASSERT_TRUE(dpia);
+  EXPECT_EQ(dpia->status, 200) << dpia->body;
+  EXPECT_EQ(dpia->get_header_value("Content-Type"), "text/markdown; charset=utf-8");
+  EXPECT_NE(dpia->body.find("# Data protection impact assessment: acme-cxr 1.0 (draft)"),
+            std::string::npos)
+      << dpia->body;
+  EXPECT_NE(dpia->body.find("| Organisation | Example Trust |"), std::string::npos);
+  EXPECT_NE(dpia->body.find("Retain Patient Characteristics"), std::string::npos);
+  EXPECT_TRUE(index_->ListTools(true)->empty()) << "a DPIA registers nothing";
+
+  auto abroad =
+      client_->Post("/api/dpia", Replace(kManifest, "hosting_region: UK", "hosting_region: US"),
+                    "application/yaml");
+  ASSERT_TRUE(abroad);
+  EXPECT_EQ(abroad->status, 409);
+  auto bad = client_->Post("/api/dpia", "name: [", "application/yaml");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
 TEST_F(AdminToolsTest, UnknownToolsAndBadNamesAreRefused) {
   EXPECT_EQ(client_->Get("/api/tools/nobody")->status, 404);
   EXPECT_EQ(client_->Delete("/api/tools/nobody/1.0")->status, 404);
