@@ -235,18 +235,16 @@ Status Deliverer::ReviewCommitments(const JobRecord& job, const DestinationConfi
     if (!reason_text.empty()) detail["failure_reasons"] = reason_text;
     audit.detail = detail.dump();
     RETURN_IF_ERROR(index_.CloseCommitment(transaction, audit));
-    if (!retry_later) {
-      const long long waited =
-          std::chrono::duration_cast<std::chrono::seconds>(now - items.front()->requested_at)
-              .count();
-      retry_later =
-          Unavailable(what + ": " + std::to_string(items.size()) + " result(s) not committed" +
-                      (overdue ? " (no report within " + std::to_string(waited) + " s)"
-                       : reason_text.empty() ? std::string(" (not in the report)")
-                                             : " (failure reason " + reason_text + ")") +
-                      "; they are sent again");
-    }
-    spdlog::warn("{} (study {}): {}", what, StudyRef(job.study_uid), retry_later->message());
+    const long long waited =
+        std::chrono::duration_cast<std::chrono::seconds>(now - items.front()->requested_at).count();
+    Status given_up =
+        Unavailable(what + ": " + std::to_string(items.size()) + " result(s) not committed" +
+                    (overdue               ? " (no report within " + std::to_string(waited) + " s)"
+                     : reason_text.empty() ? std::string(" (not in the report)")
+                                           : " (failure reason " + reason_text + ")") +
+                    "; they are sent again");
+    spdlog::warn("{} (study {})", given_up.message(), StudyRef(job.study_uid));
+    if (!retry_later) retry_later = std::move(given_up);
   }
   return Status::Ok();
 }
