@@ -12,7 +12,11 @@ namespace conduit {
 
 CommitmentLedger::CommitmentLedger(Index& index, const Clock& clock, std::function<void()> wake,
                                    Metrics* metrics)
-    : index_(index), clock_(clock), wake_(std::move(wake)), metrics_(metrics) {
+    : index_(index),
+      clock_(clock),
+      wake_(std::move(wake)),
+      metrics_(metrics),
+      started_at_(clock.Now()) {
   if (metrics_ != nullptr) {
     metrics_->Describe("conduit_storage_commitment_requests_total", "counter",
                        "Storage commitment requests to PACS destinations, by outcome: "
@@ -58,6 +62,14 @@ Status CommitmentLedger::Open(const JobRecord& job, const std::string& destinati
                       std::chrono::duration_cast<std::chrono::seconds>(deadline - now).count()}}
           .dump();
   return index_.OpenCommitment(rows, audit);
+}
+
+Status CommitmentLedger::MarkAsked(const std::string& transaction) {
+  return index_.MarkCommitmentAsked(transaction);
+}
+
+bool CommitmentLedger::WasInterrupted(const CommitmentRecord& row) const {
+  return !row.asked && row.requested_at < started_at_;
 }
 
 Result<bool> CommitmentLedger::OnReport(const CommitmentReport& report) {

@@ -29,6 +29,14 @@ class CommitmentLedger {
   Status Open(const JobRecord& job, const std::string& destination, const std::string& transaction,
               const std::vector<const ResultRecord*>& results, TimePoint deadline);
 
+  // Records that the PACS took the request (N-ACTION success). A request recorded by an
+  // earlier process and never marked so may never have been sent (that process stopped in
+  // between): the deliverer does not wait for its report (was_interrupted).
+  Status MarkAsked(const std::string& transaction);
+  // True for a request recorded before this ledger was made (by an earlier process) and never
+  // marked asked.
+  bool WasInterrupted(const CommitmentRecord& row) const;
+
   // Settles an open transaction from its report: each committed result is recorded as
   // delivered; the others (failed, or left out of the report) wait for the job's retry. The
   // job is made due at once. Audited as `commitment_report` (`unexpected` when no open
@@ -43,6 +51,7 @@ class CommitmentLedger {
   const Clock& clock_;
   std::function<void()> wake_;
   Metrics* metrics_;
+  const TimePoint started_at_;  // when this ledger (this process's) was made
 };
 
 }  // namespace conduit

@@ -189,6 +189,23 @@ TEST_F(CommitmentLedgerTest, AnOpenRequestOutlivesARestart) {
   EXPECT_EQ(Delivered(job), 2u);
 }
 
+// A request recorded by an earlier process and never marked asked may never have gone out.
+TEST_F(CommitmentLedgerTest, ARequestAnEarlierProcessNeverMarkedAskedWasInterrupted) {
+  JobRecord job = CreateJob(2);
+  ASSERT_TRUE(ledger_->Open(job, "pacs", "2.25.7", All(), clock_.Now() + 6h).ok());
+  ASSERT_TRUE(ledger_->Open(job, "pacs", "2.25.8", {&results_[0]}, clock_.Now() + 6h).ok());
+  ASSERT_TRUE(ledger_->MarkAsked("2.25.8").ok());
+  for (const CommitmentRecord& row : Rows(job)) {
+    EXPECT_FALSE(ledger_->WasInterrupted(row)) << "this process's own request";
+  }
+  clock_.Advance(10s);
+  Reopen();
+  for (const CommitmentRecord& row : Rows(job)) {
+    EXPECT_EQ(ledger_->WasInterrupted(row), row.transaction_uid == "2.25.7") << row.transaction_uid;
+    EXPECT_EQ(row.asked, row.transaction_uid == "2.25.8");
+  }
+}
+
 TEST_F(CommitmentLedgerTest, ATransactionIsOpenedOnce) {
   JobRecord job = CreateJob(1);
   ASSERT_TRUE(ledger_->Open(job, "pacs", "2.25.4", All(), clock_.Now() + 1min).ok());

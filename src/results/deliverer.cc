@@ -214,8 +214,12 @@ Status Deliverer::ReviewCommitments(const JobRecord& job, const DestinationConfi
         reasons.insert(row->failure_reason);
       }
     }
-    const bool overdue = open > 0 && now >= items.front()->deadline;
-    if (open > 0 && !overdue) continue;  // awaited
+    // A request an earlier process recorded but may never have sent (it stopped in between):
+    // no report is coming for it, so it is not waited for.
+    const bool interrupted =
+        open > 0 && commitments_ != nullptr && commitments_->WasInterrupted(*items.front());
+    const bool overdue = open > 0 && !interrupted && now >= items.front()->deadline;
+    if (open > 0 && !overdue && !interrupted) continue;  // awaited
 
     // Given up on: the results go again on the retry.
     if (overdue && commitments_ != nullptr) commitments_->CountRequest(dest.name, "no_report");
@@ -232,17 +236,24 @@ Status Deliverer::ReviewCommitments(const JobRecord& job, const DestinationConfi
     audit.job_id = job.id;
     nlohmann::json detail = {{"destination", dest.name}, {"not_committed", items.size()}};
     if (overdue) detail["error"] = "no report";
+    if (interrupted) detail["error"] = "request interrupted";
     if (!reason_text.empty()) detail["failure_reasons"] = reason_text;
     audit.detail = detail.dump();
     RETURN_IF_ERROR(index_.CloseCommitment(transaction, audit));
     const long long waited =
         std::chrono::duration_cast<std::chrono::seconds>(now - items.front()->requested_at).count();
-    Status given_up =
-        Unavailable(what + ": " + std::to_string(items.size()) + " result(s) not committed" +
-                    (overdue               ? " (no report within " + std::to_string(waited) + " s)"
-                     : reason_text.empty() ? std::string(" (not in the report)")
-                                           : " (failure reason " + reason_text + ")") +
-                    "; they are sent again");
+    std::string why;
+    if (interrupted) {
+      why = " (the request may never have been sent: Conduit stopped while sending it)";
+    } else if (overdue) {
+      why = " (no report within " + std::to_string(waited) + " s)";
+    } else if (reason_text.empty()) {
+      why = " (not in the report)";
+    } else {
+      why = " (failure reason " + reason_text + ")";
+    }
+    Status given_up = Unavailable(what + ": " + std::to_string(items.size()) +
+                                  " result(s) not committed" + why + "; they are sent again");
     spdlog::warn("{} (study {})", given_up.message(), StudyRef(job.study_uid));
     if (!retry_later) retry_later = std::move(given_up);
   }
@@ -274,7 +285,13 @@ Status Deliverer::RequestCommitment(const JobRecord& job, const DestinationConfi
         }
         return taken.status();
       });
-  if (asked.ok()) return Status::Ok();
+  if (asked.ok()) {
+    // Unmarked, the request would be given up after a restart and asked again: no loss.
+    if (Status marked = commitments_->MarkAsked(transaction); !marked.ok()) {
+      spdlog::error("event=commitment_mark_failed error=\"{}\"", marked.ToString());
+    }
+    return Status::Ok();
+  }
 
   commitments_->CountRequest(dest.name, "refused");
   AuditEvent audit;

@@ -138,6 +138,34 @@ TEST_F(DelivererTest, ADestinationThatCannotCommitLeavesResultsUndelivered) {
   EXPECT_TRUE(open->empty()) << "a request never sent awaits nothing";
 }
 
+// A process stopped between recording a commitment request and sending it: after the
+// restart the request is not waited for (no report is coming); the retry sends and asks again.
+TEST_F(DelivererTest, ACommitmentRequestInterruptedByAStopIsGivenUpAtOnce) {
+  auto pacs = StartPacs("pacs");
+  ASSERT_NE(pacs, nullptr);
+  AddDestination("pacs", pacs->port());
+  config_.destinations[0].storage_commitment = true;
+  config_.destinations[0].commitment_timeout = std::chrono::hours(6);
+  JobRecord job = CreateJob({"pacs"});
+  AddResult(job, 1);
+  auto results = index_->ListResults(job.id);
+  ASSERT_TRUE(results.ok());
+  {
+    CommitmentLedger before_the_stop(*index_, clock_, nullptr);
+    ASSERT_TRUE(
+        before_the_stop.Open(job, "pacs", "2.25.99", {&results->front()}, clock_.Now() + 6h).ok());
+  }
+  clock_.Advance(30s);
+  CommitmentLedger ledger(*index_, clock_, nullptr);
+  Deliverer deliverer(config_, *index_, *spool_, clock_, &ledger);
+  const Status st = deliverer.Deliver(job).status();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.message().find("may never have been sent"), std::string::npos) << st.message();
+  EXPECT_TRUE(index_->ListCommitments(job.id)->empty());
+  EXPECT_EQ(testing::CountAudited(*index_, "commit", "failure"), 1);
+  EXPECT_EQ(pacs->WaitForReceived(1, 300ms), 0) << "held back until the retry";
+}
+
 TEST_F(DelivererTest, AlreadyDeliveredResultsAreNotSentAgain) {
   auto pacs = StartPacs("pacs");
   ASSERT_NE(pacs, nullptr);

@@ -140,6 +140,8 @@ class Index {
   // Per destination with any, the results whose report is awaited (open rows), and the oldest
   // such request; by destination name.
   virtual Result<std::vector<CommitmentBacklog>> CommitmentBacklogs() = 0;
+  // Records that the PACS took the transaction's request (its rows become `asked`).
+  virtual Status MarkCommitmentAsked(const std::string& transaction_uid) = 0;
   // Removes a transaction's rows (withdrawn, or given up on before a retry) and appends `audit`.
   virtual Status CloseCommitment(const std::string& transaction_uid, const AuditEvent& audit) = 0;
 

@@ -232,6 +232,7 @@ struct CommitmentRecord {
   SopClassUid sop_class_uid;
   TimePoint requested_at;
   TimePoint deadline;           // no report by then: the result is sent and asked again
+  bool asked = false;           // the PACS answered the request (N-ACTION success)
   bool reported = false;        // the report came and did not commit this result
   uint16_t failure_reason = 0;  // its Failure Reason (0: the report left it out)
 };

@@ -204,7 +204,7 @@ ResultRecord ReadResult(const SqliteStatement& s) {
 
 constexpr const char* kCommitmentColumns =
     "transaction_uid, job_id, destination, sop_instance_uid, sop_class_uid, requested_at, "
-    "deadline, reported, failure_reason";
+    "deadline, asked, reported, failure_reason";
 
 CommitmentRecord ReadCommitment(const SqliteStatement& s) {
   CommitmentRecord r;
@@ -215,8 +215,9 @@ CommitmentRecord ReadCommitment(const SqliteStatement& s) {
   r.sop_class_uid = SopClassUid(s.Text(4));
   r.requested_at = FromUnixMillis(s.Int(5));
   r.deadline = FromUnixMillis(s.Int(6));
-  r.reported = s.Int(7) != 0;
-  r.failure_reason = static_cast<uint16_t>(s.Int(8));
+  r.asked = s.Int(7) != 0;
+  r.reported = s.Int(8) != 0;
+  r.failure_reason = static_cast<uint16_t>(s.Int(9));
   return r;
 }
 
@@ -968,7 +969,7 @@ class SqliteIndex final : public Index {
                     [&](SqliteStatement& s) { s.Bind(1, items.front().transaction_uid); }));
       if (known) return AlreadyExists("transaction already recorded");
       const std::string insert = std::string("INSERT INTO commitments (") + kCommitmentColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
       for (const CommitmentRecord& r : items) {
         ASSIGN_OR_RETURN(auto s, c.Prepare(insert));
         s.Bind(1, r.transaction_uid)
@@ -978,8 +979,9 @@ class SqliteIndex final : public Index {
             .Bind(5, r.sop_class_uid.str())
             .Bind(6, ToUnixMillis(r.requested_at))
             .Bind(7, ToUnixMillis(r.deadline))
-            .Bind(8, int64_t{r.reported ? 1 : 0})
-            .Bind(9, int64_t{r.failure_reason});
+            .Bind(8, int64_t{r.asked ? 1 : 0})
+            .Bind(9, int64_t{r.reported ? 1 : 0})
+            .Bind(10, int64_t{r.failure_reason});
         RETURN_IF_ERROR(s.Run());
       }
       return Audit(c, audit);
@@ -1058,6 +1060,15 @@ class SqliteIndex final : public Index {
       out.push_back({s.Text(0), s.Int(1), FromUnixMillis(s.Int(2))});
     }
     return out;
+  }
+
+  Status MarkCommitmentAsked(const std::string& transaction) override {
+    return writer_.Write("index mark commitment asked", [&](SqliteConnection& c) -> Status {
+      ASSIGN_OR_RETURN(auto s,
+                       c.Prepare("UPDATE commitments SET asked = 1 WHERE transaction_uid = ?1"));
+      s.Bind(1, transaction);
+      return s.Run();
+    });
   }
 
   Status CloseCommitment(const std::string& transaction, const AuditEvent& audit) override {

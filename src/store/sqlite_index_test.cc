@@ -1018,9 +1018,16 @@ TEST_F(SqliteIndexRetentionTest, ExpireStudyDeletesItsDataKeepsHistoryAndReturns
   ASSERT_TRUE(
       index_->PutMpps({"mpps.1", StudyUid("S"), "COMPLETED", {SopInstanceUid("S.1")}}).ok());
   // A request the job was given up on with (it ended in the dead letter, say) goes too.
-  CommitmentRecord asked{
-      "2.25.9",     job,   "PACS1", SopInstanceUid("res.shared"), SopClassUid("1.2"), clock_.Now(),
-      clock_.Now(), false, 0};
+  CommitmentRecord asked{"2.25.9",
+                         job,
+                         "PACS1",
+                         SopInstanceUid("res.shared"),
+                         SopClassUid("1.2"),
+                         clock_.Now(),
+                         clock_.Now(),
+                         true,
+                         false,
+                         0};
   ASSERT_TRUE(index_->OpenCommitment({asked}, Audit("commit_request", job)).ok());
   CommitmentRecord other_asked = asked;
   other_asked.transaction_uid = "2.25.10";
