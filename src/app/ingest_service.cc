@@ -280,32 +280,15 @@ Status IngestService::OnMpps(const MppsEvent& event) {
 
 Status IngestService::OnCommitmentReport(const CommitmentReport& report,
                                          const AssociationInfo& association) {
-  if (commitments_ != nullptr) {
-    CommitmentReport from_peer = report;
-    if (from_peer.reported_by.str().empty()) from_peer.reported_by = association.calling_ae;
-    Result<bool> taken = commitments_->OnReport(from_peer);
-    if (!taken.ok()) {
-      spdlog::error("event=commitment_report_failed from={} error=\"{}\"",
-                    association.calling_ae.str(), taken.status().ToString());
-      return taken.status();
-    }
-    return Status::Ok();
+  if (commitments_ == nullptr) {
+    return FailedPrecondition("this node asks no PACS for storage commitment");
   }
-  AuditEvent audit;
-  audit.at = clock_.Now();
-  audit.action = "commitment_report";
-  audit.outcome = "unexpected";
-  audit.actor = association.calling_ae.str();
-  audit.detail = nlohmann::json{
-      {"committed", report.committed.size()},
-      {"failed", report.failed.size()},
-      {"awaited",
-       false}}.dump();
-  Status st = index_.AppendAudit(audit);
-  if (!st.ok()) spdlog::error("event=audit_failed error=\"{}\"", st.ToString());
-  spdlog::warn("event=commitment_report_unexpected from={} committed={} failed={}",
-               association.calling_ae.str(), report.committed.size(), report.failed.size());
-  return Status::Ok();
+  Result<bool> taken = commitments_->OnReport(report);
+  if (!taken.ok()) {
+    spdlog::error("event=commitment_report_failed from={} error=\"{}\"",
+                  association.calling_ae.str(), taken.status().ToString());
+  }
+  return taken.status();
 }
 
 }  // namespace conduit

@@ -43,7 +43,7 @@ class IngestService final : public IngestSink, public JobResultSink {
   // Settles its storage commitment request (CommitmentLedger::OnReport), audited. A report
   // for no open request (given up on: those results are sent again anyway) is acknowledged
   // too, so that the PACS does not keep re-sending it; it is audited as "unexpected". An
-  // index error is returned (the PACS is told 0110 and may send the report again).
+  // index error, or no ledger to settle it in, is returned (the PACS is told 0110).
   Status OnCommitmentReport(const CommitmentReport& report,
                             const AssociationInfo& association) override;
   // A result stored for `job` over DICOMweb: the job must be sending or awaiting results.

@@ -68,8 +68,6 @@ std::string_view WhatItKeeps(ProfileOption option) {
   return "";
 }
 
-bool Retains(ProfileOptions options, ProfileOption option) { return options.Has(option); }
-
 struct Risk {
   std::string what, why, measure, to_do;
 };
@@ -91,16 +89,16 @@ std::vector<Risk> RisksOf(const Policy& policy, const DpiaTool& tool, const Deid
          "DICOM PS3.15 de-identification and keyed pseudonymisation before every transfer; the "
          "key and the pseudonym-to-original crosswalk stay in the trust",
          "assess the options in section 2 that keep attributes"});
-    if (Retains(deid.options, ProfileOption::kRetainUids)) {
+    if (deid.options.Has(ProfileOption::kRetainUids)) {
       risks.push_back({"Linkage by UID", "the tool is sent the original UIDs (Retain UIDs)",
                        "none beyond the contract with the vendor",
                        "state why the tool needs original UIDs"});
     }
-    if (Retains(deid.options, ProfileOption::kRetainLongitudinalFullDates)) {
+    if (deid.options.Has(ProfileOption::kRetainLongitudinalFullDates)) {
       risks.push_back({"Identification by dates", "real study dates are sent",
                        "none: dates are not shifted", "state why shifted dates would not do"});
     }
-    if (Retains(deid.options, ProfileOption::kRetainPatientCharacteristics)) {
+    if (deid.options.Has(ProfileOption::kRetainPatientCharacteristics)) {
       risks.push_back({"Identification by characteristics", "age, sex, size and weight are sent",
                        "the rest of the profile applies",
                        "state which characteristics the tool needs"});
@@ -271,7 +269,7 @@ Result<std::string> RenderDpia(const Policy& policy, const DpiaTool& tool,
     }
     md << "Pseudonymisation: Patient ID, Accession Number and names are replaced by pseudonyms "
           "derived with HMAC-SHA256 under a key held in the trust"
-       << (Retains(deid.options, ProfileOption::kRetainUids)
+       << (deid.options.Has(ProfileOption::kRetainUids)
                ? ""
                : "; every UID is replaced by a UID derived the same way (2.25), so references "
                  "stay consistent")

@@ -158,15 +158,13 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
   // Done only when every result is delivered everywhere; otherwise reports are awaited (or
   // one came during this step: step again now).
   ASSIGN_OR_RETURN(delivered, index_.ListDelivered(job.id));
-  if (delivered.size() >= results.size() * destinations.size()) {
-    bool all = true;
-    for (const ResultRecord& result : results) {
-      for (const DestinationConfig* dest : destinations) {
-        all = all && delivered.count({result.sop_instance_uid.str(), dest->name}) > 0;
-      }
+  bool all = true;
+  for (const ResultRecord& result : results) {
+    for (const DestinationConfig* dest : destinations) {
+      all = all && delivered.count({result.sop_instance_uid.str(), dest->name}) > 0;
     }
-    if (all) return DeliveryProgress{};
   }
+  if (all) return DeliveryProgress{};
   ASSIGN_OR_RETURN(commitments, index_.ListCommitments(job.id));
   DeliveryProgress progress;
   progress.done = false;
