@@ -230,7 +230,10 @@ class Conduit:
             "node": {"name": "bench", "data_dir": os.path.join(root, "data"), "log_level": "info"},
             "dicom": {"ae_title": "CONDUIT", "port": dicom_port, "bind": "127.0.0.1",
                       "min_free_bytes": 0},
-            "http": {"port": self.port, "bind": "127.0.0.1"},
+            # Every client is 127.0.0.1 here, so they share one client's share of the workers:
+            # let that be all of them, as for clients from as many hosts.
+            "http": {"port": self.port, "bind": "127.0.0.1", "threads": 4,
+                     "max_connections_per_client": 4},
             "tools": [{"name": "bench-tool", "kind": "executable",
                        "command": self.tool_command}],
             "routes": [{"name": "all", "tool": "bench-tool", "stable_after": "1h"}],

@@ -239,9 +239,10 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 }
 
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
-  RETURN_IF_ERROR(CheckKeys(ctx, n, "http",
-                            {"bind", "port", "threads", "request_header_timeout", "public_url",
-                             "max_stow_bytes", "event_channel_port", "api_token_file", "tls"}));
+  RETURN_IF_ERROR(
+      CheckKeys(ctx, n, "http",
+                {"bind", "port", "threads", "max_connections_per_client", "request_header_timeout",
+                 "public_url", "max_stow_bytes", "event_channel_port", "api_token_file", "tls"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   std::string token_file;
@@ -257,6 +258,9 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
                          "reverse proxy");
   }
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "threads", 1, 256, out.threads));
+  out.max_connections_per_client = std::max(1, out.threads - 1);
+  RETURN_IF_ERROR(GetInt(ctx, n, "http", "max_connections_per_client", 1, out.threads,
+                         out.max_connections_per_client));
   RETURN_IF_ERROR(
       GetDuration(ctx, n, "http", "request_header_timeout", out.request_header_timeout));
   if (out.request_header_timeout < std::chrono::seconds(1)) {

@@ -85,6 +85,10 @@ struct HttpConfig {
   // endpoints keep their own tokens. Empty: no authentication (loopback bind only).
   std::filesystem::path api_token_file;
   int threads = 4;
+  // How many connections of one client (IP address) are served at once; its others wait for
+  // one of these to end, so the remaining workers stay free for other clients. Defaults to
+  // threads - 1 (at least 1) when not given.
+  int max_connections_per_client = 3;
   // A request's line and headers (and a TLS handshake) must arrive within this; a client that
   // drips them is cut off, so that few can hold the `threads` workers.
   milliseconds request_header_timeout{20'000};

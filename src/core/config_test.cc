@@ -247,6 +247,23 @@ priors_source:
   EXPECT_EQ(chest.client_certificate_file, "certs/conduit.pem");
   EXPECT_EQ(chest.client_key_file, "secrets/conduit.key");
   EXPECT_TRUE(config->tools[1].tls.empty()) << "the system's CAs, no client certificate";
+TEST(ConfigTest, OneHttpClientsShareOfTheWorkersDefaultsToAllButOne) {
+  EXPECT_EQ(EmbeddedDefaultConfig("/tmp").http.max_connections_per_client, 3);
+  auto config = ParseConfig("http: {threads: 10}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 9);
+  config = ParseConfig("http: {threads: 1}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 1);
+  config = ParseConfig("http: {threads: 10, max_connections_per_client: 10}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 10);
+  config = ParseConfig("http: {threads: 4, max_connections_per_client: 5}\n", "a.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "a.yaml:1: http.max_connections_per_client: out of range [1, 4]");
+}
+
   EXPECT_EQ(config->priors_source.tls.ca_file, "certs/trust-ca.pem");
   EXPECT_TRUE(config->priors_source.tls.client_key_file.empty());
 }

@@ -32,7 +32,7 @@
 #include "evidence/tool_registry.h"
 #include "http/auth_refusals.h"
 #include "http/client_errors.h"
-#include "http/connection_deadline.h"
+#include "http/connection_limits.h"
 #include "http/dicomweb_read.h"
 #include "http/dicomweb_request.h"
 #include "http/dicomweb_stow.h"
@@ -426,7 +426,7 @@ class HttpAdminServer final : public AdminServer {
 
   void Configure(httplib::Server& server);
   // http.request_header_timeout, and how a connection cut off by it is reported.
-  HeaderDeadline HeaderDeadlineOf();
+  ConnectionLimits ConnectionLimitsOf();
   // Entry points: requests without a body (GET, HEAD, OPTIONS) and with one (POST, PUT,
   // PATCH, DELETE: the handler reads it).
   void Serve(const httplib::Request& req, httplib::Response& res);
@@ -468,17 +468,27 @@ class HttpAdminServer final : public AdminServer {
   ClientErrors client_errors_;               // this port's 4xx other than 401/403
 };
 
-HeaderDeadline HttpAdminServer::HeaderDeadlineOf() {
-  HeaderDeadline deadline;
-  deadline.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+ConnectionLimits HttpAdminServer::ConnectionLimitsOf() {
+  ConnectionLimits limits;
+  limits.header_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       ctx_.config.http.request_header_timeout);
-  deadline.on_timeout = [this](const std::string& peer) {
-    // Counted and reported like the other client errors; no request was read to name.
+  limits.max_per_client = static_cast<size_t>(ctx_.config.http.max_connections_per_client);
+  // Counted and reported like the other client errors; no request was read to name.
+  auto report = [this](const std::string& peer, int status) {
     ctx_.metrics.Add("conduit_http_requests_total", 1,
-                     "method=\"other\",route=\"unparsed\",code=\"408\"");
-    client_errors_.Report(peer, "other", "unparsed", 408, ctx_.index, ctx_.clock.Now());
+                     "method=\"other\",route=\"unparsed\",code=\"" + std::to_string(status) + "\"");
+    client_errors_.Report(peer, "other", "unparsed", status, ctx_.index, ctx_.clock.Now());
   };
-  return deadline;
+  limits.on_timeout = [report](const std::string& peer) { report(peer, 408); };
+  limits.on_refused = [report](const std::string& peer) { report(peer, 429); };
+  ctx_.metrics.Describe("conduit_http_connections_deferred", "gauge",
+                        "HTTP connections waiting because their client already holds "
+                        "http.max_connections_per_client workers");
+  ctx_.metrics.Set("conduit_http_connections_deferred", 0);
+  limits.on_waiting = [this](size_t waiting) {
+    ctx_.metrics.Set("conduit_http_connections_deferred", static_cast<double>(waiting));
+  };
+  return limits;
 }
 
 void HttpAdminServer::Configure(httplib::Server& server) {
@@ -573,8 +583,8 @@ Status HttpAdminServer::Start() {
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
     return FailedPrecondition("http admin server: http.tls: this build's HTTP server has no TLS");
 #else
-    auto tls = MakeDeadlineTlsServer(ctx_.config.http.tls_certificate_file,
-                                     ctx_.config.http.tls_key_file, HeaderDeadlineOf());
+    auto tls = MakeLimitedTlsServer(ctx_.config.http.tls_certificate_file,
+                                    ctx_.config.http.tls_key_file, ConnectionLimitsOf());
     if (tls->is_valid()) SSL_CTX_set_min_proto_version(tls->ssl_context(), TLS1_2_VERSION);
     server = std::move(tls);
     if (!server->is_valid()) {
@@ -584,16 +594,11 @@ Status HttpAdminServer::Start() {
     }
 #endif
   } else {
-    server = MakeDeadlineServer(HeaderDeadlineOf());
+    server = MakeLimitedServer(ConnectionLimitsOf());
   }
   Configure(*server);
 
-  int bound = -1;
-  if (requested == 0) {
-    bound = server->bind_to_any_port(host);
-  } else if (server->bind_to_port(host, requested)) {
-    bound = requested;
-  }
+  const int bound = BindWithBacklog(*server, host, requested);
   if (bound <= 0) {
     return Unavailable("http admin server: bind " + host + ":" + std::to_string(requested) +
                        ": cannot bind (in use, or not a local address)");

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -747,8 +748,15 @@ TEST_F(AdminServerTest, ServesConcurrentClients) {
 
 // Opens a connection that sends half a request and then nothing: it holds a worker until the
 // header deadline. The caller closes it.
-int HalfRequest(int port) {
+// A connection (from `source`, a loopback address) that has sent half a request.
+int HalfRequest(int port, const char* source = "127.0.0.1") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &local.sin_addr);
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    ADD_FAILURE() << "cannot bind " << source;
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -788,6 +796,62 @@ TEST_F(AdminServerTest, GaugesSayWhetherThereAreWorkersEnough) {
   EXPECT_EQ(metrics_.Value("conduit_http_workers_busy"), 0);
   EXPECT_EQ(metrics_.Value("conduit_http_connections_waiting"), 0);
   client_ = MakeClient(server_->port());
+  ExpectStillServing();
+}
+
+TEST_F(AdminServerTest, OneClientHoldsAtMostItsShareOfTheWorkers) {
+  server_->Stop();
+  config_.http.max_connections_per_client = 1;  // of 2 workers
+  server_ = MakeAdminServer(MakeContext());
+  ASSERT_TRUE(server_->Start().ok());
+  // 127.0.0.2 stalls connections, dripping a byte now and then so that the one served is not
+  // closed for silence: it holds a worker, the others wait for it.
+  std::mutex mu;
+  std::vector<int> stalled;
+  auto stall = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const int fd = HalfRequest(server_->port(), "127.0.0.2");
+      std::lock_guard lock(mu);
+      stalled.push_back(fd);
+    }
+  };
+  std::jthread dripper([&](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      std::this_thread::sleep_for(200ms);
+      std::lock_guard lock(mu);
+      for (int fd : stalled) ::send(fd, "a", 1, MSG_NOSIGNAL);
+    }
+  });
+  auto wait_deferred = [&](double n) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (metrics_.Value("conduit_http_connections_deferred") != n &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return metrics_.Value("conduit_http_connections_deferred");
+  };
+  stall(3);
+  EXPECT_EQ(wait_deferred(2), 2);
+  EXPECT_EQ(metrics_.Value("conduit_http_workers_busy"), 1);
+  client_ = MakeClient(server_->port());
+  ExpectStillServing();  // on the other worker
+
+  // Past 64 waiting, its next connection is refused, counted and audited.
+  stall(62);
+  EXPECT_EQ(wait_deferred(64), 64);
+  const int refused = HalfRequest(server_->port(), "127.0.0.2");
+  std::vector<AuditEvent> events = WaitForAudit(*index_, "http_client_error", 1);
+  ASSERT_EQ(events.size(), 1u);
+  json detail = json::parse(events[0].detail);
+  EXPECT_EQ(detail["status"], 429);
+  EXPECT_EQ(detail["peer"], "127.0.0.2");
+  EXPECT_EQ(metrics_.Value("conduit_http_requests_total",
+                           R"(method="other",route="unparsed",code="429")"),
+            1);
+  ::close(refused);
+  dripper = {};
+  for (int fd : stalled) ::close(fd);
+  EXPECT_EQ(wait_deferred(0), 0);
   ExpectStillServing();
 }
 

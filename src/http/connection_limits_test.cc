@@ -1,7 +1,8 @@
-// The HTTP servers with a deadline on each request's line and headers: real httplib clients
-// (plain and TLS, with keep-alive) are served as by httplib's own servers; peers that drip
-// their request or their TLS handshake are cut off and reported; slow bodies are not.
-#include "http/connection_deadline.h"
+// The HTTP servers with limits per connection and per client: real httplib clients (plain
+// and TLS, with keep-alive) are served as by httplib's own servers; peers that drip their
+// request or their TLS handshake are cut off and reported; slow bodies are not; a client that
+// holds its share of the workers waits for its own connections, not others for it.
+#include "http/connection_limits.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -13,8 +14,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,11 +41,18 @@ bool Eventually(F done) {
   return true;
 }
 
-// A raw TCP client: sends what it is told, reads until the server closes.
+// A raw TCP client (from `source`, a loopback address, when given): sends what it is told,
+// reads until the server closes.
 class RawPeer {
  public:
-  explicit RawPeer(int port) {
+  explicit RawPeer(int port, const char* source = nullptr) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &local.sin_addr);
+      if (bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) return;
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(port));
@@ -79,6 +90,17 @@ class RawPeer {
       }
     });
   }
+  // On a thread of its own: the TLS handshake (however long the server takes to begin it),
+  // then `first`, then Drip's bytes.
+  void DripAfterTls(std::string first, char byte, std::chrono::milliseconds interval) {
+    dripper_ = std::jthread([this, first, byte, interval](std::stop_token stop) {
+      if (!StartTls() || !Send(first)) return;
+      while (!stop.stop_requested()) {
+        std::this_thread::sleep_for(interval);
+        if (!Send(std::string_view(&byte, 1))) return;
+      }
+    });
+  }
   // Everything the server sends until it closes, or nullopt after `timeout`.
   std::optional<std::string> ReadUntilClosed(std::chrono::seconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -108,7 +130,7 @@ class RawPeer {
   std::jthread dripper_;  // last: stopped and joined before the rest goes
 };
 
-class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
+class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     auto pki = testing::MakeTestPki(dir_.path());
@@ -123,15 +145,28 @@ class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
 
   bool tls() const { return GetParam(); }
 
-  void StartServer(std::chrono::milliseconds header_timeout) {
-    HeaderDeadline deadline{header_timeout, [this](const std::string& peer) {
-                              std::lock_guard lock(mu_);
-                              timed_out_peers_.push_back(peer);
-                            }};
+  void StartServer(std::chrono::milliseconds header_timeout,
+                   size_t max_per_client = std::numeric_limits<size_t>::max()) {
+    ConnectionLimits limits;
+    limits.header_timeout = header_timeout;
+    limits.max_per_client = max_per_client;
+    limits.on_timeout = [this](const std::string& peer) {
+      std::lock_guard lock(mu_);
+      timed_out_peers_.push_back(peer);
+    };
+    limits.on_refused = [this](const std::string& peer) {
+      std::lock_guard lock(mu_);
+      refused_peers_.push_back(peer);
+    };
+    limits.on_waiting = [this](size_t waiting) {
+      std::lock_guard lock(mu_);
+      most_waiting_ = std::max(most_waiting_, waiting);
+      waiting_ = waiting;
+    };
     if (tls()) {
-      server_ = MakeDeadlineTlsServer(pki_.server_certificate, pki_.server_key, deadline);
+      server_ = MakeLimitedTlsServer(pki_.server_certificate, pki_.server_key, limits);
     } else {
-      server_ = MakeDeadlineServer(deadline);
+      server_ = MakeLimitedServer(limits);
     }
     ASSERT_TRUE(server_->is_valid());
     server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
@@ -153,7 +188,7 @@ class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
       });
       response.set_content(std::to_string(size), "text/plain");
     });
-    port_ = server_->bind_to_any_port("127.0.0.1");
+    port_ = BindWithBacklog(*server_, "127.0.0.1", 0);
     ASSERT_GT(port_, 0);
     thread_ = std::jthread([this] { server_->listen_after_bind(); });
     ASSERT_TRUE(Eventually([&] { return server_->is_running(); }));
@@ -173,6 +208,29 @@ class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
     std::lock_guard lock(mu_);
     return timed_out_peers_;
   }
+  std::vector<std::string> RefusedPeers() {
+    std::lock_guard lock(mu_);
+    return refused_peers_;
+  }
+  size_t Waiting() {
+    std::lock_guard lock(mu_);
+    return waiting_;
+  }
+
+  // Opens a connection from `source` that sends part of a request's headers, then a byte every
+  // 200 ms (over TLS after the handshake, which is answered once a worker serves it).
+  std::unique_ptr<RawPeer> Dripper(const char* source) {
+    auto peer = std::make_unique<RawPeer>(port_, source);
+    EXPECT_TRUE(peer->connected());
+    if (tls()) {
+      // The handshake needs a worker: do it on the peer's own thread, as the drip does.
+      peer->DripAfterTls("GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ", 'a', 200ms);
+    } else {
+      EXPECT_TRUE(peer->Send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+      peer->Drip('a', 200ms);
+    }
+    return peer;
+  }
 
   testing::TempDir dir_;
   testing::TestPki pki_;
@@ -181,9 +239,12 @@ class ConnectionDeadlineTest : public ::testing::TestWithParam<bool> {
   int port_ = 0;
   std::mutex mu_;
   std::vector<std::string> timed_out_peers_;
+  std::vector<std::string> refused_peers_;
+  size_t waiting_ = 0;
+  size_t most_waiting_ = 0;
 };
 
-TEST_P(ConnectionDeadlineTest, ServesRequestsOverOneKeptAliveConnection) {
+TEST_P(ConnectionLimitsTest, ServesRequestsOverOneKeptAliveConnection) {
   StartServer(5s);
   auto client = Client();
   for (int i = 0; i < 3; ++i) {
@@ -205,7 +266,7 @@ TEST_P(ConnectionDeadlineTest, ServesRequestsOverOneKeptAliveConnection) {
   EXPECT_TRUE(TimedOutPeers().empty());
 }
 
-TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHeadersIsCutOffAndReported) {
+TEST_P(ConnectionLimitsTest, APeerThatDripsItsHeadersIsCutOffAndReported) {
   StartServer(2s);
   // Each byte comes well within the per-read timeout (1 s): only the deadline ends it.
   RawPeer dripping(port_);
@@ -230,7 +291,7 @@ TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHeadersIsCutOffAndReported) {
   EXPECT_EQ(hello->status, 200);
 }
 
-TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHandshakeIsCutOffAndReported) {
+TEST_P(ConnectionLimitsTest, APeerThatDripsItsHandshakeIsCutOffAndReported) {
   if (!tls()) GTEST_SKIP() << "plain HTTP has no handshake";
   StartServer(2s);
   // A TLS record header announcing a 512-byte ClientHello, then a byte every 200 ms.
@@ -247,7 +308,7 @@ TEST_P(ConnectionDeadlineTest, APeerThatDripsItsHandshakeIsCutOffAndReported) {
   EXPECT_EQ(hello->status, 200);
 }
 
-TEST_P(ConnectionDeadlineTest, ABodyThatComesSlowlyIsNotCutOff) {
+TEST_P(ConnectionLimitsTest, ABodyThatComesSlowlyIsNotCutOff) {
   StartServer(1s);
   // The headers at once, then 12 chunks of the body 250 ms apart: 3 s in all, three times
   // the header deadline, each chunk within the per-read timeout.
@@ -268,7 +329,7 @@ TEST_P(ConnectionDeadlineTest, ABodyThatComesSlowlyIsNotCutOff) {
   EXPECT_TRUE(TimedOutPeers().empty());
 }
 
-TEST_P(ConnectionDeadlineTest, AnIdleKeptAliveConnectionIsClosedWithoutAReport) {
+TEST_P(ConnectionLimitsTest, AnIdleKeptAliveConnectionIsClosedWithoutAReport) {
   StartServer(5s);
   if (tls()) {
     // httplib's client takes the server's close_notify for a live connection and fails its
@@ -290,7 +351,103 @@ TEST_P(ConnectionDeadlineTest, AnIdleKeptAliveConnectionIsClosedWithoutAReport) 
   EXPECT_TRUE(TimedOutPeers().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(PlainAndTls, ConnectionDeadlineTest, ::testing::Values(false, true),
+TEST_P(ConnectionLimitsTest, AClientPastItsShareWaitsForItsOwnConnectionsNotOthers) {
+  // Two workers, one connection per client at once; the headers' deadline is 3 s.
+  StartServer(3s, 1);
+  // 127.0.0.2 opens three connections that drip their headers: one is served (and held for
+  // 3 s), the other two wait for it rather than take the second worker.
+  std::vector<std::unique_ptr<RawPeer>> drippers;
+  for (int i = 0; i < 3; ++i) drippers.push_back(Dripper("127.0.0.2"));
+  ASSERT_TRUE(Eventually([&] { return Waiting() == 2; }));
+  // Another client is served at once, before the first dripper is cut off.
+  auto hello = Client()->Get("/hello");
+  ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+  EXPECT_EQ(hello->status, 200);
+  EXPECT_TRUE(TimedOutPeers().empty()) << "served only once a dripper was cut off";
+  // The dripper's connections are served in turn, each cut off at its deadline.
+  ASSERT_TRUE(Eventually([&] { return TimedOutPeers().size() == 3; }));
+  for (const std::string& peer : TimedOutPeers()) EXPECT_EQ(peer, "127.0.0.2");
+  EXPECT_EQ(Waiting(), 0u);
+  EXPECT_TRUE(RefusedPeers().empty());
+}
+
+TEST_P(ConnectionLimitsTest, AClientsParallelRequestsAreAllServedInTurn) {
+  StartServer(5s, 1);
+  std::atomic<int> served = 0;
+  std::vector<std::jthread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      auto client = Client();
+      for (int j = 0; j < 3; ++j) {
+        auto large = client->Get("/large");
+        if (large && large->status == 200 && large->body.size() == (3u << 20)) ++served;
+      }
+    });
+  }
+  clients.clear();  // joined
+  EXPECT_EQ(served, 12);
+  EXPECT_TRUE(RefusedPeers().empty());
+  EXPECT_EQ(Waiting(), 0u);
+}
+
+TEST_P(ConnectionLimitsTest, ABurstOfConnectsWaitsInABacklogOf128NotHttplibs5) {
+  StartServer(5s);
+  // ss(8) shows a listening socket's backlog as its Send-Q.
+  const std::string command =
+      "ss -Hltn 'sport = :" + std::to_string(port_) + "' | awk '{print $3}'";
+  FILE* ss = popen(command.c_str(), "r");
+  ASSERT_NE(ss, nullptr);
+  char line[64] = "";
+  const bool read = fgets(line, sizeof line, ss) != nullptr;
+  pclose(ss);
+  ASSERT_TRUE(read) << command;
+  EXPECT_EQ(std::string(line), "128\n");
+}
+
+TEST_P(ConnectionLimitsTest, PastTheWaitingLimitAClientsNewConnectionIsRefused) {
+  StartServer(5s, 1);
+  // One connection served (held by its dripping headers, or TLS handshake) and
+  // kMaxWaitingPerClient waiting: the next is refused.
+  const std::string opening =
+      tls() ? std::string("\x16\x03\x01\x02\x00", 5) : "GET /hello HTTP/1.1\r\nX-Slow: ";
+  // The drip starts at once: the one served is closed if it has nothing new for a second.
+  std::mutex held_mu;
+  std::vector<std::unique_ptr<RawPeer>> held;
+  std::jthread dripper([&](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      std::this_thread::sleep_for(200ms);
+      std::lock_guard lock(held_mu);
+      for (auto& peer : held) peer->Send(std::string_view("a", 1));
+    }
+  });
+  for (size_t i = 0; i < 1 + ConnectionLimits::kMaxWaitingPerClient; ++i) {
+    auto peer = std::make_unique<RawPeer>(port_, "127.0.0.2");
+    ASSERT_TRUE(peer->connected());
+    ASSERT_TRUE(peer->Send(opening));
+    std::lock_guard lock(held_mu);
+    held.push_back(std::move(peer));
+  }
+  ASSERT_TRUE(Eventually([&] { return Waiting() == ConnectionLimits::kMaxWaitingPerClient; }));
+  RawPeer refused(port_, "127.0.0.2");
+  ASSERT_TRUE(refused.connected());
+  const std::optional<std::string> answer = refused.ReadUntilClosed(5s);
+  ASSERT_TRUE(answer.has_value()) << "not closed at once";
+  if (!tls()) {
+    EXPECT_EQ(answer->rfind("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\n", 0), 0u)
+        << *answer;
+  }
+  ASSERT_TRUE(Eventually([&] { return RefusedPeers().size() == 1; }));
+  EXPECT_EQ(RefusedPeers()[0], "127.0.0.2");
+  // Another client is not affected.
+  auto hello = Client()->Get("/hello");
+  ASSERT_TRUE(hello) << httplib::to_string(hello.error());
+  EXPECT_EQ(hello->status, 200);
+  dripper = {};
+  held.clear();  // closed: the waiting connections are served (and end) in turn
+  ASSERT_TRUE(Eventually([&] { return Waiting() == 0; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainAndTls, ConnectionLimitsTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& param) {
                            return param.param ? "Tls" : "Plain";
                          });

@@ -1,4 +1,4 @@
-#include "http/connection_deadline.h"
+#include "http/connection_limits.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
@@ -188,12 +191,15 @@ ssize_t ConnectionStream::write(const char* ptr, size_t size) {
   return static_cast<ssize_t>(written);
 }
 
-void ReportTimeout(const ConnectionStream& stream, const HeaderDeadline& deadline) {
-  if (!stream.expired() || !deadline.on_timeout) return;
+std::string PeerIp(int sock) {
   std::string ip;
   int port = 0;
-  stream.get_remote_ip_and_port(ip, port);
-  deadline.on_timeout(ip);
+  PeerAddress(sock, true, ip, port);
+  return ip;
+}
+
+void ReportTimeout(const ConnectionStream& stream, const ConnectionLimits& limits) {
+  if (stream.expired() && limits.on_timeout) limits.on_timeout(PeerIp(stream.socket()));
 }
 
 void CloseSocket(int sock) {
@@ -201,14 +207,108 @@ void CloseSocket(int sock) {
   close(sock);
 }
 
-// What the plain and the TLS server share: httplib's configuration and its keep-alive loop,
-// with a header deadline per request.
+// Which connections each client is being served on, and which of its others wait their turn.
+class ClientShares {
+ public:
+  enum class Entry { kServe, kWait, kRefuse };
+
+  explicit ClientShares(const ConnectionLimits& limits) : limits_(limits) {}
+  ~ClientShares() {  // none wait once the workers have gone; closed in case
+    for (auto& [ip, client] : clients_) {
+      for (int sock : client.waiting) CloseSocket(sock);
+    }
+  }
+
+  // kServe: serve `sock` now, then call Next. kWait: kept, to be returned by a Next for `ip`.
+  // kRefuse: the caller closes it.
+  Entry Enter(const std::string& ip, int sock) {
+    std::lock_guard lock(mu_);
+    Client& client = clients_[ip];
+    if (client.serving < std::max<size_t>(1, limits_.max_per_client)) {
+      ++client.serving;
+      return Entry::kServe;
+    }
+    if (client.waiting.size() >= ConnectionLimits::kMaxWaitingPerClient) return Entry::kRefuse;
+    client.waiting.push_back(sock);
+    ++waiting_;
+    Publish();
+    return Entry::kWait;
+  }
+
+  // After serving one of `ip`'s connections: the next of its waiting ones, to serve in its
+  // place, or -1 (its share shrinks by one).
+  int Next(const std::string& ip) {
+    std::lock_guard lock(mu_);
+    auto it = clients_.find(ip);
+    if (it == clients_.end()) return -1;
+    Client& client = it->second;
+    if (!client.waiting.empty()) {
+      const int sock = client.waiting.front();
+      client.waiting.pop_front();
+      --waiting_;
+      Publish();
+      return sock;
+    }
+    if (--client.serving == 0) clients_.erase(it);
+    return -1;
+  }
+
+ private:
+  struct Client {
+    size_t serving = 0;
+    std::deque<int> waiting;
+  };
+
+  void Publish() {  // under mu_
+    if (limits_.on_waiting) limits_.on_waiting(waiting_);
+  }
+
+  const ConnectionLimits& limits_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Client> clients_;
+  size_t waiting_ = 0;
+};
+
+// The listening socket of a server made here, for BindWithBacklog.
+class ListeningSocket {
+ public:
+  virtual ~ListeningSocket() = default;
+  virtual int listening_socket() const = 0;
+};
+
+// What the plain and the TLS server share: httplib's configuration, its keep-alive loop with
+// a header deadline per request, and each client's share of the workers.
 template <typename HttplibServer>
-class HeaderDeadlineServer : public HttplibServer {
+class LimitedServer : public HttplibServer, public ListeningSocket {
+ public:
+  int listening_socket() const override { return this->svr_sock_; }
+
  protected:
   template <typename... Args>
-  explicit HeaderDeadlineServer(HeaderDeadline deadline, Args&&... args)
-      : HttplibServer(std::forward<Args>(args)...), deadline_(std::move(deadline)) {}
+  explicit LimitedServer(ConnectionLimits limits, Args&&... args)
+      : HttplibServer(std::forward<Args>(args)...), limits_(std::move(limits)), shares_(limits_) {}
+
+  // httplib's per-connection task: serves `sock`, then the client's connections that waited
+  // for it, unless the client already has its share (then `sock` waits, or is refused).
+  bool ServeClient(int sock, bool tls) {
+    const std::string ip = PeerIp(sock);
+    switch (shares_.Enter(ip, sock)) {
+      case ClientShares::Entry::kWait:
+        return true;
+      case ClientShares::Entry::kRefuse:
+        Refuse(sock, tls);
+        if (limits_.on_refused) limits_.on_refused(ip);
+        return false;
+      case ClientShares::Entry::kServe:
+        break;
+    }
+    bool result = false;
+    for (; sock >= 0; sock = shares_.Next(ip)) result = ServeConnection(sock);
+    return result;
+  }
+
+  // Serves one connection and closes it.
+  virtual bool ServeConnection(int sock) = 0;
 
   Timeouts ConnectionTimeouts() const {
     return {std::chrono::seconds(this->read_timeout_sec_) +
@@ -228,7 +328,7 @@ class HeaderDeadlineServer : public HttplibServer {
       // The client's next request must begin within the keep-alive timeout...
       if (!stream.HasBuffered() && !stream.Wait(POLLIN, timeouts.keep_alive)) break;
       // ...and its line and headers be complete within the header deadline.
-      stream.set_deadline(Clock::now() + deadline_.timeout);
+      stream.set_deadline(Clock::now() + limits_.header_timeout);
       bool connection_closed = false;
       result = this->process_request(stream, /*close_connection=*/left == 1, connection_closed,
                                      [&](httplib::Request& request) {
@@ -243,45 +343,64 @@ class HeaderDeadlineServer : public HttplibServer {
     return result;
   }
 
-  const HeaderDeadline deadline_;
-};
-
-class DeadlineServer final : public HeaderDeadlineServer<httplib::Server> {
- public:
-  explicit DeadlineServer(HeaderDeadline deadline) : HeaderDeadlineServer(std::move(deadline)) {}
+  const ConnectionLimits limits_;
 
  private:
-  bool process_and_close_socket(socket_t sock) override {
+  // Plain HTTP gets a 429 if the socket takes it at once; TLS would need a handshake first.
+  static void Refuse(int sock, bool tls) {
+    if (!tls) {
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\nContent-Length: 0\r\n"
+          "Connection: close\r\n\r\n";
+      [[maybe_unused]] const ssize_t sent =
+          send(sock, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    CloseSocket(sock);
+  }
+
+  ClientShares shares_;
+};
+
+class PlainServer final : public LimitedServer<httplib::Server> {
+ public:
+  explicit PlainServer(ConnectionLimits limits) : LimitedServer(std::move(limits)) {}
+
+ private:
+  bool process_and_close_socket(socket_t sock) override { return ServeClient(sock, false); }
+
+  bool ServeConnection(int sock) override {
     fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
     ConnectionStream stream(sock, nullptr, ConnectionTimeouts());
     const bool result = ServeRequests(stream, nullptr);
-    ReportTimeout(stream, deadline_);
+    ReportTimeout(stream, limits_);
     CloseSocket(sock);
     return result;
   }
 };
 
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-class DeadlineTlsServer final : public HeaderDeadlineServer<httplib::SSLServer> {
+class TlsServer final : public LimitedServer<httplib::SSLServer> {
  public:
-  DeadlineTlsServer(const std::filesystem::path& certificate, const std::filesystem::path& key,
-                    HeaderDeadline deadline)
-      : HeaderDeadlineServer(std::move(deadline), certificate.c_str(), key.c_str()) {}
+  TlsServer(const std::filesystem::path& certificate, const std::filesystem::path& key,
+            ConnectionLimits limits)
+      : LimitedServer(std::move(limits), certificate.c_str(), key.c_str()) {}
 
  private:
-  bool process_and_close_socket(socket_t sock) override {
+  bool process_and_close_socket(socket_t sock) override { return ServeClient(sock, true); }
+
+  bool ServeConnection(int sock) override {
     fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
     const Timeouts timeouts = ConnectionTimeouts();
     bool result = false;
     SSL* ssl = SSL_new(ssl_context());
     if (ssl != nullptr && SSL_set_fd(ssl, sock) == 1) {
       ConnectionStream stream(sock, ssl, timeouts);
-      stream.set_deadline(Clock::now() + deadline_.timeout);  // the handshake's
+      stream.set_deadline(Clock::now() + limits_.header_timeout);  // the handshake's
       if (Handshake(ssl, stream, timeouts)) {
         result = ServeRequests(stream, ssl);
         if (result) SSL_shutdown(ssl);  // close_notify, best effort: no waiting for the reply
       }
-      ReportTimeout(stream, deadline_);
+      ReportTimeout(stream, limits_);
     }
     if (ssl != nullptr) SSL_free(ssl);
     CloseSocket(sock);
@@ -304,15 +423,30 @@ class DeadlineTlsServer final : public HeaderDeadlineServer<httplib::SSLServer> 
 
 }  // namespace
 
-std::unique_ptr<httplib::Server> MakeDeadlineServer(HeaderDeadline deadline) {
-  return std::make_unique<DeadlineServer>(std::move(deadline));
+std::unique_ptr<httplib::Server> MakeLimitedServer(ConnectionLimits limits) {
+  return std::make_unique<PlainServer>(std::move(limits));
+}
+
+int BindWithBacklog(httplib::Server& server, const std::string& host, int port, int backlog) {
+  int bound = -1;
+  if (port == 0) {
+    bound = server.bind_to_any_port(host);
+  } else if (server.bind_to_port(host, port)) {
+    bound = port;
+  }
+  if (bound <= 0) return -1;
+  if (const auto* limited = dynamic_cast<const ListeningSocket*>(&server)) {
+    // listen() again on a listening socket only changes its backlog.
+    if (::listen(limited->listening_socket(), backlog) != 0) return -1;
+  }
+  return bound;
 }
 
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-std::unique_ptr<httplib::SSLServer> MakeDeadlineTlsServer(const std::filesystem::path& certificate,
-                                                          const std::filesystem::path& key,
-                                                          HeaderDeadline deadline) {
-  return std::make_unique<DeadlineTlsServer>(certificate, key, std::move(deadline));
+std::unique_ptr<httplib::SSLServer> MakeLimitedTlsServer(const std::filesystem::path& certificate,
+                                                         const std::filesystem::path& key,
+                                                         ConnectionLimits limits) {
+  return std::make_unique<TlsServer>(certificate, key, std::move(limits));
 }
 #endif
 
