@@ -1,9 +1,11 @@
-// Fuzz target: the body of an AI tool's answer to a STOW-RS request, as the DICOMweb push
-// adapter reads it (ParseStowResponse), and the DICOM JSON readers it and the QIDO-RS and
-// UPS-RS clients use on peers' answers. Checks that errors are kInvalidArgument with a message,
-// that parsing is deterministic, that the failed count equals the sum of the failure reasons
-// (each counted at least once) and that a blank body says nothing; and that every reader runs on
-// every attribute of a parsed object, with its documented shape.
+// Fuzz target: the body of a DICOMweb server's (an AI tool's or a PACS's) answer to a STOW-RS
+// request, as the DICOMweb push adapter and the STOW-RS sender read it (ParseStowResponse), and
+// the DICOM JSON readers it and the QIDO-RS and UPS-RS clients use on peers' answers. Checks
+// that errors are kInvalidArgument with a message, that parsing is deterministic, that the
+// failed count equals the sum of the failure reasons (each counted at least once), that no
+// more instances are named than items counted, each failed one with a counted reason, and
+// that a blank body says nothing; and that every reader runs on every attribute of a parsed
+// object, with its documented shape.
 
 #include <cstddef>
 #include <cstdint>
@@ -13,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/dicom_json_read.h"
-#include "adapters/stow_response.h"
+#include "dicom/dicom_json_read.h"
+#include "dicom/stow_response.h"
 
 namespace {
 
@@ -62,8 +64,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (a.status().message().empty()) Fail("error without a message");
   } else {
     if (a->stored != b->stored || a->failed != b->failed ||
-        a->failure_reasons != b->failure_reasons)
+        a->failure_reasons != b->failure_reasons || a->stored_instances != b->stored_instances ||
+        a->failed_instances != b->failed_instances)
       Fail("parsing is not deterministic");
+    if (a->stored_instances.size() > a->stored) Fail("more stored instances named than counted");
+    if (a->failed_instances.size() > a->failed) Fail("more failed instances named than counted");
+    for (const auto& [uid, reason] : a->failed_instances) {
+      if (uid.empty()) Fail("a failed instance named by an empty UID");
+      if (a->failure_reasons.count(reason) == 0) Fail("a failed instance's reason not counted");
+    }
+    for (const std::string& uid : a->stored_instances) {
+      if (uid.empty()) Fail("a stored instance named by an empty UID");
+    }
     size_t counted = 0;
     for (const auto& [reason, count] : a->failure_reasons) {
       if (count == 0) Fail("a failure reason counted zero times");

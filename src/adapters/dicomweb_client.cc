@@ -4,9 +4,9 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
-#include "adapters/dicomweb_http.h"
-#include "adapters/http_tls.h"
 #include "core/http_url.h"
+#include "dicom/dicomweb_http.h"
+#include "dicom/http_tls.h"
 
 namespace conduit {
 namespace {

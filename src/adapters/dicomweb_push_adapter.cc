@@ -24,14 +24,14 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/dicomweb_http.h"
-#include "adapters/http_tls.h"
-#include "adapters/stow_response.h"
 #include "adapters/tool_adapter.h"
 #include "core/http_url.h"
 #include "core/text_file.h"
+#include "dicom/dicomweb_http.h"
+#include "dicom/http_tls.h"
 #include "dicom/instance_meta.h"
-#include "http/multipart.h"
+#include "dicom/stow_response.h"
+#include "dicom/stow_sender.h"
 #include "store/index.h"
 
 namespace conduit {
@@ -41,7 +41,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using std::chrono::steady_clock;
 
-constexpr size_t kSendBufferBytes = 256 * 1024;
 // Jobs whose sent-instance lists PollResults keeps (reading them again costs a header read
 // per input).
 constexpr size_t kPollCacheJobs = 64;
@@ -71,98 +70,6 @@ class JobLog {
 
  private:
   std::ofstream out_;
-};
-
-// One multipart/related STOW-RS body over inputs [begin, end), produced piecewise from the
-// files for httplib's content provider.
-class StowBody {
- public:
-  StowBody(const std::vector<fs::path>& inputs, const std::vector<uint64_t>& sizes,
-           const StowChunk& chunk, const HttpWatchdog& watchdog)
-      : watchdog_(watchdog) {
-    for (size_t i = chunk.begin; i < chunk.end; ++i) {
-      segments_.push_back(Segment{writer_.PartHeader("application/dicom"), {}, 0});
-      segments_.push_back(Segment{{}, inputs[i], sizes[i]});
-    }
-    segments_.push_back(Segment{writer_.Close(), {}, 0});
-    for (const Segment& s : segments_) length_ += s.file.empty() ? s.text.size() : s.file_bytes;
-  }
-
-  uint64_t length() const { return length_; }
-  std::string content_type() const { return writer_.ContentType("application/dicom"); }
-  // Why the body stopped short (a file changed under us), if it did.
-  const Status& error() const { return error_; }
-
-  // httplib's ContentProvider: writes the bytes from `offset` on (at most one buffer).
-  bool Provide(size_t offset, httplib::DataSink& sink) {
-    if (watchdog_.Cancelled()) return false;
-    if (offset != position_) {
-      error_ = Internal("STOW-RS body: asked for offset " + std::to_string(offset) +
-                        " at position " + std::to_string(position_));
-      return false;
-    }
-    while (segment_ < segments_.size()) {
-      Segment& s = segments_[segment_];
-      if (s.file.empty()) {
-        if (in_segment_ < s.text.size()) {
-          const size_t n = s.text.size() - in_segment_;
-          if (!sink.write(s.text.data() + in_segment_, n)) return false;
-          Advance(n);
-          return true;
-        }
-      } else if (in_segment_ < s.file_bytes) {
-        return SendFileBytes(s, sink);
-      }
-      ++segment_;
-      in_segment_ = 0;
-      file_.close();
-    }
-    return true;
-  }
-
- private:
-  struct Segment {
-    std::string text;  // a part header or the close delimiter, or
-    fs::path file;     // an instance
-    uint64_t file_bytes;
-  };
-
-  bool SendFileBytes(const Segment& s, httplib::DataSink& sink) {
-    if (!file_.is_open()) {
-      file_.open(s.file, std::ios::binary);
-      if (!file_) {
-        error_ = DataLoss("STOW-RS body: cannot open input " + s.file.string());
-        return false;
-      }
-    }
-    buffer_.resize(kSendBufferBytes);
-    const uint64_t want = std::min<uint64_t>(buffer_.size(), s.file_bytes - in_segment_);
-    file_.read(buffer_.data(), static_cast<std::streamsize>(want));
-    if (static_cast<uint64_t>(file_.gcount()) != want) {
-      error_ = DataLoss("STOW-RS body: input " + s.file.string() + " is shorter than " +
-                        std::to_string(s.file_bytes) + " bytes");
-      return false;
-    }
-    if (!sink.write(buffer_.data(), want)) return false;
-    Advance(want);
-    return true;
-  }
-
-  void Advance(uint64_t n) {
-    in_segment_ += n;
-    position_ += n;
-  }
-
-  const HttpWatchdog& watchdog_;
-  MultipartWriter writer_;
-  std::vector<Segment> segments_;
-  uint64_t length_ = 0;
-  size_t segment_ = 0;
-  uint64_t in_segment_ = 0;
-  uint64_t position_ = 0;
-  std::ifstream file_;
-  std::vector<char> buffer_;
-  Status error_;
 };
 
 // What the adapter sent for a job: the study (as sent) and its instances.
@@ -539,19 +446,6 @@ class DicomwebPushAdapter final : public ToolAdapter {
 };
 
 }  // namespace
-
-std::vector<StowChunk> PlanStowChunks(const std::vector<uint64_t>& sizes, uint64_t chunk_bytes) {
-  std::vector<StowChunk> chunks;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    // Every chunk holds at least one instance, so an oversized one goes alone.
-    if (chunks.empty() || chunks.back().bytes + sizes[i] > chunk_bytes) {
-      chunks.push_back(StowChunk{i, i, 0});
-    }
-    chunks.back().end = i + 1;
-    chunks.back().bytes += sizes[i];
-  }
-  return chunks;
-}
 
 std::unique_ptr<ToolAdapter> MakeDicomwebPushAdapter(const ToolConfig& tool,
                                                      std::string results_base_url,

@@ -30,24 +30,6 @@
 //            Accept: multipart/related; type="application/dicom"; transfer-syntax=*
 //   into <work_dir>/polled/.
 // The job log gets one line per request (status, counts, bytes, time); never a UID or token.
+// The STOW-RS bodies and their split into requests (dicom.chunk_bytes) are dicom/stow_sender.h's.
+// MakeDicomwebPushAdapter is declared in tool_adapter.h.
 #pragma once
-
-#include <cstdint>
-#include <vector>
-
-#include "core/status.h"
-
-namespace conduit {
-
-// The inputs [begin, end) that one STOW-RS request carries, and their bytes.
-struct StowChunk {
-  size_t begin = 0;
-  size_t end = 0;
-  uint64_t bytes = 0;
-};
-
-// Splits instances of `sizes` bytes, kept in order, into chunks of at most `chunk_bytes` of
-// instances each; an instance larger than that goes alone. No sizes: no chunks.
-std::vector<StowChunk> PlanStowChunks(const std::vector<uint64_t>& sizes, uint64_t chunk_bytes);
-
-}  // namespace conduit

@@ -612,27 +612,5 @@ TEST_F(DicomwebPushAdapterTest, PollingOverHttpsUsesTheSameTls) {
       << fetched.status().message();
 }
 
-TEST(StowChunksTest, KeepsOrderAndPutsAnOversizedInstanceAlone) {
-  struct Case {
-    std::vector<uint64_t> sizes;
-    uint64_t chunk_bytes;
-    std::vector<std::pair<size_t, size_t>> expected;
-  };
-  const Case cases[] = {
-      {{}, 100, {}},
-      {{10, 20, 30}, 100, {{0, 3}}},
-      {{60, 50, 40, 10}, 100, {{0, 1}, {1, 4}}},
-      {{10, 500, 10}, 100, {{0, 1}, {1, 2}, {2, 3}}},
-      {{50, 50, 50}, 100, {{0, 2}, {2, 3}}},
-  };
-  for (const Case& c : cases) {
-    std::vector<std::pair<size_t, size_t>> got;
-    for (const StowChunk& chunk : PlanStowChunks(c.sizes, c.chunk_bytes)) {
-      got.emplace_back(chunk.begin, chunk.end);
-    }
-    EXPECT_EQ(got, c.expected);
-  }
-}
-
 }  // namespace
 }  // namespace conduit

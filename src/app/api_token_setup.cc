@@ -3,8 +3,8 @@
 #include <optional>
 #include <string>
 
-#include "adapters/dicomweb_http.h"
 #include "core/text_file.h"
+#include "dicom/dicomweb_http.h"
 
 namespace conduit {
 namespace {

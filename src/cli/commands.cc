@@ -293,7 +293,11 @@ int ConfigCheck(const Config& config, const std::string& source) {
 int EchoPeer(const Config& config, const std::string& name) {
   DicomPeer peer;
   peer.calling_ae = config.dicom.ae_title;
-  if (const DestinationConfig* d = config.FindDestination(name)) {
+  if (const DestinationConfig* d = config.FindDestination(name); d && d->stow()) {
+    std::cerr << "conduit: destination '" << name << "' is a DICOMweb service (" << d->dicomweb_url
+              << "), not a DICOM AE: C-ECHO does not apply\n";
+    return 2;
+  } else if (d) {
     peer.called_ae = d->ae_title;
     peer.host = d->host;
     peer.port = d->port;

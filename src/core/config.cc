@@ -283,13 +283,43 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   return Status::Ok();
 }
 
+// A destination's `dicomweb:` section: results go by STOW-RS, not C-STORE.
+Status ParseStowDestination(const Ctx& ctx, const YAML::Node& dest, const std::string& dest_path,
+                            DestinationConfig& out) {
+  for (const char* dimse_only :
+       {"ae_title", "host", "port", "tls", "storage_commitment", "commitment_timeout"}) {
+    if (dest[dimse_only].IsDefined()) {
+      return ctx.Error(
+          dest[dimse_only], Child(dest_path, dimse_only),
+          "is for C-STORE destinations; this one has dicomweb (STOW-RS)" +
+              std::string(std::string_view(dimse_only) == "tls" ? ": put tls under dicomweb" : ""));
+    }
+  }
+  const std::string path = dest_path + ".dicomweb";
+  const YAML::Node n = dest["dicomweb"];
+  if (!n.IsMap()) return ctx.Error(n, path, "expected url, auth_token_file, chunk_bytes, tls");
+  RETURN_IF_ERROR(CheckKeys(ctx, n, path, {"url", "auth_token_file", "chunk_bytes", "tls"}));
+  RETURN_IF_ERROR(GetHttpUrl(ctx, n, path, "url", out.dicomweb_url, /*required=*/true));
+  std::string token_file;
+  RETURN_IF_ERROR(GetString(ctx, n, path, "auth_token_file", token_file));
+  out.auth_token_file = token_file;
+  RETURN_IF_ERROR(
+      GetInt(ctx, n, path, "chunk_bytes", int64_t{1} << 16, int64_t{1} << 40, out.chunk_bytes));
+  RETURN_IF_ERROR(ParseTlsClient(ctx, n, path, out.tls));
+  return CheckTlsUrl(ctx, n, path, out.dicomweb_url, out.tls);
+}
+
 Status ParseDestination(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                         DestinationConfig& out) {
   RETURN_IF_ERROR(CheckKeys(ctx, n, path,
                             {"name", "ae_title", "host", "port", "timeout", "tls",
-                             "storage_commitment", "commitment_timeout"}));
+                             "storage_commitment", "commitment_timeout", "dicomweb"}));
   RETURN_IF_ERROR(GetString(ctx, n, path, "name", out.name));
   if (out.name.empty()) return ctx.Error(n, path + ".name", "is required");
+  if (n["dicomweb"].IsDefined()) {
+    RETURN_IF_ERROR(GetDuration(ctx, n, path, "timeout", out.timeout));
+    return ParseStowDestination(ctx, n, path, out);
+  }
   std::string ae;
   RETURN_IF_ERROR(GetString(ctx, n, path, "ae_title", ae));
   RETURN_IF_ERROR(
@@ -790,7 +820,10 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
     paths.push_back(&tls.crl_file);
   };
   add_tls(config.priors_source.tls);
-  for (DestinationConfig& destination : config.destinations) add_tls(destination.tls);
+  for (DestinationConfig& destination : config.destinations) {
+    add_tls(destination.tls);
+    paths.push_back(&destination.auth_token_file);
+  }
   paths.push_back(&config.http.tls_certificate_file);
   paths.push_back(&config.http.tls_key_file);
   paths.push_back(&config.dicom.tls.certificate_file);

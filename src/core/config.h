@@ -109,13 +109,22 @@ struct HttpConfig {
 };
 
 // A DICOM peer that results are delivered to (usually PACS).
+// A PACS (or archive) that results go to: by C-STORE to ae_title@host:port, or, when
+// dicomweb_url is set, by STOW-RS to <dicomweb_url>/studies.
 struct DestinationConfig {
   std::string name;
   AeTitle ae_title;
   std::string host;
   int port = 104;
+  // DIMSE: the longest wait for any one answer; STOW-RS: for each request (at most
+  // chunk_bytes of results), from connecting to its answer.
   milliseconds timeout{30'000};
-  TlsClientConfig tls;  // enabled: DICOM over TLS
+  TlsClientConfig tls;       // DIMSE: enabled for DICOM over TLS; STOW-RS: for an https url
+  std::string dicomweb_url;  // base URL, http(s)://host[:port]/path
+  std::filesystem::path auth_token_file;  // STOW-RS bearer token; empty: none
+  uint64_t chunk_bytes = 64ull << 20;     // STOW-RS: results per request, by size
+
+  bool stow() const { return !dicomweb_url.empty(); }
   // Storage Commitment (PS3.4 Annex J, IHE RAD-10): a result counts as delivered only once
   // this PACS has reported it committed, within commitment_timeout of the request (else it
   // is sent and asked again); the report comes back to Conduit's listener on an association

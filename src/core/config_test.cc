@@ -122,6 +122,32 @@ destinations:
   EXPECT_EQ(config->destinations[1].commitment_timeout, std::chrono::minutes(2));
 }
 
+TEST(ConfigTest, ParsesADestinationThatTakesStowRs) {
+  auto config = ParseConfig(R"(
+destinations:
+  - name: cloud
+    timeout: 1m
+    dicomweb: {url: "https://pacs.example.nhs.uk/dicom-web/", auth_token_file: t/pacs.token,
+               chunk_bytes: 1048576, tls: {ca_file: ca.pem}}
+  - {name: orthanc, dicomweb: {url: "http://127.0.0.1:8042/dicom-web"}}
+  - {name: dimse, ae_title: PACS, host: h}
+)",
+                            "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const DestinationConfig& cloud = config->destinations[0];
+  EXPECT_TRUE(cloud.stow());
+  EXPECT_EQ(cloud.dicomweb_url, "https://pacs.example.nhs.uk/dicom-web");
+  EXPECT_EQ(cloud.auth_token_file, "t/pacs.token");
+  EXPECT_EQ(cloud.chunk_bytes, 1048576u);
+  EXPECT_EQ(cloud.timeout, std::chrono::minutes(1));
+  EXPECT_TRUE(cloud.tls.enabled);
+  EXPECT_EQ(cloud.tls.ca_file, "ca.pem");
+  EXPECT_TRUE(config->destinations[1].stow());
+  EXPECT_EQ(config->destinations[1].chunk_bytes, 64u << 20);
+  EXPECT_FALSE(config->destinations[1].tls.enabled);
+  EXPECT_FALSE(config->destinations[2].stow());
+}
+
 TEST(ConfigTest, ParsesGovernanceAndToolGovernanceFields) {
   auto config = ParseConfig(R"(
 governance: {policy: /etc/conduit/policy.yaml, key_file: /etc/conduit/trust.key}
@@ -221,6 +247,23 @@ tools:
   EXPECT_EQ(plain.poll_interval.count(), 0) << "no polling unless asked for";
 }
 
+TEST(ConfigTest, OneHttpClientsShareOfTheWorkersDefaultsToAllButOne) {
+  EXPECT_EQ(EmbeddedDefaultConfig("/tmp").http.max_connections_per_client, 3);
+  auto config = ParseConfig("http: {threads: 10}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 9);
+  config = ParseConfig("http: {threads: 1}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 1);
+  config = ParseConfig("http: {threads: 10, max_connections_per_client: 10}\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->http.max_connections_per_client, 10);
+  config = ParseConfig("http: {threads: 4, max_connections_per_client: 5}\n", "a.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "a.yaml:1: http.max_connections_per_client: out of range [1, 4]");
+}
+
 TEST(ConfigTest, ParsesTlsSettingsForHttpsPeers) {
   auto config = ParseConfig(R"(
 tools:
@@ -247,23 +290,6 @@ priors_source:
   EXPECT_EQ(chest.client_certificate_file, "certs/conduit.pem");
   EXPECT_EQ(chest.client_key_file, "secrets/conduit.key");
   EXPECT_TRUE(config->tools[1].tls.empty()) << "the system's CAs, no client certificate";
-TEST(ConfigTest, OneHttpClientsShareOfTheWorkersDefaultsToAllButOne) {
-  EXPECT_EQ(EmbeddedDefaultConfig("/tmp").http.max_connections_per_client, 3);
-  auto config = ParseConfig("http: {threads: 10}\n", "a.yaml");
-  ASSERT_TRUE(config.ok()) << config.status().ToString();
-  EXPECT_EQ(config->http.max_connections_per_client, 9);
-  config = ParseConfig("http: {threads: 1}\n", "a.yaml");
-  ASSERT_TRUE(config.ok()) << config.status().ToString();
-  EXPECT_EQ(config->http.max_connections_per_client, 1);
-  config = ParseConfig("http: {threads: 10, max_connections_per_client: 10}\n", "a.yaml");
-  ASSERT_TRUE(config.ok()) << config.status().ToString();
-  EXPECT_EQ(config->http.max_connections_per_client, 10);
-  config = ParseConfig("http: {threads: 4, max_connections_per_client: 5}\n", "a.yaml");
-  ASSERT_FALSE(config.ok());
-  EXPECT_EQ(config.status().message(),
-            "a.yaml:1: http.max_connections_per_client: out of range [1, 4]");
-}
-
   EXPECT_EQ(config->priors_source.tls.ca_file, "certs/trust-ca.pem");
   EXPECT_TRUE(config->priors_source.tls.client_key_file.empty());
 }
@@ -536,6 +562,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"destination_tls_key_without_certificate",
                   "destinations: [{name: p, ae_title: P, host: h, tls: {client_key_file: k}}]\n",
                   "destinations[0].tls: client_certificate_file and client_key_file go together"},
+        BadConfig{"stow_destination_with_an_ae",
+                  "destinations: [{name: p, ae_title: P, dicomweb: {url: 'http://h'}}]\n",
+                  "bad.yaml:1: destinations[0].ae_title: is for C-STORE destinations; this one "
+                  "has dicomweb (STOW-RS)"},
+        BadConfig{"stow_destination_with_tls_outside",
+                  "destinations: [{name: p, dicomweb: {url: 'https://h'}, tls: {}}]\n",
+                  "destinations[0].tls: is for C-STORE destinations; this one has dicomweb "
+                  "(STOW-RS): put tls under dicomweb"},
+        BadConfig{"stow_destination_with_commitment",
+                  "destinations: [{name: p, dicomweb: {url: 'http://h'}, storage_commitment: "
+                  "true}]\n",
+                  "destinations[0].storage_commitment: is for C-STORE destinations"},
+        BadConfig{"stow_destination_without_url", "destinations: [{name: p, dicomweb: {}}]\n",
+                  "destinations[0].dicomweb.url: is required"},
+        BadConfig{"stow_destination_tls_on_http",
+                  "destinations: [{name: p, dicomweb: {url: 'http://h', tls: {}}}]\n",
+                  "destinations[0].dicomweb.tls: applies to an https url"},
+        BadConfig{"stow_destination_small_chunks",
+                  "destinations: [{name: p, dicomweb: {url: 'http://h', chunk_bytes: 10}}]\n",
+                  "destinations[0].dicomweb.chunk_bytes: out of range"},
         BadConfig{"commitment_timeout_too_long",
                   "destinations: [{name: p, ae_title: P, host: h, storage_commitment: true,\n"
                   "                commitment_timeout: 73h}]\n",

@@ -233,8 +233,9 @@ Status CheckConfiguredTls(const Config& config) {
         ctx.get(), "http.tls.certificate_file " + config.http.tls_certificate_file.string()));
   }
   for (const DestinationConfig& destination : config.destinations) {
-    RETURN_IF_ERROR(
-        CheckTlsClientFiles(destination.tls, "destination '" + destination.name + "': tls"));
+    RETURN_IF_ERROR(CheckTlsClientFiles(
+        destination.tls,
+        "destination '" + destination.name + (destination.stow() ? "': dicomweb.tls" : "': tls")));
   }
   for (const ToolConfig& tool : config.tools) {
     if (tool.kind == ToolKind::kDicomweb) {
@@ -298,7 +299,8 @@ void AddEnds(std::vector<CertificateEnd>& out, const std::string& prefix,
 template <typename F>
 void ForEachTlsClient(const Config& config, F visit) {
   for (const DestinationConfig& destination : config.destinations) {
-    visit("destinations[" + destination.name + "].tls", destination.tls);
+    visit("destinations[" + destination.name + (destination.stow() ? "].dicomweb.tls" : "].tls"),
+          destination.tls);
   }
   for (const ToolConfig& tool : config.tools) {
     if (tool.kind == ToolKind::kDicomweb) {

@@ -16,13 +16,16 @@
 #include "dicom/dimse_sender.h"
 #include "dicom/dimse_status.h"
 #include "dicom/storage_commitment.h"
+#include "dicom/stow_sender.h"
 
 namespace conduit {
 namespace {
 
 // Why a destination refused a file, without the file's name or UIDs: the DIMSE status the
-// sender reports ("... status 0xC000"), or the missing presentation context.
-std::string RefusalReason(const Status& status) {
+// sender reports ("... status 0xC000"), or the missing presentation context; for STOW-RS,
+// what StowFiles says (the FailureReason or HTTP status).
+std::string RefusalReason(const DestinationConfig& dest, const Status& status) {
+  if (dest.stow()) return status.message();
   if (status.code() == StatusCode::kFailedPrecondition) {
     return "no presentation context accepted for its SOP class and transfer syntax";
   }
@@ -31,6 +34,25 @@ std::string RefusalReason(const Status& status) {
     return m.substr(at, 13);
   }
   return std::string(StatusCodeName(status.code()));
+}
+
+// Sends `files` (the results `pending`) to `dest` by C-STORE (with `peer`) or STOW-RS: one
+// status per file, as StoreFiles and StowFiles give them.
+Result<std::vector<Status>> SendResults(const DestinationConfig& dest, const DicomPeer& peer,
+                                        const std::vector<const ResultRecord*>& pending,
+                                        const std::vector<std::filesystem::path>& files) {
+  if (!dest.stow()) return StoreFiles(peer, files);
+  StowTarget target;
+  target.url = dest.dicomweb_url;
+  target.auth_token_file = dest.auth_token_file;
+  target.tls = dest.tls;
+  target.timeout = dest.timeout;
+  target.chunk_bytes = dest.chunk_bytes;
+  target.setting = "destinations[" + dest.name + "].dicomweb";
+  std::vector<std::string> uids;
+  uids.reserve(pending.size());
+  for (const ResultRecord* result : pending) uids.push_back(result->sop_instance_uid.str());
+  return StowFiles(target, files, uids);
 }
 
 }  // namespace
@@ -86,7 +108,7 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
     peer.tls = dest->tls;
 
     const std::string to = what + " to " + dest->name;
-    Result<std::vector<Status>> sent = StoreFiles(peer, files);
+    Result<std::vector<Status>> sent = SendResults(*dest, peer, pending, files);
     if (!sent.ok()) {
       spdlog::warn("{} (study {}): {}", to, study_ref, sent.status().message());
       if (!retry_later) retry_later = Unavailable(to + ": " + sent.status().message());
@@ -97,7 +119,8 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
                       std::to_string(pending.size()) + " files");
     }
 
-    int ok_count = 0;
+    size_t ok_count = 0;
+    std::string first_failure;                // why the first failed result was not delivered
     std::vector<const ResultRecord*> stored;  // accepted, awaiting the PACS's commitment
     for (size_t i = 0; i < pending.size(); ++i) {
       const ResultRecord& result = *pending[i];
@@ -109,6 +132,7 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
       audit.study_ref = study_ref;
       audit.job_id = job.id;
       audit.detail = nlohmann::json{{"destination", dest->name},
+                                    {"protocol", dest->stow() ? "stow-rs" : "c-store"},
                                     {"sop_class", result.sop_class_uid.str()},
                                     {"size_bytes", result.size_bytes}}
                          .dump();
@@ -126,18 +150,24 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
       }
       audit.outcome = "failure";
       RETURN_IF_ERROR(index_.AppendAudit(audit));
+      if (first_failure.empty()) first_failure = RefusalReason(*dest, st);
       if (IsRetryable(st.code())) {
         if (!retry_later) {
-          retry_later =
-              Unavailable(to + ": destination out of resources (" + RefusalReason(st) + ")");
+          retry_later = Unavailable(dest->stow() ? to + ": " + st.message()
+                                                 : to + ": destination out of resources (" +
+                                                       RefusalReason(*dest, st) + ")");
         }
       } else if (!refused) {
         refused = InvalidArgument(to + ": destination " + dest->name +
-                                  " refused a result: " + RefusalReason(st));
+                                  " refused a result: " + RefusalReason(*dest, st));
       }
     }
     spdlog::info("{} (study {}): {} of {} result(s) {}", to, study_ref, ok_count, pending.size(),
                  dest->storage_commitment ? "stored" : "delivered");
+    if (ok_count < pending.size()) {
+      spdlog::warn("{} (study {}): {} of {} result(s) not delivered: {}", to, study_ref,
+                   pending.size() - ok_count, pending.size(), first_failure);
+    }
     if (!stored.empty()) {
       if (Status asked = RequestCommitment(job, *dest, peer, stored); !asked.ok()) {
         spdlog::warn("{} (study {})", asked.message(), study_ref);

@@ -1,5 +1,6 @@
-// Deliverer: sends a job's results to its destinations (PACS) by C-STORE. A result counts as
-// delivered to a destination only when that destination answered success, and, for one with
+// Deliverer: sends a job's results to its destinations (PACS) by C-STORE or, for a destination
+// with a DICOMweb url, STOW-RS. A result counts as delivered to a destination only when that
+// destination answered success (STOW-RS: named it stored, or already held), and, for one with
 // storage_commitment, only once it has also reported the result committed; delivered pairs
 // are recorded so a resumed job never re-sends them.
 #pragma once

@@ -1,4 +1,5 @@
-// Deliverer against real storescp destinations, a real SqliteIndex and Spool.
+// Deliverer against real storescp destinations and a real HTTP server taking STOW-RS, a real
+// SqliteIndex and Spool.
 #include "results/deliverer.h"
 
 #include <gtest/gtest.h>
@@ -6,8 +7,10 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "store/sqlite_index.h"
+#include "testing/fake_stow_server.h"
 #include "testing/testing.h"
 
 namespace conduit {
@@ -233,6 +236,69 @@ TEST_F(DelivererTest, RefusedResultIsInvalidArgumentNamingTheDestination) {
   EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
       << "no UIDs in messages: " << st.message();
   EXPECT_EQ(DeliveredTo(job, "pacs"), 1u) << "the accepted result counts as delivered";
+}
+
+TEST_F(DelivererTest, StowRsDeliversWhatThePacsNamesStoredAndResendsTheRest) {
+  testing::FakeStowServer pacs;
+  DestinationConfig dest;
+  dest.name = "cloud";
+  dest.dicomweb_url = pacs.url();
+  dest.timeout = 10s;
+  config_.destinations.push_back(dest);
+  JobRecord job = CreateJob({"cloud"});
+  AddResult(job, 1);
+  AddResult(job, 2);
+  AddResult(job, 3);
+  const std::string uid1 = std::string(kResultSeries) + ".1";
+  const std::string uid2 = std::string(kResultSeries) + ".2";
+  const std::string uid3 = std::string(kResultSeries) + ".3";
+  // Stored; held already; out of resources for now.
+  pacs.Then({202, {uid1}, {{uid2, 0x0111}, {uid3, 0xA700}}});
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Status st = deliverer.Deliver(job).status();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_NE(st.message().find("0xA700"), std::string::npos) << st.message();
+  EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
+      << "no UIDs in messages: " << st.message();
+  EXPECT_EQ(DeliveredTo(job, "cloud"), 2u);
+
+  // The retry sends only the one left, and a plain 200 delivers it.
+  pacs.Then({200, {}, {}});
+  Result<DeliveryProgress> progress = deliverer.Deliver(job);
+  ASSERT_TRUE(progress.ok()) << progress.status().ToString();
+  EXPECT_TRUE(progress->done);
+  EXPECT_EQ(DeliveredTo(job, "cloud"), 3u);
+  const std::vector<testing::SeenStowRequest> seen = pacs.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].parts.size(), 3u);
+  EXPECT_EQ(seen[1].parts.size(), 1u);
+  auto audit = index_->ListAudit(50, 0);
+  ASSERT_TRUE(audit.ok());
+  int stow_deliveries = 0;
+  for (const AuditEvent& e : *audit) {
+    if (e.action == "deliver" && e.outcome == "success" &&
+        e.detail.find("\"protocol\":\"stow-rs\"") != std::string::npos) {
+      ++stow_deliveries;
+    }
+  }
+  EXPECT_EQ(stow_deliveries, 3);
+}
+
+TEST_F(DelivererTest, StowRsRefusalForGoodNamesTheDestinationAndTheReason) {
+  testing::FakeStowServer pacs;
+  DestinationConfig dest;
+  dest.name = "cloud";
+  dest.dicomweb_url = pacs.url();
+  config_.destinations.push_back(dest);
+  JobRecord job = CreateJob({"cloud"});
+  AddResult(job, 1);
+  pacs.Then({409, {}, {{std::string(kResultSeries) + ".1", 0xC000}}});
+  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Status st = deliverer.Deliver(job).status();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("cloud"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("0xC000"), std::string::npos) << st.message();
+  EXPECT_EQ(DeliveredTo(job, "cloud"), 0u);
 }
 
 TEST_F(DelivererTest, UnknownDestinationIsNotFound) {

@@ -402,6 +402,82 @@ class OrthancDicomwebPluginTest(E2ETest):
         self.assertEqual(refused.exception.headers["WWW-Authenticate"], 'Bearer realm="conduit"')
 
 
+class StowDeliveryTest(E2ETest):
+    """Results delivered to a PACS by STOW-RS: Orthanc's DICOMweb plugin as the PACS."""
+
+    def gateway(self, pacs_url, token_file=None):
+        dicomweb = {"url": pacs_url + "/dicom-web"}
+        if token_file:
+            dicomweb["auth_token_file"] = token_file
+        return Conduit(self.tmp, {
+            "destinations": [{"name": "pacs", "dicomweb": dicomweb, "timeout": "10s"}],
+            "tools": [self.reference_tool()],
+            "routes": [{"name": "ct", "when": {"Modality": "CT"}, "tool": "reference",
+                        "results_to": ["pacs"], "stable_after": "1s"}],
+            "retry": {"max_attempts": 20, "initial_backoff": "200ms", "max_backoff": "1s"},
+        })
+
+    def test_results_reach_orthanc_by_stow_rs_once_each_even_when_it_was_down(self):
+        pacs = Orthanc(self.tmp, dicomweb_servers={})
+        conduit = self.started(self.gateway(pacs.url))
+        files = make_study(self.dir("study"), "CT", slices=6, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+        study_uid = read_uids(files[0])[0]
+
+        # The PACS is down when the results are ready: delivery is retried, and says why.
+        wait_until("a failed STOW-RS delivery",
+                   lambda: [e for e in conduit.api("/api/audit?limit=1000")["events"]
+                            if e["action"] == "deliver" and e["outcome"] == "failure"],
+                   timeout=90)
+        self.assertEqual(conduit.jobs("done")["jobs"], [])
+        self.started(pacs)
+        job = self.wait_job_state(conduit, "done", timeout=90)[0]
+        ctx = f"\nconduit log tail:\n{conduit.logs()[-4000:]}"
+
+        series = sorted(s["MainDicomTags"].get("Modality", "") for s in pacs.series_of(study_uid))
+        self.assertEqual(series, ["OT", "SEG", "SR"], ctx)
+        instances = pacs.instances_of_study(study_uid)
+        self.assertEqual(len(instances), 3, "the three results, each once")
+        original = pydicom.dcmread(files[0], stop_before_pixels=True)
+        for instance in instances:
+            tags = http_json(f"{pacs.url}/instances/{instance['ID']}/simplified-tags")
+            self.assertEqual(tags["PatientID"], str(original.PatientID))
+        detail = conduit.api(f"/api/jobs/{job['id']}")
+        self.assertEqual(len(detail["deliveries"]), 3, ctx)
+        delivered = [e for e in conduit.api("/api/audit?limit=1000")["events"]
+                     if e["action"] == "deliver" and e["outcome"] == "success"]
+        self.assertEqual(len(delivered), 3, ctx)
+        for event in delivered:
+            self.assertEqual(event["detail"]["protocol"], "stow-rs")
+        self.assertNotIn(str(original.PatientID), conduit.logs(), "no identifier in the log")
+
+    def test_a_token_the_archive_refuses_holds_the_results_until_the_file_is_fixed(self):
+        # A second Conduit, whose DICOMweb server wants a bearer token, stands in for an archive.
+        tokens = os.path.join(self.tmp, "archive-tokens")
+        right = "archive-token-" + "7" * 40
+        with open(tokens, "w") as f:
+            f.write(right + "\n")
+        archive = self.started(Conduit(self.dir("archive"), {"http": {"api_token_file": tokens}}))
+        token = os.path.join(self.tmp, "pacs.token")
+        with open(token, "w") as f:
+            f.write("not-what-the-archive-wants-" + "x" * 20 + "\n")
+        conduit = self.started(self.gateway(archive.url, token))
+        files = make_study(self.dir("study"), "CT", slices=4, rows=64, cols=64)
+        storescu(conduit.dicom_port, files)
+        wait_until("a refused STOW-RS delivery",
+                   lambda: "destinations[pacs].dicomweb.auth_token_file" in conduit.logs(),
+                   timeout=90)
+        self.assertEqual(conduit.jobs("done")["jobs"], [])
+        self.assertNotIn("not-what-the-archive-wants", conduit.logs(), "the token is never logged")
+
+        # The token file is read at each delivery: fixed, the next retry gets through.
+        with open(token, "w") as f:
+            f.write(right + "\n")
+        self.wait_job_state(conduit, "done", timeout=90)
+        study_uid = read_uids(files[0])[0]
+        held = archive.api(f"/api/studies/{study_uid}")
+        self.assertEqual(held["instance_count"], 3, held)
+
 INTEROP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "interop", "dicomweb-client"))
 
 

@@ -1,11 +1,12 @@
-// What an AI tool's answer to a STOW-RS request (PS3.18 §10.5.3) says: how many instances it
-// stored and which failed, with their FailureReason. The body is the tool's, read as hostile.
+// What a DICOMweb server's answer to a STOW-RS request (PS3.18 §10.5.3) says: which instances
+// it stored and which failed, with their FailureReason. The body is the peer's, read as hostile.
 // Pure functions; reentrant.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,9 @@ struct StowResponse {
   size_t stored = 0;                           // ReferencedSOPSequence items
   size_t failed = 0;                           // FailedSOPSequence items
   std::map<uint16_t, size_t> failure_reasons;  // FailureReason -> items (0: none given)
+  // The items' ReferencedSOPInstanceUIDs, where given: stored, and failed with their reason.
+  std::set<std::string> stored_instances;
+  std::map<std::string, uint16_t> failed_instances;
 };
 
 // Parses an application/dicom+json STOW-RS response (an object, or an array of one object);

@@ -1,8 +1,10 @@
-#include "adapters/stow_response.h"
+#include "dicom/stow_response.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <string>
 
 namespace conduit {
 namespace {
@@ -24,6 +26,24 @@ TEST(StowResponseTest, CountsStoredAndFailedByReason) {
   EXPECT_TRUE(ParseStowResponse("").ok());
   EXPECT_FALSE(ParseStowResponse("<html>").ok());
   EXPECT_FALSE(ParseStowResponse("[1, 2]").ok());
+}
+
+TEST(StowResponseTest, NamesTheInstancesItemsGiveUidsFor) {
+  auto parsed = ParseStowResponse(R"({
+    "00081199": {"vr": "SQ", "Value": [
+      {"00081155": {"vr": "UI", "Value": ["1.2.3.1"]}},
+      {"00081155": {"vr": "UI", "Value": [7]}},
+      {"00081196": {"vr": "US", "Value": [45056]}}]},
+    "00081198": {"vr": "SQ", "Value": [
+      {"00081155": {"vr": "UI", "Value": ["1.2.3.2"]}, "00081197": {"vr": "US", "Value": [273]}},
+      {"00081155": {"vr": "UI", "Value": ["1.2.3.3"]}},
+      {"00081155": {"vr": "UI", "Value": [""]}, "00081197": {"vr": "US", "Value": [49152]}}]}})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->stored, 3u);
+  EXPECT_EQ(parsed->stored_instances, (std::set<std::string>{"1.2.3.1"}));
+  EXPECT_EQ(parsed->failed, 3u);
+  EXPECT_EQ(parsed->failed_instances,
+            (std::map<std::string, uint16_t>{{"1.2.3.2", 0x0111}, {"1.2.3.3", 0}}));
 }
 
 TEST(StowResponseTest, AReasonOutsideSixteenBitsOrNotANumberCountsAsNotGiven) {

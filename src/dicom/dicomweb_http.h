@@ -1,7 +1,7 @@
-// Pieces of Conduit's DICOMweb client (cpp-httplib) shared by the DICOMweb push adapter and
-// the PACS query/retrieve client: a watchdog that ends a request at its deadline or on stop,
-// client set-up, the bearer token file, and WADO-RS answers
-// (multipart/related of application/dicom) streamed into files. Private to src/adapters.
+// Pieces of Conduit's DICOMweb clients (cpp-httplib) — the DICOMweb push adapter, the PACS
+// query/retrieve client and the STOW-RS sender: a watchdog that ends a request at its deadline
+// or on stop, client set-up, the bearer token file, and WADO-RS answers (multipart/related of
+// application/dicom) streamed into files.
 #pragma once
 
 #include <httplib.h>
@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/dicom_json_read.h"
 #include "core/status.h"
+#include "dicom/dicom_json_read.h"
 
 namespace conduit {
 

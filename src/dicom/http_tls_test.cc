@@ -1,6 +1,6 @@
 // The HTTPS client made from TLS settings, on certificates made by a throw-away test CA
 // (testing/test_pki.h).
-#include "adapters/http_tls.h"
+#include "dicom/http_tls.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "adapters/dicomweb_http.h"
+#include "dicom/dicomweb_http.h"
 
 #include <pthread.h>
 

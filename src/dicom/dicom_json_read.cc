@@ -1,4 +1,4 @@
-#include "adapters/dicom_json_read.h"
+#include "dicom/dicom_json_read.h"
 
 #include <charconv>
 

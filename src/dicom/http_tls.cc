@@ -1,4 +1,4 @@
-#include "adapters/http_tls.h"
+#include "dicom/http_tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

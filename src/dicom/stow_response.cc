@@ -1,9 +1,9 @@
-#include "adapters/stow_response.h"
+#include "dicom/stow_response.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "adapters/dicom_json_read.h"
+#include "dicom/dicom_json_read.h"
 
 namespace conduit {
 namespace {
@@ -26,7 +26,12 @@ Result<StowResponse> ParseStowResponse(std::string_view body) {
   if (!doc.is_object()) {
     return InvalidArgument("STOW-RS response: not a DICOM JSON object");
   }
-  out.stored = DicomJsonSequence(doc, "00081199").size();
+  for (const json& item : DicomJsonSequence(doc, "00081199")) {
+    ++out.stored;
+    if (std::string uid = DicomJsonString(item, "00081155"); !uid.empty()) {
+      out.stored_instances.insert(std::move(uid));
+    }
+  }
   for (const json& item : DicomJsonSequence(doc, "00081198")) {
     ++out.failed;
     uint16_t reason = 0;
@@ -41,6 +46,9 @@ Result<StowResponse> ParseStowResponse(std::string_view body) {
       }
     }
     ++out.failure_reasons[reason];
+    if (std::string uid = DicomJsonString(item, "00081155"); !uid.empty()) {
+      out.failed_instances[std::move(uid)] = reason;
+    }
   }
   return out;
 }
