@@ -240,7 +240,7 @@ int ToolDpia(const Config& config, const std::filesystem::path& manifest_file,
     return 2;
   }
   SystemClock clock;
-  auto dpia = RenderDpia(*policy, *tool, DpiaContext{organisation, clock.Now()});
+  auto dpia = RenderDpia(*policy, *tool, DpiaContext{organisation, clock.Now(), &config});
   if (!dpia.ok()) {
     std::cerr << "conduit dpia: " << dpia.status().message() << "\n";
     return 2;

@@ -152,6 +152,66 @@ std::vector<Risk> RisksOf(const Policy& policy, const DpiaTool& tool, const Deid
   return risks;
 }
 
+// "Modality matches `CT` or `MR`; and BodyPartExamined matches neither `HEAD`": a route's
+// conditions in words.
+std::string ConditionsText(const RouteConfig& route) {
+  if (route.when.empty()) return "every study received";
+  std::string text;
+  for (const RouteCondition& condition : route.when) {
+    std::vector<std::string> wanted, refused;
+    for (const std::string& pattern : condition.patterns) {
+      if (!pattern.empty() && pattern[0] == '!') {
+        refused.push_back("`" + pattern.substr(1) + "`");
+      } else {
+        wanted.push_back("`" + pattern + "`");
+      }
+    }
+    auto any_of = [](const std::vector<std::string>& patterns) {
+      std::string out;
+      for (const std::string& p : patterns) out += (out.empty() ? "" : " or ") + p;
+      return out;
+    };
+    std::string part = condition.attribute;
+    if (!wanted.empty()) part += " matches " + any_of(wanted);
+    if (!refused.empty()) {
+      part += (wanted.empty() ? " matches neither " : ", but neither ") + any_of(refused);
+    }
+    text += (text.empty() ? "" : "; and ") + part;
+  }
+  return text;
+}
+
+// "pacs (C-STORE to PACS at pacs.trust.nhs.uk:104, DICOM over TLS)".
+std::string DestinationText(const Config& gateway, const std::string& name) {
+  const DestinationConfig* dest = gateway.FindDestination(name);
+  if (dest == nullptr) return name + " (not in the configuration)";
+  if (dest->stow()) return name + " (STOW-RS to " + dest->dicomweb_url + ")";
+  return name + " (C-STORE to " + dest->ae_title.str() + " at " + dest->host + ":" +
+         std::to_string(dest->port) + (dest->tls.enabled ? ", DICOM over TLS" : "") + ")";
+}
+
+// The routes of `gateway` that send studies to `tool`, one bullet each; empty when none.
+std::string RoutesText(const Config& gateway, const std::string& tool) {
+  std::string text;
+  for (const RouteConfig& route : gateway.routes) {
+    if (route.tool != tool) continue;
+    text += "- route `" + route.name +
+            "`: " + (route.select == RouteScope::kSeries ? "the matching series of " : "") +
+            ConditionsText(route) + "; results to ";
+    if (route.shadow) {
+      text += "nowhere (shadow: an evaluation, nothing is delivered or reported)";
+    } else {
+      std::vector<std::string> destinations;
+      for (const std::string& name : route.results_to) {
+        destinations.push_back(DestinationText(gateway, name));
+      }
+      text += JoinOr(destinations, "nowhere");
+    }
+    text += "\n";
+  }
+  return text;
+}
+
 }  // namespace
 
 Result<std::string> RenderDpia(const Policy& policy, const DpiaTool& tool,
@@ -205,9 +265,21 @@ Result<std::string> RenderDpia(const Policy& policy, const DpiaTool& tool,
      << "- body parts: " << JoinOr(tool.body_parts, "any") << "\n"
      << "- SOP classes: " << JoinOr(tool.sop_classes, "any image") << "\n"
      << "- minimum series: " << (tool.minimum_series.empty() ? "none" : tool.minimum_series)
-     << "\n\nThe routes (which studies, from which modalities) are in the gateway's "
-        "configuration: "
-     << kToComplete << " List them here.\n\n";
+     << "\n\n";
+  const std::string routes =
+      context.gateway != nullptr ? RoutesText(*context.gateway, tool.name) : "";
+  if (!routes.empty()) {
+    md << "The gateway's routes that send studies to it (its configuration when this draft was "
+          "made):\n\n"
+       << routes << "\n";
+  } else if (context.gateway != nullptr) {
+    md << "No route of the gateway's configuration sends studies to it yet: " << kToComplete
+       << " List the routes it will have.\n\n";
+  } else {
+    md << "The routes (which studies, from which modalities) are in the gateway's "
+          "configuration: "
+       << kToComplete << " List them here.\n\n";
+  }
 
   md << "### Where the data goes\n\n";
   if (!leaves_trust) {
@@ -227,7 +299,8 @@ Result<std::string> RenderDpia(const Policy& policy, const DpiaTool& tool,
   }
   md << "Results come back to the gateway, are checked, "
      << (deidentified ? "re-identified inside the trust with the crosswalk, " : "")
-     << "and are stored to PACS.\n\n";
+     << "and are stored to PACS"
+     << (routes.empty() ? "" : " (the destinations of the routes above)") << ".\n\n";
 
   md << "### How long it is kept (policy)\n\n"
      << "- images and results in the gateway's spool: " << policy.retention.spool.count()

@@ -32,6 +32,9 @@ struct DpiaTool {
 struct DpiaContext {
   std::string organisation;  // the trust or network; empty: left to complete
   TimePoint generated_at;
+  // The gateway's configuration, if known: its routes that name the tool (which studies it
+  // gets) and their destinations (where its results go) are listed. Null: left to complete.
+  const Config* gateway = nullptr;
 };
 
 // The DPIA draft. Errors: kFailedPrecondition when the policy refuses the tool (its hosting

@@ -126,5 +126,51 @@ TEST(DpiaTest, ALocalExecutableKeepsEverythingInTheTrust) {
   EXPECT_TRUE(Has(*dpia, "Basic Application Level Confidentiality Profile"));
 }
 
+TEST(DpiaTest, ListsTheRoutesThatSendStudiesToTheToolAndWhereTheirResultsGo) {
+  const Policy policy = TestPolicy();
+  auto config = ParseConfig(R"(
+tools:
+  - {name: ich-triage, kind: dicomweb, dicomweb: {url: "https://ich.example/dicom-web"},
+     hosting_region: UK}
+  - {name: other-tool, kind: executable, command: [x]}
+destinations:
+  - {name: pacs, ae_title: PACS, host: pacs.trust.nhs.uk, port: 2762, tls: {}}
+  - {name: cloud, dicomweb: {url: "https://vna.example.nhs.uk/dicom-web"}}
+routes:
+  - {name: head-ct, when: {Modality: CT, BodyPartExamined: [HEAD, "BRAIN*"]}, tool: ich-triage,
+     results_to: [pacs, cloud]}
+  - {name: trial, when: {Modality: CT, StudyDescription: "!*RESEARCH*"}, tool: ich-triage,
+     shadow: true, select: series}
+  - {name: chest, when: {Modality: CR}, tool: other-tool, results_to: [pacs]}
+)",
+                            "gateway.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  auto dpia = RenderDpia(policy, RemoteTool(), {"", TimePoint{}, &*config});
+  ASSERT_TRUE(dpia.ok()) << dpia.status().ToString();
+  const std::string& md = *dpia;
+  EXPECT_TRUE(Has(md,
+                  "- route `head-ct`: Modality matches `CT`; and BodyPartExamined matches "
+                  "`HEAD` or `BRAIN*`; results to pacs (C-STORE to PACS at "
+                  "pacs.trust.nhs.uk:2762, DICOM over TLS), cloud (STOW-RS to "
+                  "https://vna.example.nhs.uk/dicom-web)\n"))
+      << md;
+  EXPECT_TRUE(Has(md,
+                  "- route `trial`: the matching series of Modality matches `CT`; and "
+                  "StudyDescription matches neither `*RESEARCH*`; results to nowhere "
+                  "(shadow"))
+      << md;
+  EXPECT_FALSE(Has(md, "chest")) << "another tool's route";
+  EXPECT_TRUE(Has(md, "are stored to PACS (the destinations of the routes above)."));
+  EXPECT_FALSE(Has(md, "List them here"));
+
+  config->routes.clear();
+  dpia = RenderDpia(policy, RemoteTool(), {"", TimePoint{}, &*config});
+  ASSERT_TRUE(dpia.ok());
+  EXPECT_TRUE(Has(*dpia, "No route of the gateway's configuration sends studies to it yet"));
+  dpia = RenderDpia(policy, RemoteTool(), {"", TimePoint{}});
+  ASSERT_TRUE(dpia.ok());
+  EXPECT_TRUE(Has(*dpia, "List them here"));
+}
+
 }  // namespace
 }  // namespace conduit

@@ -1070,8 +1070,9 @@ Result<Payload> HttpAdminServer::Dpia(const httplib::Request& req, const Args&) 
   const std::string organisation =
       req.has_param("organisation") ? req.get_param_value("organisation") : "";
   if (organisation.size() > 200) return InvalidArgument("organisation: over 200 characters");
-  ASSIGN_OR_RETURN(std::string markdown,
-                   RenderDpia(policy, tool, DpiaContext{organisation, ctx_.clock.Now()}));
+  ASSIGN_OR_RETURN(
+      std::string markdown,
+      RenderDpia(policy, tool, DpiaContext{organisation, ctx_.clock.Now(), &ctx_.config}));
   return Payload{"text/markdown; charset=utf-8", std::move(markdown)};
 }
 

@@ -181,7 +181,13 @@ class PolicyTest(E2ETest):
         examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
         manifest = os.path.join(examples, "tools", "acme-chest-dimse.yaml")
         example_policy = os.path.join(examples, "policy.yaml")
-        conduit = Conduit(self.tmp, {"governance": {"policy": example_policy}})
+        conduit = Conduit(self.tmp, {
+            "governance": {"policy": example_policy},
+            "tools": [{"manifest": manifest}],
+            "destinations": [{"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242}],
+            "routes": [{"name": "chest-ct", "when": {"Modality": "CT", "BodyPartExamined": ["CHEST", "THORAX"]},
+                        "tool": "acme-chest-ct", "results_to": ["pacs"]}],
+        })
         out_file = os.path.join(self.tmp, "dpia.md")
         out = conduit.cli("dpia", manifest, "--organisation", "E2E Trust", "--out", out_file)
         self.assertIn("written to", out.stdout)
@@ -196,6 +202,8 @@ class PolicyTest(E2ETest):
         self.assertIn("| Organisation | E2E Trust |", dpia)
         self.assertIn("Retain Patient Characteristics", dpia)
         self.assertIn("**To complete.**", dpia)
+        self.assertIn("- route `chest-ct`: Modality matches `CT`; and BodyPartExamined matches `CHEST` or "
+                      "`THORAX`; results to pacs (C-STORE to PACS at 127.0.0.1:4242)", dpia)
 
         # The test policy grants the Acme tool's category nothing: no DPIA, as no registration.
         policy, _ = self.policy_file()
