@@ -44,8 +44,7 @@ Status RequestFailure(int http_status, const std::string& what, const std::strin
 void StatusesFromAnswer(const StowResponse& answer, int http_status,
                         const std::vector<std::string>& uids, size_t begin, size_t end,
                         const std::string& what, std::vector<Status>& out) {
-  const bool names_none = answer.stored_instances.empty() && answer.failed_instances.empty() &&
-                          answer.stored == 0 && answer.failed == 0;
+  const bool names_none = answer.stored == 0 && answer.failed == 0;
   for (size_t i = begin; i < end; ++i) {
     const std::string& uid = uids[i];
     if (answer.stored_instances.count(uid) > 0) {
@@ -64,8 +63,8 @@ void StatusesFromAnswer(const StowResponse& answer, int http_status,
       }
       continue;
     }
-    if (names_none && http_status == 200) {
-      out[i] = Status::Ok();  // "all stored", said without a list
+    if (http_status == 200) {
+      out[i] = Status::Ok();  // 200: every instance not named failed was stored (PS3.18)
     } else if (names_none && http_status == 409) {
       out[i] = InvalidArgument(what + ": the server refused the request (HTTP 409)");
     } else {

@@ -85,9 +85,12 @@ struct StowTarget {
 // - Ok: the server stored it, or already held it (FailureReason 0x0111);
 // - kInvalidArgument: refused for good (its FailureReason; or the request refused with a
 //   4xx other than those below, or redirected);
-// - kUnavailable: worth sending again later: refused for want of resources (0xA7xx), not
-//   named in an answer that names others, a request that failed (unreachable, TLS, 408,
-//   429, 5xx, 401/403 — a token to fix —, past `timeout`), or not sent after such a failure.
+// - kUnavailable: worth sending again later: refused for want of resources (0xA7xx), a
+//   request that failed (unreachable, TLS, 408, 429, 5xx, 401/403 — a token to fix —, past
+//   `timeout`), or not sent after such a failure.
+// An instance the answer does not name counts as stored after a 200 (the server stored all
+// but those it names failed), kUnavailable after a 202 or a 409 that names others, and
+// kInvalidArgument after a 409 that names none.
 // Errors (nothing sent): kInvalidArgument for mismatched lists or a malformed url;
 // kFailedPrecondition for an unreadable token file or TLS settings that cannot be used;
 // kDataLoss when a file cannot be sized.

@@ -87,6 +87,16 @@ TEST_F(StowSenderTest, ReadsEachInstancesFateFromTheAnswer) {
   EXPECT_TRUE((*sent)[3].ok());
 }
 
+TEST_F(StowSenderTest, AfterA200WhatTheAnswerDoesNotNameFailedWasStored) {
+  pacs_.Then({200, {uids_[0]}, {{uids_[1], 0xC000}}});
+  Result<std::vector<Status>> sent = StowFiles(target_, files_, uids_);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_TRUE((*sent)[0].ok());
+  EXPECT_EQ((*sent)[1].code(), StatusCode::kInvalidArgument) << "named failed, even in a 200";
+  EXPECT_TRUE((*sent)[2].ok()) << (*sent)[2].ToString();
+  EXPECT_TRUE((*sent)[3].ok()) << (*sent)[3].ToString();
+}
+
 TEST_F(StowSenderTest, PlainSuccessWithoutAListStoresAll) {
   pacs_.Then({200, {}, {}});
   pacs_.Then({200, {}, {}, "not json"});

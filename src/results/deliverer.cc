@@ -131,11 +131,12 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
       audit.actor = dest->name;
       audit.study_ref = study_ref;
       audit.job_id = job.id;
-      audit.detail = nlohmann::json{{"destination", dest->name},
-                                    {"protocol", dest->stow() ? "stow-rs" : "c-store"},
-                                    {"sop_class", result.sop_class_uid.str()},
-                                    {"size_bytes", result.size_bytes}}
-                         .dump();
+      nlohmann::json detail{{"destination", dest->name},
+                            {"protocol", dest->stow() ? "stow-rs" : "c-store"},
+                            {"sop_class", result.sop_class_uid.str()},
+                            {"size_bytes", result.size_bytes}};
+      if (!st.ok()) detail["error"] = RefusalReason(*dest, st);
+      audit.detail = detail.dump();
       if (st.ok()) {
         audit.outcome = "success";
         ++ok_count;
@@ -150,7 +151,7 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
       }
       audit.outcome = "failure";
       RETURN_IF_ERROR(index_.AppendAudit(audit));
-      if (first_failure.empty()) first_failure = RefusalReason(*dest, st);
+      if (first_failure.empty()) first_failure = detail["error"].get<std::string>();
       if (IsRetryable(st.code())) {
         if (!retry_later) {
           retry_later = Unavailable(dest->stow() ? to + ": " + st.message()

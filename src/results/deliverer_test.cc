@@ -261,6 +261,16 @@ TEST_F(DelivererTest, StowRsDeliversWhatThePacsNamesStoredAndResendsTheRest) {
   EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
       << "no UIDs in messages: " << st.message();
   EXPECT_EQ(DeliveredTo(job, "cloud"), 2u);
+  auto failures = index_->ListAudit(50, 0);
+  ASSERT_TRUE(failures.ok());
+  int failed_audited = 0;
+  for (const AuditEvent& e : *failures) {
+    if (e.action != "deliver" || e.outcome != "failure") continue;
+    ++failed_audited;
+    EXPECT_NE(e.detail.find("0xA700 (out of resources)"), std::string::npos) << e.detail;
+    EXPECT_EQ(e.detail.find("1.2.826.0.1.3680043"), std::string::npos) << e.detail;
+  }
+  EXPECT_EQ(failed_audited, 1);
 
   // The retry sends only the one left, and a plain 200 delivers it.
   pacs.Then({200, {}, {}});
