@@ -233,8 +233,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
         if (parts->engine) parts->engine->Wake();
       },
       &p->metrics);
-  p->deliverer =
-      std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock, p->commitments.get());
+  p->deliverer = std::make_unique<Deliverer>(c, *p->index, *p->spool, p->clock,
+                                             p->commitments.get(), &p->metrics);
 
   ASSIGN_OR_RETURN(JobTokens tokens,
                    JobTokens::LoadOrCreate(c.node.data_dir / "keys" / "job-token.key"));

@@ -55,11 +55,27 @@ Result<std::vector<Status>> SendResults(const DestinationConfig& dest, const Dic
   return StowFiles(target, files, uids);
 }
 
+const char* ProtocolName(const DestinationConfig& dest) {
+  return dest.stow() ? "stow-rs" : "c-store";
+}
+
 }  // namespace
 
 Deliverer::Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-                     CommitmentLedger* commitments)
-    : config_(config), index_(index), spool_(spool), clock_(clock), commitments_(commitments) {}
+                     CommitmentLedger* commitments, Metrics* metrics)
+    : config_(config),
+      index_(index),
+      spool_(spool),
+      clock_(clock),
+      commitments_(commitments),
+      metrics_(metrics) {
+  if (metrics_ != nullptr) {
+    metrics_->Describe("conduit_results_sent_total", "counter",
+                       "Results sent to a destination, by what it answered: accepted (for one "
+                       "with storage commitment, before its report), retry (sent again later) "
+                       "or refused (for good)");
+  }
+}
 
 Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
   const std::string what = "deliver job " + std::to_string(job.id.value);
@@ -110,6 +126,7 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
     const std::string to = what + " to " + dest->name;
     Result<std::vector<Status>> sent = SendResults(*dest, peer, pending, files);
     if (!sent.ok()) {
+      CountSent(*dest, "retry", pending.size());
       spdlog::warn("{} (study {}): {}", to, study_ref, sent.status().message());
       if (!retry_later) retry_later = Unavailable(to + ": " + sent.status().message());
       continue;
@@ -132,11 +149,12 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
       audit.study_ref = study_ref;
       audit.job_id = job.id;
       nlohmann::json detail{{"destination", dest->name},
-                            {"protocol", dest->stow() ? "stow-rs" : "c-store"},
+                            {"protocol", ProtocolName(*dest)},
                             {"sop_class", result.sop_class_uid.str()},
                             {"size_bytes", result.size_bytes}};
       if (!st.ok()) detail["error"] = RefusalReason(*dest, st);
       audit.detail = detail.dump();
+      CountSent(*dest, st.ok() ? "accepted" : IsRetryable(st.code()) ? "retry" : "refused", 1);
       if (st.ok()) {
         audit.outcome = "success";
         ++ok_count;
@@ -211,6 +229,13 @@ Result<DeliveryProgress> Deliverer::Deliver(const JobRecord& job) {
   }
   if (earliest) progress.until = *earliest;
   return progress;
+}
+
+void Deliverer::CountSent(const DestinationConfig& dest, const char* outcome, size_t results) {
+  if (metrics_ == nullptr) return;
+  metrics_->Add("conduit_results_sent_total", static_cast<double>(results),
+                "destination=\"" + dest.name + "\",protocol=\"" + ProtocolName(dest) +
+                    "\",outcome=\"" + outcome + "\"");
 }
 
 Result<size_t> Deliverer::AwaitedResults(const JobRecord& job) {

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "dicom/dimse_sender.h"
 #include "results/commitment_ledger.h"
 #include "store/index.h"
@@ -32,8 +33,10 @@ class Deliverer {
  public:
   // `commitments` records storage commitment requests and settles them from the PACS's
   // reports; without it a destination with storage_commitment cannot be delivered to.
+  // `metrics`, if given, counts every result sent by destination, protocol and outcome
+  // (conduit_results_sent_total).
   Deliverer(const Config& config, Index& index, Spool& spool, const Clock& clock,
-            CommitmentLedger* commitments = nullptr);
+            CommitmentLedger* commitments = nullptr, Metrics* metrics = nullptr);
   // Delivers every not-yet-delivered result of `job` to each of its destinations. For a
   // destination with storage_commitment it sends the results, asks for their commitment and
   // returns without waiting (DeliveryProgress::done false); the results count as delivered
@@ -56,6 +59,10 @@ class Deliverer {
   Spool& spool_;
   const Clock& clock_;
   CommitmentLedger* commitments_;
+  Metrics* metrics_;
+
+  // Adds `results` to conduit_results_sent_total{dest, its protocol, outcome}.
+  void CountSent(const DestinationConfig& dest, const char* outcome, size_t results);
 
   // Gives up on `dest`'s requests that were reported not committed or are past their
   // deadline (their results go again on the retry: `retry_later`) and adds the results of

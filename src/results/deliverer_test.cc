@@ -192,10 +192,14 @@ TEST_F(DelivererTest, DestinationDownIsUnavailableAndNothingIsMarked) {
   AddDestination("pacs", testing::FreePort());  // nothing listens there
   JobRecord job = CreateJob({"pacs"});
   AddResult(job, 1);
-  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Metrics metrics;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, nullptr, &metrics);
   Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_EQ(DeliveredTo(job, "pacs"), 0u);
+  EXPECT_EQ(metrics.Value("conduit_results_sent_total",
+                          R"(destination="pacs",protocol="c-store",outcome="retry")"),
+            1);
 }
 
 TEST_F(DelivererTest, OneDestinationDownStillDeliversToTheOtherAndResumes) {
@@ -254,10 +258,14 @@ TEST_F(DelivererTest, StowRsDeliversWhatThePacsNamesStoredAndResendsTheRest) {
   const std::string uid3 = std::string(kResultSeries) + ".3";
   // Stored; held already; out of resources for now.
   pacs.Then({202, {uid1}, {{uid2, 0x0111}, {uid3, 0xA700}}});
-  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Metrics metrics;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, nullptr, &metrics);
   Status st = deliverer.Deliver(job).status();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
   EXPECT_NE(st.message().find("0xA700"), std::string::npos) << st.message();
+  const std::string labels = R"(destination="cloud",protocol="stow-rs",outcome=)";
+  EXPECT_EQ(metrics.Value("conduit_results_sent_total", labels + "\"accepted\""), 2);
+  EXPECT_EQ(metrics.Value("conduit_results_sent_total", labels + "\"retry\""), 1);
   EXPECT_EQ(st.message().find("1.2.826.0.1.3680043"), std::string::npos)
       << "no UIDs in messages: " << st.message();
   EXPECT_EQ(DeliveredTo(job, "cloud"), 2u);
@@ -303,8 +311,12 @@ TEST_F(DelivererTest, StowRsRefusalForGoodNamesTheDestinationAndTheReason) {
   JobRecord job = CreateJob({"cloud"});
   AddResult(job, 1);
   pacs.Then({409, {}, {{std::string(kResultSeries) + ".1", 0xC000}}});
-  Deliverer deliverer(config_, *index_, *spool_, clock_);
+  Metrics metrics;
+  Deliverer deliverer(config_, *index_, *spool_, clock_, nullptr, &metrics);
   Status st = deliverer.Deliver(job).status();
+  EXPECT_EQ(metrics.Value("conduit_results_sent_total",
+                          R"(destination="cloud",protocol="stow-rs",outcome="refused")"),
+            1);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("cloud"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("0xC000"), std::string::npos) << st.message();
