@@ -12,13 +12,15 @@ waited for until its job is done. Prints a markdown report on stdout.
         dicomweb:   the newest modification time of the files the DICOMweb tool simulator
                     wrote (it renames each received instance into its inbox).
   (b) delivery latency: from the result being Conduit's to PACS having answered its C-STORE
-      (the last audit "deliver", written after Orthanc's response):
+      (or, with --stow-delivery, its STOW-RS request: Orthanc's DICOMweb plugin; the last
+      audit "deliver", written after Orthanc's response):
         executable: from the tool's exit (the wrapper's last `date +%s.%N`);
         dimse, dicomweb: from the last result attached (the job's result records,
                     received_at) plus the tool's results_stable_after (the quiet period after
                     which results are complete).
 
-Run by hand (never part of the test suite): bench/run_latency.sh [--studies N] [--tools ...].
+Run by hand (never part of the test suite): bench/run_latency.sh [--studies N] [--tools ...]
+[--dead-neighbour] [--stow-delivery].
 """
 
 import argparse
@@ -232,9 +234,12 @@ TOOLS = {"executable": ExecutableTool, "dimse": DimseTool, "dicomweb": DicomwebT
 # ---------------------------------------------------------------- peers
 
 class Orthanc:
-    """Debian's Orthanc as PACS: private config, storage in the run's temp dir, fsync on."""
+    """Debian's Orthanc as PACS: private config, storage in the run's temp dir, fsync on; with
+    `dicomweb`, its DICOMweb plugin too (STOW-RS at http://127.0.0.1:<http_port>/dicom-web)."""
 
-    def start(self, work):
+    DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+    def start(self, work, dicomweb=False):
         root = os.path.join(work, "orthanc")
         os.makedirs(os.path.join(root, "db"))
         self.port, self.http_port = free_ports(2)
@@ -244,6 +249,9 @@ class Orthanc:
                "AuthenticationEnabled": False, "DicomAlwaysAllowStore": True,
                "DicomCheckCalledAet": False, "Plugins": [], "StableAge": 3600,
                "SyncStorageArea": True}
+        if dicomweb:
+            cfg["Plugins"] = [self.DICOMWEB_PLUGIN]
+            cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
         path = os.path.join(root, "orthanc.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -261,7 +269,7 @@ class Orthanc:
 
 
 class Conduit:
-    def start(self, work, tool_entry, pacs_port, dead_neighbour=False):
+    def start(self, work, tool_entry, pacs, dead_neighbour=False, stow=False):
         root = os.path.join(work, "conduit")
         os.makedirs(root)
         self.port, self.http_port = free_ports(2)
@@ -270,8 +278,11 @@ class Conduit:
             "dicom": {"ae_title": "CONDUIT", "port": self.port, "bind": "127.0.0.1",
                       "min_free_bytes": 0},
             "http": {"port": self.http_port, "bind": "127.0.0.1"},
-            "destinations": [{"name": "pacs", "ae_title": "ORTHANC", "host": "127.0.0.1",
-                              "port": pacs_port}],
+            "destinations": [
+                {"name": "pacs",
+                 "dicomweb": {"url": f"http://127.0.0.1:{pacs.http_port}/dicom-web"}} if stow
+                else {"name": "pacs", "ae_title": "ORTHANC", "host": "127.0.0.1",
+                      "port": pacs.port}],
             "tools": [tool_entry],
             "routes": [{"name": "all", "tool": "tool", "results_to": ["pacs"],
                         "stable_after": f"{STABLE_AFTER_S}s"}],
@@ -338,6 +349,7 @@ def study_uid_of(path):
 
 
 DEAD = " + dead neighbour"
+STOW = ", results by STOW-RS"
 
 
 def assembled_for(event, tool):
@@ -347,15 +359,15 @@ def assembled_for(event, tool):
     return event["action"] == "assemble" and detail.get("tool") == tool
 
 
-def run_tool(kind, studies, tmp, dead_neighbour=False):
+def run_tool(kind, studies, tmp, dead_neighbour=False, stow=False):
     work = tempfile.mkdtemp(prefix=f"lat-{kind}-", dir=tmp)
     tool = TOOLS[kind]()
     pacs, conduit = Orthanc(), Conduit()
     rows = []
     try:
-        pacs.start(work)
+        pacs.start(work, dicomweb=stow)
         entry = tool.config(work)
-        conduit.start(work, entry, pacs.port, dead_neighbour)
+        conduit.start(work, entry, pacs, dead_neighbour, stow)
         tool.start(work, conduit.port)
         for i, files in enumerate(studies):
             uid = study_uid_of(files[0])
@@ -443,6 +455,9 @@ def main():
     parser.add_argument("--dead-neighbour", action="store_true",
                         help="run each kind again with every study also routed to a DICOMweb "
                              "tool that is down, to show whether it delays the measured tool")
+    parser.add_argument("--stow-delivery", action="store_true",
+                        help="run each kind again with its results delivered by STOW-RS to "
+                             "Orthanc's DICOMweb plugin instead of by C-STORE")
     args = parser.parse_args()
     kinds = [k for k in args.tools.split(",") if k]
     if set(kinds) - set(TOOLS):
@@ -483,6 +498,8 @@ def main():
                 results[kind] = run_tool(kind, studies, tmp)
                 if args.dead_neighbour:
                     results[kind + DEAD] = run_tool(kind, studies, tmp, dead_neighbour=True)
+                if args.stow_delivery:
+                    results[kind + STOW] = run_tool(kind, studies, tmp, stow=True)
             except (RuntimeError, SystemExit) as e:  # report the kind that failed, go on
                 skipped[kind] = f"failed: {str(e)[-300:]}"
                 log(f"{kind}: {e}")
@@ -508,7 +525,11 @@ def render(info, args, results, skipped, total):
            + (f" Rows marked '{DEAD}' ran after the plain row of the same kind with the same "
               "studies, every study also routed to a second tool that is down (a DICOMweb tool "
               "on a closed port, timeout 5 s): its jobs fail and retry beside the measured ones."
-              if args.dead_neighbour else ""), "",
+              if args.dead_neighbour else "")
+           + (f" Rows marked '{STOW}' ran after the plain row of the same kind with the same "
+              "studies, the results delivered by STOW-RS to Orthanc's DICOMweb plugin (one "
+              "request per job) instead of by C-STORE; (b) ends at Orthanc's answer to it."
+              if args.stow_delivery else ""), "",
            "| tool kind | (a) job created → tool holds all inputs | "
            "(a) part: job created → dispatch started | "
            "(b) result ready → PACS answered | (b) part: tool exit → results attached | "
@@ -529,7 +550,7 @@ def render(info, args, results, skipped, total):
     out.append("Where each end of (a) and (b) is taken, by tool kind:")
     out.append("")
     for kind in results:
-        if kind.endswith(DEAD):
+        if kind.endswith(DEAD) or kind.endswith(STOW):
             continue
         t = TOOLS[kind]
         out.append(f"- {kind}: tool holds inputs = {t.what_a}; result ready = {t.what_b}.")

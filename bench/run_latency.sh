@@ -3,7 +3,8 @@
 # answered, for each tool kind (executable, dimse, dicomweb when its simulator is built), with
 # Orthanc as PACS. Prints a markdown report (progress on stderr).
 # Usage: bench/run_latency.sh [--studies N] [--tools executable,dimse,dicomweb] [--tmp DIR]
-#                             [--slices N] [--size N] [--json FILE]
+#                             [--slices N] [--size N] [--json FILE] [--dead-neighbour]
+#                             [--stow-delivery]
 # Needs: build/conduit, build/conduit-make-study, build/conduit-reference-tool (or
 # CONDUIT_BUILD_DIR), DCMTK's storescu/storescp/echoscu/dcmdump and Debian's Orthanc.
 set -eu
