@@ -1,9 +1,6 @@
 #include "dicom/stow_sender.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
-#include <map>
 #include <optional>
 #include <utility>
 
