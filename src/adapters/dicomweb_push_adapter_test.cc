@@ -21,6 +21,7 @@
 #include "adapters/tool_adapter.h"
 #include "dicom/instance_meta.h"
 #include "http/multipart.h"
+#include "testing/fake_stow_server.h"
 #include "testing/test_pki.h"
 #include "testing/testing.h"
 
@@ -139,37 +140,19 @@ class FakeDicomwebTool {
     seen.content_type = req.get_header_value("Content-Type");
     std::vector<fs::path> parts;
     std::ofstream out;
-    Result<MediaType> media = ParseMediaType(seen.content_type);
-    std::optional<MultipartReader> reader;
-    if (media.ok() && media->Parameter("boundary")) {
-      MultipartCallbacks callbacks;
-      callbacks.on_part_begin = [&](const std::vector<HeaderField>& headers) {
-        auto type = FindHeader(headers, "content-type");
-        if (!type || *type != "application/dicom") return InvalidArgument("part type");
-        std::lock_guard lock(mu_);
-        parts.push_back(dir_ / ("stored-" + std::to_string(++stored_files_) + ".dcm"));
-        out.open(parts.back(), std::ios::binary);
-        return Status::Ok();
-      };
-      callbacks.on_part_data = [&](std::string_view bytes) {
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        return Status::Ok();
-      };
-      callbacks.on_part_end = [&] {
-        out.close();
-        return Status::Ok();
-      };
-      reader.emplace(std::string(*media->Parameter("boundary")), std::move(callbacks));
-    }
-    content_reader([&](const char* data, size_t length) {
-      if (reader && seen.parse.ok()) seen.parse = reader->Feed(std::string_view(data, length));
-      return true;
-    });
-    if (!reader) {
-      seen.parse = InvalidArgument("no boundary");
-    } else if (seen.parse.ok()) {
-      seen.parse = reader->Finish();
-    }
+    seen.parse = testing::ReadDicomParts(
+        seen.content_type, content_reader,
+        {.begin =
+             [&] {
+               std::lock_guard lock(mu_);
+               parts.push_back(dir_ / ("stored-" + std::to_string(++stored_files_) + ".dcm"));
+               out.open(parts.back(), std::ios::binary);
+             },
+         .data =
+             [&](std::string_view bytes) {
+               out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+             },
+         .end = [&] { out.close(); }});
     for (const fs::path& part : parts) {
       auto meta = ReadInstanceMeta(part);
       seen.sop_instance_uids.push_back(meta.ok() ? meta->sop_instance_uid.str() : "unreadable");

@@ -34,6 +34,37 @@ std::string AnswerBody(const StowAnswer& answer) {
 
 }  // namespace
 
+Status ReadDicomParts(const std::string& content_type, const httplib::ContentReader& content_reader,
+                      const DicomPartSink& sink) {
+  Result<MediaType> media = ParseMediaType(content_type);
+  std::optional<MultipartReader> reader;
+  if (media.ok() && media->Parameter("boundary")) {
+    MultipartCallbacks callbacks;
+    callbacks.on_part_begin = [&](const std::vector<HeaderField>& headers) {
+      auto type = FindHeader(headers, "content-type");
+      if (!type || *type != "application/dicom") return InvalidArgument("part type");
+      sink.begin();
+      return Status::Ok();
+    };
+    callbacks.on_part_data = [&](std::string_view bytes) {
+      sink.data(bytes);
+      return Status::Ok();
+    };
+    callbacks.on_part_end = [&] {
+      sink.end();
+      return Status::Ok();
+    };
+    reader.emplace(std::string(*media->Parameter("boundary")), std::move(callbacks));
+  }
+  Status parse;
+  content_reader([&](const char* data, size_t length) {
+    if (reader && parse.ok()) parse = reader->Feed(std::string_view(data, length));
+    return true;
+  });
+  if (!reader) return InvalidArgument("no multipart boundary");
+  return parse.ok() ? reader->Finish() : parse;
+}
+
 FakeStowServer::FakeStowServer() {
   server_.Post("/dicom-web/studies",
                [this](const httplib::Request& req, httplib::Response& res,
@@ -70,32 +101,11 @@ void FakeStowServer::Stow(const httplib::Request& req, httplib::Response& res,
                           const httplib::ContentReader& content_reader) {
   SeenStowRequest seen;
   seen.authorization = req.get_header_value("Authorization");
-  Result<MediaType> media = ParseMediaType(req.get_header_value("Content-Type"));
-  std::optional<MultipartReader> reader;
-  if (media.ok() && media->Parameter("boundary")) {
-    MultipartCallbacks callbacks;
-    callbacks.on_part_begin = [&](const std::vector<HeaderField>& headers) {
-      auto type = FindHeader(headers, "content-type");
-      if (!type || *type != "application/dicom") return InvalidArgument("part type");
-      seen.parts.emplace_back();
-      return Status::Ok();
-    };
-    callbacks.on_part_data = [&](std::string_view bytes) {
-      seen.parts.back().append(bytes);
-      return Status::Ok();
-    };
-    callbacks.on_part_end = [] { return Status::Ok(); };
-    reader.emplace(std::string(*media->Parameter("boundary")), std::move(callbacks));
-  }
-  content_reader([&](const char* data, size_t length) {
-    if (reader && seen.parse.ok()) seen.parse = reader->Feed(std::string_view(data, length));
-    return true;
-  });
-  if (!reader) {
-    seen.parse = InvalidArgument("no multipart boundary");
-  } else if (seen.parse.ok()) {
-    seen.parse = reader->Finish();
-  }
+  seen.parse =
+      ReadDicomParts(req.get_header_value("Content-Type"), content_reader,
+                     {.begin = [&] { seen.parts.emplace_back(); },
+                      .data = [&](std::string_view bytes) { seen.parts.back().append(bytes); },
+                      .end = [] {}});
   StowAnswer answer;
   {
     std::lock_guard lock(mu_);

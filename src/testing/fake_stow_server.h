@@ -8,9 +8,11 @@
 #include <httplib.h>
 
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -18,6 +20,20 @@
 #include "core/status.h"
 
 namespace conduit::testing {
+
+// Where ReadDicomParts puts each application/dicom part: begin at its start, data with each
+// run of its bytes, end after its last byte.
+struct DicomPartSink {
+  std::function<void()> begin;
+  std::function<void(std::string_view)> data;
+  std::function<void()> end;
+};
+
+// Reads a STOW-RS request body (multipart/related, `content_type` its header) from
+// `content_reader` into `sink`, all of it even after an error; returns the first error: no
+// boundary, a part of another type, or a malformed body.
+Status ReadDicomParts(const std::string& content_type, const httplib::ContentReader& content_reader,
+                      const DicomPartSink& sink);
 
 // One STOW-RS request as the server read it.
 struct SeenStowRequest {
