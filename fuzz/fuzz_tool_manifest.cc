@@ -1,7 +1,8 @@
 // Fuzz target: any bytes as a vendor's tool manifest, through ParseToolManifest (what
 // `conduit tool add` and POST /api/tools parse). Bad manifests must come back as
 // kInvalidArgument naming the source; a manifest that parses must have its required fields,
-// a JSON form, and either a runnable ToolConfig or a kFailedPrecondition saying why not.
+// a JSON form that reads back as the same manifest, and either a runnable ToolConfig or a
+// kFailedPrecondition saying why not.
 
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (manifest->outputs.empty()) Fail("a parsed manifest declares no output");
   if (manifest->hash.size() != 64) Fail("the content hash is not SHA-256 hex");
-  if (conduit::ToolManifestJson(*manifest).empty()) Fail("no JSON form");
+  const std::string canonical = conduit::ToolManifestJson(*manifest);
+  if (canonical.empty()) Fail("no JSON form");
+  // The registry's form reads back as the same manifest (GET /api/tools/{name}/dpia).
+  const auto back = conduit::ToolManifestFromJson(canonical);
+  if (!back.ok()) Fail("the canonical JSON form does not read back");
+  if (conduit::ToolManifestJson(*back) != canonical) Fail("the JSON form changed on reading back");
   const auto tool = conduit::ToToolConfig(*manifest);
   if (tool.ok()) {
     if (tool->name != manifest->name) Fail("the tool config lost the manifest's name");

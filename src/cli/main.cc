@@ -139,11 +139,15 @@ int main(int argc, char** argv) {
 
   auto* dpia = app.add_subcommand(
       "dpia", "Write a pre-filled DPIA (Markdown) for a tool, from its manifest and the policy");
-  std::string dpia_manifest, dpia_organisation;
-  std::optional<std::string> dpia_out;
-  dpia->add_option("manifest", dpia_manifest, "Tool manifest (YAML)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  std::optional<std::string> dpia_manifest, dpia_tool, dpia_version, dpia_out;
+  std::string dpia_organisation;
+  auto* dpia_manifest_opt =
+      dpia->add_option("manifest", dpia_manifest, "Tool manifest (YAML)")->check(CLI::ExistingFile);
+  auto* dpia_tool_opt =
+      dpia->add_option("--tool", dpia_tool, "A registered tool instead of a manifest file");
+  dpia->add_option("--version", dpia_version, "With --tool: that version instead of the latest")
+      ->needs(dpia_tool_opt);
+  dpia_manifest_opt->excludes(dpia_tool_opt);
   dpia->add_option("--organisation", dpia_organisation, "The trust or network, for the title");
   dpia->add_option("--out", dpia_out, "Write it here instead of to stdout");
 
@@ -207,8 +211,15 @@ int main(int argc, char** argv) {
   if (echo->parsed()) return conduit::cli::EchoPeer(*config, echo_name);
   if (tool_add->parsed()) return conduit::cli::ToolAdd(*config, tool_manifest);
   if (dpia->parsed()) {
+    if (!dpia_manifest && !dpia_tool) {
+      std::cerr << "conduit dpia: name a manifest file or --tool NAME\n";
+      return 2;
+    }
+    conduit::cli::DpiaSubject subject{
+        .manifest_file = std::nullopt, .tool = dpia_tool.value_or(""), .version = dpia_version};
+    if (dpia_manifest) subject.manifest_file = *dpia_manifest;
     return conduit::cli::ToolDpia(
-        *config, dpia_manifest, dpia_organisation,
+        *config, subject, dpia_organisation,
         dpia_out ? std::optional<std::filesystem::path>(*dpia_out) : std::nullopt);
   }
   if (tool_list->parsed()) return conduit::cli::ToolList(*config, tool_all, tool_json);

@@ -222,12 +222,30 @@ int ToolRemove(const Config& config, const std::string& name, const std::string&
   return 0;
 }
 
-int ToolDpia(const Config& config, const std::filesystem::path& manifest_file,
-             const std::string& organisation, const std::optional<std::filesystem::path>& out) {
-  auto manifest = LoadToolManifestFile(manifest_file);
+namespace {
+
+// The manifest a registered tool was added with. Errors: the index's; kNotFound.
+Result<ToolManifest> RegisteredManifest(const Config& config, const std::string& name,
+                                        const std::optional<std::string>& version) {
+  ASSIGN_OR_RETURN(auto index, OpenRegistry(config, /*create=*/false));
+  ASSIGN_OR_RETURN(std::optional<ToolRecord> tool, index->GetTool(name, version));
+  if (!tool) {
+    return NotFound("no tool '" + name + "'" + (version ? " version " + *version : "") +
+                    " in the registry");
+  }
+  return ToolManifestFromJson(tool->manifest_json);
+}
+
+}  // namespace
+
+int ToolDpia(const Config& config, const DpiaSubject& subject, const std::string& organisation,
+             const std::optional<std::filesystem::path>& out) {
+  Result<ToolManifest> manifest = subject.manifest_file
+                                      ? LoadToolManifestFile(*subject.manifest_file)
+                                      : RegisteredManifest(config, subject.tool, subject.version);
   if (!manifest.ok()) {
     std::cerr << "conduit dpia: " << manifest.status().message() << "\n";
-    return 2;
+    return subject.manifest_file ? 2 : 1;
   }
   auto policy = PolicyOfConfig(config);
   if (!policy.ok()) {

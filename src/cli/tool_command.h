@@ -22,10 +22,18 @@ int ToolShow(const Config& config, const std::string& name,
              const std::optional<std::string>& version, bool json);
 int ToolRemove(const Config& config, const std::string& name, const std::string& version);
 
-// `conduit dpia MANIFEST`: the pre-filled DPIA (governance/dpia.h) of the tool under the
-// config's policy, as Markdown on stdout or into `out`. Refused (2) when the manifest is
-// invalid or the policy does not allow the tool.
-int ToolDpia(const Config& config, const std::filesystem::path& manifest_file,
-             const std::string& organisation, const std::optional<std::filesystem::path>& out);
+// Whose DPIA: a manifest file, or a registered tool (its latest version, or `version`).
+struct DpiaSubject {
+  std::optional<std::filesystem::path> manifest_file;
+  std::string tool;
+  std::optional<std::string> version;
+};
+
+// `conduit dpia MANIFEST` or `conduit dpia --tool NAME [--version V]`: the pre-filled DPIA
+// (governance/dpia.h) of the tool under the config's policy, as Markdown on stdout or into
+// `out`. Refused (2) when the manifest is invalid or the policy does not allow the tool; 1
+// when the registry cannot be read or does not hold the tool.
+int ToolDpia(const Config& config, const DpiaSubject& subject, const std::string& organisation,
+             const std::optional<std::filesystem::path>& out);
 
 }  // namespace conduit::cli

@@ -452,6 +452,100 @@ std::string ToolManifestJson(const ToolManifest& m) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+
+// An enumeration's value from its canonical name; throws std::out_of_range for another.
+template <typename E>
+E EnumOf(const std::map<std::string, E>& names, const json& value) {
+  const std::string name = value.get<std::string>();
+  auto it = names.find(name);
+  if (it == names.end()) throw std::out_of_range("unknown value '" + name + "'");
+  return it->second;
+}
+
+ToolManifest ManifestOfJson(const json& j) {
+  ToolManifest m;
+  m.name = j.at("name").get<std::string>();
+  m.vendor = j.at("vendor").get<std::string>();
+  m.version = j.at("version").get<std::string>();
+  m.description = j.at("description").get<std::string>();
+  const json& reg = j.at("regulatory");
+  m.regulatory.marking = EnumOf(kMarkings, reg.at("marking"));
+  m.regulatory.device_class = reg.at("class").get<std::string>();
+  m.regulatory.notified_body = reg.at("notified_body").get<std::string>();
+  m.regulatory.certificate = reg.at("certificate").get<std::string>();
+  const json& use = j.at("intended_use");
+  m.intended_use.condition = use.at("condition").get<std::string>();
+  m.intended_use.body_parts = use.at("body_parts").get<std::vector<std::string>>();
+  m.intended_use.population = use.at("population").get<std::string>();
+  m.intended_use.setting = use.at("setting").get<std::string>();
+  m.intended_use.user = use.at("user").get<std::string>();
+  const json& in = j.at("inputs");
+  m.inputs.modalities = in.at("modalities").get<std::vector<std::string>>();
+  m.inputs.body_parts = in.at("body_parts").get<std::vector<std::string>>();
+  m.inputs.sop_classes = in.at("sop_classes").get<std::vector<std::string>>();
+  m.inputs.min_series.slices = in.at("min_series").at("slices").get<int>();
+  m.inputs.min_series.slice_thickness_max_mm =
+      in.at("min_series").at("slice_thickness_max_mm").get<double>();
+  for (const json& o : j.at("outputs")) m.outputs.push_back(EnumOf(kOutputs, o));
+  m.protocol = EnumOf(kProtocols, j.at("protocol"));
+  const json& endpoint = j.at("endpoint");
+  switch (m.protocol) {
+    case ToolProtocol::kDimse:
+      m.endpoint.ae_title = endpoint.at("ae_title").get<std::string>();
+      m.endpoint.host = endpoint.at("host").get<std::string>();
+      m.endpoint.port = endpoint.at("port").get<int>();
+      break;
+    case ToolProtocol::kDicomweb:
+    case ToolProtocol::kAiwI:
+      m.endpoint.url = endpoint.at("url").get<std::string>();
+      break;
+    case ToolProtocol::kExecutable:
+      m.endpoint.command = endpoint.at("command").get<std::vector<std::string>>();
+      break;
+  }
+  m.hosting_region = j.at("hosting_region").get<std::string>();
+  m.category = j.at("category").get<std::string>();
+  m.retain = j.at("retain").get<std::vector<std::string>>();
+  m.deidentify = j.at("deidentify").get<bool>();
+  m.expected_turnaround = std::chrono::milliseconds(j.at("expected_turnaround_ms").get<int64_t>());
+  if (!j.at("timeout_ms").is_null()) {
+    m.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
+  }
+  const json& priors = j.at("priors");
+  m.priors.count = priors.at("count").get<int>();
+  m.priors.max_age = std::chrono::milliseconds(priors.at("max_age_ms").get<int64_t>());
+  const json& comparable = priors.at("comparable");
+  m.priors.same_modality = comparable.at("same_modality").get<bool>();
+  m.priors.same_body_part = comparable.at("same_body_part").get<bool>();
+  m.priors.study_description = comparable.at("study_description").get<std::string>();
+  m.priors.time_limit = std::chrono::milliseconds(priors.at("time_limit_ms").get<int64_t>());
+  const std::string on_missing = priors.at("on_missing").get<std::string>();
+  if (on_missing != PriorsOnMissingName(PriorsOnMissing::kProceed) &&
+      on_missing != PriorsOnMissingName(PriorsOnMissing::kWait)) {
+    throw std::out_of_range("priors.on_missing: unknown value '" + on_missing + "'");
+  }
+  m.priors.on_missing = on_missing == PriorsOnMissingName(PriorsOnMissing::kWait)
+                            ? PriorsOnMissing::kWait
+                            : PriorsOnMissing::kProceed;
+  const json& support = j.at("support");
+  m.support.name = support.at("name").get<std::string>();
+  m.support.email = support.at("email").get<std::string>();
+  m.support.phone = support.at("phone").get<std::string>();
+  m.hash = j.at("hash").get<std::string>();
+  return m;
+}
+
+}  // namespace
+
+Result<ToolManifest> ToolManifestFromJson(const std::string& canonical) {
+  try {
+    return ManifestOfJson(json::parse(canonical));
+  } catch (const std::exception& e) {
+    return Internal(std::string("registered manifest is not in canonical form: ") + e.what());
+  }
+}
+
 Result<ToolConfig> ToToolConfig(const ToolManifest& m) {
   ToolConfig tool;
   tool.name = m.name;

@@ -111,6 +111,9 @@ Result<ToolManifest> LoadToolManifestFile(const std::filesystem::path& path);
 // The canonical JSON form (keys sorted, every field present, durations in milliseconds):
 // what the registry stores and the admin API returns.
 std::string ToolManifestJson(const ToolManifest& manifest);
+// The manifest back from its canonical JSON form: ToolManifestJson(ToolManifestFromJson(j))
+// == j. Errors: kInternal for text that is not a canonical form (a damaged registry row).
+Result<ToolManifest> ToolManifestFromJson(const std::string& canonical);
 
 // The settings the gateway runs the tool with (for ups-rs without the performer's token, which
 // the trust's config gives). Errors: kFailedPrecondition for a protocol this build has no

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -313,6 +314,61 @@ TEST(ToolManifestTest, CanonicalJsonAndHashAreStable) {
   EXPECT_EQ(ja["expected_turnaround_ms"], 600000);
   EXPECT_TRUE(ja["timeout_ms"].is_null());
   EXPECT_EQ(ja["support"]["phone"], "+44 20 7946 0000");
+}
+
+// The registry keeps the canonical JSON form; the DPIA of a registered tool is made from the
+// manifest read back from it, which must be the manifest that was registered.
+TEST(ToolManifestTest, TheCanonicalJsonReadsBackAsTheSameManifest) {
+  const std::string executable_with_priors =
+      With(Executable(), "expected_turnaround: 10m\n",
+           "expected_turnaround: 10m\ntimeout: 25m\npriors:\n  count: 2\n  max_age: 720h\n"
+           "  comparable: {same_modality: false, same_body_part: true, study_description: "
+           "\"*CHEST*\"}\n  time_limit: 90s\n  on_missing: wait\n");
+  std::vector<std::string> texts = {
+      kDimse, executable_with_priors,
+      With(With(kDimse, "protocol: dimse", "protocol: ups-rs"),
+           "endpoint:\n  ae_title: ACMECHEST\n  host: ai.acme.example\n  port: 11112\n", ""),
+      With(With(kDimse,
+                "marking: UKCA\n  class: IIa\n  notified_body: \"0000 Example Body\"\n"
+                "  certificate: UKCA-1\n",
+                "marking: none\n"),
+           "category: triage\n", "category: triage\ndeidentify: true\n")};
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(CONDUIT_SOURCE_DIR) / "examples" / "tools")) {
+    std::ifstream in(entry.path());
+    texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  for (const std::string& text : texts) {
+    const ToolManifest parsed = MustParse(text);
+    const std::string canonical = ToolManifestJson(parsed);
+    auto back = ToolManifestFromJson(canonical);
+    ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << canonical;
+    EXPECT_EQ(ToolManifestJson(*back), canonical);
+    EXPECT_EQ(back->hash, parsed.hash);
+    EXPECT_EQ(back->timeout, parsed.timeout);
+    EXPECT_EQ(back->priors.on_missing, parsed.priors.on_missing);
+    EXPECT_EQ(back->endpoint.command, parsed.endpoint.command);
+  }
+  const ToolManifest with_priors =
+      *ToolManifestFromJson(ToolManifestJson(MustParse(executable_with_priors)));
+  EXPECT_EQ(with_priors.priors.count, 2);
+  EXPECT_EQ(with_priors.priors.max_age, std::chrono::hours(720));
+  EXPECT_FALSE(with_priors.priors.same_modality);
+  EXPECT_EQ(with_priors.priors.study_description, "*CHEST*");
+  EXPECT_EQ(with_priors.priors.on_missing, PriorsOnMissing::kWait);
+  EXPECT_EQ(with_priors.timeout, std::chrono::minutes(25));
+
+  // A damaged registry row is an internal error that says so, never a half-read manifest.
+  auto damaged = nlohmann::json::parse(ToolManifestJson(MustParse(kDimse)));
+  damaged["protocol"] = "carrier-pigeon";
+  for (const std::string& bad :
+       {std::string("not json"), std::string("{}"), damaged.dump(),
+        With(ToolManifestJson(MustParse(kDimse)), "\"slices\":80", "\"slices\":\"80\"")}) {
+    auto read = ToolManifestFromJson(bad);
+    ASSERT_FALSE(read.ok()) << bad;
+    EXPECT_EQ(read.status().code(), StatusCode::kInternal);
+    EXPECT_NE(read.status().message().find("not in canonical form"), std::string::npos);
+  }
 }
 
 TEST(ToolManifestTest, PolicyChecksRegionAndRetainOptions) {

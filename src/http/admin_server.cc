@@ -390,6 +390,7 @@ class HttpAdminServer final : public AdminServer {
     AddRoute("GET", "/api/tools", &HttpAdminServer::Tools);
     AddRoute("POST", "/api/tools", &HttpAdminServer::AddTool);
     AddRoute("GET", "/api/tools/{name}", &HttpAdminServer::Tool);
+    AddRoute("GET", "/api/tools/{name}/dpia", &HttpAdminServer::ToolDpia);
     AddRoute("DELETE", "/api/tools/{name}/{version}", &HttpAdminServer::RemoveTool);
     AddRoute("POST", "/api/dpia", &HttpAdminServer::Dpia);
     AddRoute("GET", "/metrics", &HttpAdminServer::MetricsText);
@@ -452,8 +453,12 @@ class HttpAdminServer final : public AdminServer {
   Result<Payload> RisOutbox(const httplib::Request& req, const Args& args);
   Result<Payload> Tools(const httplib::Request& req, const Args& args);
   Result<Payload> Tool(const httplib::Request& req, const Args& args);
+  Result<Payload> ToolDpia(const httplib::Request& req, const Args& args);
   Result<Payload> AddTool(const httplib::Request& req, const Args& args);
   Result<Payload> Dpia(const httplib::Request& req, const Args& args);
+  // The DPIA draft of `manifest` (?organisation= names the trust).
+  Result<Payload> DpiaOf(const httplib::Request& req, const ToolManifest& manifest);
+  Result<ToolRecord> RegisteredTool(const httplib::Request& req, const std::string& name_arg);
   Result<Payload> RemoveTool(const httplib::Request& req, const Args& args);
   Result<Payload> MetricsText(const httplib::Request& req, const Args& args);
 
@@ -1033,8 +1038,10 @@ Result<Payload> HttpAdminServer::Tools(const httplib::Request& req, const Args&)
   return Json(json{{"tools", list}, {"include_removed", include_removed}});
 }
 
-Result<Payload> HttpAdminServer::Tool(const httplib::Request& req, const Args& args) {
-  ASSIGN_OR_RETURN(std::string name, ToolNameArg("tool name", args.at(0)));
+// The registered tool {name}, at ?version= or the version added last that is not removed.
+Result<ToolRecord> HttpAdminServer::RegisteredTool(const httplib::Request& req,
+                                                   const std::string& name_arg) {
+  ASSIGN_OR_RETURN(std::string name, ToolNameArg("tool name", name_arg));
   std::optional<std::string> version;
   if (req.has_param("version")) {
     ASSIGN_OR_RETURN(version, ToolNameArg("version", req.get_param_value("version")));
@@ -1044,7 +1051,20 @@ Result<Payload> HttpAdminServer::Tool(const httplib::Request& req, const Args& a
     return NotFound("tool " + name + (version ? " version " + *version : "") +
                     ": not in the registry");
   }
-  return Payload{"application/json", ToolRecordJson(*tool)};
+  return *tool;
+}
+
+Result<Payload> HttpAdminServer::Tool(const httplib::Request& req, const Args& args) {
+  ASSIGN_OR_RETURN(ToolRecord tool, RegisteredTool(req, args.at(0)));
+  return Payload{"application/json", ToolRecordJson(tool)};
+}
+
+// The DPIA draft of a registered tool under the running policy and config: the same text as
+// POST /api/dpia with the manifest it was registered from.
+Result<Payload> HttpAdminServer::ToolDpia(const httplib::Request& req, const Args& args) {
+  ASSIGN_OR_RETURN(ToolRecord record, RegisteredTool(req, args.at(0)));
+  ASSIGN_OR_RETURN(ToolManifest manifest, ToolManifestFromJson(record.manifest_json));
+  return DpiaOf(req, manifest);
 }
 
 // The body is the manifest's YAML; errors name its line ("request body:12: ...").
@@ -1065,6 +1085,10 @@ Result<Payload> HttpAdminServer::AddTool(const httplib::Request& req, const Args
 // answer the tool's pre-filled DPIA under the config's policy, as Markdown.
 Result<Payload> HttpAdminServer::Dpia(const httplib::Request& req, const Args&) {
   ASSIGN_OR_RETURN(ToolManifest manifest, ParseToolManifest(req.body, "request body"));
+  return DpiaOf(req, manifest);
+}
+
+Result<Payload> HttpAdminServer::DpiaOf(const httplib::Request& req, const ToolManifest& manifest) {
   ASSIGN_OR_RETURN(Policy policy, PolicyOfConfig(ctx_.config));
   ASSIGN_OR_RETURN(DpiaTool tool, DpiaToolOf(manifest));
   const std::string organisation =

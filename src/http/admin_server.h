@@ -9,8 +9,11 @@
 //                                 failed&limit= ; no message text, no patient data
 //   GET  /api/tools               the tool registry; ?include_removed=true for its history
 //   GET  /api/tools/{name}        latest version, or ?version=V; with its manifest
+//   GET  /api/tools/{name}/dpia   its pre-filled DPIA (Markdown) under the running policy and
+//                                 config; ?version=V, ?organisation=
 //   POST /api/tools               body: a tool manifest (YAML); 201 added, 200 already there
 //   DELETE /api/tools/{name}/{version}  dates the version removed (kept as history)
+//   POST /api/dpia                body: a tool manifest (YAML); its DPIA, registering nothing
 //   GET  /metrics                 Prometheus text format
 //   /dicom-web/...                DICOMweb, when AdminContext::dicomweb is set (404 otherwise):
 //                                 POST to STOW-RS (http/dicomweb_stow.h), GET and HEAD to

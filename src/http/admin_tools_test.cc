@@ -193,6 +193,40 @@ TEST_F(AdminToolsTest, TheDpiaOfAManifestIsMarkdownAndRegistersNothing) {
   EXPECT_EQ(bad->status, 400);
 }
 
+TEST_F(AdminToolsTest, TheDpiaOfARegisteredToolIsThatOfItsManifest) {
+  const std::string second = Replace(Replace(kManifest, "version: \"1.0\"", "version: \"2.0\""),
+                                     "+44 20 7946 0000", "+44 20 7946 0999");
+  ASSERT_EQ(Post(kManifest)->status, 201);
+  ASSERT_EQ(Post(second)->status, 201);
+
+  // The version added last, unless ?version= names another; the same text as POST /api/dpia
+  // of the manifest it was registered from.
+  auto latest = client_->Get("/api/tools/acme-cxr/dpia?organisation=Example%20Trust");
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->status, 200) << latest->body;
+  EXPECT_EQ(latest->get_header_value("Content-Type"), "text/markdown; charset=utf-8");
+  EXPECT_EQ(
+      latest->body,
+      client_->Post("/api/dpia?organisation=Example%20Trust", second, "application/yaml")->body);
+  EXPECT_NE(latest->body.find("+44 20 7946 0999"), std::string::npos) << latest->body;
+  auto first = client_->Get("/api/tools/acme-cxr/dpia?version=1.0");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200) << first->body;
+  EXPECT_EQ(first->body, client_->Post("/api/dpia", kManifest, "application/yaml")->body);
+
+  EXPECT_EQ(client_->Get("/api/tools/nobody/dpia")->status, 404);
+  EXPECT_EQ(client_->Get("/api/tools/acme-cxr/dpia?version=9.9")->status, 404);
+  EXPECT_EQ(client_->Post("/api/tools/acme-cxr/dpia", "", "text/plain")->status, 405);
+
+  // Under the policy in force now: a tool the policy no longer allows gets no DPIA.
+  std::ofstream(dir_ / "policy.yaml") << "policy: {name: test, version: \"2\"}\n";
+  auto refused = client_->Get("/api/tools/acme-cxr/dpia");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 409) << refused->body;
+  EXPECT_NE(refused->body.find("retain_patient_characteristics"), std::string::npos)
+      << refused->body;
+}
+
 TEST_F(AdminToolsTest, UnknownToolsAndBadNamesAreRefused) {
   EXPECT_EQ(client_->Get("/api/tools/nobody")->status, 404);
   EXPECT_EQ(client_->Delete("/api/tools/nobody/1.0")->status, 404);

@@ -205,6 +205,17 @@ class PolicyTest(E2ETest):
         self.assertIn("- route `chest-ct`: Modality matches `CT`; and BodyPartExamined matches `CHEST` or "
                       "`THORAX`; results to pacs (C-STORE to PACS at 127.0.0.1:4242)", dpia)
 
+        # A registered tool's DPIA is the one of the manifest it was added with.
+        conduit.cli("tool", "add", manifest)
+        registered = conduit.cli("dpia", "--tool", "acme-chest-ct", "--organisation", "E2E Trust")
+
+        def undated(text):
+            return [line for line in text.splitlines() if not re.search(r"\d{4}-\d{2}-\d{2}", line)]
+        self.assertEqual(undated(registered.stdout), undated(dpia))
+        missing = conduit.cli("dpia", "--tool", "acme-chest-ct", "--version", "0.0.1", check=False)
+        self.assertEqual(missing.returncode, 1, missing.stdout + missing.stderr)
+        self.assertIn("no tool 'acme-chest-ct' version 0.0.1 in the registry", missing.stderr)
+
         # The test policy grants the Acme tool's category nothing: no DPIA, as no registration.
         policy, _ = self.policy_file()
         refusing = Conduit(self.dir("refusing"), {"governance": {"policy": policy}})
