@@ -34,7 +34,11 @@ function(conduit_test name)
     return()
   endif()
   add_executable(${name} ${ARG_SOURCES})
-  target_compile_options(${name} PRIVATE ${CONDUIT_WARNINGS})
+  # Test code itself at -O1: it compiles in about three quarters of the time of -O2
+  # (admin_server_test.cc: 23.5 s against 31.3 s). The libraries under test are built as they
+  # ship.
+  target_compile_options(${name} PRIVATE ${CONDUIT_WARNINGS}
+                                         $<$<CONFIG:RelWithDebInfo,Release>:-O1>)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
