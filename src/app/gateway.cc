@@ -262,6 +262,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       // performer's bearer token never travels in the clear.
       options.certificate_file = c.http.tls_certificate_file;
       options.key_file = c.http.tls_key_file;
+      options.ca_file = c.http.tls_ca_file;
+      options.crl_file = c.http.tls_crl_file;
       Parts* reporting = p.get();
       p->ups_events = std::make_unique<UpsEventChannel>(
           options,

@@ -272,13 +272,24 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
       GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "event_channel_port", 0, 65535, out.event_channel_port));
   if (const YAML::Node tls = n["tls"]; yaml::Present(tls)) {
-    if (!tls.IsMap()) return ctx.Error(tls, "http.tls", "expected certificate_file, key_file");
-    RETURN_IF_ERROR(CheckKeys(ctx, tls, "http.tls", {"certificate_file", "key_file"}));
-    std::string certificate, key;
+    if (!tls.IsMap()) {
+      return ctx.Error(tls, "http.tls", "expected certificate_file, key_file, ca_file, crl_file");
+    }
+    RETURN_IF_ERROR(
+        CheckKeys(ctx, tls, "http.tls", {"certificate_file", "key_file", "ca_file", "crl_file"}));
+    std::string certificate, key, ca, crl;
     RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "certificate_file", certificate, true));
     RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "key_file", key, true));
+    RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "ca_file", ca));
+    RETURN_IF_ERROR(GetString(ctx, tls, "http.tls", "crl_file", crl));
+    if (!crl.empty() && ca.empty()) {
+      return ctx.Error(tls["crl_file"], "http.tls.crl_file",
+                       "needs ca_file: CRLs are checked only for client certificates");
+    }
     out.tls_certificate_file = certificate;
     out.tls_key_file = key;
+    out.tls_ca_file = ca;
+    out.tls_crl_file = crl;
   }
   return Status::Ok();
 }
@@ -826,6 +837,8 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path) {
   }
   paths.push_back(&config.http.tls_certificate_file);
   paths.push_back(&config.http.tls_key_file);
+  paths.push_back(&config.http.tls_ca_file);
+  paths.push_back(&config.http.tls_crl_file);
   paths.push_back(&config.dicom.tls.certificate_file);
   paths.push_back(&config.dicom.tls.key_file);
   paths.push_back(&config.dicom.tls.ca_file);

@@ -105,6 +105,12 @@ struct HttpConfig {
   // PEM both, loaded at start; both empty: plain http. The event channel is then wss://.
   std::filesystem::path tls_certificate_file;
   std::filesystem::path tls_key_file;
+  // With tls: mutual TLS. Every client (PACS, tools, performers, Prometheus, browsers) must
+  // present a certificate that chains to a CA in this PEM file and, with tls_crl_file, is not
+  // revoked (the CRL file is re-read when it changes); on the event channel too. Empty: no
+  // client certificate is asked for. Bearer tokens are still required where they are.
+  std::filesystem::path tls_ca_file;
+  std::filesystem::path tls_crl_file;
   bool tls() const { return !tls_certificate_file.empty(); }
 };
 

@@ -344,6 +344,22 @@ TEST(ConfigTest, ParsesHttpsForTheHttpFrontEnd) {
   EXPECT_EQ(config->http.tls_certificate_file, "c.pem");
   EXPECT_EQ(config->http.tls_key_file, "c.key");
   EXPECT_FALSE(EmbeddedDefaultConfig("/tmp").http.tls()) << "plain http by default";
+  EXPECT_TRUE(config->http.tls_ca_file.empty()) << "no client certificates by default";
+
+  auto mutual = ParseConfig(
+      "http: {port: 8443, tls: {certificate_file: c.pem, key_file: c.key, ca_file: clients.pem, "
+      "crl_file: clients.crl}}\n",
+      "mtls.yaml");
+  ASSERT_TRUE(mutual.ok()) << mutual.status().ToString();
+  EXPECT_EQ(mutual->http.tls_ca_file, "clients.pem");
+  EXPECT_EQ(mutual->http.tls_crl_file, "clients.crl");
+  auto crl_alone = ParseConfig(
+      "http: {port: 8443, tls: {certificate_file: c.pem, key_file: c.key, crl_file: c.crl}}\n",
+      "crl.yaml");
+  ASSERT_FALSE(crl_alone.ok());
+  EXPECT_NE(crl_alone.status().message().find("crl.yaml:1: http.tls.crl_file: needs ca_file"),
+            std::string::npos)
+      << crl_alone.status().message();
 }
 
 TEST(ConfigTest, TlsFilesAreResolvedAgainstTheConfigFilesFolder) {
@@ -596,8 +612,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"http_tls_without_certificate", "http: {tls: {key_file: k}}\n",
                   "http.tls.certificate_file: is required"},
         BadConfig{"http_tls_unknown_key",
-                  "http: {tls: {certificate_file: c, key_file: k, ca_file: a}}\n",
-                  "http.tls.ca_file: unknown key"},
+                  "http: {tls: {certificate_file: c, key_file: k, client_ca: a}}\n",
+                  "http.tls.client_ca: unknown key"},
         BadConfig{"unknown_key", "dicom: {ae_title: X, prot: 1}\n", "bad.yaml:1: dicom.prot"},
         BadConfig{"port_range", "dicom:\n  port: 70000\n", "bad.yaml:2: dicom.port: out of range"},
         BadConfig{"port_text", "http: {port: eighty}\n", "http.port: expected a whole number"},

@@ -221,6 +221,42 @@ Status CheckTlsListenerFiles(const DicomTlsListenerConfig& tls, const std::strin
                                setting + ".certificate_file " + tls.certificate_file.string());
 }
 
+Result<std::unique_ptr<RevocationStore>> RequireClientCertificates(SSL_CTX* ctx,
+                                                                   const fs::path& ca_file,
+                                                                   const fs::path& crl_file,
+                                                                   const std::string& setting) {
+  if (ca_file.empty()) return FailedPrecondition(setting + ".ca_file: not set");
+  RETURN_IF_ERROR(LoadCaFile(ctx, ca_file, setting + ".ca_file"));
+  RETURN_IF_ERROR(CheckCrlFile(ctx, ca_file, crl_file, setting + ".crl_file"));
+  // Tells clients which CAs to pick a certificate for (browsers, curl with several).
+  if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str())) {
+    SSL_CTX_set_client_CA_list(ctx, names);
+  }
+  ERR_clear_error();
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  // Resumed sessions keep the verified client; OpenSSL refuses them without an id context.
+  static constexpr unsigned char kSessionContext[] = "conduit-client-certificates";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  if (crl_file.empty()) return std::unique_ptr<RevocationStore>();
+  auto revocation = std::make_unique<RevocationStore>(ca_file, crl_file, setting);
+  RETURN_IF_ERROR(revocation->Load());
+  return revocation;
+}
+
+std::optional<ClientCertificateRefusal> ClientCertificateRefusalOf(const SSL* ssl,
+                                                                   unsigned long error) {
+  if (ERR_GET_LIB(error) == ERR_LIB_SSL &&
+      ERR_GET_REASON(error) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    return ClientCertificateRefusal{.missing = true, .reason = "no client certificate"};
+  }
+  if (ssl == nullptr) return std::nullopt;
+  const long verdict = SSL_get_verify_result(ssl);
+  if (verdict == X509_V_OK) return std::nullopt;
+  return ClientCertificateRefusal{.missing = false,
+                                  .reason = std::string("client certificate refused: ") +
+                                            X509_verify_cert_error_string(verdict)};
+}
+
 Status CheckConfiguredTls(const Config& config) {
   RETURN_IF_ERROR(CheckTlsListenerFiles(config.dicom.tls, "dicom.tls"));
   if (config.http.port != 0 && config.http.tls()) {
@@ -231,6 +267,11 @@ Status CheckConfiguredTls(const Config& config) {
     WarnIfOpenToOthers(config.http.tls_key_file, "http.tls.key_file");
     RETURN_IF_ERROR(CheckCertificateDates(
         ctx.get(), "http.tls.certificate_file " + config.http.tls_certificate_file.string()));
+    if (!config.http.tls_ca_file.empty()) {
+      RETURN_IF_ERROR(RequireClientCertificates(ctx.get(), config.http.tls_ca_file,
+                                                config.http.tls_crl_file, "http.tls")
+                          .status());
+    }
   }
   for (const DestinationConfig& destination : config.destinations) {
     RETURN_IF_ERROR(CheckTlsClientFiles(
@@ -333,6 +374,11 @@ std::vector<CertificateEnd> ConfiguredCertificateEnds(const Config& config) {
     if (auto end = NotAfter(config.http.tls_certificate_file, false)) {
       out.push_back({"http.tls.certificate_file", config.http.tls_certificate_file, *end});
     }
+    if (!config.http.tls_ca_file.empty()) {
+      if (auto end = NotAfter(config.http.tls_ca_file, true)) {
+        out.push_back({"http.tls.ca_file", config.http.tls_ca_file, *end});
+      }
+    }
   }
   ForEachTlsClient(config, [&out](const std::string& prefix, const TlsClientConfig& tls) {
     AddEnds(out, prefix, tls);
@@ -358,6 +404,8 @@ std::vector<CertificateEnd> ConfiguredCrlNextUpdates(const Config& config) {
     if (next_update.ok() && *next_update != 0) out.push_back({setting, crl_file, *next_update});
   };
   if (config.dicom.tls.port != 0) add("dicom.tls.crl_file", config.dicom.tls.crl_file);
+  if (config.http.port != 0 && config.http.tls())
+    add("http.tls.crl_file", config.http.tls_crl_file);
   ForEachTlsClient(config, [&add](const std::string& prefix, const TlsClientConfig& tls) {
     if (tls.enabled) add(prefix + ".crl_file", tls.crl_file);
   });

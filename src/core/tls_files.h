@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
+#include "core/revocation_store.h"
 #include "core/status.h"
 
 namespace conduit {
@@ -39,6 +42,24 @@ Status LoadCaFile(SSL_CTX* ctx, const std::filesystem::path& ca_file, const std:
 // holds no CRL or one that cannot be read.
 Result<int64_t> LoadCrlFile(X509_STORE* store, const std::filesystem::path& crl_file,
                             const std::string& setting);
+
+// Has the server context `ctx` ask every client for a certificate and end the handshake
+// unless it chains to a CA in `ca_file` (`setting`: its config section, e.g. "http.tls").
+// With `crl_file`, also unless it is revoked: apply the returned store to each connection
+// (RevocationStore::Apply); null without one. Errors: kFailedPrecondition naming the file.
+Result<std::unique_ptr<RevocationStore>> RequireClientCertificates(
+    SSL_CTX* ctx, const std::filesystem::path& ca_file, const std::filesystem::path& crl_file,
+    const std::string& setting);
+
+// Why a server handshake on `ssl` that ended with the OpenSSL error `error` refused the
+// client's certificate: none sent, or OpenSSL's verification verdict (e.g. "certificate has
+// expired"); nullopt when it failed for another reason (a plain-HTTP client, no shared cipher).
+struct ClientCertificateRefusal {
+  bool missing = false;
+  std::string reason;
+};
+std::optional<ClientCertificateRefusal> ClientCertificateRefusalOf(const SSL* ssl,
+                                                                   unsigned long error);
 
 // Loads every file `tls` names (`setting` is its config section, e.g. "priors_source.tls").
 // Also refuses a client certificate outside its dates, warns when one ends within 30 days and

@@ -161,8 +161,17 @@ TEST_F(TlsFilesTest, TheListenersCrlFileMustHoldCurrentCrls) {
   for (const CertificateEnd& update : ConfiguredCrlNextUpdates(config)) {
     updates[update.setting] = update.not_after_unix;
   }
-  ASSERT_EQ(updates.size(), 2u);
-  for (const char* setting : {"dicom.tls.crl_file", "destinations[pacs].tls.crl_file"}) {
+  config.http.port = 8443;
+  config.http.tls_certificate_file = pki_.server_certificate;
+  config.http.tls_key_file = pki_.server_key;
+  config.http.tls_ca_file = pki_.ca_certificate;
+  config.http.tls_crl_file = pki_.crl;
+  for (const CertificateEnd& update : ConfiguredCrlNextUpdates(config)) {
+    updates[update.setting] = update.not_after_unix;
+  }
+  ASSERT_EQ(updates.size(), 3u);
+  for (const char* setting :
+       {"dicom.tls.crl_file", "destinations[pacs].tls.crl_file", "http.tls.crl_file"}) {
     EXPECT_NEAR(static_cast<double>(updates[setting] - std::time(nullptr)), 7.0 * 86400, 120.0)
         << setting;
   }
@@ -196,6 +205,16 @@ TEST_F(TlsFilesTest, TheConfigsPeersAreCheckedByName) {
       << st.message();
   config.http.tls_key_file = pki_.server_key;
   EXPECT_TRUE(CheckConfiguredTls(config).ok());
+  config.http.tls_ca_file = pki_.client_key;  // no certificate in it
+  st = CheckConfiguredTls(config);
+  EXPECT_NE(st.message().find("http.tls.ca_file " + pki_.client_key.string()), std::string::npos)
+      << st.message();
+  config.http.tls_ca_file = pki_.ca_certificate;
+  config.http.tls_crl_file = pki_.expired_crl;
+  st = CheckConfiguredTls(config);
+  EXPECT_NE(st.message().find("http.tls.crl_file"), std::string::npos) << st.message();
+  config.http.tls_crl_file = pki_.crl;
+  EXPECT_TRUE(CheckConfiguredTls(config).ok());
 }
 
 TEST_F(TlsFilesTest, CertificateEndsAreReadForEveryConfiguredCertificate) {
@@ -227,6 +246,19 @@ TEST_F(TlsFilesTest, CertificateEndsAreReadForEveryConfiguredCertificate) {
               30.0 * 86400, 120.0);
   EXPECT_NEAR(static_cast<double>(ends["destinations[pacs].tls.ca_file"] - now), 30.0 * 86400,
               120.0);
+
+  // The HTTPS front end's certificate and the CAs of its clients' certificates.
+  config.http.port = 8443;
+  config.http.tls_certificate_file = pki_.server_certificate;
+  config.http.tls_key_file = pki_.server_key;
+  config.http.tls_ca_file = pki_.ca_certificate;
+  ends.clear();
+  for (const CertificateEnd& end : ConfiguredCertificateEnds(config)) {
+    ends[end.setting] = end.not_after_unix;
+  }
+  EXPECT_EQ(ends.size(), 5u);
+  EXPECT_EQ(ends.count("http.tls.certificate_file"), 1u);
+  EXPECT_NEAR(static_cast<double>(ends["http.tls.ca_file"] - now), 30.0 * 86400, 120.0);
 }
 
 }  // namespace

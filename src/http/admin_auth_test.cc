@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -22,6 +24,7 @@
 #include "store/records.h"
 #include "store/spool.h"
 #include "store/sqlite_index.h"
+#include "testing/test_pki.h"
 #include "testing/testing.h"
 
 namespace conduit {
@@ -320,6 +323,82 @@ TEST_F(AdminAuthTest, RefusedPostBodiesAreNotActedOnAndTheConnectionServesOn) {
   ASSERT_TRUE(tools);
   ASSERT_EQ(tools->status, 200);
   EXPECT_TRUE(json::parse(tools->body)["tools"].empty());
+}
+
+// http.tls.ca_file: a client without an accepted certificate is refused at the handshake,
+// counted, logged and audited as an authentication refusal; one with it still needs its token.
+TEST(AdminServerStartTest, WithClientCertificatesAClientWithoutOneIsRefusedAndAudited) {
+  testing::TempDir tmp;
+  auto pki = testing::MakeTestPki(tmp.path());
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  auto index = OpenSqliteIndex(tmp.path() / "index.sqlite");
+  ASSERT_TRUE(index.ok());
+  FakeClock clock;
+  Metrics metrics;
+  Config config;
+  config.http.bind = "127.0.0.1";
+  config.http.port = 0;
+  config.http.threads = 2;
+  config.http.tls_certificate_file = pki->server_certificate;
+  config.http.tls_key_file = pki->server_key;
+  config.http.tls_ca_file = pki->ca_certificate;
+  config.http.tls_crl_file = pki->crl;
+  auto api_tokens = ApiTokens::Parse(kApiToken + "\n", "t");
+  ASSERT_TRUE(api_tokens.ok());
+  AdminContext ctx{config, **index, metrics, clock, {}, {}};
+  ctx.api_tokens = &*api_tokens;
+  auto server = MakeAdminServer(std::move(ctx));
+  Status started = server->Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  const std::string url = "https://127.0.0.1:" + std::to_string(server->port());
+  auto client = [&](const fs::path& certificate, const fs::path& key) {
+    httplib::Client c(url, certificate.string(), key.string());
+    c.set_ca_cert_path(pki->ca_certificate.c_str());
+    c.enable_server_certificate_verification(true);
+    c.set_read_timeout(30s);
+    return c;
+  };
+
+  auto with = client(pki->client_certificate, pki->client_key).Get("/api/jobs", Bearer(kApiToken));
+  ASSERT_TRUE(with) << httplib::to_string(with.error());
+  EXPECT_EQ(with->status, 200);
+  auto no_token = client(pki->client_certificate, pki->client_key).Get("/api/jobs");
+  ASSERT_TRUE(no_token);
+  EXPECT_EQ(no_token->status, 401) << "a certificate does not stand in for the token";
+
+  EXPECT_FALSE(client({}, {}).Get("/api/jobs", Bearer(kApiToken)));
+  EXPECT_FALSE(client(pki->revoked_client_certificate, pki->revoked_client_key)
+                   .Get("/api/jobs", Bearer(kApiToken)));
+  std::vector<json> refusals;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (refusals.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    refusals.clear();
+    auto events = (*index)->ListAudit(100, 0);
+    ASSERT_TRUE(events.ok());
+    for (const AuditEvent& e : *events) {
+      if (e.action != "http_auth") continue;
+      json detail = json::parse(e.detail);
+      if (detail["route"] == "tls_handshake") refusals.push_back(detail);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(refusals.size(), 2u);
+  std::vector<std::string> reasons = {refusals[0]["reason"], refusals[1]["reason"]};
+  std::sort(reasons.begin(), reasons.end());
+  EXPECT_EQ(reasons[0], "client certificate refused: certificate revoked");
+  EXPECT_EQ(reasons[1], "no client certificate");
+  EXPECT_EQ(refusals[0]["peer"], "127.0.0.1");
+  const std::string text = metrics.RenderPrometheus();
+  EXPECT_NE(
+      text.find(
+          "conduit_http_auth_refused_total{guard=\"client_certificate\",reason=\"missing\"} 1"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(
+          "conduit_http_auth_refused_total{guard=\"client_certificate\",reason=\"invalid\"} 1"),
+      std::string::npos);
+  server->Stop();
 }
 
 TEST(AdminServerStartTest, NetworkBindWithoutApiTokensIsRefused) {

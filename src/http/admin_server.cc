@@ -486,6 +486,23 @@ ConnectionLimits HttpAdminServer::ConnectionLimitsOf() {
   };
   limits.on_timeout = [report](const std::string& peer) { report(peer, 408); };
   limits.on_refused = [report](const std::string& peer) { report(peer, 429); };
+  // Mutual TLS: a client without an accepted certificate is an authentication refusal, like
+  // a request without an accepted token; no request was read, so no method or route.
+  limits.on_certificate_refused = [this](const std::string& peer, bool missing,
+                                         const std::string& reason) {
+    ctx_.auth_refusals->Report(
+        {.action = "http_auth",
+         .actor = peer,
+         .guard = "client_certificate",
+         .peer = peer,
+         .method = "other",
+         .route = "tls_handshake",
+         .reason = reason,
+         .kind = missing ? AuthRefusalKind::kMissing : AuthRefusalKind::kInvalid,
+         .job = std::nullopt,
+         .detail = nlohmann::json::object()},
+        ctx_.index, ctx_.metrics, ctx_.clock.Now());
+  };
   ctx_.metrics.Describe("conduit_http_connections_deferred", "gauge",
                         "HTTP connections waiting because their client already holds "
                         "http.max_connections_per_client workers");
@@ -588,15 +605,11 @@ Status HttpAdminServer::Start() {
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
     return FailedPrecondition("http admin server: http.tls: this build's HTTP server has no TLS");
 #else
-    auto tls = MakeLimitedTlsServer(ctx_.config.http.tls_certificate_file,
-                                    ctx_.config.http.tls_key_file, ConnectionLimitsOf());
-    if (tls->is_valid()) SSL_CTX_set_min_proto_version(tls->ssl_context(), TLS1_2_VERSION);
-    server = std::move(tls);
-    if (!server->is_valid()) {
-      return FailedPrecondition("http admin server: http.tls: the certificate " +
-                                ctx_.config.http.tls_certificate_file.string() + " or key " +
-                                ctx_.config.http.tls_key_file.string() + " cannot be loaded");
-    }
+    auto tls = MakeLimitedTlsServer(
+        ctx_.config.http.tls_certificate_file, ctx_.config.http.tls_key_file, ConnectionLimitsOf(),
+        {.ca_file = ctx_.config.http.tls_ca_file, .crl_file = ctx_.config.http.tls_crl_file});
+    if (!tls.ok()) return tls.status().WithContext("http admin server");
+    server = std::move(*tls);
 #endif
   } else {
     server = MakeLimitedServer(ConnectionLimitsOf());

@@ -18,6 +18,9 @@
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "core/revocation_store.h"
+#include "core/tls_files.h"
 #endif
 
 namespace conduit {
@@ -385,6 +388,12 @@ class TlsServer final : public LimitedServer<httplib::SSLServer> {
             ConnectionLimits limits)
       : LimitedServer(std::move(limits), certificate.c_str(), key.c_str()) {}
 
+  // Mutual TLS (RequireClientCertificates has set up the context); `revocation` may be null.
+  void CheckClients(std::unique_ptr<RevocationStore> revocation) {
+    check_clients_ = true;
+    revocation_ = std::move(revocation);
+  }
+
  private:
   bool process_and_close_socket(socket_t sock) override { return ServeClient(sock, true); }
 
@@ -394,11 +403,17 @@ class TlsServer final : public LimitedServer<httplib::SSLServer> {
     bool result = false;
     SSL* ssl = SSL_new(ssl_context());
     if (ssl != nullptr && SSL_set_fd(ssl, sock) == 1) {
+      if (revocation_) revocation_->Apply(ssl);
       ConnectionStream stream(sock, ssl, timeouts);
       stream.set_deadline(Clock::now() + limits_.header_timeout);  // the handshake's
-      if (Handshake(ssl, stream, timeouts)) {
+      unsigned long failure = 0;
+      if (Handshake(ssl, stream, timeouts, failure)) {
         result = ServeRequests(stream, ssl);
         if (result) SSL_shutdown(ssl);  // close_notify, best effort: no waiting for the reply
+      } else if (check_clients_ && limits_.on_certificate_refused && !stream.expired()) {
+        if (auto refusal = ClientCertificateRefusalOf(ssl, failure)) {
+          limits_.on_certificate_refused(PeerIp(sock), refusal->missing, refusal->reason);
+        }
       }
       ReportTimeout(stream, limits_);
     }
@@ -407,7 +422,9 @@ class TlsServer final : public LimitedServer<httplib::SSLServer> {
     return result;
   }
 
-  static bool Handshake(SSL* ssl, ConnectionStream& stream, const Timeouts& timeouts) {
+  // `failure`: the OpenSSL error a failed handshake ended with (0 if none was queued).
+  static bool Handshake(SSL* ssl, ConnectionStream& stream, const Timeouts& timeouts,
+                        unsigned long& failure) {
     for (;;) {
       ERR_clear_error();
       const int n = SSL_accept(ssl);
@@ -415,9 +432,14 @@ class TlsServer final : public LimitedServer<httplib::SSLServer> {
       const int error = SSL_get_error(ssl, n);
       if (error == SSL_ERROR_WANT_READ && stream.Wait(POLLIN, timeouts.read)) continue;
       if (error == SSL_ERROR_WANT_WRITE && stream.Wait(POLLOUT, timeouts.write)) continue;
+      failure = ERR_peek_last_error();
+      ERR_clear_error();
       return false;
     }
   }
+
+  bool check_clients_ = false;
+  std::unique_ptr<RevocationStore> revocation_;
 };
 #endif
 
@@ -443,10 +465,22 @@ int BindWithBacklog(httplib::Server& server, const std::string& host, int port, 
 }
 
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-std::unique_ptr<httplib::SSLServer> MakeLimitedTlsServer(const std::filesystem::path& certificate,
-                                                         const std::filesystem::path& key,
-                                                         ConnectionLimits limits) {
-  return std::make_unique<TlsServer>(certificate, key, std::move(limits));
+Result<std::unique_ptr<httplib::SSLServer>> MakeLimitedTlsServer(
+    const std::filesystem::path& certificate, const std::filesystem::path& key,
+    ConnectionLimits limits, const ClientCertificates& clients) {
+  auto server = std::make_unique<TlsServer>(certificate, key, std::move(limits));
+  if (!server->is_valid()) {
+    return FailedPrecondition(clients.setting + ": the certificate " + certificate.string() +
+                              " or key " + key.string() + " cannot be loaded");
+  }
+  SSL_CTX_set_min_proto_version(server->ssl_context(), TLS1_2_VERSION);
+  if (!clients.ca_file.empty()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<RevocationStore> revocation,
+                     RequireClientCertificates(server->ssl_context(), clients.ca_file,
+                                               clients.crl_file, clients.setting));
+    server->CheckClients(std::move(revocation));
+  }
+  return std::unique_ptr<httplib::SSLServer>(std::move(server));
 }
 #endif
 

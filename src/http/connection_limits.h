@@ -10,6 +10,8 @@
 //   that one serves the next), so the other workers stay free for other clients; past
 //   kMaxWaitingPerClient waiting, a new one is refused (plain HTTP: 429 with Retry-After;
 //   TLS: closed) and reported to `on_refused`.
+// - over TLS with client certificates, a handshake that fails on the client's certificate is
+//   reported to `on_certificate_refused`.
 // Parsing, routing, bodies and responses stay httplib's (Server::process_request); bodies keep
 // httplib's per-read timeout only, as they are read after the request's credentials are checked.
 // Thread safety: as httplib::Server; the callbacks are called from worker threads.
@@ -25,6 +27,8 @@
 #include <memory>
 #include <string>
 
+#include "core/status.h"
+
 namespace conduit {
 
 struct ConnectionLimits {
@@ -37,6 +41,10 @@ struct ConnectionLimits {
   std::function<void(const std::string& peer)> on_refused;
   // Connections waiting because their client is at max_per_client, after each change.
   std::function<void(size_t waiting)> on_waiting;
+  // TLS with client certificates: a handshake that ended because the client sent none
+  // (`missing`) or one not accepted; `reason` is a fixed text (core/tls_files.h).
+  std::function<void(const std::string& peer, bool missing, const std::string& reason)>
+      on_certificate_refused;
 };
 
 std::unique_ptr<httplib::Server> MakeLimitedServer(ConnectionLimits limits);
@@ -48,11 +56,20 @@ std::unique_ptr<httplib::Server> MakeLimitedServer(ConnectionLimits limits);
 int BindWithBacklog(httplib::Server& server, const std::string& host, int port, int backlog = 128);
 
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-// Serves https with the PEM certificate (chain) and key; check is_valid() as for
-// httplib::SSLServer.
-std::unique_ptr<httplib::SSLServer> MakeLimitedTlsServer(const std::filesystem::path& certificate,
-                                                         const std::filesystem::path& key,
-                                                         ConnectionLimits limits);
+// The clients an https server accepts: with `ca_file`, only those presenting a certificate
+// that chains to one of its CAs and, with `crl_file`, is not revoked (mutual TLS); without,
+// any. `setting` names the config section in errors ("http.tls").
+struct ClientCertificates {
+  std::filesystem::path ca_file;
+  std::filesystem::path crl_file;
+  std::string setting = "http.tls";
+};
+
+// Serves https (TLS 1.2 at least) with the PEM certificate (chain) and key. Errors:
+// kFailedPrecondition naming the file that cannot be used.
+Result<std::unique_ptr<httplib::SSLServer>> MakeLimitedTlsServer(
+    const std::filesystem::path& certificate, const std::filesystem::path& key,
+    ConnectionLimits limits, const ClientCertificates& clients = {});
 #endif
 
 }  // namespace conduit

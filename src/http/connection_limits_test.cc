@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -146,7 +147,8 @@ class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
   bool tls() const { return GetParam(); }
 
   void StartServer(std::chrono::milliseconds header_timeout,
-                   size_t max_per_client = std::numeric_limits<size_t>::max()) {
+                   size_t max_per_client = std::numeric_limits<size_t>::max(),
+                   const ClientCertificates& clients = {}) {
     ConnectionLimits limits;
     limits.header_timeout = header_timeout;
     limits.max_per_client = max_per_client;
@@ -163,8 +165,15 @@ class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
       most_waiting_ = std::max(most_waiting_, waiting);
       waiting_ = waiting;
     };
+    limits.on_certificate_refused = [this](const std::string& peer, bool missing,
+                                           const std::string& reason) {
+      std::lock_guard lock(mu_);
+      certificate_refusals_.push_back(peer + (missing ? " missing: " : " refused: ") + reason);
+    };
     if (tls()) {
-      server_ = MakeLimitedTlsServer(pki_.server_certificate, pki_.server_key, limits);
+      auto server = MakeLimitedTlsServer(pki_.server_certificate, pki_.server_key, limits, clients);
+      ASSERT_TRUE(server.ok()) << server.status().ToString();
+      server_ = std::move(*server);
     } else {
       server_ = MakeLimitedServer(limits);
     }
@@ -194,9 +203,12 @@ class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(Eventually([&] { return server_->is_running(); }));
   }
 
-  std::unique_ptr<httplib::Client> Client() {
+  // With `certificate` and `key`: presents them as its client certificate.
+  std::unique_ptr<httplib::Client> Client(const std::filesystem::path& certificate = {},
+                                          const std::filesystem::path& key = {}) {
     auto client = std::make_unique<httplib::Client>(
-        (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_));
+        (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_),
+        certificate.string(), key.string());
     if (tls()) client->set_ca_cert_path(pki_.ca_certificate.c_str());
     client->enable_server_certificate_verification(tls());
     client->set_keep_alive(true);
@@ -215,6 +227,10 @@ class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
   size_t Waiting() {
     std::lock_guard lock(mu_);
     return waiting_;
+  }
+  std::vector<std::string> CertificateRefusals() {
+    std::lock_guard lock(mu_);
+    return certificate_refusals_;
   }
 
   // Opens a connection from `source` that sends part of a request's headers, then a byte every
@@ -242,6 +258,7 @@ class ConnectionLimitsTest : public ::testing::TestWithParam<bool> {
   std::vector<std::string> refused_peers_;
   size_t waiting_ = 0;
   size_t most_waiting_ = 0;
+  std::vector<std::string> certificate_refusals_;
 };
 
 TEST_P(ConnectionLimitsTest, ServesRequestsOverOneKeptAliveConnection) {
@@ -445,6 +462,63 @@ TEST_P(ConnectionLimitsTest, PastTheWaitingLimitAClientsNewConnectionIsRefused) 
   dripper = {};
   held.clear();  // closed: the waiting connections are served (and end) in turn
   ASSERT_TRUE(Eventually([&] { return Waiting() == 0; }));
+}
+
+TEST_P(ConnectionLimitsTest, WithClientCertificatesOnlyTrustedUnrevokedClientsAreServed) {
+  if (!tls()) GTEST_SKIP() << "client certificates are TLS's";
+  const std::filesystem::path crl = dir_.path() / "clients.crl";
+  std::filesystem::copy_file(pki_.crl, crl);
+  StartServer(5s, std::numeric_limits<size_t>::max(),
+              {.ca_file = pki_.ca_certificate, .crl_file = crl, .setting = "http.tls"});
+
+  auto trusted = Client(pki_.client_certificate, pki_.client_key)->Get("/hello");
+  ASSERT_TRUE(trusted) << httplib::to_string(trusted.error());
+  EXPECT_EQ(trusted->status, 200);
+  EXPECT_TRUE(CertificateRefusals().empty());
+
+  EXPECT_FALSE(Client()->Get("/hello")) << "served without a client certificate";
+  EXPECT_FALSE(Client(pki_.revoked_client_certificate, pki_.revoked_client_key)->Get("/hello"));
+  ASSERT_TRUE(Eventually([&] { return CertificateRefusals().size() == 2; }));
+  EXPECT_EQ(CertificateRefusals()[0], "127.0.0.1 missing: no client certificate");
+  EXPECT_EQ(CertificateRefusals()[1],
+            "127.0.0.1 refused: client certificate refused: certificate revoked");
+
+  // A CRL published later takes effect from the next connection, without a restart.
+  std::filesystem::copy_file(pki_.crl_revoking_client, crl,
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_FALSE(Client(pki_.client_certificate, pki_.client_key)->Get("/hello"));
+  ASSERT_TRUE(Eventually([&] { return CertificateRefusals().size() == 3; }));
+  EXPECT_EQ(CertificateRefusals()[2],
+            "127.0.0.1 refused: client certificate refused: certificate revoked");
+  EXPECT_TRUE(TimedOutPeers().empty());
+}
+
+TEST_P(ConnectionLimitsTest, ClientCertificatesFromAnotherCaAreRefusedAndBadFilesStopTheStart) {
+  if (!tls()) GTEST_SKIP() << "client certificates are TLS's";
+  // Clients of a CA the server does not trust: the test PKI's client, against another CA.
+  StartServer(5s, std::numeric_limits<size_t>::max(),
+              {.ca_file = pki_.other_ca_certificate, .crl_file = {}, .setting = "http.tls"});
+  EXPECT_FALSE(Client(pki_.client_certificate, pki_.client_key)->Get("/hello"));
+  ASSERT_TRUE(Eventually([&] { return CertificateRefusals().size() == 1; }));
+  EXPECT_NE(CertificateRefusals()[0].find("127.0.0.1 refused: client certificate refused: "),
+            std::string::npos)
+      << CertificateRefusals()[0];
+
+  ConnectionLimits limits;
+  auto no_ca = MakeLimitedTlsServer(pki_.server_certificate, pki_.server_key, limits,
+                                    {.ca_file = pki_.client_key, .crl_file = {}, .setting = "x"});
+  ASSERT_FALSE(no_ca.ok());
+  EXPECT_NE(no_ca.status().message().find("x.ca_file"), std::string::npos)
+      << no_ca.status().ToString();
+  auto stale_crl = MakeLimitedTlsServer(
+      pki_.server_certificate, pki_.server_key, limits,
+      {.ca_file = pki_.ca_certificate, .crl_file = pki_.expired_crl, .setting = "x"});
+  ASSERT_FALSE(stale_crl.ok());
+  EXPECT_NE(stale_crl.status().message().find("x.crl_file"), std::string::npos)
+      << stale_crl.status().ToString();
+  auto bad_key = MakeLimitedTlsServer(pki_.server_certificate, pki_.other_client_key, limits);
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_EQ(bad_key.status().code(), StatusCode::kFailedPrecondition);
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndTls, ConnectionLimitsTest, ::testing::Values(false, true),

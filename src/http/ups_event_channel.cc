@@ -107,6 +107,7 @@ class UpsEventChannel::Impl {
     return authorize_ ? authorize_(ae, token) : UpsChannelDecision(UpsChannelAccess::kGranted);
   }
   std::atomic<size_t>& live_sessions() { return live_sessions_; }
+  RevocationStore* revocation() const { return revocation_.get(); }
   // Whether a refusal's log line is due (RefusalThrottle; the key holds peer and reason).
   std::optional<int64_t> AdmitLogLine(const std::string& key) {
     return log_lines_.Admit(key, std::chrono::system_clock::now());
@@ -126,7 +127,8 @@ class UpsEventChannel::Impl {
   const RefusalReporter report_refusal_;
   RefusalThrottle log_lines_{std::chrono::minutes(1), 4096};
   std::unique_ptr<net::io_context> ioc_;
-  std::unique_ptr<net::ssl::context> tls_;  // wss: options_.certificate_file is set
+  std::unique_ptr<net::ssl::context> tls_;       // wss: options_.certificate_file is set
+  std::unique_ptr<RevocationStore> revocation_;  // wss with client certificates and CRLs
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::jthread thread_;
   std::atomic<int> port_{0};
@@ -194,7 +196,11 @@ class UpsEventChannel::Impl::StreamSession final : public Session {
   StreamSession(Impl& owner, tcp::socket socket) requires(!kTls<Stream>)
       : Session(owner), ws_(std::move(socket)) {}
   StreamSession(Impl& owner, tcp::socket socket, net::ssl::context& tls) requires(kTls<Stream>)
-      : Session(owner), ws_(std::move(socket), tls) {}
+      : Session(owner), ws_(std::move(socket), tls) {
+    if (RevocationStore* revocation = owner_.revocation()) {
+      revocation->Apply(ws_.next_layer().native_handle());
+    }
+  }
 
   void Start() override {
     beast::get_lowest_layer(ws_).expires_after(owner_.options().handshake_timeout);
@@ -241,6 +247,9 @@ class UpsEventChannel::Impl::StreamSession final : public Session {
   }
 
   void OnTlsHandshake(beast::error_code ec) {
+    if constexpr (kTls<Stream>) {
+      if (ec && ReportedCertificateRefusal(ec)) return End();
+    }
     if (ec) {
       // A plain ws:// client, an untrusted or expired certificate on the client's side, a
       // scanner: one line a minute per peer.
@@ -326,6 +335,28 @@ class UpsEventChannel::Impl::StreamSession final : public Session {
     beast::error_code ec;
     const tcp::endpoint peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
     return ec ? std::string("unknown") : peer.address().to_string();
+  }
+
+  // With client certificates asked for (http.tls.ca_file): a handshake that ended on the
+  // client's certificate is reported as the HTTP port reports it. False for another failure.
+  bool ReportedCertificateRefusal(const beast::error_code& ec) {
+    if (owner_.options().ca_file.empty() || ec.category() != net::error::get_ssl_category()) {
+      return false;
+    }
+    const std::optional<ClientCertificateRefusal> refusal = ClientCertificateRefusalOf(
+        ws_.next_layer().native_handle(), static_cast<unsigned long>(ec.value()));
+    if (!refusal) return false;
+    return owner_.ReportRefusal(
+        {.action = "ups_refused",
+         .actor = "UPS-RS",
+         .guard = "client_certificate",
+         .peer = PeerAddress(),
+         .method = "other",
+         .route = "tls_handshake",
+         .reason = refusal->reason,
+         .kind = refusal->missing ? AuthRefusalKind::kMissing : AuthRefusalKind::kInvalid,
+         .job = std::nullopt,
+         .detail = {{"protocol", "UPS-RS"}, {"transaction", "open_event_channel"}}});
   }
 
   // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
@@ -450,6 +481,12 @@ Status UpsEventChannel::Impl::Start() {
                                          options_.key_file, "http.tls.certificate_file",
                                          "http.tls.key_file")
                         .WithContext("ups event channel"));
+    if (!options_.ca_file.empty()) {
+      auto revocation = RequireClientCertificates(tls->native_handle(), options_.ca_file,
+                                                  options_.crl_file, "http.tls");
+      if (!revocation.ok()) return revocation.status().WithContext("ups event channel");
+      revocation_ = std::move(*revocation);
+    }
     tls_ = std::move(tls);
   }
   ioc_ = std::make_unique<net::io_context>(1);

@@ -36,11 +36,16 @@ struct UpsEventChannelOptions {
   size_t max_queued_events = 256;                       // per connection
   size_t max_connections = 256;                         // over all AE titles
   std::chrono::milliseconds handshake_timeout{10'000};  // TLS handshake and upgrade request
-  // Both set: the channel speaks only TLS (wss://, TLS 1.2 at least, no client certificates),
-  // with this certificate (PEM, with any intermediates) and unencrypted key; the HTTP front
-  // end's (http.tls). Loaded by Start().
+  // Both set: the channel speaks only TLS (wss://, TLS 1.2 at least), with this certificate
+  // (PEM, with any intermediates) and unencrypted key; the HTTP front end's (http.tls).
+  // Loaded by Start().
   std::filesystem::path certificate_file;
   std::filesystem::path key_file;
+  // With TLS: only clients presenting a certificate that chains to a CA here and, with
+  // crl_file, is not revoked (http.tls.ca_file, crl_file); others are refused at the handshake
+  // and reported as "client_certificate" refusals.
+  std::filesystem::path ca_file;
+  std::filesystem::path crl_file;
 };
 
 // What an authorizer decides for one upgrade request: open it; 401 (no or unknown token);

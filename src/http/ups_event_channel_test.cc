@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -65,10 +66,19 @@ class BasicClient {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   BasicClient() requires(!kTls) : ws_(ioc_) {}
-  explicit BasicClient(const std::filesystem::path& ca_file) requires(kTls) : ws_(ioc_, tls_) {
-    // The stream's SSL object exists already: what it verifies is set on it.
+  // With `certificate` and `key`: presents them as its client certificate.
+  explicit BasicClient(const std::filesystem::path& ca_file,
+                       const std::filesystem::path& certificate = {},
+                       const std::filesystem::path& key = {}) requires(kTls)
+      : ws_(ioc_, tls_) {
+    // The stream's SSL object exists already: what it verifies and presents is set on it.
     tls_.load_verify_file(ca_file.string());
     ws_.next_layer().set_verify_mode(net::ssl::verify_peer);
+    if (!certificate.empty()) {
+      SSL* ssl = ws_.next_layer().native_handle();
+      EXPECT_EQ(SSL_use_certificate_chain_file(ssl, certificate.c_str()), 1);
+      EXPECT_EQ(SSL_use_PrivateKey_file(ssl, key.c_str(), SSL_FILETYPE_PEM), 1);
+    }
   }
 
   // Connects to 127.0.0.1:port and upgrades `target`; the handshake's HTTP response is kept.
@@ -417,14 +427,51 @@ TEST_F(UpsEventChannelTlsTest, APlainClientOrOneThatDistrustsTheCertificateGetsN
   EXPECT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
 }
 
-TEST_F(UpsEventChannelTlsTest, AKeyThatDoesNotMatchTheCertificateStopsTheStart) {
+TEST_F(UpsEventChannelTlsTest, WithClientCertificatesOnlyATrustedClientOpensTheChannel) {
   UpsEventChannelOptions options = TlsOptions();
-  options.key_file = pki_.other_client_key;
-  UpsEventChannel channel(options, nullptr);
-  const Status started = channel.Start();
-  EXPECT_EQ(started.code(), StatusCode::kFailedPrecondition) << started.ToString();
-  EXPECT_NE(started.message().find("http.tls.key_file"), std::string::npos) << started.ToString();
-  EXPECT_EQ(channel.port(), 0);
+  options.ca_file = pki_.ca_certificate;
+  options.crl_file = pki_.crl;
+  StartChannel(options);
+  TlsClient anonymous(pki_.ca_certificate);
+  EXPECT_TRUE(anonymous.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  TlsClient revoked(pki_.ca_certificate, pki_.revoked_client_certificate, pki_.revoked_client_key);
+  EXPECT_TRUE(revoked.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  EXPECT_EQ(channel_->ConnectionCount("PERF1"), 0u);
+  ASSERT_TRUE(Eventually([&] { return Refusals().size() == 2; }));
+  std::vector<std::string> reasons;
+  for (const AuthRefusal& refusal : Refusals()) {
+    EXPECT_EQ(refusal.guard, "client_certificate");
+    EXPECT_EQ(refusal.action, "ups_refused");
+    EXPECT_EQ(refusal.route, "tls_handshake");
+    EXPECT_EQ(refusal.peer, "127.0.0.1");
+    reasons.push_back(refusal.reason);
+  }
+  std::sort(reasons.begin(), reasons.end());
+  EXPECT_EQ(reasons, (std::vector<std::string>{"client certificate refused: certificate revoked",
+                                               "no client certificate"}));
+
+  TlsClient trusted(pki_.ca_certificate, pki_.client_certificate, pki_.client_key);
+  ASSERT_FALSE(trusted.Open(channel_->port(), "/ws/subscribers/PERF1", "token-one"));
+  EXPECT_TRUE(Eventually([&] { return channel_->ConnectionCount("PERF1") == 1; }));
+  // The token is still checked.
+  TlsClient no_token(pki_.ca_certificate, pki_.client_certificate, pki_.client_key);
+  EXPECT_TRUE(no_token.Open(channel_->port(), "/ws/subscribers/PERF1", "nobody"));
+  EXPECT_EQ(no_token.response().result(), http::status::unauthorized);
+}
+
+TEST_F(UpsEventChannelTlsTest, AKeyThatDoesNotMatchOrACaFileWithoutCertificatesStopsTheStart) {
+  UpsEventChannelOptions wrong_key = TlsOptions();
+  wrong_key.key_file = pki_.other_client_key;
+  UpsEventChannelOptions no_ca = TlsOptions();
+  no_ca.ca_file = pki_.client_key;
+  for (const auto& [options, setting] :
+       {std::pair(wrong_key, "http.tls.key_file"), std::pair(no_ca, "http.tls.ca_file")}) {
+    UpsEventChannel channel(options, nullptr);
+    const Status started = channel.Start();
+    EXPECT_EQ(started.code(), StatusCode::kFailedPrecondition) << started.ToString();
+    EXPECT_NE(started.message().find(setting), std::string::npos) << started.ToString();
+    EXPECT_EQ(channel.port(), 0);
+  }
 }
 
 // An independent client: python3's websocket-client (python3-websocket), subscribed as PERF2

@@ -401,6 +401,40 @@ class OrthancDicomwebPluginTest(E2ETest):
         self.assertEqual(refused.exception.code, 401)
         self.assertEqual(refused.exception.headers["WWW-Authenticate"], 'Bearer realm="conduit"')
 
+    def test_with_client_certificates_only_an_orthanc_presenting_one_stores(self):
+        """http.tls.ca_file: mutual TLS on the HTTP port; Orthanc's DICOMweb client presents the
+        trust's client certificate, another entry without one is refused at the handshake."""
+        pki = make_test_pki(self.dir("pki"))
+        conduit = Conduit(self.tmp, {"http": {"tls": {
+            "certificate_file": pki["server_cert"], "key_file": pki["server_key"],
+            "ca_file": pki["ca"]}}}, ca_file=pki["ca"])
+        conduit.context.load_cert_chain(pki["client_cert"], pki["client_key"])
+        self.started(conduit)
+        base = conduit.url + "/dicom-web/"
+        source = self.started(Orthanc(
+            self.tmp, name="source", extra={"HttpsCACertificates": pki["ca"]},
+            dicomweb_servers={"conduit": {"Url": base, "CertificateFile": pki["client_cert"],
+                                          "CertificateKeyFile": pki["client_key"]},
+                              "anonymous": base}))
+        files = make_study(self.dir("study"), "CT", slices=2, rows=32, cols=32)
+        for f in files:
+            source.upload(f)
+        orthanc_study = http_json(source.url + "/studies")[0]
+
+        with self.assertRaises(urllib.error.HTTPError):
+            http_json(source.url + "/dicom-web/servers/anonymous/stow", "POST",
+                      {"Resources": [orthanc_study]}, timeout=60)
+        self.assertEqual(conduit.api("/api/studies")["studies"], [])
+        refusals = [e for e in conduit.api("/api/audit?limit=100")["events"]
+                    if e["action"] == "http_auth" and e["detail"]["route"] == "tls_handshake"]
+        self.assertTrue(refusals)
+        self.assertEqual(refusals[0]["detail"]["reason"], "no client certificate")
+        self.assertIn("guard=client_certificate", conduit.logs())
+
+        http_json(source.url + "/dicom-web/servers/conduit/stow", "POST",
+                  {"Resources": [orthanc_study]}, timeout=60)
+        self.assertEqual(conduit.api("/api/studies")["studies"][0]["instance_count"], 2)
+
 
 class StowDeliveryTest(E2ETest):
     """Results delivered to a PACS by STOW-RS: Orthanc's DICOMweb plugin as the PACS."""
