@@ -103,9 +103,13 @@ class DicomwebToolTest(E2ETest):
             "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
         }
         if https:
+            # Mutual TLS: the vendor returning results and this test's API calls present the
+            # client certificate of the same CA.
             config["http"] = {"tls": {"certificate_file": https["server_cert"],
-                                      "key_file": https["server_key"]}}
+                                      "key_file": https["server_key"], "ca_file": https["ca"]}}
         conduit = Conduit(self.tmp, config, ca_file=https["ca"] if https else None)
+        if https:
+            conduit.context.load_cert_chain(https["client_cert"], https["client_key"])
         return self.started(conduit) if start else conduit
 
     def send_study(self, conduit, slices=6):
@@ -258,11 +262,13 @@ class DicomwebToolTest(E2ETest):
         self.assertEqual(self.pacs_modalities(pacs, study_uid), ["OT", "SEG", "SR"])
 
     def test_a_vendor_over_mutual_tls_gets_the_study_and_its_results_reach_pacs(self):
-        """Both ways over TLS: Conduit to the vendor with mutual TLS, and the vendor's results
-        back to Conduit's own https front end (http.tls), verified against the same CA."""
+        """Mutual TLS both ways: Conduit to the vendor, and the vendor's results back to
+        Conduit's own https front end (http.tls with ca_file), verified against the same CA."""
         pki = make_test_pki(self.dir("pki"))
         pacs = self.started(Orthanc(self.tmp))
-        sim = self.started(DicomwebSim(self.tmp, tls=pki, extra=["--results-ca-file", pki["ca"]]))
+        sim = self.started(DicomwebSim(self.tmp, tls=pki, extra=[
+            "--results-ca-file", pki["ca"], "--results-client-cert", pki["client_cert"],
+            "--results-client-key", pki["client_key"]]))
         # A key that is not the certificate's stops the start, naming the setting.
         wrong = self.gateway(pacs, sim, start=False, tls={
             "ca_file": pki["ca"], "client_certificate_file": pki["client_cert"],

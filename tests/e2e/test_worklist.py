@@ -106,9 +106,13 @@ class WorklistTest(E2ETest):
             "retry": retry or {"max_attempts": 4, "initial_backoff": "200ms", "max_backoff": "500ms"},
         }
         if https:
+            # Mutual TLS: the performer and this test's API calls present the client
+            # certificate of the same CA.
             config["http"]["tls"] = {"certificate_file": https["server_cert"],
-                                     "key_file": https["server_key"]}
+                                     "key_file": https["server_key"], "ca_file": https["ca"]}
         conduit = Conduit(self.tmp, config, ca_file=https["ca"] if https else None)
+        if https:
+            conduit.context.load_cert_chain(https["client_cert"], https["client_key"])
         conduit.event_port = event_port
         return self.started(conduit)
 
@@ -236,7 +240,8 @@ class WorklistTest(E2ETest):
 
     def test_over_https_the_event_channel_is_wss_and_a_plain_ws_client_gets_nothing(self):
         """With http.tls the performer's bearer token never travels in the clear: the UPS-RS
-        calls are https and the event channel wss, both verified against the trust's CA."""
+        calls are https and the event channel wss, both verified against the trust's CA, and
+        both ask the performer for its client certificate (http.tls.ca_file)."""
         pki = make_test_pki(self.dir("pki"))
         pacs = self.started(Orthanc(self.tmp))
         conduit = self.gateway(pacs, https=pki)
@@ -245,8 +250,16 @@ class WorklistTest(E2ETest):
             websocket.create_connection(
                 f"ws://127.0.0.1:{conduit.event_port}/ws/subscribers/AIPERF", timeout=10,
                 header=["Authorization: Bearer " + TOKEN]).close()
+        # A wss client that trusts the gateway but has no client certificate: refused at the
+        # handshake, and audited, with the token still unsent.
+        with self.assertRaises(Exception):
+            websocket.create_connection(
+                f"wss://127.0.0.1:{conduit.event_port}/ws/subscribers/AIPERF", timeout=10,
+                header=["Authorization: Bearer " + TOKEN], sslopt={"ca_certs": pki["ca"]}).close()
         performer = self.started(Performer(self.tmp, conduit, "triggered", poll_ms=600000,
-                                           extra=["--ca-file", pki["ca"]]))
+                                           extra=["--ca-file", pki["ca"],
+                                                  "--client-cert", pki["client_cert"],
+                                                  "--client-key", pki["client_key"]]))
         self.assertIn("event channel open (TLS)", performer.log())
         files, study_uid = self.send_study(conduit)
         self.wait_job_state(conduit, "done", timeout=120)
@@ -254,6 +267,9 @@ class WorklistTest(E2ETest):
         self.expect_results_in_pacs_reidentified(pacs, study_uid, files, ctx)
         self.expect_nothing_identifying(performer, files, study_uid)
         self.assertNotIn("plain WebSocket", conduit.logs())
+        refused = [e for e in self.audit(conduit) if e["action"] == "ups_refused"
+                   and e["detail"]["route"] == "tls_handshake"]
+        self.assertEqual([e["detail"]["reason"] for e in refused], ["no client certificate"])
 
     def test_a_performer_that_crashes_mid_claim_has_its_work_returned_to_the_queue(self):
         pacs = self.started(Orthanc(self.tmp))

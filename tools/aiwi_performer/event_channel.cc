@@ -73,12 +73,20 @@ Status EventChannel::RunOnce(std::stop_token stop) {
   if constexpr (kTls) {
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     beast::error_code ec;
-    if (ca_file_.empty()) {
+    if (tls_.ca_file.empty()) {
       tls.set_default_verify_paths(ec);
     } else {
-      tls.load_verify_file(ca_file_, ec);
+      tls.load_verify_file(tls_.ca_file, ec);
     }
-    if (ec) return FailedPrecondition("CA file " + ca_file_ + ": " + ec.message());
+    if (ec) return FailedPrecondition("CA file " + tls_.ca_file + ": " + ec.message());
+    if (!tls_.client_certificate.empty()) {
+      tls.use_certificate_chain_file(tls_.client_certificate, ec);
+      if (!ec) tls.use_private_key_file(tls_.client_key, asio::ssl::context::pem, ec);
+      if (ec) {
+        return FailedPrecondition("client certificate " + tls_.client_certificate + " or key " +
+                                  tls_.client_key + ": " + ec.message());
+      }
+    }
   }
   auto make = [&] {
     if constexpr (kTls) {

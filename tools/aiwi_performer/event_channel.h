@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "dicomweb_tool_sim/stow_sender.h"
 
 namespace conduit::tools {
 
@@ -30,13 +31,12 @@ class EventChannel {
   using OnFrame = std::function<void(const std::string& text)>;
 
   // `token` is sent as "Authorization: Bearer <token>" on the upgrade request when not empty.
-  // wss: the server's certificate must chain to `ca_file` (the system's CAs when empty) and
-  // name the URL's host.
-  EventChannel(WebSocketUrl url, std::string token, std::string ca_file, OnOpen on_open,
-               OnFrame on_frame)
+  // wss: the server's certificate must chain to `tls.ca_file` (the system's CAs when empty)
+  // and name the URL's host; the client certificate in `tls`, if any, is presented.
+  EventChannel(WebSocketUrl url, std::string token, ClientTls tls, OnOpen on_open, OnFrame on_frame)
       : url_(std::move(url)),
         token_(std::move(token)),
-        ca_file_(std::move(ca_file)),
+        tls_(std::move(tls)),
         on_open_(std::move(on_open)),
         on_frame_(std::move(on_frame)) {}
 
@@ -54,7 +54,7 @@ class EventChannel {
 
   WebSocketUrl url_;
   std::string token_;
-  std::string ca_file_;
+  ClientTls tls_;
   OnOpen on_open_;
   OnFrame on_frame_;
 };

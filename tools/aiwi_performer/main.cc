@@ -83,8 +83,11 @@ int main(int argc, char** argv) {
   app.add_option("--events-url", options.events_url,
                  "Triggered: the event channel, e.g. ws://127.0.0.1:8081/ws/subscribers/AE "
                  "(wss:// when the gateway serves HTTPS)");
-  app.add_option("--ca-file", options.send.ca_file,
+  app.add_option("--ca-file", options.send.tls.ca_file,
                  "https and wss: the CAs to trust (PEM; default: the system's)");
+  conduit::tools::AddClientCertificateOptions(app, "", "over https and wss",
+                                              options.send.tls.client_certificate,
+                                              options.send.tls.client_key);
   app.add_option("--poll-ms", poll_ms, "Pull: query interval")
       ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))
       ->capture_default_str();

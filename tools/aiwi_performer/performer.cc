@@ -81,7 +81,7 @@ Result<std::unique_ptr<AiwiPerformer>> AiwiPerformer::Create(PerformerOptions op
     RETURN_IF_ERROR(ParseWebSocketUrl(options.events_url).status());
   }
   ASSIGN_OR_RETURN(UpsClient client, UpsClient::Create(options.base_url, options.token,
-                                                       options.http_timeout, options.send.ca_file));
+                                                       options.http_timeout, options.send.tls));
   std::error_code ec;
   std::filesystem::create_directories(options.work_dir, ec);
   if (ec)
@@ -176,7 +176,7 @@ Status AiwiPerformer::RunTriggered(std::stop_token stop, const std::function<voi
       queue_cv_.notify_all();
     }
   };
-  EventChannel channel(std::move(url), options_.token, options_.send.ca_file, on_open, on_frame);
+  EventChannel channel(std::move(url), options_.token, options_.send.tls, on_open, on_frame);
   std::jthread events([&channel](std::stop_token channel_stop) {
     pthread_setname_np(pthread_self(), "aiwi-events");
     channel.Run(channel_stop);

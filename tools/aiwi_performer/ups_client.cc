@@ -24,9 +24,9 @@ Status StatusError(const std::string& what, int status) {
 }
 
 std::unique_ptr<httplib::Client> MakeClient(const std::string& origin, std::chrono::seconds timeout,
-                                            const std::string& ca_file) {
-  auto client = std::make_unique<httplib::Client>(origin);
-  if (!ca_file.empty()) client->set_ca_cert_path(ca_file);
+                                            const ClientTls& tls) {
+  auto client = std::make_unique<httplib::Client>(origin, tls.client_certificate, tls.client_key);
+  if (!tls.ca_file.empty()) client->set_ca_cert_path(tls.ca_file);
   client->set_tcp_nodelay(true);
   client->set_connection_timeout(timeout);
   client->set_read_timeout(timeout);
@@ -52,15 +52,15 @@ std::string PercentEncode(std::string_view text) {
 }
 
 Result<UpsClient> UpsClient::Create(const std::string& base_url, std::string token,
-                                    std::chrono::seconds timeout, std::string ca_file) {
+                                    std::chrono::seconds timeout, ClientTls tls) {
   Result<std::pair<std::string, std::string>> split = SplitUrl(base_url);
   if (!split.ok()) return split.status().WithContext("UPS-RS base URL");
-  return UpsClient(split->first, split->second, std::move(token), timeout, std::move(ca_file));
+  return UpsClient(split->first, split->second, std::move(token), timeout, std::move(tls));
 }
 
 Result<HttpAnswer> UpsClient::Send(const std::string& method, const Target& target,
                                    const std::string& body) const {
-  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, ca_file_);
+  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, tls_);
   httplib::Headers headers = {{"Accept", kDicomJson}};
   if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);
   httplib::Result result = method == "GET"   ? client->Get(target.path, headers)
@@ -137,7 +137,7 @@ Result<std::vector<std::filesystem::path>> UpsClient::RetrieveInstances(
     if (!split.ok()) return split.status().WithContext("WADO-RS Retrieve URL");
     target = {split->first, split->second.empty() ? "/" : split->second};
   }
-  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, ca_file_);
+  std::unique_ptr<httplib::Client> client = MakeClient(target.origin, timeout_, tls_);
   httplib::Headers headers = {
       {"Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*"}};
   if (!token_.empty()) headers.emplace("Authorization", "Bearer " + token_);

@@ -13,6 +13,7 @@
 
 #include "aiwi_performer/ups_messages.h"
 #include "core/status.h"
+#include "dicomweb_tool_sim/stow_sender.h"
 
 namespace conduit::tools {
 
@@ -27,9 +28,9 @@ class UpsClient {
   // `base_url`: the UPS-RS service, "http://host:port[/prefix]" (workitems is under it).
   // `token`: sent as "Authorization: Bearer <token>" when not empty (never logged).
   // Errors: kInvalidArgument for a bad URL.
-  // `ca_file`: for https, the CAs trusted (the system's when empty).
+  // `tls`: for https, the CAs trusted and the client certificate presented.
   static Result<UpsClient> Create(const std::string& base_url, std::string token,
-                                  std::chrono::seconds timeout, std::string ca_file = "");
+                                  std::chrono::seconds timeout, ClientTls tls = {});
 
   // RAD-81: GET {base}/workitems?ProcedureStepState=SCHEDULED. Errors: kUnavailable without
   // an answer; kFailedPrecondition (kPermissionDenied for 401/403) for another status than
@@ -60,12 +61,12 @@ class UpsClient {
 
  private:
   UpsClient(std::string origin, std::string prefix, std::string token, std::chrono::seconds timeout,
-            std::string ca_file)
+            ClientTls tls)
       : origin_(std::move(origin)),
         prefix_(std::move(prefix)),
         token_(std::move(token)),
         timeout_(timeout),
-        ca_file_(std::move(ca_file)) {}
+        tls_(std::move(tls)) {}
 
   struct Target {
     std::string origin;  // scheme://host[:port]
@@ -79,7 +80,7 @@ class UpsClient {
   std::string prefix_;
   std::string token_;
   std::chrono::seconds timeout_;
-  std::string ca_file_;
+  ClientTls tls_;
 };
 
 // Percent-encodes `text` for a URL path segment or query value (RFC 3986 unreserved kept).

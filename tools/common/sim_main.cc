@@ -7,6 +7,21 @@
 
 namespace conduit::tools {
 
+void AddClientCertificateOptions(CLI::App& app, const std::string& prefix, const std::string& use,
+                                 std::string& certificate, std::string& key) {
+  const std::string cert_flag = "--" + prefix + "client-cert";
+  const std::string key_flag = "--" + prefix + "client-key";
+  auto* cert = app.add_option(cert_flag, certificate,
+                              "Present this PEM client certificate " + use + " (with " + key_flag +
+                                  "), for a gateway that asks for one")
+                   ->check(CLI::ExistingFile);
+  auto* private_key =
+      app.add_option(key_flag, key, "PEM private key of " + cert_flag + " (unencrypted)")
+          ->check(CLI::ExistingFile);
+  cert->needs(private_key);
+  private_key->needs(cert);
+}
+
 void AddMisbehaviourOptions(CLI::App& app, const MisbehaviourHelp& help, std::string& mode,
                             int& count, int64_t& slow_ms) {
   std::string names;

@@ -26,6 +26,12 @@ struct MisbehaviourHelp {
 void AddMisbehaviourOptions(CLI::App& app, const MisbehaviourHelp& help, std::string& mode,
                             int& count, int64_t& slow_ms);
 
+// Adds --<prefix>client-cert and --<prefix>client-key (existing files, each needing the
+// other): the PEM client certificate a simulator presents over https and wss to a gateway
+// that asks for one, and its unencrypted key. `use` says where, for the help text.
+void AddClientCertificateOptions(CLI::App& app, const std::string& prefix, const std::string& use,
+                                 std::string& certificate, std::string& key);
+
 // The bearer token held in `file`, surrounding white space removed; nullopt if the file cannot
 // be read or holds nothing else.
 std::optional<std::string> ReadTokenFile(const std::string& file);

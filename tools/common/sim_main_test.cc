@@ -36,6 +36,34 @@ TEST_F(TokenFileTest, MissingOrBlankFileHasNoToken) {
   EXPECT_EQ(ReadTokenFile(file_.string()), std::nullopt) << "empty";
 }
 
+TEST_F(TokenFileTest, ClientCertificateOptionsComeAsAPairOfExistingFiles) {
+  Write("a PEM file");
+  const std::string file = file_.string();
+  std::string certificate, key;
+  {
+    CLI::App app;
+    AddClientCertificateOptions(app, "results-", "to the results URL", certificate, key);
+    const char* argv[] = {"sim", "--results-client-cert", file.c_str(), "--results-client-key",
+                          file.c_str()};
+    EXPECT_NO_THROW(app.parse(5, argv));
+    EXPECT_EQ(certificate, file);
+    EXPECT_EQ(key, file);
+    EXPECT_NE(app.help().find("to the results URL"), std::string::npos) << app.help();
+  }
+  {
+    CLI::App app;
+    AddClientCertificateOptions(app, "", "over https", certificate, key);
+    const char* alone[] = {"sim", "--client-cert", file.c_str()};
+    EXPECT_THROW(app.parse(3, alone), CLI::RequiresError);
+  }
+  {
+    CLI::App app;
+    AddClientCertificateOptions(app, "", "over https", certificate, key);
+    const char* missing[] = {"sim", "--client-cert", "/no/such.pem", "--client-key", file.c_str()};
+    EXPECT_THROW(app.parse(5, missing), CLI::ValidationError);
+  }
+}
+
 TEST(MisbehaviourOptionsTest, ParsesAndChecksTheModes) {
   const MisbehaviourHelp help{{"none", "slow", "crash"}, "Studies", "Delay in mode slow"};
   std::string mode = "none";

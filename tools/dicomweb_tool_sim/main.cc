@@ -62,8 +62,11 @@ int main(int argc, char** argv) {
   app.add_option("--send-timeout-s", send_timeout_s, "Connect/read/write timeout for results")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
-  app.add_option("--results-ca-file", options.send.ca_file,
+  app.add_option("--results-ca-file", options.send.tls.ca_file,
                  "PEM file of CAs trusted for an https results URL");
+  conduit::tools::AddClientCertificateOptions(app, "results-", "to an https results URL",
+                                              options.send.tls.client_certificate,
+                                              options.send.tls.client_key);
   auto* tls_cert = app.add_option("--tls-cert", options.tls_certificate,
                                   "Serve https with this PEM certificate (with --tls-key)");
   auto* tls_key =

@@ -48,12 +48,12 @@ Result<int> PostInstances(const ResultsTarget& target,
       backoff *= 2;
     }
     ASSIGN_OR_RETURN(MultipartFileBody body, MultipartFileBody::FromFiles(files));
-    httplib::Client client(url.first);
+    httplib::Client client(url.first, options.tls.client_certificate, options.tls.client_key);
     client.set_tcp_nodelay(true);
     client.set_connection_timeout(options.timeout);
     client.set_read_timeout(options.timeout);
     client.set_write_timeout(options.timeout);
-    if (!options.ca_file.empty()) client.set_ca_cert_path(options.ca_file);
+    if (!options.tls.ca_file.empty()) client.set_ca_cert_path(options.tls.ca_file);
     Status read_status;
     httplib::Result result = client.Post(
         path, headers, body.size(),

@@ -25,11 +25,20 @@ struct ResultsTarget {
   std::string job;    // sent as Conduit-Job when not empty
 };
 
+// What a tool trusts and presents over https (and wss).
+struct ClientTls {
+  std::string ca_file;  // the CAs trusted; empty: the system's
+  // The client certificate (PEM, with any intermediates) and its unencrypted key, for a
+  // gateway that asks for one (Conduit's http.tls.ca_file); both empty: none.
+  std::string client_certificate;
+  std::string client_key;
+};
+
 struct SendOptions {
   int attempts = 4;
   std::chrono::milliseconds first_backoff{500};  // doubled after each failed attempt
   std::chrono::seconds timeout{60};              // connect, read and write, each
-  std::string ca_file;                           // https: trusted CAs; empty: system default
+  ClientTls tls;
 };
 
 // Posts `files` as one STOW-RS request. Returns the HTTP status (200 or 202).
