@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -235,6 +236,18 @@ TEST_F(AdminAuthTest, ApiTokenOpensTheAdminApiMetricsQidoAndWado) {
   ASSERT_EQ(wado->status, 200) << wado->body.substr(0, 300);
   EXPECT_TRUE(wado->get_header_value("Content-Type").starts_with("multipart/related"));
   EXPECT_NE(wado->body.find("DICM"), std::string::npos);
+  // Both reads are in the audit trail, under the API token (never the token itself).
+  auto audit = index_->ListAudit(100, 0);
+  ASSERT_TRUE(audit.ok());
+  std::set<std::string> reads;
+  for (const AuditEvent& e : *audit) {
+    if (e.action != "query" && e.action != "retrieve") continue;
+    reads.insert(e.action);
+    EXPECT_EQ(e.actor, "DICOMWEB (API token)");
+    EXPECT_EQ(json::parse(e.detail)["credential"], "api");
+    EXPECT_EQ(e.detail.find(kApiToken), std::string::npos);
+  }
+  EXPECT_EQ(reads, (std::set<std::string>{"query", "retrieve"}));
 
   auto retry = Client().Post("/api/jobs/" + std::to_string(job_.value) + "/retry",
                              Bearer(kApiToken), "", "application/json");

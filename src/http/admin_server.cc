@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dicom_uid.h"
 #include "core/iso_time.h"
 #include "evidence/tool_dpia.h"
 #include "evidence/tool_manifest.h"
@@ -705,7 +706,9 @@ void HttpAdminServer::ServeDicomweb(const httplib::Request& req, httplib::Respon
     return;
   }
   if (req.method == "GET" || req.method == "HEAD") {
-    ServeDicomwebRead(*ctx_.dicomweb, req, res);
+    ServeDicomwebRead(*ctx_.dicomweb, req, res,
+                      ctx_.api_tokens != nullptr ? OriginalsOpenedBy::kApiToken
+                                                 : OriginalsOpenedBy::kNoTokenConfigured);
   } else if (reader != nullptr) {
     ServeDicomwebStore(*ctx_.dicomweb, req, res, *reader);  // 405 for other than POST
   } else {
@@ -1018,8 +1021,19 @@ Result<Payload> HttpAdminServer::Retry(const httplib::Request&, const Args& args
 Result<Payload> HttpAdminServer::Audit(const httplib::Request& req, const Args&) {
   ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", kDefaultLimit, 1, kMaxLimit));
   ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "offset", 0, 0, kMaxOffset));
-  ASSIGN_OR_RETURN(std::vector<AuditEvent> events,
-                   ctx_.index.ListAudit(static_cast<int>(limit), static_cast<int>(offset)));
+  // ?study=<Study Instance UID>: that study's rows only. The UID is turned into its reference
+  // here and never logged (logs carry route patterns, not paths or queries).
+  std::vector<AuditEvent> events;
+  if (req.has_param("study")) {
+    const std::string study = req.get_param_value("study");
+    if (!IsDicomUidAsFound(study)) return InvalidArgument("study: expected a Study Instance UID");
+    ASSIGN_OR_RETURN(events,
+                     ctx_.index.ListAuditOfStudy(StudyRef(StudyUid(study)), static_cast<int>(limit),
+                                                 static_cast<int>(offset)));
+  } else {
+    ASSIGN_OR_RETURN(events,
+                     ctx_.index.ListAudit(static_cast<int>(limit), static_cast<int>(offset)));
+  }
   json list = json::array();
   for (const AuditEvent& e : events) list.push_back(AuditJson(e));
   return Json(json{{"events", list}, {"limit", limit}, {"offset", offset}});

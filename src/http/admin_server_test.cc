@@ -729,6 +729,31 @@ TEST_F(AdminServerTest, AuditIsListedNewestFirst) {
   EXPECT_EQ(newest["policy_hash"], kPolicyHash) << "the index stamps the policy in force";
 }
 
+TEST_F(AdminServerTest, AuditOfOneStudy) {
+  for (const auto& [study, other] : {std::pair{kStudyA, kStudyB}, std::pair{kStudyB, kStudyA}}) {
+    auto res = client_->Get("/api/audit?limit=100&study=" + study.str());
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    ExpectNoPatientIdentifiers(res->body);
+    json events = json::parse(res->body)["events"];
+    ASSERT_FALSE(events.empty()) << study;
+    for (const json& e : events) EXPECT_EQ(e["study_ref"], StudyRef(study));
+    auto all = index_->ListAudit(1000, 0);
+    ASSERT_TRUE(all.ok());
+    size_t of_study = 0;
+    for (const AuditEvent& e : *all) of_study += e.study_ref == StudyRef(study);
+    EXPECT_EQ(events.size(), of_study) << "every row of the study, none of " << other.str();
+  }
+  auto none = client_->Get("/api/audit?study=1.2.3.999");
+  ASSERT_TRUE(none);
+  ASSERT_EQ(none->status, 200);
+  EXPECT_TRUE(json::parse(none->body)["events"].empty());
+  auto bad = client_->Get("/api/audit?study=DROP%20TABLE");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(bad->body.find("DROP"), std::string::npos) << "the value is not echoed";
+}
+
 TEST_F(AdminServerTest, ServesConcurrentClients) {
   std::atomic<int> ok{0};
   {

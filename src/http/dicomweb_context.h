@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "dicom/dimse_listener.h"
 #include "http/auth_refusals.h"
+#include "http/read_audit.h"
 #include "http/worklist_tokens.h"
 #include "store/index.h"
 #include "store/spool.h"
@@ -52,6 +53,8 @@ struct DicomwebContext {
   // Reports requests refused for their bearer token (counted, logged and audited with a
   // throttle); share one among the contexts of a port.
   std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
+  // Audits what is read (WADO-RS, QIDO-RS), throttled per client, study and resource.
+  std::shared_ptr<ReadAudit> read_audit = std::make_shared<ReadAudit>();
 };
 
 }  // namespace conduit

@@ -114,36 +114,90 @@ std::string BaseUrl(const DicomwebContext& ctx, const httplib::Request& req) {
   return RequestBaseUrl(ctx.config, req) + std::string(kPrefix);
 }
 
-// Serves a retrieval of `t` over `instances` (already narrowed to the target).
-void Retrieve(const Target& t, std::vector<StoredInstance> instances, const httplib::Request& req,
-              httplib::Response& res) {
+const char* ResourceName(Resource resource) {
+  switch (resource) {
+    case Resource::kRetrieve:
+      return "instances";
+    case Resource::kMetadata:
+      return "metadata";
+    case Resource::kFrames:
+      return "frames";
+    case Resource::kRendered:
+      return "rendered";
+    case Resource::kThumbnail:
+      return "thumbnail";
+    case Resource::kSearchSeries:
+      return "series";
+    case Resource::kSearchInstances:
+      return "instances";
+  }
+  return "instances";
+}
+
+// Serves a retrieval of `t` over `instances` (already narrowed to the target). Returns how
+// many instances the answer draws on (0 when it is an error).
+size_t Retrieve(const Target& t, std::vector<StoredInstance> instances, const httplib::Request& req,
+                httplib::Response& res) {
   if (instances.empty()) {
     SendDicomwebError(res, 404, "no such study, series or instance");
-    return;
+    return 0;
   }
+  const size_t count = instances.size();
   switch (t.resource) {
     case Resource::kRetrieve:
       RetrieveInstances(std::move(instances), req, res);
-      return;
+      return count;
     case Resource::kMetadata:
       RetrieveMetadata(std::move(instances), req, res);
-      return;
+      return count;
     case Resource::kFrames:
       RetrieveFrames(instances.front(), t.frames, req, res);
-      return;
+      return 1;
     case Resource::kRendered:
       RetrieveRendered(instances.front(), t.frames, /*thumbnail=*/false, req, res);
-      return;
+      return 1;
     case Resource::kThumbnail:
       // A study's or series' thumbnail is its middle instance's (series, instance order).
       RetrieveRendered(instances[(instances.size() - 1) / 2], t.frames, /*thumbnail=*/true, req,
                        res);
-      return;
+      return 1;
     case Resource::kSearchSeries:
     case Resource::kSearchInstances:
       break;
   }
   SendDicomwebError(res, 404, "no such resource");
+  return 0;
+}
+
+// Audits a read that was answered with success (ReadAudit throttles). HEAD discloses nothing.
+void AuditRead(DicomwebContext& ctx, const httplib::Request& req, const httplib::Response& res,
+               DicomwebRead read) {
+  if (req.method != "GET" || res.status < 200 || res.status > 299) return;
+  read.peer = req.remote_addr;
+  ctx.read_audit->Record(read, ctx.index, ctx.clock.Now());
+}
+
+const char* LevelResource(QidoLevel level) {
+  return level == QidoLevel::kStudy    ? "studies"
+         : level == QidoLevel::kSeries ? "series"
+                                       : "instances";
+}
+
+// Searches the index and audits the answer.
+void SearchAndAudit(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
+                    QidoLevel level, const std::string& base_url, const StudyUid& study,
+                    const SeriesUid& series, const std::string& credential) {
+  std::optional<SearchAnswer> answer = SearchIndex(ctx, req, res, level, base_url, study, series);
+  if (!answer) return;
+  AuditRead(ctx, req, res,
+            {.action = "query",
+             .resource = LevelResource(level),
+             .credential = credential,
+             .peer = {},
+             .study = study,
+             .job = std::nullopt,
+             .returned = answer->returned,
+             .keys = std::move(answer->keys)});
 }
 
 // The instances of `t` in the index, in series and instance number order.
@@ -167,14 +221,16 @@ Result<std::vector<StoredInstance>> IndexedInstances(DicomwebContext& ctx, const
 }
 
 void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
-                  const httplib::Request& req, httplib::Response& res, std::string& pattern) {
+                  const httplib::Request& req, httplib::Response& res, std::string& pattern,
+                  OriginalsOpenedBy opened_by) {
   const std::string base = BaseUrl(ctx, req);
+  const std::string credential = opened_by == OriginalsOpenedBy::kApiToken ? "api" : "none";
   if (seg.size() == 2 && (seg[1] == "studies" || seg[1] == "series" || seg[1] == "instances")) {
     pattern = "/" + seg[1];
     const QidoLevel level = seg[1] == "studies"  ? QidoLevel::kStudy
                             : seg[1] == "series" ? QidoLevel::kSeries
                                                  : QidoLevel::kInstance;
-    SearchIndex(ctx, req, res, level, base, StudyUid(), SeriesUid());
+    SearchAndAudit(ctx, req, res, level, base, StudyUid(), SeriesUid(), credential);
     return;
   }
   bool bad_uid = false;
@@ -189,11 +245,11 @@ void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
     return;
   }
   if (t->resource == Resource::kSearchSeries) {
-    SearchIndex(ctx, req, res, QidoLevel::kSeries, base, t->study, SeriesUid());
+    SearchAndAudit(ctx, req, res, QidoLevel::kSeries, base, t->study, SeriesUid(), credential);
     return;
   }
   if (t->resource == Resource::kSearchInstances) {
-    SearchIndex(ctx, req, res, QidoLevel::kInstance, base, t->study, t->series);
+    SearchAndAudit(ctx, req, res, QidoLevel::kInstance, base, t->study, t->series, credential);
     return;
   }
   Result<std::vector<StoredInstance>> instances = IndexedInstances(ctx, *t);
@@ -202,7 +258,16 @@ void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
     SendDicomwebError(res, 500, "retrieval failed");
     return;
   }
-  Retrieve(*t, std::move(instances).value(), req, res);
+  const size_t returned = Retrieve(*t, std::move(instances).value(), req, res);
+  AuditRead(ctx, req, res,
+            {.action = "retrieve",
+             .resource = ResourceName(t->resource),
+             .credential = credential,
+             .peer = {},
+             .study = t->study,
+             .job = std::nullopt,
+             .returned = returned,
+             .keys = {}});
 }
 
 // /dicom-web/jobs/{job}/studies/...: the de-identified files the job engine prepared for a
@@ -263,8 +328,20 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
                     b.second.sop_instance_uid);
   });
   if (t->resource == Resource::kSearchInstances) {
-    SearchFiles(scan.instances, req, res, BaseUrl(ctx, req) + "/jobs/" + std::to_string(job->value),
-                t->study, t->series);
+    std::optional<SearchAnswer> answer =
+        SearchFiles(scan.instances, req, res,
+                    BaseUrl(ctx, req) + "/jobs/" + std::to_string(job->value), t->study, t->series);
+    if (answer) {
+      AuditRead(ctx, req, res,
+                {.action = "query",
+                 .resource = "instances",
+                 .credential = "job",
+                 .peer = {},
+                 .study = StudyUid(),
+                 .job = job,
+                 .returned = answer->returned,
+                 .keys = std::move(answer->keys)});
+    }
     return;
   }
   std::vector<StoredInstance> instances;
@@ -274,7 +351,16 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
     if (!t->instance.empty() && meta.sop_instance_uid != t->instance) continue;
     instances.push_back({path, meta.sop_instance_uid, meta.transfer_syntax_uid});
   }
-  Retrieve(*t, std::move(instances), req, res);
+  const size_t returned = Retrieve(*t, std::move(instances), req, res);
+  AuditRead(ctx, req, res,
+            {.action = "retrieve",
+             .resource = ResourceName(t->resource),
+             .credential = "job",
+             .peer = {},
+             .study = StudyUid(),  // the job's view holds pseudonymised UIDs: its job names it
+             .job = job,
+             .returned = returned,
+             .keys = {}});
 }
 
 }  // namespace
@@ -317,7 +403,7 @@ bool AcceptsDicomJson(std::string_view accept) {
 }
 
 void ServeDicomwebRead(DicomwebContext& context, const httplib::Request& req,
-                       httplib::Response& res) {
+                       httplib::Response& res, OriginalsOpenedBy opened_by) {
   std::string pattern = "(unknown)";
   std::string_view path = req.path;
   const std::vector<std::string> seg = Segments(path);
@@ -326,7 +412,7 @@ void ServeDicomwebRead(DicomwebContext& context, const httplib::Request& req,
   } else if (seg[1] == "jobs") {
     ServeJob(context, seg, req, res, pattern);
   } else {
-    ServeIndexed(context, seg, req, res, pattern);
+    ServeIndexed(context, seg, req, res, pattern, opened_by);
   }
   context.metrics.Add("conduit_dicomweb_read_requests_total", 1,
                       "status=\"" + std::to_string(res.status) + "\"");

@@ -10,9 +10,13 @@
 
 namespace conduit {
 
+// How the HTTP front end let a request for the original studies in, as the audit trail says.
+enum class OriginalsOpenedBy { kApiToken, kNoTokenConfigured };
+
 // Serves one GET/HEAD request under /dicom-web: writes status, headers and body (or a
-// content provider that streams it). Unknown resources get 404 with a JSON error body.
+// content provider that streams it). Unknown resources get 404 with a JSON error body. Reads
+// answered with success are audited (http/read_audit.h); the job view checks its own token.
 void ServeDicomwebRead(DicomwebContext& context, const httplib::Request& req,
-                       httplib::Response& res);
+                       httplib::Response& res, OriginalsOpenedBy opened_by);
 
 }  // namespace conduit

@@ -5,7 +5,9 @@
 
 #include <httplib.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,17 +30,27 @@ std::string_view QueryStringOf(const httplib::Request& req);
 // (application/dicom+json, application/json or a wildcard).
 bool AcceptsDicomJson(std::string_view accept);
 
+// What a search answered, for the audit trail: the matches returned and the attributes
+// matched on (keywords, or tags as 8 hex digits when the dictionary has none; never values).
+struct SearchAnswer {
+  size_t returned = 0;
+  std::vector<std::string> keys;
+};
+
 // QIDO-RS over the index. `study` and `series` come from the path ("" when absent);
-// `base_url` is where RetrieveURLs point ("<public url>/dicom-web").
-void SearchIndex(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
-                 QidoLevel level, const std::string& base_url, const StudyUid& study,
-                 const SeriesUid& series);
+// `base_url` is where RetrieveURLs point ("<public url>/dicom-web"). nullopt when the answer
+// is an error.
+std::optional<SearchAnswer> SearchIndex(DicomwebContext& ctx, const httplib::Request& req,
+                                        httplib::Response& res, QidoLevel level,
+                                        const std::string& base_url, const StudyUid& study,
+                                        const SeriesUid& series);
 
 // QIDO-RS at instance level over files already read (a job's de-identified view), restricted
-// to `study` and, when not empty, `series`.
-void SearchFiles(const std::vector<std::pair<std::filesystem::path, InstanceMeta>>& files,
-                 const httplib::Request& req, httplib::Response& res, const std::string& base_url,
-                 const StudyUid& study, const SeriesUid& series);
+// to `study` and, when not empty, `series`. nullopt when the answer is an error.
+std::optional<SearchAnswer> SearchFiles(
+    const std::vector<std::pair<std::filesystem::path, InstanceMeta>>& files,
+    const httplib::Request& req, httplib::Response& res, const std::string& base_url,
+    const StudyUid& study, const SeriesUid& series);
 
 // One instance a retrieval returns.
 struct StoredInstance {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -200,6 +201,19 @@ class DicomwebReadTest : public testing::DicomwebReadFixture {
       }
       out.push_back(v);
     }
+    return out;
+  }
+
+  // The audit entries of `action` (retrieve, query), oldest first, their details parsed.
+  std::vector<std::pair<AuditEvent, json>> ReadAudits(const std::string& action) {
+    std::vector<std::pair<AuditEvent, json>> out;
+    auto audit = index_->ListAudit(1000, 0);
+    EXPECT_TRUE(audit.ok());
+    if (!audit.ok()) return out;
+    for (const AuditEvent& e : *audit) {
+      if (e.action == action) out.emplace_back(e, json::parse(e.detail));
+    }
+    std::reverse(out.begin(), out.end());
     return out;
   }
 
@@ -632,6 +646,102 @@ TEST_F(DicomwebReadTest, JobViewServesOnlyTheDeidentifiedFilesToItsToken) {
                        {{"Authorization", "Bearer " + tokens_.TokenFor(JobId{8})}});
   ASSERT_TRUE(other_job);
   EXPECT_EQ(other_job->status, 404) << "job 8 has no de-identified folder";
+}
+
+TEST_F(DicomwebReadTest, ReadsAreAuditedOncePerMinutePerClientResourceAndStudy) {
+  IngestThreeStudies();
+  const std::string a = kStudyA;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Get("/dicom-web/studies/" + a)->status, 200);
+  ASSERT_EQ(Get("/dicom-web/studies/" + a + "/metadata")->status, 200);
+  ASSERT_EQ(Get("/dicom-web/studies/" + a + "/series/" + a + ".2/instances/" + a + ".2.1/frames/2")
+                ->status,
+            200);
+  ASSERT_EQ(Get("/dicom-web/studies/1.2.3.4.5")->status, 404);
+  httplib::Client client("127.0.0.1", port_);
+  ASSERT_EQ(client.Head("/dicom-web/studies/" + std::string(kStudyB))->status, 200);
+
+  auto retrieved = ReadAudits("retrieve");
+  ASSERT_EQ(retrieved.size(), 3u) << "one per resource: instances, metadata, frames";
+  for (const auto& [event, detail] : retrieved) {
+    EXPECT_EQ(event.study_ref, StudyRef(StudyUid(a)));
+    EXPECT_EQ(event.outcome, "success");
+    EXPECT_EQ(event.actor, "DICOMWEB (no token)");
+    EXPECT_EQ(detail["peer"], "127.0.0.1");
+    EXPECT_EQ(detail["credential"], "none");
+    EXPECT_EQ(detail["view"], "original");
+    EXPECT_EQ(detail["protocol"], "DICOMweb");
+    EXPECT_FALSE(detail.contains("unaudited_before"));
+    EXPECT_EQ(event.detail.find(a), std::string::npos) << "never the UID";
+  }
+  EXPECT_EQ(retrieved[0].second["resource"], "instances");
+  EXPECT_EQ(retrieved[0].second["instances"], 3);
+  EXPECT_EQ(retrieved[1].second["resource"], "metadata");
+  EXPECT_EQ(retrieved[2].second["resource"], "frames");
+  EXPECT_EQ(retrieved[2].second["instances"], 1);
+
+  // A minute later the same read is audited again, saying how many went unaudited before it.
+  clock_.Advance(std::chrono::seconds(61));
+  ASSERT_EQ(Get("/dicom-web/studies/" + a)->status, 200);
+  retrieved = ReadAudits("retrieve");
+  ASSERT_EQ(retrieved.size(), 4u);
+  EXPECT_EQ(retrieved[3].second["resource"], "instances");
+  EXPECT_EQ(retrieved[3].second["unaudited_before"], 2);
+
+  // Searches: the attributes matched on, never their values; universal matching is no filter.
+  ASSERT_EQ(Get("/dicom-web/studies?PatientName=DOE*&StudyDate=20240101-&AccessionNumber=&"
+                "includefield=StudyDescription")
+                ->status,
+            200);
+  ASSERT_EQ(Get("/dicom-web/studies/" + a + "/series?Modality=MR")->status, 200);
+  ASSERT_EQ(Get("/dicom-web/studies?PatientName=(bad")->status, 200) << "no match, still read";
+  ASSERT_EQ(Get("/dicom-web/studies?limit=x")->status, 400);
+  auto queried = ReadAudits("query");
+  ASSERT_EQ(queried.size(), 2u) << "the third search shares the first's key; the 400 is none";
+  EXPECT_EQ(queried[0].first.study_ref, "") << "across studies";
+  EXPECT_EQ(queried[0].second["resource"], "studies");
+  EXPECT_EQ(queried[0].second["matched_on"], json({"PatientName", "StudyDate"}));
+  EXPECT_EQ(queried[0].second["matches"], 2);
+  EXPECT_EQ(queried[0].first.detail.find("DOE"), std::string::npos) << "never a value";
+  EXPECT_EQ(queried[1].first.study_ref, StudyRef(StudyUid(a)));
+  EXPECT_EQ(queried[1].second["resource"], "series");
+  EXPECT_EQ(queried[1].second["matched_on"], json({"Modality"}));
+  EXPECT_EQ(queried[1].second["matches"], 1);
+}
+
+TEST_F(DicomwebReadTest, JobViewReadsAreAuditedAgainstTheJobsToolAndOriginalStudy) {
+  IngestThreeStudies();
+  JobRecord record;
+  record.study_uid = StudyUid(kStudyB);
+  record.route = "ct";
+  record.tool = "vendor-x";
+  record.created_at = record.updated_at = record.next_attempt_at = clock_.Now();
+  auto job = index_->CreateJob(record, ReceiveAudit(clock_.Now(), record.study_uid));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const fs::path dir = spool_->root() / "jobs" / std::to_string(job->value) / "deidentified";
+  fs::create_directories(dir);
+  const std::string pseudo = "2.25.98765";
+  WriteInstance(dir / "in.dcm", MakeSpec(pseudo, pseudo + ".1", pseudo + ".1.1"));
+  const httplib::Headers token = {{"Authorization", "Bearer " + tokens_.TokenFor(*job)}};
+  const std::string path = "/dicom-web/jobs/" + std::to_string(job->value) + "/studies/" + pseudo;
+  ASSERT_EQ(Get(path, token)->status, 200);
+  ASSERT_EQ(Get(path + "/instances?SOPInstanceUID=" + pseudo + ".1.1", token)->status, 200);
+  ASSERT_EQ(Get(path, {})->status, 401);
+
+  auto retrieved = ReadAudits("retrieve");
+  ASSERT_EQ(retrieved.size(), 1u);
+  const auto& [event, detail] = retrieved[0];
+  EXPECT_EQ(event.job_id, *job);
+  EXPECT_EQ(event.actor, "vendor-x");
+  EXPECT_EQ(event.study_ref, StudyRef(StudyUid(kStudyB))) << "the original study's reference";
+  EXPECT_EQ(detail["view"], "deidentified");
+  EXPECT_EQ(detail["credential"], "job");
+  EXPECT_EQ(detail["instances"], 1);
+  EXPECT_EQ(event.detail.find(pseudo), std::string::npos);
+  auto queried = ReadAudits("query");
+  ASSERT_EQ(queried.size(), 1u);
+  EXPECT_EQ(queried[0].first.job_id, *job);
+  EXPECT_EQ(queried[0].second["matched_on"], json({"SOPInstanceUID"}));
+  EXPECT_EQ(queried[0].second["matches"], 1);
 }
 
 TEST_F(DicomwebReadTest, LargeStudyIsStreamedInBoundedMemory) {

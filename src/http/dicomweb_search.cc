@@ -127,8 +127,8 @@ class Results {
     return true;
   }
 
-  // Writes the answer with its Warning headers.
-  void Send(httplib::Response& res) const {
+  // Writes the answer with its Warning headers; returns what the audit trail records of it.
+  SearchAnswer Send(httplib::Response& res) const {
     res.status = 200;
     std::vector<std::string> warnings;
     if (more_ && (!q_.limit.has_value() || q_.limit_capped)) {
@@ -163,6 +163,15 @@ class Results {
     for (const json& entity : page_) body.push_back(entity);
     res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/dicom+json");
+    SearchAnswer answer;
+    answer.returned = page_.size();
+    for (const QidoCondition& c : q_.conditions) {
+      if (c.kind == QidoMatchKind::kUniversal) continue;  // asks for the attribute, no filter
+      const std::optional<DicomAttributeInfo> info = FindAttributeByTag(c.tag);
+      answer.keys.push_back(info && c.tag == info->tag ? std::string(info->keyword)
+                                                       : fmt::format("{:08X}", c.tag));
+    }
+    return answer;
   }
 
  private:
@@ -278,12 +287,13 @@ QidoLevel LevelOf(EntityLevel level) {
 
 }  // namespace
 
-void SearchIndex(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
-                 QidoLevel level, const std::string& base_url, const StudyUid& study,
-                 const SeriesUid& series) {
+std::optional<SearchAnswer> SearchIndex(DicomwebContext& ctx, const httplib::Request& req,
+                                        httplib::Response& res, QidoLevel level,
+                                        const std::string& base_url, const StudyUid& study,
+                                        const SeriesUid& series) {
   const QidoLimits limits;
   std::optional<QidoQuery> q = ParseOrAnswer(level, req, res, limits);
-  if (!q) return;
+  if (!q) return std::nullopt;
 
   EntityFilter filter;
   filter.level = level == QidoLevel::kStudy    ? EntityLevel::kStudy
@@ -366,17 +376,18 @@ void SearchIndex(DicomwebContext& ctx, const httplib::Request& req, httplib::Res
     spdlog::warn("dicomweb: {} search failed: {}", QidoLevelName(level),
                  StatusCodeName(scanned.code()));
     SendDicomwebError(res, 500, "search failed");
-    return;
+    return std::nullopt;
   }
-  results.Send(res);
+  return results.Send(res);
 }
 
-void SearchFiles(const std::vector<std::pair<std::filesystem::path, InstanceMeta>>& files,
-                 const httplib::Request& req, httplib::Response& res, const std::string& base_url,
-                 const StudyUid& study, const SeriesUid& series) {
+std::optional<SearchAnswer> SearchFiles(
+    const std::vector<std::pair<std::filesystem::path, InstanceMeta>>& files,
+    const httplib::Request& req, httplib::Response& res, const std::string& base_url,
+    const StudyUid& study, const SeriesUid& series) {
   const QidoLimits limits;
   std::optional<QidoQuery> q = ParseOrAnswer(QidoLevel::kInstance, req, res, limits);
-  if (!q) return;
+  if (!q) return std::nullopt;
   Results results(*q, limits.max_results,
                   DefaultFields(QidoLevel::kInstance, true, !series.empty()));
   for (const auto& [path, meta] : files) {
@@ -394,7 +405,7 @@ void SearchFiles(const std::vector<std::pair<std::filesystem::path, InstanceMeta
                     meta.sop_instance_uid.str());
     if (!results.Add(values)) break;
   }
-  results.Send(res);
+  return results.Send(res);
 }
 
 }  // namespace conduit

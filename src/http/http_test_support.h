@@ -50,7 +50,7 @@ class DicomwebReadFixture : public ::testing::Test {
         sink_(tmp_.path() / "sink"),
         ctx_{config_, *index_, *spool_, sink_, results_, tokens_, metrics_, clock_} {
     server_.Get(R"(/dicom-web/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-      ServeDicomwebRead(ctx_, req, res);
+      ServeDicomwebRead(ctx_, req, res, OriginalsOpenedBy::kNoTokenConfigured);
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });

@@ -202,6 +202,9 @@ class Index {
   virtual Result<int64_t> PurgeAuditBefore(TimePoint cutoff) = 0;
   // Newest first.
   virtual Result<std::vector<AuditEvent>> ListAudit(int limit, int offset) = 0;
+  // The rows of one study (`study_ref`: StudyRef()), newest first.
+  virtual Result<std::vector<AuditEvent>> ListAuditOfStudy(const std::string& study_ref, int limit,
+                                                           int offset) = 0;
 
   // --- RIS (HL7 v2) --- (SQLite: sqlite_ris.cc)
   // Queues an outgoing message. kInserted; kDuplicate, changing nothing, when

@@ -1376,6 +1376,17 @@ class SqliteIndex final : public Index {
     return CollectRows<AuditEvent>(s, ReadAudit, "index list audit");
   }
 
+  Result<std::vector<AuditEvent>> ListAuditOfStudy(const std::string& study_ref, int limit,
+                                                   int offset) override {
+    ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    ASSIGN_OR_RETURN(auto s, (*lease).Prepare("SELECT at, action, outcome, actor, study_ref, "
+                                              "job_id, detail, policy_hash FROM audit WHERE "
+                                              "study_ref = ?1 ORDER BY at DESC, id DESC LIMIT ?2 "
+                                              "OFFSET ?3"));
+    s.Bind(1, study_ref).Bind(2, int64_t{limit}).Bind(3, int64_t{std::max(0, offset)});
+    return CollectRows<AuditEvent>(s, ReadAudit, "index list audit of a study");
+  }
+
  private:
   // --- RIS (HL7 v2): sqlite_ris.cc ---
 

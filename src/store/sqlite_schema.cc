@@ -10,7 +10,7 @@ namespace {
 
 // Migration i brings the schema from version i to i + 1. Never edit a released migration:
 // append a new one.
-constexpr std::array<const char*, 12> kMigrations = {
+constexpr std::array<const char*, 13> kMigrations = {
     R"sql(
 CREATE TABLE instances (
   sop_instance_uid TEXT PRIMARY KEY NOT NULL,
@@ -187,6 +187,9 @@ CREATE INDEX findings_by_tool ON findings (tool, recorded_at);
     ,
 // 11 -> 12: storage commitment requests awaiting their reports.
 #include "store/sqlite_schema_v12_commitments.inc"
+    ,
+// 12 -> 13: the audit trail by study.
+#include "store/sqlite_schema_v13_audit_by_study.inc"
     ,
 };
 

@@ -360,6 +360,22 @@ class OrthancDicomwebPluginTest(E2ETest):
             data = r.read()
         self.assertEqual(data, read_bytes(files[0]), "retrieved byte for byte as stored")
 
+        # The study's audit trail names the store, the searches and the retrieval, with the
+        # client's address and never the UID.
+        trail = conduit.api(f"/api/audit?limit=500&study={study_uid}")["events"]
+        by_action = {}
+        for e in trail:
+            by_action.setdefault(e["action"], []).append(e)
+        self.assertEqual(len(by_action.get("receive", [])), 5, trail)
+        retrieves = by_action.get("retrieve", [])
+        self.assertEqual(len(retrieves), 1, trail)
+        self.assertEqual(retrieves[0]["detail"]["resource"], "instances")
+        self.assertEqual(retrieves[0]["detail"]["instances"], 5)
+        self.assertEqual(retrieves[0]["detail"]["peer"], "127.0.0.1")
+        self.assertEqual([q["detail"]["resource"] for q in by_action.get("query", [])], ["series"],
+                         "the search within the study; the one across studies has no study")
+        self.assertNotIn(study_uid, json.dumps(trail))
+
 
     def test_with_api_tokens_orthanc_stores_with_its_token_and_a_stranger_is_refused(self):
         token_file = os.path.join(self.tmp, "api.tokens")

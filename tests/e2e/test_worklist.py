@@ -77,7 +77,8 @@ class Performer:
     def handled(self):
         if not os.path.exists(self.log_path):
             return []
-        return [json.loads(line) for line in open(self.log_path) if line.strip()]
+        with open(self.log_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def received_files(self):
         files = [p for p in glob.glob(os.path.join(self.work, "files", "**", "*"), recursive=True)
@@ -192,6 +193,17 @@ class WorklistTest(E2ETest):
         for expected in (("deidentify", "success"), ("dispatch", "success"), ("reidentify", "success"),
                          ("done", "success")):
             self.assertIn(expected, actions, ctx)
+        # The performer's WADO-RS of the inputs is the transfer out: audited against the tool,
+        # the job and the original study, from the de-identified view.
+        reads = [e for e in conduit.api(f"/api/audit?limit=500&study={study_uid}")["events"]
+                 if e["action"] == "retrieve"]
+        self.assertTrue(reads, ctx)
+        for e in reads:
+            self.assertEqual((e["job_id"], e["detail"]["view"], e["detail"]["credential"]),
+                             (job["id"], "deidentified", "job"), e)
+            self.assertEqual(e["actor"], job["tool"], e)
+        self.assertEqual(sum(e["detail"]["instances"] for e in reads
+                             if e["detail"]["resource"] == "instances"), len(files), ctx)
 
     def test_triggered_pull_the_performer_acts_on_events_and_an_independent_client_sees_them(self):
         pacs = self.started(Orthanc(self.tmp))
