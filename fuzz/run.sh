@@ -13,7 +13,7 @@ jobs=${FUZZ_JOBS:-2}
 parallel=${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 2)}
 all_targets=(fuzz_instance_meta fuzz_config fuzz_route_glob fuzz_deid fuzz_multipart fuzz_qido_query
   fuzz_tool_manifest fuzz_hl7 fuzz_ups_body fuzz_rendered_params fuzz_policy fuzz_stow_response
-  fuzz_commitment_report)
+  fuzz_commitment_report fuzz_forwarded_for)
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else

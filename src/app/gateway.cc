@@ -283,6 +283,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
                                              });
     p->ups_rs = std::make_unique<UpsRsContext>(UpsRsContext{
         *p->worklist, *p->worklist_tokens, *p->index, p->clock, p->metrics, std::string()});
+    p->ups_rs->trusted_proxies = c.http.trusted_proxies;
   }
   // A wrong certificate or key file stops the start, rather than failing every job.
   RETURN_IF_ERROR(CheckConfiguredTls(c));

@@ -239,10 +239,10 @@ Status GetHttpUrl(const Ctx& ctx, const YAML::Node& map, const std::string& path
 }
 
 Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
-  RETURN_IF_ERROR(
-      CheckKeys(ctx, n, "http",
-                {"bind", "port", "threads", "max_connections_per_client", "request_header_timeout",
-                 "public_url", "max_stow_bytes", "event_channel_port", "api_token_file", "tls"}));
+  RETURN_IF_ERROR(CheckKeys(ctx, n, "http",
+                            {"bind", "port", "threads", "max_connections_per_client",
+                             "request_header_timeout", "public_url", "max_stow_bytes",
+                             "event_channel_port", "api_token_file", "tls", "trusted_proxies"}));
   RETURN_IF_ERROR(GetString(ctx, n, "http", "bind", out.bind));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "port", 0, 65535, out.port));
   std::string token_file;
@@ -271,6 +271,13 @@ Status ParseHttp(const Ctx& ctx, const YAML::Node& n, HttpConfig& out) {
   RETURN_IF_ERROR(
       GetInt(ctx, n, "http", "max_stow_bytes", 1024, int64_t{1} << 50, out.max_stow_bytes));
   RETURN_IF_ERROR(GetInt(ctx, n, "http", "event_channel_port", 0, 65535, out.event_channel_port));
+  std::vector<yaml::ListItem> proxies;
+  RETURN_IF_ERROR(yaml::GetNameList(ctx, n, "http", "trusted_proxies", proxies));
+  for (const yaml::ListItem& proxy : proxies) {
+    Result<AddressRange> range = AddressRange::Parse(proxy.value);
+    if (!range.ok()) return ctx.Error(proxy.node, proxy.path, range.status().message());
+    out.trusted_proxies.push_back(*range);
+  }
   if (const YAML::Node tls = n["tls"]; yaml::Present(tls)) {
     if (!tls.IsMap()) {
       return ctx.Error(tls, "http.tls", "expected certificate_file, key_file, ca_file, crl_file");

@@ -111,6 +111,11 @@ struct HttpConfig {
   // client certificate is asked for. Bearer tokens are still required where they are.
   std::filesystem::path tls_ca_file;
   std::filesystem::path tls_crl_file;
+  // Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed: a request
+  // from one is logged and audited with the client address the header gives (the first from
+  // the right that is not itself such a proxy), and the proxy as `via`. Empty: the header is
+  // ignored, from anyone.
+  std::vector<AddressRange> trusted_proxies;
   bool tls() const { return !tls_certificate_file.empty(); }
 };
 

@@ -264,6 +264,20 @@ TEST(ConfigTest, OneHttpClientsShareOfTheWorkersDefaultsToAllButOne) {
             "a.yaml:1: http.max_connections_per_client: out of range [1, 4]");
 }
 
+TEST(ConfigTest, TrustedProxiesAreAddressesOrBlocks) {
+  auto config = ParseConfig("http:\n  trusted_proxies: [10.0.0.5, 192.168.10.0/24]\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_EQ(config->http.trusted_proxies.size(), 2u);
+  EXPECT_EQ(config->http.trusted_proxies[0].ToString(), "10.0.0.5");
+  EXPECT_EQ(config->http.trusted_proxies[1].ToString(), "192.168.10.0/24");
+  EXPECT_TRUE(ParseConfig("http: {port: 8080}\n", "a.yaml")->http.trusted_proxies.empty());
+  config = ParseConfig("http:\n  trusted_proxies:\n    - 10.0.0.5\n    - proxy.trust.nhs.uk\n",
+                       "a.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message().rfind("a.yaml:4: http.trusted_proxies[1]: ", 0), 0u)
+      << config.status().message();
+}
+
 TEST(ConfigTest, ParsesTlsSettingsForHttpsPeers) {
   auto config = ParseConfig(R"(
 tools:

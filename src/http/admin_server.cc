@@ -32,6 +32,7 @@
 #include "evidence/tool_manifest.h"
 #include "evidence/tool_registry.h"
 #include "http/auth_refusals.h"
+#include "http/client_address.h"
 #include "http/client_errors.h"
 #include "http/connection_limits.h"
 #include "http/dicomweb_read.h"
@@ -496,6 +497,7 @@ ConnectionLimits HttpAdminServer::ConnectionLimitsOf() {
          .actor = peer,
          .guard = "client_certificate",
          .peer = peer,
+         .via = {},
          .method = "other",
          .route = "tls_handshake",
          .reason = reason,
@@ -725,11 +727,13 @@ bool HttpAdminServer::Authenticate(const httplib::Request& req, httplib::Respons
   const std::string route = RouteLabelOf(req.path);
   const bool missing = token.empty();
   SetTraceRoute(route);
+  const ClientAddress client = ClientOf(req, ctx_.config.http.trusted_proxies);
   ctx_.auth_refusals->Report(
       {.action = "http_auth",
-       .actor = req.remote_addr,
+       .actor = client.address,
        .guard = "api",
-       .peer = req.remote_addr,
+       .peer = client.address,
+       .via = client.via,
        .method = MethodLabel(req.method),
        .route = route,
        .reason = missing ? "no bearer token" : "token not accepted",
@@ -856,7 +860,8 @@ void HttpAdminServer::Log(const httplib::Request& req, const httplib::Response& 
                          "route=\"" + route + "\"");
   }
   spdlog::debug("http {} {} {} {:.1f}ms", method, route, res.status, seconds * 1000);
-  client_errors_.Report(req.remote_addr, method, route, res.status, ctx_.index, ctx_.clock.Now());
+  client_errors_.Report(ClientOf(req, ctx_.config.http.trusted_proxies).address, method, route,
+                        res.status, ctx_.index, ctx_.clock.Now());
 }
 
 Result<Payload> HttpAdminServer::Health(const httplib::Request&, const Args&) {

@@ -52,6 +52,7 @@ void AuthRefusals::Report(const AuthRefusal& refusal, Index& audit, Metrics& met
   detail["method"] = refusal.method;
   detail["route"] = refusal.route;
   detail["peer"] = refusal.peer;
+  if (!refusal.via.empty()) detail["via"] = refusal.via;
   detail["reason"] = refusal.reason;
   if (*unreported > 0) detail["unreported_before"] = *unreported;
   event.detail = detail.dump();

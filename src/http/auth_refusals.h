@@ -29,7 +29,8 @@ struct AuthRefusal {
   std::string action;  // the audit action: "http_auth", "result_refused", "ups_refused", ...
   std::string actor;   // the audit actor
   std::string guard;   // which credential was wanted: "api", "job", "worklist"
-  std::string peer;    // the client's address
+  std::string peer;    // the client's address (http/client_address.h)
+  std::string via;     // the trusted reverse proxy it came through; empty: none
   std::string method;  // the method label (GET, POST, ..., OTHER)
   std::string route;   // the route pattern, never the path
   std::string reason;  // a fixed text, e.g. "no bearer token"

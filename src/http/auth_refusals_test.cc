@@ -20,6 +20,7 @@ class AuthRefusalsTest : public ::testing::Test {
             .actor = "DICOMWEB",
             .guard = "job",
             .peer = std::move(peer),
+            .via = {},
             .method = "POST",
             .route = "/dicom-web/jobs/{id}/studies",
             .reason = kind == AuthRefusalKind::kMissing ? "no bearer token" : "wrong token",

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dicom_uid.h"
+#include "http/client_address.h"
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
@@ -173,7 +174,9 @@ size_t Retrieve(const Target& t, std::vector<StoredInstance> instances, const ht
 void AuditRead(DicomwebContext& ctx, const httplib::Request& req, const httplib::Response& res,
                DicomwebRead read) {
   if (req.method != "GET" || res.status < 200 || res.status > 299) return;
-  read.peer = req.remote_addr;
+  ClientAddress client = ClientOf(req, ctx.config.http.trusted_proxies);
+  read.peer = std::move(client.address);
+  read.via = std::move(client.via);
   ctx.read_audit->Record(read, ctx.index, ctx.clock.Now());
 }
 
@@ -194,6 +197,7 @@ void SearchAndAudit(DicomwebContext& ctx, const httplib::Request& req, httplib::
              .resource = LevelResource(level),
              .credential = credential,
              .peer = {},
+             .via = {},
              .study = study,
              .job = std::nullopt,
              .returned = answer->returned,
@@ -264,6 +268,7 @@ void ServeIndexed(DicomwebContext& ctx, const std::vector<std::string>& seg,
              .resource = ResourceName(t->resource),
              .credential = credential,
              .peer = {},
+             .via = {},
              .study = t->study,
              .job = std::nullopt,
              .returned = returned,
@@ -278,11 +283,13 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
   std::optional<JobId> job = seg.size() >= 3 ? ParseJobIdSegment(seg[2]) : std::nullopt;
   const std::string token = BearerToken(req);
   if (!job || !MayActOnJob(ctx, *job, token)) {
+    const ClientAddress client = ClientOf(req, ctx.config.http.trusted_proxies);
     ctx.auth_refusals->Report(
         {.action = "job_read_refused",
          .actor = "DICOMWEB",
          .guard = "job",
-         .peer = req.remote_addr,
+         .peer = client.address,
+         .via = client.via,
          .method = MethodLabel(req.method),
          .route = DicomwebRouteLabel(req.path),
          .reason = token.empty() ? "no bearer token" : "wrong token for this job",
@@ -337,6 +344,7 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
                  .resource = "instances",
                  .credential = "job",
                  .peer = {},
+                 .via = {},
                  .study = StudyUid(),
                  .job = job,
                  .returned = answer->returned,
@@ -357,6 +365,7 @@ void ServeJob(DicomwebContext& ctx, const std::vector<std::string>& seg,
              .resource = ResourceName(t->resource),
              .credential = "job",
              .peer = {},
+             .via = {},
              .study = StudyUid(),  // the job's view holds pseudonymised UIDs: its job names it
              .job = job,
              .returned = returned,

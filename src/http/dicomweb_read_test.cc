@@ -708,6 +708,28 @@ TEST_F(DicomwebReadTest, ReadsAreAuditedOncePerMinutePerClientResourceAndStudy) 
   EXPECT_EQ(queried[1].second["matches"], 1);
 }
 
+TEST_F(DicomwebReadTest, BehindATrustedProxyTheAuditNamesTheClientItForwarded) {
+  IngestThreeStudies();
+  const httplib::Headers forwarded = {{"X-Forwarded-For", "203.0.113.50, 198.51.100.7"}};
+  // Not a trusted proxy: the header is ignored.
+  ASSERT_EQ(Get(std::string("/dicom-web/studies/") + kStudyA, forwarded)->status, 200);
+  config_.http.trusted_proxies = {AddressRange::Parse("127.0.0.0/8").value()};
+  ASSERT_EQ(Get(std::string("/dicom-web/studies/") + kStudyB, forwarded)->status, 200);
+  // A job token refusal names the forwarded client too.
+  ASSERT_EQ(Get("/dicom-web/jobs/3/studies/2.25.1", forwarded)->status, 401);
+
+  auto retrieved = ReadAudits("retrieve");
+  ASSERT_EQ(retrieved.size(), 2u);
+  EXPECT_EQ(retrieved[0].second["peer"], "127.0.0.1");
+  EXPECT_FALSE(retrieved[0].second.contains("via"));
+  EXPECT_EQ(retrieved[1].second["peer"], "198.51.100.7") << "the nearest untrusted hop";
+  EXPECT_EQ(retrieved[1].second["via"], "127.0.0.1");
+  auto refused = ReadAudits("job_read_refused");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].second["peer"], "198.51.100.7");
+  EXPECT_EQ(refused[0].second["via"], "127.0.0.1");
+}
+
 TEST_F(DicomwebReadTest, JobViewReadsAreAuditedAgainstTheJobsToolAndOriginalStudy) {
   IngestThreeStudies();
   JobRecord record;

@@ -64,4 +64,16 @@ std::string RequestBaseUrl(const Config& config, const httplib::Request& req) {
   return base;
 }
 
+ClientAddress ClientOf(const httplib::Request& req,
+                       const std::vector<AddressRange>& trusted_proxies) {
+  if (trusted_proxies.empty()) return {req.remote_addr, ""};
+  std::string forwarded_for;
+  const size_t fields = req.get_header_value_count("X-Forwarded-For");
+  for (size_t i = 0; i < fields; ++i) {
+    if (i > 0) forwarded_for += ',';
+    forwarded_for += req.get_header_value("X-Forwarded-For", i);
+  }
+  return ClientAddressOf(req.remote_addr, forwarded_for, trusted_proxies);
+}
+
 }  // namespace conduit

@@ -23,6 +23,7 @@
 #include "core/dicom_uid.h"
 #include "core/early_writeback.h"
 #include "dicom/instance_meta.h"
+#include "http/client_address.h"
 #include "http/dicomweb_request.h"
 #include "http/multipart.h"
 #include "http/request_body.h"
@@ -642,11 +643,13 @@ class StoreTransaction {
 void RefuseToken(DicomwebContext& ctx, const httplib::Request& req, httplib::Response& res,
                  JobId job, bool missing) {
   const std::string reason = missing ? "no bearer token" : "wrong token for this job";
+  const ClientAddress client = ClientOf(req, ctx.config.http.trusted_proxies);
   ctx.auth_refusals->Report(
       {.action = "result_refused",
        .actor = std::string(kStowActor),
        .guard = "job",
-       .peer = req.remote_addr,
+       .peer = client.address,
+       .via = client.via,
        .method = MethodLabel(req.method),
        .route = DicomwebRouteLabel(req.path),
        .reason = reason,
@@ -768,7 +771,7 @@ void ServeDicomwebStore(DicomwebContext& ctx, const httplib::Request& req, httpl
       AssociationInfo association;
       association.calling_ae = AeTitle(std::string(kStowActor));
       association.called_ae = ctx.config.dicom.ae_title;
-      association.peer_host = req.remote_addr;
+      association.peer_host = ClientOf(req, ctx.config.http.trusted_proxies).address;
       association.protocol = "DICOMweb";
       StoreTransaction transaction(ctx, *target, association, RequestBaseUrl(ctx.config, req),
                                    boundary);

@@ -32,6 +32,7 @@ void ReadAudit::Record(const DicomwebRead& read, Index& index, TimePoint now) {
                         {"view", read.job ? "deidentified" : "original"},
                         {read.action == "query" ? "matches" : "instances", read.returned}};
   if (read.action == "query") detail["matched_on"] = read.keys;
+  if (!read.via.empty()) detail["via"] = read.via;
   if (read.job) {
     event.job_id = *read.job;
     Result<std::optional<JobRecord>> job = index.GetJob(*read.job);

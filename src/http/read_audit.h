@@ -27,7 +27,8 @@ struct DicomwebRead {
   std::string resource;           // retrieve: instances, metadata, frames, rendered, thumbnail;
                                   // query: studies, series, instances (the level searched)
   std::string credential;         // "api" (API token), "none" (no token file: loopback only), "job"
-  std::string peer;               // the client's address
+  std::string peer;               // the client's address (http/client_address.h)
+  std::string via;                // the trusted reverse proxy it came through; empty: none
   StudyUid study;                 // the original study read or searched within; empty: none
   std::optional<JobId> job;       // a job's de-identified view
   size_t returned = 0;            // instances (retrieve) or matches (query) in the answer

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dicom_uid.h"
+#include "http/client_address.h"
 #include "http/dicomweb_read_internal.h"
 #include "http/dicomweb_request.h"
 #include "http/percent_decoding.h"
@@ -72,7 +73,7 @@ struct Exchange {
   void Error(int status, const std::string& message) {
     SendDicomwebError(res, status, message);
     spdlog::debug("event=ups_rs_refused transaction={} status={} peer={}", transaction, status,
-                  req.remote_addr);
+                  ClientOf(req, ctx.trusted_proxies).address);
   }
 
   void Json(int status, const json& body) {
@@ -122,10 +123,12 @@ struct Exchange {
   // never with the token.
   void Refuse(int status, const std::string& reason) {
     const bool missing = reason == "no bearer token";
+    const ClientAddress client = ClientOf(req, ctx.trusted_proxies);
     ctx.auth_refusals->Report({.action = "ups_refused",
                                .actor = std::string(kActor),
                                .guard = "worklist",
-                               .peer = req.remote_addr,
+                               .peer = client.address,
+                               .via = client.via,
                                .method = MethodLabel(req.method),
                                .route = DicomwebRouteLabel(req.path),
                                .reason = reason,

@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "adapters/ups_worklist.h"
+#include "core/address_range.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "http/auth_refusals.h"
@@ -49,6 +50,8 @@ struct UpsRsContext {
   // Reports requests refused for their bearer token (counted, logged and audited with a
   // throttle); share one among the contexts of a port.
   std::shared_ptr<AuthRefusals> auth_refusals = std::make_shared<AuthRefusals>();
+  // http.trusted_proxies: whose X-Forwarded-For names the client (http/client_address.h).
+  std::vector<AddressRange> trusted_proxies = {};
 };
 
 // True if `path` is /dicom-web/workitems or below it.
