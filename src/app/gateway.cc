@@ -264,6 +264,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(Config config) {
       options.key_file = c.http.tls_key_file;
       options.ca_file = c.http.tls_ca_file;
       options.crl_file = c.http.tls_crl_file;
+      options.trusted_proxies = c.http.trusted_proxies;
       Parts* reporting = p.get();
       p->ups_events = std::make_unique<UpsEventChannel>(
           options,

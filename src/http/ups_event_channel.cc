@@ -23,6 +23,7 @@
 
 #include "core/refusal_throttle.h"
 #include "core/tls_files.h"
+#include "http/client_address.h"
 #include "http/percent_decoding.h"
 #include "http/ups_body.h"
 
@@ -360,13 +361,22 @@ class UpsEventChannel::Impl::StreamSession final : public Session {
          .detail = {{"protocol", "UPS-RS"}, {"transaction", "open_event_channel"}}});
   }
 
-  // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h).
+  // A 401/403 as every guard of the HTTP port reports it (http/auth_refusals.h), naming the
+  // client a trusted proxy forwarded.
   AuthRefusal TokenRefusal(http::status status, const char* reason) {
+    std::string forwarded_for;
+    const auto [first, last] = parser_->get().equal_range("X-Forwarded-For");
+    for (auto field = first; field != last; ++field) {
+      if (field != first) forwarded_for += ',';
+      forwarded_for.append(field->value().data(), field->value().size());
+    }
+    ClientAddress client =
+        ClientAddressOf(PeerAddress(), forwarded_for, owner_.options().trusted_proxies);
     return {.action = "ups_refused",
             .actor = "UPS-RS",
             .guard = "worklist",
-            .peer = PeerAddress(),
-            .via = {},
+            .peer = std::move(client.address),
+            .via = std::move(client.via),
             .method = "GET",
             .route = "/ws/subscribers/{ae}",
             .reason = reason,

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "adapters/ups_worklist.h"
+#include "core/address_range.h"
 #include "core/status.h"
 #include "http/auth_refusals.h"
 #include "http/worklist_tokens.h"
@@ -46,6 +47,9 @@ struct UpsEventChannelOptions {
   // and reported as "client_certificate" refusals.
   std::filesystem::path ca_file;
   std::filesystem::path crl_file;
+  // http.trusted_proxies: an upgrade request from one is reported with the client its
+  // X-Forwarded-For names (http/client_address.h).
+  std::vector<AddressRange> trusted_proxies;
 };
 
 // What an authorizer decides for one upgrade request: open it; 401 (no or unknown token);

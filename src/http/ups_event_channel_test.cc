@@ -82,7 +82,8 @@ class BasicClient {
   }
 
   // Connects to 127.0.0.1:port and upgrades `target`; the handshake's HTTP response is kept.
-  beast::error_code Open(int port, const std::string& target, const std::string& token) {
+  beast::error_code Open(int port, const std::string& target, const std::string& token,
+                         const std::string& forwarded_for = "") {
     beast::error_code ec;
     beast::get_lowest_layer(ws_).expires_after(kWait);
     beast::get_lowest_layer(ws_).socket().connect(
@@ -99,10 +100,12 @@ class BasicClient {
       if (!shaken) return net::error::timed_out;
       if (ec) return ec;
     }
-    if (!token.empty()) {
-      ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
-        req.set(http::field::authorization, "Bearer " + token);
-      }));
+    if (!token.empty() || !forwarded_for.empty()) {
+      ws_.set_option(
+          websocket::stream_base::decorator([token, forwarded_for](websocket::request_type& req) {
+            if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+            if (!forwarded_for.empty()) req.set("X-Forwarded-For", forwarded_for);
+          }));
     }
     bool done = false;
     ws_.async_handshake(response_, "127.0.0.1:" + std::to_string(port), target,
@@ -272,6 +275,20 @@ TEST_F(UpsEventChannelTest, RefusalsAnswerHttpWithAReason) {
     EXPECT_EQ(refused[i].route, "/ws/subscribers/{ae}");
     EXPECT_EQ(refused[i].reason.find("token-two"), std::string::npos);
   }
+}
+
+TEST_F(UpsEventChannelTest, BehindATrustedProxyARefusalNamesTheForwardedClient) {
+  UpsEventChannelOptions options;
+  options.trusted_proxies = {AddressRange::Parse("127.0.0.1").value()};
+  StartChannel(options);
+  Client client;
+  EXPECT_EQ(client.Open(channel_->port(), "/ws/subscribers/PERF1", "not-a-token",
+                        "198.51.100.7, 127.0.0.1"),
+            websocket::error::upgrade_declined);
+  const std::vector<AuthRefusal> refused = Refusals();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].peer, "198.51.100.7");
+  EXPECT_EQ(refused[0].via, "127.0.0.1");
 }
 
 TEST_F(UpsEventChannelTest, AConnectionCarriesOnlyTheEventsOfTheToolItWasOpenedFor) {
