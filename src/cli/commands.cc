@@ -11,6 +11,7 @@
 #include "app/gateway.h"
 #include "app/governance_setup.h"
 #include "app/ingest_service.h"
+#include "core/dicom_uid.h"
 #include "core/iso_time.h"
 #include "core/tls_files.h"
 #include "dicom/dimse_sender.h"
@@ -18,6 +19,7 @@
 #include "evidence/tool_manifest.h"
 #include "pipeline/job_engine.h"
 #include "pipeline/router.h"
+#include "store/audit_json.h"
 #include "store/file_system.h"
 #include "store/sqlite_index.h"
 
@@ -160,6 +162,38 @@ int JobsList(const Config& config, const std::string& state, int limit, bool jso
                 static_cast<long long>(j.id.value), StudyRef(j.study_uid).c_str(), j.route.c_str(),
                 j.tool.c_str(), JobStateName(j.state), j.attempts, IsoTime(j.updated_at).c_str(),
                 j.last_error.c_str());
+  }
+  return 0;
+}
+
+int AuditOfStudy(const Config& config, const std::string& study_uid, int limit, bool json) {
+  if (!IsDicomUidAsFound(study_uid)) {
+    std::cerr << "conduit: --study: expected a Study Instance UID\n";
+    return 2;
+  }
+  auto index = OpenIndexOf(config);
+  if (!index.ok()) {
+    std::cerr << "conduit: " << index.status().message() << "\n";
+    return 1;
+  }
+  auto events = (*index)->ListAuditOfStudy(StudyRef(StudyUid(study_uid)), limit, 0);
+  if (!events.ok()) {
+    std::cerr << "conduit: " << events.status().ToString() << "\n";
+    return 1;
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const AuditEvent& e : *events) out.push_back(AuditEventJson(e));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-21s %-18s %-8s %-24s %-8s %s\n", "AT", "ACTION", "OUTCOME", "ACTOR", "JOB",
+              "DETAIL");
+  for (const AuditEvent& e : *events) {
+    std::printf("%-21s %-18s %-8s %-24s %-8s %s\n", IsoTime(e.at).c_str(), e.action.c_str(),
+                e.outcome.c_str(), e.actor.c_str(),
+                e.job_id.value > 0 ? std::to_string(e.job_id.value).c_str() : "-",
+                e.detail.c_str());
   }
   return 0;
 }

@@ -22,6 +22,10 @@ int JobsList(const Config& config, const std::string& state, int limit, bool jso
 // message text or patient data. Exit 2 for an unknown state, 1 when the index cannot be read.
 int RisOutboxList(const Config& config, const std::string& state, int limit, bool json);
 int JobsRetry(const Config& config, const std::vector<int64_t>& ids);
+// `conduit audit --study UID`: that study's audit trail (receipts, reads, transfers,
+// deliveries, expiry), newest first, as GET /api/audit?study= gives it; the UID is not printed.
+// Exit 2 for a malformed UID, 1 when the index cannot be read.
+int AuditOfStudy(const Config& config, const std::string& study_uid, int limit, bool json);
 // `conduit config check`: the config (already parsed, manifests resolved, tools checked against
 // the policy) plus the secrets `serve` reads at start-up: the pseudonymisation key (if it exists
 // yet), worklist and API tokens with their reuse checks. Exit 0 if all pass, 1 otherwise.

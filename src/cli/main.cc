@@ -66,6 +66,15 @@ int main(int argc, char** argv) {
   std::vector<int64_t> retry_ids;
   jobs_retry->add_option("ids", retry_ids, "Job ids")->required();
 
+  auto* audit = app.add_subcommand("audit", "One study's audit trail, newest first");
+  audit->fallthrough();  // --config may come after the subcommand's own options
+  std::string audit_study;
+  int audit_limit = 500;
+  bool audit_json = false;
+  audit->add_option("--study", audit_study, "Study Instance UID")->required();
+  audit->add_option("--limit", audit_limit, "At most this many")->check(CLI::Range(1, 1000000));
+  audit->add_flag("--json", audit_json, "Print JSON");
+
   auto* ris = app.add_subcommand("ris", "The RIS link (HL7 v2)");
   ris->require_subcommand(1);
   auto* ris_outbox = ris->add_subcommand("outbox", "List HL7 messages to the RIS, newest first");
@@ -202,6 +211,9 @@ int main(int argc, char** argv) {
     return conduit::cli::JobsList(*config, jobs_state, jobs_limit, jobs_json);
   }
   if (jobs_retry->parsed()) return conduit::cli::JobsRetry(*config, retry_ids);
+  if (audit->parsed()) {
+    return conduit::cli::AuditOfStudy(*config, audit_study, audit_limit, audit_json);
+  }
   if (ris_outbox->parsed()) {
     return conduit::cli::RisOutboxList(*config, ris_state, ris_limit, ris_json);
   }

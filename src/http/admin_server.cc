@@ -41,6 +41,7 @@
 #include "http/request_body.h"
 #include "http/route_labels.h"
 #include "pipeline/job_engine.h"
+#include "store/audit_json.h"
 #include "store/records.h"
 
 #ifndef CONDUIT_VERSION
@@ -217,19 +218,6 @@ json OutboxJson(const Hl7OutboxRecord& m) {
               {"last_error", m.last_error},
               {"created_at", IsoTime(m.created_at)},
               {"sent_at", m.sent_at ? IsoTime(*m.sent_at) : json(nullptr)}};
-}
-
-json AuditJson(const AuditEvent& e) {
-  json detail = e.detail.empty() ? json(nullptr) : json::parse(e.detail, nullptr, false);
-  if (detail.is_discarded()) detail = e.detail;
-  return json{{"at", IsoTime(e.at)},
-              {"action", e.action},
-              {"outcome", e.outcome},
-              {"actor", e.actor},
-              {"study_ref", e.study_ref},
-              {"job_id", e.job_id.value > 0 ? json(e.job_id.value) : json(nullptr)},
-              {"detail", detail},
-              {"policy_hash", e.policy_hash}};
 }
 
 // Parses a whole decimal integer in [min, max]; anything else is kInvalidArgument.
@@ -1040,7 +1028,7 @@ Result<Payload> HttpAdminServer::Audit(const httplib::Request& req, const Args&)
                      ctx_.index.ListAudit(static_cast<int>(limit), static_cast<int>(offset)));
   }
   json list = json::array();
-  for (const AuditEvent& e : events) list.push_back(AuditJson(e));
+  for (const AuditEvent& e : events) list.push_back(AuditEventJson(e));
   return Json(json{{"events", list}, {"limit", limit}, {"offset", offset}});
 }
 

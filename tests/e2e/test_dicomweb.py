@@ -375,6 +375,13 @@ class OrthancDicomwebPluginTest(E2ETest):
         self.assertEqual([q["detail"]["resource"] for q in by_action.get("query", [])], ["series"],
                          "the search within the study; the one across studies has no study")
         self.assertNotIn(study_uid, json.dumps(trail))
+        # The same trail from the command line, for an IG lead with a shell on the node.
+        listed = json.loads(conduit.cli("audit", "--study", study_uid, "--json").stdout)
+        self.assertEqual([(e["at"], e["action"]) for e in listed], [(e["at"], e["action"]) for e in trail])
+        table = conduit.cli("audit", "--study", study_uid).stdout
+        self.assertIn("retrieve", table)
+        self.assertNotIn(study_uid, table)
+        self.assertEqual(conduit.cli("audit", "--study", "not-a-uid", check=False).returncode, 2)
 
 
     def test_with_api_tokens_orthanc_stores_with_its_token_and_a_stranger_is_refused(self):
