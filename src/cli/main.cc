@@ -67,7 +67,6 @@ int main(int argc, char** argv) {
   jobs_retry->add_option("ids", retry_ids, "Job ids")->required();
 
   auto* audit = app.add_subcommand("audit", "One study's audit trail, newest first");
-  audit->fallthrough();  // --config may come after the subcommand's own options
   std::string audit_study;
   int audit_limit = 500;
   bool audit_json = false;
@@ -117,10 +116,11 @@ int main(int argc, char** argv) {
   auto* policy_cmd = app.add_subcommand("policy", "The information-governance policy");
   policy_cmd->require_subcommand(1);
   auto* policy_show = policy_cmd->add_subcommand(
-      "show", "Print the policy (the file, or the built-in national default) and its hash");
+      "show",
+      "Print the policy (the file; else the one --config puts in force; else the built-in "
+      "national default) and its hash");
   std::string policy_file;
-  policy_show->add_option("--policy", policy_file, "Policy YAML (default: built-in)")
-      ->check(CLI::ExistingFile);
+  policy_show->add_option("--policy", policy_file, "Policy YAML")->check(CLI::ExistingFile);
 
   auto* tool = app.add_subcommand("tool", "The registry of AI tools, from their manifests");
   tool->require_subcommand(1);
@@ -170,8 +170,9 @@ int main(int argc, char** argv) {
                         "Delete files that no index row names (left by a power failure)");
   spool_check->add_flag("--json", spool_json, "Print JSON");
 
-  for (auto* sub : {serve, route_test, jobs_list, jobs_retry, ris_outbox, config_check, echo,
-                    tool_add, tool_list, tool_show, tool_remove, dpia, spool_check}) {
+  for (auto* sub :
+       {serve, route_test, jobs_list, jobs_retry, ris_outbox, config_check, echo, tool_add,
+        tool_list, tool_show, tool_remove, dpia, spool_check, audit, policy_show}) {
     sub->add_option("-c,--config", config_path, "YAML configuration")->check(CLI::ExistingFile);
   }
 
@@ -189,8 +190,19 @@ int main(int argc, char** argv) {
   // These work on files alone: no gateway configuration needed.
   if (keygen->parsed()) return conduit::cli::KeyGen(keygen_file);
   if (policy_show->parsed()) {
-    return conduit::cli::PolicyShow(
-        policy_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(policy_file));
+    std::optional<std::filesystem::path> shown;
+    if (!policy_file.empty()) {
+      shown = policy_file;
+    } else if (config_path) {
+      // The policy this configuration puts in force, as `serve` would load it.
+      auto config = conduit::cli::LoadConfigOrDefault(config_path, SelfDir(argv[0]));
+      if (!config.ok()) {
+        std::cerr << "conduit: " << config.status().message() << "\n";
+        return 2;
+      }
+      if (!config->governance.policy_file.empty()) shown = config->governance.policy_file;
+    }
+    return conduit::cli::PolicyShow(shown);
   }
   if (deid->parsed()) {
     if (!deid_policy.empty()) deid_command.policy = deid_policy;

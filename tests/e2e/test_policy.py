@@ -82,6 +82,11 @@ class PolicyTest(E2ETest):
 
         job = self.wait_job_state(conduit, "done")[0]
 
+        # `policy show` with the gateway's config prints the policy it put in force.
+        shown = conduit.cli("policy", "show").stdout
+        self.assertIn(f"# sha256: {policy_hash}\n", shown)
+        self.assertIn(POLICY, shown)
+
         # What the tool saw: pseudonyms only, dates moved back by the same 30-60 days.
         seen = [pydicom.dcmread(p) for p in sorted(glob.glob(os.path.join(self.captured, "*")))]
         self.assertEqual(len(seen), len(files))
