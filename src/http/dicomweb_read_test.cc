@@ -693,10 +693,15 @@ TEST_F(DicomwebReadTest, ReadsAreAuditedOncePerMinutePerClientResourceAndStudy) 
                 ->status,
             200);
   ASSERT_EQ(Get("/dicom-web/studies/" + a + "/series?Modality=MR")->status, 200);
-  ASSERT_EQ(Get("/dicom-web/studies?PatientName=(bad")->status, 200) << "no match, still read";
+  ASSERT_EQ(Get("/dicom-web/studies?PatientName=(bad&StudyDate=20240101-")->status, 200)
+      << "no match, still a read";
   ASSERT_EQ(Get("/dicom-web/studies?limit=x")->status, 400);
   auto queried = ReadAudits("query");
   ASSERT_EQ(queried.size(), 2u) << "the third search shares the first's key; the 400 is none";
+  ASSERT_EQ(Get("/dicom-web/studies?AccessionNumber=ACC-1")->status, 200);
+  queried = ReadAudits("query");
+  ASSERT_EQ(queried.size(), 3u) << "a search on other attributes is audited apart";
+  EXPECT_EQ(queried[2].second["matched_on"], json({"AccessionNumber"}));
   EXPECT_EQ(queried[0].first.study_ref, "") << "across studies";
   EXPECT_EQ(queried[0].second["resource"], "studies");
   EXPECT_EQ(queried[0].second["matched_on"], json({"PatientName", "StudyDate"}));

@@ -10,11 +10,11 @@ namespace conduit {
 ReadAudit::ReadAudit() : throttle_(std::chrono::minutes(1), 4096) {}
 
 void ReadAudit::Record(const DicomwebRead& read, Index& index, TimePoint now) {
-  const std::string scope =
-      read.job ? "job " + std::to_string(read.job->value) : "study " + StudyRef(read.study);
-  const std::optional<int64_t> unaudited = throttle_.Admit(
-      read.credential + ' ' + read.peer + ' ' + read.action + ' ' + read.resource + ' ' + scope,
-      now);
+  std::string key = read.credential + ' ' + read.peer + ' ' + read.via + ' ' + read.action + ' ' +
+                    read.resource + ' ' +
+                    (read.job ? "job " + std::to_string(read.job->value) : StudyRef(read.study));
+  for (const std::string& k : read.keys) key += ' ' + k;  // searches on other attributes apart
+  const std::optional<int64_t> unaudited = throttle_.Admit(key, now);
   if (!unaudited) return;
 
   AuditEvent event;

@@ -4,10 +4,11 @@
 // job's de-identified view (the job's or its tool's token). An entry names the credential, the
 // client's address, the study (StudyRef, never the UID) or the job, what was returned and, for
 // a search, the attributes matched on (never their values).
-// The first read of a key (credential, client, action, resource, study or job) in each minute
-// is audited at once; later ones within that minute are counted and the next entry of the key
-// says how many went unaudited before it, so a viewer fetching a study frame by frame cannot
-// flood the trail. Thread safety: Record may be called concurrently.
+// The first read of a key (credential, client, action, resource, study or job, and for a search
+// the attributes matched on) in each minute is audited at once; later ones within that minute are
+// counted and the next entry of the key says how many went unaudited before it, so a viewer
+// fetching a study frame by frame cannot flood the trail. Thread safety: Record may be called
+// concurrently.
 #pragma once
 
 #include <cstddef>
