@@ -30,13 +30,6 @@ std::string_view Trim(std::string_view s) {
   return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
 }
 
-bool Trusted(const std::vector<AddressRange>& proxies, const in_addr& address) {
-  for (const AddressRange& range : proxies) {
-    if (range.Contains(address)) return true;
-  }
-  return false;
-}
-
 std::string Dotted(const in_addr& address) {
   char text[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &address, text, sizeof(text));
@@ -49,7 +42,8 @@ ClientAddress ClientAddressOf(std::string_view peer, std::string_view forwarded_
                               const std::vector<AddressRange>& trusted_proxies) {
   ClientAddress out{std::string(peer), ""};
   const std::optional<in_addr> hop = ParseIpv4(peer);
-  if (trusted_proxies.empty() || !hop || !Trusted(trusted_proxies, *hop)) return out;
+  // Allowed() is true for every address when the list is empty: no proxy is trusted then.
+  if (trusted_proxies.empty() || !hop || !Allowed(trusted_proxies, *hop)) return out;
   const std::string proxy = out.address;
   std::string_view rest = forwarded_for;
   for (size_t hops = 0; hops < kMaxHops && !Trim(rest).empty(); ++hops) {
@@ -61,7 +55,7 @@ ClientAddress ClientAddressOf(std::string_view peer, std::string_view forwarded_
     if (!address) break;
     out.address = Dotted(*address);
     out.via = proxy;
-    if (!Trusted(trusted_proxies, *address)) break;
+    if (!Allowed(trusted_proxies, *address)) break;
   }
   return out;
 }
